@@ -1,0 +1,154 @@
+"""One exception hierarchy for the whole gateway.
+
+Every error a caller can see maps to exactly one HTTP status and one stable, machine-readable
+``code``. Handlers turn a :class:`GatewayError` into ``{"error": {"code", "message", ...}}``;
+anything else is a bug and becomes a 500 ``internal_error``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+    status_code: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON error body clients receive."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        error.update(self.details)
+        return {"error": error}
+
+
+class InvalidRequest(GatewayError):
+    """The caller's request is malformed or breaks a documented rule."""
+
+    status_code = 400
+    code = "invalid_request"
+
+
+class Unauthorized(GatewayError):
+    """Missing or unknown credentials."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class NotFound(GatewayError):
+    """The resource does not exist, or belongs to another client."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(GatewayError):
+    """The request conflicts with the resource's current state."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(GatewayError):
+    """An input is over a size limit."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Unprocessable(GatewayError):
+    """Well-formed, but the chosen provider cannot honour it."""
+
+    status_code = 422
+    code = "unsupported_by_provider"
+
+
+class InvalidImage(GatewayError):
+    """Bytes that are not a PNG, JPEG or WebP image we can read."""
+
+    status_code = 400
+    code = "invalid_image"
+
+
+class UnsafeUrl(GatewayError):
+    """A URL we refuse to fetch (scheme, private address, redirect loop...)."""
+
+    status_code = 400
+    code = "unsafe_url"
+
+
+class DownloadFailed(GatewayError):
+    """A URL could not be downloaded (network error, non-2xx, too large)."""
+
+    status_code = 502
+    code = "download_failed"
+
+    def __init__(self, message: str, *, retryable: bool = False, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retryable = retryable
+
+
+class ProviderError(GatewayError):
+    """A provider failed; ``retryable`` says whether another try (or provider) may succeed."""
+
+    status_code = 502
+    code = "provider_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        retryable: bool,
+        code: str | None = None,
+        provider_code: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, provider=provider)
+        self.provider = provider
+        self.retryable = retryable
+        self.provider_code = provider_code
+
+
+class ProviderUnavailable(ProviderError):
+    """5xx, timeouts, rate limits, connection errors: worth retrying."""
+
+    code = "provider_unavailable"
+
+    def __init__(self, message: str, *, provider: str, provider_code: str | None = None) -> None:
+        super().__init__(message, provider=provider, retryable=True, provider_code=provider_code)
+
+
+class ProviderBadResponse(ProviderError):
+    """The provider answered with something that does not follow its own documentation."""
+
+    code = "provider_bad_response"
+
+    def __init__(self, message: str, *, provider: str) -> None:
+        super().__init__(message, provider=provider, retryable=False)
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the request (moderation, invalid input, auth): not retryable."""
+
+    code = "provider_rejected"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        code: str | None = None,
+        provider_code: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, provider=provider, retryable=False, code=code, provider_code=provider_code
+        )
