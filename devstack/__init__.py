@@ -1,0 +1,1 @@
+"""Local development stack: moto, the provider simulator and a local API router."""

@@ -1,0 +1,42 @@
+"""``python -m devstack up`` (keep a local stack running) or ``python -m devstack demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from devstack.stack import DevStack, StackConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument("command", choices=["up", "demo"])
+    parser.add_argument("--time-scale", type=float, default=0.02,
+                        help="multiplies provider latencies and gateway waits (default 0.02)")
+    parser.add_argument("--log-level", default=None, help="Lambda log level (default WARNING)")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from devstack.demo import main as demo_main
+
+        return demo_main()
+    config = StackConfig(time_scale=args.time_scale, log_level=args.log_level or "INFO")
+    with DevStack(config) as stack:
+        info = stack.info
+        assert info is not None
+        print(f"API        {info.api_url}")
+        print(f"API key    {info.api_key}   (client {info.client_id})")
+        print(f"moto       {info.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)")
+        print(f"simulator  {info.simulator_url}")
+        print(f"state      {config.state_file}")
+        print("Ctrl-C to stop.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The demo: a text-to-image task on apimart (finished by callback) and a masked edit on
+mountsea-async (finished by the poll loop), through the real HTTP API of a local stack.
+
+It prints each task's status changes with timestamps, the S3 key, the EventBridge event as a
+subscriber queue received it, and saves both images under ``demo-output/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from PIL import Image, ImageDraw
+
+from devstack.stack import DevStack, StackConfig, StackInfo
+from devstack.template import ROOT
+
+OUTPUT_DIR = ROOT / "demo-output"
+
+
+def _say(message: str) -> None:
+    stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
+    print(f"[{stamp}] {message}", flush=True)
+
+
+def _png_data_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def demo_inputs() -> tuple[str, str]:
+    """A 1024x1024 photo-like input and a mask whose transparent disc is to be repainted."""
+    photo = Image.new("RGB", (1024, 1024), (40, 90, 160))
+    draw = ImageDraw.Draw(photo)
+    for i in range(0, 1024, 64):
+        draw.rectangle((i, 0, i + 31, 1023), fill=(60 + i // 8, 120, 200 - i // 8))
+    draw.ellipse((312, 312, 712, 712), fill=(240, 200, 40))
+    mask = Image.new("RGBA", (1024, 1024), (0, 0, 0, 255))
+    ImageDraw.Draw(mask).ellipse((362, 362, 662, 662), fill=(0, 0, 0, 0))
+    return _png_data_url(photo), _png_data_url(mask)
+
+
+def subscribe(info: StackInfo) -> str:
+    """An EventBridge rule on the gateway's bus that sends every task event to an SQS queue."""
+    sqs = boto3.client("sqs")
+    events = boto3.client("events")
+    queue_url = sqs.create_queue(QueueName="demo-subscriber")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events.put_rule(
+        Name="demo-subscriber",
+        EventBusName=info.event_bus_name,
+        EventPattern=json.dumps({"source": ["image-gateway"]}),
+    )
+    events.put_targets(
+        Rule="demo-subscriber",
+        EventBusName=info.event_bus_name,
+        Targets=[{"Id": "queue", "Arn": queue_arn}],
+    )
+    return str(queue_url)
+
+
+def watch(client: httpx.Client, task_id: str, label: str, timeout: float = 120) -> dict[str, Any]:
+    """Poll the task, printing every status change, until it is terminal."""
+    seen = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        task = client.get(f"/v1/tasks/{task_id}").raise_for_status().json()
+        for change in task["history"][seen:]:
+            _say(f"{label}: {change['status']:<9} at {change['at']} (by {change['by']})")
+        seen = len(task["history"])
+        if task["status"] in ("succeeded", "failed", "cancelled", "expired"):
+            return dict(task)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{label} did not finish in {timeout} s")
+        time.sleep(0.2)
+
+
+def run_demo(info: StackInfo) -> int:
+    """Run both tasks against a started stack; returns the process exit code."""
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    queue_url = subscribe(info)
+    headers = {"Authorization": f"Bearer {info.api_key}"}
+    image, mask = demo_inputs()
+    jobs = {
+        "text-to-image @ apimart (callback)": {
+            "prompt": "A lighthouse on a cliff at dawn, watercolour",
+            "provider": "apimart",
+            "aspect_ratio": "16:9",
+            "resolution": "1K",
+            "metadata": {"demo": "generate"},
+        },
+        "masked edit @ mountsea-async (poll loop)": {
+            "prompt": "Replace the centre with a glowing moon",
+            "provider": "mountsea-async",
+            "size": "1024x1024",
+            "quality": "low",
+            "images": [image],
+            "mask": mask,
+            "metadata": {"demo": "masked-edit"},
+        },
+    }
+    failures = 0
+    with httpx.Client(base_url=info.api_url, headers=headers, timeout=60) as client:
+        submitted: dict[str, str] = {}
+        for label, body in jobs.items():
+            answer = client.post("/v1/images", json=body)
+            if answer.status_code != 202:
+                _say(f"{label}: submit failed {answer.status_code} {answer.text}")
+                return 1
+            submitted[label] = answer.json()["task_id"]
+            _say(f"{label}: submitted as {submitted[label]}")
+        for label, task_id in submitted.items():
+            task = watch(client, task_id, label)
+            if task["status"] != "succeeded":
+                _say(f"{label}: ended {task['status']}: {task['error']}")
+                failures += 1
+                continue
+            output = task["outputs"][0]
+            local = OUTPUT_DIR / f"{task_id}.{output['key'].rsplit('.', 1)[-1]}"
+            local.write_bytes(httpx.get(output["url"]).raise_for_status().content)
+            _say(
+                f"{label}: s3://{output['bucket']}/{output['key']} "
+                f"{output['width']}x{output['height']} {output['bytes']} bytes -> {local}"
+            )
+    failures += _print_events(queue_url, expected=len(jobs) * 2)
+    _say("demo finished" + (" with failures" if failures else ": all tasks succeeded"))
+    return 1 if failures else 0
+
+
+def _print_events(queue_url: str, *, expected: int) -> int:
+    sqs = boto3.client("sqs")
+    received: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 15
+    while len(received) < expected and time.monotonic() < deadline:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in batch.get("Messages", []):
+            received.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    for event in received:
+        detail = event["detail"]
+        outputs = ", ".join(o["key"] for o in detail["outputs"]) or "-"
+        _say(
+            f"event received by the subscriber queue: {event['detail-type']} "
+            f"task={detail['task_id']} provider={detail['provider']} outputs={outputs}"
+        )
+    if len(received) < expected:
+        _say(f"expected {expected} events, the subscriber received {len(received)}")
+        return 1
+    return 0
+
+
+def main() -> int:
+    """``make demo``: start devstack, run the demo, stop."""
+    _say("starting devstack: moto server, provider simulator, local HTTP API ...")
+    with DevStack(StackConfig()) as stack:
+        assert stack.info is not None
+        info = stack.info
+        _say(f"stack up from template.yaml: API {info.api_url}, moto {info.moto_url}, "
+             f"simulator {info.simulator_url}")
+        _say(f"table {info.table_name}, bucket {info.bucket_name}, bus {info.event_bus_name}")
+        return run_demo(info)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

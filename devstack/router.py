@@ -1,0 +1,174 @@
+"""A local HTTP API: turns real HTTP requests into API Gateway HTTP API (payload 2.0) events.
+
+Routes come from the ``HttpApi`` events of template.yaml; the handler runs in-process through
+``FunctionRuntime``. Unknown routes answer 404 like API Gateway does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from devstack.runtime import FunctionRuntime
+
+MAX_BODY = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
+
+
+@dataclass(frozen=True)
+class Route:
+    """``METHOD /path/{param}`` -> function."""
+
+    method: str
+    path: str
+    function: str
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The path as a regex with one named group per parameter."""
+        regex = re.sub(r"\{([A-Za-z0-9_]+)\}", r"(?P<\1>[^/]+)", self.path)
+        return re.compile(f"^{regex}$")
+
+
+class LocalHttpApi:
+    """Serves the stack's routes on 127.0.0.1."""
+
+    def __init__(self, runtime: FunctionRuntime, routes: list[Route], port: int = 0) -> None:
+        self._runtime = runtime
+        self._routes = routes
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        """Serve in a daemon thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route for a request and its path parameters."""
+        for route in self._routes:
+            if route.method != method:
+                continue
+            found = route.pattern.match(path)
+            if found:
+                return route, found.groupdict()
+        return None
+
+    def to_event(self, method: str, raw_url: str, headers: dict[str, str], body: bytes,
+                 route: Route, params: dict[str, str], host: str) -> dict[str, Any]:
+        """The API Gateway v2 event for this request."""
+        parts = urlsplit(raw_url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        text_body: str | None
+        is_b64 = False
+        if not body:
+            text_body = None
+        else:
+            try:
+                text_body = body.decode("utf-8")
+            except UnicodeDecodeError:
+                text_body, is_b64 = base64.b64encode(body).decode(), True
+        now = time.time()
+        return {
+            "version": "2.0",
+            "routeKey": f"{route.method} {route.path}",
+            "rawPath": parts.path,
+            "rawQueryString": parts.query,
+            "headers": headers,
+            "queryStringParameters": query or None,
+            "pathParameters": params or None,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "devstack",
+                "domainName": host,
+                "domainPrefix": host.split(".")[0],
+                "http": {
+                    "method": method,
+                    "path": parts.path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": headers.get("user-agent", ""),
+                },
+                "requestId": str(uuid.uuid4()),
+                "routeKey": f"{route.method} {route.path}",
+                "stage": "$default",
+                "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+                "timeEpoch": int(now * 1000),
+            },
+            "body": text_body,
+            "isBase64Encoded": is_b64,
+        }
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                """Quiet: the demo prints what matters."""
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length > MAX_BODY:
+                    self._reply(413, {"message": "Request Entity Too Large"})
+                    return
+                body = self.rfile.read(length) if length else b""
+                path = urlsplit(self.path).path
+                found = api.match(self.command, path)
+                if found is None:
+                    self._reply(404, {"message": "Not Found"})
+                    return
+                route, params = found
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                host = headers.get("host", "127.0.0.1")
+                event = api.to_event(self.command, self.path, headers, body, route, params, host)
+                try:
+                    result = api._runtime.invoke(route.function, event)
+                except Exception:
+                    self._reply(500, {"message": "Internal Server Error"})
+                    raise
+                self._reply_lambda(result)
+
+            def _reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _reply_lambda(self, result: dict[str, Any]) -> None:
+                body = result.get("body") or ""
+                data = (
+                    base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+                )
+                self.send_response(int(result.get("statusCode", 200)))
+                for key, value in (result.get("headers") or {}).items():
+                    if key.lower() != "content-length":
+                        self.send_header(key, str(value))
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+
+        return Handler

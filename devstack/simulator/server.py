@@ -1,0 +1,387 @@
+"""The simulator's HTTP server: routes to the provider simulators, plus the `/_sim` admin API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final, Protocol, cast
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+from devstack.simulator import apimart, mountsea
+from devstack.simulator.callbacks import CallbackScheduler, WebhookSender
+from devstack.simulator.render import ImageDownloader
+from devstack.simulator.tasks import TaskStore
+from devstack.simulator.wire import SimRequest, SimResponse, json_response
+
+MAX_REQUEST_BYTES: Final = 256 * 1024 * 1024
+"""Largest request body accepted (16 base64 input images fit)."""
+
+LOGGED_STRING_CHARS: Final = 200
+"""Strings in logged JSON bodies are cut to this length (data URLs are huge)."""
+
+_log = logging.getLogger(__name__)
+
+
+class ProviderHandler(Protocol):
+    """What a provider simulator offers the server."""
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        """Answer one request whose path is relative to the provider's prefix."""
+        ...
+
+
+class ProviderSimulator:
+    """Fake image providers (apimart, mountsea-async) behind one local HTTP server.
+
+    `time_scale` multiplies every simulated latency (1.0 = the documented real-world latency;
+    0.02 finishes a task in about a second). Every provider request needs
+    `Authorization: Bearer <api_key>`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_scale: float = 1.0,
+        api_key: str = "sim-key",
+        *,
+        max_tasks: int = 5000,
+        max_image_bytes: int = 1 << 30,
+        max_logged_requests: int = 10_000,
+    ) -> None:
+        if time_scale < 0:
+            raise ValueError("time_scale must be >= 0")
+        self.host = host
+        self.time_scale = time_scale
+        self.api_key = api_key
+        self._requested_port = port
+        self._stop = threading.Event()
+        self._journal = _Journal(max_logged_requests)
+        self._client = httpx.Client(trust_env=False)
+        self._store = TaskStore(ImageDownloader(self._client), max_tasks, max_image_bytes)
+        self._scheduler = CallbackScheduler()
+        sender = WebhookSender(
+            self._client,
+            self._scheduler,
+            self._journal.record_callback,
+            retry_delay_s=max(0.05, 1.0 * time_scale),
+        )
+        self._providers: dict[str, tuple[str, ProviderHandler]] = {
+            apimart.PROVIDER: (
+                apimart.PREFIX,
+                apimart.ApimartSimulator(
+                    store=self._store,
+                    scheduler=self._scheduler,
+                    sender=sender,
+                    base_url=lambda: self.provider_base_url(apimart.PROVIDER),
+                    api_key=api_key,
+                    time_scale=time_scale,
+                    stop=self._stop,
+                ),
+            ),
+            mountsea.PROVIDER: (
+                mountsea.PREFIX,
+                mountsea.MountseaAsyncSimulator(
+                    store=self._store, api_key=api_key, time_scale=time_scale, stop=self._stop
+                ),
+            ),
+        }
+        self._server: _SimHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The port served on (the one picked when constructed with port=0)."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """`http://<host>:<port>` of the running simulator."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self.port}"
+
+    def provider_base_url(self, provider: str) -> str:
+        """Base URL of one provider: `apimart` or `mountsea-async`."""
+        if provider not in self._providers:
+            raise ValueError(f"unknown provider {provider!r}; known: {sorted(self._providers)}")
+        return self.base_url + self._providers[provider][0]
+
+    def start(self) -> None:
+        """Serve in a daemon thread."""
+        if self._server is not None or self._stop.is_set():
+            raise RuntimeError("a simulator can be started only once")
+        self._server = _SimHTTPServer((self.host, self._requested_port), self)
+        self._scheduler.start()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="provider-simulator",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, drop open connections and pending callbacks."""
+        if self._server is None or self._stop.is_set():
+            return
+        self._stop.set()
+        self._server.shutdown()
+        self._server.close_open_connections()
+        self._server.server_close()
+        self._scheduler.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._client.close()
+
+    def __enter__(self) -> ProviderSimulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def stopped(self) -> bool:
+        """True once stop() has been called."""
+        return self._stop.is_set()
+
+    def respond(
+        self, method: str, path: str, query_string: str, headers: Mapping[str, str], body: bytes
+    ) -> SimResponse:
+        """Answer one HTTP request (headers keyed by their original names)."""
+        if path.startswith("/_sim/"):
+            return self._admin(method, path)
+        query = dict(parse_qsl(query_string, keep_blank_values=True))
+        provider, prefix, handler = self._route(path)
+        entry: dict[str, Any] = {
+            "time": time.time(),
+            "provider": provider,
+            "method": method,
+            "path": path,
+            "query": query,
+            "headers": list(headers),
+            "json": _loggable_json(body),
+            "status": None,
+        }
+        self._journal.record_request(entry)
+        if handler is None:
+            response = json_response(404, {"error": f"no such path: {path}"})
+        else:
+            lowered = {name.lower(): value for name, value in headers.items()}
+            request = SimRequest(method, path[len(prefix) :] or "/", query, lowered, body)
+            try:
+                response = handler.handle(request)
+            except Exception:  # A simulator bug must answer 500, not drop the connection.
+                _log.exception("simulator failed on %s %s", method, path)
+                response = json_response(500, {"error": "simulator internal error"})
+        entry["status"] = response.status
+        return response
+
+    def _route(self, path: str) -> tuple[str | None, str, ProviderHandler | None]:
+        for name, (prefix, handler) in self._providers.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return name, prefix, handler
+        return None, "", None
+
+    def _admin(self, method: str, path: str) -> SimResponse:
+        if method == "GET" and path == "/_sim/health":
+            return json_response(200, {"ok": True})
+        if method == "GET" and path == "/_sim/requests":
+            return json_response(200, self._journal.requests())
+        if method == "GET" and path == "/_sim/callbacks":
+            return json_response(200, self._journal.callbacks())
+        if method == "POST" and path == "/_sim/reset":
+            self._journal.reset()
+            return json_response(200, {"ok": True})
+        return json_response(404, {"error": f"no such admin endpoint: {method} {path}"})
+
+
+class _Journal:
+    """The requests received and the callbacks attempted, for `/_sim/requests|callbacks`."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._requests: deque[dict[str, Any]] = deque(maxlen=max_entries)
+        self._callbacks: deque[dict[str, Any]] = deque(maxlen=max_entries)
+        self._lock = threading.Lock()
+
+    def record_request(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._requests.append(entry)
+
+    def record_callback(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._callbacks.append(entry)
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(entry) for entry in self._requests]
+
+    def callbacks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(entry) for entry in self._callbacks]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests.clear()
+            self._callbacks.clear()
+
+
+def _loggable_json(body: bytes) -> Any:
+    """The JSON body with long strings cut short, or None when the body is not JSON."""
+    if not body:
+        return None
+    try:
+        return _shorten(json.loads(body))
+    except ValueError:
+        return None
+
+
+def _shorten(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > LOGGED_STRING_CHARS:
+        return f"{value[:LOGGED_STRING_CHARS]}...[{len(value)} chars]"
+    if isinstance(value, list):
+        return [_shorten(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _shorten(item) for key, item in value.items()}
+    return value
+
+
+class _BadRequestBody(Exception):
+    """The request body is malformed or too large."""
+
+
+class _SimHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that knows its simulator and its open connections."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], simulator: ProviderSimulator) -> None:
+        self.simulator = simulator
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _RequestHandler)
+
+    def track(self, connection: socket.socket, is_open: bool) -> None:
+        """Remember (or forget) a client connection so stop() can cut it."""
+        with self._connections_lock:
+            if is_open:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_open_connections(self) -> None:
+        """Cut keep-alive connections, so no request is served after stop()."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # Already closed by the client.
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    """Reads a request, hands it to the simulator, writes the response."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "ProviderSimulator/1.0"
+    timeout = 120  # An idle keep-alive connection releases its thread eventually.
+
+    @property
+    def _sim_server(self) -> _SimHTTPServer:
+        return cast(_SimHTTPServer, self.server)
+
+    def setup(self) -> None:
+        super().setup()
+        self._sim_server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self._sim_server.track(self.connection, False)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("%s - " + format, self.address_string(), *args)
+
+    def _dispatch(self) -> None:
+        simulator = self._sim_server.simulator
+        if simulator.stopped:
+            self.close_connection = True
+            return
+        try:
+            body = self._read_body()
+        except _BadRequestBody as exc:
+            self.close_connection = True
+            self._write(json_response(400, {"error": str(exc)}))
+            return
+        parts = urlsplit(self.path)
+        headers = dict(self.headers.items())
+        response = simulator.respond(self.command, parts.path, parts.query, headers, body)
+        if simulator.stopped:
+            self.close_connection = True
+            return
+        self._write(response)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked_body()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError as exc:
+            raise _BadRequestBody("invalid Content-Length") from exc
+        if length < 0 or length > MAX_REQUEST_BYTES:
+            raise _BadRequestBody(f"request body must be 0-{MAX_REQUEST_BYTES} bytes")
+        return self.rfile.read(length)
+
+    def _read_chunked_body(self) -> bytes:
+        body = bytearray()
+        while True:
+            try:
+                size = int(self.rfile.readline(1024).split(b";")[0].strip(), 16)
+            except ValueError as exc:
+                raise _BadRequestBody("invalid chunked body") from exc
+            if size == 0:
+                while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
+                    pass  # Skip trailers.
+                return bytes(body)
+            if len(body) + size > MAX_REQUEST_BYTES:
+                raise _BadRequestBody(f"request body must be at most {MAX_REQUEST_BYTES} bytes")
+            body += self.rfile.read(size)
+            self.rfile.readline(1024)
+
+    def _write(self, response: SimResponse) -> None:
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(response.content_length))
+            self.end_headers()
+            for chunk in response.chunks:
+                self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True

@@ -1,0 +1,484 @@
+"""DevStack: the whole gateway on 127.0.0.1 with no AWS account and no provider key.
+
+moto (server mode, real AWS wire protocol) + the provider simulator + a local HTTP API, with
+every resource created from template.yaml: tables, buckets, buses, secrets, functions (run
+in-process), the poll state machine (run by moto), HTTP routes and schedules.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+
+from devstack.router import LocalHttpApi, Route
+from devstack.runtime import FunctionRuntime, LocalFunction, code_dir_of, patch_moto_lambda
+from devstack.simulator import ProviderSimulator
+from devstack.template import ROOT, Resolver, load_template, parameter_defaults
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK_NAME = "imagegw-dev"
+SIMULATOR_API_KEY = "sim-key-devstack"
+# Where each provider lives on the simulator, and the template parameter that points at it.
+PROVIDER_PARAMETERS = {"ApimartBaseUrl": "apimart", "MountseaBaseUrl": "mountsea-async"}
+
+
+@dataclass
+class StackConfig:
+    """Knobs of the local stack."""
+
+    time_scale: float = 0.02
+    task_deadline_seconds: int = 600
+    log_level: str = "WARNING"
+    run_schedules: bool = True
+    state_file: Path = ROOT / ".devstack" / "stack.json"
+    client_id: str = "demo"
+
+
+@dataclass
+class StackInfo:
+    """What a client of the running stack needs to know."""
+
+    api_url: str
+    api_key: str
+    client_id: str
+    moto_url: str
+    simulator_url: str
+    table_name: str
+    bucket_name: str
+    event_bus_name: str
+    state_machine_arn: str
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DevStack:
+    """Start, provision and stop the embedded default."""
+
+    def __init__(self, config: StackConfig | None = None) -> None:
+        self.config = config or StackConfig()
+        self.runtime = FunctionRuntime(
+            overrides={
+                "POWERTOOLS_LOG_LEVEL": self.config.log_level,
+                "POWERTOOLS_METRICS_DISABLED": "true",
+            }
+        )
+        self.template = load_template()
+        self._moto: Any = None
+        self.simulator: ProviderSimulator | None = None
+        self.api: LocalHttpApi | None = None
+        self.info: StackInfo | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._schedules: list[tuple[str, float]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> StackInfo:
+        """Start every component and create every resource; returns how to reach it."""
+        from moto.server import ThreadedMotoServer
+
+        port = _free_port()
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "devstack",
+                "AWS_SECRET_ACCESS_KEY": "devstack",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+                "MOTO_PORT": str(port),  # moto's Step Functions calls Lambda through it
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto.start()
+        moto_url = f"http://127.0.0.1:{port}"
+        httpx.post(
+            f"{moto_url}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}},
+        ).raise_for_status()
+        patch_moto_lambda(self.runtime)
+
+        self.simulator = ProviderSimulator(
+            host="127.0.0.1", port=0, time_scale=self.config.time_scale, api_key=SIMULATOR_API_KEY
+        )
+        self.simulator.start()
+        self.api = LocalHttpApi(self.runtime, routes=[])
+        self.api.start()
+
+        info = self._provision(moto_url)
+        self.info = info
+        if self.config.run_schedules:
+            self._start_schedules()
+        self._write_state(info)
+        return info
+
+    def stop(self) -> None:
+        """Stop everything this stack started."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.api is not None:
+            self.api.stop()
+        if self.simulator is not None:
+            self.simulator.stop()
+        if self._moto is not None:
+            self._moto.stop()
+
+    def __enter__(self) -> DevStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- provisioning ------------------------------------------------------------------------
+    def parameters(self) -> dict[str, str]:
+        """Template parameters: defaults, with endpoints pointed at the local components."""
+        assert self.simulator is not None and self.api is not None
+        values = parameter_defaults(self.template)
+        for parameter, provider in PROVIDER_PARAMETERS.items():
+            values[parameter] = self.simulator.provider_base_url(provider)
+        values["PublicBaseUrl"] = self.api.base_url
+        values["TimeScale"] = str(self.config.time_scale)
+        values["TaskDeadlineSeconds"] = str(self.config.task_deadline_seconds)
+        values["FetchAllowPrivateHosts"] = "127.0.0.1"
+        return values
+
+    def _provision(self, moto_url: str) -> StackInfo:
+        resolver = Resolver(
+            parameters=self.parameters(),
+            pseudo={
+                "AWS::StackName": STACK_NAME,
+                "AWS::Region": REGION,
+                "AWS::AccountId": ACCOUNT,
+                "AWS::URLSuffix": "amazonaws.com",
+                "AWS::Partition": "aws",
+            },
+        )
+        resources: dict[str, Any] = self.template["Resources"]
+        globals_fn: dict[str, Any] = self.template.get("Globals", {}).get("Function", {})
+        session = boto3.Session(region_name=REGION)
+        clients = {
+            name: session.client(name)  # type: ignore[call-overload]
+            for name in ("dynamodb", "s3", "events", "secretsmanager", "iam", "lambda",
+                         "stepfunctions", "logs")
+        }
+        role_arn = clients["iam"].create_role(
+            RoleName="devstack-lambda",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        routes: list[Route] = []
+        for logical_id in _creation_order(resources, globals_fn):
+            spec = resources[logical_id]
+            kind = spec["Type"]
+            props = spec.get("Properties", {})
+            creator = _CREATORS.get(kind)
+            if creator is None:
+                continue
+            creator(self, logical_id, props, resolver, clients, globals_fn, role_arn, routes)
+        assert self.api is not None
+        self.api._routes = routes  # noqa: SLF001 - routes are only known after functions exist
+        ddb = clients["dynamodb"]
+        table = resolver.physical_ids["TasksTable"]
+        secret_arn = resolver.physical_ids["ProviderKeysSecret"]
+        clients["secretsmanager"].put_secret_value(
+            SecretId=secret_arn,
+            SecretString=json.dumps({name: SIMULATOR_API_KEY for name in PROVIDER_PARAMETERS.values()}),
+        )
+        from image_gateway.auth import ApiKeyStore
+
+        api_key = ApiKeyStore(ddb, table).create_key(self.config.client_id, name="devstack")
+        assert self.simulator is not None
+        return StackInfo(
+            api_url=self.api.base_url,
+            api_key=api_key,
+            client_id=self.config.client_id,
+            moto_url=moto_url,
+            simulator_url=self.simulator.base_url,
+            table_name=table,
+            bucket_name=resolver.physical_ids["ImagesBucket"],
+            event_bus_name=resolver.physical_ids["EventBus"],
+            state_machine_arn=resolver.physical_ids["PollStateMachine"],
+            outputs={
+                name: str(resolver.resolve(out["Value"]))
+                for name, out in self.template.get("Outputs", {}).items()
+                if name != "ApiUrl"
+            },
+        )
+
+    # -- schedules ---------------------------------------------------------------------------
+    def _start_schedules(self) -> None:
+        for function, seconds in self._schedules:
+            interval = max(0.2, seconds * self.config.time_scale)
+            thread = threading.Thread(
+                target=self._run_every, args=(function, interval), daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _run_every(self, function: str, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.runtime.invoke(function, {"source": "aws.events", "detail-type": "Scheduled Event"})
+            except Exception:  # noqa: BLE001 - a failing schedule must not stop the stack
+                logging.getLogger("devstack").exception("scheduled %s failed", function)
+
+    def _write_state(self, info: StackInfo) -> None:
+        self.config.state_file.parent.mkdir(parents=True, exist_ok=True)
+        self.config.state_file.write_text(json.dumps(info.__dict__, indent=2))
+
+
+# -- resource creators (one per resource type the template uses) --------------------------------
+def _create_table(stack: DevStack, logical_id: str, props: dict[str, Any], resolver: Resolver,
+                  clients: dict[str, Any], *_: Any) -> None:
+    ddb = clients["dynamodb"]
+    name = f"{STACK_NAME}-{logical_id}"
+    ddb.create_table(
+        TableName=name,
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+        GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
+        BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+        SSESpecification={"Enabled": bool(props.get("SSESpecification", {}).get("SSEEnabled"))},
+    )
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+    pitr = props.get("PointInTimeRecoverySpecification")
+    if pitr:
+        ddb.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification=pitr
+        )
+    resolver.physical_ids[logical_id] = name
+    resolver.arns[logical_id] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+
+
+def _create_bucket(stack: DevStack, logical_id: str, props: dict[str, Any], resolver: Resolver,
+                   clients: dict[str, Any], *_: Any) -> None:
+    s3 = clients["s3"]
+    name = f"{STACK_NAME}-{logical_id.lower()}-{secrets.token_hex(4)}"
+    s3.create_bucket(Bucket=name)
+    if "BucketEncryption" in props:
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {"ApplyServerSideEncryptionByDefault": r["ServerSideEncryptionByDefault"]}
+                    for r in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                ]
+            },
+        )
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(
+            Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+        )
+    rules = resolver.resolve(props.get("LifecycleConfiguration", {}).get("Rules", []))
+    if rules:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
+        )
+    resolver.physical_ids[logical_id] = name
+    resolver.arns[logical_id] = f"arn:aws:s3:::{name}"
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"]}
+    out["Filter"] = {"Prefix": rule.get("Prefix", "")}
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(days)}
+    return out
+
+
+def _create_bus(stack: DevStack, logical_id: str, props: dict[str, Any], resolver: Resolver,
+                clients: dict[str, Any], *_: Any) -> None:
+    name = str(resolver.resolve(props["Name"]))
+    arn = clients["events"].create_event_bus(Name=name)["EventBusArn"]
+    resolver.physical_ids[logical_id] = name
+    resolver.arns[logical_id] = arn
+
+
+def _create_secret(stack: DevStack, logical_id: str, props: dict[str, Any], resolver: Resolver,
+                   clients: dict[str, Any], *_: Any) -> None:
+    generate = props.get("GenerateSecretString", {})
+    value = generate.get("SecretStringTemplate") or secrets.token_urlsafe(
+        int(generate.get("PasswordLength", 32))
+    )
+    arn = clients["secretsmanager"].create_secret(
+        Name=f"{STACK_NAME}/{logical_id}", SecretString=value
+    )["ARN"]
+    resolver.physical_ids[logical_id] = arn
+    resolver.arns[logical_id] = arn
+
+
+def _create_log_group(stack: DevStack, logical_id: str, props: dict[str, Any],
+                      resolver: Resolver, clients: dict[str, Any], *_: Any) -> None:
+    name = str(resolver.resolve(props["LogGroupName"]))
+    clients["logs"].create_log_group(logGroupName=name)
+    clients["logs"].put_retention_policy(
+        logGroupName=name, retentionInDays=int(resolver.resolve(props["RetentionInDays"]))
+    )
+    resolver.physical_ids[logical_id] = name
+
+
+def _create_function(stack: DevStack, logical_id: str, props: dict[str, Any], resolver: Resolver,
+                     clients: dict[str, Any], globals_fn: dict[str, Any], role_arn: str,
+                     routes: list[Route]) -> None:
+    merged = {**globals_fn, **props}
+    env = {
+        **globals_fn.get("Environment", {}).get("Variables", {}),
+        **props.get("Environment", {}).get("Variables", {}),
+    }
+    environment = {k: str(v) for k, v in resolver.resolve(env).items()}
+    name = f"{STACK_NAME}-{logical_id}"
+    function = LocalFunction(
+        logical_id=logical_id,
+        name=name,
+        code_dir=code_dir_of(merged["CodeUri"]),
+        handler=merged["Handler"],
+        environment=environment,
+        timeout=int(merged.get("Timeout", 3)),
+        memory_mb=int(merged.get("MemorySize", 128)),
+    )
+    stack.runtime.register(function)
+    arn = clients["lambda"].create_function(
+        FunctionName=name,
+        Runtime=merged["Runtime"],
+        Role=role_arn,
+        Handler=merged["Handler"],
+        Code={"ZipFile": _placeholder_zip()},
+        Timeout=function.timeout,
+        MemorySize=function.memory_mb,
+        Architectures=merged.get("Architectures", ["x86_64"]),
+        Environment={"Variables": environment},
+    )["FunctionArn"]
+    resolver.physical_ids[logical_id] = name
+    resolver.arns[logical_id] = arn
+    for event in props.get("Events", {}).values():
+        eprops = event.get("Properties", {})
+        if event["Type"] == "HttpApi":
+            routes.append(Route(eprops["Method"].upper(), eprops["Path"], name))
+        elif event["Type"] == "Schedule":
+            stack._schedules.append((name, _rate_seconds(eprops["Schedule"])))
+
+
+def _create_state_machine(stack: DevStack, logical_id: str, props: dict[str, Any],
+                          resolver: Resolver, clients: dict[str, Any], globals_fn: Any,
+                          role_arn: str, *_: Any) -> None:
+    definition = (ROOT / props["DefinitionUri"]).read_text()
+    for key, value in resolver.resolve(props.get("DefinitionSubstitutions", {})).items():
+        definition = definition.replace("${" + key + "}", str(value))
+    arn = clients["stepfunctions"].create_state_machine(
+        name=f"{STACK_NAME}-{logical_id}",
+        definition=definition,
+        roleArn=role_arn,
+        type=props.get("Type", "STANDARD"),
+    )["stateMachineArn"]
+    resolver.physical_ids[logical_id] = arn
+    resolver.arns[logical_id] = arn
+
+
+def _rate_seconds(expression: str) -> float:
+    amount, unit = expression.removeprefix("rate(").removesuffix(")").split()
+    return float(amount) * {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600,
+                            "day": 86400, "days": 86400}[unit]
+
+
+def _placeholder_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README", "devstack runs this function in-process")
+    return buffer.getvalue()
+
+
+_CREATORS: dict[str, Any] = {
+    "AWS::DynamoDB::Table": _create_table,
+    "AWS::S3::Bucket": _create_bucket,
+    "AWS::Events::EventBus": _create_bus,
+    "AWS::SecretsManager::Secret": _create_secret,
+    "AWS::Logs::LogGroup": _create_log_group,
+    "AWS::Serverless::Function": _create_function,
+    "AWS::Serverless::StateMachine": _create_state_machine,
+}
+
+
+def _references(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref":
+                yield str(item)
+            elif key == "Fn::GetAtt":
+                yield str(item[0] if isinstance(item, list) else str(item).split(".")[0])
+            elif key == "Fn::Sub":
+                text = item[0] if isinstance(item, list) else item
+                for name in _sub_names(str(text)):
+                    yield name.split(".")[0]
+                if isinstance(item, list):
+                    yield from _references(item[1])
+            else:
+                yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
+
+def _sub_names(text: str) -> list[str]:
+    return re.findall(r"\$\{([^}!]+)\}", text)
+
+
+def _creation_order(resources: dict[str, Any], globals_fn: dict[str, Any]) -> list[str]:
+    """Resources ordered so that everything a resource references exists before it."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order or name not in resources:
+            return
+        if name in visiting:
+            raise ValueError(f"circular reference through {name}")
+        visiting.add(name)
+        spec = resources[name]
+        extra = globals_fn if spec["Type"] == "AWS::Serverless::Function" else {}
+        for dep in [*_references(spec.get("Properties", {})), *_references(extra)]:
+            visit(dep)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in resources:
+        visit(name)
+    return order
+
+
+def wait_until(predicate: Any, *, timeout: float, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy (bounded), then return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(interval)

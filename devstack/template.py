@@ -1,0 +1,115 @@
+"""Read template.yaml (CloudFormation tags included) and resolve its intrinsics for devstack.
+
+Only the intrinsics the stack uses are supported (Ref, GetAtt, Sub); anything else fails loudly,
+so the template cannot quietly outgrow the local stack.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns !Ref, !GetAtt, !Sub ... into their long forms."""
+
+
+def _tag(name: str) -> None:
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if name == "Fn::GetAtt":
+                value = str(value).split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        return {name: value}
+
+    short = name.removeprefix("Fn::")
+    _CfnLoader.add_constructor(f"!{short}", construct)
+
+
+for _name in ("Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::If", "Fn::Equals", "Fn::Select"):
+    _tag(_name)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as plain data (intrinsics as ``{"Ref": ...}`` dicts)."""
+    with path.open() as handle:
+        data = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a CloudFormation template")
+    return data
+
+
+@dataclass
+class Resolver:
+    """Resolves intrinsics against parameter values and the physical ids devstack created."""
+
+    parameters: dict[str, str]
+    physical_ids: dict[str, str] = field(default_factory=dict)
+    arns: dict[str, str] = field(default_factory=dict)
+    pseudo: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, value: Any) -> Any:
+        """Resolve every intrinsic inside ``value``."""
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self._ref(str(arg))
+            if key == "Fn::GetAtt":
+                logical, attr = arg if isinstance(arg, list) else str(arg).split(".", 1)
+                return self._get_att(logical, attr)
+            if key == "Fn::Sub":
+                return self._sub(arg)
+            if key.startswith("Fn::"):
+                raise NotImplementedError(f"devstack does not resolve {key}")
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _ref(self, name: str) -> str:
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.physical_ids:
+            return self.physical_ids[name]
+        raise KeyError(f"Ref {name}: not created yet (check the resource order in devstack)")
+
+    def _get_att(self, logical: str, attr: str) -> str:
+        if attr == "Arn" and logical in self.arns:
+            return self.arns[logical]
+        raise KeyError(f"GetAtt {logical}.{attr} is not known to devstack")
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg[0], arg[1]) if isinstance(arg, list) else (arg, {})
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(self.resolve(variables[name]))
+            if "." in name:
+                logical, attr = name.split(".", 1)
+                return self._get_att(logical, attr)
+            return self._ref(name)
+
+        return re.sub(r"\$\{([^}!]+)\}", replace, str(text))
+
+
+def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
+    """Every parameter's default, as strings."""
+    return {
+        name: str(spec.get("Default", ""))
+        for name, spec in template.get("Parameters", {}).items()
+    }

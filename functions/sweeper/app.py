@@ -1,0 +1,23 @@
+"""Sweeper (every minute): late callbacks get polled, overdue tasks expire, lost events go out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from image_gateway.service.dependencies import LazyDependencies
+from image_gateway.service.finalize import sweep
+
+logger = Logger()
+DEPS = LazyDependencies()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Look at every task whose check time has passed."""
+    seen = sweep(DEPS.get())
+    if seen:
+        logger.info("swept", extra={"count": len(seen)})
+    return {"swept": len(seen)}

@@ -1,0 +1,101 @@
+"""Settings: the environment ``template.yaml`` gives each function, validated once.
+
+Logic never reads ``os.environ``; handlers build :class:`Settings` at first use and pass it on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, Field, ValidationError
+
+
+class ProviderEndpoint(BaseModel):
+    """Where one provider lives and whether it may be used."""
+
+    name: str
+    base_url: str
+    enabled: bool = True
+
+
+class Settings(BaseModel):
+    """Everything configurable, with the defaults a deployed stack would use."""
+
+    table_name: str
+    bucket_name: str
+    event_bus_name: str
+    event_source: str = "image-gateway"
+    state_machine_arn: str | None = None
+    webhook_secret_arn: str
+    provider_keys_secret_arn: str
+    providers: list[ProviderEndpoint]
+    default_providers: list[str]
+    public_base_url: str | None = Field(
+        default=None, description="base URL of the HTTP API for provider callbacks"
+    )
+    time_scale: float = Field(default=1.0, gt=0, description="multiplies every latency/deadline")
+    task_deadline_seconds: int = Field(default=900, gt=0)
+    provider_timeout_seconds: float = Field(default=20.0, gt=0)
+    output_url_ttl_seconds: int = Field(default=3600, gt=0)
+    input_url_ttl_seconds: int = Field(default=6 * 3600, gt=0)
+    fetch_allow_private_hosts: frozenset[str] = frozenset()
+    max_image_bytes: int = 50 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from environment variables (names in upper case)."""
+        env = os.environ if environ is None else environ
+        names = [n.strip() for n in env.get("PROVIDERS", "").split(",") if n.strip()]
+        disabled = {n.strip() for n in env.get("DISABLED_PROVIDERS", "").split(",") if n.strip()}
+        providers = [
+            ProviderEndpoint(
+                name=name,
+                base_url=env.get(_base_url_var(name), ""),
+                enabled=name not in disabled and bool(env.get(_base_url_var(name))),
+            )
+            for name in names
+        ]
+        raw: dict[str, object] = {
+            "table_name": env.get("TABLE_NAME"),
+            "bucket_name": env.get("BUCKET_NAME"),
+            "event_bus_name": env.get("EVENT_BUS_NAME"),
+            "webhook_secret_arn": env.get("WEBHOOK_SECRET_ARN"),
+            "provider_keys_secret_arn": env.get("PROVIDER_KEYS_SECRET_ARN"),
+            "providers": providers,
+            "default_providers": [
+                n.strip() for n in env.get("DEFAULT_PROVIDERS", ",".join(names)).split(",") if n
+            ],
+            "fetch_allow_private_hosts": frozenset(
+                h.strip() for h in env.get("FETCH_ALLOW_PRIVATE_HOSTS", "").split(",") if h.strip()
+            ),
+        }
+        optional = {
+            "event_source": "EVENT_SOURCE",
+            "state_machine_arn": "STATE_MACHINE_ARN",
+            "public_base_url": "PUBLIC_BASE_URL",
+            "time_scale": "TIME_SCALE",
+            "task_deadline_seconds": "TASK_DEADLINE_SECONDS",
+            "provider_timeout_seconds": "PROVIDER_TIMEOUT_SECONDS",
+            "output_url_ttl_seconds": "OUTPUT_URL_TTL_SECONDS",
+        }
+        for field, var in optional.items():
+            if env.get(var):
+                raw[field] = env[var]
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            missing = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
+            raise RuntimeError(f"function misconfigured, check environment: {missing}") from exc
+
+    def provider_endpoint(self, name: str) -> ProviderEndpoint | None:
+        """The configured endpoint of provider ``name``, if any."""
+        return next((p for p in self.providers if p.name == name), None)
+
+    def scaled(self, seconds: float) -> float:
+        """A real-world duration under this stack's time scale."""
+        return seconds * self.time_scale
+
+
+def _base_url_var(provider: str) -> str:
+    return "PROVIDER_URL_" + provider.upper().replace("-", "_")

@@ -1,0 +1,1 @@
+"""Pydantic models crossing the gateway's layers: request, task, events."""

@@ -1,0 +1,204 @@
+"""The canonical image request: one model for every entry point (API, S3 inbox, tests).
+
+Provider dialects never leak in here; adapters map this model to each provider's wire format.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_REFERENCE_IMAGES = 16
+MAX_PROMPT_CHARS = 32_000
+MAX_SIDE_PX = 3840
+MIN_SIDE_PX = 64
+
+_SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+_DATA_URL_RE = re.compile(r"^data:image/(png|jpeg|jpg|webp);base64,[A-Za-z0-9+/=\s]+$", re.DOTALL)
+_S3_REF_RE = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.+)$")
+_PROVIDER_RE = re.compile(r"^[a-z][a-z0-9\-]{1,40}$")
+
+AspectRatio = Literal[
+    "1:1", "3:2", "2:3", "4:3", "3:4", "5:4", "4:5", "16:9", "9:16",
+    "2:1", "1:2", "3:1", "1:3", "21:9", "9:21",
+]  # fmt: skip
+Resolution = Literal["1K", "2K", "4K"]
+
+
+class Operation(StrEnum):
+    """What the task does; derived from the inputs, never sent by callers."""
+
+    GENERATE = "generate"
+    EDIT = "edit"
+
+
+class ImageSourceKind(StrEnum):
+    """How a caller passed an input image."""
+
+    URL = "url"
+    DATA_URL = "data_url"
+    S3 = "s3"
+
+
+def classify_image_source(value: str) -> ImageSourceKind:
+    """Say which kind of image reference ``value`` is, or raise ``ValueError`` saying why not."""
+    if value.startswith("data:"):
+        if not _DATA_URL_RE.match(value):
+            raise ValueError(
+                "a data URL must look like data:image/png;base64,<base64> "
+                "(png, jpeg or webp, base64-encoded)"
+            )
+        return ImageSourceKind.DATA_URL
+    if value.startswith("s3://"):
+        if not _S3_REF_RE.match(value):
+            raise ValueError("an S3 reference must look like s3://bucket/key")
+        return ImageSourceKind.S3
+    if value.startswith("https://") and len(value) > len("https://"):
+        return ImageSourceKind.URL
+    raise ValueError("an image must be an https:// URL, a data:image/...;base64 URL or s3://...")
+
+
+def parse_s3_ref(value: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into (bucket, key)."""
+    match = _S3_REF_RE.match(value)
+    if not match:
+        raise ValueError("an S3 reference must look like s3://bucket/key")
+    return match.group(1), match.group(2)
+
+
+ImageRef = Annotated[str, Field(min_length=9, description="https URL, data URL, or s3://bucket/key")]
+
+
+class ImageRequest(BaseModel):
+    """A generation or edit request, as callers send it to ``POST /v1/images``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    model: Literal["gpt-image-2"] = "gpt-image-2"
+    size: str = Field(
+        default="auto",
+        description="`auto` or an exact `WxH`; or leave it `auto` and give aspect_ratio",
+    )
+    aspect_ratio: AspectRatio | None = None
+    resolution: Resolution | None = None
+    quality: Literal["auto", "low", "medium", "high"] = "auto"
+    background: Literal["auto", "transparent", "opaque"] = "auto"
+    output_format: Literal["png", "jpeg", "webp"] = "png"
+    output_compression: int | None = Field(default=None, ge=0, le=100)
+    moderation: Literal["auto", "low"] = "auto"
+    input_fidelity: Literal["high", "low"] | None = None
+    images: list[ImageRef] = Field(default_factory=list, max_length=MAX_REFERENCE_IMAGES)
+    mask: ImageRef | None = None
+    n: Literal[1] = 1
+    provider: str | None = Field(default=None, description="pin one provider")
+    providers: list[str] | None = Field(
+        default=None, min_length=1, max_length=8, description="ordered fallback list"
+    )
+    callback_url: str | None = Field(default=None, max_length=2048)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
+
+    @field_validator("size")
+    @classmethod
+    def _check_size(cls, value: str) -> str:
+        if value == "auto":
+            return value
+        match = _SIZE_RE.match(value)
+        if not match:
+            raise ValueError("size must be 'auto' or WIDTHxHEIGHT in pixels, e.g. 1024x1536")
+        width, height = int(match.group(1)), int(match.group(2))
+        for side in (width, height):
+            if not MIN_SIDE_PX <= side <= MAX_SIDE_PX:
+                raise ValueError(
+                    f"each side of size must be between {MIN_SIDE_PX} and {MAX_SIDE_PX} pixels"
+                )
+        return value
+
+    @field_validator("images")
+    @classmethod
+    def _check_images(cls, values: list[str]) -> list[str]:
+        for index, value in enumerate(values):
+            try:
+                classify_image_source(value)
+            except ValueError as exc:
+                raise ValueError(f"images[{index}]: {exc}") from None
+        return values
+
+    @field_validator("mask")
+    @classmethod
+    def _check_mask(cls, value: str | None) -> str | None:
+        if value is not None:
+            classify_image_source(value)
+        return value
+
+    @field_validator("provider")
+    @classmethod
+    def _check_provider(cls, value: str | None) -> str | None:
+        if value is not None and not _PROVIDER_RE.match(value):
+            raise ValueError("provider must be a provider name such as 'apimart'")
+        return value
+
+    @field_validator("providers")
+    @classmethod
+    def _check_providers(cls, values: list[str] | None) -> list[str] | None:
+        if values is not None:
+            for value in values:
+                if not _PROVIDER_RE.match(value):
+                    raise ValueError(f"{value!r} is not a provider name")
+            if len(set(values)) != len(values):
+                raise ValueError("providers must not repeat a provider")
+        return values
+
+    @field_validator("callback_url")
+    @classmethod
+    def _check_callback_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("callback_url must be an https:// URL")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not 1 <= len(key) <= 64 or len(item) > 256:
+                raise ValueError("metadata keys must be 1-64 characters, values at most 256")
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> ImageRequest:
+        if self.size != "auto" and self.aspect_ratio is not None:
+            raise ValueError("give either size (WxH) or aspect_ratio (+ resolution), not both")
+        if self.resolution is not None and self.aspect_ratio is None:
+            raise ValueError("resolution needs aspect_ratio (e.g. aspect_ratio=16:9, 4K)")
+        if self.mask is not None and not self.images:
+            raise ValueError("mask needs at least one image to edit")
+        if self.input_fidelity is not None and not self.images:
+            raise ValueError("input_fidelity only applies to edits (give images)")
+        if self.provider is not None and self.providers is not None:
+            raise ValueError("give either provider or providers, not both")
+        if self.output_compression is not None and self.output_format == "png":
+            raise ValueError("output_compression applies to jpeg and webp only")
+        return self
+
+    @property
+    def operation(self) -> Operation:
+        """``edit`` when input images are present, else ``generate``."""
+        return Operation.EDIT if self.images else Operation.GENERATE
+
+    def pixel_size(self) -> tuple[int, int] | None:
+        """The exact size asked for, when the caller gave ``WxH``."""
+        match = _SIZE_RE.match(self.size)
+        return (int(match.group(1)), int(match.group(2))) if match else None
+
+    def tier(self) -> Resolution:
+        """The 1K/2K/4K tier the request falls in (long edge <=1536, <=2048, above)."""
+        if self.resolution is not None:
+            return self.resolution
+        size = self.pixel_size()
+        if size is None:
+            return "1K"
+        long_edge = max(size)
+        return "1K" if long_edge <= 1536 else "2K" if long_edge <= 2048 else "4K"

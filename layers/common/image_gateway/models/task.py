@@ -1,0 +1,141 @@
+"""The task: the single source of truth for one generation or edit, and its status machine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from image_gateway.models.request import ImageRequest, Operation
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life. Terminal statuses never change again."""
+
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        """True for succeeded, failed, cancelled and expired."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED}
+)
+
+# to-status -> the statuses it may come from. Everything else is forbidden.
+ALLOWED_PREVIOUS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.QUEUED: frozenset(),
+    TaskStatus.SUBMITTED: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.RUNNING: frozenset({TaskStatus.SUBMITTED}),
+    TaskStatus.SUCCEEDED: frozenset({TaskStatus.SUBMITTED, TaskStatus.RUNNING}),
+    TaskStatus.FAILED: frozenset({TaskStatus.QUEUED, TaskStatus.SUBMITTED, TaskStatus.RUNNING}),
+    TaskStatus.CANCELLED: frozenset({TaskStatus.QUEUED, TaskStatus.SUBMITTED, TaskStatus.RUNNING}),
+    TaskStatus.EXPIRED: frozenset({TaskStatus.SUBMITTED, TaskStatus.RUNNING}),
+}
+
+
+def can_transition(current: TaskStatus, target: TaskStatus) -> bool:
+    """Whether the status machine allows ``current -> target``."""
+    return current in ALLOWED_PREVIOUS[target]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class ImageOutput(BaseModel):
+    """One finished image as stored in S3 (never the bytes themselves)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+
+
+class TaskError(BaseModel):
+    """Why a task failed, in the gateway's error model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+    provider: str | None = None
+    retryable: bool = False
+
+
+class StatusChange(BaseModel):
+    """One entry of a task's status history."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: TaskStatus
+    at: datetime
+    by: str = Field(description="what caused it: api, callback, poll, sweeper, cancel")
+
+
+class ProviderAttempt(BaseModel):
+    """One try at one provider."""
+
+    provider: str
+    provider_task_id: str | None = None
+    at: datetime
+    outcome: Literal["submitted", "failed"]
+    error: TaskError | None = None
+
+
+class Task(BaseModel):
+    """A generation or edit task, as stored (mapped to a DynamoDB item by ``TaskStore``)."""
+
+    task_id: str
+    client_id: str
+    status: TaskStatus = TaskStatus.QUEUED
+    operation: Operation
+    model: str
+    provider: str
+    provider_task_id: str | None = None
+    request: ImageRequest = Field(description="normalised: client data URLs replaced by s3://")
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    deadline_at: datetime | None = Field(default=None, description="expired after this")
+    check_at: datetime | None = Field(
+        default=None, description="when the sweeper should look at it if nothing else has"
+    )
+    outputs: list[ImageOutput] = Field(default_factory=list)
+    error: TaskError | None = None
+    history: list[StatusChange] = Field(default_factory=list)
+    attempts: list[ProviderAttempt] = Field(default_factory=list)
+    polls: int = 0
+    bad_responses: int = 0
+    finalized_by: str | None = None
+    idempotency_key: str | None = None
+    events_published: list[TaskStatus] = Field(default_factory=list)
+    version: int = 0
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The caller's metadata, echoed in every event."""
+        return self.request.metadata
+
+    def duration_ms(self) -> int | None:
+        """Milliseconds from creation to the terminal status, once terminal."""
+        if self.finished_at is None:
+            return None
+        return int((self.finished_at - self.created_at).total_seconds() * 1000)

@@ -1,0 +1,96 @@
+"""What the client API returns: mapped explicitly from the stored Task (never the item itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from image_gateway.models.task import ProviderAttempt, StatusChange, Task, TaskError
+
+
+class OutputView(BaseModel):
+    """A finished image, with a short-lived download URL."""
+
+    url: str
+    bucket: str
+    key: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+
+
+class TaskView(BaseModel):
+    """``GET /v1/tasks/{id}`` and the body of ``POST /v1/images``."""
+
+    task_id: str
+    status: str
+    operation: str
+    provider: str
+    model: str
+    created_at: datetime
+    submitted_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    outputs: list[OutputView]
+    error: TaskError | None
+    metadata: dict[str, str]
+    attempts: list[ProviderAttempt]
+    history: list[StatusChange]
+    url: str
+
+    @classmethod
+    def from_task(cls, task: Task, *, presign: Callable[[str], str], base_path: str) -> TaskView:
+        """Map a task; ``presign`` turns an S3 key into a download URL."""
+        return cls(
+            task_id=task.task_id,
+            status=task.status.value,
+            operation=task.operation.value,
+            provider=task.provider,
+            model=task.model,
+            created_at=task.created_at,
+            submitted_at=task.submitted_at,
+            finished_at=task.finished_at,
+            duration_ms=task.duration_ms(),
+            outputs=[
+                OutputView(url=presign(o.key), **o.model_dump()) for o in task.outputs
+            ],
+            error=task.error,
+            metadata=task.metadata,
+            attempts=task.attempts,
+            history=task.history,
+            url=f"{base_path}/v1/tasks/{task.task_id}",
+        )
+
+
+class TaskSummary(BaseModel):
+    """One row of ``GET /v1/tasks``."""
+
+    task_id: str
+    status: str
+    operation: str
+    provider: str
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_task(cls, task: Task) -> TaskSummary:
+        """Map a task to its list row."""
+        return cls(
+            task_id=task.task_id,
+            status=task.status.value,
+            operation=task.operation.value,
+            provider=task.provider,
+            created_at=task.created_at,
+            finished_at=task.finished_at,
+        )
+
+
+class TaskList(BaseModel):
+    """A page of tasks, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    tasks: list[TaskSummary]
+    next_cursor: str | None

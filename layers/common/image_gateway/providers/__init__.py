@@ -1,0 +1,1 @@
+"""Provider adapters: one module per provider, one small interface (``base.Provider``)."""

@@ -1,0 +1,1 @@
+"""Domain services: submit, refresh/finalise, poll, sweep, cancel. No Lambda events here."""

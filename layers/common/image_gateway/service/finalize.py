@@ -1,0 +1,246 @@
+"""refresh_task / finalize: ask the provider, and when it is done, mirror the image into S3.
+
+Callbacks, the poll loop and the sweeper all come here; the body of a callback is never trusted.
+Storing is idempotent (a fixed key per task and index), and only the writer that wins the
+conditional status change emits the event, so duplicate or late callbacks are harmless.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aws_lambda_powertools import Logger
+
+from image_gateway.errors import (
+    DownloadFailed,
+    InvalidImage,
+    PayloadTooLarge,
+    ProviderError,
+    UnsafeUrl,
+)
+from image_gateway.models.task import ImageOutput, Task, TaskError, TaskStatus, utc_now
+from image_gateway.providers.base import ProviderState, ResultImage
+from image_gateway.service.dependencies import Dependencies
+from image_gateway.providers.registry import get_provider
+from image_gateway.service.lifecycle import (
+    change_status,
+    expire_task,
+    fail_task,
+    publish_pending_event,
+)
+from image_gateway.tasks import TaskNotFound
+
+logger = Logger(child=True)
+
+MAX_BAD_RESPONSES = 3
+
+
+class RetryLater(Exception):
+    """A transient failure (provider down, download timed out): ask again later."""
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """The task after the refresh, and whether it is finished."""
+
+    task: Task
+
+    @property
+    def done(self) -> bool:
+        """True once the task is terminal."""
+        return self.task.status.terminal
+
+
+def refresh_task(deps: Dependencies, task_id: str, *, by: str) -> RefreshResult:
+    """Bring the task up to date with its provider; finalise it when the provider is done.
+
+    Raises :class:`TaskNotFound` for an unknown id and :class:`RetryLater` when the provider
+    or the download failed in a way worth retrying.
+    """
+    task = deps.tasks.get(task_id)
+    if task is None:
+        raise TaskNotFound(task_id)
+    if task.status.terminal:
+        return RefreshResult(publish_pending_event(deps, task))
+    if task.provider_task_id is None:
+        return RefreshResult(task)
+
+    client = deps.provider_client(task.provider)
+    try:
+        status = client.status(task.provider_task_id)
+    except ProviderError as error:
+        return RefreshResult(_provider_trouble(deps, task, error, by=by))
+
+    with status:
+        if status.state is ProviderState.PENDING:
+            return RefreshResult(task)
+        if status.state is ProviderState.RUNNING:
+            running = change_status(deps, task_id, TaskStatus.RUNNING, by=by)
+            return RefreshResult(running or deps.tasks.require(task_id))
+        if status.state is ProviderState.FAILED:
+            assert status.error is not None
+            failed = fail_task(deps, task_id, _task_error(status.error), by=by)
+            return RefreshResult(failed or deps.tasks.require(task_id))
+        return RefreshResult(_finalize_success(deps, task, status.images, by=by))
+
+
+def _finalize_success(deps: Dependencies, task: Task, images: list[ResultImage], *, by: str) -> Task:
+    try:
+        outputs = [_store_output(deps, task, index, image) for index, image in enumerate(images)]
+    except (InvalidImage, PayloadTooLarge, UnsafeUrl) as exc:
+        code = {
+            InvalidImage: "provider_bad_image",
+            PayloadTooLarge: "provider_image_too_large",
+            UnsafeUrl: "provider_unsafe_url",
+        }[type(exc)]
+        error = TaskError(code=code, message=exc.message, provider=task.provider)
+        return fail_task(deps, task.task_id, error, by=by) or deps.tasks.require(task.task_id)
+    except DownloadFailed as exc:
+        if exc.retryable:
+            raise RetryLater(exc.message) from exc
+        error = TaskError(code="provider_download_failed", message=exc.message, provider=task.provider)
+        return fail_task(deps, task.task_id, error, by=by) or deps.tasks.require(task.task_id)
+
+    def record(t: Task) -> None:
+        t.outputs = outputs
+        t.finalized_by = by
+
+    finished = change_status(deps, task.task_id, TaskStatus.SUCCEEDED, by=by, change=record)
+    if finished is None:
+        logger.info("already finalised elsewhere", extra={"task_id": task.task_id, "by": by})
+        return deps.tasks.require(task.task_id)
+    return finished
+
+
+def output_key_stem(task: Task, index: int) -> str:
+    """``outputs/{client}/{yyyy}/{mm}/{dd}/{taskId}/{n}`` (the extension follows the format)."""
+    day = task.created_at
+    return f"outputs/{task.client_id}/{day:%Y}/{day:%m}/{day:%d}/{task.task_id}/{index}"
+
+
+def _store_output(deps: Dependencies, task: Task, index: int, image: ResultImage) -> ImageOutput:
+    metadata = {"task-id": task.task_id, "client-id": task.client_id, "provider": task.provider}
+    stem = output_key_stem(task, index)
+    with ExitStack() as stack:
+        if image.url is not None:
+            chunks = stack.enter_context(deps.fetcher.stream(image.url))
+            stored = deps.images.store(chunks, stem, metadata=metadata)
+        elif isinstance(image.b64, str):
+            stored = deps.images.store_base64([image.b64], stem, metadata=metadata)
+        elif image.b64 is not None:
+            stored = deps.images.store_base64(image.b64.iter_chunks(), stem, metadata=metadata)
+        else:
+            raise InvalidImage("the provider result had no image")
+    logger.info(
+        "image stored",
+        extra={"task_id": task.task_id, "key": stored.key, "bytes": stored.size_bytes},
+    )
+    return ImageOutput(
+        bucket=stored.bucket,
+        key=stored.key,
+        content_type=stored.content_type,
+        width=stored.width,
+        height=stored.height,
+        bytes=stored.size_bytes,
+        sha256=stored.sha256,
+    )
+
+
+def _provider_trouble(deps: Dependencies, task: Task, error: ProviderError, *, by: str) -> Task:
+    """Transient errors are retried later; a provider's garbage three times running fails it."""
+    if error.retryable:
+        raise RetryLater(error.message) from error
+    if error.code != "provider_bad_response":
+        return fail_task(deps, task.task_id, _task_error(error), by=by) or deps.tasks.require(
+            task.task_id
+        )
+
+    def count(t: Task) -> None:
+        t.bad_responses += 1
+
+    counted = deps.tasks.update(task.task_id, count)
+    logger.warning(
+        "provider answered garbage",
+        extra={"task_id": task.task_id, "count": counted.bad_responses, "error": error.message},
+    )
+    if counted.bad_responses >= MAX_BAD_RESPONSES:
+        return fail_task(deps, task.task_id, _task_error(error), by=by) or deps.tasks.require(
+            task.task_id
+        )
+    raise RetryLater(error.message) from error
+
+
+def _task_error(error: ProviderError) -> TaskError:
+    return TaskError(
+        code=error.code, message=error.message, provider=error.provider, retryable=error.retryable
+    )
+
+
+@dataclass(frozen=True)
+class PollDecision:
+    """What the state machine does next."""
+
+    done: bool
+    wait_seconds: int
+
+
+def poll_step(deps: Dependencies, task_id: str, attempt: int) -> PollDecision:
+    """One iteration of the poll loop: refresh, expire past the deadline, else wait and retry."""
+    try:
+        result = refresh_task(deps, task_id, by="poll")
+        task = result.task
+    except RetryLater as transient:
+        logger.warning("poll: try again later", extra={"task_id": task_id, "why": str(transient)})
+        task = deps.tasks.require(task_id)
+    except TaskNotFound:
+        logger.error("poll: unknown task", extra={"task_id": task_id})
+        return PollDecision(done=True, wait_seconds=0)
+    if task.status.terminal:
+        return PollDecision(done=True, wait_seconds=0)
+    now = utc_now()
+    if task.deadline_at is not None and now >= task.deadline_at:
+        expire_or_current = _expire(deps, task_id, by="poll")
+        return PollDecision(done=expire_or_current.status.terminal, wait_seconds=0)
+    deps.tasks.update(task_id, _count_poll)
+    interval = get_provider(task.provider).poll_interval_seconds * (1.5 ** min(attempt, 6))
+    wait = deps.settings.scaled(min(interval, 30.0))
+    if task.deadline_at is not None:
+        wait = min(wait, (task.deadline_at - now).total_seconds() + 0.5)
+    return PollDecision(done=False, wait_seconds=max(1, round(wait)))
+
+
+def _count_poll(task: Task) -> None:
+    task.polls += 1
+
+
+def _expire(deps: Dependencies, task_id: str, *, by: str) -> Task:
+    return expire_task(deps, task_id, by=by) or deps.tasks.require(task_id)
+
+
+def sweep(deps: Dependencies) -> list[str]:
+    """Look at every task whose check time passed: emit missing events, poll late callbacks,
+    expire what is past its deadline. Returns the ids it looked at."""
+    seen: list[str] = []
+    for task_id in deps.tasks.tasks_due(utc_now()):
+        seen.append(task_id)
+        try:
+            result = refresh_task(deps, task_id, by="sweeper")
+            task = result.task
+        except RetryLater:
+            task = deps.tasks.require(task_id)
+        except TaskNotFound:
+            continue
+        if task.status.terminal:
+            continue
+        if task.deadline_at is not None and utc_now() >= task.deadline_at:
+            _expire(deps, task_id, by="sweeper")
+            continue
+
+        def later(t: Task) -> None:  # look again in a minute, or at the deadline
+            step = timedelta(seconds=deps.settings.scaled(60))
+            t.check_at = min(utc_now() + step, t.deadline_at or utc_now() + step)
+
+        deps.tasks.update(task_id, later)
+    return seen

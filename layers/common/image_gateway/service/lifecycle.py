@@ -1,0 +1,105 @@
+"""Status changes with their events: the only way a task reaches a new status.
+
+Each change is a conditional write (``TaskStore.transition``); the writer that wins emits the
+event, then records that it did. A crash between the two leaves the task on the sweeper's index,
+which emits the missing event later (at least once; subscribers deduplicate on ``event_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from aws_lambda_powertools import Logger
+
+from image_gateway.errors import Conflict
+from image_gateway.events import EventPublishError
+from image_gateway.models.events import DETAIL_TYPES
+from image_gateway.models.task import Task, TaskError, TaskStatus, utc_now
+from image_gateway.service.dependencies import Dependencies
+from image_gateway.tasks import ForbiddenTransition
+
+logger = Logger(child=True)
+
+
+def change_status(
+    deps: Dependencies,
+    task_id: str,
+    target: TaskStatus,
+    *,
+    by: str,
+    change: Callable[[Task], None] | None = None,
+) -> Task | None:
+    """Move a task and announce it; None when the status machine refused (someone was first)."""
+    try:
+        task = deps.tasks.transition(task_id, target, by=by, change=change)
+    except ForbiddenTransition as refused:
+        logger.info(
+            "transition refused",
+            extra={"task_id": task_id, "from": refused.task.status, "to": target, "by": by},
+        )
+        return None
+    logger.info("task status", extra={"task_id": task_id, "status": target, "by": by})
+    return publish_pending_event(deps, task)
+
+
+def publish_pending_event(deps: Dependencies, task: Task) -> Task:
+    """Emit the event of the task's current status unless it was already emitted."""
+    if task.status not in DETAIL_TYPES or task.status in task.events_published:
+        return task
+    try:
+        deps.events.publish(task)
+    except EventPublishError:
+        logger.exception("event not published; the sweeper will retry", extra={"task_id": task.task_id})
+        return task
+    status = task.status
+
+    def mark(t: Task) -> None:
+        if status not in t.events_published:
+            t.events_published.append(status)
+
+    return deps.tasks.update(task.task_id, mark)
+
+
+def fail_task(deps: Dependencies, task_id: str, error: TaskError, *, by: str) -> Task | None:
+    """End the task as failed with ``error``."""
+
+    def set_error(task: Task) -> None:
+        task.error = error
+
+    return change_status(deps, task_id, TaskStatus.FAILED, by=by, change=set_error)
+
+
+def expire_task(deps: Dependencies, task_id: str, *, by: str) -> Task | None:
+    """End the task as expired: its deadline passed without a result."""
+
+    def set_error(task: Task) -> None:
+        task.error = TaskError(
+            code="deadline_exceeded",
+            message="the provider did not finish before the task's deadline",
+            provider=task.provider,
+        )
+
+    return change_status(deps, task_id, TaskStatus.EXPIRED, by=by, change=set_error)
+
+
+def cancel_task(deps: Dependencies, task: Task) -> Task:
+    """Cancel a task that has not finished; 409 when it already has."""
+    cancelled = change_status(deps, task.task_id, TaskStatus.CANCELLED, by="cancel")
+    if cancelled is None:
+        current = deps.tasks.require(task.task_id)
+        raise Conflict(
+            f"task is already {current.status.value} and cannot be cancelled",
+            code="task_not_cancellable",
+            status=current.status.value,
+        )
+    return cancelled
+
+
+def next_check(deps: Dependencies, seconds: float) -> Callable[[Task], None]:
+    """A change that reschedules when the sweeper next looks at the task."""
+
+    def reschedule(task: Task) -> None:
+        task.check_at = utc_now() + timedelta(seconds=deps.settings.scaled(seconds))
+
+    return reschedule

@@ -1,0 +1,248 @@
+"""TaskStore: tasks in DynamoDB, changed only by conditional writes.
+
+Item layout (one table, see template.yaml):
+- ``pk=TASK#<id>, sk=TASK``: ``status``, ``client_id``, ``version``, ``doc`` (the Task as JSON);
+  ``gsi1pk=CLIENT#<client>``, ``gsi1sk=<created iso>#<id>`` for listing a client's tasks;
+  ``open_pk=OPEN#<shard>``, ``check_ts`` only while the task is open or its terminal event
+  is not yet published (sparse GSI: what the sweeper looks at, and when);
+  ``expires_at`` (TTL).
+Every status change is a conditional update from an allowed previous status *and* the version
+read, so two finalisers racing cannot both win, and forbidden transitions never happen.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from image_gateway.errors import InvalidRequest
+from image_gateway.models.task import (
+    ALLOWED_PREVIOUS,
+    TERMINAL_STATUSES,
+    StatusChange,
+    Task,
+    TaskStatus,
+    utc_now,
+)
+
+OPEN_SHARDS = 4
+TASK_RETENTION = timedelta(days=90)
+BY_CLIENT_INDEX = "ByClient"
+OPEN_BY_CHECK_INDEX = "OpenByCheckTime"
+_MAX_RETRIES = 5
+
+
+class ForbiddenTransition(Exception):
+    """The status machine does not allow this change (or the task is already terminal)."""
+
+    def __init__(self, task: Task, target: TaskStatus) -> None:
+        super().__init__(f"task {task.task_id}: {task.status} -> {target} is not allowed")
+        self.task = task
+        self.target = target
+
+
+class TaskNotFound(Exception):
+    """No task with that id."""
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """One page of a client's tasks, newest first."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+def _task_key(task_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}}
+
+
+def _open_shard(task_id: str) -> str:
+    digest = hashlib.sha256(task_id.encode()).digest()
+    return f"OPEN#{digest[0] % OPEN_SHARDS}"
+
+
+class TaskStore:
+    """Reads and writes tasks; the only code that knows the table's item layout."""
+
+    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
+        self._ddb = dynamodb_client
+        self._table = table_name
+
+    # -- reading -----------------------------------------------------------------------------
+    def get(self, task_id: str) -> Task | None:
+        """The task, read consistently, or None."""
+        item = self._ddb.get_item(
+            TableName=self._table, Key=_task_key(task_id), ConsistentRead=True
+        ).get("Item")
+        return self._from_item(item) if item else None
+
+    def require(self, task_id: str) -> Task:
+        """The task, or raise :class:`TaskNotFound`."""
+        task = self.get(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    def list_for_client(self, client_id: str, *, limit: int, cursor: str | None) -> TaskPage:
+        """A page of the client's tasks, newest first; ``cursor`` comes from the previous page."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": BY_CLIENT_INDEX,
+            "KeyConditionExpression": "gsi1pk = :c",
+            "ExpressionAttributeValues": {":c": {"S": f"CLIENT#{client_id}"}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            start = _decode_cursor(cursor)
+            if start.get("gsi1pk", {}).get("S") != f"CLIENT#{client_id}":
+                raise InvalidRequest("cursor does not belong to this listing", code="bad_cursor")
+            kwargs["ExclusiveStartKey"] = start
+        answer = self._ddb.query(**kwargs)
+        tasks = [self._from_item(i) for i in answer.get("Items", [])]
+        last = answer.get("LastEvaluatedKey")
+        return TaskPage(tasks=tasks, next_cursor=_encode_cursor(last) if last else None)
+
+    def tasks_due(self, now: datetime, *, limit: int = 100) -> Iterator[str]:
+        """Ids of tasks the sweeper should look at now (check_at passed), across all shards."""
+        for shard in range(OPEN_SHARDS):
+            answer = self._ddb.query(
+                TableName=self._table,
+                IndexName=OPEN_BY_CHECK_INDEX,
+                KeyConditionExpression="open_pk = :p AND check_ts <= :now",
+                ExpressionAttributeValues={
+                    ":p": {"S": f"OPEN#{shard}"},
+                    ":now": {"N": str(int(now.timestamp()))},
+                },
+                Limit=limit,
+            )
+            for item in answer.get("Items", []):
+                yield item["pk"]["S"].removeprefix("TASK#")
+
+    # -- writing -----------------------------------------------------------------------------
+    def create(self, task: Task) -> None:
+        """Store a new task; a second create with the same id fails."""
+        self._ddb.put_item(
+            TableName=self._table,
+            Item=self._to_item(task),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def transition(
+        self,
+        task_id: str,
+        target: TaskStatus,
+        *,
+        by: str,
+        change: Callable[[Task], None] | None = None,
+    ) -> Task:
+        """Move the task to ``target`` (applying ``change`` to it first) or raise.
+
+        Raises :class:`ForbiddenTransition` when the current status does not allow it, which is
+        how a duplicate callback or a second poller learns that someone else already finished.
+        """
+        allowed = ALLOWED_PREVIOUS[target]
+
+        def mutate(task: Task) -> Task:
+            if task.status not in allowed:
+                raise ForbiddenTransition(task, target)
+            now = utc_now()
+            task.status = target
+            task.history.append(StatusChange(status=target, at=now, by=by))
+            if target in TERMINAL_STATUSES:
+                task.finished_at = now
+                task.check_at = now  # until its event is out, the sweeper may re-emit it
+            if change is not None:
+                change(task)
+            return task
+
+        return self._update(task_id, mutate)
+
+    def update(self, task_id: str, change: Callable[[Task], None]) -> Task:
+        """Change fields of a task without changing its status (optimistic concurrency)."""
+
+        def mutate(task: Task) -> Task:
+            before = task.status
+            change(task)
+            if task.status != before:
+                raise ValueError("use transition() to change a task's status")
+            return task
+
+        return self._update(task_id, mutate)
+
+    def _update(self, task_id: str, mutate: Callable[[Task], Task]) -> Task:
+        for _ in range(_MAX_RETRIES):
+            current = self.require(task_id)
+            read_version = current.version
+            read_status = current.status
+            updated = mutate(current.model_copy(deep=True))
+            updated.version = read_version + 1
+            updated.updated_at = utc_now()
+            item = self._to_item(updated)
+            try:
+                self._ddb.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression="version = :v AND #s = :s",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        ":v": {"N": str(read_version)},
+                        ":s": {"S": read_status.value},
+                    },
+                )
+                return updated
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                # Someone else wrote in between: read again and re-check the transition.
+        raise RuntimeError(f"task {task_id}: too much write contention")
+
+    # -- mapping -----------------------------------------------------------------------------
+    def _to_item(self, task: Task) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            **_task_key(task.task_id),
+            "task_id": {"S": task.task_id},
+            "client_id": {"S": task.client_id},
+            "status": {"S": task.status.value},
+            "version": {"N": str(task.version)},
+            "doc": {"S": task.model_dump_json()},
+            "gsi1pk": {"S": f"CLIENT#{task.client_id}"},
+            "gsi1sk": {"S": f"{task.created_at.isoformat()}#{task.task_id}"},
+            "expires_at": {"N": str(int((task.created_at + TASK_RETENTION).timestamp()))},
+        }
+        needs_sweeper = not task.status.terminal or task.status not in task.events_published
+        if needs_sweeper and task.check_at is not None:
+            item["open_pk"] = {"S": _open_shard(task.task_id)}
+            item["check_ts"] = {"N": str(int(task.check_at.timestamp()))}
+        return item
+
+    @staticmethod
+    def _from_item(item: dict[str, Any]) -> Task:
+        task = Task.model_validate_json(item["doc"]["S"])
+        task.version = int(item["version"]["N"])
+        return task
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidRequest(
+            "cursor is not valid: pass next_cursor from the previous page", code="bad_cursor"
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("cursor is not valid", code="bad_cursor")
+    return value

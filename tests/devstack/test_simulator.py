@@ -1,0 +1,733 @@
+"""Provider simulator: wire formats, real images, callbacks and fault markers, over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from PIL import Image, UnidentifiedImageError
+
+from devstack.simulator import ProviderSimulator
+
+API_KEY = "test-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+TIME_SCALE = 0.01
+INSTANT = "[sim:latency=0]"
+APIMART_TERMINAL = {"completed", "failed", "cancelled"}
+MOUNTSEA_TERMINAL = {"completed", "failed", "cancelled", "timeout"}
+GREEN = (0, 160, 0)
+BLUE = (0, 0, 255)
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- fixtures and helpers
+
+
+class WebhookReceiver:
+    """A local HTTP server: records POSTs, serves registered files on GET.
+
+    A POST to a path containing `/flaky/` is answered 500 the first time, 200 afterwards.
+    """
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, bytes, float]] = []
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    first = all(path != self.path for path, _, _ in receiver.posts)
+                    receiver.posts.append((self.path, body, time.monotonic()))
+                self._answer(500 if first and "/flaky/" in self.path else 200, b"{}", "json")
+
+            def do_GET(self) -> None:
+                body, content_type = receiver.files.get(self.path, (b"missing", "text/plain"))
+                self._answer(200 if self.path in receiver.files else 404, body, content_type)
+
+            def _answer(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def new_hook(self, kind: str = "hooks") -> str:
+        """A fresh webhook base URL (the simulator posts to `<it>/callback`)."""
+        return f"{self.url}/{kind}/{uuid.uuid4().hex}"
+
+    def posts_to(self, url: str) -> list[tuple[Any, float]]:
+        """(JSON body, arrival time) of every POST received at `url`."""
+        path = url.removeprefix(self.url)
+        with self._lock:
+            return [(json.loads(body), at) for p, body, at in self.posts if p == path]
+
+    def serve(self, path: str, body: bytes, content_type: str = "image/png") -> str:
+        """Serve `body` at `path`; returns its URL."""
+        self.files[path] = (body, content_type)
+        return self.url + path
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[ProviderSimulator]:
+    simulator = ProviderSimulator(host="127.0.0.1", port=0, time_scale=TIME_SCALE, api_key=API_KEY)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver()
+    yield server
+    server.stop()
+
+
+def wait_until(condition: Callable[[], T | None], timeout_s: float = 5.0) -> T:
+    """Poll `condition` until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        time.sleep(0.01)
+
+
+def png_bytes(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def data_url(picture: Image.Image) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode()
+
+
+def red_left_blue_right(size: int = 256) -> Image.Image:
+    picture = Image.new("RGB", (size, size), (255, 0, 0))
+    picture.paste(BLUE, (size // 2, 0, size, size))
+    return picture
+
+
+def near(pixel: Any, colour: tuple[int, int, int], tolerance: int) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], colour, strict=True))
+
+
+def apimart_create(
+    http: httpx.Client, sim: ProviderSimulator, **fields: Any
+) -> httpx.Response:
+    body = {"model": "gpt-image-2", "prompt": "a red fox in the snow", **fields}
+    url = f"{sim.provider_base_url('apimart')}/v1/images/generations"
+    return http.post(url, json=body, headers=AUTH)
+
+
+def apimart_query(http: httpx.Client, sim: ProviderSimulator, task_id: str) -> httpx.Response:
+    return http.get(f"{sim.provider_base_url('apimart')}/v1/tasks/{task_id}", headers=AUTH)
+
+
+def apimart_task_id(http: httpx.Client, sim: ProviderSimulator, **fields: Any) -> str:
+    response = apimart_create(http, sim, **fields)
+    assert response.status_code == 200, response.text
+    task_id: str = response.json()["data"][0]["task_id"]
+    return task_id
+
+
+def apimart_finished(http: httpx.Client, sim: ProviderSimulator, task_id: str) -> dict[str, Any]:
+    """The `data` of the task once it is terminal."""
+
+    def terminal() -> dict[str, Any] | None:
+        data: dict[str, Any] = apimart_query(http, sim, task_id).json()["data"]
+        return data if data["status"] in APIMART_TERMINAL else None
+
+    return wait_until(terminal)
+
+
+def apimart_image(http: httpx.Client, data: dict[str, Any]) -> Image.Image:
+    response = http.get(data["result"]["images"][0]["url"][0])
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    return Image.open(io.BytesIO(response.content))
+
+
+def mountsea_create(
+    http: httpx.Client, sim: ProviderSimulator, **fields: Any
+) -> httpx.Response:
+    body = {"prompt": "a lighthouse at dusk", **fields}
+    url = f"{sim.provider_base_url('mountsea-async')}/openai/images"
+    return http.post(url, json=body, headers=AUTH)
+
+
+def mountsea_query(http: httpx.Client, sim: ProviderSimulator, task_id: str) -> httpx.Response:
+    url = f"{sim.provider_base_url('mountsea-async')}/openai/tasks"
+    return http.get(url, params={"taskId": task_id}, headers=AUTH)
+
+
+def mountsea_task_id(http: httpx.Client, sim: ProviderSimulator, **fields: Any) -> str:
+    response = mountsea_create(http, sim, **fields)
+    assert response.status_code == 200, response.text
+    task_id: str = response.json()["taskId"]
+    return task_id
+
+
+def mountsea_finished(http: httpx.Client, sim: ProviderSimulator, task_id: str) -> dict[str, Any]:
+    """The task body once it is terminal."""
+
+    def terminal() -> dict[str, Any] | None:
+        body: dict[str, Any] = mountsea_query(http, sim, task_id).json()
+        return body if body["status"] in MOUNTSEA_TERMINAL else None
+
+    return wait_until(terminal)
+
+
+def mountsea_image_bytes(body: dict[str, Any]) -> bytes:
+    return base64.b64decode(body["result"]["data"][0]["b64_json"])
+
+
+def mountsea_image(body: dict[str, Any]) -> Image.Image:
+    return Image.open(io.BytesIO(mountsea_image_bytes(body)))
+
+
+# ---------------------------------------------------------------- create and query shapes
+
+
+def test_apimart_create_answers_a_submitted_task_id(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a valid text-to-image request
+    # When it is submitted
+    response = apimart_create(http, sim, size="1:1", resolution="1k", n=1)
+    # Then apimart's create envelope carries one submitted task
+    assert response.status_code == 200
+    body = response.json()
+    assert body["code"] == 200
+    [entry] = body["data"]
+    assert entry["status"] == "submitted"
+    assert entry["task_id"].startswith("task_")
+
+
+def test_mountsea_create_answers_a_uuid_task_id(sim: ProviderSimulator, http: httpx.Client) -> None:
+    # Given a valid request
+    # When it is submitted
+    response = mountsea_create(http, sim, size="1024x1024", quality="low")
+    # Then the body is exactly {"taskId": "<uuid>"}
+    assert response.status_code == 200
+    assert list(response.json()) == ["taskId"]
+    uuid.UUID(response.json()["taskId"])
+
+
+def test_apimart_completed_task_has_the_documented_fields(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a task that has finished
+    task_id = apimart_task_id(http, sim, prompt=f"{INSTANT} a fox")
+    # When it is queried
+    data = apimart_finished(http, sim, task_id)
+    # Then it has apimart's fields, and its url points at the simulator's file for the task
+    assert data["id"] == task_id
+    assert data["status"] == "completed"
+    assert data["progress"] == 100
+    [image] = data["result"]["images"]
+    assert image["url"] == [f"{sim.provider_base_url('apimart')}/files/{task_id}/0.png"]
+    assert image["expires_at"] == data["completed"] + 24 * 3600
+    assert data["completed"] >= data["created"]
+    assert data["actual_time"] == data["completed"] - data["created"]
+    assert isinstance(data["estimated_time"], int)
+    assert "error" not in data
+
+
+def test_mountsea_completed_task_has_the_documented_fields(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a task that has finished
+    task_id = mountsea_task_id(http, sim, prompt=f"{INSTANT} a lighthouse")
+    # When it is queried
+    body = mountsea_finished(http, sim, task_id)
+    # Then it has mountsea's fields and an OpenAI images response as result
+    assert body["taskId"] == task_id
+    assert body["status"] == "completed"
+    assert body["errorMessage"] is None
+    assert body["errorCode"] is None
+    assert body["createdAt"].endswith("Z")
+    assert body["finishedAt"].endswith("Z")
+    assert isinstance(body["duration"], int)
+    assert body["traceId"]
+    assert set(body["result"]) >= {"created", "data", "usage"}
+    assert body["result"]["usage"]["output_tokens"] > 0
+
+
+def test_apimart_task_moves_submitted_processing_completed(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a task that takes one second
+    task_id = apimart_task_id(http, sim, prompt="[sim:latency=1] a fox")
+    # When it is polled until it finishes
+    seen: list[str] = []
+    progress: list[int] = []
+
+    def finished() -> bool:
+        data = apimart_query(http, sim, task_id).json()["data"]
+        if not seen or seen[-1] != data["status"]:
+            seen.append(data["status"])
+        progress.append(data["progress"])
+        return bool(data["status"] == "completed")
+
+    wait_until(finished)
+    # Then it went through apimart's statuses in order, with progress never going back
+    assert seen == ["submitted", "processing", "completed"]
+    assert progress == sorted(progress)
+    assert progress[0] == 0
+    assert progress[-1] == 100
+
+
+def test_mountsea_task_moves_pending_processing_completed(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a task that takes 1.5 seconds
+    task_id = mountsea_task_id(http, sim, prompt="[sim:latency=1.5] a lighthouse")
+    # When it is polled until it finishes
+    seen: list[str] = []
+
+    def finished() -> bool:
+        status = mountsea_query(http, sim, task_id).json()["status"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        return bool(status == "completed")
+
+    wait_until(finished)
+    # Then it went through mountsea's statuses in order
+    assert seen == ["pending", "processing", "completed"]
+
+
+@pytest.mark.parametrize(("resolution", "seconds"), [("1k", 40), ("2k", 50), ("4k", 60)])
+def test_apimart_latency_follows_the_documented_table_at_time_scale_1(
+    resolution: str, seconds: int, http: httpx.Client
+) -> None:
+    # Given a simulator running at real-world speed
+    with ProviderSimulator(time_scale=1.0, api_key=API_KEY) as real_time:
+        # When a task is created at a resolution tier
+        task_id = apimart_task_id(http, real_time, resolution=resolution)
+        data = apimart_query(http, real_time, task_id).json()["data"]
+    # Then its estimate is the table's latency for the tier, and it starts submitted
+    assert data["estimated_time"] == seconds
+    assert data["status"] == "submitted"
+
+
+def test_mountsea_low_quality_finishes_before_high_quality(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a low and a high quality task created together (15 s vs 45 s, scaled)
+    low = mountsea_task_id(http, sim, quality="low")
+    high = mountsea_task_id(http, sim, quality="high")
+    # When the low one has completed
+    mountsea_finished(http, sim, low)
+    # Then the high one is still running
+    assert mountsea_query(http, sim, high).json()["status"] == "processing"
+
+
+def test_apimart_batch_returns_known_tasks_and_omits_unknown(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given two tasks
+    first = apimart_task_id(http, sim)
+    second = apimart_task_id(http, sim)
+    # When they are queried in one batch with an unknown id
+    response = http.post(
+        f"{sim.provider_base_url('apimart')}/v1/tasks/batch",
+        json={"task_ids": [first, "task_unknown", second]},
+        headers=AUTH,
+    )
+    # Then both known tasks come back, in order, and the unknown one is left out
+    assert response.status_code == 200
+    assert response.json()["code"] == 200
+    assert [data["id"] for data in response.json()["data"]] == [first, second]
+
+
+def test_apimart_unknown_task_is_404(sim: ProviderSimulator, http: httpx.Client) -> None:
+    # Given no task with this id
+    # When it is queried
+    response = apimart_query(http, sim, "task_doesnotexist")
+    # Then apimart's not-found body comes back
+    assert response.status_code == 404
+    assert response.json() == {
+        "code": 404,
+        "error": {"message": "task does not exist or has expired", "type": "not_found"},
+    }
+
+
+def test_mountsea_unknown_task_is_404(sim: ProviderSimulator, http: httpx.Client) -> None:
+    # Given no task with this id
+    # When it is queried
+    response = mountsea_query(http, sim, str(uuid.uuid4()))
+    # Then mountsea's not-found body comes back
+    assert response.status_code == 404
+    assert response.json() == {"errorCode": 40400, "errorMessage": "task not found"}
+
+
+# ---------------------------------------------------------------- auth
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}], ids=["none", "wrong"])
+def test_apimart_requires_the_bearer_key(
+    headers: dict[str, str], sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a request without the right key
+    body = {"model": "gpt-image-2", "prompt": "a fox"}
+    # When it is submitted
+    url = f"{sim.provider_base_url('apimart')}/v1/images/generations"
+    response = http.post(url, json=body, headers=headers)
+    # Then apimart answers 401 in its error shape
+    assert response.status_code == 401
+    assert response.json()["code"] == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}], ids=["none", "wrong"])
+def test_mountsea_requires_the_bearer_key(
+    headers: dict[str, str], sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a query without the right key
+    url = f"{sim.provider_base_url('mountsea-async')}/openai/tasks"
+    # When it is sent
+    response = http.get(url, params={"taskId": "x"}, headers=headers)
+    # Then mountsea answers 401 in its error shape
+    assert response.status_code == 401
+    assert response.json() == {"errorCode": 40100, "errorMessage": "invalid api key"}
+
+
+# ---------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("fields", "complaint"),
+    [
+        ({"model": "dall-e-3"}, "model"),
+        ({"prompt": ""}, "prompt"),
+        ({"n": 2}, "n must be 1"),
+        ({"size": "7:5"}, "size"),
+        ({"size": "5000x5000"}, "pixel size"),
+        ({"resolution": "8k"}, "resolution"),
+        ({"image_urls": ["ftp://example.com/a.png"]}, "image_urls"),
+        ({"image_urls": ["data:image/png;base64,AAAA"] * 17}, "image_urls"),
+        ({"official_fallback": "yes"}, "official_fallback"),
+        ({"webhook": "not-a-url"}, "webhook"),
+    ],
+)
+def test_apimart_rejects_an_invalid_create(
+    fields: dict[str, Any], complaint: str, sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a request with one invalid field
+    # When it is submitted
+    response = apimart_create(http, sim, **fields)
+    # Then apimart answers 400 naming the problem
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == 400
+    assert body["error"]["type"] == "invalid_request_error"
+    assert complaint in body["error"]["message"]
+
+
+def test_apimart_ignores_unsupported_and_unknown_fields(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given fields apimart documents as ignored, plus an unknown one
+    fields = {"quality": "high", "response_format": "b64_json", "style": "vivid", "extra": 1}
+    # When the request is submitted
+    response = apimart_create(http, sim, **fields)
+    # Then it is accepted
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("fields", "complaint"),
+    [
+        ({"colour": "red"}, "unknown field(s): colour"),
+        ({"model": "dall-e-3"}, "model"),
+        ({"prompt": ""}, "prompt"),
+        ({"n": 2}, "n must be 1"),
+        ({"size": "512x512"}, "size"),
+        ({"quality": "ultra"}, "quality"),
+        ({"output_format": "gif"}, "output_format"),
+        ({"output_compression": 101}, "output_compression"),
+        ({"image": 42}, "image"),
+        ({"mask": "https://example.com/mask.png"}, "mask requires image"),
+        ({"background": "transparent", "output_format": "jpeg"}, "transparent"),
+    ],
+)
+def test_mountsea_rejects_an_invalid_create(
+    fields: dict[str, Any], complaint: str, sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a request with one invalid or unknown field
+    # When it is submitted
+    response = mountsea_create(http, sim, **fields)
+    # Then mountsea answers 400 naming the problem
+    assert response.status_code == 400
+    body = response.json()
+    assert body["errorCode"] == 40001
+    assert complaint in body["errorMessage"]
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@pytest.mark.parametrize(
+    ("size", "resolution", "pixels"),
+    [
+        ("16:9", "4k", (3840, 2160)),
+        ("1:1", "1k", (1024, 1024)),
+        ("auto", "1k", (1024, 1024)),
+        ("9:21", "2K", (1152, 2688)),
+        ("3:1", "1k", (1881, 836)),
+        ("1000x600", "4k", (1000, 600)),
+    ],
+)
+def test_apimart_renders_a_png_of_the_ratio_and_tier_pixels(
+    size: str,
+    resolution: str,
+    pixels: tuple[int, int],
+    sim: ProviderSimulator,
+    http: httpx.Client,
+) -> None:
+    # Given a finished task of a size and resolution tier
+    task_id = apimart_task_id(http, sim, prompt=INSTANT, size=size, resolution=resolution)
+    data = apimart_finished(http, sim, task_id)
+    # When its image URL is downloaded (without auth, as from apimart's CDN)
+    picture = apimart_image(http, data)
+    # Then it is a real PNG of exactly the table's pixels
+    assert picture.format == "PNG"
+    assert picture.size == pixels
+
+
+@pytest.mark.parametrize(
+    ("output_format", "size", "pixels", "pil_format"),
+    [
+        ("png", "1024x1536", (1024, 1536), "PNG"),
+        ("jpeg", "1536x1024", (1536, 1024), "JPEG"),
+        ("webp", "auto", (1024, 1024), "WEBP"),
+    ],
+)
+def test_mountsea_result_is_base64_of_an_image_of_the_asked_size_and_format(
+    output_format: str,
+    size: str,
+    pixels: tuple[int, int],
+    pil_format: str,
+    sim: ProviderSimulator,
+    http: httpx.Client,
+) -> None:
+    # Given a finished task asking for a size and format
+    task_id = mountsea_task_id(
+        http, sim, prompt=INSTANT, size=size, output_format=output_format, output_compression=80
+    )
+    body = mountsea_finished(http, sim, task_id)
+    # When its b64_json is decoded
+    picture = mountsea_image(body)
+    # Then it is a real image of that size and format
+    assert picture.format == pil_format
+    assert picture.size == pixels
+    assert body["result"]["output_format"] == output_format
+
+
+def test_mountsea_jpeg_is_rgb(sim: ProviderSimulator, http: httpx.Client) -> None:
+    # Given a finished JPEG task
+    body = mountsea_finished(
+        http, sim, mountsea_task_id(http, sim, prompt=INSTANT, output_format="jpeg")
+    )
+    # When the image is decoded
+    # Then it is RGB
+    assert mountsea_image(body).mode == "RGB"
+
+
+def test_mountsea_transparent_background_has_transparent_pixels(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a finished PNG task with a transparent background
+    task_id = mountsea_task_id(http, sim, prompt=INSTANT, background="transparent")
+    # When the image is decoded
+    picture = mountsea_image(mountsea_finished(http, sim, task_id))
+    # Then it has an alpha channel with fully transparent pixels
+    assert picture.mode == "RGBA"
+    assert picture.getchannel("A").getextrema()[0] == 0
+
+
+def test_text_to_image_is_deterministic_per_prompt(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given two finished tasks with the same prompt and one with another prompt
+    same = [mountsea_task_id(http, sim, prompt=f"{INSTANT} same") for _ in range(2)]
+    other = mountsea_task_id(http, sim, prompt=f"{INSTANT} other")
+    # When their images are decoded
+    images = [mountsea_image_bytes(mountsea_finished(http, sim, t)) for t in [*same, other]]
+    # Then the same prompt gives the same bytes, another prompt other bytes
+    assert images[0] == images[1]
+    assert images[0] != images[2]
+
+
+def test_mountsea_edit_keeps_the_input_recognisable(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given an input that is red on the left and blue on the right, sent as a data URL
+    source = data_url(red_left_blue_right())
+    # When it is edited
+    task_id = mountsea_task_id(http, sim, prompt=f"{INSTANT} make it dusk", image=source)
+    picture = mountsea_image(mountsea_finished(http, sim, task_id)).convert("RGB")
+    # Then the output is the asked size and still red on the left, blue on the right
+    assert picture.size == (1024, 1024)
+    left, right = picture.getpixel((256, 512)), picture.getpixel((768, 512))
+    assert isinstance(left, tuple)
+    assert isinstance(right, tuple)
+    assert left[0] > 150 > left[2]
+    assert right[2] > 150 > right[0]
+
+
+def test_apimart_image_to_image_downloads_an_http_input(
+    sim: ProviderSimulator, http: httpx.Client, receiver: WebhookReceiver
+) -> None:
+    # Given an input image served over http
+    source = receiver.serve("/inputs/red-blue.png", png_bytes(red_left_blue_right()))
+    # When apimart edits it
+    task_id = apimart_task_id(http, sim, prompt=INSTANT, image_urls=[source])
+    picture = apimart_image(http, apimart_finished(http, sim, task_id)).convert("RGB")
+    # Then the output comes from the input: red on the left, blue on the right
+    left, right = picture.getpixel((256, 512)), picture.getpixel((768, 512))
+    assert isinstance(left, tuple)
+    assert isinstance(right, tuple)
+    assert left[0] > 150 > left[2]
+    assert right[2] > 150 > right[0]
+
+
+def test_edit_with_several_inputs_shows_the_others_as_thumbnails(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a green main input and a blue second input
+    inputs = [data_url(Image.new("RGB", (64, 64), c)) for c in (GREEN, BLUE)]
+    # When they are edited together
+    task_id = mountsea_task_id(http, sim, prompt=INSTANT, image=inputs)
+    picture = mountsea_image(mountsea_finished(http, sim, task_id)).convert("RGB")
+    # Then some of the output is the second input's blue
+    step = 16
+    samples = [
+        picture.getpixel((x, y)) for x in range(0, 1024, step) for y in range(0, 1024, step)
+    ]
+    assert sum(near(p, BLUE, 10) for p in samples) >= 10
+
+
+def test_masked_edit_repaints_only_the_transparent_part_of_the_mask(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a green input, and a smaller mask transparent on its left half only
+    source = data_url(Image.new("RGB", (256, 256), GREEN))
+    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, 32, 64))
+    # When the input is edited with the mask
+    task_id = mountsea_task_id(http, sim, prompt=INSTANT, image=source, mask=data_url(mask))
+    picture = mountsea_image(mountsea_finished(http, sim, task_id)).convert("RGB")
+    # Then the right half is the input untouched and the left half is repainted
+    grid = range(16, 1024, 64)
+    right = [picture.getpixel((x, y)) for x in range(600, 1024, 64) for y in grid]
+    left = [picture.getpixel((x, y)) for x in range(0, 420, 64) for y in grid]
+    assert all(near(p, GREEN, 2) for p in right)
+    assert not any(near(p, GREEN, 60) for p in left)
+
+
+def test_edit_with_an_undownloadable_input_fails_with_a_reason(
+    sim: ProviderSimulator, http: httpx.Client, receiver: WebhookReceiver
+) -> None:
+    # Given an input URL that answers 404
+    missing = f"{receiver.url}/inputs/missing.png"
+    # When it is edited
+    body = mountsea_finished(http, sim, mountsea_task_id(http, sim, prompt=INSTANT, image=missing))
+    # Then the task fails, saying which input and why
+    assert body["status"] == "failed"
+    assert "input image 1" in body["errorMessage"]
+    assert "404" in body["errorMessage"]
+
+
+def test_edit_with_an_undecodable_input_fails_with_a_reason(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given an input data URL whose bytes are not an image
+    junk = "data:image/png;base64," + base64.b64encode(b"definitely not a png").decode()
+    # When apimart edits it
+    data = apimart_finished(
+        http, sim, apimart_task_id(http, sim, prompt=INSTANT, image_urls=[junk])
+    )
+    # Then the task fails, saying the input is not an image
+    assert data["status"] == "failed"
+    assert "not a decodable image" in data["error"]["message"]
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+def test_apimart_posts_the_task_body_to_webhook_callback(
+    sim: ProviderSimulator, http: httpx.Client, receiver: WebhookReceiver
+) -> None:
+    # Given a task with a webhook
+    hook = receiver.new_hook()
+    task_id = apimart_task_id(http, sim, prompt="[sim:latency=0.1]", webhook=hook)
+    # When it reaches its terminal state
+    [(callback, _)] = wait_until(lambda: receiver.posts_to(hook + "/callback"))
+    # Then <webhook>/callback received exactly what a task query answers
+    assert callback == apimart_query(http, sim, task_id).json()
+    assert callback["data"]["status"] == "completed"
+
+
+def test_apimart_retries_a_failed_callback_delivery(
+    sim: ProviderSimulator, http: httpx.Client, receiver: WebhookReceiver
+) -> None:
+    # Given a webhook that answers 500 the first time
+    hook = receiver.new_hook("flaky")
+    task_id = apimart_task_id(http, sim, prompt=INSTANT, webhook=hook)
+    # When the callback is delivered
+    deliveries = wait_until(lambda: len(receiver.posts_to(hook + "/callback")) == 2)
+    # Then it was retried once and both attempts are in the simulator's callback log
+    assert deliveries
+    log = [c for c in http.get(f"{sim.base_url}/_sim/callbacks").json() if c["task_id"] == task_id]
+    assert [(c["attempt"], c["status_code"]) for c in log] == [(1, 500), (2, 200)]
+    assert all(c["url"] == hook + "/callback" for c in log)
+
+
+def test_duplicate_callback_marker_delivers_twice(
+    sim: ProviderSimulator, http: httpx.Client, receiver: WebhookReceiver
+) -> None:
+    # Given a task asking for a duplicate callback
+    hook = receiver.new_hook()
+    apimart_task_id(http, sim, prompt=f"{INSTANT} [sim:duplicate-callback]", webhook=hook)
+    # When its callbacks arrive
+    received = wait_until(lambda: receiver.posts_to(hook + "/callback")[1:] and None or None, 0.0) \
+        if False else wait_until(lambda: len(receiver.posts_to(hook + "/callback")) >= 2)
+    # Then the same terminal body arrived twice
+    assert received
+    [(first, _), (second, _)] = receiver.posts_to(hook + "/callback")
+    assert first == second
+    assert first["data"]["status"] == "completed"
