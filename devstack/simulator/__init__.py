@@ -15,7 +15,8 @@ PNG/JPEG/WebP images of the requested size (`render.py`) and, for apimart, POSTs
 task to `<webhook>/callback`. A task's status follows the clock: latencies are in
 `tasks.APIMART_LATENCY_S` / `tasks.MOUNTSEA_LATENCY_S`, multiplied by `time_scale`.
 
-Fault markers: put any of these in the prompt.
+Fault markers: put any of these in the prompt. `[sim:NAME=PROVIDER]` scopes a marker to one
+provider (`apimart` or `mountsea-async`), e.g. `[sim:create-503=apimart]`.
 
 =========================== ==================================================================
 marker                      effect
@@ -42,7 +43,7 @@ A task whose input image or mask cannot be downloaded or decoded ends `failed` w
 saying which input and why (mountsea errorCode 40002).
 
 Admin endpoints (no auth): `GET /_sim/health`, `GET /_sim/requests` (every provider request:
-provider, method, path, query, JSON body with long strings cut, header names, status),
+provider, method, path, query, `body` (parsed JSON, long strings cut), header names, status),
 `GET /_sim/callbacks` (every webhook attempt), `POST /_sim/reset` (clears both lists).
 """
 

@@ -119,7 +119,9 @@ class ApimartSimulator:
             body = request.json()
         except ValueError:
             return _invalid("request body must be valid JSON")
-        faults = Faults.parse(body.get("prompt") if isinstance(body, dict) else None)
+        faults = Faults.parse(
+            body.get("prompt") if isinstance(body, dict) else None, "apimart"
+        )
         forced = create_fault_response(faults, self._stop)
         if forced is not None:
             return forced
@@ -255,6 +257,7 @@ def _parse_create(body: Any) -> _CreateRequest | str:
     """The create request, or a message saying what is wrong with it."""
     if not isinstance(body, dict):
         return "request body must be a JSON object"
+    body = {key: value for key, value in body.items() if value is not None}  # null = absent
     if body.get("model") != "gpt-image-2":
         return "model must be 'gpt-image-2'"
     prompt = body.get("prompt")

@@ -48,8 +48,12 @@ class Faults:
     """`[sim:latency=S]`: the task's latency in real seconds, not scaled by time_scale."""
 
     @classmethod
-    def parse(cls, prompt: object) -> Faults:
-        """Read the markers from a prompt; unknown markers and non-string prompts are ignored."""
+    def parse(cls, prompt: object, provider: str | None = None) -> Faults:
+        """Read the markers from a prompt; unknown markers and non-string prompts are ignored.
+
+        `[sim:NAME=PROVIDER]` applies to that provider only (e.g. `[sim:create-503=apimart]`
+        makes apimart unavailable while a fallback provider works normally).
+        """
         if not isinstance(prompt, str):
             return cls()
         names: set[str] = set()
@@ -61,7 +65,7 @@ class Faults:
                     latency_s = max(0.0, float(value))
                 except ValueError:
                     continue
-            elif name in FAULT_MARKERS:
+            elif name in FAULT_MARKERS and (value is None or value == provider):
                 names.add(name)
         return cls(frozenset(names), latency_s)
 

@@ -104,7 +104,9 @@ class MountseaAsyncSimulator:
             body = request.json()
         except ValueError:
             return _error(400, INVALID, "request body must be valid JSON")
-        faults = Faults.parse(body.get("prompt") if isinstance(body, dict) else None)
+        faults = Faults.parse(
+            body.get("prompt") if isinstance(body, dict) else None, "mountsea-async"
+        )
         forced = create_fault_response(faults, self._stop)
         if forced is not None:
             return forced
@@ -205,6 +207,7 @@ def _parse_create(body: Any) -> _CreateRequest | str:
     unknown = sorted(set(body) - KNOWN_FIELDS)
     if unknown:
         return f"unknown field(s): {', '.join(unknown)}"
+    body = {key: value for key, value in body.items() if value is not None}  # null = absent
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         return "prompt is required and must be a non-empty string"
@@ -215,8 +218,7 @@ def _parse_create(body: Any) -> _CreateRequest | str:
         return "n must be 1"
     options: dict[str, Any] = {}
     for name, (allowed, default) in ENUM_FIELDS.items():
-        value = body.get(name)
-        options[name] = default if value is None else value
+        options[name] = body.get(name, default)
         if options[name] not in allowed:
             return f"{name} must be one of {', '.join(allowed)}"
     compression = body.get("output_compression")

@@ -202,10 +202,14 @@ def _edit(spec: RenderSpec, load: ImageLoader) -> Image.Image:
     # A mask of another size is stretched onto the input first, then cropped like the input.
     mask = mask.resize(base.size, Image.Resampling.NEAREST)
     repaint = ImageOps.fit(mask, size, Image.Resampling.NEAREST).point([255] + [0] * 255)
-    new_content = _checkerboard(size, max(8, min(size) // 16)).convert(mode)
+    box = repaint.getbbox()
+    if box is None:  # Nothing transparent in the mask: nothing to repaint.
+        return picture
+    # New content (pattern, prompt, other inputs) drawn inside the masked area only.
+    new_content = _checkerboard(size, max(8, min(size) // 16)).convert(mode).crop(box)
     _caption(new_content, spec.prompt)
     _thumbnails(new_content, inputs[1:])
-    picture.paste(new_content, (0, 0), repaint)
+    picture.paste(new_content, box[:2], repaint.crop(box))
     return picture
 
 

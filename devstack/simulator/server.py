@@ -133,12 +133,13 @@ class ProviderSimulator:
 
     def stop(self) -> None:
         """Stop serving, drop open connections and pending callbacks."""
-        if self._server is None or self._stop.is_set():
+        if self._stop.is_set():
             return
         self._stop.set()
-        self._server.shutdown()
-        self._server.close_open_connections()
-        self._server.server_close()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.close_open_connections()
+            self._server.server_close()
         self._scheduler.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -171,7 +172,7 @@ class ProviderSimulator:
             "path": path,
             "query": query,
             "headers": list(headers),
-            "json": _loggable_json(body),
+            "body": _loggable_json(body),
             "status": None,
         }
         self._journal.record_request(entry)

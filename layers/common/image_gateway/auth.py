@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import hmac
 import secrets
 from typing import Any
@@ -11,6 +12,7 @@ from image_gateway.errors import Unauthorized
 from image_gateway.models.task import utc_now
 
 API_KEY_PREFIX = "itg_"
+_CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def hash_api_key(api_key: str) -> str:
@@ -27,6 +29,8 @@ class ApiKeyStore:
 
     def create_key(self, client_id: str, *, name: str = "default") -> str:
         """Make a new key for ``client_id`` and return it (shown once, stored hashed)."""
+        if not _CLIENT_ID_RE.match(client_id):
+            raise ValueError("client ids are 1-64 characters of A-Z, a-z, 0-9, '_' and '-'")
         api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
         self._ddb.put_item(
             TableName=self._table,
@@ -71,5 +75,7 @@ class WebhookSigner:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def verify(self, provider: str, task_id: str, token: str) -> bool:
-        """Constant-time check of a token from a callback URL."""
+        """Constant-time check of a token from a callback URL (anything non-ASCII is wrong)."""
+        if not token.isascii():
+            return False
         return hmac.compare_digest(self.token(provider, task_id), token)

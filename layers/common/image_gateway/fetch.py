@@ -204,8 +204,9 @@ class SafeFetcher:
         for address in addresses:
             why = _forbidden_reason(ipaddress.ip_address(address))
             if why is not None:
+                where = "" if address == host else f"{host} resolves to {address}; "
                 raise UnsafeUrl(
-                    f"{shown}: {host} resolves to a {why} address ({address})",
+                    f"{shown}: {where}{why} addresses are refused",
                     reason="private_address",
                 )
         return addresses

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -37,7 +38,8 @@ class IdempotencyStore:
                 f"Idempotency-Key must be 1-{MAX_KEY_CHARS} printable characters",
                 code="invalid_idempotency_key",
             )
-        item_key = {"pk": {"S": f"IDEMP#{client_id}#{key}"}, "sk": {"S": "IDEMP"}}
+        scope = hashlib.sha256(json.dumps([client_id, key]).encode()).hexdigest()  # no collisions
+        item_key = {"pk": {"S": f"IDEMP#{scope}"}, "sk": {"S": "IDEMP"}}
         expires = int((utc_now() + IDEMPOTENCY_TTL).timestamp())
         try:
             self._ddb.put_item(

@@ -243,6 +243,13 @@ def _decode_cursor(cursor: str) -> dict[str, Any]:
         raise InvalidRequest(
             "cursor is not valid: pass next_cursor from the previous page", code="bad_cursor"
         ) from None
-    if not isinstance(value, dict):
-        raise InvalidRequest("cursor is not valid", code="bad_cursor")
-    return value
+    valid = (
+        isinstance(value, dict)
+        and set(value) == {"pk", "sk", "gsi1pk", "gsi1sk"}
+        and all(isinstance(v, dict) and isinstance(v.get("S"), str) for v in value.values())
+    )
+    if not valid:
+        raise InvalidRequest(
+            "cursor is not valid: pass next_cursor from the previous page", code="bad_cursor"
+        )
+    return dict(value)

@@ -7,7 +7,6 @@ import random
 from collections.abc import Iterator
 
 import pytest
-
 from image_gateway.errors import InvalidImage
 from image_gateway.images.base64_stream import Base64StreamDecoder, iter_base64_decoded
 

@@ -8,10 +8,9 @@ import zlib
 from collections.abc import Callable
 
 import pytest
-from PIL import Image
-
 from image_gateway.errors import InvalidImage
 from image_gateway.images.sniff import ImageInfo, sniff_image
+from PIL import Image
 
 ImageFactory = Callable[..., bytes]
 SIZES = [(1, 1), (17, 5), (640, 480), (3840, 2160)]
@@ -33,7 +32,9 @@ def test_png_with_alpha_and_palette_is_recognised(make_png: ImageFactory) -> Non
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
-def test_baseline_jpeg_gives_type_and_size(make_jpeg: ImageFactory, width: int, height: int) -> None:
+def test_baseline_jpeg_gives_type_and_size(
+    make_jpeg: ImageFactory, width: int, height: int
+) -> None:
     """Given a real baseline JPEG, when sniffed, then it is image/jpeg with its size."""
     info = sniff_image(io.BytesIO(make_jpeg(width, height)))
 

@@ -174,7 +174,9 @@ class _Scanner:
             where = f"line {error.lineno} column {error.colno}"
             if self._placeholders:
                 where += " of the document with its long strings elided"
-            raise ValueError(f"malformed JSON: {error.msg.removesuffix(' at')} at {where}") from None
+            raise ValueError(
+                f"malformed JSON: {error.msg.removesuffix(' at')} at {where}"
+            ) from None
         except RecursionError:
             raise ValueError("malformed JSON: nested too deeply") from None
         if self._placeholders:

@@ -107,13 +107,27 @@ class ImageStore:
         return self.store(iter_base64_decoded(chunks), key_stem, metadata=metadata)
 
     def presigned_get_url(self, key: str, expires_in: int = 3600) -> str:
-        """A URL that lets anyone holding it GET the object for ``expires_in`` seconds."""
+        """A URL that lets anyone holding it GET the object for ``expires_in`` seconds.
+
+        The S3 client should be configured with ``signature_version="s3v4"``: SigV2 URLs (what
+        boto3 may still produce by default in us-east-1) do not work on SSE-KMS objects.
+        """
         url: str = self._s3.generate_presigned_url(
             "get_object",
             Params={"Bucket": self._bucket, "Key": key},
             ExpiresIn=expires_in,
         )
         return url
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored at ``key``."""
+        try:
+            self._s3.head_object(Bucket=self._bucket, Key=key)
+        except Exception as error:
+            if _error_code(error) in {"NoSuchKey", "404", "NotFound"}:
+                return False
+            raise
+        return True
 
     def open_stream(self, key: str) -> Iterator[bytes]:
         """Yield a stored object's bytes in 1 MiB chunks (the request starts on first use).

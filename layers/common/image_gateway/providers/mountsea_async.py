@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from image_gateway.errors import ProviderError, Unprocessable
+from image_gateway.images.json_blobs import Blob
 from image_gateway.models.request import ImageRequest
 from image_gateway.providers.base import (
     HttpCall,
@@ -141,7 +142,7 @@ class MountseaAsyncProvider(Provider):
         if result is None:
             raise self.bad_response("a completed task without result")
         if not isinstance(result, dict):  # a bare base64 string (str, or a spooled Blob)
-            return [ResultImage(b64=result)]
+            return [self._b64_image(result)]
         data = result.get("data")
         if not isinstance(data, list) or not data:
             raise self.bad_response("a completed task whose result has no data[]")
@@ -150,12 +151,17 @@ class MountseaAsyncProvider(Provider):
             if not isinstance(entry, dict):
                 raise self.bad_response("a result data[] entry that is not an object")
             if entry.get("b64_json") is not None:
-                images.append(ResultImage(b64=entry["b64_json"]))
+                images.append(self._b64_image(entry["b64_json"]))
             elif isinstance(entry.get("url"), str):
                 images.append(ResultImage(url=entry["url"]))
             else:
                 raise self.bad_response("a result entry with neither b64_json nor url")
         return images
+
+    def _b64_image(self, value: Any) -> ResultImage:
+        if isinstance(value, str | Blob):
+            return ResultImage(b64=value)
+        raise self.bad_response(f"a base64 image that is a {type(value).__name__}, not text")
 
     def _raise_for_error(self, status_code: int, body: Any) -> None:
         if status_code == 200:

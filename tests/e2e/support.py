@@ -1,0 +1,95 @@
+"""Helpers for the e2e tests: the event log of a subscriber queue, and API shortcuts."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import httpx
+from PIL import Image
+
+
+TERMINAL = {"succeeded", "failed", "cancelled", "expired"}
+
+
+class EventLog:
+    """Drains the subscriber queue in the background; events grouped by task id."""
+
+    def __init__(self, queue_url: str) -> None:
+        self._sqs = boto3.client("sqs")
+        self._queue_url = queue_url
+        self._events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            batch = self._sqs.receive_message(
+                QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            )
+            for message in batch.get("Messages", []):
+                event = json.loads(message["Body"])
+                with self._lock:
+                    self._events[event["detail"]["task_id"]].append(event)
+                self._sqs.delete_message(
+                    QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+    def for_task(self, task_id: str) -> list[dict[str, Any]]:
+        """Events received so far for one task."""
+        with self._lock:
+            return list(self._events[task_id])
+
+    def wait_for(self, task_id: str, detail_type: str, timeout: float = 10) -> dict[str, Any]:
+        """The first event of that type for the task (bounded wait)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.for_task(task_id):
+                if event["detail-type"] == detail_type:
+                    return event
+            time.sleep(0.05)
+        raise AssertionError(f"no {detail_type!r} event for {task_id}: {self.for_task(task_id)}")
+
+    def close(self) -> None:
+        """Stop draining."""
+        self._stop.set()
+        self._thread.join(timeout=3)
+
+
+def wait_terminal(api: httpx.Client, task_id: str, timeout: float = 30) -> dict[str, Any]:
+    """Poll GET /v1/tasks/{id} until the task is terminal (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task: dict[str, Any] = api.get(f"/v1/tasks/{task_id}").raise_for_status().json()
+        if task["status"] in TERMINAL:
+            return task
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task {task_id} still {task['status']} after {timeout} s")
+        time.sleep(0.1)
+
+
+def submit(api: httpx.Client, body: dict[str, Any], expect: int = 202) -> dict[str, Any]:
+    """POST /v1/images and check the status code."""
+    answer = api.post("/v1/images", json=body)
+    assert answer.status_code == expect, answer.text
+    return dict(answer.json())
+
+
+def download(url: str) -> bytes:
+    """GET a presigned output URL."""
+    return httpx.get(url).raise_for_status().content
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Decode image bytes with Pillow (a real decoder, independent of our sniffing)."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
