@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 SAMVENV := .venv-sam
+export SAM_CLI_TELEMETRY := 0
 SAM_CLI_VERSION := 1.170.0
 STAMP  := $(VENV)/.installed
 
@@ -53,7 +54,7 @@ e2e: $(STAMP)
 	$(PY) -m pytest tests -m e2e
 
 test: lint typecheck template-check
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) $(SAMVENV) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache

@@ -13,8 +13,12 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("command", choices=["up", "demo"])
-    parser.add_argument("--time-scale", type=float, default=0.02,
-                        help="multiplies provider latencies and gateway waits (default 0.02)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.02,
+        help="multiplies provider latencies and gateway waits (default 0.02)",
+    )
     parser.add_argument("--log-level", default=None, help="Lambda log level (default WARNING)")
     args = parser.parse_args(argv)
     if args.command == "demo":

@@ -13,7 +13,6 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -166,8 +165,10 @@ def main() -> int:
     with DevStack(StackConfig()) as stack:
         assert stack.info is not None
         info = stack.info
-        _say(f"stack up from template.yaml: API {info.api_url}, moto {info.moto_url}, "
-             f"simulator {info.simulator_url}")
+        _say(
+            f"stack up from template.yaml: API {info.api_url}, moto {info.moto_url}, "
+            f"simulator {info.simulator_url}"
+        )
         _say(f"table {info.table_name}, bucket {info.bucket_name}, bus {info.event_bus_name}")
         return run_demo(info)
 

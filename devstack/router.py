@@ -72,8 +72,16 @@ class LocalHttpApi:
                 return route, found.groupdict()
         return None
 
-    def to_event(self, method: str, raw_url: str, headers: dict[str, str], body: bytes,
-                 route: Route, params: dict[str, str], host: str) -> dict[str, Any]:
+    def to_event(
+        self,
+        method: str,
+        raw_url: str,
+        headers: dict[str, str],
+        body: bytes,
+        route: Route,
+        params: dict[str, str],
+        host: str,
+    ) -> dict[str, Any]:
         """The API Gateway v2 event for this request."""
         parts = urlsplit(raw_url)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -123,7 +131,7 @@ class LocalHttpApi:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the demo prints what matters."""
 
             def _serve(self) -> None:
@@ -158,9 +166,7 @@ class LocalHttpApi:
 
             def _reply_lambda(self, result: dict[str, Any]) -> None:
                 body = result.get("body") or ""
-                data = (
-                    base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
-                )
+                data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
                 self.send_response(int(result.get("statusCode", 200)))
                 for key, value in (result.get("headers") or {}).items():
                     if key.lower() != "content-length":
@@ -169,6 +175,6 @@ class LocalHttpApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
         return Handler

@@ -180,9 +180,17 @@ class DevStack:
         globals_fn: dict[str, Any] = self.template.get("Globals", {}).get("Function", {})
         session = boto3.Session(region_name=REGION)
         clients = {
-            name: session.client(name)  # type: ignore[call-overload]
-            for name in ("dynamodb", "s3", "events", "secretsmanager", "iam", "lambda",
-                         "stepfunctions", "logs")
+            name: session.client(name)
+            for name in (
+                "dynamodb",
+                "s3",
+                "events",
+                "secretsmanager",
+                "iam",
+                "lambda",
+                "stepfunctions",
+                "logs",
+            )
         }
         role_arn = clients["iam"].create_role(
             RoleName="devstack-lambda",
@@ -198,13 +206,15 @@ class DevStack:
                 continue
             creator(self, logical_id, props, resolver, clients, globals_fn, role_arn, routes)
         assert self.api is not None
-        self.api._routes = routes  # noqa: SLF001 - routes are only known after functions exist
+        self.api._routes = routes
         ddb = clients["dynamodb"]
         table = resolver.physical_ids["TasksTable"]
         secret_arn = resolver.physical_ids["ProviderKeysSecret"]
         clients["secretsmanager"].put_secret_value(
             SecretId=secret_arn,
-            SecretString=json.dumps({name: SIMULATOR_API_KEY for name in PROVIDER_PARAMETERS.values()}),
+            SecretString=json.dumps(
+                {name: SIMULATOR_API_KEY for name in PROVIDER_PARAMETERS.values()}
+            ),
         )
         from image_gateway.auth import ApiKeyStore
 
@@ -240,8 +250,10 @@ class DevStack:
     def _run_every(self, function: str, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
-                self.runtime.invoke(function, {"source": "aws.events", "detail-type": "Scheduled Event"})
-            except Exception:  # noqa: BLE001 - a failing schedule must not stop the stack
+                self.runtime.invoke(
+                    function, {"source": "aws.events", "detail-type": "Scheduled Event"}
+                )
+            except Exception:
                 logging.getLogger("devstack").exception("scheduled %s failed", function)
 
     def _write_state(self, info: StackInfo) -> None:
@@ -250,8 +262,14 @@ class DevStack:
 
 
 # -- resource creators (one per resource type the template uses) --------------------------------
-def _create_table(stack: DevStack, logical_id: str, props: dict[str, Any], resolver: Resolver,
-                  clients: dict[str, Any], *_: Any) -> None:
+def _create_table(
+    stack: DevStack,
+    logical_id: str,
+    props: dict[str, Any],
+    resolver: Resolver,
+    clients: dict[str, Any],
+    *_: Any,
+) -> None:
     ddb = clients["dynamodb"]
     name = f"{STACK_NAME}-{logical_id}"
     ddb.create_table(
@@ -267,15 +285,19 @@ def _create_table(stack: DevStack, logical_id: str, props: dict[str, Any], resol
         ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
     pitr = props.get("PointInTimeRecoverySpecification")
     if pitr:
-        ddb.update_continuous_backups(
-            TableName=name, PointInTimeRecoverySpecification=pitr
-        )
+        ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification=pitr)
     resolver.physical_ids[logical_id] = name
     resolver.arns[logical_id] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
 
 
-def _create_bucket(stack: DevStack, logical_id: str, props: dict[str, Any], resolver: Resolver,
-                   clients: dict[str, Any], *_: Any) -> None:
+def _create_bucket(
+    stack: DevStack,
+    logical_id: str,
+    props: dict[str, Any],
+    resolver: Resolver,
+    clients: dict[str, Any],
+    *_: Any,
+) -> None:
     s3 = clients["s3"]
     name = f"{STACK_NAME}-{logical_id.lower()}-{secrets.token_hex(4)}"
     s3.create_bucket(Bucket=name)
@@ -313,16 +335,28 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _create_bus(stack: DevStack, logical_id: str, props: dict[str, Any], resolver: Resolver,
-                clients: dict[str, Any], *_: Any) -> None:
+def _create_bus(
+    stack: DevStack,
+    logical_id: str,
+    props: dict[str, Any],
+    resolver: Resolver,
+    clients: dict[str, Any],
+    *_: Any,
+) -> None:
     name = str(resolver.resolve(props["Name"]))
     arn = clients["events"].create_event_bus(Name=name)["EventBusArn"]
     resolver.physical_ids[logical_id] = name
     resolver.arns[logical_id] = arn
 
 
-def _create_secret(stack: DevStack, logical_id: str, props: dict[str, Any], resolver: Resolver,
-                   clients: dict[str, Any], *_: Any) -> None:
+def _create_secret(
+    stack: DevStack,
+    logical_id: str,
+    props: dict[str, Any],
+    resolver: Resolver,
+    clients: dict[str, Any],
+    *_: Any,
+) -> None:
     generate = props.get("GenerateSecretString", {})
     value = generate.get("SecretStringTemplate") or secrets.token_urlsafe(
         int(generate.get("PasswordLength", 32))
@@ -334,8 +368,14 @@ def _create_secret(stack: DevStack, logical_id: str, props: dict[str, Any], reso
     resolver.arns[logical_id] = arn
 
 
-def _create_log_group(stack: DevStack, logical_id: str, props: dict[str, Any],
-                      resolver: Resolver, clients: dict[str, Any], *_: Any) -> None:
+def _create_log_group(
+    stack: DevStack,
+    logical_id: str,
+    props: dict[str, Any],
+    resolver: Resolver,
+    clients: dict[str, Any],
+    *_: Any,
+) -> None:
     name = str(resolver.resolve(props["LogGroupName"]))
     clients["logs"].create_log_group(logGroupName=name)
     clients["logs"].put_retention_policy(
@@ -344,9 +384,16 @@ def _create_log_group(stack: DevStack, logical_id: str, props: dict[str, Any],
     resolver.physical_ids[logical_id] = name
 
 
-def _create_function(stack: DevStack, logical_id: str, props: dict[str, Any], resolver: Resolver,
-                     clients: dict[str, Any], globals_fn: dict[str, Any], role_arn: str,
-                     routes: list[Route]) -> None:
+def _create_function(
+    stack: DevStack,
+    logical_id: str,
+    props: dict[str, Any],
+    resolver: Resolver,
+    clients: dict[str, Any],
+    globals_fn: dict[str, Any],
+    role_arn: str,
+    routes: list[Route],
+) -> None:
     merged = {**globals_fn, **props}
     env = {
         **globals_fn.get("Environment", {}).get("Variables", {}),
@@ -385,9 +432,16 @@ def _create_function(stack: DevStack, logical_id: str, props: dict[str, Any], re
             stack._schedules.append((name, _rate_seconds(eprops["Schedule"])))
 
 
-def _create_state_machine(stack: DevStack, logical_id: str, props: dict[str, Any],
-                          resolver: Resolver, clients: dict[str, Any], globals_fn: Any,
-                          role_arn: str, *_: Any) -> None:
+def _create_state_machine(
+    stack: DevStack,
+    logical_id: str,
+    props: dict[str, Any],
+    resolver: Resolver,
+    clients: dict[str, Any],
+    globals_fn: Any,
+    role_arn: str,
+    *_: Any,
+) -> None:
     definition = (ROOT / props["DefinitionUri"]).read_text()
     for key, value in resolver.resolve(props.get("DefinitionSubstitutions", {})).items():
         definition = definition.replace("${" + key + "}", str(value))
@@ -403,8 +457,12 @@ def _create_state_machine(stack: DevStack, logical_id: str, props: dict[str, Any
 
 def _rate_seconds(expression: str) -> float:
     amount, unit = expression.removeprefix("rate(").removesuffix(")").split()
-    return float(amount) * {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600,
-                            "day": 86400, "days": 86400}[unit]
+    return (
+        float(amount)
+        * {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}[
+            unit
+        ]
+    )
 
 
 def _placeholder_zip() -> bytes:

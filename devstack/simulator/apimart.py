@@ -119,9 +119,7 @@ class ApimartSimulator:
             body = request.json()
         except ValueError:
             return _invalid("request body must be valid JSON")
-        faults = Faults.parse(
-            body.get("prompt") if isinstance(body, dict) else None, "apimart"
-        )
+        faults = Faults.parse(body.get("prompt") if isinstance(body, dict) else None, "apimart")
         forced = create_fault_response(faults, self._stop)
         if forced is not None:
             return forced

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -12,14 +11,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from image_gateway.errors import GatewayError, NotFound
 from image_gateway.models.request import ImageRequest
+from image_gateway.models.task import Task
 from image_gateway.models.views import TaskList, TaskSummary, TaskView
 from image_gateway.service.dependencies import LazyDependencies
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.submit import submit_task
-from image_gateway.models.task import Task
 
 logger = Logger()
 metrics = Metrics()
@@ -85,7 +83,9 @@ def list_tasks(
 ) -> Response[str]:
     """The caller's tasks, newest first, paginated with ``cursor``."""
     page = DEPS.get().tasks.list_for_client(_client_id(), limit=limit, cursor=cursor)
-    body = TaskList(tasks=[TaskSummary.from_task(t) for t in page.tasks], next_cursor=page.next_cursor)
+    body = TaskList(
+        tasks=[TaskSummary.from_task(t) for t in page.tasks], next_cursor=page.next_cursor
+    )
     return _json(200, body.model_dump_json())
 
 
@@ -102,7 +102,7 @@ def openapi() -> Response[str]:
     return _json(200, app.get_openapi_json_schema(title="Image Task Gateway", version="1.0.0"))
 
 
-@app.exception_handler(GatewayError)
+@app.exception_handler(GatewayError)  # type: ignore[untyped-decorator]
 def gateway_error(error: GatewayError) -> Response[str]:
     """Every deliberate error: its status and stable code."""
     if error.status_code >= 500:
@@ -110,7 +110,7 @@ def gateway_error(error: GatewayError) -> Response[str]:
     return _json(error.status_code, json.dumps(error.to_body()))
 
 
-@app.exception_handler(RequestValidationError)
+@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def validation_error(error: RequestValidationError) -> Response[str]:
     """Bad JSON or fields: 400 ``validation_error`` with one entry per problem."""
     problems: list[dict[str, Any]] = []

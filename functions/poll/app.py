@@ -11,7 +11,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from image_gateway.models.task import TaskError
 from image_gateway.service.dependencies import LazyDependencies
 from image_gateway.service.finalize import poll_step

@@ -12,7 +12,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from image_gateway.service.dependencies import LazyDependencies
 from image_gateway.service.finalize import RetryLater, refresh_task
 from image_gateway.tasks import TaskNotFound
@@ -38,14 +37,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     token = params.get("token", "")
     deps = DEPS.get()
     if not (provider and task_id and token) or not deps.signer.verify(provider, task_id, token):
-        logger.warning("callback with a bad token", extra={"provider": provider, "task_id": task_id})
+        logger.warning(
+            "callback with a bad token", extra={"provider": provider, "task_id": task_id}
+        )
         return _answer(401, {"error": {"code": "invalid_token", "message": "bad callback token"}})
     try:
         result = refresh_task(deps, task_id, by="callback")
     except TaskNotFound:
         return _answer(404, {"error": {"code": "task_not_found", "message": "no such task"}})
     except RetryLater as transient:
-        logger.warning("callback: provider not ready", extra={"task_id": task_id, "why": str(transient)})
+        logger.warning(
+            "callback: provider not ready", extra={"task_id": task_id, "why": str(transient)}
+        )
         return _answer(503, {"error": {"code": "retry_later", "message": "try again"}})
     if result.task.provider != provider:
         logger.warning("callback from another provider", extra={"task_id": task_id})

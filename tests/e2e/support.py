@@ -7,13 +7,11 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import httpx
 from PIL import Image
-
 
 TERMINAL = {"succeeded", "failed", "cancelled", "expired"}
 

@@ -51,7 +51,9 @@ def test_a_result_that_is_not_an_image_fails_the_task(api: httpx.Client) -> None
 def test_a_moderation_refusal_fails_without_falling_back(
     api: httpx.Client, events: EventLog
 ) -> None:
-    task = submit(api, {"prompt": "bad [sim:moderation]", "providers": ["apimart", "mountsea-async"]})
+    task = submit(
+        api, {"prompt": "bad [sim:moderation]", "providers": ["apimart", "mountsea-async"]}
+    )
     assert task["status"] == "failed"
     assert task["error"]["code"] == "moderation_blocked"
     assert [a["provider"] for a in task["attempts"]] == ["apimart"]
@@ -61,11 +63,14 @@ def test_a_moderation_refusal_fails_without_falling_back(
 def test_an_unavailable_provider_falls_back_to_the_next_one(api: httpx.Client) -> None:
     # Given apimart answering 503 and mountsea-async next in the caller's list
     created = submit(
-        api, {"prompt": "fallback [sim:create-503=apimart]", "providers": ["apimart", "mountsea-async"]}
+        api,
+        {"prompt": "fallback [sim:create-503=apimart]", "providers": ["apimart", "mountsea-async"]},
     )
     # Then both attempts are on the record and the second provider finished the task
     assert [(a["provider"], a["outcome"]) for a in created["attempts"]] == [
-        ("apimart", "failed"), ("mountsea-async", "submitted")]
+        ("apimart", "failed"),
+        ("mountsea-async", "submitted"),
+    ]
     assert created["attempts"][0]["error"]["code"] == "provider_unavailable"
     task = wait_terminal(api, created["task_id"])
     assert (task["status"], task["provider"]) == ("succeeded", "mountsea-async")
@@ -85,8 +90,9 @@ def test_duplicate_and_late_callbacks_change_nothing(
     api: httpx.Client, events: EventLog, stack: DevStack
 ) -> None:
     # Given apimart delivering the terminal callback twice, and once more later
-    created = submit(api, {"prompt": "echo [sim:duplicate-callback] [sim:late-callback]",
-                           "provider": "apimart"})
+    created = submit(
+        api, {"prompt": "echo [sim:duplicate-callback] [sim:late-callback]", "provider": "apimart"}
+    )
     task = wait_terminal(api, created["task_id"])
     assert stack.simulator is not None
     callbacks_url = f"{stack.simulator.base_url}/_sim/callbacks"
@@ -100,8 +106,9 @@ def test_duplicate_and_late_callbacks_change_nothing(
     assert _history(later).count("succeeded") == 1
     assert later["outputs"] == task["outputs"]
     events.wait_for(task["task_id"], "Image Task Succeeded")
-    succeeded = [e for e in events.for_task(task["task_id"])
-                 if e["detail-type"] == "Image Task Succeeded"]
+    succeeded = [
+        e for e in events.for_task(task["task_id"]) if e["detail-type"] == "Image Task Succeeded"
+    ]
     assert len(succeeded) == 1
     assert all(d.get("status_code") == 200 for d in deliveries())
 
@@ -109,7 +116,9 @@ def test_duplicate_and_late_callbacks_change_nothing(
 def test_a_forged_callback_is_refused_and_changes_nothing(
     api: httpx.Client, info: StackInfo
 ) -> None:
-    created = submit(api, {"prompt": "slow [sim:latency=5] [sim:no-callback]", "provider": "apimart"})
+    created = submit(
+        api, {"prompt": "slow [sim:latency=5] [sim:no-callback]", "provider": "apimart"}
+    )
     task_id = created["task_id"]
     forged = [
         f"/webhooks/apimart/{task_id}/{'0' * 64}",
@@ -117,7 +126,9 @@ def test_a_forged_callback_is_refused_and_changes_nothing(
         f"/webhooks/mountsea-async/{task_id}/not-a-token",
     ]
     for path in forged:
-        answer = httpx.post(info.api_url + path, json={"code": 200, "data": {"status": "completed"}})
+        answer = httpx.post(
+            info.api_url + path, json={"code": 200, "data": {"status": "completed"}}
+        )
         assert answer.status_code == 401
         assert answer.json()["error"]["code"] == "invalid_token"
     after = api.get(f"/v1/tasks/{task_id}").json()
@@ -132,8 +143,11 @@ def test_a_callback_token_for_one_task_does_not_open_another(
     first = submit(api, {"prompt": "a [sim:never]", "provider": "apimart"})
     second = submit(api, {"prompt": "b [sim:never]", "provider": "apimart"})
     requests = httpx.get(f"{info.simulator_url}/_sim/requests").json()
-    webhook = next(r["body"]["webhook"] for r in requests
-                   if isinstance(r.get("body"), dict) and first["task_id"] in str(r["body"].get("webhook")))
+    webhook = next(
+        r["body"]["webhook"]
+        for r in requests
+        if isinstance(r.get("body"), dict) and first["task_id"] in str(r["body"].get("webhook"))
+    )
     token = webhook.rsplit("/", 1)[-1]
     answer = httpx.post(f"{info.api_url}/webhooks/apimart/{second['task_id']}/{token}/callback")
     assert answer.status_code == 401
@@ -141,7 +155,9 @@ def test_a_callback_token_for_one_task_does_not_open_another(
         api.post(f"/v1/tasks/{task['task_id']}/cancel")
 
 
-def test_the_poll_loop_execution_is_named_after_the_task(api: httpx.Client, info: StackInfo) -> None:
+def test_the_poll_loop_execution_is_named_after_the_task(
+    api: httpx.Client, info: StackInfo
+) -> None:
     created = submit(api, {"prompt": "named", "provider": "mountsea-async"})
     wait_terminal(api, created["task_id"])
     executions = boto3.client("stepfunctions").list_executions(

@@ -17,8 +17,13 @@ def test_text_to_image_on_apimart_is_finished_by_its_callback(
     api: httpx.Client, events: EventLog
 ) -> None:
     # Given a 16:9 1K text-to-image request pinned to apimart (a callback provider)
-    body = {"prompt": "a lighthouse at dawn", "provider": "apimart", "aspect_ratio": "16:9",
-            "resolution": "1K", "metadata": {"order": "42"}}
+    body = {
+        "prompt": "a lighthouse at dawn",
+        "provider": "apimart",
+        "aspect_ratio": "16:9",
+        "resolution": "1K",
+        "metadata": {"order": "42"},
+    }
     # When it is submitted and runs to the end
     created = submit(api, body)
     task = wait_terminal(api, created["task_id"])
@@ -46,8 +51,16 @@ def test_masked_edit_on_mountsea_is_finished_by_the_poll_loop(
 ) -> None:
     # Given a masked edit (transparent disc in the middle) pinned to mountsea-async (no callback)
     image, mask = demo_inputs()
-    created = submit(api, {"prompt": "a moon", "provider": "mountsea-async", "size": "1024x1024",
-                           "images": [image], "mask": mask})
+    created = submit(
+        api,
+        {
+            "prompt": "a moon",
+            "provider": "mountsea-async",
+            "size": "1024x1024",
+            "images": [image],
+            "mask": mask,
+        },
+    )
     # When it runs to the end
     task = wait_terminal(api, created["task_id"])
     # Then the poll loop, a Step Functions execution named after the task, finished it
@@ -75,14 +88,24 @@ def test_the_input_images_were_staged_in_s3_not_stored_in_the_task(
     created = submit(api, {"prompt": "tint it", "provider": "mountsea-async", "images": [image]})
     # Then the stored input is an S3 object under inputs/<client>/<task>/
     s3 = boto3.client("s3")
-    listed = s3.list_objects_v2(Bucket=info.bucket_name, Prefix=f"inputs/demo/{created['task_id']}/")
+    listed = s3.list_objects_v2(
+        Bucket=info.bucket_name, Prefix=f"inputs/demo/{created['task_id']}/"
+    )
     assert [o["Key"].rsplit("/", 1)[-1] for o in listed.get("Contents", [])] == ["0.png"]
     wait_terminal(api, created["task_id"])
 
 
 def test_a_base64_jpeg_result_is_stored_as_jpeg(api: httpx.Client) -> None:
-    created = submit(api, {"prompt": "a red fox", "provider": "mountsea-async",
-                           "size": "1536x1024", "output_format": "jpeg", "output_compression": 80})
+    created = submit(
+        api,
+        {
+            "prompt": "a red fox",
+            "provider": "mountsea-async",
+            "size": "1536x1024",
+            "output_format": "jpeg",
+            "output_compression": 80,
+        },
+    )
     task = wait_terminal(api, created["task_id"])
     output = task["outputs"][0]
     assert (output["content_type"], output["width"], output["height"]) == ("image/jpeg", 1536, 1024)
@@ -103,8 +126,15 @@ def test_a_url_result_is_mirrored_whether_url_is_a_list_or_a_string(
 
 def test_a_4k_result_is_streamed_into_s3(api: httpx.Client) -> None:
     # Given a 4K 16:9 request whose result is a large, noisy PNG (multipart upload territory)
-    created = submit(api, {"prompt": "static [sim:noise]", "provider": "apimart",
-                           "aspect_ratio": "16:9", "resolution": "4K"})
+    created = submit(
+        api,
+        {
+            "prompt": "static [sim:noise]",
+            "provider": "apimart",
+            "aspect_ratio": "16:9",
+            "resolution": "4K",
+        },
+    )
     # When it finishes
     task = wait_terminal(api, created["task_id"], timeout=60)
     # Then the stored image is the real 3840x2160 picture, byte for byte

@@ -56,9 +56,9 @@ class IdempotencyStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-        existing = self._ddb.get_item(
-            TableName=self._table, Key=item_key, ConsistentRead=True
-        ).get("Item", {})
+        existing = self._ddb.get_item(TableName=self._table, Key=item_key, ConsistentRead=True).get(
+            "Item", {}
+        )
         if existing.get("fingerprint", {}).get("S") != fingerprint:
             raise Conflict(
                 "Idempotency-Key was already used with a different request body",

@@ -9,8 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from image_gateway.models.task import ImageOutput, Task, TaskError, TaskStatus
 
-EVENT_SCHEMA_VERSION = "1"
-
 DETAIL_TYPES: dict[TaskStatus, str] = {
     TaskStatus.SUBMITTED: "Image Task Submitted",
     TaskStatus.SUCCEEDED: "Image Task Succeeded",
@@ -34,7 +32,7 @@ class TaskEventDetail(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    version: Literal["1"] = EVENT_SCHEMA_VERSION
+    version: Literal["1"] = "1"
     event_id: str = Field(description="task_id:status; subscribers deduplicate on it")
     task_id: str
     client_id: str

@@ -69,7 +69,9 @@ def parse_s3_ref(value: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-ImageRef = Annotated[str, Field(min_length=9, description="https URL, data URL, or s3://bucket/key")]
+ImageRef = Annotated[
+    str, Field(min_length=9, description="https URL, data URL, or s3://bucket/key")
+]
 
 
 class ImageRequest(BaseModel):

@@ -55,9 +55,7 @@ class TaskView(BaseModel):
             submitted_at=task.submitted_at,
             finished_at=task.finished_at,
             duration_ms=task.duration_ms(),
-            outputs=[
-                OutputView(url=presign(o.key), **o.model_dump()) for o in task.outputs
-            ],
+            outputs=[OutputView(url=presign(o.key), **o.model_dump()) for o in task.outputs],
             error=task.error,
             metadata=task.metadata,
             attempts=task.attempts,

@@ -113,4 +113,6 @@ class ProviderClient:
         )
 
     def _bad(self, what: str) -> ProviderError:
-        return ProviderBadResponse(f"{self.provider.name} answered {what}", provider=self.provider.name)
+        return ProviderBadResponse(
+            f"{self.provider.name} answered {what}", provider=self.provider.name
+        )

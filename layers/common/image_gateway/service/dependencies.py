@@ -55,7 +55,7 @@ class Dependencies:
         self._session = session or boto3.Session()
 
     def _client(self, service: str) -> Any:
-        return self._session.client(service, config=_BOTO_CONFIG)  # type: ignore[call-overload]
+        return self._session.client(service, config=_BOTO_CONFIG)
 
     @cached_property
     def dynamodb(self) -> Any:
@@ -87,7 +87,9 @@ class Dependencies:
     @cached_property
     def images(self) -> ImageStore:
         """The output/input bucket."""
-        return ImageStore(self.s3, self.settings.bucket_name, max_bytes=self.settings.max_image_bytes)
+        return ImageStore(
+            self.s3, self.settings.bucket_name, max_bytes=self.settings.max_image_bytes
+        )
 
     @cached_property
     def events(self) -> EventPublisher:

@@ -22,8 +22,8 @@ from image_gateway.errors import (
 )
 from image_gateway.models.task import ImageOutput, Task, TaskError, TaskStatus, utc_now
 from image_gateway.providers.base import ProviderState, ResultImage
-from image_gateway.service.dependencies import Dependencies
 from image_gateway.providers.registry import get_provider
+from image_gateway.service.dependencies import Dependencies
 from image_gateway.service.lifecycle import (
     change_status,
     expire_task,
@@ -86,7 +86,9 @@ def refresh_task(deps: Dependencies, task_id: str, *, by: str) -> RefreshResult:
         return RefreshResult(_finalize_success(deps, task, status.images, by=by))
 
 
-def _finalize_success(deps: Dependencies, task: Task, images: list[ResultImage], *, by: str) -> Task:
+def _finalize_success(
+    deps: Dependencies, task: Task, images: list[ResultImage], *, by: str
+) -> Task:
     try:
         outputs = [_store_output(deps, task, index, image) for index, image in enumerate(images)]
     except (InvalidImage, PayloadTooLarge, UnsafeUrl) as exc:
@@ -100,7 +102,9 @@ def _finalize_success(deps: Dependencies, task: Task, images: list[ResultImage],
     except DownloadFailed as exc:
         if exc.retryable:
             raise RetryLater(exc.message) from exc
-        error = TaskError(code="provider_download_failed", message=exc.message, provider=task.provider)
+        error = TaskError(
+            code="provider_download_failed", message=exc.message, provider=task.provider
+        )
         return fail_task(deps, task.task_id, error, by=by) or deps.tasks.require(task.task_id)
 
     def record(t: Task) -> None:

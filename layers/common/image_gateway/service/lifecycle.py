@@ -50,7 +50,9 @@ def publish_pending_event(deps: Dependencies, task: Task) -> Task:
     try:
         deps.events.publish(task)
     except EventPublishError:
-        logger.exception("event not published; the sweeper will retry", extra={"task_id": task.task_id})
+        logger.exception(
+            "event not published; the sweeper will retry", extra={"task_id": task.task_id}
+        )
         return task
     status = task.status
 

@@ -86,7 +86,8 @@ def submit_task(
         request=stored_request,
         created_at=now,
         updated_at=now,
-        deadline_at=now + timedelta(seconds=deps.settings.scaled(deps.settings.task_deadline_seconds)),
+        deadline_at=now
+        + timedelta(seconds=deps.settings.scaled(deps.settings.task_deadline_seconds)),
         check_at=now + timedelta(seconds=deps.settings.scaled(deps.settings.task_deadline_seconds)),
         idempotency_key=idempotency_key,
     )
@@ -214,10 +215,10 @@ def _hand_to_provider(
         )
         return _submitted(deps, task, provider, provider_task_id, attempts, callback_url)
     assert last_error is not None
-    error = _task_error(last_error)
+    final_error = _task_error(last_error)
 
     def record_failure(t: Task) -> None:
-        t.error = error
+        t.error = final_error
         t.attempts = attempts
         t.provider = attempts[-1].provider
 

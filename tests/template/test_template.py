@@ -1,0 +1,141 @@
+"""template.yaml and the state machine: the properties the architecture promises.
+
+cfn-lint and ``sam validate --lint`` run in ``make template-check``; cfn-lint does not read
+``DefinitionUri`` files, so the ASL is checked here by creating it in moto's Step Functions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from devstack.template import ROOT, load_template
+from image_gateway.tasks import BY_CLIENT_INDEX, OPEN_BY_CHECK_INDEX
+
+TEMPLATE = load_template()
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+FUNCTIONS = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
+ASL_PATH = ROOT / "statemachines" / "poll.asl.json"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+def _definition() -> str:
+    text = ASL_PATH.read_text()
+    substitutions = RESOURCES["PollStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    for key in substitutions:
+        text = text.replace("${" + key + "}", "arn:aws:lambda:us-east-1:123456789012:function:poll")
+    return text
+
+
+def test_every_placeholder_in_the_state_machine_has_a_substitution() -> None:
+    placeholders = set(re.findall(r"\$\{([A-Za-z0-9]+)\}", ASL_PATH.read_text()))
+    substitutions = RESOURCES["PollStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert placeholders == set(substitutions)
+
+
+def test_the_state_machine_definition_is_accepted_by_step_functions(aws: None) -> None:
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="poll",
+        definition=_definition(),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+        type="STANDARD",
+    )["stateMachineArn"]
+    assert sfn.describe_state_machine(stateMachineArn=arn)["status"] == "ACTIVE"
+
+
+def test_the_poll_loop_waits_first_and_every_task_state_retries_and_catches() -> None:
+    definition = json.loads(_definition())
+    states = definition["States"]
+    first = states[definition["StartAt"]]
+    assert (first["Type"], first["SecondsPath"]) == ("Wait", "$.wait_seconds")
+    poll = states[first["Next"]]
+    assert poll["Type"] == "Task" and poll["Retry"] and poll["Catch"]
+    reachable = {definition["StartAt"]}
+    for state in states.values():
+        reachable |= {state.get("Next"), state.get("Default")}
+        reachable |= {c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])}
+    assert set(states) <= reachable
+
+
+def test_the_table_is_on_demand_with_pitr_ttl_and_the_indexes_the_code_queries() -> None:
+    table = RESOURCES["TasksTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    indexes = {i["IndexName"] for i in table["GlobalSecondaryIndexes"]}
+    assert indexes == {BY_CLIENT_INDEX, OPEN_BY_CHECK_INDEX}
+
+
+def test_the_bucket_is_private_encrypted_and_tls_only() -> None:
+    bucket = RESOURCES["ImagesBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    statement = RESOURCES["ImagesBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_has_its_own_policies_without_wildcard_actions(name: str) -> None:
+    policies = FUNCTIONS[name]["Properties"]["Policies"]
+    assert policies, f"{name} has no policies"
+    for policy in policies:
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            for action in statement["Action"]:
+                assert "*" not in action, f"{name}: wildcard action {action}"
+            resources = statement["Resource"]
+            assert resources != "*", f"{name}: wildcard resource"
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_has_a_handler_and_a_log_group_with_retention(name: str) -> None:
+    code_dir = ROOT / FUNCTIONS[name]["Properties"]["CodeUri"]
+    source = (code_dir / "app.py").read_text()
+    assert "def lambda_handler(" in source
+    group = RESOURCES[f"{name}Logs"]["Properties"]
+    assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{name}}}"}
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_every_api_route_in_the_template_is_served_by_the_api_function() -> None:
+    spec = importlib.util.spec_from_file_location("api_app", ROOT / "functions/api/app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    paths = json.loads(module.app.get_openapi_json_schema())["paths"]
+    served = {(m.upper(), p) for p, ops in paths.items() for m in ops}
+    events = FUNCTIONS["ApiFunction"]["Properties"]["Events"].values()
+    declared = {
+        (e["Properties"]["Method"], re.sub(r"\{taskId\}", "{task_id}", e["Properties"]["Path"]))
+        for e in events
+    }
+    assert declared == served
+
+
+def test_the_settings_read_only_variables_the_template_sets() -> None:
+    variables = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
+    source = (ROOT / "layers/common/image_gateway/config.py").read_text()
+    read = set(re.findall(r'"([A-Z][A-Z_]+)"', source)) - {"PROVIDER_URL_"}
+    read |= {"PROVIDER_URL_APIMART", "PROVIDER_URL_MOUNTSEA_ASYNC"}
+    function_only = {"STATE_MACHINE_ARN"}
+    assert read - function_only <= variables, read - variables
