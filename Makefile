@@ -9,7 +9,7 @@ export SAM_CLI_TELEMETRY := 0
 SAM_CLI_VERSION := 1.170.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo devstack test lint typecheck template-check unit e2e bench clean
+.PHONY: help venv demo devstack test lint typecheck template-check unit e2e bench clean schema
 
 help:
 	@echo "make demo      start devstack (moto + provider simulator + local API) and run the demo"
@@ -58,3 +58,7 @@ test: lint typecheck template-check
 
 clean:
 	rm -rf $(VENV) $(SAMVENV) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache
+
+schema: $(STAMP)
+	$(PY) -c "import json; from image_gateway.models.events import event_detail_schema as s; \
+	open('events/schema/image-task-event.v1.json', 'w').write(json.dumps(s(), indent=2, sort_keys=True) + '\n')"

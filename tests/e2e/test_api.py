@@ -7,9 +7,9 @@ import base64
 import boto3
 import httpx
 import pytest
+from image_gateway.auth import ApiKeyStore
 
 from devstack.stack import StackInfo
-from image_gateway.auth import ApiKeyStore
 from tests.e2e.support import submit, wait_terminal
 
 PNG_1X1 = (

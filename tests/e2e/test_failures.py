@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import httpx
 
 from devstack.stack import DevStack, StackInfo, wait_until
+from devstack.template import ROOT
 from tests.e2e.support import EventLog, submit, wait_terminal
 
 
@@ -164,3 +167,14 @@ def test_the_poll_loop_execution_is_named_after_the_task(
         stateMachineArn=info.state_machine_arn
     )["executions"]
     assert created["task_id"] in {e["name"] for e in executions}
+
+
+def test_the_sample_webhook_event_with_a_made_up_token_is_refused(stack: DevStack) -> None:
+    event = json.loads((ROOT / "events" / "webhook-apimart-callback.json").read_text())
+    answer = stack.runtime.invoke("WebhookFunction", event)
+    assert answer["statusCode"] == 401
+
+
+def test_the_sample_poll_event_for_an_unknown_task_stops_the_loop(stack: DevStack) -> None:
+    event = json.loads((ROOT / "events" / "poll-step.json").read_text())
+    assert stack.runtime.invoke("PollFunction", event)["done"] is True

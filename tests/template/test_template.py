@@ -14,10 +14,10 @@ from typing import Any
 
 import boto3
 import pytest
+from image_gateway.tasks import BY_CLIENT_INDEX, OPEN_BY_CHECK_INDEX
 from moto import mock_aws
 
 from devstack.template import ROOT, load_template
-from image_gateway.tasks import BY_CLIENT_INDEX, OPEN_BY_CHECK_INDEX
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]

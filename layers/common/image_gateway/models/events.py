@@ -72,3 +72,11 @@ class TaskEventDetail(BaseModel):
     def detail_type(self) -> str:
         """The EventBridge ``detail-type`` for this status."""
         return DETAIL_TYPES[self.status]
+
+
+def event_detail_schema() -> dict[str, object]:
+    """The JSON Schema of ``detail`` (published as events/schema/image-task-event.v1.json)."""
+    schema = TaskEventDetail.model_json_schema()
+    schema["$id"] = "https://github.com/image-task-gateway/events/image-task-event.v1.json"
+    schema["title"] = "Image Task event detail (version 1)"
+    return schema

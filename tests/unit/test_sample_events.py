@@ -1,0 +1,41 @@
+"""events/: sample events stay in step with the template, the models and the published schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from image_gateway.models.events import DETAIL_TYPES, TaskEventDetail, event_detail_schema
+
+from devstack.template import ROOT, load_template
+
+EVENTS = ROOT / "events"
+TEMPLATE_ROUTES = {
+    f"{e['Properties']['Method']} {e['Properties']['Path']}"
+    for resource in load_template()["Resources"].values()
+    if resource["Type"] == "AWS::Serverless::Function"
+    for e in resource["Properties"].get("Events", {}).values()
+    if e["Type"] == "HttpApi"
+}
+
+
+def test_the_published_event_schema_matches_the_model() -> None:
+    published = json.loads((EVENTS / "schema" / "image-task-event.v1.json").read_text())
+    assert published == event_detail_schema(), "regenerate with `make schema`"
+
+
+def test_the_sample_eventbridge_event_is_a_valid_version_1_detail() -> None:
+    event = json.loads((EVENTS / "eventbridge-task-succeeded.json").read_text())
+    detail = TaskEventDetail.model_validate(event["detail"])
+    assert event["detail-type"] == DETAIL_TYPES[detail.status] == detail.detail_type
+    assert event["source"] == "image-gateway"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in EVENTS.glob("*.json") if p.name.startswith(("api-", "webhook-")))
+)
+def test_every_sample_http_event_is_a_route_of_the_template(path: Path) -> None:
+    event = json.loads(path.read_text())
+    assert event["version"] == "2.0"
+    assert event["routeKey"] in TEMPLATE_ROUTES
