@@ -112,7 +112,7 @@ def receiver() -> Iterator[WebhookReceiver]:
     server.stop()
 
 
-def wait_until(condition: Callable[[], T | None], timeout_s: float = 5.0) -> T:
+def wait_until(condition: Callable[[], T | None], timeout_s: float = 15.0) -> T:
     """Poll `condition` until it returns something truthy; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -721,8 +721,13 @@ def test_apimart_retries_a_failed_callback_delivery(
     task_id = apimart_task_id(http, sim, prompt=INSTANT, webhook=hook)
     # When the callback is delivered
     wait_until(lambda: len(receiver.posts_to(hook + "/callback")) == 2)
+
+    def logged() -> list[dict[str, Any]]:  # the log entry is written once the answer is read
+        entries = http.get(f"{sim.base_url}/_sim/callbacks").json()
+        return [c for c in entries if c["task_id"] == task_id and c["status_code"] is not None]
+
     # Then it was retried once and both attempts are in the simulator's callback log
-    log = [c for c in http.get(f"{sim.base_url}/_sim/callbacks").json() if c["task_id"] == task_id]
+    log = wait_until(lambda: logged() if len(logged()) == 2 else None)
     assert [(c["attempt"], c["status_code"]) for c in log] == [(1, 500), (2, 200)]
     assert all(c["url"] == hook + "/callback" for c in log)
 
