@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"API key    {info.api_key}   (client {info.client_id})")
         print(f"moto       {info.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)")
         print(f"simulator  {info.simulator_url}")
+        print(f"inbox      s3://{info.outputs['InboxBucketName']}/products/   (upload to edit)")
+        print(f"rules      ssm {info.outputs['InboxRulesParameterName']}")
         print(f"state      {config.state_file}")
         print("Ctrl-C to stop.", flush=True)
         try:

@@ -1,5 +1,6 @@
 """The demo: a text-to-image task on apimart (finished by callback) and a masked edit on
-mountsea-async (finished by the poll loop), through the real HTTP API of a local stack.
+mountsea-async (finished by the poll loop), through the real HTTP API of a local stack; then a
+photo uploaded with boto3 to the S3 inbox, edited by the default inbox rule.
 
 It prints each task's status changes with timestamps, the S3 key, the EventBridge event as a
 subscriber queue received it, and saves both images under ``demo-output/``.
@@ -132,9 +133,47 @@ def run_demo(info: StackInfo) -> int:
                 f"{label}: s3://{output['bucket']}/{output['key']} "
                 f"{output['width']}x{output['height']} {output['bytes']} bytes -> {local}"
             )
-    failures += _print_events(queue_url, expected=len(jobs) * 2)
+    failures += run_inbox_demo(info)
+    failures += _print_events(queue_url, expected=len(jobs) * 2 + 2)
     _say("demo finished" + (" with failures" if failures else ": all tasks succeeded"))
     return 1 if failures else 0
+
+
+def run_inbox_demo(info: StackInfo, timeout: float = 60) -> int:
+    """Upload a photo to the S3 inbox with boto3 and wait for its edit (the default rule)."""
+    from image_gateway.tasks import TaskStore
+
+    inbox = info.outputs["InboxBucketName"]
+    key = "products/demo-photo.png"
+    photo = base64.b64decode(demo_inputs()[0].split(",", 1)[1])
+    boto3.client("s3").put_object(Bucket=inbox, Key=key, Body=photo, ContentType="image/png")
+    _say(f"inbox upload: s3://{inbox}/{key} (rule 'products/' from the SSM rules parameter)")
+    store = TaskStore(boto3.client("dynamodb"), info.table_name)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = store.list_for_client("inbox", limit=20, cursor=None)
+        done = [
+            t
+            for t in page.tasks
+            if t.source is not None and t.source.key == key and t.status.terminal
+        ]
+        if done:
+            task = done[0]
+            if task.status.value != "succeeded" or not task.outputs:
+                _say(f"inbox edit {task.task_id} ended {task.status.value}: {task.error}")
+                return 1
+            output = task.outputs[0]
+            local = OUTPUT_DIR / f"{task.task_id}.{output.key.rsplit('.', 1)[-1]}"
+            data = boto3.client("s3").get_object(Bucket=output.bucket, Key=output.key)["Body"]
+            local.write_bytes(data.read())
+            _say(
+                f"inbox edit {task.task_id} @ {task.provider}: s3://{output.bucket}/{output.key} "
+                f"{output.width}x{output.height} -> {local}"
+            )
+            return 0
+        time.sleep(0.2)
+    _say(f"inbox upload {key} was not edited within {timeout} s")
+    return 1
 
 
 def _print_events(queue_url: str, *, expected: int) -> int:
@@ -149,9 +188,11 @@ def _print_events(queue_url: str, *, expected: int) -> int:
     for event in received:
         detail = event["detail"]
         outputs = ", ".join(o["key"] for o in detail["outputs"]) or "-"
+        source = detail.get("source")
+        origin = f" source=s3://{source['bucket']}/{source['key']}" if source else ""
         _say(
             f"event received by the subscriber queue: {event['detail-type']} "
-            f"task={detail['task_id']} provider={detail['provider']} outputs={outputs}"
+            f"task={detail['task_id']} provider={detail['provider']} outputs={outputs}{origin}"
         )
     if len(received) < expected:
         _say(f"expected {expected} events, the subscriber received {len(received)}")

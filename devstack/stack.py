@@ -66,6 +66,17 @@ class StackInfo:
     outputs: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class QueueSource:
+    """An SQS event source of a function (Events: Type: SQS)."""
+
+    function: str
+    queue_url: str
+    queue_arn: str
+    batch_size: int
+    visibility_timeout: int
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -91,6 +102,8 @@ class DevStack:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._schedules: list[tuple[str, float]] = []
+        self._queue_sources: list[QueueSource] = []
+        self.queue_urls: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> StackInfo:
@@ -130,6 +143,7 @@ class DevStack:
         self.info = info
         if self.config.run_schedules:
             self._start_schedules()
+        self._start_queue_pollers()
         self._write_state(info)
         return info
 
@@ -190,6 +204,8 @@ class DevStack:
                 "lambda",
                 "stepfunctions",
                 "logs",
+                "sqs",
+                "ssm",
             )
         }
         role_arn = clients["iam"].create_role(
@@ -256,6 +272,83 @@ class DevStack:
             except Exception:
                 logging.getLogger("devstack").exception("scheduled %s failed", function)
 
+    # -- SQS event sources ------------------------------------------------------------------
+    def _start_queue_pollers(self) -> None:
+        for source in self._queue_sources:
+            thread = threading.Thread(target=self._poll_queue, args=(source,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _poll_queue(self, source: QueueSource) -> None:
+        """What Lambda's SQS event source does: receive a batch, invoke, delete what succeeded.
+
+        Failed records (batchItemFailures, or the whole batch when the function raised) become
+        visible again after the queue's visibility timeout under the stack's time scale.
+        """
+        sqs = boto3.client("sqs", region_name=REGION)
+        retry_after = max(1, round(source.visibility_timeout * self.config.time_scale))
+        while not self._stop.is_set():
+            try:
+                batch = sqs.receive_message(
+                    QueueUrl=source.queue_url,
+                    MaxNumberOfMessages=source.batch_size,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                ).get("Messages", [])
+                if not batch:
+                    continue
+                failed = self._invoke_with_batch(source, batch)
+                for message in batch:
+                    if message["MessageId"] in failed:
+                        sqs.change_message_visibility(
+                            QueueUrl=source.queue_url,
+                            ReceiptHandle=message["ReceiptHandle"],
+                            VisibilityTimeout=retry_after,
+                        )
+                    else:
+                        sqs.delete_message(
+                            QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                        )
+            except Exception:
+                if self._stop.is_set():
+                    return
+                logging.getLogger("devstack").exception("polling %s failed", source.queue_url)
+                self._stop.wait(0.5)
+
+    def _invoke_with_batch(self, source: QueueSource, batch: list[dict[str, Any]]) -> set[str]:
+        """Invoke the function with an SQS event; the ids of the records that failed."""
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": m.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": source.queue_arn,
+                    "awsRegion": REGION,
+                }
+                for m in batch
+            ]
+        }
+        try:
+            answer = self.runtime.invoke(source.function, event) or {}
+        except Exception:
+            logging.getLogger("devstack").exception("%s failed a batch", source.function)
+            return {m["MessageId"] for m in batch}
+        return {str(f["itemIdentifier"]) for f in answer.get("batchItemFailures", [])}
+
+    def queue_idle(self, logical_id: str) -> bool:
+        """True when the queue has no message waiting or in flight (bounded waits in tests)."""
+        url = self.queue_urls[logical_id]
+        attributes = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return all(int(value) == 0 for value in attributes.values())
+
     def _write_state(self, info: StackInfo) -> None:
         self.config.state_file.parent.mkdir(parents=True, exist_ok=True)
         self.config.state_file.write_text(json.dumps(info.__dict__, indent=2))
@@ -319,6 +412,14 @@ def _create_bucket(
     if rules:
         s3.put_bucket_lifecycle_configuration(
             Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
+        )
+    if (
+        props.get("NotificationConfiguration", {})
+        .get("EventBridgeConfiguration", {})
+        .get("EventBridgeEnabled")
+    ):
+        s3.put_bucket_notification_configuration(
+            Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
         )
     resolver.physical_ids[logical_id] = name
     resolver.arns[logical_id] = f"arn:aws:s3:::{name}"
@@ -430,6 +531,23 @@ def _create_function(
             routes.append(Route(eprops["Method"].upper(), eprops["Path"], name))
         elif event["Type"] == "Schedule":
             stack._schedules.append((name, _rate_seconds(eprops["Schedule"])))
+        elif event["Type"] == "SQS":
+            queue_arn = str(resolver.resolve(eprops["Queue"]))
+            queue_logical = next(k for k, v in resolver.arns.items() if v == queue_arn)
+            stack._queue_sources.append(
+                QueueSource(
+                    function=name,
+                    queue_url=resolver.physical_ids[queue_logical],
+                    queue_arn=queue_arn,
+                    batch_size=min(10, int(eprops.get("BatchSize", 10))),
+                    visibility_timeout=int(
+                        clients["sqs"].get_queue_attributes(
+                            QueueUrl=resolver.physical_ids[queue_logical],
+                            AttributeNames=["VisibilityTimeout"],
+                        )["Attributes"]["VisibilityTimeout"]
+                    ),
+                )
+            )
 
 
 def _create_state_machine(
@@ -453,6 +571,88 @@ def _create_state_machine(
     )["stateMachineArn"]
     resolver.physical_ids[logical_id] = arn
     resolver.arns[logical_id] = arn
+
+
+def _create_queue(
+    stack: DevStack,
+    logical_id: str,
+    props: dict[str, Any],
+    resolver: Resolver,
+    clients: dict[str, Any],
+    *_: Any,
+) -> None:
+    sqs = clients["sqs"]
+    resolved = resolver.resolve(props)
+    attributes: dict[str, str] = {}
+    for prop in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
+        if prop in resolved:
+            attributes[prop] = str(resolved[prop])
+    if "RedrivePolicy" in resolved:
+        attributes["RedrivePolicy"] = json.dumps(resolved["RedrivePolicy"])
+    url = sqs.create_queue(QueueName=f"{STACK_NAME}-{logical_id}", Attributes=attributes)[
+        "QueueUrl"
+    ]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    stack.queue_urls[logical_id] = url
+    resolver.physical_ids[logical_id] = url  # Ref of a queue is its URL
+    resolver.arns[logical_id] = arn
+
+
+def _create_queue_policy(
+    stack: DevStack,
+    logical_id: str,
+    props: dict[str, Any],
+    resolver: Resolver,
+    clients: dict[str, Any],
+    *_: Any,
+) -> None:
+    policy = json.dumps(resolver.resolve(props["PolicyDocument"]))
+    for url in resolver.resolve(props["Queues"]):
+        clients["sqs"].set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+    resolver.physical_ids[logical_id] = logical_id
+
+
+def _create_event_rule(
+    stack: DevStack,
+    logical_id: str,
+    props: dict[str, Any],
+    resolver: Resolver,
+    clients: dict[str, Any],
+    *_: Any,
+) -> None:
+    events = clients["events"]
+    name = f"{STACK_NAME}-{logical_id}"
+    bus = str(resolver.resolve(props.get("EventBusName", "default")))
+    arn = events.put_rule(
+        Name=name,
+        EventBusName=bus,
+        EventPattern=json.dumps(resolver.resolve(props["EventPattern"])),
+        State=props.get("State", "ENABLED"),
+    )["RuleArn"]
+    targets = [
+        {"Id": str(t["Id"]), "Arn": str(t["Arn"])} for t in resolver.resolve(props["Targets"])
+    ]
+    events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+    resolver.physical_ids[logical_id] = name
+    resolver.arns[logical_id] = arn
+
+
+def _create_parameter(
+    stack: DevStack,
+    logical_id: str,
+    props: dict[str, Any],
+    resolver: Resolver,
+    clients: dict[str, Any],
+    *_: Any,
+) -> None:
+    name = str(resolver.resolve(props["Name"]))
+    clients["ssm"].put_parameter(
+        Name=name, Value=str(resolver.resolve(props["Value"])), Type=props.get("Type", "String")
+    )
+    resolver.physical_ids[logical_id] = name  # Ref of a parameter is its name
+    resolver.arns[logical_id] = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"
 
 
 def _rate_seconds(expression: str) -> float:
@@ -480,6 +680,10 @@ _CREATORS: dict[str, Any] = {
     "AWS::Logs::LogGroup": _create_log_group,
     "AWS::Serverless::Function": _create_function,
     "AWS::Serverless::StateMachine": _create_state_machine,
+    "AWS::SQS::Queue": _create_queue,
+    "AWS::SQS::QueuePolicy": _create_queue_policy,
+    "AWS::Events::Rule": _create_event_rule,
+    "AWS::SSM::Parameter": _create_parameter,
 }
 
 

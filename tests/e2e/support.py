@@ -46,6 +46,22 @@ class EventLog:
         with self._lock:
             return list(self._events[task_id])
 
+    def for_source(self, key: str) -> list[dict[str, Any]]:
+        """Events received so far whose task was made from the inbox object ``key``."""
+        with self._lock:
+            every = [e for events in self._events.values() for e in events]
+        return [e for e in every if (e["detail"].get("source") or {}).get("key") == key]
+
+    def wait_for_source(self, key: str, detail_type: str, timeout: float = 15) -> dict[str, Any]:
+        """The first event of that type for the task made from inbox object ``key`` (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.for_source(key):
+                if event["detail-type"] == detail_type:
+                    return event
+            time.sleep(0.05)
+        raise AssertionError(f"no {detail_type!r} event for {key}: {self.for_source(key)}")
+
     def wait_for(self, task_id: str, detail_type: str, timeout: float = 10) -> dict[str, Any]:
         """The first event of that type for the task (bounded wait)."""
         deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from image_gateway.inbox.objects import ObjectCreated
 from image_gateway.models.events import DETAIL_TYPES, TaskEventDetail, event_detail_schema
 
 from devstack.template import ROOT, load_template
@@ -39,3 +40,10 @@ def test_every_sample_http_event_is_a_route_of_the_template(path: Path) -> None:
     event = json.loads(path.read_text())
     assert event["version"] == "2.0"
     assert event["routeKey"] in TEMPLATE_ROUTES
+
+
+def test_the_sample_inbox_queue_event_is_an_s3_object_created_notification() -> None:
+    event = json.loads((EVENTS / "upload-edit-sqs.json").read_text())
+    (record,) = event["Records"]
+    created = ObjectCreated.from_eventbridge(json.loads(record["body"]))
+    assert (created.key, created.etag) == ("products/shoe.png", "5d41402abc4b2a76b9719d911017c592")

@@ -79,6 +79,13 @@ class InvalidImage(GatewayError):
     code = "invalid_image"
 
 
+class UploadRejected(GatewayError):
+    """An S3 inbox upload that cannot become an edit (no rule, missing mask, unreadable...)."""
+
+    status_code = 422
+    code = "upload_rejected"
+
+
 class UnsafeUrl(GatewayError):
     """A URL we refuse to fetch (scheme, private address, redirect loop...)."""
 

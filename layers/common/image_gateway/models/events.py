@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from image_gateway.models.task import ImageOutput, Task, TaskError, TaskStatus
+from image_gateway.models.task import ImageOutput, SourceObject, Task, TaskError, TaskStatus
 
 DETAIL_TYPES: dict[TaskStatus, str] = {
     TaskStatus.SUBMITTED: "Image Task Submitted",
@@ -45,6 +45,9 @@ class TaskEventDetail(BaseModel):
     metadata: dict[str, str]
     timings: EventTimings
     cost_estimate_usd: float | None = None
+    source: SourceObject | None = Field(
+        default=None, description="the S3 inbox object the task was made from (inbox tasks only)"
+    )
 
     @classmethod
     def from_task(cls, task: Task) -> TaskEventDetail:
@@ -66,6 +69,7 @@ class TaskEventDetail(BaseModel):
                 finished_at=task.finished_at,
                 duration_ms=task.duration_ms(),
             ),
+            source=task.source,
         )
 
     @property

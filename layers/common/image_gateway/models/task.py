@@ -79,6 +79,17 @@ class TaskError(BaseModel):
     retryable: bool = False
 
 
+class SourceObject(BaseModel):
+    """The S3 object a task was made from (S3 inbox uploads; None for API tasks)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    version_id: str | None = Field(default=None, description="None when the bucket is unversioned")
+    etag: str | None = None
+
+
 class StatusChange(BaseModel):
     """One entry of a task's status history."""
 
@@ -126,6 +137,11 @@ class Task(BaseModel):
     bad_responses: int = 0
     finalized_by: str | None = None
     idempotency_key: str | None = None
+    source: SourceObject | None = Field(default=None, description="the inbox upload, if any")
+    output_key_stem: str | None = Field(
+        default=None,
+        description="where finalize stores output 0 (no extension); None = outputs/{client}/...",
+    )
     events_published: list[TaskStatus] = Field(default_factory=list)
     version: int = 0
 

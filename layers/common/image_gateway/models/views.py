@@ -7,7 +7,13 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from image_gateway.models.task import ProviderAttempt, StatusChange, Task, TaskError
+from image_gateway.models.task import (
+    ProviderAttempt,
+    SourceObject,
+    StatusChange,
+    Task,
+    TaskError,
+)
 
 
 class OutputView(BaseModel):
@@ -40,6 +46,7 @@ class TaskView(BaseModel):
     metadata: dict[str, str]
     attempts: list[ProviderAttempt]
     history: list[StatusChange]
+    source: SourceObject | None = None
     url: str
 
     @classmethod
@@ -60,6 +67,7 @@ class TaskView(BaseModel):
             metadata=task.metadata,
             attempts=task.attempts,
             history=task.history,
+            source=task.source,
             url=f"{base_path}/v1/tasks/{task.task_id}",
         )
 

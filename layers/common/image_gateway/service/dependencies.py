@@ -104,6 +104,11 @@ class Dependencies:
         return self._client("stepfunctions")
 
     @cached_property
+    def ssm(self) -> Any:
+        """SSM client (the inbox rules parameter)."""
+        return self._client("ssm")
+
+    @cached_property
     def secrets(self) -> SecretCache:
         """Secrets Manager, cached."""
         return SecretCache(self._client("secretsmanager"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
 
@@ -77,6 +78,8 @@ def refresh_task(deps: Dependencies, task_id: str, *, by: str) -> RefreshResult:
         if status.state is ProviderState.PENDING:
             return RefreshResult(task)
         if status.state is ProviderState.RUNNING:
+            if task.status is TaskStatus.RUNNING:
+                return RefreshResult(task)
             running = change_status(deps, task_id, TaskStatus.RUNNING, by=by)
             return RefreshResult(running or deps.tasks.require(task_id))
         if status.state is ProviderState.FAILED:
@@ -119,13 +122,30 @@ def _finalize_success(
 
 
 def output_key_stem(task: Task, index: int) -> str:
-    """``outputs/{client}/{yyyy}/{mm}/{dd}/{taskId}/{n}`` (the extension follows the format)."""
+    """Where output ``index`` goes (the extension follows the format).
+
+    ``outputs/{client}/{yyyy}/{mm}/{dd}/{taskId}/{n}``, or the task's own ``output_key_stem``
+    (inbox rules), with ``-{n}`` after the first output.
+    """
+    if task.output_key_stem is not None:
+        return task.output_key_stem if index == 0 else f"{task.output_key_stem}-{index}"
     day = task.created_at
     return f"outputs/{task.client_id}/{day:%Y}/{day:%m}/{day:%d}/{task.task_id}/{index}"
 
 
-def _store_output(deps: Dependencies, task: Task, index: int, image: ResultImage) -> ImageOutput:
+def output_metadata(task: Task) -> dict[str, str]:
+    """S3 user metadata that links an output to its task (and its inbox source, if any)."""
     metadata = {"task-id": task.task_id, "client-id": task.client_id, "provider": task.provider}
+    if task.source is not None:  # S3 metadata is ASCII: the key is percent-encoded
+        metadata["source-bucket"] = task.source.bucket
+        metadata["source-key"] = quote(task.source.key, safe="/")
+        if task.source.version_id:
+            metadata["source-version-id"] = task.source.version_id
+    return metadata
+
+
+def _store_output(deps: Dependencies, task: Task, index: int, image: ResultImage) -> ImageOutput:
+    metadata = output_metadata(task)
     stem = output_key_stem(task, index)
     with ExitStack() as stack:
         if image.url is not None:

@@ -19,10 +19,18 @@ from image_gateway.errors import (
 from image_gateway.models.request import (
     ImageRequest,
     ImageSourceKind,
+    Operation,
     classify_image_source,
     parse_s3_ref,
 )
-from image_gateway.models.task import ProviderAttempt, Task, TaskError, TaskStatus, utc_now
+from image_gateway.models.task import (
+    ProviderAttempt,
+    SourceObject,
+    Task,
+    TaskError,
+    TaskStatus,
+    utc_now,
+)
 from image_gateway.providers.base import Provider, ProviderInputs
 from image_gateway.providers.registry import get_provider
 from image_gateway.service.dependencies import Dependencies
@@ -55,10 +63,17 @@ def submit_task(
     client_id: str,
     idempotency_key: str | None = None,
     callback_base_url: str | None = None,
+    task_id: str | None = None,
+    source: SourceObject | None = None,
+    output_key_stem: str | None = None,
 ) -> Submission:
-    """Create a task and hand it to the first provider that takes it."""
+    """Create a task and hand it to the first provider that takes it.
+
+    Entry points other than the API may bring their own ``task_id`` (claimed beforehand for
+    deduplication), the ``source`` object the task was made from, and where its output goes.
+    """
     candidates = _candidate_providers(deps, request)
-    task_id = new_task_id()
+    task_id = task_id or new_task_id()
     if idempotency_key is not None:
         earlier = deps.idempotency.claim(
             client_id,
@@ -90,10 +105,50 @@ def submit_task(
         + timedelta(seconds=deps.settings.scaled(deps.settings.task_deadline_seconds)),
         check_at=now + timedelta(seconds=deps.settings.scaled(deps.settings.task_deadline_seconds)),
         idempotency_key=idempotency_key,
+        source=source,
+        output_key_stem=output_key_stem,
     )
     deps.tasks.create(task)
     logger.info("task created", extra={"task_id": task_id, "client_id": client_id})
     return Submission(task=_hand_to_provider(deps, task, candidates, inputs, callback_base_url))
+
+
+def reject_task(
+    deps: Dependencies,
+    request: ImageRequest,
+    error: TaskError,
+    *,
+    client_id: str,
+    task_id: str,
+    operation: Operation,
+    source: SourceObject | None = None,
+) -> Task:
+    """Record a task that could not be submitted, as failed with ``error`` (and its event).
+
+    For entry points without a caller to answer (the S3 inbox): a bad upload still gets a task
+    and an ``Image Task Failed`` event saying why.
+    """
+    now = utc_now()
+    task = Task(
+        task_id=task_id,
+        client_id=client_id,
+        operation=operation,
+        model=request.model,
+        provider=request.provider or (request.providers or ["none"])[0],
+        request=request,
+        created_at=now,
+        updated_at=now,
+        check_at=now,
+        source=source,
+    )
+    deps.tasks.create(task)
+    logger.info("task rejected", extra={"task_id": task_id, "code": error.code})
+
+    def record(t: Task) -> None:
+        t.error = error
+
+    failed = change_status(deps, task_id, TaskStatus.FAILED, by="submit", change=record)
+    return failed or deps.tasks.require(task_id)
 
 
 def _candidate_providers(deps: Dependencies, request: ImageRequest) -> list[Provider]:

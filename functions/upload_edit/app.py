@@ -1,0 +1,49 @@
+"""S3 inbox uploads (EventBridge -> SQS): each "Object Created" event becomes one edit task.
+
+Records that fail for a transient reason are reported back (ReportBatchItemFailures) and
+delivered again, up to the queue's maxReceiveCount, then parked in the dead-letter queue.
+Everything about the upload itself (no rule, not an image, too large...) ends as a failed task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway.inbox.objects import ObjectCreated
+from image_gateway.service.upload_edit import LazyInboxDependencies, edit_upload
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+DEPS = LazyInboxDependencies()
+
+
+def record_handler(record: SQSRecord) -> None:
+    """One queued EventBridge event; malformed ones are logged and dropped (a retry cannot help)."""
+    try:
+        created = ObjectCreated.from_eventbridge(record.json_body)
+    except (ValueError, TypeError) as exc:
+        logger.warning("not an S3 Object Created event", extra={"why": str(exc)})
+        metrics.add_metric(name="InboxMalformed", unit=MetricUnit.Count, value=1)
+        return
+    result = edit_upload(DEPS.get(), created)
+    metrics.add_metric(name=f"Inbox{result.outcome.value.title()}", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """SQS batch entry point (partial batch responses)."""
+    answer = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(answer)

@@ -1,0 +1,268 @@
+"""edit_upload: one S3 inbox upload -> exactly one edit task, through the API's submit path.
+
+Every upload that is meant to be edited ends as a task: submitted (then finalised like any other)
+or failed at once with a clear error and its ``Image Task Failed`` event. Masks, references and
+folder markers are skipped (logged and counted). The upload's identity (bucket, key, ETag) is
+claimed in the idempotency store first, so a duplicate notification or the same bytes uploaded
+again find the earlier task instead of making a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+
+from aws_lambda_powertools import Logger
+
+from image_gateway.config import Settings
+from image_gateway.errors import GatewayError, InvalidImage, PayloadTooLarge, UploadRejected
+from image_gateway.images.store import ImageStore, StoredImage
+from image_gateway.inbox.naming import classify_key, find_companions, photo_stem
+from image_gateway.inbox.objects import InboxObject, InboxObjects, ObjectCreated, SourceSuperseded
+from image_gateway.inbox.rules import InboxRule, RulesSource
+from image_gateway.inbox.settings import InboxSettings
+from image_gateway.models.request import MAX_PROMPT_CHARS, ImageRequest, Operation
+from image_gateway.models.task import SourceObject, TaskError
+from image_gateway.service.dependencies import Dependencies
+from image_gateway.service.lifecycle import fail_task
+from image_gateway.service.submit import new_task_id, reject_task, submit_task
+
+logger = Logger(child=True)
+
+PROMPT_METADATA_KEY = "prompt"  # x-amz-meta-prompt
+_NO_PROMPT = "(no prompt: the upload was rejected before its rule applied)"
+
+
+class UploadOutcome(StrEnum):
+    """What happened to one notification."""
+
+    SUBMITTED = "submitted"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
+    SUPERSEDED = "superseded"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """The outcome, and the task it made or found (if any)."""
+
+    outcome: UploadOutcome
+    task_id: str | None = None
+
+
+class InboxDependencies:
+    """The gateway's dependencies plus the inbox bucket and its rules."""
+
+    def __init__(self, core: Dependencies, settings: InboxSettings) -> None:
+        self.core = core
+        self.settings = settings
+
+    @cached_property
+    def objects(self) -> InboxObjects:
+        """The inbox bucket."""
+        return InboxObjects(self.core.s3, self.settings.bucket_name)
+
+    @cached_property
+    def rules(self) -> RulesSource:
+        """The rules document, cached."""
+        return RulesSource(
+            self.core.ssm,
+            self.settings.rules_parameter,
+            ttl_seconds=self.settings.rules_cache_seconds,
+        )
+
+    @cached_property
+    def staging(self) -> ImageStore:
+        """The images bucket, refusing inputs over the inbox's byte limit."""
+        return ImageStore(
+            self.core.s3, self.core.settings.bucket_name, max_bytes=self.settings.max_image_bytes
+        )
+
+
+class LazyInboxDependencies:
+    """One ``InboxDependencies`` per execution environment, built at the first event."""
+
+    def __init__(self) -> None:
+        self._deps: InboxDependencies | None = None
+
+    def get(self) -> InboxDependencies:
+        """Build on first use from the function's environment."""
+        if self._deps is None:
+            self._deps = InboxDependencies(
+                Dependencies(Settings.from_env()), InboxSettings.from_env()
+            )
+        return self._deps
+
+
+def upload_identity(bucket: str, key: str, etag: str | None, version_id: str | None) -> str:
+    """The idempotency key of an upload: same bucket, key and bytes (ETag) = same upload."""
+    marker = etag or version_id or ""
+    return "s3:" + hashlib.sha256(f"{bucket}\0{key}\0{marker}".encode()).hexdigest()
+
+
+def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResult:
+    """Turn one "Object Created" notification into one task (or a counted skip).
+
+    Transient failures (S3 or DynamoDB errors worth retrying) propagate, so the queue delivers the
+    notification again; everything about the upload itself ends as a failed task instead.
+    """
+    deps = inbox.core
+    client_id = inbox.settings.client_id
+    log = {"bucket": created.bucket, "key": created.key}
+    if created.bucket != inbox.settings.bucket_name:
+        logger.warning("notification for another bucket ignored", extra=log)
+        return UploadResult(UploadOutcome.IGNORED)
+    kind = classify_key(created.key)
+    if not kind.edited:
+        logger.info("upload skipped: not a photo", extra={**log, "kind": kind.value})
+        return UploadResult(UploadOutcome.SKIPPED)
+
+    identity = upload_identity(created.bucket, created.key, created.etag, created.version_id)
+    task_id = new_task_id()
+    earlier = deps.idempotency.claim(client_id, identity, identity, task_id)
+    if earlier is not None:
+        if deps.tasks.get(earlier) is not None:
+            logger.info("duplicate upload", extra={**log, "task_id": earlier})
+            return UploadResult(UploadOutcome.DUPLICATE, earlier)
+        task_id = earlier  # an earlier delivery stopped before writing its task: finish it
+    source = SourceObject(
+        bucket=created.bucket, key=created.key, version_id=created.version_id, etag=created.etag
+    )
+    prompt = _NO_PROMPT
+    try:
+        obj = inbox.objects.head(created)
+        source = SourceObject(
+            bucket=obj.bucket, key=obj.key, version_id=obj.version_id, etag=obj.etag
+        )
+        prompt = obj.metadata.get(PROMPT_METADATA_KEY) or prompt
+        rule = inbox.rules.current().rule_for(obj.key)
+        if rule is None:
+            raise UploadRejected(f"no inbox rule matches {obj.key}", code="no_rule")
+        prompt = obj.metadata.get(PROMPT_METADATA_KEY) or rule.prompt
+        request = _edit_request(inbox, rule, obj, prompt, task_id)
+    except SourceSuperseded:
+        logger.info("upload superseded by a newer one", extra=log)
+        return UploadResult(UploadOutcome.SUPERSEDED)
+    except GatewayError as error:
+        return _rejected(inbox, task_id, source, prompt, error)
+    try:
+        submit_task(
+            deps,
+            request,
+            client_id=client_id,
+            task_id=task_id,
+            source=source,
+            output_key_stem=rule.output_key_stem(source.key, client_id=client_id, task_id=task_id),
+        )
+    except GatewayError as error:  # the API's validation and routing refused it
+        return _rejected(inbox, task_id, source, request.prompt, error, request=request)
+    logger.info("upload submitted", extra={**log, "task_id": task_id})
+    return UploadResult(UploadOutcome.SUBMITTED, task_id)
+
+
+def _edit_request(
+    inbox: InboxDependencies, rule: InboxRule, obj: InboxObject, prompt: str, task_id: str
+) -> ImageRequest:
+    """Stage the photo (and its mask and references) in the images bucket; build the request."""
+    client_id = inbox.settings.client_id
+    stem = f"inputs/{client_id}/{task_id}"
+    companions = find_companions(obj.key, inbox.objects.siblings(photo_stem(obj.key)))
+    if rule.mask == "required" and companions.mask is None:
+        raise UploadRejected(
+            f"the rule for {rule.prefix!r} needs a mask: upload {photo_stem(obj.key)}.mask.png "
+            "before the photo",
+            code="mask_missing",
+        )
+    photo = _stage(inbox, obj, f"{stem}/0", what="the upload")
+    images = [_ref(photo)]
+    for index, key in enumerate(companions.references, start=1):
+        reference = _stage(inbox, inbox.objects.companion(key), f"{stem}/{index}", what=key)
+        images.append(_ref(reference))
+    mask: str | None = None
+    if companions.mask is not None:
+        staged_mask = _stage(
+            inbox, inbox.objects.companion(companions.mask), f"{stem}/mask", what=companions.mask
+        )
+        if (staged_mask.width, staged_mask.height) != (photo.width, photo.height):
+            raise UploadRejected(
+                f"the mask is {staged_mask.width}x{staged_mask.height}, "
+                f"the photo {photo.width}x{photo.height}: they must match",
+                code="mask_size_mismatch",
+            )
+        mask = _ref(staged_mask)
+    try:
+        return rule.edit_request(prompt=prompt, images=images, mask=mask)
+    except ValueError as exc:  # e.g. a metadata prompt that is too long
+        raise UploadRejected(
+            f"the edit request is invalid: {exc}", code="invalid_request"
+        ) from None
+
+
+def _stage(inbox: InboxDependencies, obj: InboxObject, key_stem: str, *, what: str) -> StoredImage:
+    """Copy one inbox object into the images bucket, checking it is an image within limits."""
+    limits = inbox.settings
+    if obj.size > limits.max_image_bytes:
+        raise UploadRejected(
+            f"{what} is {obj.size} bytes; the inbox limit is {limits.max_image_bytes}",
+            code="image_too_large",
+        )
+    try:
+        stored = inbox.staging.store(
+            inbox.objects.stream(obj),
+            key_stem,
+            metadata={"source-bucket": obj.bucket, "source-etag": obj.etag},
+        )
+    except InvalidImage as exc:
+        raise UploadRejected(
+            f"{what} is not a PNG, JPEG or WebP image: {exc.message}", code="invalid_image"
+        ) from None
+    except PayloadTooLarge:
+        raise UploadRejected(
+            f"{what} is over the inbox limit of {limits.max_image_bytes} bytes",
+            code="image_too_large",
+        ) from None
+    if stored.width * stored.height > limits.max_pixels:
+        raise UploadRejected(
+            f"{what} is {stored.width}x{stored.height} pixels; the inbox limit is "
+            f"{limits.max_pixels} pixels",
+            code="image_too_many_pixels",
+        )
+    return stored
+
+
+def _ref(image: StoredImage) -> str:
+    return f"s3://{image.bucket}/{image.key}"
+
+
+def _rejected(
+    inbox: InboxDependencies,
+    task_id: str,
+    source: SourceObject,
+    prompt: str,
+    error: GatewayError,
+    *,
+    request: ImageRequest | None = None,
+) -> UploadResult:
+    """End the upload's task as failed with ``error`` (creating the task if needed)."""
+    deps = inbox.core
+    task_error = TaskError(code=error.code, message=error.message[:1000])
+    logger.info(
+        "upload rejected", extra={"key": source.key, "task_id": task_id, "code": error.code}
+    )
+    if deps.tasks.get(task_id) is not None:  # submit created it, then refused
+        fail_task(deps, task_id, task_error, by="submit")
+        return UploadResult(UploadOutcome.REJECTED, task_id)
+    reject_task(
+        deps,
+        request or ImageRequest(prompt=prompt.strip()[:MAX_PROMPT_CHARS] or _NO_PROMPT),
+        task_error,
+        client_id=inbox.settings.client_id,
+        task_id=task_id,
+        operation=Operation.EDIT,
+        source=source,
+    )
+    return UploadResult(UploadOutcome.REJECTED, task_id)

@@ -1,0 +1,14 @@
+"""Test ordering: the e2e tests (one shared devstack with background threads) run last.
+
+moto's in-process ``mock_aws`` patches every boto3 client of the process; running the e2e
+session after the in-process tests means the stack's threads never talk to a test's mock.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Stable sort: everything else first, then tests/e2e."""
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path))
