@@ -15,7 +15,7 @@ help:
 	@echo "make demo      start devstack (moto + provider simulator + local API) and run the demo"
 	@echo "make devstack  start devstack and keep it running (prints URL and API key)"
 	@echo "make test      install everything the tests need, lint, type-check, check the template, run all tests"
-	@echo "make bench     run the benchmarks (bench/results.json)"
+	@echo "make bench     run the benchmarks (bench/results.json, bench/RESULTS.md, README section)"
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt layers/common/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ test: lint typecheck template-check
 
 clean:
 	rm -rf $(VENV) $(SAMVENV) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache
+
+bench: $(STAMP)
+	$(PY) -m bench
 
 schema: $(STAMP)
 	$(PY) -c "import json; from image_gateway.models.events import event_detail_schema as s; \

@@ -1,0 +1,129 @@
+"""``python -m bench`` (``make bench``): every figure, its baseline and target, in one run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import coldstart, costrun, memory, overhead, throughput
+from bench.report import console, markdown, update_readme
+from bench.stack import bench_stack
+
+HERE = Path(__file__).resolve().parent
+FIGURES = ("cost", "overhead", "throughput", "coldstart", "memory")
+
+CAVEATS = [
+    "Handlers run in-process on this x86-64 machine against moto and a local simulator: "
+    "absolute times are not Lambda's (arm64 at 256 MB gets a fraction of a vCPU, so CPU-bound "
+    "parts run several times slower there). Ratios to same-run baselines are the robust part.",
+    "Lambda GB-seconds in the cost figure are the in-process durations measured here, priced at "
+    "each function's configured memory (256 MB) and arm64 prices; time spent waiting on a real "
+    "provider (create call, status call, download) would add to them.",
+    "DynamoDB units are computed from the items written and read (sizes, consistency, GSI "
+    "writes by AWS's rules), not reported by moto. S3 GETs made through presigned URLs (the "
+    "provider fetching inputs, the client downloading outputs) are not counted.",
+    "The sync path does not exist yet (no sync provider, no SQS dispatch): its cost is "
+    "modelled from the callback path plus SQS and a function waiting on the provider.",
+    "Cold start excludes interpreter start-up and Lambda's own init (both the same for the "
+    "floor); Lambda bills INIT for managed runtimes since 2025-08-01.",
+]
+
+
+def _say(started: float, message: str) -> None:
+    print(f"[bench {time.monotonic() - started:6.1f} s] {message}", flush=True)
+
+
+def _findings(results: dict[str, Any]) -> list[str]:
+    """Plain sentences: which part of the design costs what, and the targets missed."""
+    lines: list[str] = []
+    for name, fig in results["cost"]["paths"].items():
+        by = sorted(fig["usd_by_service"].items(), key=lambda kv: kv[1], reverse=True)
+        total = sum(v for _, v in by)
+        parts = ", ".join(f"{s} {v / total:.0%}" for s, v in by[:3] if v)
+        verdict = ""
+        if fig.get("met") is False:
+            verdict = f" It misses its target (${fig['target_usd']:.5f})."
+        extra = ""
+        index_wru = fig.get("dynamodb_index_wru_per_task")
+        if index_wru:
+            wru = fig["counts_per_task"]["dynamodb_wru"]
+            extra = (
+                f" Of its {wru:.0f} DynamoDB write units, {index_wru:.0f} go to the global "
+                "secondary indexes (ByClient projects ALL, so every task write is written twice)."
+            )
+        lines.append(f"- **{name}**: ${total:.6f}, of which {parts}.{extra}{verdict}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the figures, print the table, write results.json, RESULTS.md and the README section."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
+    parser.add_argument("--only", nargs="*", choices=FIGURES, default=list(FIGURES))
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--output", type=Path, default=HERE)
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    quick = args.quick
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        _say(started, message)
+
+    results: dict[str, Any] = {}
+    progress("starting devstack (moto server, provider simulator, local HTTP API)")
+    with bench_stack(time_scale=0.1) as bench:
+        if "cost" in args.only:
+            progress("figure 4: AWS requests and cost per task, by path")
+            results["cost"] = costrun.run(bench, tasks=2 if quick else 6, progress=progress)
+            results["cost"]["findings"] = _findings(results)
+        if "overhead" in args.only:
+            progress("figure 2: warm submit and finalise vs the same calls made directly")
+            results["overhead"] = overhead.run(
+                bench, rounds=2 if quick else 5, per_round=10 if quick else 40, progress=progress
+            )
+        if "throughput" in args.only:
+            progress("figure 5: throughput of the local stack")
+            floor_ms = None
+            if "overhead" in results:
+                warm = results["overhead"]
+                floor_ms = warm["submit"]["floor_p50_ms"] + warm["finalise"]["floor_p50_ms"]
+            results["throughput"] = throughput.run(
+                bench, tasks=10 if quick else 40, clients=4, floor_ms=floor_ms, progress=progress
+            )
+        if "coldstart" in args.only:
+            progress("figure 1: cold start, fresh interpreters (boto3 floor + each function)")
+            results["coldstart"] = coldstart.run(bench, rounds=2 if quick else 9, progress=progress)
+        if "memory" in args.only:
+            progress("figure 3: finalise memory, 1K/2K/4K noise PNGs, base64 and URL")
+            results["memory"] = memory.run(bench, repeats=1 if quick else 3, progress=progress)
+    results["caveats"] = CAVEATS
+    results["meta"] = {
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {platform.system()}, "
+        f"{__import__('os').cpu_count()} CPUs",
+        "python": platform.python_version(),
+        "seconds": time.monotonic() - started,
+        "quick": quick,
+        "figures": args.only,
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    (args.output / "RESULTS.md").write_text(markdown(results))
+    if not args.no_readme:
+        update_readme(HERE.parent / "README.md", results)
+    print()
+    print(console(results))
+    progress(f"done: {args.output / 'results.json'}, {args.output / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Figure 1: cold start of each function against a fresh interpreter that only imports boto3.
+
+Each sample is a fresh ``python -c`` with the function's environment (from template.yaml, as
+devstack resolves it, with AWS_ENDPOINT_URL on the running moto): it imports the handler module
+from ``functions/<name>/app.py`` by path and serves one real event; the clock (perf_counter,
+inside the child) starts just before the import, so interpreter start-up, the same for both,
+is left out. The floor child only runs ``import boto3``. Floor and functions alternate in every
+round. ``python -X importtime`` says which packages the import time goes to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from typing import Any
+
+from bench.stack import ZERO_LATENCY, BenchStack
+from bench.stats import summary
+from devstack.template import ROOT
+
+TARGETS = {"WebhookFunction": 1.5, "ApiFunction": 3.0}
+FUNCTIONS = (
+    "ApiFunction",
+    "WebhookFunction",
+    "PollFunction",
+    "SweeperFunction",
+    "UploadEditFunction",
+)
+# The inbox function's first event: the repository's sample (an upload it cannot use, so the
+# task it creates fails; the cold path is the same).
+UPLOAD_EVENT = ROOT / "events" / "upload-edit-sqs.json"
+
+_CHILD = r"""
+import json, sys, time
+spec_in = json.loads(sys.stdin.read())
+started = time.perf_counter()
+if spec_in["path"] is None:
+    import boto3
+    imported = time.perf_counter()
+    served = imported
+    outcome = None
+else:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("cold_handler", spec_in["path"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    imported = time.perf_counter()
+
+    class Context:
+        function_name = spec_in["name"]
+        memory_limit_in_mb = spec_in["memory_mb"]
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + spec_in["name"]
+        aws_request_id = "cold-start"
+        function_version = "$LATEST"
+
+        def get_remaining_time_in_millis(self):
+            return 30000
+
+    result = module.lambda_handler(spec_in["event"], Context())
+    served = time.perf_counter()
+    outcome = result.get("statusCode") if isinstance(result, dict) else None
+def peak_rss_mb():
+    # VmHWM belongs to this process image; ru_maxrss would include the forking parent's.
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+print(json.dumps({
+    "import_ms": (imported - started) * 1000,
+    "first_event_ms": (served - imported) * 1000,
+    "total_ms": (served - started) * 1000,
+    "status": outcome,
+    "maxrss_mb": peak_rss_mb(),
+}))
+"""
+
+
+def _environment(bench: BenchStack, function: str | None) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(("AWS_", "PATH", "HOME", "LANG", "PYTHON", "VIRTUAL_ENV"))
+    }
+    if function is not None:
+        spec = bench.devstack.runtime.get(function)
+        env.update(spec.environment)
+        env.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+                "POWERTOOLS_LOG_LEVEL": "ERROR",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+            }
+        )
+    return env
+
+
+def _child(bench: BenchStack, function: str | None, event: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"path": None}
+    if function is not None:
+        fn = bench.devstack.runtime.get(function)
+        module_file = fn.handler.split(".", 1)[0]
+        spec = {
+            "path": str(fn.code_dir / f"{module_file}.py"),
+            "name": fn.name,
+            "memory_mb": fn.memory_mb,
+            "event": event,
+        }
+    done = subprocess.run(  # noqa: S603 (our own interpreter and script)
+        [sys.executable, "-c", _CHILD],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        env=_environment(bench, function),
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"cold start child for {function} failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
+    """One real first event per function and round (each webhook/poll event has its own task)."""
+    callback_tasks = [
+        bench.submit(
+            {
+                "prompt": f"cold {ZERO_LATENCY} [sim:no-callback]",
+                "provider": "apimart",
+                "aspect_ratio": "1:1",
+                "resolution": "1K",
+            }
+        )["task_id"]
+        for _ in range(rounds)
+    ]
+    poll_tasks = []
+    for _ in range(rounds):
+        task_id = bench.submit(
+            {
+                "prompt": f"cold {ZERO_LATENCY}",
+                "provider": "mountsea-async",
+                "size": "1024x1024",
+                "quality": "low",
+            }
+        )["task_id"]
+        bench.stop_poll_loop(task_id)
+        poll_tasks.append(task_id)
+    # The api children's tasks are finished by the simulator's callback to this process, so
+    # the sweeper children (run last) find nothing due and measure an idle sweep.
+    _, submit_event = bench.http_event(
+        "POST",
+        "/v1/images",
+        {
+            "prompt": f"cold {ZERO_LATENCY}",
+            "provider": "apimart",
+            "aspect_ratio": "1:1",
+            "resolution": "1K",
+        },
+    )
+    return {
+        "ApiFunction": [submit_event] * rounds,
+        "WebhookFunction": [bench.callback_event("apimart", t)[1] for t in callback_tasks],
+        "PollFunction": [{"task_id": t, "attempt": 0, "wait_seconds": 1} for t in poll_tasks],
+        "SweeperFunction": [{"source": "aws.events", "detail-type": "Scheduled Event"}] * rounds,
+        "UploadEditFunction": [json.loads(UPLOAD_EVENT.read_text())] * rounds,
+    }
+
+
+def import_breakdown(bench: BenchStack, function: str, top: int = 8) -> list[dict[str, Any]]:
+    """The packages that take most of the handler's import time (``python -X importtime``)."""
+    fn = bench.devstack.runtime.get(function)
+    path = fn.code_dir / f"{fn.handler.split('.', 1)[0]}.py"
+    code = (
+        f"import importlib.util as u; s = u.spec_from_file_location('h', {str(path)!r}); "
+        "m = u.module_from_spec(s); s.loader.exec_module(m)"
+    )
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        env=_environment(bench, function),
+        timeout=120,
+        check=False,
+    )
+    # Self time summed by top-level package: who really spends it (boto3, pydantic, ...).
+    totals: dict[str, float] = {}
+    line = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)")
+    for raw in done.stderr.splitlines():
+        found = line.match(raw)
+        if found is None:
+            continue
+        package = found.group(3).split(".")[0]
+        totals[package] = totals.get(package, 0.0) + int(found.group(1)) / 1000
+    ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[:top]
+    return [{"package": name, "self_ms": ms} for name, ms in ranked]
+
+
+def run(bench: BenchStack, rounds: int, progress: Any) -> dict[str, Any]:
+    """``rounds`` rounds of: boto3 floor, then each function, every one a fresh interpreter."""
+    events = _events(bench, rounds)
+    samples: dict[str, list[dict[str, Any]]] = {"floor": [], **{f: [] for f in FUNCTIONS}}
+    # The sweeper would finish the other children's tasks (late callbacks get a poll), so it
+    # runs after them, paired with the same round's floor.
+    in_rounds = [f for f in FUNCTIONS if f != "SweeperFunction"]
+    for index in range(rounds):
+        samples["floor"].append(_child(bench, None, None))
+        for function in in_rounds:
+            samples[function].append(_child(bench, function, events[function][index]))
+        progress(
+            f"  cold start round {index + 1}/{rounds}: floor "
+            f"{samples['floor'][-1]['total_ms']:.0f} ms, "
+            + ", ".join(f"{f} {samples[f][-1]['total_ms']:.0f} ms" for f in in_rounds)
+        )
+    for index in range(rounds):
+        samples["SweeperFunction"].append(
+            _child(bench, "SweeperFunction", events["SweeperFunction"][index])
+        )
+    if rounds:
+        progress(
+            "  cold start, sweeper (idle): "
+            + ", ".join(f"{s['total_ms']:.0f} ms" for s in samples["SweeperFunction"])
+        )
+    floor = [s["total_ms"] for s in samples["floor"]]
+    result: dict[str, Any] = {"floor_boto3_import_ms": summary(floor), "functions": {}}
+    for function in FUNCTIONS:
+        totals = [s["total_ms"] for s in samples[function]]
+        ratios = [t / f for t, f in zip(totals, floor, strict=True)]
+        ratio = summary(ratios)
+        result["functions"][function] = {
+            "total_ms": summary(totals),
+            "import_ms": summary([s["import_ms"] for s in samples[function]]),
+            "first_event_ms": summary([s["first_event_ms"] for s in samples[function]]),
+            "ratio": ratio,
+            "target_ratio": TARGETS.get(function),
+            "met": ratio["median"] <= TARGETS[function] if function in TARGETS else None,
+            "statuses": sorted({str(s["status"]) for s in samples[function]}),
+            "maxrss_mb": summary([s["maxrss_mb"] for s in samples[function]]),
+            "top_imports": import_breakdown(bench, function),
+        }
+    return result

@@ -1,0 +1,184 @@
+"""A devstack for benchmarks: schedules off, calls recorded, and helpers that do not count.
+
+The benchmark observes tasks with its own boto3 clients (outside any invocation, so nothing it
+reads is billed to the gateway) and drives the handlers in-process with the events API Gateway
+would send, so that timings are the handler's and not the local HTTP server's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+
+from bench.cost import GlobalIndex
+from bench.counting import CallRecorder
+from devstack.stack import DevStack, StackConfig, StackInfo
+from devstack.template import load_template
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
+ZERO_LATENCY = "[sim:latency=0]"
+
+
+def table_indexes() -> list[GlobalIndex]:
+    """The task table's GSIs, from template.yaml."""
+    props = load_template()["Resources"]["TasksTable"]["Properties"]
+    table_keys = tuple(k["AttributeName"] for k in props["KeySchema"])
+    return [
+        GlobalIndex(
+            name=index["IndexName"],
+            keys=tuple(k["AttributeName"] for k in index["KeySchema"]),
+            projection=index["Projection"]["ProjectionType"],
+            table_keys=table_keys,
+            included=tuple(index["Projection"].get("NonKeyAttributes", [])),
+        )
+        for index in props.get("GlobalSecondaryIndexes", [])
+    ]
+
+
+class BenchStack:
+    """A started devstack with a call recorder and observer clients."""
+
+    def __init__(self, devstack: DevStack, recorder: CallRecorder) -> None:
+        assert devstack.info is not None and devstack.api is not None
+        self.devstack = devstack
+        self.info: StackInfo = devstack.info
+        self.recorder = recorder
+        self.ddb = boto3.client("dynamodb")
+        self.sfn = boto3.client("stepfunctions")
+        self.secrets = boto3.client("secretsmanager")
+        self.time_scale = devstack.config.time_scale
+        self._webhook_key: bytes | None = None
+
+    # -- driving the handlers in-process -----------------------------------------------------
+    def http_event(
+        self, method: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """The function behind a route and the API Gateway v2 event for this request."""
+        api = self.devstack.api
+        assert api is not None
+        found = api.match(method, path)
+        if found is None:
+            raise KeyError(f"no route {method} {path}")
+        route, params = found
+        data = json.dumps(body).encode() if body is not None else b""
+        headers = {
+            "authorization": f"Bearer {self.info.api_key}",
+            "content-type": "application/json",
+            "host": api.base_url.removeprefix("http://"),
+        }
+        event = api.to_event(method, path, headers, data, route, params, headers["host"])
+        return route.function, event
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/images through the api function; the task view it answered."""
+        function, event = self.http_event("POST", "/v1/images", body)
+        answer = self.devstack.runtime.invoke(function, event)
+        if answer["statusCode"] not in (200, 202):
+            raise RuntimeError(f"submit answered {answer['statusCode']}: {answer['body']}")
+        task: dict[str, Any] = json.loads(answer["body"])
+        return task
+
+    def callback_event(self, provider: str, task_id: str) -> tuple[str, dict[str, Any]]:
+        """The webhook function and the event of the provider's callback for this task."""
+        token = self.webhook_token(provider, task_id)
+        return self.http_event("POST", f"/webhooks/{provider}/{task_id}/{token}/callback", {})
+
+    def webhook_token(self, provider: str, task_id: str) -> str:
+        """The per-task callback token (as the gateway computes it)."""
+        from image_gateway.auth import WebhookSigner
+
+        if self._webhook_key is None:
+            arn = self.info.outputs.get("WebhookSecretArn") or self._secret_arn("WebhookSecret")
+            self._webhook_key = self.secrets.get_secret_value(SecretId=arn)["SecretString"].encode()
+        return WebhookSigner(self._webhook_key).token(provider, task_id)
+
+    def _secret_arn(self, logical_id: str) -> str:
+        function = self.devstack.runtime.get("WebhookFunction")
+        return function.environment["WEBHOOK_SECRET_ARN"]
+
+    # -- observing (never counted) -------------------------------------------------------------
+    def task(self, task_id: str) -> dict[str, Any]:
+        """The stored task document."""
+        item = self.ddb.get_item(
+            TableName=self.info.table_name,
+            Key={"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}},
+            ConsistentRead=True,
+        )["Item"]
+        doc: dict[str, Any] = json.loads(item["doc"]["S"])
+        return doc
+
+    def settled(self, task_id: str) -> bool:
+        """Terminal, its event published, and its poll loop (if any) finished."""
+        doc = self.task(task_id)
+        if doc["status"] not in TERMINAL or doc["status"] not in doc.get("events_published", []):
+            return False
+        try:
+            status = self.sfn.describe_execution(executionArn=self.execution_arn(task_id))["status"]
+        except self.sfn.exceptions.ExecutionDoesNotExist:
+            return True
+        return bool(status != "RUNNING")
+
+    def wait_settled(self, task_ids: list[str], timeout: float = 120) -> None:
+        """Block until every task has settled (bounded)."""
+        deadline = time.monotonic() + timeout
+        pending = list(task_ids)
+        while pending:
+            pending = [t for t in pending if not self.settled(t)]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} tasks not settled, e.g. {pending[0]}")
+            time.sleep(0.05)
+
+    def execution_arn(self, task_id: str) -> str:
+        """The poll loop execution of a task (named after it)."""
+        arn = self.info.state_machine_arn.replace(":stateMachine:", ":execution:")
+        return f"{arn}:{task_id}"
+
+    def transitions(self, task_id: str) -> int:
+        """Billed state transitions of the task's poll loop (0 when it has none).
+
+        Every state entered is a transition; a retried Task state is billed again per retry.
+        """
+        try:
+            paginator = self.sfn.get_paginator("get_execution_history")
+            events = [
+                e
+                for page in paginator.paginate(executionArn=self.execution_arn(task_id))
+                for e in page["events"]
+            ]
+        except self.sfn.exceptions.ExecutionDoesNotExist:
+            return 0
+        entered = sum(1 for e in events if e["type"].endswith("StateEntered"))
+        task_states = sum(1 for e in events if e["type"] == "TaskStateEntered")
+        scheduled = sum(
+            1 for e in events if e["type"] in ("TaskScheduled", "LambdaFunctionScheduled")
+        )
+        return entered + max(0, scheduled - task_states)
+
+    def stop_poll_loop(self, task_id: str) -> None:
+        """Stop a task's execution (the benchmark finalises it itself)."""
+        self.sfn.stop_execution(executionArn=self.execution_arn(task_id))
+
+
+@contextmanager
+def bench_stack(time_scale: float = 0.1) -> Iterator[BenchStack]:
+    """Start devstack (schedules off: the sweeper's idle cost is measured on its own)."""
+    config = StackConfig(
+        time_scale=time_scale,
+        task_deadline_seconds=600,
+        log_level="ERROR",
+        run_schedules=False,
+    )
+    recorder = CallRecorder(table_indexes())
+    with DevStack(config) as devstack:
+        recorder.install(devstack.runtime)
+        try:
+            yield BenchStack(devstack, recorder)
+        finally:
+            recorder.uninstall()

@@ -1,0 +1,141 @@
+"""The benchmark's cost model: counted requests of a known task give a known price."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cost import (
+    GlobalIndex,
+    RequestCounts,
+    billed_gb_seconds,
+    index_write_units,
+    item_size,
+    metered_requests,
+    price,
+    read_units,
+    write_units,
+)
+from bench.prices import PRICES, PRICES_AS_OF
+
+BY_CLIENT = GlobalIndex("ByClient", ("gsi1pk", "gsi1sk"), "ALL")
+OPEN = GlobalIndex("OpenByCheckTime", ("open_pk", "check_ts"), "KEYS_ONLY")
+
+
+def test_a_known_callback_task_costs_a_known_price() -> None:
+    # Given the requests of one callback-path task
+    counts = RequestCounts(
+        api_gateway_requests=2,
+        lambda_invocations=2,
+        lambda_gb_seconds=0.05,
+        dynamodb_wru=20,
+        dynamodb_rru=6,
+        s3_put_class=1,
+        eventbridge_events=2,
+        secrets_calls=0,
+    )
+    # When it is priced
+    cost = price(counts)
+    # Then every item is the list price times the count, and they add up
+    expected = (
+        2 * 1.00 / 1e6
+        + 2 * 0.20 / 1e6
+        + 0.05 * 0.0000133334
+        + 20 * 0.625 / 1e6
+        + 6 * 0.125 / 1e6
+        + 1 * 0.005 / 1e3
+        + 2 * 1.00 / 1e6
+    )
+    assert cost.total == pytest.approx(expected)
+    assert cost.total == pytest.approx(0.0000233166667, rel=1e-6)
+    assert cost.by_service()["DynamoDB"] == pytest.approx(20 * 0.625e-6 + 6 * 0.125e-6)
+
+
+def test_step_function_transitions_are_priced_per_thousand() -> None:
+    cost = price(RequestCounts(sfn_transitions=4))
+    assert cost.total == pytest.approx(0.0001)
+    assert cost.by_service() == pytest.approx(
+        {
+            "API Gateway": 0,
+            "Lambda": 0,
+            "DynamoDB": 0,
+            "S3": 0,
+            "EventBridge": 0,
+            "Step Functions": 0.0001,
+            "SQS": 0,
+            "Secrets Manager": 0,
+        }
+    )
+
+
+def test_counts_add_and_scale_to_a_per_task_figure() -> None:
+    batch = RequestCounts(lambda_invocations=3, s3_get_class=2) + RequestCounts(
+        lambda_invocations=1, sqs_requests=4
+    )
+    per_task = batch.scaled(1 / 2)
+    assert (per_task.lambda_invocations, per_task.s3_get_class, per_task.sqs_requests) == (
+        2,
+        1,
+        2,
+    )
+
+
+def test_lambda_duration_is_rounded_up_to_the_millisecond_at_the_configured_memory() -> None:
+    assert billed_gb_seconds(99.2, 256) == pytest.approx(0.1 * 0.25)
+    assert billed_gb_seconds(1000, 1024) == pytest.approx(1.0)
+
+
+def test_requests_metered_by_size_count_each_started_increment() -> None:
+    assert metered_requests(0, 512 * 1024) == 1
+    assert metered_requests(512 * 1024, 512 * 1024) == 1
+    assert metered_requests(512 * 1024 + 1, 512 * 1024) == 2
+
+
+def test_dynamodb_units_follow_item_size_and_consistency() -> None:
+    item = {"pk": {"S": "TASK#1"}, "doc": {"S": "x" * 1500}, "version": {"N": "12"}}
+    assert item_size(item) == 2 + 6 + 3 + 1500 + 7 + 2
+    assert write_units(item_size(item)) == 2
+    assert read_units(item_size(item), consistent=True) == 1.0
+    assert read_units(9000, consistent=False) == 1.5
+    assert read_units(0, consistent=True) == 1.0
+
+
+def _task(check_ts: str | None, doc: str = "d" * 100) -> dict[str, dict[str, str]]:
+    item = {
+        "pk": {"S": "TASK#1"},
+        "sk": {"S": "TASK"},
+        "doc": {"S": doc},
+        "gsi1pk": {"S": "CLIENT#a"},
+        "gsi1sk": {"S": "2026#1"},
+    }
+    if check_ts is not None:
+        item |= {"open_pk": {"S": "OPEN#1"}, "check_ts": {"N": check_ts}}
+    return item
+
+
+def test_a_new_item_is_written_once_to_each_index_it_belongs_to() -> None:
+    assert index_write_units(BY_CLIENT, None, _task("100")) == 1
+    assert index_write_units(OPEN, None, _task("100")) == 1
+    assert index_write_units(OPEN, None, _task(None)) == 0
+
+
+def test_a_changed_index_key_costs_a_delete_and_a_put() -> None:
+    assert index_write_units(OPEN, _task("100"), _task("200")) == 2
+
+
+def test_leaving_a_sparse_index_costs_one_delete() -> None:
+    assert index_write_units(OPEN, _task("100"), _task(None)) == 1
+
+
+def test_an_index_without_changed_projection_is_not_written() -> None:
+    # A KEYS_ONLY index does not see a change of a non-key attribute
+    assert index_write_units(OPEN, _task("100", "a"), _task("100", "b")) == 0
+    # An ALL index does, and pays for the whole item
+    assert index_write_units(BY_CLIENT, _task("100", "a"), _task("100", "b" * 1500)) == 2
+
+
+def test_every_price_is_dated_and_cites_an_aws_pricing_page() -> None:
+    assert PRICES_AS_OF
+    for entry in PRICES.values():
+        assert entry.source.startswith("https://aws.amazon.com/")
+        assert entry.source.endswith("/pricing/") or "/pricing/" in entry.source
+        assert entry.usd > 0 and entry.per > 0
