@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,7 +212,7 @@ class DevStack:
             RoleName="devstack-lambda",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
-        routes: list[Route] = []
+        provisioning = Provisioning(self, resolver, clients, globals_fn, role_arn)
         for logical_id in _creation_order(resources, globals_fn):
             spec = resources[logical_id]
             kind = spec["Type"]
@@ -220,9 +220,9 @@ class DevStack:
             creator = _CREATORS.get(kind)
             if creator is None:
                 continue
-            creator(self, logical_id, props, resolver, clients, globals_fn, role_arn, routes)
+            creator(provisioning, logical_id, props)
         assert self.api is not None
-        self.api._routes = routes
+        self.api._routes = provisioning.routes
         ddb = clients["dynamodb"]
         table = resolver.physical_ids["TasksTable"]
         secret_arn = resolver.physical_ids["ProviderKeysSecret"]
@@ -355,15 +355,20 @@ class DevStack:
 
 
 # -- resource creators (one per resource type the template uses) --------------------------------
-def _create_table(
-    stack: DevStack,
-    logical_id: str,
-    props: dict[str, Any],
-    resolver: Resolver,
-    clients: dict[str, Any],
-    *_: Any,
-) -> None:
-    ddb = clients["dynamodb"]
+@dataclass
+class Provisioning:
+    """What every resource creator needs: the stack, the resolver, clients, shared settings."""
+
+    stack: DevStack
+    resolver: Resolver
+    clients: dict[str, Any]
+    globals_fn: dict[str, Any]
+    role_arn: str
+    routes: list[Route] = field(default_factory=list)
+
+
+def _create_table(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
+    ddb = p.clients["dynamodb"]
     name = f"{STACK_NAME}-{logical_id}"
     ddb.create_table(
         TableName=name,
@@ -379,19 +384,12 @@ def _create_table(
     pitr = props.get("PointInTimeRecoverySpecification")
     if pitr:
         ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification=pitr)
-    resolver.physical_ids[logical_id] = name
-    resolver.arns[logical_id] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+    p.resolver.physical_ids[logical_id] = name
+    p.resolver.arns[logical_id] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
 
 
-def _create_bucket(
-    stack: DevStack,
-    logical_id: str,
-    props: dict[str, Any],
-    resolver: Resolver,
-    clients: dict[str, Any],
-    *_: Any,
-) -> None:
-    s3 = clients["s3"]
+def _create_bucket(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
+    s3 = p.clients["s3"]
     name = f"{STACK_NAME}-{logical_id.lower()}-{secrets.token_hex(4)}"
     s3.create_bucket(Bucket=name)
     if "BucketEncryption" in props:
@@ -408,7 +406,7 @@ def _create_bucket(
         s3.put_public_access_block(
             Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
         )
-    rules = resolver.resolve(props.get("LifecycleConfiguration", {}).get("Rules", []))
+    rules = p.resolver.resolve(props.get("LifecycleConfiguration", {}).get("Rules", []))
     if rules:
         s3.put_bucket_lifecycle_configuration(
             Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in rules]}
@@ -421,8 +419,8 @@ def _create_bucket(
         s3.put_bucket_notification_configuration(
             Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
         )
-    resolver.physical_ids[logical_id] = name
-    resolver.arns[logical_id] = f"arn:aws:s3:::{name}"
+    p.resolver.physical_ids[logical_id] = name
+    p.resolver.arns[logical_id] = f"arn:aws:s3:::{name}"
 
 
 def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
@@ -436,71 +434,41 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _create_bus(
-    stack: DevStack,
-    logical_id: str,
-    props: dict[str, Any],
-    resolver: Resolver,
-    clients: dict[str, Any],
-    *_: Any,
-) -> None:
-    name = str(resolver.resolve(props["Name"]))
-    arn = clients["events"].create_event_bus(Name=name)["EventBusArn"]
-    resolver.physical_ids[logical_id] = name
-    resolver.arns[logical_id] = arn
+def _create_bus(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
+    name = str(p.resolver.resolve(props["Name"]))
+    arn = p.clients["events"].create_event_bus(Name=name)["EventBusArn"]
+    p.resolver.physical_ids[logical_id] = name
+    p.resolver.arns[logical_id] = arn
 
 
-def _create_secret(
-    stack: DevStack,
-    logical_id: str,
-    props: dict[str, Any],
-    resolver: Resolver,
-    clients: dict[str, Any],
-    *_: Any,
-) -> None:
+def _create_secret(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
     generate = props.get("GenerateSecretString", {})
     value = generate.get("SecretStringTemplate") or secrets.token_urlsafe(
         int(generate.get("PasswordLength", 32))
     )
-    arn = clients["secretsmanager"].create_secret(
+    arn = p.clients["secretsmanager"].create_secret(
         Name=f"{STACK_NAME}/{logical_id}", SecretString=value
     )["ARN"]
-    resolver.physical_ids[logical_id] = arn
-    resolver.arns[logical_id] = arn
+    p.resolver.physical_ids[logical_id] = arn
+    p.resolver.arns[logical_id] = arn
 
 
-def _create_log_group(
-    stack: DevStack,
-    logical_id: str,
-    props: dict[str, Any],
-    resolver: Resolver,
-    clients: dict[str, Any],
-    *_: Any,
-) -> None:
-    name = str(resolver.resolve(props["LogGroupName"]))
-    clients["logs"].create_log_group(logGroupName=name)
-    clients["logs"].put_retention_policy(
-        logGroupName=name, retentionInDays=int(resolver.resolve(props["RetentionInDays"]))
+def _create_log_group(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
+    name = str(p.resolver.resolve(props["LogGroupName"]))
+    p.clients["logs"].create_log_group(logGroupName=name)
+    p.clients["logs"].put_retention_policy(
+        logGroupName=name, retentionInDays=int(p.resolver.resolve(props["RetentionInDays"]))
     )
-    resolver.physical_ids[logical_id] = name
+    p.resolver.physical_ids[logical_id] = name
 
 
-def _create_function(
-    stack: DevStack,
-    logical_id: str,
-    props: dict[str, Any],
-    resolver: Resolver,
-    clients: dict[str, Any],
-    globals_fn: dict[str, Any],
-    role_arn: str,
-    routes: list[Route],
-) -> None:
-    merged = {**globals_fn, **props}
+def _create_function(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
+    merged = {**p.globals_fn, **props}
     env = {
-        **globals_fn.get("Environment", {}).get("Variables", {}),
+        **p.globals_fn.get("Environment", {}).get("Variables", {}),
         **props.get("Environment", {}).get("Variables", {}),
     }
-    environment = {k: str(v) for k, v in resolver.resolve(env).items()}
+    environment = {k: str(v) for k, v in p.resolver.resolve(env).items()}
     name = f"{STACK_NAME}-{logical_id}"
     function = LocalFunction(
         logical_id=logical_id,
@@ -511,11 +479,11 @@ def _create_function(
         timeout=int(merged.get("Timeout", 3)),
         memory_mb=int(merged.get("MemorySize", 128)),
     )
-    stack.runtime.register(function)
-    arn = clients["lambda"].create_function(
+    p.stack.runtime.register(function)
+    arn = p.clients["lambda"].create_function(
         FunctionName=name,
         Runtime=merged["Runtime"],
-        Role=role_arn,
+        Role=p.role_arn,
         Handler=merged["Handler"],
         Code={"ZipFile": _placeholder_zip()},
         Timeout=function.timeout,
@@ -523,26 +491,26 @@ def _create_function(
         Architectures=merged.get("Architectures", ["x86_64"]),
         Environment={"Variables": environment},
     )["FunctionArn"]
-    resolver.physical_ids[logical_id] = name
-    resolver.arns[logical_id] = arn
+    p.resolver.physical_ids[logical_id] = name
+    p.resolver.arns[logical_id] = arn
     for event in props.get("Events", {}).values():
         eprops = event.get("Properties", {})
         if event["Type"] == "HttpApi":
-            routes.append(Route(eprops["Method"].upper(), eprops["Path"], name))
+            p.routes.append(Route(eprops["Method"].upper(), eprops["Path"], name))
         elif event["Type"] == "Schedule":
-            stack._schedules.append((name, _rate_seconds(eprops["Schedule"])))
+            p.stack._schedules.append((name, _rate_seconds(eprops["Schedule"])))
         elif event["Type"] == "SQS":
-            queue_arn = str(resolver.resolve(eprops["Queue"]))
-            queue_logical = next(k for k, v in resolver.arns.items() if v == queue_arn)
-            stack._queue_sources.append(
+            queue_arn = str(p.resolver.resolve(eprops["Queue"]))
+            queue_logical = next(k for k, v in p.resolver.arns.items() if v == queue_arn)
+            p.stack._queue_sources.append(
                 QueueSource(
                     function=name,
-                    queue_url=resolver.physical_ids[queue_logical],
+                    queue_url=p.resolver.physical_ids[queue_logical],
                     queue_arn=queue_arn,
                     batch_size=min(10, int(eprops.get("BatchSize", 10))),
                     visibility_timeout=int(
-                        clients["sqs"].get_queue_attributes(
-                            QueueUrl=resolver.physical_ids[queue_logical],
+                        p.clients["sqs"].get_queue_attributes(
+                            QueueUrl=p.resolver.physical_ids[queue_logical],
                             AttributeNames=["VisibilityTimeout"],
                         )["Attributes"]["VisibilityTimeout"]
                     ),
@@ -550,39 +518,23 @@ def _create_function(
             )
 
 
-def _create_state_machine(
-    stack: DevStack,
-    logical_id: str,
-    props: dict[str, Any],
-    resolver: Resolver,
-    clients: dict[str, Any],
-    globals_fn: Any,
-    role_arn: str,
-    *_: Any,
-) -> None:
+def _create_state_machine(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
     definition = (ROOT / props["DefinitionUri"]).read_text()
-    for key, value in resolver.resolve(props.get("DefinitionSubstitutions", {})).items():
+    for key, value in p.resolver.resolve(props.get("DefinitionSubstitutions", {})).items():
         definition = definition.replace("${" + key + "}", str(value))
-    arn = clients["stepfunctions"].create_state_machine(
+    arn = p.clients["stepfunctions"].create_state_machine(
         name=f"{STACK_NAME}-{logical_id}",
         definition=definition,
-        roleArn=role_arn,
+        roleArn=p.role_arn,
         type=props.get("Type", "STANDARD"),
     )["stateMachineArn"]
-    resolver.physical_ids[logical_id] = arn
-    resolver.arns[logical_id] = arn
+    p.resolver.physical_ids[logical_id] = arn
+    p.resolver.arns[logical_id] = arn
 
 
-def _create_queue(
-    stack: DevStack,
-    logical_id: str,
-    props: dict[str, Any],
-    resolver: Resolver,
-    clients: dict[str, Any],
-    *_: Any,
-) -> None:
-    sqs = clients["sqs"]
-    resolved = resolver.resolve(props)
+def _create_queue(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
+    sqs = p.clients["sqs"]
+    resolved = p.resolver.resolve(props)
     attributes: dict[str, str] = {}
     for prop in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
         if prop in resolved:
@@ -595,64 +547,43 @@ def _create_queue(
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    stack.queue_urls[logical_id] = url
-    resolver.physical_ids[logical_id] = url  # Ref of a queue is its URL
-    resolver.arns[logical_id] = arn
+    p.stack.queue_urls[logical_id] = url
+    p.resolver.physical_ids[logical_id] = url  # Ref of a queue is its URL
+    p.resolver.arns[logical_id] = arn
 
 
-def _create_queue_policy(
-    stack: DevStack,
-    logical_id: str,
-    props: dict[str, Any],
-    resolver: Resolver,
-    clients: dict[str, Any],
-    *_: Any,
-) -> None:
-    policy = json.dumps(resolver.resolve(props["PolicyDocument"]))
-    for url in resolver.resolve(props["Queues"]):
-        clients["sqs"].set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
-    resolver.physical_ids[logical_id] = logical_id
+def _create_queue_policy(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
+    policy = json.dumps(p.resolver.resolve(props["PolicyDocument"]))
+    for url in p.resolver.resolve(props["Queues"]):
+        p.clients["sqs"].set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+    p.resolver.physical_ids[logical_id] = logical_id
 
 
-def _create_event_rule(
-    stack: DevStack,
-    logical_id: str,
-    props: dict[str, Any],
-    resolver: Resolver,
-    clients: dict[str, Any],
-    *_: Any,
-) -> None:
-    events = clients["events"]
+def _create_event_rule(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
+    events = p.clients["events"]
     name = f"{STACK_NAME}-{logical_id}"
-    bus = str(resolver.resolve(props.get("EventBusName", "default")))
+    bus = str(p.resolver.resolve(props.get("EventBusName", "default")))
     arn = events.put_rule(
         Name=name,
         EventBusName=bus,
-        EventPattern=json.dumps(resolver.resolve(props["EventPattern"])),
+        EventPattern=json.dumps(p.resolver.resolve(props["EventPattern"])),
         State=props.get("State", "ENABLED"),
     )["RuleArn"]
     targets = [
-        {"Id": str(t["Id"]), "Arn": str(t["Arn"])} for t in resolver.resolve(props["Targets"])
+        {"Id": str(t["Id"]), "Arn": str(t["Arn"])} for t in p.resolver.resolve(props["Targets"])
     ]
     events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
-    resolver.physical_ids[logical_id] = name
-    resolver.arns[logical_id] = arn
+    p.resolver.physical_ids[logical_id] = name
+    p.resolver.arns[logical_id] = arn
 
 
-def _create_parameter(
-    stack: DevStack,
-    logical_id: str,
-    props: dict[str, Any],
-    resolver: Resolver,
-    clients: dict[str, Any],
-    *_: Any,
-) -> None:
-    name = str(resolver.resolve(props["Name"]))
-    clients["ssm"].put_parameter(
-        Name=name, Value=str(resolver.resolve(props["Value"])), Type=props.get("Type", "String")
+def _create_parameter(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
+    name = str(p.resolver.resolve(props["Name"]))
+    p.clients["ssm"].put_parameter(
+        Name=name, Value=str(p.resolver.resolve(props["Value"])), Type=props.get("Type", "String")
     )
-    resolver.physical_ids[logical_id] = name  # Ref of a parameter is its name
-    resolver.arns[logical_id] = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"
+    p.resolver.physical_ids[logical_id] = name  # Ref of a parameter is its name
+    p.resolver.arns[logical_id] = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"
 
 
 def _rate_seconds(expression: str) -> float:
@@ -672,7 +603,7 @@ def _placeholder_zip() -> bytes:
     return buffer.getvalue()
 
 
-_CREATORS: dict[str, Any] = {
+_CREATORS: dict[str, Callable[[Provisioning, str, dict[str, Any]], None]] = {
     "AWS::DynamoDB::Table": _create_table,
     "AWS::S3::Bucket": _create_bucket,
     "AWS::Events::EventBus": _create_bus,

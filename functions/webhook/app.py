@@ -50,6 +50,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "callback: provider not ready", extra={"task_id": task_id, "why": str(transient)}
         )
         return _answer(503, {"error": {"code": "retry_later", "message": "try again"}})
-    if result.task.provider != provider:
-        logger.warning("callback from another provider", extra={"task_id": task_id})
     return _answer(200, {"task_id": task_id, "status": result.task.status.value})

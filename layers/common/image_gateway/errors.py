@@ -159,3 +159,12 @@ class ProviderRejected(ProviderError):
         super().__init__(
             message, provider=provider, retryable=False, code=code, provider_code=provider_code
         )
+
+
+def aws_error_code(error: Exception) -> str | None:
+    """The ``Error.Code`` of a botocore ``ClientError`` (None for anything else)."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code is not None else None
+    return None

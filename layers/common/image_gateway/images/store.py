@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from image_gateway.errors import NotFound, PayloadTooLarge
+from image_gateway.errors import NotFound, PayloadTooLarge, aws_error_code
 from image_gateway.images.base64_stream import iter_base64_decoded
 from image_gateway.images.sniff import sniff_image
 
@@ -124,7 +124,7 @@ class ImageStore:
         try:
             self._s3.head_object(Bucket=self._bucket, Key=key)
         except Exception as error:
-            if _error_code(error) in {"NoSuchKey", "404", "NotFound"}:
+            if aws_error_code(error) in {"NoSuchKey", "404", "NotFound"}:
                 return False
             raise
         return True
@@ -138,7 +138,7 @@ class ImageStore:
         try:
             response = self._s3.get_object(Bucket=self._bucket, Key=key)
         except Exception as error:
-            if _error_code(error) in {"NoSuchKey", "404", "NotFound"}:
+            if aws_error_code(error) in {"NoSuchKey", "404", "NotFound"}:
                 raise NotFound(f"stored image {key} does not exist") from None
             raise
         body = response["Body"]
@@ -199,11 +199,3 @@ class ImageStore:
                 # Left for the bucket's AbortIncompleteMultipartUpload lifecycle rule.
                 logger.warning("could not abort multipart upload of %s", key, exc_info=True)
             raise
-
-
-def _error_code(error: Exception) -> str | None:
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code is not None else None
-    return None

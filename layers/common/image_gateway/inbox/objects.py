@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict
 
-from image_gateway.errors import UploadRejected
+from image_gateway.errors import UploadRejected, aws_error_code
 
 _READ_CHUNK = 1 << 20
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchVersion", "405", "MethodNotAllowed"}
@@ -94,7 +94,7 @@ class InboxObjects:
             try:
                 answer = self._s3.head_object(Bucket=self._bucket, Key=key, **_pin(created))
             except Exception as error:
-                code = _error_code(error)
+                code = aws_error_code(error)
                 if code in _MISSING and index + 1 < len(keys):
                     continue
                 failure = _read_failure(error, key)
@@ -147,19 +147,11 @@ def _pin(created: ObjectCreated) -> dict[str, str]:
 
 def _read_failure(error: Exception, key: str) -> Exception | None:
     """What a failed read means for the upload; None when it is worth a retry (throttling, 5xx)."""
-    code = _error_code(error)
+    code = aws_error_code(error)
     if code in _CHANGED:
         return SourceSuperseded(key)
     if code in _MISSING:
         return UploadRejected(f"{key} no longer exists in the inbox", code="source_not_found")
     if code in {"AccessDenied", "403", "KMS.AccessDeniedException", "InvalidObjectState"}:
         return UploadRejected(f"{key} cannot be read ({code})", code="source_unreadable")
-    return None
-
-
-def _error_code(error: Exception) -> str | None:
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code is not None else None
     return None

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from image_gateway.errors import ProviderError
 from image_gateway.models.request import ImageRequest, Operation
 
 
@@ -77,6 +78,16 @@ class TaskError(BaseModel):
     message: str
     provider: str | None = None
     retryable: bool = False
+
+    @classmethod
+    def from_provider_error(cls, error: ProviderError) -> TaskError:
+        """The task's record of a classified provider error."""
+        return cls(
+            code=error.code,
+            message=error.message,
+            provider=error.provider,
+            retryable=error.retryable,
+        )
 
 
 class SourceObject(BaseModel):

@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from image_gateway.models.task import (
+    ImageOutput,
     ProviderAttempt,
     SourceObject,
     StatusChange,
@@ -16,17 +17,10 @@ from image_gateway.models.task import (
 )
 
 
-class OutputView(BaseModel):
+class OutputView(ImageOutput):
     """A finished image, with a short-lived download URL."""
 
     url: str
-    bucket: str
-    key: str
-    content_type: str
-    width: int
-    height: int
-    bytes: int
-    sha256: str
 
 
 class TaskView(BaseModel):

@@ -84,7 +84,7 @@ def refresh_task(deps: Dependencies, task_id: str, *, by: str) -> RefreshResult:
             return RefreshResult(running or deps.tasks.require(task_id))
         if status.state is ProviderState.FAILED:
             assert status.error is not None
-            failed = fail_task(deps, task_id, _task_error(status.error), by=by)
+            failed = fail_task(deps, task_id, TaskError.from_provider_error(status.error), by=by)
             return RefreshResult(failed or deps.tasks.require(task_id))
         return RefreshResult(_finalize_success(deps, task, status.images, by=by))
 
@@ -177,9 +177,9 @@ def _provider_trouble(deps: Dependencies, task: Task, error: ProviderError, *, b
     if error.retryable:
         raise RetryLater(error.message) from error
     if error.code != "provider_bad_response":
-        return fail_task(deps, task.task_id, _task_error(error), by=by) or deps.tasks.require(
-            task.task_id
-        )
+        return fail_task(
+            deps, task.task_id, TaskError.from_provider_error(error), by=by
+        ) or deps.tasks.require(task.task_id)
 
     def count(t: Task) -> None:
         t.bad_responses += 1
@@ -190,16 +190,10 @@ def _provider_trouble(deps: Dependencies, task: Task, error: ProviderError, *, b
         extra={"task_id": task.task_id, "count": counted.bad_responses, "error": error.message},
     )
     if counted.bad_responses >= MAX_BAD_RESPONSES:
-        return fail_task(deps, task.task_id, _task_error(error), by=by) or deps.tasks.require(
-            task.task_id
-        )
+        return fail_task(
+            deps, task.task_id, TaskError.from_provider_error(error), by=by
+        ) or deps.tasks.require(task.task_id)
     raise RetryLater(error.message) from error
-
-
-def _task_error(error: ProviderError) -> TaskError:
-    return TaskError(
-        code=error.code, message=error.message, provider=error.provider, retryable=error.retryable
-    )
 
 
 @dataclass(frozen=True)

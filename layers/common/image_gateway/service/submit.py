@@ -254,7 +254,10 @@ def _hand_to_provider(
             last_error = error
             attempts.append(
                 ProviderAttempt(
-                    provider=provider.name, at=utc_now(), outcome="failed", error=_task_error(error)
+                    provider=provider.name,
+                    at=utc_now(),
+                    outcome="failed",
+                    error=TaskError.from_provider_error(error),
                 )
             )
             if error.retryable:
@@ -270,7 +273,7 @@ def _hand_to_provider(
         )
         return _submitted(deps, task, provider, provider_task_id, attempts, callback_url)
     assert last_error is not None
-    final_error = _task_error(last_error)
+    final_error = TaskError.from_provider_error(last_error)
 
     def record_failure(t: Task) -> None:
         t.error = final_error
@@ -322,9 +325,3 @@ def _start_poll_loop(deps: Dependencies, task: Task, expected_seconds: float) ->
         )
     except deps.stepfunctions.exceptions.ExecutionAlreadyExists:
         logger.info("poll loop already running", extra={"task_id": task.task_id})
-
-
-def _task_error(error: ProviderError) -> TaskError:
-    return TaskError(
-        code=error.code, message=error.message, provider=error.provider, retryable=error.retryable
-    )
