@@ -1,4 +1,4 @@
-"""Provider simulator: apimart and mountsea-async over real HTTP, with real images.
+"""Provider simulator: every provider dialect over real HTTP, with real images.
 
     from devstack.simulator import ProviderSimulator
 
@@ -10,40 +10,72 @@
 
 Or standalone: `python -m devstack.simulator --port 8090 --time-scale 0.02`.
 
-Each provider speaks its documented wire format (see `apimart.py` and `mountsea.py`), renders
-PNG/JPEG/WebP images of the requested size (`render.py`) and, for apimart, POSTs the terminal
-task to `<webhook>/callback`. A task's status follows the clock: latencies are in
-`tasks.APIMART_LATENCY_S` / `tasks.MOUNTSEA_LATENCY_S`, multiplied by `time_scale`.
+================= ============ ===================================================== =============
+provider          base path    endpoints (below the base path)                       module
+================= ============ ===================================================== =============
+`apimart`         `/apimart`   async: `POST /v1/images/generations`,                 `apimart`
+                               `GET /v1/tasks/{id}`, `POST /v1/tasks/batch`;
+                               webhook POSTed to `<webhook>/callback`
+`mountsea-async`  `/mountsea`  async: `POST /openai/images`,                         `mountsea`
+                               `GET /openai/tasks?taskId=`
+`mountsea-compat` `/mountsea`  sync OpenAI clone: `POST /openai/v1/images/           `openai_compat`
+                               generations` (JSON), `.../edits` (multipart)
+`pmock`           `/pmock`     async, `{code, message, data, traceId}` envelope:     `pmock`
+                               `POST /api/ai/openai/images/generate`,
+                               `GET /api/ai/openai/tasks?taskId=`
+`apimodels`       `/apimodels` `POST /api/v1/images/generations` (JSON),             `apimodels`
+                               `POST /api/v1/images/edits` (multipart): sync with a
+                               `size` WxH, else async (`GET /api/v1/images/
+                               generations?task_id=`, POST to `callback_url`)
+`openai`          `/openai`    sync: `POST /v1/images/generations` (JSON),           `openai_compat`
+                               `POST /v1/images/edits` (multipart)
+================= ============ ===================================================== =============
+
+Each provider speaks its documented wire format (see the modules' docstrings) and renders
+PNG/JPEG/WebP images of the requested size (`render.py`). A task's status follows the clock;
+a synchronous endpoint holds the request as long. Latencies are in `tasks.APIMART_LATENCY_S`,
+`tasks.MOUNTSEA_LATENCY_S` (mountsea-async, mountsea-compat, pmock, openai) and
+`tasks.APIMODELS_LATENCY_S`, multiplied by `time_scale`.
 
 Fault markers: put any of these in the prompt. `[sim:NAME=PROVIDER]` scopes a marker to one
-provider (`apimart` or `mountsea-async`), e.g. `[sim:create-503=apimart]`.
+provider (one of the names above), e.g. `[sim:create-503=apimart]`. Create markers answer in
+the provider's own error shape (pmock: its envelope, HTTP 503; apimodels, openai,
+mountsea-compat: `{"error": {...}}`; apimart, mountsea-async: `{"error": "upstream
+unavailable"}`).
 
 =========================== ==================================================================
 marker                      effect
 =========================== ==================================================================
-`[sim:create-503]`          create answers HTTP 503 `{"error": "upstream unavailable"}`
+`[sim:create-503]`          create answers HTTP 503 (`upstream unavailable`)
 `[sim:create-timeout]`      create waits 30 s (real) before answering: clients time out first
 `[sim:create-garbage]`      create answers HTTP 200 with the non-JSON body `<html>oops</html>`
-`[sim:moderation]`          create is rejected with the provider's moderation error (HTTP 400)
-`[sim:fail]`                the task ends `failed`: "generation failed (simulated)", code 50001
-`[sim:cancelled]`           the task ends `cancelled` (code 50002)
-`[sim:timeout]`             the task ends `timeout` (mountsea; apimart reports `failed`), 50003
-`[sim:never]`               the task stays `processing` forever
-`[sim:poll-garbage]`        once terminal, the task query answers HTTP 200 with truncated JSON
+`[sim:moderation]`          create is rejected with the provider's moderation error (HTTP 400;
+                            pmock: HTTP 200 with code 400)
+`[sim:fail]`                the task ends `failed`: "generation failed (simulated)", code 50001;
+                            a sync request answers HTTP 500 after its latency
+`[sim:cancelled]`           the task ends `cancelled` (code 50002; apimodels reports `failed`)
+`[sim:timeout]`             the task ends `timeout` (mountsea, pmock; apimart and apimodels
+                            report `failed`), code 50003
+`[sim:never]`               the task stays `processing` forever; a sync request is held 30 s
+                            (or until the simulator stops), then answered HTTP 504
+`[sim:poll-garbage]`        async: once terminal, the task query answers HTTP 200 with
+                            truncated JSON
 `[sim:bad-image]`           the task completes but its "image" bytes are not an image
 `[sim:noise]`               full-frame seeded noise, fast PNG encoder: realistically large files
 `[sim:url-string]`          apimart: `result.images[0].url` is a string, not a list
-`[sim:duplicate-callback]`  apimart: the terminal callback is delivered twice
-`[sim:late-callback]`       apimart: one more callback 2 s x time_scale (>= 0.2 s) later
-`[sim:no-callback]`         apimart: no callback is sent
+`[sim:duplicate-callback]`  apimart, apimodels: the terminal callback is delivered twice
+`[sim:late-callback]`       apimart, apimodels: one more callback 2 s x time_scale (>= 0.2 s)
+                            later
+`[sim:no-callback]`         apimart, apimodels: no callback is sent
 `[sim:latency=S]`           the task takes S real seconds (not scaled by time_scale)
 =========================== ==================================================================
 
 A task whose input image or mask cannot be downloaded or decoded ends `failed` with a message
-saying which input and why (mountsea errorCode 40002).
+saying which input and why (mountsea and pmock errorCode 40002; a sync request answers 400).
 
 Admin endpoints (no auth): `GET /_sim/health`, `GET /_sim/requests` (every provider request:
-provider, method, path, query, `body` (parsed JSON, long strings cut), header names, status),
+provider, method, path, query, `body` (parsed JSON, or for multipart/form-data its fields and
+its files as filename, content type and byte count; long strings cut), header names, status),
 `GET /_sim/callbacks` (every webhook attempt), `POST /_sim/reset` (clears both lists).
 """
 

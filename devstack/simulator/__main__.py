@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     simulator = ProviderSimulator(args.host, args.port, args.time_scale, args.api_key)
     simulator.start()
     print(f"provider simulator on {simulator.base_url}", flush=True)
-    for provider in ("apimart", "mountsea-async"):
+    for provider in simulator.providers:
         print(f"  {provider}: {simulator.provider_base_url(provider)}", flush=True)
     try:
         threading.Event().wait()

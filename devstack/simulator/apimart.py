@@ -234,21 +234,7 @@ class ApimartSimulator:
             extra_delays.append(0.0)
         if "late-callback" in task.faults:
             extra_delays.append(max(0.2, 2.0 * self._time_scale))
-        self._deliver_series(url, body, task.task_id, 1, extra_delays)
-
-    def _deliver_series(
-        self, url: str, body: bytes, task_id: str, delivery: int, extra_delays: list[float]
-    ) -> None:
-        def then() -> None:
-            if extra_delays:
-                self._scheduler.call_later(
-                    extra_delays[0],
-                    lambda: self._deliver_series(
-                        url, body, task_id, delivery + 1, extra_delays[1:]
-                    ),
-                )
-
-        self._sender.deliver(url, body, task_id, delivery, then)
+        self._sender.deliver_series(url, body, task.task_id, extra_delays)
 
 
 def _parse_create(body: Any) -> _CreateRequest | str:

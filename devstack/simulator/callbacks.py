@@ -7,7 +7,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
@@ -127,3 +127,25 @@ class WebhookSender:
             )
         elif then is not None:
             then()
+
+    def deliver_series(
+        self, url: str, body: bytes, task_id: str, extra_delays: Sequence[float] = ()
+    ) -> None:
+        """Deliver `body` now, then once more after each of `extra_delays` seconds.
+
+        Each extra delivery (numbered 2, 3, ...) waits from the end of the previous delivery's
+        attempts, retries included.
+        """
+        self._deliver_from(url, body, task_id, 1, tuple(extra_delays))
+
+    def _deliver_from(
+        self, url: str, body: bytes, task_id: str, delivery: int, extra_delays: tuple[float, ...]
+    ) -> None:
+        def then() -> None:
+            if extra_delays:
+                self._scheduler.call_later(
+                    extra_delays[0],
+                    lambda: self._deliver_from(url, body, task_id, delivery + 1, extra_delays[1:]),
+                )
+
+        self.deliver(url, body, task_id, delivery, then)

@@ -34,7 +34,8 @@ FAULT_MARKERS: Final = frozenset(
 """Every `[sim:<name>]` marker the simulator understands, besides `[sim:latency=S]`."""
 
 CREATE_TIMEOUT_S: Final = 30.0
-"""How long `[sim:create-timeout]` holds the create request (real seconds, not scaled)."""
+"""How long `[sim:create-timeout]` holds the create request (real seconds, not scaled); a
+synchronous endpoint holds a `[sim:never]` request as long, then answers 504."""
 
 _MARKER: Final = re.compile(r"\[sim:([a-z0-9-]+)(?:=([^\]]*))?\]")
 
@@ -73,14 +74,18 @@ class Faults:
         return name in self.markers
 
 
-def create_fault_response(faults: Faults, stop: threading.Event) -> SimResponse | None:
+def create_fault_response(
+    faults: Faults, stop: threading.Event, unavailable: SimResponse | None = None
+) -> SimResponse | None:
     """The response a create fault forces, or None to carry on with the normal create.
 
-    `[sim:create-timeout]` waits (until the simulator stops at the latest) and then carries on,
-    as a provider that accepted the task but answered too late would.
+    `[sim:create-503]` answers `unavailable` (a dialect's own 503 error body), by default
+    `{"error": "upstream unavailable"}`. `[sim:create-timeout]` waits (until the simulator stops
+    at the latest) and then carries on, as a provider that accepted the task but answered too
+    late would.
     """
     if "create-503" in faults:
-        return json_response(503, {"error": "upstream unavailable"})
+        return unavailable or json_response(503, {"error": "upstream unavailable"})
     if "create-garbage" in faults:
         return raw_response(200, b"<html>oops</html>", "text/html")
     if "create-timeout" in faults:

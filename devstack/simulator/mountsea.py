@@ -7,13 +7,12 @@ Wire format as in mountsea's docs (`mountsea-async-task-api.txt`), served under 
   response (`{"created", "data": [{"b64_json"}], "usage", ...}`) once completed.
 
 Error bodies are undocumented; the simulator answers `{"errorCode": <int>, "errorMessage": str}`.
+mountsea's synchronous OpenAI clone (`/openai/v1/images/...`, provider `mountsea-compat`) shares
+this prefix and is served by `openai_compat.py`.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import json
 import threading
 import uuid
 from dataclasses import dataclass
@@ -26,9 +25,16 @@ from devstack.simulator.tasks import (
     Phase,
     SimTask,
     TaskStore,
+    iso_timestamp,
     scaled_latency,
 )
-from devstack.simulator.wire import SimRequest, SimResponse, json_response
+from devstack.simulator.wire import (
+    BASE64_SLOT,
+    SimRequest,
+    SimResponse,
+    json_response,
+    json_with_base64,
+)
 
 PROVIDER: Final = "mountsea-async"
 PREFIX: Final = "/mountsea"
@@ -61,7 +67,6 @@ QUEUED_FRACTION: Final = 0.1
 # Output tokens of a 1024x1024 image per quality, as OpenAI reports them for gpt-image models.
 _OUTPUT_TOKENS: Final = {"low": 272, "medium": 1056, "auto": 1056, "standard": 1056, "high": 4160}
 _IMAGE_INPUT_TOKENS: Final = 323
-_B64_SLOT: Final = "__simulator_b64_json__"
 
 INVALID: Final = 40001
 MODERATION: Final = 40003
@@ -134,7 +139,9 @@ class MountseaAsyncSimulator:
             "quality": options["quality"],
             "background": options["background"],
             "output_format": options["output_format"],
-            "usage": _usage(parsed.prompt, len(parsed.images), width * height, options["quality"]),
+            "usage": openai_usage(
+                parsed.prompt, len(parsed.images), width * height, options["quality"]
+            ),
         }
         task = SimTask(
             provider=PROVIDER,
@@ -168,7 +175,7 @@ class MountseaAsyncSimulator:
             "result": None,
             "errorMessage": None,
             "errorCode": None,
-            "createdAt": _iso(task.created_at),
+            "createdAt": iso_timestamp(task.created_at),
             "finishedAt": None,
             "traceId": task.trace_id,
         }
@@ -177,7 +184,7 @@ class MountseaAsyncSimulator:
         payload["status"] = outcome.status
         payload["errorMessage"] = outcome.error_message
         payload["errorCode"] = outcome.error_code
-        payload["finishedAt"] = _iso(task.finished_at)
+        payload["finishedAt"] = iso_timestamp(task.finished_at)
         payload["duration"] = int(task.latency_s * 1000)
         image = self._store.image(task) if outcome.completed else None
         if image is None:
@@ -188,16 +195,13 @@ class MountseaAsyncSimulator:
         payload["result"] = {
             "created": int(task.finished_at),
             "background": details.get("background"),
-            "data": [{"b64_json": _B64_SLOT}],
+            "data": [{"b64_json": BASE64_SLOT}],
             "output_format": details.get("output_format"),
             "quality": details.get("quality"),
             "size": details.get("size"),
             "usage": details.get("usage"),
         }
-        # Splice the base64 in as its own chunk: no JSON-escaped copy of a large image.
-        head, tail = json.dumps(payload).split(json.dumps(_B64_SLOT))
-        chunks = (head.encode() + b'"', base64.b64encode(image), b'"' + tail.encode())
-        return SimResponse(200, chunks)
+        return json_with_base64(200, payload, image)
 
 
 def _parse_create(body: Any) -> _CreateRequest | str:
@@ -248,8 +252,8 @@ def _parse_create(body: Any) -> _CreateRequest | str:
     return _CreateRequest(prompt, options, images, mask, compression)
 
 
-def _usage(prompt: str, input_images: int, pixels: int, quality: str) -> dict[str, Any]:
-    """A plausible, deterministic OpenAI `usage` block."""
+def openai_usage(prompt: str, input_images: int, pixels: int, quality: str) -> dict[str, Any]:
+    """A plausible, deterministic OpenAI `usage` block for one image of `pixels` pixels."""
     text_tokens = max(1, len(prompt) // 4)
     image_tokens = input_images * _IMAGE_INPUT_TOKENS
     output_tokens = round(_OUTPUT_TOKENS[quality] * pixels / (1024 * 1024))
@@ -259,11 +263,6 @@ def _usage(prompt: str, input_images: int, pixels: int, quality: str) -> dict[st
         "output_tokens": output_tokens,
         "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
     }
-
-
-def _iso(epoch_s: float) -> str:
-    moment = dt.datetime.fromtimestamp(epoch_s, dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _error(status: int, code: int, message: str) -> SimResponse:

@@ -10,23 +10,32 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Protocol, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from devstack.simulator import apimart, mountsea
+from devstack.simulator import apimart, apimodels, mountsea, openai_compat, pmock
 from devstack.simulator.callbacks import CallbackScheduler, WebhookSender
 from devstack.simulator.render import ImageDownloader
 from devstack.simulator.tasks import TaskStore
-from devstack.simulator.wire import SimRequest, SimResponse, json_response
+from devstack.simulator.wire import (
+    MULTIPART_FORM,
+    FormData,
+    SimRequest,
+    SimResponse,
+    json_response,
+    media_type,
+    parse_form,
+)
 
 MAX_REQUEST_BYTES: Final = 256 * 1024 * 1024
 """Largest request body accepted (16 base64 input images fit)."""
 
 LOGGED_STRING_CHARS: Final = 200
-"""Strings in logged JSON bodies are cut to this length (data URLs are huge)."""
+"""Strings in logged request bodies are cut to this length (data URLs are huge)."""
 
 _log = logging.getLogger(__name__)
 
@@ -39,12 +48,34 @@ class ProviderHandler(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class _Mount:
+    """Where one provider's dialect is served."""
+
+    provider: str
+    prefix: str
+    """The provider's base URL path; the handler sees request paths relative to it."""
+    handler: ProviderHandler
+    scope: str = ""
+    """The part of the paths below `prefix` this mount answers ("" = all of them)."""
+
+    def answers(self, path: str) -> bool:
+        """True for a path at or below `prefix + scope`."""
+        root = self.prefix + self.scope
+        return path == root or path.startswith(root + "/")
+
+
 class ProviderSimulator:
-    """Fake image providers (apimart, mountsea-async) behind one local HTTP server.
+    """Fake image providers behind one local HTTP server, each speaking its own dialect.
+
+    Providers and their base URLs (`provider_base_url`): `apimart` (`/apimart`, async + webhook),
+    `mountsea-async` (`/mountsea`, async), `mountsea-compat` (`/mountsea` too, the sync OpenAI
+    clone below `/mountsea/openai/v1`), `pmock` (`/pmock`, async, code/message envelope),
+    `apimodels` (`/apimodels`, sync or async + callback) and `openai` (`/openai`, sync).
 
     `time_scale` multiplies every simulated latency (1.0 = the documented real-world latency;
-    0.02 finishes a task in about a second). Every provider request needs
-    `Authorization: Bearer <api_key>`.
+    0.02 finishes a task in about a second); a synchronous endpoint holds its request that
+    long. Every provider request needs `Authorization: Bearer <api_key>` (result files aside).
     """
 
     def __init__(
@@ -75,8 +106,9 @@ class ProviderSimulator:
             self._journal.record_callback,
             retry_delay_s=max(0.05, 1.0 * time_scale),
         )
-        self._providers: dict[str, tuple[str, ProviderHandler]] = {
-            apimart.PROVIDER: (
+        mounts = [
+            _Mount(
+                apimart.PROVIDER,
                 apimart.PREFIX,
                 apimart.ApimartSimulator(
                     store=self._store,
@@ -88,13 +120,62 @@ class ProviderSimulator:
                     stop=self._stop,
                 ),
             ),
-            mountsea.PROVIDER: (
+            _Mount(
+                mountsea.PROVIDER,
                 mountsea.PREFIX,
                 mountsea.MountseaAsyncSimulator(
                     store=self._store, api_key=api_key, time_scale=time_scale, stop=self._stop
                 ),
             ),
-        }
+            _Mount(
+                openai_compat.MOUNTSEA_COMPAT,
+                mountsea.PREFIX,
+                openai_compat.OpenAICompatSimulator(
+                    provider=openai_compat.MOUNTSEA_COMPAT,
+                    api_root=openai_compat.MOUNTSEA_COMPAT_API_ROOT,
+                    store=self._store,
+                    api_key=api_key,
+                    time_scale=time_scale,
+                    stop=self._stop,
+                ),
+                scope=openai_compat.MOUNTSEA_COMPAT_API_ROOT,
+            ),
+            _Mount(
+                pmock.PROVIDER,
+                pmock.PREFIX,
+                pmock.PmockSimulator(
+                    store=self._store, api_key=api_key, time_scale=time_scale, stop=self._stop
+                ),
+            ),
+            _Mount(
+                apimodels.PROVIDER,
+                apimodels.PREFIX,
+                apimodels.ApimodelsSimulator(
+                    store=self._store,
+                    scheduler=self._scheduler,
+                    sender=sender,
+                    base_url=lambda: self.provider_base_url(apimodels.PROVIDER),
+                    api_key=api_key,
+                    time_scale=time_scale,
+                    stop=self._stop,
+                ),
+            ),
+            _Mount(
+                openai_compat.OPENAI,
+                openai_compat.OPENAI_PREFIX,
+                openai_compat.OpenAICompatSimulator(
+                    provider=openai_compat.OPENAI,
+                    api_root=openai_compat.OPENAI_API_ROOT,
+                    store=self._store,
+                    api_key=api_key,
+                    time_scale=time_scale,
+                    stop=self._stop,
+                ),
+            ),
+        ]
+        self._mounts = {mount.provider: mount for mount in mounts}
+        # The most specific mount answers first (mountsea-compat before mountsea-async).
+        self._routes = sorted(mounts, key=lambda mount: -len(mount.prefix + mount.scope))
         self._server: _SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -111,11 +192,16 @@ class ProviderSimulator:
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The names of the simulated providers."""
+        return tuple(self._mounts)
+
     def provider_base_url(self, provider: str) -> str:
-        """Base URL of one provider: `apimart` or `mountsea-async`."""
-        if provider not in self._providers:
-            raise ValueError(f"unknown provider {provider!r}; known: {sorted(self._providers)}")
-        return self.base_url + self._providers[provider][0]
+        """Base URL of one provider (see the class docstring for the names and their paths)."""
+        if provider not in self._mounts:
+            raise ValueError(f"unknown provider {provider!r}; known: {sorted(self._mounts)}")
+        return self.base_url + self._mounts[provider].prefix
 
     def start(self) -> None:
         """Serve in a daemon thread."""
@@ -164,36 +250,33 @@ class ProviderSimulator:
         if path.startswith("/_sim/"):
             return self._admin(method, path)
         query = dict(parse_qsl(query_string, keep_blank_values=True))
-        provider, prefix, handler = self._route(path)
+        lowered = {name.lower(): value for name, value in headers.items()}
+        mount = self._route(path)
         entry: dict[str, Any] = {
             "time": time.time(),
-            "provider": provider,
+            "provider": mount.provider if mount else None,
             "method": method,
             "path": path,
             "query": query,
             "headers": list(headers),
-            "body": _loggable_json(body),
+            "body": _loggable_body(lowered.get("content-type", ""), body),
             "status": None,
         }
         self._journal.record_request(entry)
-        if handler is None:
+        if mount is None:
             response = json_response(404, {"error": f"no such path: {path}"})
         else:
-            lowered = {name.lower(): value for name, value in headers.items()}
-            request = SimRequest(method, path[len(prefix) :] or "/", query, lowered, body)
+            request = SimRequest(method, path[len(mount.prefix) :] or "/", query, lowered, body)
             try:
-                response = handler.handle(request)
+                response = mount.handler.handle(request)
             except Exception:  # A simulator bug must answer 500, not drop the connection.
                 _log.exception("simulator failed on %s %s", method, path)
                 response = json_response(500, {"error": "simulator internal error"})
         entry["status"] = response.status
         return response
 
-    def _route(self, path: str) -> tuple[str | None, str, ProviderHandler | None]:
-        for name, (prefix, handler) in self._providers.items():
-            if path == prefix or path.startswith(prefix + "/"):
-                return name, prefix, handler
-        return None, "", None
+    def _route(self, path: str) -> _Mount | None:
+        return next((mount for mount in self._routes if mount.answers(path)), None)
 
     def _admin(self, method: str, path: str) -> SimResponse:
         if method == "GET" and path == "/_sim/health":
@@ -238,14 +321,33 @@ class _Journal:
             self._callbacks.clear()
 
 
-def _loggable_json(body: bytes) -> Any:
-    """The JSON body with long strings cut short, or None when the body is not JSON."""
+def _loggable_body(content_type: str, body: bytes) -> Any:
+    """The body for the request log: JSON or a form summary, long strings cut; else None."""
     if not body:
         return None
+    if media_type(content_type) == MULTIPART_FORM:
+        try:
+            return _form_summary(parse_form(content_type, body))
+        except ValueError:
+            return None
     try:
         return _shorten(json.loads(body))
     except ValueError:
         return None
+
+
+def _form_summary(form: FormData) -> dict[str, Any]:
+    """A multipart body as {name: value}: text fields cut short, files as name + size only.
+
+    A name sent more than once (`image[]`) maps to the list of its values.
+    """
+    summary: dict[str, list[Any]] = {}
+    for name, value in form.fields:
+        summary.setdefault(name, []).append(_shorten(value))
+    for part in form.files:
+        described = {"filename": part.filename, "content_type": part.content_type}
+        summary.setdefault(part.field, []).append({**described, "bytes": len(part.data)})
+    return {name: values[0] if len(values) == 1 else values for name, values in summary.items()}
 
 
 def _shorten(value: Any) -> Any:

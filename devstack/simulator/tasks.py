@@ -8,6 +8,7 @@ render (cached per task) that succeeds or fails on a bad input image.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import math
 import threading
@@ -30,12 +31,19 @@ MOUNTSEA_LATENCY_S: Final = {
     "standard": 30.0,
     "high": 45.0,
 }
-"""mountsea-async latency per quality, real seconds (docs: "10-60 s")."""
+"""mountsea-async latency per quality, real seconds (docs: "10-60 s"); also pmock's and the
+OpenAI-compatible sync endpoints' (undocumented: the same upstream model)."""
+
+APIMODELS_LATENCY_S: Final = {"low": 40.0, "medium": 75.0, "auto": 75.0, "high": 120.0}
+"""apimodels latency per quality, real seconds (docs: low ~40 s, medium 60-90 s, high ~2 min)."""
 
 BAD_IMAGE_BYTES: Final = b"not an image at all\n" * 512
 """What `[sim:bad-image]` serves instead of an image."""
 
 SIMULATED_FAILURE: Final = "generation failed (simulated)"
+
+INPUT_IMAGE_ERROR: Final = 40002
+"""Outcome error code of a task whose input image or mask could not be loaded or decoded."""
 
 
 class Phase(enum.Enum):
@@ -109,6 +117,13 @@ class SimTask:
         elapsed = time.monotonic() - self._started
         return max(1, min(99, int(100 * elapsed / self.latency_s))) if self.latency_s else 99
 
+    def wait_until_done(self, stop: threading.Event) -> bool:
+        """Block until the latency has passed (a synchronous request); False if stopped first."""
+        while (left := self.seconds_until_done()) > 0:
+            if stop.wait(left):
+                return False
+        return not stop.is_set()
+
 
 def scaled_latency(documented_s: float, time_scale: float, faults: Faults) -> float:
     """The real latency of a task: the documented one times time_scale, unless overridden."""
@@ -158,26 +173,41 @@ class TaskStore:
         with self._lock:
             return self._images.get((task.provider, task.task_id))
 
+    def finish_unkept(self, task: SimTask) -> tuple[Outcome, bytes | None]:
+        """Outcome and image of a task that is not kept (a synchronous request's), now."""
+        with task.lock:
+            if task.outcome is not None:
+                raise RuntimeError("the task has already finished")
+            outcome, image = self._produce(task)
+            task.outcome = outcome
+            return outcome, image
+
     def _finish(self, task: SimTask) -> Outcome:
+        outcome, image = self._produce(task)
+        if image is not None:
+            with self._lock:
+                key = (task.provider, task.task_id)
+                if key in self._tasks:
+                    self._images[key] = image
+                    self._image_bytes += len(image)
+                    self._expire_old_tasks()
+        return outcome
+
+    def _produce(self, task: SimTask) -> tuple[Outcome, bytes | None]:
+        """The forced or rendered outcome of a task, with its image when it completed."""
         if "fail" in task.faults:
-            return Outcome("failed", SIMULATED_FAILURE, 50001)
+            return Outcome("failed", SIMULATED_FAILURE, 50001), None
         if "cancelled" in task.faults:
-            return Outcome("cancelled", "task cancelled (simulated)", 50002)
+            return Outcome("cancelled", "task cancelled (simulated)", 50002), None
         if "timeout" in task.faults:
-            return Outcome("timeout", "task timed out (simulated)", 50003)
+            return Outcome("timeout", "task timed out (simulated)", 50003), None
         try:
             image = BAD_IMAGE_BYTES if "bad-image" in task.faults else self._render(task)
         except InputImageError as exc:
-            return Outcome("failed", str(exc), 40002)
-        with self._lock:
-            key = (task.provider, task.task_id)
-            if key in self._tasks:
-                self._images[key] = image
-                self._image_bytes += len(image)
-                self._expire_old_tasks()
+            return Outcome("failed", str(exc), INPUT_IMAGE_ERROR), None
         # The inputs (possibly large data URLs) are no longer needed once the image exists.
         task.spec = dataclasses.replace(task.spec, inputs=(), mask=None)
-        return Outcome("completed")
+        return Outcome("completed"), image
 
     def _render(self, task: SimTask) -> bytes:
         return render_image(task.spec, self._load)
@@ -199,3 +229,9 @@ def new_apimart_task_id() -> str:
 def whole_seconds(seconds: float) -> int:
     """Seconds rounded up to a whole number, at least 1 (for estimate fields)."""
     return max(1, math.ceil(seconds))
+
+
+def iso_timestamp(epoch_s: float) -> str:
+    """A task timestamp as ISO 8601 UTC with milliseconds: `2025-01-02T03:04:05.678Z`."""
+    moment = dt.datetime.fromtimestamp(epoch_s, dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

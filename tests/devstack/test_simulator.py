@@ -17,6 +17,8 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 from devstack.simulator import ProviderSimulator
+from devstack.simulator.render import decode_data_url
+from devstack.simulator.wire import FormFile, SimRequest, parse_form
 
 API_KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -1049,3 +1051,103 @@ def test_stop_closes_the_port(http: httpx.Client) -> None:
     # Then nothing answers on its port any more
     with pytest.raises(httpx.TransportError):
         http.get(url)
+
+
+# ---------------------------------------------------------------- multipart/form-data
+
+
+def httpx_multipart(data: dict[str, str], files: list[Any]) -> tuple[str, bytes]:
+    """(Content-Type, body) exactly as httpx sends `post(url, data=data, files=files)`."""
+    request = httpx.Request("POST", "http://simulator.invalid/", data=data, files=files)
+    return request.headers["Content-Type"], request.read()
+
+
+def test_form_parses_httpx_fields_and_files_byte_for_byte() -> None:
+    # Given an httpx multipart body whose file holds every byte value and boundary-like lines
+    tricky = bytes(range(256)) + b"\r\n--\r\n--boundary\r\n\r\n" + bytes(range(256))
+    content_type, body = httpx_multipart(
+        {"prompt": "a fox", "size": "1024x1024"}, [("image", ("fox.png", tricky, "image/png"))]
+    )
+    # When it is parsed
+    form = parse_form(content_type, body)
+    # Then the fields and the file come back exactly
+    assert form.fields == (("prompt", "a fox"), ("size", "1024x1024"))
+    assert form.files == (FormFile("image", "fox.png", "image/png", tricky),)
+    assert form.get("size") == "1024x1024"
+    assert form.get("missing") is None
+
+
+def test_form_keeps_repeated_parts_in_order() -> None:
+    # Given images sent as repeated `image` and `image[]` parts, and a mask
+    files = [
+        ("image", ("a.png", b"A", "image/png")),
+        ("image[]", ("b.png", b"B", "image/png")),
+        ("image", ("c.png", b"C", "image/png")),
+        ("mask", ("m.png", b"M", "image/png")),
+    ]
+    content_type, body = httpx_multipart({}, files)
+    # When it is parsed
+    form = parse_form(content_type, body)
+    # Then the image parts come back in order under their own names
+    assert [f.data for f in form.files_named("image", "image[]")] == [b"A", b"B", b"C"]
+    assert [f.field for f in form.files_named("image", "image[]")] == ["image", "image[]", "image"]
+    assert [f.field for f in form.files] == ["image", "image[]", "image", "mask"]
+
+
+def test_form_decodes_utf8_and_keeps_empty_values() -> None:
+    # Given a non-ASCII field value and file name, an empty field and an empty file
+    content_type, body = httpx_multipart(
+        {"prompt": "un renard rouge été ☃", "user": ""},
+        [("image", ("rénard.png", b"", "image/png"))],
+    )
+    # When it is parsed
+    form = parse_form(content_type, body)
+    # Then text and name are decoded, and the empty parts kept
+    assert form.get("prompt") == "un renard rouge été ☃"
+    assert form.get("user") == ""
+    assert (form.files[0].filename, form.files[0].data) == ("rénard.png", b"")
+
+
+def test_form_file_becomes_a_data_url_of_its_bytes() -> None:
+    # Given a parsed file part sent without a content type of its own
+    content_type, body = httpx_multipart({}, [("image", ("x.bin", b"\x89PNG raw"))])
+    [part] = parse_form(content_type, body).files
+    # When it is turned into a data URL
+    # Then the data URL decodes to the same bytes
+    assert part.data_url().startswith(f"data:{part.content_type};base64,")
+    assert decode_data_url(part.data_url()) == b"\x89PNG raw"
+
+
+def test_sim_request_form_reads_its_content_type_header() -> None:
+    # Given a request carrying an httpx multipart body
+    content_type, body = httpx_multipart({"prompt": "x"}, [("image", ("a.png", b"A", "image/png"))])
+    request = SimRequest("POST", "/", {}, {"content-type": content_type}, body)
+    # When its form is read
+    form = request.form()
+    # Then it is the parsed body
+    assert request.media_type == "multipart/form-data"
+    assert form.get("prompt") == "x"
+
+
+@pytest.mark.parametrize(
+    ("mangle", "complaint"),
+    [
+        (lambda ct, body: ("application/json", body), "multipart/form-data"),
+        (lambda ct, body: ("multipart/form-data", body), "boundary"),
+        (lambda ct, body: (ct, body[: len(body) // 2]), "closing boundary"),
+        (lambda ct, body: (ct, body.replace(b"form-data; ", b"attachment; ")), "form-data"),
+        (lambda ct, body: (ct + "x", body), "boundary"),
+    ],
+    ids=["not-multipart", "no-boundary", "truncated", "not-form-data", "other-boundary"],
+)
+def test_form_rejects_malformed_bodies(
+    mangle: Callable[[str, bytes], tuple[str, bytes]], complaint: str
+) -> None:
+    # Given a well-formed httpx multipart body, then mangled
+    content_type, body = mangle(
+        *httpx_multipart({"prompt": "x"}, [("image", ("a.png", b"A", "image/png"))])
+    )
+    # When it is parsed
+    # Then the parser says what is wrong
+    with pytest.raises(ValueError, match=complaint):
+        parse_form(content_type, body)
