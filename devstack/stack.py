@@ -35,7 +35,13 @@ ACCOUNT = "123456789012"
 STACK_NAME = "imagegw-dev"
 SIMULATOR_API_KEY = "sim-key-devstack"
 # Where each provider lives on the simulator, and the template parameter that points at it.
-PROVIDER_PARAMETERS = {"ApimartBaseUrl": "apimart", "MountseaBaseUrl": "mountsea-async"}
+PROVIDER_PARAMETERS = {
+    "ApimartBaseUrl": "apimart",
+    "MountseaBaseUrl": "mountsea-async",  # mountsea-compat shares it
+    "PmockBaseUrl": "pmock",
+    "ApimodelsBaseUrl": "apimodels",
+    "OpenaiBaseUrl": "openai",
+}
 
 
 @dataclass
@@ -226,11 +232,11 @@ class DevStack:
         ddb = clients["dynamodb"]
         table = resolver.physical_ids["TasksTable"]
         secret_arn = resolver.physical_ids["ProviderKeysSecret"]
+        from image_gateway.providers.registry import PROVIDER_TYPES
+
         clients["secretsmanager"].put_secret_value(
             SecretId=secret_arn,
-            SecretString=json.dumps(
-                {name: SIMULATOR_API_KEY for name in PROVIDER_PARAMETERS.values()}
-            ),
+            SecretString=json.dumps({name: SIMULATOR_API_KEY for name in PROVIDER_TYPES}),
         )
         from image_gateway.auth import ApiKeyStore
 

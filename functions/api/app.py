@@ -1,4 +1,5 @@
-"""Client API: POST /v1/images, GET /v1/tasks[/{id}], POST /v1/tasks/{id}/cancel, OpenAPI."""
+"""Client API: POST /v1/images, GET /v1/tasks[/{id}], POST /v1/tasks/{id}/cancel,
+GET /v1/providers, OpenAPI."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from image_gateway.errors import GatewayError, NotFound
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
 from image_gateway.models.views import TaskList, TaskSummary, TaskView
+from image_gateway.providers.registry import PROVIDER_TYPES
 from image_gateway.service.dependencies import LazyDependencies
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.submit import submit_task
@@ -94,6 +96,29 @@ def cancel(task_id: str) -> Response[str]:
     """Cancel a task that has not finished (409 once it has)."""
     task = cancel_task(DEPS.get(), _own_task(task_id, _client_id()))
     return _json(200, _view(task).model_dump_json())
+
+
+@app.get("/v1/providers")
+def list_providers() -> Response[str]:
+    """Every provider this gateway knows: enabled or not, default order, capabilities, prices."""
+    _client_id()
+    deps = DEPS.get()
+    directory = deps.directory
+    order = directory.order()
+    rows = []
+    for name in PROVIDER_TYPES:
+        provider = directory.provider(name)
+        price = directory.price(name)
+        rows.append(
+            {
+                "name": name,
+                "enabled": directory.enabled(name),
+                "default_rank": order.index(name) + 1 if name in order else None,
+                "capabilities": provider.capabilities.describe(),
+                "price": None if price is None else price.model_dump(),
+            }
+        )
+    return _json(200, json.dumps({"default_order": order, "providers": rows}))
 
 
 @app.get("/v1/openapi.json")

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from image_gateway.providers.registry import PROVIDER_TYPES
 from image_gateway.tasks import BY_CLIENT_INDEX, OPEN_BY_CHECK_INDEX
 from moto import mock_aws
 
@@ -136,6 +137,6 @@ def test_the_settings_read_only_variables_the_template_sets() -> None:
     variables = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
     source = (ROOT / "layers/common/image_gateway/config.py").read_text()
     read = set(re.findall(r'"([A-Z][A-Z_]+)"', source)) - {"PROVIDER_URL_"}
-    read |= {"PROVIDER_URL_APIMART", "PROVIDER_URL_MOUNTSEA_ASYNC"}
-    function_only = {"STATE_MACHINE_ARN"}
+    read |= {f"PROVIDER_URL_{name.upper().replace('-', '_')}" for name in PROVIDER_TYPES}
+    function_only = {"STATE_MACHINE_ARN", "DISPATCH_QUEUE_URL", "PROVIDER_SYNC_TIMEOUT_SECONDS"}
     assert read - function_only <= variables, read - variables

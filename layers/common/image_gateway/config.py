@@ -27,6 +27,12 @@ class Settings(BaseModel):
     event_bus_name: str
     event_source: str = "image-gateway"
     state_machine_arn: str | None = None
+    dispatch_queue_url: str | None = Field(
+        default=None, description="SQS queue of sync provider calls (the dispatch function)"
+    )
+    providers_parameter: str | None = Field(
+        default=None, description="SSM parameter with provider order, options and prices"
+    )
     webhook_secret_arn: str
     provider_keys_secret_arn: str
     providers: list[ProviderEndpoint]
@@ -37,6 +43,9 @@ class Settings(BaseModel):
     time_scale: float = Field(default=1.0, gt=0, description="multiplies every latency/deadline")
     task_deadline_seconds: int = Field(default=900, gt=0)
     provider_timeout_seconds: float = Field(default=20.0, gt=0)
+    provider_sync_timeout_seconds: float = Field(
+        default=180.0, gt=0, description="one sync provider call (dispatch function only)"
+    )
     output_url_ttl_seconds: int = Field(default=3600, gt=0)
     input_url_ttl_seconds: int = Field(default=6 * 3600, gt=0)
     fetch_allow_private_hosts: frozenset[str] = frozenset()
@@ -73,6 +82,9 @@ class Settings(BaseModel):
         optional = {
             "event_source": "EVENT_SOURCE",
             "state_machine_arn": "STATE_MACHINE_ARN",
+            "dispatch_queue_url": "DISPATCH_QUEUE_URL",
+            "providers_parameter": "PROVIDERS_PARAMETER",
+            "provider_sync_timeout_seconds": "PROVIDER_SYNC_TIMEOUT_SECONDS",
             "public_base_url": "PUBLIC_BASE_URL",
             "time_scale": "TIME_SCALE",
             "task_deadline_seconds": "TASK_DEADLINE_SECONDS",

@@ -99,13 +99,13 @@ def test_given_a_generation_without_callback_when_building_then_no_image_urls_no
     assert {"image_urls", "webhook"}.isdisjoint(call.json)
 
 
-def test_given_a_mask_when_building_the_create_call_then_it_is_unprocessable_naming_the_field(
+def test_given_a_mask_when_checking_the_request_then_it_is_unprocessable_naming_the_field(
     apimart: ApimartProvider,
 ) -> None:
     request = ImageRequest(prompt="fill", images=[PHOTO], mask=PHOTO)
 
     with pytest.raises(Unprocessable) as caught:
-        apimart.create_call(request, ProviderInputs(images=[PHOTO], mask=PHOTO), None)
+        apimart.check(request)
 
     assert caught.value.details == {"provider": "apimart", "field": "mask"}
     assert caught.value.status_code == 422

@@ -132,7 +132,7 @@ def test_given_an_undocumented_size_when_building_then_it_is_unprocessable_listi
     mountsea: MountseaAsyncProvider, size: str
 ) -> None:
     with pytest.raises(Unprocessable) as caught:
-        mountsea.create_call(ImageRequest(prompt="x", size=size), ProviderInputs(), None)
+        mountsea.check(ImageRequest(prompt="x", size=size))
 
     assert caught.value.details["field"] == "size"
     assert caught.value.details["supported"] == DOCUMENTED_SIZES
@@ -147,7 +147,7 @@ def test_given_a_ratio_it_cannot_make_when_building_then_it_is_unprocessable(
     request = ImageRequest(prompt="x", aspect_ratio=ratio, resolution=resolution)
 
     with pytest.raises(Unprocessable) as caught:
-        mountsea.create_call(request, ProviderInputs(), None)
+        mountsea.check(request)
 
     assert caught.value.details["field"] == "aspect_ratio"
     assert caught.value.details["supported"] == DOCUMENTED_SIZES

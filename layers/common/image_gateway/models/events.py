@@ -69,6 +69,7 @@ class TaskEventDetail(BaseModel):
                 finished_at=task.finished_at,
                 duration_ms=task.duration_ms(),
             ),
+            cost_estimate_usd=task.cost_estimate_usd,
             source=task.source,
         )
 

@@ -87,6 +87,12 @@ class ImageRequest(BaseModel):
     )
     aspect_ratio: AspectRatio | None = None
     resolution: Resolution | None = None
+    size_policy: Literal["exact", "nearest"] = Field(
+        default="exact",
+        description="what a provider that cannot make the size exactly does: `exact` refuses "
+        "(the next provider is tried; 422 with each provider's sizes if none can), `nearest` "
+        "makes its documented nearest size",
+    )
     quality: Literal["auto", "low", "medium", "high"] = "auto"
     background: Literal["auto", "transparent", "opaque"] = "auto"
     output_format: Literal["png", "jpeg", "webp"] = "png"

@@ -117,8 +117,15 @@ class ProviderAttempt(BaseModel):
     provider: str
     provider_task_id: str | None = None
     at: datetime
-    outcome: Literal["submitted", "failed"]
+    outcome: Literal["submitted", "completed", "failed"] = Field(
+        description="submitted: an async task was created; completed: a sync call answered "
+        "with the image; failed: see error"
+    )
     error: TaskError | None = None
+
+
+FinishPath = Literal["callback", "poll", "sync"]
+"""How a task is finished: provider callback, poll loop, or one sync call (dispatch queue)."""
 
 
 class Task(BaseModel):
@@ -131,6 +138,21 @@ class Task(BaseModel):
     model: str
     provider: str
     provider_task_id: str | None = None
+    path: FinishPath | None = Field(default=None, description="set once a provider took it")
+    size_requested: str | None = Field(
+        default=None, description="canonical size asked for: auto, WxH or ratio@tier"
+    )
+    size_sent: str | None = Field(
+        default=None, description="what the provider was asked for, in its own words"
+    )
+    cost_estimate_usd: float | None = Field(
+        default=None,
+        description="from the provider's configured price table; 0 for failed tasks, "
+        "None when no price is configured",
+    )
+    fallbacks: list[str] = Field(
+        default_factory=list, description="providers still to try if a sync call fails"
+    )
     request: ImageRequest = Field(description="normalised: client data URLs replaced by s3://")
     created_at: datetime
     updated_at: datetime
@@ -160,6 +182,13 @@ class Task(BaseModel):
     def metadata(self) -> dict[str, str]:
         """The caller's metadata, echoed in every event."""
         return self.request.metadata
+
+    @property
+    def size_produced(self) -> str | None:
+        """``WxH`` of the first output, read from the image itself."""
+        if not self.outputs:
+            return None
+        return f"{self.outputs[0].width}x{self.outputs[0].height}"
 
     def duration_ms(self) -> int | None:
         """Milliseconds from creation to the terminal status, once terminal."""

@@ -30,7 +30,12 @@ class TaskView(BaseModel):
     status: str
     operation: str
     provider: str
+    path: str | None
     model: str
+    size_requested: str | None
+    size_sent: str | None
+    size_produced: str | None
+    cost_estimate_usd: float | None
     created_at: datetime
     submitted_at: datetime | None
     finished_at: datetime | None
@@ -51,7 +56,12 @@ class TaskView(BaseModel):
             status=task.status.value,
             operation=task.operation.value,
             provider=task.provider,
+            path=task.path,
             model=task.model,
+            size_requested=task.size_requested,
+            size_sent=task.size_sent,
+            size_produced=task.size_produced,
+            cost_estimate_usd=task.cost_estimate_usd,
             created_at=task.created_at,
             submitted_at=task.submitted_at,
             finished_at=task.finished_at,

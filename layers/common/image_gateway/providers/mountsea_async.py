@@ -10,21 +10,30 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from image_gateway.errors import ProviderError, Unprocessable
 from image_gateway.images.json_blobs import Blob
 from image_gateway.models.request import ImageRequest
 from image_gateway.providers.base import (
+    Capabilities,
     HttpCall,
+    Mode,
     Provider,
     ProviderInputs,
     ProviderState,
     ProviderStatus,
     ResultImage,
+    SizePlan,
     looks_like_moderation,
 )
+from image_gateway.providers.openai_shape import (
+    FIXED_SIZE_LIST,
+    images_response,
+    openai_fields,
+    plan_fixed_size,
+)
 
-SUPPORTED_SIZES = ("auto", "1024x1024", "1024x1536", "1536x1024")
-_RATIO_SIZES = {"1:1": "1024x1024", "2:3": "1024x1536", "3:2": "1536x1024"}
+ALL_BACKGROUNDS = frozenset({"auto", "transparent", "opaque"})
+ALL_FORMATS = frozenset({"png", "jpeg", "webp"})
+
 _STATES = {
     "pending": ProviderState.PENDING,
     "ready": ProviderState.PENDING,
@@ -44,54 +53,33 @@ class MountseaAsyncProvider(Provider):
     """The Mountsea async task dialect."""
 
     name: ClassVar[str] = "mountsea-async"
-    supports_callback: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        modes=frozenset({Mode.ASYNC}),
+        callback=False,
+        batch_poll=False,
+        max_images=16,
+        mask=True,
+        backgrounds=ALL_BACKGROUNDS,
+        output_formats=ALL_FORMATS,
+        output_compression=True,
+        sizes=FIXED_SIZE_LIST,
+    )
     poll_interval_seconds: ClassVar[float] = 3.0
+
+    def plan_size(self, request: ImageRequest) -> SizePlan:
+        """auto, 1024x1024, 1024x1536 or 1536x1024 (1:1, 2:3, 3:2 at 1K are those)."""
+        return plan_fixed_size(request)
 
     def create_call(
         self, request: ImageRequest, inputs: ProviderInputs, callback_url: str | None
     ) -> HttpCall:
         """POST /openai/images with OpenAI field names; ``image`` present means edit."""
-        body: dict[str, Any] = {
-            "prompt": request.prompt,
-            "model": request.model,
-            "size": self._size(request),
-            "n": 1,
-            "quality": request.quality,
-            "background": request.background,
-            "output_format": request.output_format,
-            "moderation": request.moderation,
-        }
-        if request.output_compression is not None:
-            body["output_compression"] = request.output_compression
+        body = openai_fields(request, self.plan_size(request).sent, edit=bool(inputs.images))
         if inputs.images:
             body["image"] = inputs.images[0] if len(inputs.images) == 1 else list(inputs.images)
-            if request.input_fidelity is not None:
-                body["input_fidelity"] = request.input_fidelity
         if inputs.mask is not None:
             body["mask"] = inputs.mask
         return HttpCall("POST", "/openai/images", json=body)
-
-    def _size(self, request: ImageRequest) -> str:
-        if request.aspect_ratio is not None:
-            size = _RATIO_SIZES.get(request.aspect_ratio)
-            if size is None or request.tier() != "1K":
-                raise Unprocessable(
-                    f"mountsea-async cannot make {request.aspect_ratio} at "
-                    f"{request.tier()}; it supports sizes {', '.join(SUPPORTED_SIZES)}",
-                    provider=self.name,
-                    field="aspect_ratio",
-                    supported=list(SUPPORTED_SIZES),
-                )
-            return size
-        if request.size not in SUPPORTED_SIZES:
-            raise Unprocessable(
-                f"mountsea-async cannot make {request.size}; "
-                f"it supports sizes {', '.join(SUPPORTED_SIZES)}",
-                provider=self.name,
-                field="size",
-                supported=list(SUPPORTED_SIZES),
-            )
-        return request.size
 
     def parse_create(self, status_code: int, body: Any) -> str:
         """``{"taskId": "..."}``."""
@@ -123,14 +111,8 @@ class MountseaAsyncProvider(Provider):
             if error_code in _MODERATION_CODES or looks_like_moderation(message):
                 status.error = self.rejected(message, moderation=True)
             else:
-                status.error = ProviderError(
-                    f"mountsea-async: {message}",
-                    provider=self.name,
-                    retryable=False,
-                    code={"timeout": "provider_timeout", "cancelled": "provider_cancelled"}.get(
-                        raw, "provider_task_failed"
-                    ),
-                    provider_code=None if error_code is None else str(error_code),
+                status.error = self.task_failed(
+                    message, raw, None if error_code is None else str(error_code)
                 )
         return status
 
@@ -142,26 +124,10 @@ class MountseaAsyncProvider(Provider):
         if result is None:
             raise self.bad_response("a completed task without result")
         if not isinstance(result, dict):  # a bare base64 string (str, or a spooled Blob)
-            return [self._b64_image(result)]
-        data = result.get("data")
-        if not isinstance(data, list) or not data:
-            raise self.bad_response("a completed task whose result has no data[]")
-        images: list[ResultImage] = []
-        for entry in data:
-            if not isinstance(entry, dict):
-                raise self.bad_response("a result data[] entry that is not an object")
-            if entry.get("b64_json") is not None:
-                images.append(self._b64_image(entry["b64_json"]))
-            elif isinstance(entry.get("url"), str):
-                images.append(ResultImage(url=entry["url"]))
-            else:
-                raise self.bad_response("a result entry with neither b64_json nor url")
-        return images
-
-    def _b64_image(self, value: Any) -> ResultImage:
-        if isinstance(value, str | Blob):
-            return ResultImage(b64=value)
-        raise self.bad_response(f"a base64 image that is a {type(value).__name__}, not text")
+            if isinstance(result, str | Blob):
+                return [ResultImage(b64=result)]
+            raise self.bad_response(f"a base64 image that is a {type(result).__name__}")
+        return images_response(self, result, "a completed task whose result")
 
     def _raise_for_error(self, status_code: int, body: Any) -> None:
         if status_code == 200:
@@ -172,12 +138,7 @@ class MountseaAsyncProvider(Provider):
             message = str(body.get("errorMessage") or body.get("message") or "")
             code = body.get("errorCode")
         if status_code == 404:
-            raise ProviderError(
-                f"mountsea-async: {message or 'task not found'}",
-                provider=self.name,
-                retryable=False,
-                code="provider_task_missing",
-            )
+            raise self.task_missing(message)
         if code in _MODERATION_CODES or looks_like_moderation(message):
             raise self.rejected(message or "moderation refused the request", moderation=True)
         raise self.rejected(

@@ -22,11 +22,14 @@ from image_gateway.events import EventPublisher
 from image_gateway.fetch import SafeFetcher
 from image_gateway.idempotency import IdempotencyStore
 from image_gateway.images.store import ImageStore
-from image_gateway.providers.client import ProviderClient
-from image_gateway.providers.registry import get_provider
+from image_gateway.providers.client import InputOpener, ProviderClient
+from image_gateway.providers.directory import ProviderDirectory
+from image_gateway.service.inputs import input_opener
 from image_gateway.tasks import TaskStore
 
 _SECRET_TTL_SECONDS = 300.0
+PROVIDERS_CACHE_SECONDS = 60.0
+"""How long the providers parameter is cached (edits apply within this, x TIME_SCALE)."""
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5)
 
 
@@ -104,6 +107,27 @@ class Dependencies:
         return self._client("stepfunctions")
 
     @cached_property
+    def sqs(self) -> Any:
+        """SQS client (the dispatch queue)."""
+        return self._client("sqs")
+
+    @cached_property
+    def directory(self) -> ProviderDirectory:
+        """Provider order, enabled set, options and prices (SSM parameter, cached 60 s)."""
+        name = self.settings.providers_parameter
+        if name is None:
+            return ProviderDirectory(self.settings, None)
+        return ProviderDirectory(
+            self.settings,
+            lambda: str(self.ssm.get_parameter(Name=name)["Parameter"]["Value"]),
+            ttl_seconds=self.settings.scaled(PROVIDERS_CACHE_SECONDS),
+        )
+
+    def input_opener(self, stored_images: list[str], stored_mask: str | None) -> InputOpener:
+        """Streams a task's stored inputs (S3 objects or https URLs) for multipart uploads."""
+        return input_opener(self, stored_images, stored_mask)
+
+    @cached_property
     def ssm(self) -> Any:
         """SSM client (the inbox rules parameter)."""
         return self._client("ssm")
@@ -132,9 +156,9 @@ class Dependencies:
 
     def provider_client(self, name: str) -> ProviderClient:
         """A client for provider ``name`` with its key from Secrets Manager."""
-        provider = get_provider(name)
+        provider = self.directory.provider(name)
         endpoint = self.settings.provider_endpoint(name)
-        if endpoint is None or not endpoint.enabled:
+        if endpoint is None or not self.directory.enabled(name):
             raise ProviderError(
                 f"{name} is not configured or disabled in this stack",
                 provider=name,
@@ -156,6 +180,7 @@ class Dependencies:
             api_key=str(api_key),
             http=self.http,
             timeout=self.settings.provider_timeout_seconds,
+            sync_timeout=self.settings.provider_sync_timeout_seconds,
         )
 
 

@@ -22,7 +22,7 @@ from image_gateway.errors import (
     UnsafeUrl,
 )
 from image_gateway.models.task import ImageOutput, Task, TaskError, TaskStatus, utc_now
-from image_gateway.providers.base import ProviderState, ResultImage
+from image_gateway.providers.base import ProviderState, ProviderStatus, ResultImage
 from image_gateway.providers.registry import get_provider
 from image_gateway.service.dependencies import Dependencies
 from image_gateway.service.lifecycle import (
@@ -54,9 +54,12 @@ class RefreshResult:
         return self.task.status.terminal
 
 
-def refresh_task(deps: Dependencies, task_id: str, *, by: str) -> RefreshResult:
+def refresh_task(
+    deps: Dependencies, task_id: str, *, by: str, status: ProviderStatus | None = None
+) -> RefreshResult:
     """Bring the task up to date with its provider; finalise it when the provider is done.
 
+    ``status`` is the provider's answer when the caller already has it (a batch query).
     Raises :class:`TaskNotFound` for an unknown id and :class:`RetryLater` when the provider
     or the download failed in a way worth retrying.
     """
@@ -68,11 +71,11 @@ def refresh_task(deps: Dependencies, task_id: str, *, by: str) -> RefreshResult:
     if task.provider_task_id is None:
         return RefreshResult(task)
 
-    client = deps.provider_client(task.provider)
-    try:
-        status = client.status(task.provider_task_id)
-    except ProviderError as error:
-        return RefreshResult(_provider_trouble(deps, task, error, by=by))
+    if status is None:
+        try:
+            status = deps.provider_client(task.provider).status(task.provider_task_id)
+        except ProviderError as error:
+            return RefreshResult(_provider_trouble(deps, task, error, by=by))
 
     with status:
         if status.state is ProviderState.PENDING:
@@ -86,12 +89,15 @@ def refresh_task(deps: Dependencies, task_id: str, *, by: str) -> RefreshResult:
             assert status.error is not None
             failed = fail_task(deps, task_id, TaskError.from_provider_error(status.error), by=by)
             return RefreshResult(failed or deps.tasks.require(task_id))
-        return RefreshResult(_finalize_success(deps, task, status.images, by=by))
+        return RefreshResult(finalize_success(deps, task, status.images, by=by))
 
 
-def _finalize_success(
-    deps: Dependencies, task: Task, images: list[ResultImage], *, by: str
-) -> Task:
+def finalize_success(deps: Dependencies, task: Task, images: list[ResultImage], *, by: str) -> Task:
+    """Store the provider's images in S3 and mark the task succeeded (one event).
+
+    Bad bytes, an oversized or unsafe result fail the task; a transient download failure
+    raises :class:`RetryLater`.
+    """
     try:
         outputs = [_store_output(deps, task, index, image) for index, image in enumerate(images)]
     except (InvalidImage, PayloadTooLarge, UnsafeUrl) as exc:
@@ -237,28 +243,80 @@ def _expire(deps: Dependencies, task_id: str, *, by: str) -> Task:
     return expire_task(deps, task_id, by=by) or deps.tasks.require(task_id)
 
 
+BATCH_SIZE = 20
+"""Tasks per batch status query (apimart documents no limit; kept small)."""
+
+
 def sweep(deps: Dependencies) -> list[str]:
     """Look at every task whose check time passed: emit missing events, poll late callbacks,
-    expire what is past its deadline. Returns the ids it looked at."""
+    expire what is past its deadline. Returns the ids it looked at.
+
+    Tasks of a provider with a batch status query are read with one call per
+    :data:`BATCH_SIZE` tasks instead of one each.
+    """
+    due = [task for task_id in deps.tasks.tasks_due(utc_now()) if (task := deps.tasks.get(task_id))]
+    prefetched = _batch_statuses(deps, due)
     seen: list[str] = []
-    for task_id in deps.tasks.tasks_due(utc_now()):
-        seen.append(task_id)
-        try:
-            result = refresh_task(deps, task_id, by="sweeper")
-            task = result.task
-        except RetryLater:
-            task = deps.tasks.require(task_id)
-        except TaskNotFound:
-            continue
-        if task.status.terminal:
-            continue
-        if task.deadline_at is not None and utc_now() >= task.deadline_at:
-            _expire(deps, task_id, by="sweeper")
-            continue
+    try:
+        for task in due:
+            task_id = task.task_id
+            seen.append(task_id)
+            try:
+                result = refresh_task(
+                    deps, task_id, by="sweeper", status=prefetched.pop(task_id, None)
+                )
+                task = result.task
+            except RetryLater:
+                task = deps.tasks.require(task_id)
+            except TaskNotFound:
+                continue
+            if task.status.terminal:
+                continue
+            if task.deadline_at is not None and utc_now() >= task.deadline_at:
+                _expire(deps, task_id, by="sweeper")
+                continue
 
-        def later(t: Task) -> None:  # look again in a minute, or at the deadline
-            step = timedelta(seconds=deps.settings.scaled(60))
-            t.check_at = min(utc_now() + step, t.deadline_at or utc_now() + step)
+            def later(t: Task) -> None:  # look again in a minute, or at the deadline
+                step = timedelta(seconds=deps.settings.scaled(60))
+                t.check_at = min(utc_now() + step, t.deadline_at or utc_now() + step)
 
-        deps.tasks.update(task_id, later)
+            deps.tasks.update(task_id, later)
+    finally:
+        for status in prefetched.values():
+            status.close()
     return seen
+
+
+def _batch_statuses(deps: Dependencies, tasks: list[Task]) -> dict[str, ProviderStatus]:
+    """Task id -> provider status, for open tasks of batch-capable providers (2+ per provider).
+
+    A failed batch query is logged and skipped: those tasks are then read one by one.
+    """
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        if task.status.terminal or task.provider_task_id is None:
+            continue
+        if get_provider(task.provider).capabilities.batch_poll:
+            groups.setdefault(task.provider, []).append(task)
+    found: dict[str, ProviderStatus] = {}
+    for provider, group in groups.items():
+        if len(group) < 2:
+            continue
+        for start in range(0, len(group), BATCH_SIZE):
+            chunk = group[start : start + BATCH_SIZE]
+            ours = {t.provider_task_id: t.task_id for t in chunk if t.provider_task_id}
+            try:
+                answers = deps.provider_client(provider).batch_status(list(ours))
+            except ProviderError as error:
+                logger.warning(
+                    "batch status failed; reading tasks one by one",
+                    extra={"provider": provider, "error": error.message},
+                )
+                continue
+            for provider_task_id, status in answers.items():
+                if provider_task_id in ours:
+                    found[ours[provider_task_id]] = status
+                else:
+                    status.close()
+            logger.info("batch status", extra={"provider": provider, "tasks": len(chunk)})
+    return found

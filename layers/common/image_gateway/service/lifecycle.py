@@ -30,7 +30,12 @@ def change_status(
     by: str,
     change: Callable[[Task], None] | None = None,
 ) -> Task | None:
-    """Move a task and announce it; None when the status machine refused (someone was first)."""
+    """Move a task and announce it; None when the status machine refused (someone was first).
+
+    A failed task costs nothing (providers do not bill failures): its estimate becomes 0.
+    """
+    if target is TaskStatus.FAILED:
+        change = _free(change)
     try:
         task = deps.tasks.transition(task_id, target, by=by, change=change)
     except ForbiddenTransition as refused:
@@ -41,6 +46,15 @@ def change_status(
         return None
     logger.info("task status", extra={"task_id": task_id, "status": target, "by": by})
     return publish_pending_event(deps, task)
+
+
+def _free(change: Callable[[Task], None] | None) -> Callable[[Task], None]:
+    def apply(task: Task) -> None:
+        if change is not None:
+            change(task)
+        task.cost_estimate_usd = 0.0
+
+    return apply
 
 
 def publish_pending_event(deps: Dependencies, task: Task) -> Task:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -31,8 +32,7 @@ from image_gateway.models.task import (
     TaskStatus,
     utc_now,
 )
-from image_gateway.providers.base import Provider, ProviderInputs
-from image_gateway.providers.registry import get_provider
+from image_gateway.providers.base import Mode, Provider, ProviderInputs, SizePlan
 from image_gateway.service.dependencies import Dependencies
 from image_gateway.service.lifecycle import change_status
 
@@ -72,7 +72,7 @@ def submit_task(
     Entry points other than the API may bring their own ``task_id`` (claimed beforehand for
     deduplication), the ``source`` object the task was made from, and where its output goes.
     """
-    candidates = _candidate_providers(deps, request)
+    candidates = candidate_providers(deps, request)
     task_id = task_id or new_task_id()
     if idempotency_key is not None:
         earlier = deps.idempotency.claim(
@@ -97,7 +97,8 @@ def submit_task(
         client_id=client_id,
         operation=request.operation,
         model=request.model,
-        provider=candidates[0].name,
+        provider=candidates[0].provider.name,
+        size_requested=candidates[0].plan.requested,
         request=stored_request,
         created_at=now,
         updated_at=now,
@@ -110,7 +111,7 @@ def submit_task(
     )
     deps.tasks.create(task)
     logger.info("task created", extra={"task_id": task_id, "client_id": client_id})
-    return Submission(task=_hand_to_provider(deps, task, candidates, inputs, callback_base_url))
+    return Submission(task=hand_to_provider(deps, task, candidates, inputs, callback_base_url))
 
 
 def reject_task(
@@ -151,40 +152,49 @@ def reject_task(
     return failed or deps.tasks.require(task_id)
 
 
-def _candidate_providers(deps: Dependencies, request: ImageRequest) -> list[Provider]:
-    """The providers to try, in order, that are enabled and can honour the request."""
-    names = (
-        [request.provider]
-        if request.provider
-        else request.providers or deps.settings.default_providers
-    )
-    providers = [get_provider(name) for name in names]
-    usable: list[Provider] = []
+@dataclass(frozen=True)
+class Candidate:
+    """A provider that can honour the request, and how it will make the size."""
+
+    provider: Provider
+    plan: SizePlan
+
+
+def candidate_providers(deps: Dependencies, request: ImageRequest) -> list[Candidate]:
+    """The providers to try, in order: enabled, and able to honour the request.
+
+    A pinned provider or the caller's list, else the configured default order. Capability and
+    size checks run here, before anything is written or spent; when no provider qualifies the
+    422 names every provider's reason (and, for sizes, what each one supports).
+    """
+    names = [request.provider] if request.provider else request.providers or deps.directory.order()
+    usable: list[Candidate] = []
     refusals: list[Unprocessable] = []
-    for provider in providers:
-        endpoint = deps.settings.provider_endpoint(provider.name)
-        if endpoint is None or not endpoint.enabled:
+    disabled: list[str] = []
+    for name in names:
+        provider = deps.directory.provider(name)  # 400 for an unknown name
+        if not deps.directory.enabled(name):
+            disabled.append(name)
             continue
-        try:  # a dry run of the create call: capability checks happen before any spend
-            provider.create_call(request, _placeholder_inputs(request), None)
+        try:
+            usable.append(Candidate(provider, provider.check(request)))
         except Unprocessable as refusal:
             refusals.append(refusal)
-            continue
-        usable.append(provider)
     if usable:
         return usable
-    if refusals:
+    if len(refusals) == 1 and not disabled:
         raise refusals[0]
+    if refusals:
+        reasons = "; ".join(r.message for r in refusals)
+        raise Unprocessable(
+            f"no enabled provider can honour this request: {reasons}"
+            + (f" (disabled: {', '.join(disabled)})" if disabled else ""),
+            code="no_provider_can_honour",
+            refusals=[{"message": r.message, **r.details} for r in refusals],
+        )
     raise Unprocessable(
         f"none of the providers {', '.join(names)} is enabled in this stack",
         code="no_provider_available",
-    )
-
-
-def _placeholder_inputs(request: ImageRequest) -> ProviderInputs:
-    return ProviderInputs(
-        images=["https://placeholder.invalid/image.png"] * len(request.images),
-        mask="https://placeholder.invalid/mask.png" if request.mask else None,
     )
 
 
@@ -226,17 +236,48 @@ def _stage_one(deps: Dependencies, value: str, client_id: str, key_stem: str) ->
     return value, deps.images.presigned_get_url(key, ttl)
 
 
-def _hand_to_provider(
+def provider_inputs(deps: Dependencies, stored: ImageRequest) -> ProviderInputs:
+    """What a provider is handed for a stored request: its https URLs, and presigned URLs of
+    our own objects (client data URLs were stored in S3 at submit)."""
+    ttl = int(deps.settings.input_url_ttl_seconds)
+
+    def url(ref: str) -> str:
+        if ref.startswith("s3://"):
+            return deps.images.presigned_get_url(parse_s3_ref(ref)[1], ttl)
+        return ref
+
+    return ProviderInputs(
+        images=[url(ref) for ref in stored.images],
+        mask=None if stored.mask is None else url(stored.mask),
+    )
+
+
+class _TaskEnded(Exception):
+    """The task ended (cancelled) while we were talking to a provider."""
+
+
+def hand_to_provider(
     deps: Dependencies,
     task: Task,
-    candidates: list[Provider],
+    candidates: list[Candidate],
     inputs: ProviderInputs,
     callback_base_url: str | None,
+    *,
+    by: str = "api",
 ) -> Task:
-    """Try each candidate in order; retryable failures move on, others end the task."""
-    attempts: list[ProviderAttempt] = []
+    """Try each candidate in order; retryable failures move on, others end the task.
+
+    Async providers get their create call here; sync providers are queued for the dispatch
+    function (their retryable failures fall back from there, with the names left in
+    ``fallbacks``). Every try is added to ``task.attempts``.
+    """
+    attempts = list(task.attempts)
     last_error: ProviderError | None = None
-    for provider in candidates:
+    for index, candidate in enumerate(candidates):
+        provider = candidate.provider
+        remaining = [c.provider.name for c in candidates[index + 1 :]]
+        if provider.mode(task.request) is Mode.SYNC:
+            return _queue_sync(deps, task, candidate, remaining, attempts, by=by)
         callback_url = None
         base = deps.settings.public_base_url or callback_base_url
         if provider.supports_callback and base:
@@ -252,14 +293,7 @@ def _hand_to_provider(
                 extra={"task_id": task.task_id, "provider": provider.name, "code": error.code},
             )
             last_error = error
-            attempts.append(
-                ProviderAttempt(
-                    provider=provider.name,
-                    at=utc_now(),
-                    outcome="failed",
-                    error=TaskError.from_provider_error(error),
-                )
-            )
+            attempts.append(_failed_attempt(provider.name, error))
             if error.retryable:
                 continue
             break
@@ -271,40 +305,126 @@ def _hand_to_provider(
                 outcome="submitted",
             )
         )
-        return _submitted(deps, task, provider, provider_task_id, attempts, callback_url)
+        return _submitted(
+            deps, task, candidate, provider_task_id, attempts, callback_url, remaining, by=by
+        )
     assert last_error is not None
-    final_error = TaskError.from_provider_error(last_error)
+    return fail_with_attempts(deps, task.task_id, last_error, attempts, by=by)
+
+
+def fail_with_attempts(
+    deps: Dependencies,
+    task_id: str,
+    error: ProviderError,
+    attempts: list[ProviderAttempt],
+    *,
+    by: str,
+) -> Task:
+    """End the task as failed by ``error``, keeping the record of every attempt."""
+    final_error = TaskError.from_provider_error(error)
 
     def record_failure(t: Task) -> None:
         t.error = final_error
         t.attempts = attempts
-        t.provider = attempts[-1].provider
+        t.provider = attempts[-1].provider if attempts else t.provider
 
-    failed = change_status(deps, task.task_id, TaskStatus.FAILED, by="api", change=record_failure)
-    return failed or deps.tasks.require(task.task_id)
+    failed = change_status(deps, task_id, TaskStatus.FAILED, by=by, change=record_failure)
+    return failed or deps.tasks.require(task_id)
+
+
+def _failed_attempt(provider: str, error: ProviderError) -> ProviderAttempt:
+    return ProviderAttempt(
+        provider=provider,
+        at=utc_now(),
+        outcome="failed",
+        error=TaskError.from_provider_error(error),
+    )
+
+
+def _record_submission(
+    deps: Dependencies, task_id: str, record: Callable[[Task], None], *, by: str
+) -> Task | None:
+    """Apply ``record``: queued -> submitted (with its event), or in place for a fallback made
+    after submission (the dispatch function). None when the task ended meanwhile."""
+    current = deps.tasks.require(task_id)
+    if current.status is TaskStatus.QUEUED:
+        return change_status(deps, task_id, TaskStatus.SUBMITTED, by=by, change=record)
+
+    def guarded(t: Task) -> None:
+        if t.status.terminal:
+            raise _TaskEnded
+        record(t)
+
+    try:
+        return deps.tasks.update(task_id, guarded)
+    except _TaskEnded:
+        return None
+
+
+def _queue_sync(
+    deps: Dependencies,
+    task: Task,
+    candidate: Candidate,
+    remaining: list[str],
+    attempts: list[ProviderAttempt],
+    *,
+    by: str,
+) -> Task:
+    """Hand a sync provider's call to the dispatch queue (never made inside an API request)."""
+    provider = candidate.provider
+    if not deps.settings.dispatch_queue_url:
+        raise GatewayError("DISPATCH_QUEUE_URL is not configured for this function")
+
+    def record(t: Task) -> None:
+        t.provider = provider.name
+        t.provider_task_id = None
+        t.path = "sync"
+        t.size_sent = candidate.plan.sent
+        t.fallbacks = remaining
+        t.attempts = attempts
+        t.cost_estimate_usd = deps.directory.estimate(provider.name, t.request, candidate.plan)
+        t.submitted_at = t.submitted_at or utc_now()
+
+    queued = _record_submission(deps, task.task_id, record, by=by)
+    if queued is None:
+        return deps.tasks.require(task.task_id)
+    deps.sqs.send_message(
+        QueueUrl=deps.settings.dispatch_queue_url,
+        MessageBody=json.dumps({"task_id": task.task_id, "provider": provider.name}),
+    )
+    logger.info("queued for dispatch", extra={"task_id": task.task_id, "provider": provider.name})
+    return queued
 
 
 def _submitted(
     deps: Dependencies,
     task: Task,
-    provider: Provider,
+    candidate: Candidate,
     provider_task_id: str,
     attempts: list[ProviderAttempt],
     callback_url: str | None,
+    remaining: list[str],
+    *,
+    by: str,
 ) -> Task:
+    provider = candidate.provider
     expected = provider.expected_latency_seconds(task.request)
     uses_callback = callback_url is not None
 
     def record(t: Task) -> None:
         t.provider = provider.name
         t.provider_task_id = provider_task_id
+        t.path = "callback" if uses_callback else "poll"
+        t.size_sent = candidate.plan.sent
+        t.fallbacks = remaining
         t.attempts = attempts
-        t.submitted_at = utc_now()
+        t.cost_estimate_usd = deps.directory.estimate(provider.name, t.request, candidate.plan)
+        t.submitted_at = t.submitted_at or utc_now()
         if uses_callback:  # the sweeper polls once if the callback is late
             grace = deps.settings.scaled(expected * CALLBACK_GRACE_FACTOR)
-            t.check_at = t.submitted_at + timedelta(seconds=grace)
+            t.check_at = utc_now() + timedelta(seconds=grace)
 
-    submitted = change_status(deps, task.task_id, TaskStatus.SUBMITTED, by="api", change=record)
+    submitted = _record_submission(deps, task.task_id, record, by=by)
     if submitted is None:  # cancelled while we were talking to the provider
         return deps.tasks.require(task.task_id)
     if not uses_callback:

@@ -1,0 +1,61 @@
+"""Sync provider calls (mountsea-compat, openai, apimodels with a WxH size), from SQS.
+
+Each record of ``DispatchQueue`` is ``{"task_id", "provider"}``: make the call (it may take
+minutes), store the image, finish the task. Records that raise are delivered again after the
+visibility timeout; after ``maxReceiveCount`` deliveries they move to ``DispatchDeadLetterQueue``,
+whose records (same function, second event source) fail the task with ``dispatch_failed`` and
+its event, so that no task is lost silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway.service.dependencies import LazyDependencies
+from image_gateway.service.dispatch import dispatch, give_up
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+DEPS = LazyDependencies()
+
+
+def record_handler(record: SQSRecord) -> None:
+    """One sync call, or (from the dead-letter queue) the give-up path."""
+    try:
+        message = json.loads(record.body)
+        task_id, provider = str(message["task_id"]), str(message["provider"])
+    except (ValueError, KeyError, TypeError):
+        logger.error("malformed dispatch message dropped", extra={"message_id": record.message_id})
+        return
+    logger.append_keys(task_id=task_id, provider=provider)
+    if record.event_source_arn == os.environ.get("DISPATCH_DEAD_LETTER_QUEUE_ARN"):
+        give_up(DEPS.get(), task_id, provider)
+        metrics.add_metric(name="DispatchGaveUp", unit=MetricUnit.Count, value=1)
+        return
+    task = dispatch(DEPS.get(), task_id, provider)
+    if task is not None and task.status.terminal:
+        metrics.add_metric(
+            name=f"Dispatch{task.status.value.title()}", unit=MetricUnit.Count, value=1
+        )
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """SQS batch entry point (partial batch responses; batch size 1 in the template)."""
+    answer = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(answer)
