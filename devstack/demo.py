@@ -1,9 +1,10 @@
-"""The demo: a text-to-image task on apimart (finished by callback) and a masked edit on
-mountsea-async (finished by the poll loop), through the real HTTP API of a local stack; then a
-photo uploaded with boto3 to the S3 inbox, edited by the default inbox rule.
+"""The demo: one task on every provider, through the real HTTP API of a local stack, each
+finished by its own path (provider callback, Step Functions poll loop, or a sync call from the
+dispatch queue); then a photo uploaded with boto3 to the S3 inbox, edited by the default rule.
 
-It prints each task's status changes with timestamps, the S3 key, the EventBridge event as a
-subscriber queue received it, and saves both images under ``demo-output/``.
+It prints each task's status changes with timestamps, a table (provider, path, size asked and
+produced, seconds, cost estimate, S3 key), the EventBridge events as a subscriber queue received
+them, and saves every image under ``demo-output/``.
 """
 
 from __future__ import annotations
@@ -86,21 +87,17 @@ def watch(client: httpx.Client, task_id: str, label: str, timeout: float = 120) 
         time.sleep(0.2)
 
 
-def run_demo(info: StackInfo) -> int:
-    """Run both tasks against a started stack; returns the process exit code."""
-    OUTPUT_DIR.mkdir(exist_ok=True)
-    queue_url = subscribe(info)
-    headers = {"Authorization": f"Bearer {info.api_key}"}
-    image, mask = demo_inputs()
-    jobs = {
-        "text-to-image @ apimart (callback)": {
+def demo_jobs(image: str, mask: str, second: str) -> dict[str, dict[str, Any]]:
+    """One request per provider: generations, edits with references, masked edits."""
+    return {
+        "apimart": {
             "prompt": "A lighthouse on a cliff at dawn, watercolour",
             "provider": "apimart",
             "aspect_ratio": "16:9",
             "resolution": "1K",
             "metadata": {"demo": "generate"},
         },
-        "masked edit @ mountsea-async (poll loop)": {
+        "mountsea-async": {
             "prompt": "Replace the centre with a glowing moon",
             "provider": "mountsea-async",
             "size": "1024x1024",
@@ -109,9 +106,59 @@ def run_demo(info: StackInfo) -> int:
             "mask": mask,
             "metadata": {"demo": "masked-edit"},
         },
+        "pmock": {
+            "prompt": "Blend both pictures into one poster",
+            "provider": "pmock",
+            "size": "1536x1024",
+            "images": [image, second],
+            "metadata": {"demo": "edit-2-refs"},
+        },
+        "apimodels (sync)": {
+            "prompt": "A white sneaker product shot on beige, studio light",
+            "provider": "apimodels",
+            "size": "2048x1152",
+            "quality": "high",
+            "metadata": {"demo": "generate-wxh"},
+        },
+        "apimodels (async)": {
+            "prompt": "A lighthouse on a cliff at dusk",
+            "provider": "apimodels",
+            "aspect_ratio": "9:16",
+            "resolution": "2K",
+            "quality": "medium",
+            "images": [image],
+            "metadata": {"demo": "edit-ratio"},
+        },
+        "mountsea-compat": {
+            "prompt": "Paint a red door where the mask is",
+            "provider": "mountsea-compat",
+            "size": "1024x1024",
+            "quality": "medium",
+            "images": [image],
+            "mask": mask,
+            "metadata": {"demo": "masked-edit-multipart"},
+        },
+        "openai": {
+            "prompt": "A tall glass of lemonade, photorealistic",
+            "provider": "openai",
+            "size": "1024x1536",
+            "output_format": "jpeg",
+            "output_compression": 80,
+            "metadata": {"demo": "generate-jpeg"},
+        },
     }
+
+
+def run_demo(info: StackInfo) -> int:
+    """Run one task per provider against a started stack; returns the process exit code."""
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    queue_url = subscribe(info)
+    headers = {"Authorization": f"Bearer {info.api_key}"}
+    image, mask = demo_inputs()
+    jobs = demo_jobs(image, mask, _png_data_url(Image.new("RGB", (512, 768), (200, 80, 60))))
     failures = 0
-    with httpx.Client(base_url=info.api_url, headers=headers, timeout=60) as client:
+    rows: list[list[str]] = []
+    with httpx.Client(base_url=info.api_url, headers=headers, timeout=120) as client:
         submitted: dict[str, str] = {}
         for label, body in jobs.items():
             answer = client.post("/v1/images", json=body)
@@ -129,14 +176,37 @@ def run_demo(info: StackInfo) -> int:
             output = task["outputs"][0]
             local = OUTPUT_DIR / f"{task_id}.{output['key'].rsplit('.', 1)[-1]}"
             local.write_bytes(httpx.get(output["url"]).raise_for_status().content)
-            _say(
-                f"{label}: s3://{output['bucket']}/{output['key']} "
-                f"{output['width']}x{output['height']} {output['bytes']} bytes -> {local}"
+            cost = task["cost_estimate_usd"]
+            rows.append(
+                [
+                    task["provider"],
+                    str(task["path"]),
+                    str(task["size_requested"]),
+                    str(task["size_produced"]),
+                    f"{task['duration_ms'] / 1000:.2f}",
+                    "-" if cost is None else f"${cost:.3f}",
+                    output["key"],
+                ]
             )
+    _print_table(
+        ["provider", "path", "size asked", "produced", "seconds", "cost est.", "S3 key"], rows
+    )
     failures += run_inbox_demo(info)
     failures += _print_events(queue_url, expected=len(jobs) * 2 + 2)
     _say("demo finished" + (" with failures" if failures else ": all tasks succeeded"))
     return 1 if failures else 0
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    line = "  ".join("-" * w for w in widths)
+    print(line)
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print(line)
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(line, flush=True)
+    print("seconds are at devstack's time scale (x0.02); cost '-' = no price configured")
 
 
 def run_inbox_demo(info: StackInfo, timeout: float = 60) -> int:
