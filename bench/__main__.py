@@ -29,8 +29,9 @@ CAVEATS = [
     "DynamoDB units are computed from the items written and read (sizes, consistency, GSI "
     "writes by AWS's rules), not reported by moto. S3 GETs made through presigned URLs (the "
     "provider fetching inputs, the client downloading outputs) are not counted.",
-    "The sync path does not exist yet (no sync provider, no SQS dispatch): its cost is "
-    "modelled from the callback path plus SQS and a function waiting on the provider.",
+    "The sync path (SQS dispatch function) is modelled, not measured: its cost is dominated by "
+    "the function waiting on the provider, which devstack shortens by its time scale, and by "
+    "the SQS polling of Lambda's event source mapping, which devstack does not reproduce.",
     "Cold start excludes interpreter start-up and Lambda's own init (both the same for the "
     "floor); Lambda bills INIT for managed runtimes since 2025-08-01.",
 ]

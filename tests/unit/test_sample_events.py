@@ -47,3 +47,18 @@ def test_the_sample_inbox_queue_event_is_an_s3_object_created_notification() -> 
     (record,) = event["Records"]
     created = ObjectCreated.from_eventbridge(json.loads(record["body"]))
     assert (created.key, created.etag) == ("products/shoe.png", "5d41402abc4b2a76b9719d911017c592")
+
+
+@pytest.mark.parametrize(
+    ("name", "queue"),
+    [
+        ("dispatch-sqs.json", "DispatchQueue"),
+        ("dispatch-dead-letter-sqs.json", "DispatchDeadLetterQueue"),
+    ],
+)
+def test_the_sample_dispatch_events_carry_a_task_and_its_provider(name: str, queue: str) -> None:
+    event = json.loads((EVENTS / name).read_text())
+    (record,) = event["Records"]
+    assert json.loads(record["body"]).keys() == {"task_id", "provider"}
+    assert record["eventSourceARN"].endswith(f"-{queue}")
+    assert load_template()["Resources"][queue]["Type"] == "AWS::SQS::Queue"
