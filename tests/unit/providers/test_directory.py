@@ -410,3 +410,26 @@ def test_given_a_zero_ttl_when_the_options_change_then_a_fresh_adapter_carries_t
     assert isinstance(before, ApimartProvider)
     assert isinstance(after, ApimartProvider)
     assert (before.options.official_fallback, after.options.official_fallback) == (False, True)
+
+
+def test_given_a_bad_edit_after_a_good_one_then_the_last_good_configuration_is_kept(
+    settings: Settings,
+) -> None:
+    loader = FakeLoader({"order": ["pmock"]})
+    directory = ProviderDirectory(settings, loader, ttl_seconds=0)
+    assert directory.order() == ["pmock"]
+
+    loader.document = {"order": ["no-such-provider"]}
+
+    assert directory.order() == ["pmock"]  # an operator's typo does not take the API down
+
+
+def test_given_a_bad_document_from_the_start_then_the_operator_error_is_raised(
+    settings: Settings,
+) -> None:
+    directory = ProviderDirectory(settings, FakeLoader({"order": ["no-such-provider"]}))
+
+    with pytest.raises(GatewayError) as caught:
+        directory.order()
+
+    assert caught.value.code == "providers_config_invalid"

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
+from aws_lambda_powertools import Logger
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -35,6 +36,8 @@ from image_gateway.errors import GatewayError, InvalidRequest
 from image_gateway.models.request import ImageRequest
 from image_gateway.providers.base import Provider, SizePlan
 from image_gateway.providers.registry import PROVIDER_TYPES
+
+logger = Logger(child=True)
 
 Quality = Literal["low", "medium", "high", "auto"]
 Tier = Literal["1K", "2K", "4K"]
@@ -117,7 +120,15 @@ class ProviderDirectory:
     def _current(self) -> tuple[ProviderConfig, dict[str, Provider]]:
         now = time.monotonic()
         if self._cached is None or now - self._cached[0] >= self._ttl:
-            config = ProviderConfig.parse(self._load()) if self._load else ProviderConfig()
+            try:
+                config = ProviderConfig.parse(self._load()) if self._load else ProviderConfig()
+            except Exception:
+                if self._cached is None:
+                    raise
+                # keep serving the last good configuration (a bad edit, SSM throttling)
+                logger.exception("providers parameter unreadable; keeping the previous one")
+                self._cached = (now, self._cached[1], self._cached[2])
+                return self._cached[1], self._cached[2]
             adapters = {
                 name: kind(config.options.get(name)) for name, kind in PROVIDER_TYPES.items()
             }

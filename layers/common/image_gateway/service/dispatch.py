@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger
 from image_gateway.errors import (
     DownloadFailed,
     InvalidImage,
+    NotFound,
     PayloadTooLarge,
     ProviderError,
     Unprocessable,
@@ -72,8 +73,11 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
         if exc.retryable:
             raise RetryLater(exc.message) from exc
         return _input_failed(deps, task, "input_download_failed", exc.message)
-    except (InvalidImage, PayloadTooLarge, UnsafeUrl) as exc:
+    except (InvalidImage, PayloadTooLarge, UnsafeUrl, NotFound) as exc:
         return _input_failed(deps, task, exc.code, exc.message)
+    except Unprocessable as exc:  # the provider's options or capabilities changed meanwhile
+        refusal = TaskError(code=exc.code, message=exc.message, provider=provider)
+        return fail_task(deps, task_id, refusal, by="dispatch") or deps.tasks.require(task_id)
 
     with status:
         if status.state is not ProviderState.SUCCEEDED:  # parse_sync only returns successes
