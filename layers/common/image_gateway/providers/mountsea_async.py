@@ -25,14 +25,11 @@ from image_gateway.providers.base import (
     looks_like_moderation,
 )
 from image_gateway.providers.openai_shape import (
-    FIXED_SIZE_LIST,
     images_response,
+    openai_capabilities,
     openai_fields,
     plan_fixed_size,
 )
-
-ALL_BACKGROUNDS = frozenset({"auto", "transparent", "opaque"})
-ALL_FORMATS = frozenset({"png", "jpeg", "webp"})
 
 _STATES = {
     "pending": ProviderState.PENDING,
@@ -53,17 +50,7 @@ class MountseaAsyncProvider(Provider):
     """The Mountsea async task dialect."""
 
     name: ClassVar[str] = "mountsea-async"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        modes=frozenset({Mode.ASYNC}),
-        callback=False,
-        batch_poll=False,
-        max_images=16,
-        mask=True,
-        backgrounds=ALL_BACKGROUNDS,
-        output_formats=ALL_FORMATS,
-        output_compression=True,
-        sizes=FIXED_SIZE_LIST,
-    )
+    capabilities: ClassVar[Capabilities] = openai_capabilities(Mode.ASYNC)
     poll_interval_seconds: ClassVar[float] = 3.0
 
     def plan_size(self, request: ImageRequest) -> SizePlan:

@@ -25,7 +25,7 @@ from image_gateway.providers.base import (
     SizePlan,
 )
 from image_gateway.providers.openai_shape import (
-    FIXED_SIZE_LIST,
+    openai_capabilities,
     openai_error,
     openai_fields,
     plan_fixed_size,
@@ -40,17 +40,7 @@ class OpenAICompatProvider(Provider):
     """The synchronous OpenAI Images dialect below ``path_prefix``."""
 
     path_prefix: ClassVar[str]
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        modes=frozenset({Mode.SYNC}),
-        callback=False,
-        batch_poll=False,
-        max_images=16,
-        mask=True,
-        backgrounds=frozenset({"auto", "transparent", "opaque"}),
-        output_formats=frozenset({"png", "jpeg", "webp"}),
-        output_compression=True,
-        sizes=FIXED_SIZE_LIST,
-    )
+    capabilities: ClassVar[Capabilities] = openai_capabilities(Mode.SYNC)
 
     def plan_size(self, request: ImageRequest) -> SizePlan:
         """auto, 1024x1024, 1024x1536 or 1536x1024."""

@@ -12,6 +12,8 @@ from image_gateway.errors import ProviderError
 from image_gateway.images.json_blobs import Blob
 from image_gateway.models.request import ImageRequest
 from image_gateway.providers.base import (
+    Capabilities,
+    Mode,
     Provider,
     ProviderState,
     ProviderStatus,
@@ -27,6 +29,22 @@ FIXED_SIZES: dict[str, tuple[int, int]] = {
     "1536x1024": (1536, 1024),
 }
 FIXED_SIZE_LIST = ("auto", *FIXED_SIZES)
+
+
+def openai_capabilities(mode: Mode) -> Capabilities:
+    """What every OpenAI-shaped gpt-image-2 dialect supports (mountsea, pmock, openai)."""
+    return Capabilities(
+        modes=frozenset({mode}),
+        callback=False,
+        batch_poll=False,
+        max_images=16,
+        mask=True,
+        backgrounds=frozenset({"auto", "transparent", "opaque"}),
+        output_formats=frozenset({"png", "jpeg", "webp"}),
+        output_compression=True,
+        sizes=FIXED_SIZE_LIST,
+    )
+
 
 _CAMEL = {
     "output_format": "outputFormat",

@@ -40,8 +40,8 @@ from image_gateway.providers.base import (
     looks_like_moderation,
 )
 from image_gateway.providers.openai_shape import (
-    FIXED_SIZE_LIST,
     images_response,
+    openai_capabilities,
     openai_fields,
     plan_fixed_size,
 )
@@ -74,17 +74,7 @@ class PmockProvider(Provider):
     """The pmock dialect."""
 
     name: ClassVar[str] = "pmock"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        modes=frozenset({Mode.ASYNC}),
-        callback=False,
-        batch_poll=False,
-        max_images=16,
-        mask=True,
-        backgrounds=frozenset({"auto", "transparent", "opaque"}),
-        output_formats=frozenset({"png", "jpeg", "webp"}),
-        output_compression=True,
-        sizes=FIXED_SIZE_LIST,
-    )
+    capabilities: ClassVar[Capabilities] = openai_capabilities(Mode.ASYNC)
     poll_interval_seconds: ClassVar[float] = 3.0
     options_model: ClassVar[type[ProviderOptions]] = PmockOptions
     options: PmockOptions
