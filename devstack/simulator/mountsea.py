@@ -75,12 +75,34 @@ NOT_FOUND: Final = 40400
 
 
 @dataclass(frozen=True)
-class _CreateRequest:
+class ImageRequest:
+    """A valid request of an OpenAI-shaped dialect: mountsea-async, pmock, the OpenAI clone."""
+
     prompt: str
     options: dict[str, Any]
-    images: tuple[str, ...]
-    mask: str | None
+    """The enum fields (`size`, `quality`, `background`, ...), named as on the wire."""
     compression: int | None
+    images: tuple[str, ...] = ()
+    mask: str | None = None
+
+    def render_spec(self, output_format: str, faults: Faults) -> RenderSpec:
+        """What to draw: the size, background and inputs asked for, encoded as `output_format`."""
+        width, height = SIZES[self.options["size"]]
+        return RenderSpec(
+            prompt=self.prompt,
+            width=width,
+            height=height,
+            output_format=output_format,
+            quality=self.compression,
+            transparent=self.options["background"] == "transparent",
+            inputs=self.images,
+            mask=self.mask,
+            noise="noise" in faults,
+        )
+
+    def latency_s(self, time_scale: float, faults: Faults) -> float:
+        """How long the request takes: mountsea's latency for its quality."""
+        return scaled_latency(MOUNTSEA_LATENCY_S[self.options["quality"]], time_scale, faults)
 
 
 class MountseaAsyncSimulator:
@@ -121,19 +143,8 @@ class MountseaAsyncSimulator:
         if "moderation" in faults:
             return _error(400, MODERATION, "request rejected by moderation")
         options = parsed.options
-        width, height = SIZES[options["size"]]
-        spec = RenderSpec(
-            prompt=parsed.prompt,
-            width=width,
-            height=height,
-            output_format=options["output_format"],
-            quality=parsed.compression,
-            transparent=options["background"] == "transparent",
-            inputs=parsed.images,
-            mask=parsed.mask,
-            noise="noise" in faults,
-        )
-        latency_s = scaled_latency(MOUNTSEA_LATENCY_S[options["quality"]], self._time_scale, faults)
+        spec = parsed.render_spec(options["output_format"], faults)
+        width, height = spec.width, spec.height
         result_fields = {
             "size": f"{width}x{height}",
             "quality": options["quality"],
@@ -148,7 +159,7 @@ class MountseaAsyncSimulator:
             task_id=str(uuid.uuid4()),
             spec=spec,
             faults=faults,
-            latency_s=latency_s,
+            latency_s=parsed.latency_s(self._time_scale, faults),
             queued_fraction=QUEUED_FRACTION,
             details=result_fields,
         )
@@ -204,7 +215,7 @@ class MountseaAsyncSimulator:
         return json_with_base64(200, payload, image)
 
 
-def _parse_create(body: Any) -> _CreateRequest | str:
+def _parse_create(body: Any) -> ImageRequest | str:
     """The create request, or a message saying what is wrong with it."""
     if not isinstance(body, dict):
         return "request body must be a JSON object"
@@ -226,11 +237,7 @@ def _parse_create(body: Any) -> _CreateRequest | str:
         if options[name] not in allowed:
             return f"{name} must be one of {', '.join(allowed)}"
     compression = body.get("output_compression")
-    if compression is not None and (
-        isinstance(compression, bool)
-        or not isinstance(compression, int)
-        or not 0 <= compression <= 100
-    ):
+    if compression is not None and not is_compression(compression):
         return "output_compression must be an integer from 0 to 100"
     image = body.get("image")
     images: tuple[str, ...] = ()
@@ -249,7 +256,12 @@ def _parse_create(body: Any) -> _CreateRequest | str:
             return "mask must be an http(s) URL or base64 data URL"
     if options["background"] == "transparent" and options["output_format"] == "jpeg":
         return "background transparent requires output_format png or webp"
-    return _CreateRequest(prompt, options, images, mask, compression)
+    return ImageRequest(prompt, options, compression, images, mask)
+
+
+def is_compression(value: object) -> bool:
+    """True for an `output_compression`: an integer (not a bool) from 0 to 100."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100
 
 
 def openai_usage(prompt: str, input_images: int, pixels: int, quality: str) -> dict[str, Any]:

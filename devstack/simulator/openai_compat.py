@@ -26,15 +26,12 @@ from typing import Any, Final
 from PIL import Image
 
 from devstack.simulator.faults import CREATE_TIMEOUT_S, Faults, create_fault_response
-from devstack.simulator.mountsea import openai_usage
-from devstack.simulator.render import RenderSpec
+from devstack.simulator.mountsea import ImageRequest, is_compression, openai_usage
 from devstack.simulator.tasks import (
     INPUT_IMAGE_ERROR,
-    MOUNTSEA_LATENCY_S,
     SIMULATED_FAILURE,
     SimTask,
     TaskStore,
-    scaled_latency,
 )
 from devstack.simulator.wire import (
     BASE64_SLOT,
@@ -60,6 +57,7 @@ SIZES: Final = {
     "1536x1024": (1536, 1024),
     "1024x1536": (1024, 1536),
 }
+"""`mountsea.SIZES` (which `ImageRequest.render_spec` draws), in the order OpenAI lists them."""
 GENERATION_ENUMS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     # field: (allowed values, default)
     "size": (tuple(SIZES), "auto"),
@@ -95,15 +93,6 @@ class _Problem:
     message: str
     param: str | None = None
     code: str | None = "invalid_value"
-
-
-@dataclass(frozen=True)
-class _ImageRequest:
-    prompt: str
-    options: dict[str, Any]
-    compression: int | None
-    images: tuple[str, ...] = ()
-    mask: str | None = None
 
 
 class OpenAICompatSimulator:
@@ -163,28 +152,17 @@ class OpenAICompatSimulator:
             return _error(504, "generation timed out (simulated)", "server_error")
         return self._render(parsed, faults)
 
-    def _render(self, parsed: _ImageRequest, faults: Faults) -> SimResponse:
+    def _render(self, parsed: ImageRequest, faults: Faults) -> SimResponse:
         """Hold the request for the latency, draw the image, answer it inline."""
         options = parsed.options
-        width, height = SIZES[options["size"]]
-        spec = RenderSpec(
-            prompt=parsed.prompt,
-            width=width,
-            height=height,
-            output_format=options["output_format"],
-            quality=parsed.compression,
-            transparent=options["background"] == "transparent",
-            inputs=parsed.images,
-            mask=parsed.mask,
-            noise="noise" in faults,
-        )
-        latency_s = scaled_latency(MOUNTSEA_LATENCY_S[options["quality"]], self._time_scale, faults)
+        spec = parsed.render_spec(options["output_format"], faults)
+        width, height = spec.width, spec.height
         task = SimTask(
             provider=self._provider,
             task_id=str(uuid.uuid4()),
             spec=spec,
             faults=faults,
-            latency_s=latency_s,
+            latency_s=parsed.latency_s(self._time_scale, faults),
             queued_fraction=0.0,  # Never polled: a sync request has no visible queue.
         )
         if not task.wait_until_done(self._stop):
@@ -209,7 +187,7 @@ class OpenAICompatSimulator:
         return json_with_base64(200, payload, image)
 
 
-def _parse_generation(body: Any) -> _ImageRequest | _Problem:
+def _parse_generation(body: Any) -> ImageRequest | _Problem:
     """A generations request (JSON), or what is wrong with it."""
     if not isinstance(body, dict):
         return _Problem("The request body must be a JSON object.", code=None)
@@ -220,7 +198,7 @@ def _parse_generation(body: Any) -> _ImageRequest | _Problem:
     return _parse_fields(body, GENERATION_ENUMS)
 
 
-def _parse_edit(form: FormData) -> _ImageRequest | _Problem:
+def _parse_edit(form: FormData) -> ImageRequest | _Problem:
     """An edits request (multipart/form-data), or what is wrong with it."""
     for name, _ in form.fields:
         if name in (*IMAGE_PARTS, MASK_PART):
@@ -251,7 +229,7 @@ def _parse_edit(form: FormData) -> _ImageRequest | _Problem:
     parsed = _parse_fields(fields, EDIT_ENUMS)
     if isinstance(parsed, _Problem):
         return parsed
-    return _ImageRequest(
+    return ImageRequest(
         parsed.prompt,
         parsed.options,
         parsed.compression,
@@ -262,7 +240,7 @@ def _parse_edit(form: FormData) -> _ImageRequest | _Problem:
 
 def _parse_fields(
     body: dict[str, Any], enums: dict[str, tuple[tuple[str, ...], str]]
-) -> _ImageRequest | _Problem:
+) -> ImageRequest | _Problem:
     """Check the fields both endpoints share (files aside)."""
     prompt = body.get("prompt")
     if prompt is None:
@@ -282,11 +260,7 @@ def _parse_fields(
         if options[name] not in allowed:
             return _Problem(f"'{name}' must be one of {', '.join(allowed)}.", name)
     compression = body.get("output_compression")
-    if compression is not None and (
-        isinstance(compression, bool)
-        or not isinstance(compression, int)
-        or not 0 <= compression <= 100
-    ):
+    if compression is not None and not is_compression(compression):
         return _Problem(
             "'output_compression' must be an integer from 0 to 100.", "output_compression"
         )
@@ -295,7 +269,7 @@ def _parse_fields(
         return _Problem("'user' must be a string.", "user")
     if options["background"] == "transparent" and options["output_format"] == "jpeg":
         return _Problem("Transparent background requires output_format png or webp.", "background")
-    return _ImageRequest(prompt, options, compression)
+    return ImageRequest(prompt, options, compression)
 
 
 def _mask_problem(mask: FormFile) -> str | None:

@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
 from typing import Any, Final
 
+from devstack.simulator import mountsea
 from devstack.simulator.faults import Faults, create_fault_response
-from devstack.simulator.render import RenderSpec, is_image_reference
+from devstack.simulator.render import is_image_reference
 from devstack.simulator.tasks import (
-    MOUNTSEA_LATENCY_S,
     Phase,
     SimTask,
     TaskStore,
     iso_timestamp,
-    scaled_latency,
 )
 from devstack.simulator.wire import (
     BASE64_SLOT,
@@ -45,22 +43,20 @@ PROVIDER: Final = "pmock"
 PREFIX: Final = "/pmock"
 
 MODEL: Final = "gpt-image-2"
-SIZES: Final = {
-    "auto": (1024, 1024),
-    "1024x1024": (1024, 1024),
-    "1024x1536": (1024, 1536),
-    "1536x1024": (1536, 1024),
+SIZES: Final = mountsea.SIZES
+
+CAMEL_CASE: Final = {
+    "output_format": "outputFormat",
+    "response_format": "responseFormat",
+    "input_fidelity": "inputFidelity",
 }
+"""mountsea's snake_case enum field -> pmock's camelCase name (the others are spelled alike)."""
 
 ENUM_FIELDS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
-    # field: (allowed values, default); the defaults are undocumented, OpenAI's are used.
+    # field: (allowed values, default): mountsea's, camelCased. The defaults are undocumented;
+    # OpenAI's are used, so size defaults to auto where mountsea's is 1024x1024.
+    **{CAMEL_CASE.get(name, name): spec for name, spec in mountsea.ENUM_FIELDS.items()},
     "size": (tuple(SIZES), "auto"),
-    "quality": (("auto", "low", "medium", "high", "standard"), "auto"),
-    "background": (("transparent", "opaque", "auto"), "auto"),
-    "outputFormat": (("png", "jpeg", "webp"), "png"),
-    "moderation": (("auto", "low"), "auto"),
-    "responseFormat": (("url", "b64_json"), "b64_json"),
-    "inputFidelity": (("high", "low"), "low"),
 }
 
 KNOWN_FIELDS: Final = frozenset(
@@ -72,15 +68,6 @@ QUEUED_FRACTION: Final = 0.1
 
 SUCCESS_MESSAGE: Final = "success"
 MODERATION_MESSAGE: Final = "prompt rejected by content moderation"
-
-
-@dataclass(frozen=True)
-class _CreateRequest:
-    prompt: str
-    options: dict[str, Any]
-    images: tuple[str, ...]
-    mask: str | None
-    compression: int | None
 
 
 class PmockSimulator:
@@ -120,28 +107,16 @@ class PmockSimulator:
         if "moderation" in faults:
             return envelope(400, MODERATION_MESSAGE)
         options = parsed.options
-        width, height = SIZES[options["size"]]
-        spec = RenderSpec(
-            prompt=parsed.prompt,
-            width=width,
-            height=height,
-            output_format=options["outputFormat"],
-            quality=parsed.compression,
-            transparent=options["background"] == "transparent",
-            inputs=parsed.images,
-            mask=parsed.mask,
-            noise="noise" in faults,
-        )
-        latency_s = scaled_latency(MOUNTSEA_LATENCY_S[options["quality"]], self._time_scale, faults)
+        spec = parsed.render_spec(options["outputFormat"], faults)
         task = SimTask(
             provider=PROVIDER,
             task_id=str(uuid.uuid4()),
             spec=spec,
             faults=faults,
-            latency_s=latency_s,
+            latency_s=parsed.latency_s(self._time_scale, faults),
             queued_fraction=QUEUED_FRACTION,
             details={
-                "size": f"{width}x{height}",
+                "size": f"{spec.width}x{spec.height}",
                 "quality": options["quality"],
                 "output_format": options["outputFormat"],
                 "background": options["background"],
@@ -203,7 +178,7 @@ def _envelope_payload(code: int, message: str, data: dict[str, Any] | None) -> d
     return {"code": code, "message": message, "data": data, "traceId": uuid.uuid4().hex}
 
 
-def _parse_create(body: Any) -> _CreateRequest | str:
+def _parse_create(body: Any) -> mountsea.ImageRequest | str:
     """The create request, or a message saying what is wrong with it."""
     if not isinstance(body, dict):
         return "request body must be a JSON object"
@@ -225,11 +200,7 @@ def _parse_create(body: Any) -> _CreateRequest | str:
         if options[name] not in allowed:
             return f"{name} must be one of {', '.join(allowed)}"
     compression = body.get("outputCompression")
-    if compression is not None and (
-        isinstance(compression, bool)
-        or not isinstance(compression, int)
-        or not 0 <= compression <= 100
-    ):
+    if compression is not None and not mountsea.is_compression(compression):
         return "outputCompression must be an integer from 0 to 100"
     image = body.get("image")
     images: tuple[str, ...] = ()
@@ -249,4 +220,4 @@ def _parse_create(body: Any) -> _CreateRequest | str:
             return "mask must be an http(s) URL or base64 data URL"
     if options["background"] == "transparent" and options["outputFormat"] == "jpeg":
         return "background transparent requires outputFormat png or webp"
-    return _CreateRequest(prompt, options, images, mask, compression)
+    return mountsea.ImageRequest(prompt, options, compression, images, mask)

@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from PIL import Image, UnidentifiedImageError
 
 from devstack.simulator import ProviderSimulator, apimodels
+from tests.devstack.support import (
+    API_KEY,
+    AUTH,
+    GREEN,
+    INSTANT,
+    inline_image,
+    left_half_mask,
+    near,
+    png_bytes,
+    red_left_blue_right,
+    url_image,
+    wait_until,
+)
 
-API_KEY = "test-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-TIME_SCALE = 0.01
-INSTANT = "[sim:latency=0]"
 MODEL = "gpt-image-2-all"
-RED, GREEN, BLUE = (255, 0, 0), (0, 160, 0), (0, 0, 255)
-
-T = TypeVar("T")
 
 
 class CallbackReceiver:
@@ -78,54 +83,10 @@ class CallbackReceiver:
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[ProviderSimulator]:
-    with ProviderSimulator(time_scale=TIME_SCALE, api_key=API_KEY) as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10, trust_env=False) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def receiver() -> Iterator[CallbackReceiver]:
     server = CallbackReceiver()
     yield server
     server.stop()
-
-
-def wait_until(condition: Callable[[], T | None], timeout_s: float = 15.0) -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(0.01)
-    return value
-
-
-def png_bytes(picture: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def red_left_blue_right() -> Image.Image:
-    picture = Image.new("RGB", (256, 256), RED)
-    picture.paste(BLUE, (128, 0, 256, 256))
-    return picture
-
-
-def left_half_mask() -> Image.Image:
-    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
-    mask.paste((0, 0, 0, 0), (0, 0, 32, 64))
-    return mask
-
-
-def near(pixel: Any, colour: tuple[int, int, int], tolerance: int) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], colour, strict=True))
 
 
 def generate(http: httpx.Client, sim: ProviderSimulator, **fields: Any) -> httpx.Response:
@@ -164,18 +125,6 @@ def finished(http: httpx.Client, sim: ProviderSimulator, task_id: str) -> dict[s
         return data if data["status"] in ("completed", "failed") else None
 
     return wait_until(terminal)
-
-
-def inline_image(response: httpx.Response) -> Image.Image:
-    assert response.status_code == 200, response.text
-    return Image.open(io.BytesIO(base64.b64decode(response.json()["data"][0]["b64_json"])))
-
-
-def url_image(http: httpx.Client, url: str) -> Image.Image:
-    response = http.get(url)  # No auth: result files are public, as on apimodels' CDN.
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "image/png"
-    return Image.open(io.BytesIO(response.content))
 
 
 # ---------------------------------------------------------------- sync mode

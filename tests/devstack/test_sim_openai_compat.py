@@ -6,7 +6,6 @@ import base64
 import io
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,31 +13,24 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 from devstack.simulator import ProviderSimulator, openai_compat
+from tests.devstack.support import (
+    AUTH,
+    GREEN,
+    INSTANT,
+    inline_image,
+    left_half_mask,
+    near,
+    png_bytes,
+    red_left_blue_right,
+)
 
-API_KEY = "test-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-TIME_SCALE = 0.01
-INSTANT = "[sim:latency=0]"
 MODEL = "gpt-image-2"
-RED, GREEN, BLUE = (255, 0, 0), (0, 160, 0), (0, 0, 255)
 ANSWER_FIELDS = {"created", "background", "output_format", "quality", "size", "data", "usage"}
 
 Files = list[tuple[str, tuple[str, bytes, str]]]
 
 # provider name -> the path of its `/images/...` endpoints below its base URL
 API_ROOTS = {"openai": "/v1", "mountsea-compat": "/openai/v1"}
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[ProviderSimulator]:
-    with ProviderSimulator(time_scale=TIME_SCALE, api_key=API_KEY) as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10, trust_env=False) as client:
-        yield client
 
 
 @pytest.fixture(params=sorted(API_ROOTS))
@@ -67,35 +59,8 @@ def edit(
     return http.post(url, data=data, files=files, headers=AUTH)
 
 
-def png_bytes(picture: Image.Image, image_format: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, image_format)
-    return buffer.getvalue()
-
-
 def png_file(field: str, picture: Image.Image) -> tuple[str, tuple[str, bytes, str]]:
     return (field, (f"{field}.png", png_bytes(picture), "image/png"))
-
-
-def red_left_blue_right() -> Image.Image:
-    picture = Image.new("RGB", (256, 256), RED)
-    picture.paste(BLUE, (128, 0, 256, 256))
-    return picture
-
-
-def left_half_mask() -> Image.Image:
-    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
-    mask.paste((0, 0, 0, 0), (0, 0, 32, 64))
-    return mask
-
-
-def near(pixel: Any, colour: tuple[int, int, int], tolerance: int) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], colour, strict=True))
-
-
-def answer_image(response: httpx.Response) -> Image.Image:
-    assert response.status_code == 200, response.text
-    return Image.open(io.BytesIO(base64.b64decode(response.json()["data"][0]["b64_json"])))
 
 
 def assert_invalid(response: httpx.Response, param: str | None, code: str | None) -> str:
@@ -138,7 +103,7 @@ def test_generation_answers_an_image_of_the_asked_size_and_format(
     assert set(body) == ANSWER_FIELDS
     assert body["size"] == f"{pixels[0]}x{pixels[1]}"
     assert body["output_format"] == output_format
-    picture = answer_image(response)
+    picture = inline_image(response)
     assert (picture.format, picture.size) == (pil_format, pixels)
 
 
@@ -160,7 +125,7 @@ def test_transparent_background_has_transparent_pixels(
     # Given a PNG request with a transparent background
     response = generate(http, sim, provider, background="transparent")
     # When the image is decoded
-    picture = answer_image(response)
+    picture = inline_image(response)
     # Then it has fully transparent pixels
     assert response.json()["background"] == "transparent"
     assert picture.mode == "RGBA"
@@ -233,7 +198,7 @@ def test_edit_with_two_images_starts_from_the_first(
     ]
     # When they are edited
     response = edit(http, sim, provider, files, size="1024x1024")
-    picture = answer_image(response).convert("RGB")
+    picture = inline_image(response).convert("RGB")
     # Then the output is the first image, edited, with the second one shown
     left, right = picture.getpixel((256, 512)), picture.getpixel((768, 512))
     assert isinstance(left, tuple)
@@ -255,7 +220,7 @@ def test_edit_accepts_repeated_image_parts(
         http, sim, provider, files, input_fidelity="high", size="1536x1024", n="1", quality="low"
     )
     # Then the edit is answered at the asked size
-    assert answer_image(response).size == (1536, 1024)
+    assert inline_image(response).size == (1536, 1024)
 
 
 def test_masked_edit_repaints_only_the_transparent_part(
@@ -267,7 +232,7 @@ def test_masked_edit_repaints_only_the_transparent_part(
         png_file("mask", left_half_mask()),
     ]
     # When they are edited
-    picture = answer_image(edit(http, sim, provider, files)).convert("RGB")
+    picture = inline_image(edit(http, sim, provider, files)).convert("RGB")
     # Then the right half is the input untouched and the left half is repainted
     grid = range(16, 1024, 64)
     assert all(near(picture.getpixel((x, y)), GREEN, 2) for x in range(600, 1024, 64) for y in grid)
@@ -457,7 +422,7 @@ def test_bad_image_marker_answers_base64_of_no_image(
     response = generate(http, sim, provider, prompt=f"{INSTANT} [sim:bad-image]")
     # Then it is a 200 whose bytes are no image
     with pytest.raises(UnidentifiedImageError):
-        answer_image(response)
+        inline_image(response)
 
 
 def test_noise_marker_makes_an_incompressible_png(

@@ -2,61 +2,29 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from PIL import Image, UnidentifiedImageError
 
 from devstack.simulator import ProviderSimulator
+from tests.devstack.support import (
+    AUTH,
+    GREEN,
+    INSTANT,
+    b64_image,
+    data_url,
+    left_half_mask,
+    near,
+    red_left_blue_right,
+    wait_until,
+)
 
-API_KEY = "test-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-TIME_SCALE = 0.01
-INSTANT = "[sim:latency=0]"
 MODEL = "gpt-image-2"
 TERMINAL = {"completed", "failed", "cancelled", "timeout"}
-RED, GREEN, BLUE = (255, 0, 0), (0, 160, 0), (0, 0, 255)
-
-T = TypeVar("T")
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[ProviderSimulator]:
-    with ProviderSimulator(time_scale=TIME_SCALE, api_key=API_KEY) as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10, trust_env=False) as client:
-        yield client
-
-
-def wait_until(condition: Callable[[], T | None], timeout_s: float = 15.0) -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(0.01)
-    return value
-
-
-def data_url(picture: Image.Image) -> str:
-    buffer = io.BytesIO()
-    picture.save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def near(pixel: Any, colour: tuple[int, int, int], tolerance: int) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], colour, strict=True))
 
 
 def create(http: httpx.Client, sim: ProviderSimulator, **fields: Any) -> httpx.Response:
@@ -89,7 +57,7 @@ def finished(http: httpx.Client, sim: ProviderSimulator, task_id: str) -> dict[s
 
 
 def result_image(data: dict[str, Any]) -> Image.Image:
-    return Image.open(io.BytesIO(base64.b64decode(data["result"]["data"][0]["b64_json"])))
+    return b64_image(data["result"]["data"][0]["b64_json"])
 
 
 # ---------------------------------------------------------------- envelope and task shapes
@@ -285,8 +253,7 @@ def test_edit_with_two_references_starts_from_the_first_and_shows_the_second(
     sim: ProviderSimulator, http: httpx.Client
 ) -> None:
     # Given a red-left/blue-right main input and a green second input
-    main = Image.new("RGB", (256, 256), RED)
-    main.paste(BLUE, (128, 0, 256, 256))
+    main = red_left_blue_right()
     second = Image.new("RGB", (64, 64), GREEN)
     # When they are edited together
     task_id = task_id_of(
@@ -307,8 +274,7 @@ def test_masked_edit_repaints_only_the_transparent_part(
     sim: ProviderSimulator, http: httpx.Client
 ) -> None:
     # Given a green input and a mask transparent on its left half only
-    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
-    mask.paste((0, 0, 0, 0), (0, 0, 32, 64))
+    mask = left_half_mask()
     source = data_url(Image.new("RGB", (256, 256), GREEN))
     # When the input is edited with the mask
     task_id = task_id_of(http, sim, prompt=INSTANT, image=[source], mask=data_url(mask))

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -19,17 +19,23 @@ from PIL import Image, UnidentifiedImageError
 from devstack.simulator import ProviderSimulator
 from devstack.simulator.render import decode_data_url
 from devstack.simulator.wire import FormFile, SimRequest, parse_form
+from tests.devstack.support import (
+    API_KEY,
+    AUTH,
+    BLUE,
+    GREEN,
+    INSTANT,
+    data_url,
+    left_half_mask,
+    near,
+    png_bytes,
+    red_left_blue_right,
+    url_image,
+    wait_until,
+)
 
-API_KEY = "test-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-TIME_SCALE = 0.01
-INSTANT = "[sim:latency=0]"
 APIMART_TERMINAL = {"completed", "failed", "cancelled"}
 MOUNTSEA_TERMINAL = {"completed", "failed", "cancelled", "timeout"}
-GREEN = (0, 160, 0)
-BLUE = (0, 0, 255)
-
-T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- fixtures and helpers
@@ -94,56 +100,10 @@ class WebhookReceiver:
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[ProviderSimulator]:
-    simulator = ProviderSimulator(host="127.0.0.1", port=0, time_scale=TIME_SCALE, api_key=API_KEY)
-    simulator.start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10, trust_env=False) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def receiver() -> Iterator[WebhookReceiver]:
     server = WebhookReceiver()
     yield server
     server.stop()
-
-
-def wait_until(condition: Callable[[], T | None], timeout_s: float = 15.0) -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(0.01)
-
-
-def png_bytes(picture: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def data_url(picture: Image.Image) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(picture)).decode()
-
-
-def red_left_blue_right(size: int = 256) -> Image.Image:
-    picture = Image.new("RGB", (size, size), (255, 0, 0))
-    picture.paste(BLUE, (size // 2, 0, size, size))
-    return picture
-
-
-def near(pixel: Any, colour: tuple[int, int, int], tolerance: int) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], colour, strict=True))
 
 
 def apimart_create(http: httpx.Client, sim: ProviderSimulator, **fields: Any) -> httpx.Response:
@@ -174,10 +134,7 @@ def apimart_finished(http: httpx.Client, sim: ProviderSimulator, task_id: str) -
 
 
 def apimart_image(http: httpx.Client, data: dict[str, Any]) -> Image.Image:
-    response = http.get(data["result"]["images"][0]["url"][0])
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "image/png"
-    return Image.open(io.BytesIO(response.content))
+    return url_image(http, data["result"]["images"][0]["url"][0])
 
 
 def mountsea_create(http: httpx.Client, sim: ProviderSimulator, **fields: Any) -> httpx.Response:
@@ -659,8 +616,7 @@ def test_masked_edit_repaints_only_the_transparent_part_of_the_mask(
 ) -> None:
     # Given a green input, and a smaller mask transparent on its left half only
     source = data_url(Image.new("RGB", (256, 256), GREEN))
-    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
-    mask.paste((0, 0, 0, 0), (0, 0, 32, 64))
+    mask = left_half_mask()
     # When the input is edited with the mask
     task_id = mountsea_task_id(http, sim, prompt=INSTANT, image=source, mask=data_url(mask))
     picture = mountsea_image(mountsea_finished(http, sim, task_id)).convert("RGB")
