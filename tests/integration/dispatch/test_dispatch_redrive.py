@@ -191,3 +191,37 @@ def simulator_requests(simulator: ProviderSimulator) -> list[dict[str, Any]]:
     import httpx
 
     return list(httpx.get(f"{simulator.base_url}/_sim/requests").raise_for_status().json())
+
+
+def test_given_the_dispatch_queue_is_unreachable_when_submitting_then_the_task_fails_cleanly(
+    aws: None, simulator: ProviderSimulator
+) -> None:
+    resources = load_template()["Resources"]
+    ddb, secrets = boto3.client("dynamodb"), boto3.client("secretsmanager")
+    table = resources["TasksTable"]["Properties"]
+    ddb.create_table(
+        TableName="tasks",
+        BillingMode=table["BillingMode"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        KeySchema=table["KeySchema"],
+        GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
+    )
+    boto3.client("events").create_event_bus(Name="bus")
+    env = {
+        "TABLE_NAME": "tasks",
+        "BUCKET_NAME": "images",
+        "EVENT_BUS_NAME": "bus",
+        "WEBHOOK_SECRET_ARN": secrets.create_secret(Name="w", SecretString="s" * 32)["ARN"],
+        "PROVIDER_KEYS_SECRET_ARN": secrets.create_secret(Name="k", SecretString="{}")["ARN"],
+        "PROVIDERS": "openai",
+        "DEFAULT_PROVIDERS": "openai",
+        "PROVIDER_URL_OPENAI": simulator.provider_base_url("openai"),
+        "DISPATCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/no-such-queue",
+    }
+    deps = Dependencies(Settings.from_env(env))
+
+    task = submit_task(deps, ImageRequest(prompt="x"), client_id="c1").task
+
+    assert task.status is TaskStatus.FAILED  # a failed task with its event, not a 500
+    assert task.error is not None and task.error.code == "dispatch_unavailable"
+    assert task.events_published == [TaskStatus.SUBMITTED, TaskStatus.FAILED]

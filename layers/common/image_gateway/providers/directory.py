@@ -118,6 +118,7 @@ class ProviderDirectory:
         self._cached: tuple[float, ProviderConfig, dict[str, Provider]] | None = None
 
     def _current(self) -> tuple[ProviderConfig, dict[str, Provider]]:
+        """The configuration and the adapters built from it so far (built on first use)."""
         now = time.monotonic()
         if self._cached is None or now - self._cached[0] >= self._ttl:
             try:
@@ -129,10 +130,7 @@ class ProviderDirectory:
                 logger.exception("providers parameter unreadable; keeping the previous one")
                 self._cached = (now, self._cached[1], self._cached[2])
                 return self._cached[1], self._cached[2]
-            adapters = {
-                name: kind(config.options.get(name)) for name, kind in PROVIDER_TYPES.items()
-            }
-            self._cached = (now, config, adapters)
+            self._cached = (now, config, {})
         return self._cached[1], self._cached[2]
 
     @property
@@ -145,7 +143,10 @@ class ProviderDirectory:
         from image_gateway.providers.registry import get_provider  # the 400 for unknown names
 
         get_provider(name)
-        return self._current()[1][name]
+        config, adapters = self._current()
+        if name not in adapters:
+            adapters[name] = PROVIDER_TYPES[name](config.options.get(name))
+        return adapters[name]
 
     def order(self) -> list[str]:
         """The default fallback order."""

@@ -35,6 +35,7 @@ from image_gateway.service.submit import (
     fail_with_attempts,
     hand_to_provider,
     provider_inputs,
+    qualify,
 )
 
 logger = Logger(child=True)
@@ -128,16 +129,7 @@ def _provider_failed(deps: Dependencies, task: Task, error: ProviderError) -> Ta
 
 def _fallbacks(deps: Dependencies, task: Task) -> list[Candidate]:
     """The providers left to try that are (still) enabled and able to honour the request."""
-    found: list[Candidate] = []
-    for name in task.fallbacks:
-        if not deps.directory.enabled(name):
-            continue
-        provider = deps.directory.provider(name)
-        try:
-            found.append(Candidate(provider, provider.check(task.request)))
-        except Unprocessable:  # a provider that cannot honour it is skipped
-            continue
-    return found
+    return qualify(deps, task.fallbacks, task.request)[0]
 
 
 def _input_failed(deps: Dependencies, task: Task, code: str, message: str) -> Task:

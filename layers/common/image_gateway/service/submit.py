@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from image_gateway.errors import (
     GatewayError,
@@ -34,7 +35,7 @@ from image_gateway.models.task import (
 )
 from image_gateway.providers.base import Mode, Provider, ProviderInputs, SizePlan
 from image_gateway.service.dependencies import Dependencies
-from image_gateway.service.lifecycle import change_status
+from image_gateway.service.lifecycle import change_status, fail_task
 
 logger = Logger(child=True)
 
@@ -168,18 +169,7 @@ def candidate_providers(deps: Dependencies, request: ImageRequest) -> list[Candi
     422 names every provider's reason (and, for sizes, what each one supports).
     """
     names = [request.provider] if request.provider else request.providers or deps.directory.order()
-    usable: list[Candidate] = []
-    refusals: list[Unprocessable] = []
-    disabled: list[str] = []
-    for name in names:
-        provider = deps.directory.provider(name)  # 400 for an unknown name
-        if not deps.directory.enabled(name):
-            disabled.append(name)
-            continue
-        try:
-            usable.append(Candidate(provider, provider.check(request)))
-        except Unprocessable as refusal:
-            refusals.append(refusal)
+    usable, refusals, disabled = qualify(deps, names, request)
     if usable:
         return usable
     if len(refusals) == 1 and not disabled:
@@ -196,6 +186,25 @@ def candidate_providers(deps: Dependencies, request: ImageRequest) -> list[Candi
         f"none of the providers {', '.join(names)} is enabled in this stack",
         code="no_provider_available",
     )
+
+
+def qualify(
+    deps: Dependencies, names: list[str], request: ImageRequest
+) -> tuple[list[Candidate], list[Unprocessable], list[str]]:
+    """Split ``names`` into usable candidates (in order), refusals, and disabled providers."""
+    usable: list[Candidate] = []
+    refusals: list[Unprocessable] = []
+    disabled: list[str] = []
+    for name in names:
+        provider = deps.directory.provider(name)  # 400 for an unknown name
+        if not deps.directory.enabled(name):
+            disabled.append(name)
+            continue
+        try:
+            usable.append(Candidate(provider, provider.check(request)))
+        except Unprocessable as refusal:
+            refusals.append(refusal)
+    return usable, refusals, disabled
 
 
 def _stage_inputs(
@@ -388,10 +397,20 @@ def _queue_sync(
     queued = _record_submission(deps, task.task_id, record, by=by)
     if queued is None:
         return deps.tasks.require(task.task_id)
-    deps.sqs.send_message(
-        QueueUrl=deps.settings.dispatch_queue_url,
-        MessageBody=json.dumps({"task_id": task.task_id, "provider": provider.name}),
-    )
+    try:
+        deps.sqs.send_message(
+            QueueUrl=deps.settings.dispatch_queue_url,
+            MessageBody=json.dumps({"task_id": task.task_id, "provider": provider.name}),
+        )
+    except (BotoCoreError, ClientError) as exc:  # nothing was spent: end it, with its event
+        logger.exception("dispatch queue unavailable", extra={"task_id": task.task_id})
+        error = TaskError(
+            code="dispatch_unavailable",
+            message=f"the task could not be queued for {provider.name}: {type(exc).__name__}",
+            provider=provider.name,
+            retryable=True,
+        )
+        return fail_task(deps, task.task_id, error, by=by) or deps.tasks.require(task.task_id)
     logger.info("queued for dispatch", extra={"task_id": task.task_id, "provider": provider.name})
     return queued
 
