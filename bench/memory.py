@@ -43,7 +43,7 @@ import boto3, httpx
 from botocore.config import Config
 from image_gateway.fetch import SafeFetcher
 from image_gateway.images.json_blobs import parse_json_with_blobs
-from image_gateway.images.store import ImageStore
+from image_gateway.adapters.s3_images import S3ImageStore as ImageStore
 
 s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
 store = ImageStore(s3, args["bucket"])

@@ -211,7 +211,7 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 def run_inbox_demo(info: StackInfo, timeout: float = 60) -> int:
     """Upload a photo to the S3 inbox with boto3 and wait for its edit (the default rule)."""
-    from image_gateway.tasks import TaskStore
+    from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore as TaskStore
 
     inbox = info.outputs["InboxBucketName"]
     key = "products/demo-photo.png"

@@ -238,7 +238,7 @@ class DevStack:
             SecretId=secret_arn,
             SecretString=json.dumps({name: SIMULATOR_API_KEY for name in PROVIDER_TYPES}),
         )
-        from image_gateway.auth import ApiKeyStore
+        from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore as ApiKeyStore
 
         api_key = ApiKeyStore(ddb, table).create_key(self.config.client_id, name="devstack")
         assert self.simulator is not None

@@ -12,12 +12,12 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.errors import GatewayError, NotFound
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
 from image_gateway.models.views import TaskList, TaskSummary, TaskView
 from image_gateway.providers.registry import PROVIDER_TYPES
-from image_gateway.service.dependencies import LazyDependencies
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.submit import submit_task
 

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from image_gateway.service.dependencies import LazyDependencies
+from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.service.dispatch import dispatch, give_up
 
 logger = Logger()

@@ -11,10 +11,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.models.task import TaskError
-from image_gateway.service.dependencies import LazyDependencies
-from image_gateway.service.finalize import poll_step
 from image_gateway.service.lifecycle import fail_task
+from image_gateway.service.poll import poll_step
 
 logger = Logger()
 DEPS = LazyDependencies()

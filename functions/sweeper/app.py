@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from image_gateway.service.dependencies import LazyDependencies
-from image_gateway.service.finalize import sweep
+from image_gateway.adapters.aws import LazyDependencies
+from image_gateway.service.sweep import sweep
 
 logger = Logger()
 DEPS = LazyDependencies()

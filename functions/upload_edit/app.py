@@ -18,8 +18,9 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway.adapters.aws import LazyInboxDependencies
 from image_gateway.inbox.objects import ObjectCreated
-from image_gateway.service.upload_edit import LazyInboxDependencies, edit_upload
+from image_gateway.service.upload_edit import edit_upload
 
 logger = Logger()
 metrics = Metrics()

@@ -12,9 +12,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from image_gateway.service.dependencies import LazyDependencies
-from image_gateway.service.finalize import RetryLater, refresh_task
-from image_gateway.tasks import TaskNotFound
+from image_gateway.adapters.aws import LazyDependencies
+from image_gateway.ports import TaskNotFound
+from image_gateway.service.refresh import RetryLater, refresh_task
 
 logger = Logger()
 DEPS = LazyDependencies()

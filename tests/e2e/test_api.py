@@ -7,7 +7,7 @@ import base64
 import boto3
 import httpx
 import pytest
-from image_gateway.auth import ApiKeyStore
+from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore as ApiKeyStore
 
 from devstack.stack import StackInfo
 from tests.e2e.support import submit, wait_terminal

@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
+from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore as TaskStore
 from image_gateway.models.task import Task
-from image_gateway.tasks import TaskStore
 from PIL import Image, ImageDraw
 
 from devstack.stack import DevStack, StackInfo, wait_until

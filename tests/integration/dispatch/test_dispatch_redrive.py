@@ -18,10 +18,10 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from image_gateway.adapters.aws import AwsDependencies as Dependencies
 from image_gateway.config import Settings
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import TaskStatus
-from image_gateway.service.dependencies import Dependencies
 from image_gateway.service.submit import submit_task
 from moto import mock_aws
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import boto3
 import pytest
+from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore as TaskStore
 from image_gateway.models.request import ImageRequest, Operation
 from image_gateway.models.task import Task, TaskStatus
-from image_gateway.tasks import TaskStore
 from moto import mock_aws
 
 from devstack.template import load_template

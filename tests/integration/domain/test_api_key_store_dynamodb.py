@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from image_gateway.auth import ApiKeyStore
+from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore as ApiKeyStore
 from image_gateway.errors import Unauthorized
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from image_gateway.events import EventPublisher
+from image_gateway.adapters.eventbridge import EventBridgePublisher as EventPublisher
 from image_gateway.models.events import TaskEventDetail
 from image_gateway.models.task import ImageOutput, Task, TaskError, TaskStatus
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore as IdempotencyStore
 from image_gateway.errors import Conflict, InvalidRequest
-from image_gateway.idempotency import IdempotencyStore
+from image_gateway.idempotency import fingerprint
 
 BODY = '{"prompt":"a red fox"}'
 
@@ -19,15 +20,15 @@ def claims(dynamodb: Any, table_name: str) -> IdempotencyStore:
 def test_given_a_fresh_key_when_claimed_then_there_is_no_earlier_task(
     claims: IdempotencyStore,
 ) -> None:
-    assert claims.claim("client-a", "key-1", claims.fingerprint(BODY), "task-1") is None
+    assert claims.claim("client-a", "key-1", fingerprint(BODY), "task-1") is None
 
 
 def test_given_a_claimed_key_when_the_same_body_repeats_then_the_first_task_id_comes_back(
     claims: IdempotencyStore,
 ) -> None:
-    claims.claim("client-a", "key-1", claims.fingerprint(BODY), "task-1")
+    claims.claim("client-a", "key-1", fingerprint(BODY), "task-1")
 
-    earlier = claims.claim("client-a", "key-1", claims.fingerprint(BODY), "task-2")
+    earlier = claims.claim("client-a", "key-1", fingerprint(BODY), "task-2")
 
     assert earlier == "task-1"
 
@@ -35,10 +36,10 @@ def test_given_a_claimed_key_when_the_same_body_repeats_then_the_first_task_id_c
 def test_given_a_claimed_key_when_another_body_comes_then_it_is_a_conflict(
     claims: IdempotencyStore,
 ) -> None:
-    claims.claim("client-a", "key-1", claims.fingerprint(BODY), "task-1")
+    claims.claim("client-a", "key-1", fingerprint(BODY), "task-1")
 
     with pytest.raises(Conflict) as caught:
-        claims.claim("client-a", "key-1", claims.fingerprint('{"prompt":"a blue fox"}'), "task-2")
+        claims.claim("client-a", "key-1", fingerprint('{"prompt":"a blue fox"}'), "task-2")
 
     assert caught.value.code == "idempotency_key_reused"
     assert caught.value.status_code == 409
@@ -47,32 +48,32 @@ def test_given_a_claimed_key_when_another_body_comes_then_it_is_a_conflict(
 def test_given_a_conflict_when_the_first_body_repeats_then_the_first_task_still_wins(
     claims: IdempotencyStore,
 ) -> None:
-    claims.claim("client-a", "key-1", claims.fingerprint(BODY), "task-1")
+    claims.claim("client-a", "key-1", fingerprint(BODY), "task-1")
     with pytest.raises(Conflict):
-        claims.claim("client-a", "key-1", claims.fingerprint("{}"), "task-2")
+        claims.claim("client-a", "key-1", fingerprint("{}"), "task-2")
 
-    assert claims.claim("client-a", "key-1", claims.fingerprint(BODY), "task-3") == "task-1"
+    assert claims.claim("client-a", "key-1", fingerprint(BODY), "task-3") == "task-1"
 
 
 def test_given_a_key_claimed_by_another_client_when_claimed_then_it_is_fresh(
     claims: IdempotencyStore,
 ) -> None:
-    claims.claim("client-a", "key-1", claims.fingerprint(BODY), "task-1")
+    claims.claim("client-a", "key-1", fingerprint(BODY), "task-1")
 
-    assert claims.claim("client-b", "key-1", claims.fingerprint(BODY), "task-2") is None
+    assert claims.claim("client-b", "key-1", fingerprint(BODY), "task-2") is None
 
 
 def test_given_ids_that_concatenate_alike_when_two_clients_claim_then_they_stay_apart(
     claims: IdempotencyStore,
 ) -> None:
-    claims.claim("a", "b#c", claims.fingerprint(BODY), "task-of-a")
+    claims.claim("a", "b#c", fingerprint(BODY), "task-of-a")
 
-    assert claims.claim("a#b", "c", claims.fingerprint(BODY), "task-of-a#b") is None
+    assert claims.claim("a#b", "c", fingerprint(BODY), "task-of-a#b") is None
 
 
 def test_given_the_same_text_when_fingerprinted_then_it_is_stable_and_body_sensitive() -> None:
-    assert IdempotencyStore.fingerprint(BODY) == IdempotencyStore.fingerprint(BODY)
-    assert IdempotencyStore.fingerprint(BODY) != IdempotencyStore.fingerprint(BODY + " ")
+    assert fingerprint(BODY) == fingerprint(BODY)
+    assert fingerprint(BODY) != fingerprint(BODY + " ")
 
 
 @pytest.mark.parametrize(
@@ -84,7 +85,7 @@ def test_given_a_malformed_key_when_claimed_then_it_is_an_invalid_request(
     claims: IdempotencyStore, key: str
 ) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        claims.claim("client-a", key, claims.fingerprint(BODY), "task-1")
+        claims.claim("client-a", key, fingerprint(BODY), "task-1")
 
     assert caught.value.code == "invalid_idempotency_key"
 
@@ -92,4 +93,4 @@ def test_given_a_malformed_key_when_claimed_then_it_is_an_invalid_request(
 def test_given_a_key_of_128_printable_characters_when_claimed_then_it_is_accepted(
     claims: IdempotencyStore,
 ) -> None:
-    assert claims.claim("client-a", "k" * 128, claims.fingerprint(BODY), "task-1") is None
+    assert claims.claim("client-a", "k" * 128, fingerprint(BODY), "task-1") is None

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore as TaskStore
 from image_gateway.errors import InvalidRequest
 from image_gateway.models.task import Task, TaskStatus, utc_now
-from image_gateway.tasks import ForbiddenTransition, TaskStore
+from image_gateway.ports import ForbiddenTransition
 
 TaskFactory = Callable[..., Task]
 ReadRaw = Callable[[str], dict[str, Any]]

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from image_gateway.adapters.s3_images import S3ImageStore as ImageStore
 from image_gateway.errors import InvalidImage, NotFound, PayloadTooLarge
-from image_gateway.images.store import ImageStore, StoredImage
+from image_gateway.images.store import StoredImage
 
 BUCKET = "image-gateway-images-test"
 MIB = 1024 * 1024

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from image_gateway.adapters.s3_images import S3ImageStore as ImageStore
 from image_gateway.errors import InvalidImage
 from image_gateway.images.json_blobs import parse_json_with_blobs
-from image_gateway.images.store import ImageStore
 
 MIB = 1024 * 1024
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from image_gateway.adapters.s3_inbox import S3InboxObjects as InboxObjects
 from image_gateway.errors import UploadRejected
 from image_gateway.inbox.naming import UploadKind, classify_key, find_companions, photo_stem
-from image_gateway.inbox.objects import InboxObjects, ObjectCreated, SourceSuperseded
+from image_gateway.inbox.objects import ObjectCreated, SourceSuperseded
 from image_gateway.inbox.rules import InboxRules, RulesSource
 from image_gateway.service.upload_edit import upload_identity
 
@@ -82,11 +83,13 @@ class _FakeSsm:
 
 def test_rules_are_read_once_per_cache_period_and_edits_apply_after_it() -> None:
     ssm = _FakeSsm(json.dumps({"rules": [{"prefix": "a/", "prompt": "one"}]}))
-    cached = RulesSource(ssm, "/stack/inbox-rules", ttl_seconds=3600)
+    cached = RulesSource(
+        lambda: ssm.get_parameter(Name="/r")["Parameter"]["Value"], ttl_seconds=3600
+    )
     assert cached.current().rules[0].prompt == "one"
     ssm.value = json.dumps({"rules": [{"prefix": "a/", "prompt": "two"}]})
     assert cached.current().rules[0].prompt == "one" and ssm.calls == 1
-    fresh = RulesSource(ssm, "/stack/inbox-rules", ttl_seconds=0)
+    fresh = RulesSource(lambda: ssm.get_parameter(Name="/r")["Parameter"]["Value"], ttl_seconds=0)
     assert fresh.current().rules[0].prompt == "two"
 
 

@@ -1,32 +1,28 @@
-"""Store images in S3 in bounded memory: spool, check, then upload in sequential parts."""
+"""Images on their way into storage: spooled in bounded memory, counted, hashed and sniffed.
+
+:func:`spooled_image` is what every image repository (the S3 adapter and the in-memory fake)
+does before it keeps anything, so both refuse the same bytes the same way.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
-from image_gateway.errors import NotFound, PayloadTooLarge, aws_error_code
-from image_gateway.images.base64_stream import iter_base64_decoded
-from image_gateway.images.sniff import sniff_image
-
-logger = logging.getLogger(__name__)
+from image_gateway.errors import PayloadTooLarge
+from image_gateway.images.sniff import ImageInfo, sniff_image
 
 # Spool small images in memory and larger ones in /tmp (the only writable path on Lambda).
 _SPOOL_MEMORY = 1 << 20
-_READ_CHUNK = 1 << 20
-# S3 rejects multipart parts below 5 MiB (except the last one).
-_S3_MIN_PART_SIZE = 5 * 1024 * 1024
-_CHECKSUM_ALGORITHM = "CRC32"
-_CHECKSUM_MEMBER = "ChecksumCRC32"
 
 
 @dataclass(frozen=True, slots=True)
 class StoredImage:
-    """An image stored in S3, with what we learnt about it on the way in."""
+    """An image in storage, with what we learnt about it on the way in."""
 
     bucket: str
     key: str
@@ -37,165 +33,35 @@ class StoredImage:
     sha256: str
 
 
-class ImageStore:
-    """Stores images in one S3 bucket and hands them out again, never holding a whole image.
+@dataclass(frozen=True, slots=True)
+class SpooledImage:
+    """A checked image waiting in a temporary file (positioned at its start)."""
 
-    Bytes are spooled to a temporary file (hashed and counted on the way), recognised with
-    :func:`~image_gateway.images.sniff.sniff_image`, then uploaded with one ``put_object`` when
-    smaller than ``part_size`` or as a multipart upload of ``part_size`` parts sent one after
-    the other, so memory stays around one part. Encryption is the bucket's default.
+    file: IO[bytes]
+    size_bytes: int
+    sha256: str
+    info: ImageInfo
+
+
+@contextmanager
+def spooled_image(chunks: Iterable[bytes], *, max_bytes: int) -> Iterator[SpooledImage]:
+    """Spool ``chunks`` (memory up to 1 MiB, then /tmp), hash them and read the image header.
+
+    Raises:
+        PayloadTooLarge: more than ``max_bytes`` bytes (reading stops there).
+        InvalidImage: the bytes are not a PNG, JPEG or WebP image.
     """
-
-    def __init__(
-        self,
-        s3_client: Any,
-        bucket: str,
-        *,
-        part_size: int = 8 * 1024 * 1024,
-        max_bytes: int = 50 * 1024 * 1024,
-    ) -> None:
-        if part_size < _S3_MIN_PART_SIZE:
-            raise ValueError(f"part_size must be at least {_S3_MIN_PART_SIZE} bytes (S3 minimum)")
-        self._s3 = s3_client
-        self._bucket = bucket
-        self._part_size = part_size
-        self._max_bytes = max_bytes
-
-    def store(
-        self, chunks: Iterable[bytes], key_stem: str, *, metadata: dict[str, str] | None = None
-    ) -> StoredImage:
-        """Store the image given as byte chunks at ``{key_stem}.{png|jpg|webp}``.
-
-        Raises:
-            PayloadTooLarge: more than ``max_bytes`` bytes (reading stops there).
-            InvalidImage: the bytes are not a PNG, JPEG or WebP image; nothing is uploaded.
-        """
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
-            size, sha256 = self._spool(chunks, spool)
-            info = sniff_image(spool)
-            key = f"{key_stem}.{info.extension}"
-            extra: dict[str, Any] = {"ContentType": info.content_type}
-            if metadata:
-                extra["Metadata"] = dict(metadata)
-            if size < self._part_size:
-                self._s3.put_object(Bucket=self._bucket, Key=key, Body=spool.read(), **extra)
-            else:
-                self._upload_multipart(spool, key, extra)
-        return StoredImage(
-            bucket=self._bucket,
-            key=key,
-            content_type=info.content_type,
-            width=info.width,
-            height=info.height,
-            size_bytes=size,
-            sha256=sha256,
-        )
-
-    def store_base64(
-        self,
-        chunks: Iterable[bytes | str],
-        key_stem: str,
-        *,
-        metadata: dict[str, str] | None = None,
-    ) -> StoredImage:
-        """Like :meth:`store`, from base64 text (raw or a ``data:...;base64,`` URL) in chunks.
-
-        Raises:
-            InvalidImage: the text is not valid base64, or does not decode to an image.
-            PayloadTooLarge: the decoded image is over ``max_bytes``.
-        """
-        return self.store(iter_base64_decoded(chunks), key_stem, metadata=metadata)
-
-    def presigned_get_url(self, key: str, expires_in: int = 3600) -> str:
-        """A URL that lets anyone holding it GET the object for ``expires_in`` seconds.
-
-        The S3 client should be configured with ``signature_version="s3v4"``: SigV2 URLs (what
-        boto3 may still produce by default in us-east-1) do not work on SSE-KMS objects.
-        """
-        url: str = self._s3.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self._bucket, "Key": key},
-            ExpiresIn=expires_in,
-        )
-        return url
-
-    def exists(self, key: str) -> bool:
-        """Whether an object is stored at ``key``."""
-        try:
-            self._s3.head_object(Bucket=self._bucket, Key=key)
-        except Exception as error:
-            if aws_error_code(error) in {"NoSuchKey", "404", "NotFound"}:
-                return False
-            raise
-        return True
-
-    def open_stream(self, key: str) -> Iterator[bytes]:
-        """Yield a stored object's bytes in 1 MiB chunks (the request starts on first use).
-
-        Raises:
-            NotFound: there is no object at ``key``.
-        """
-        try:
-            response = self._s3.get_object(Bucket=self._bucket, Key=key)
-        except Exception as error:
-            if aws_error_code(error) in {"NoSuchKey", "404", "NotFound"}:
-                raise NotFound(f"stored image {key} does not exist") from None
-            raise
-        body = response["Body"]
-        try:
-            yield from body.iter_chunks(_READ_CHUNK)
-        finally:
-            body.close()
-
-    def _spool(self, chunks: Iterable[bytes], spool: IO[bytes]) -> tuple[int, str]:
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
         digest = hashlib.sha256()
         size = 0
         for chunk in chunks:
             size += len(chunk)
-            if size > self._max_bytes:
+            if size > max_bytes:
                 raise PayloadTooLarge(
-                    f"image is larger than the {self._max_bytes}-byte limit",
-                    limit_bytes=self._max_bytes,
+                    f"image is larger than the {max_bytes}-byte limit", limit_bytes=max_bytes
                 )
             digest.update(chunk)
             spool.write(chunk)
         spool.seek(0)
-        return size, digest.hexdigest()
-
-    def _upload_multipart(self, spool: IO[bytes], key: str, extra: dict[str, Any]) -> None:
-        # Like boto3's own transfer manager: name the checksum algorithm at creation and hand
-        # each part's checksum back on completion, as S3 requires once parts carry checksums.
-        upload_id = self._s3.create_multipart_upload(
-            Bucket=self._bucket, Key=key, ChecksumAlgorithm=_CHECKSUM_ALGORITHM, **extra
-        )["UploadId"]
-        try:
-            parts: list[dict[str, Any]] = []
-            part_number = 1
-            while part := spool.read(self._part_size):
-                response = self._s3.upload_part(
-                    Bucket=self._bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=part_number,
-                    Body=part,
-                    ChecksumAlgorithm=_CHECKSUM_ALGORITHM,
-                )
-                completed = {"PartNumber": part_number, "ETag": response["ETag"]}
-                if _CHECKSUM_MEMBER in response:
-                    completed[_CHECKSUM_MEMBER] = response[_CHECKSUM_MEMBER]
-                parts.append(completed)
-                part_number += 1
-                del part  # drop this part before the next read
-            self._s3.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-        except BaseException:
-            try:
-                self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
-            except Exception:
-                # Left for the bucket's AbortIncompleteMultipartUpload lifecycle rule.
-                logger.warning("could not abort multipart upload of %s", key, exc_info=True)
-            raise
+        info = sniff_image(spool)  # leaves the file at 0
+        yield SpooledImage(file=spool, size_bytes=size, sha256=digest.hexdigest(), info=info)

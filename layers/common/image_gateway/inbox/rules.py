@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -129,17 +130,15 @@ class InboxRules(BaseModel):
 
 
 class RulesSource:
-    """The rules document from an SSM parameter, cached for ``ttl_seconds`` (edits apply then)."""
+    """The rules document (an SSM parameter in AWS), cached for ``ttl_seconds``."""
 
-    def __init__(self, ssm_client: Any, parameter_name: str, *, ttl_seconds: float) -> None:
-        self._ssm = ssm_client
-        self._name = parameter_name
+    def __init__(self, load: Callable[[], str], *, ttl_seconds: float) -> None:
+        self._load = load
         self._ttl = ttl_seconds
         self._cached: tuple[float, str] | None = None
 
     def current(self) -> InboxRules:
         """The rules in force now (raises :class:`UploadRejected` if the document is invalid)."""
         if self._cached is None or time.monotonic() - self._cached[0] >= self._ttl:
-            value = self._ssm.get_parameter(Name=self._name)["Parameter"]["Value"]
-            self._cached = (time.monotonic(), str(value))
+            self._cached = (time.monotonic(), self._load())
         return InboxRules.parse(self._cached[1])

@@ -16,11 +16,10 @@ class InboxSettings(BaseModel):
     rules_parameter: str
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_pixels: int = Field(default=4096 * 4096, gt=0)
-    rules_cache_seconds: float = Field(default=60.0, ge=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> InboxSettings:
-        """Read ``INBOX_*`` variables (the rules cache follows ``TIME_SCALE``)."""
+        """Read ``INBOX_*`` variables."""
         env = os.environ if environ is None else environ
         raw: dict[str, object] = {
             "bucket_name": env.get("INBOX_BUCKET_NAME"),
@@ -33,7 +32,6 @@ class InboxSettings(BaseModel):
         }.items():
             if env.get(var):
                 raw[field] = env[var]
-        raw["rules_cache_seconds"] = 60.0 * float(env.get("TIME_SCALE") or 1)
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:

@@ -26,17 +26,13 @@ from image_gateway.errors import (
     UnsafeUrl,
 )
 from image_gateway.models.task import ProviderAttempt, Task, TaskError, TaskStatus, utc_now
+from image_gateway.ports import Dependencies
 from image_gateway.providers.base import ProviderState
-from image_gateway.service.dependencies import Dependencies
-from image_gateway.service.finalize import RetryLater, finalize_success
+from image_gateway.service.handoff import fail_with_attempts, failed_attempt, hand_to_provider
 from image_gateway.service.lifecycle import change_status, fail_task
-from image_gateway.service.submit import (
-    Candidate,
-    fail_with_attempts,
-    hand_to_provider,
-    provider_inputs,
-    qualify,
-)
+from image_gateway.service.refresh import RetryLater, finalize_success
+from image_gateway.service.routing import qualify
+from image_gateway.service.staging import input_opener, provider_inputs
 
 logger = Logger(child=True)
 
@@ -59,15 +55,14 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
         return task
     if task.status is TaskStatus.SUBMITTED:
         running = change_status(deps, task_id, TaskStatus.RUNNING, by="dispatch")
-        if running is None:  # cancelled meanwhile
-            return deps.tasks.require(task_id)
-        task = running
+        if not running.changed:  # cancelled meanwhile
+            return running.task
+        task = running.task
 
     inputs = provider_inputs(deps, task.request)
-    opener = deps.input_opener(task.request.images, task.request.mask)
+    opener = input_opener(deps, task.request)
     try:
-        client = deps.provider_client(provider)
-        status = client.run_sync(task.request, inputs, opener)
+        status = deps.providers.client(provider).run_sync(task.request, inputs, opener)
     except ProviderError as error:
         return _provider_failed(deps, task, error)
     except DownloadFailed as exc:
@@ -78,7 +73,7 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
         return _input_failed(deps, task, exc.code, exc.message)
     except Unprocessable as exc:  # the provider's options or capabilities changed meanwhile
         refusal = TaskError(code=exc.code, message=exc.message, provider=provider)
-        return fail_task(deps, task_id, refusal, by="dispatch") or deps.tasks.require(task_id)
+        return fail_task(deps, task_id, refusal, by="dispatch").task
 
     with status:
         if status.state is not ProviderState.SUCCEEDED:  # parse_sync only returns successes
@@ -100,7 +95,7 @@ def give_up(deps: Dependencies, task_id: str, provider: str) -> Task | None:
         provider=provider,
     )
     logger.error("dispatch gave up", extra={"task_id": task_id, "provider": provider})
-    return fail_task(deps, task_id, error, by="dispatch") or deps.tasks.require(task_id)
+    return fail_task(deps, task_id, error, by="dispatch").task
 
 
 def _provider_failed(deps: Dependencies, task: Task, error: ProviderError) -> Task:
@@ -108,17 +103,10 @@ def _provider_failed(deps: Dependencies, task: Task, error: ProviderError) -> Ta
         "sync provider call failed",
         extra={"task_id": task.task_id, "provider": task.provider, "code": error.code},
     )
-    attempts = [
-        *task.attempts,
-        ProviderAttempt(
-            provider=task.provider,
-            at=utc_now(),
-            outcome="failed",
-            error=TaskError.from_provider_error(error),
-        ),
-    ]
+    attempts = [*task.attempts, failed_attempt(task.provider, error)]
     if error.retryable:
-        candidates = _fallbacks(deps, task)
+        # the providers left to try that are (still) enabled and able to honour the request
+        candidates = qualify(deps, task.fallbacks, task.request)[0]
         if candidates:
             task = deps.tasks.update(task.task_id, lambda t: setattr(t, "attempts", attempts))
             return hand_to_provider(
@@ -127,11 +115,6 @@ def _provider_failed(deps: Dependencies, task: Task, error: ProviderError) -> Ta
     return fail_with_attempts(deps, task.task_id, error, attempts, by="dispatch")
 
 
-def _fallbacks(deps: Dependencies, task: Task) -> list[Candidate]:
-    """The providers left to try that are (still) enabled and able to honour the request."""
-    return qualify(deps, task.fallbacks, task.request)[0]
-
-
 def _input_failed(deps: Dependencies, task: Task, code: str, message: str) -> Task:
     error = TaskError(code=code, message=f"an input image could not be sent: {message}")
-    return fail_task(deps, task.task_id, error, by="dispatch") or deps.tasks.require(task.task_id)
+    return fail_task(deps, task.task_id, error, by="dispatch").task

@@ -1,25 +1,32 @@
 """Status changes with their events: the only way a task reaches a new status.
 
-Each change is a conditional write (``TaskStore.transition``); the writer that wins emits the
-event, then records that it did. A crash between the two leaves the task on the sweeper's index,
-which emits the missing event later (at least once; subscribers deduplicate on ``event_id``).
+Each change is a conditional write (``TaskRepository.transition``); the writer that wins emits
+the event, then records that it did. A crash between the two leaves the task on the sweeper's
+index, which emits the missing event later (at least once; subscribers deduplicate on
+``event_id``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import Conflict
-from image_gateway.events import EventPublishError
 from image_gateway.models.events import DETAIL_TYPES
-from image_gateway.models.task import Task, TaskError, TaskStatus, utc_now
-from image_gateway.service.dependencies import Dependencies
-from image_gateway.tasks import ForbiddenTransition
+from image_gateway.models.task import Task, TaskError, TaskStatus
+from image_gateway.ports import Dependencies, EventPublishError, ForbiddenTransition
 
 logger = Logger(child=True)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a status change did: the task as it now stands, and whether this call changed it."""
+
+    task: Task
+    changed: bool
 
 
 def change_status(
@@ -29,8 +36,8 @@ def change_status(
     *,
     by: str,
     change: Callable[[Task], None] | None = None,
-) -> Task | None:
-    """Move a task and announce it; None when the status machine refused (someone was first).
+) -> Transition:
+    """Move a task and announce it; ``changed`` is False when someone else was first.
 
     A failed task costs nothing (providers do not bill failures): its estimate becomes 0.
     """
@@ -43,9 +50,9 @@ def change_status(
             "transition refused",
             extra={"task_id": task_id, "from": refused.task.status, "to": target, "by": by},
         )
-        return None
+        return Transition(refused.task, changed=False)
     logger.info("task status", extra={"task_id": task_id, "status": target, "by": by})
-    return publish_pending_event(deps, task)
+    return Transition(publish_pending_event(deps, task), changed=True)
 
 
 def _free(change: Callable[[Task], None] | None) -> Callable[[Task], None]:
@@ -77,7 +84,7 @@ def publish_pending_event(deps: Dependencies, task: Task) -> Task:
     return deps.tasks.update(task.task_id, mark)
 
 
-def fail_task(deps: Dependencies, task_id: str, error: TaskError, *, by: str) -> Task | None:
+def fail_task(deps: Dependencies, task_id: str, error: TaskError, *, by: str) -> Transition:
     """End the task as failed with ``error``."""
 
     def set_error(task: Task) -> None:
@@ -86,7 +93,7 @@ def fail_task(deps: Dependencies, task_id: str, error: TaskError, *, by: str) ->
     return change_status(deps, task_id, TaskStatus.FAILED, by=by, change=set_error)
 
 
-def expire_task(deps: Dependencies, task_id: str, *, by: str) -> Task | None:
+def expire_task(deps: Dependencies, task_id: str, *, by: str) -> Transition:
     """End the task as expired: its deadline passed without a result."""
 
     def set_error(task: Task) -> None:
@@ -101,21 +108,11 @@ def expire_task(deps: Dependencies, task_id: str, *, by: str) -> Task | None:
 
 def cancel_task(deps: Dependencies, task: Task) -> Task:
     """Cancel a task that has not finished; 409 when it already has."""
-    cancelled = change_status(deps, task.task_id, TaskStatus.CANCELLED, by="cancel")
-    if cancelled is None:
-        current = deps.tasks.require(task.task_id)
+    outcome = change_status(deps, task.task_id, TaskStatus.CANCELLED, by="cancel")
+    if not outcome.changed:
         raise Conflict(
-            f"task is already {current.status.value} and cannot be cancelled",
+            f"task is already {outcome.task.status.value} and cannot be cancelled",
             code="task_not_cancellable",
-            status=current.status.value,
+            status=outcome.task.status.value,
         )
-    return cancelled
-
-
-def next_check(deps: Dependencies, seconds: float) -> Callable[[Task], None]:
-    """A change that reschedules when the sweeper next looks at the task."""
-
-    def reschedule(task: Task) -> None:
-        task.check_at = utc_now() + timedelta(seconds=deps.settings.scaled(seconds))
-
-    return reschedule
+    return outcome.task

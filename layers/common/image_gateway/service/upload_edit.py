@@ -12,20 +12,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
 
 from aws_lambda_powertools import Logger
 
-from image_gateway.config import Settings
 from image_gateway.errors import GatewayError, InvalidImage, PayloadTooLarge, UploadRejected
-from image_gateway.images.store import ImageStore, StoredImage
+from image_gateway.images.store import StoredImage
 from image_gateway.inbox.naming import classify_key, find_companions, photo_stem
-from image_gateway.inbox.objects import InboxObject, InboxObjects, ObjectCreated, SourceSuperseded
-from image_gateway.inbox.rules import InboxRule, RulesSource
-from image_gateway.inbox.settings import InboxSettings
+from image_gateway.inbox.objects import InboxObject, ObjectCreated, SourceSuperseded
+from image_gateway.inbox.rules import InboxRule
 from image_gateway.models.request import MAX_PROMPT_CHARS, ImageRequest, Operation
 from image_gateway.models.task import SourceObject, TaskError
-from image_gateway.service.dependencies import Dependencies
+from image_gateway.ports import InboxDependencies
 from image_gateway.service.lifecycle import fail_task
 from image_gateway.service.submit import new_task_id, reject_task, submit_task
 
@@ -52,50 +49,6 @@ class UploadResult:
 
     outcome: UploadOutcome
     task_id: str | None = None
-
-
-class InboxDependencies:
-    """The gateway's dependencies plus the inbox bucket and its rules."""
-
-    def __init__(self, core: Dependencies, settings: InboxSettings) -> None:
-        self.core = core
-        self.settings = settings
-
-    @cached_property
-    def objects(self) -> InboxObjects:
-        """The inbox bucket."""
-        return InboxObjects(self.core.s3, self.settings.bucket_name)
-
-    @cached_property
-    def rules(self) -> RulesSource:
-        """The rules document, cached."""
-        return RulesSource(
-            self.core.ssm,
-            self.settings.rules_parameter,
-            ttl_seconds=self.settings.rules_cache_seconds,
-        )
-
-    @cached_property
-    def staging(self) -> ImageStore:
-        """The images bucket, refusing inputs over the inbox's byte limit."""
-        return ImageStore(
-            self.core.s3, self.core.settings.bucket_name, max_bytes=self.settings.max_image_bytes
-        )
-
-
-class LazyInboxDependencies:
-    """One ``InboxDependencies`` per execution environment, built at the first event."""
-
-    def __init__(self) -> None:
-        self._deps: InboxDependencies | None = None
-
-    def get(self) -> InboxDependencies:
-        """Build on first use from the function's environment."""
-        if self._deps is None:
-            self._deps = InboxDependencies(
-                Dependencies(Settings.from_env()), InboxSettings.from_env()
-            )
-        return self._deps
 
 
 def upload_identity(bucket: str, key: str, etag: str | None, version_id: str | None) -> str:

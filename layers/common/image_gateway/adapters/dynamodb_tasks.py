@@ -1,4 +1,4 @@
-"""TaskStore: tasks in DynamoDB, changed only by conditional writes.
+"""DynamoDBTaskStore: tasks in DynamoDB (adapter of ``ports.TaskRepository``).
 
 Item layout (one table, see template.yaml):
 - ``pk=TASK#<id>, sk=TASK``: ``status``, ``client_id``, ``version``, ``doc`` (the Task as JSON);
@@ -17,12 +17,10 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
-
 from image_gateway.errors import InvalidRequest
 from image_gateway.models.task import (
     ALLOWED_PREVIOUS,
@@ -32,33 +30,12 @@ from image_gateway.models.task import (
     TaskStatus,
     utc_now,
 )
+from image_gateway.ports import ForbiddenTransition, TaskExists, TaskNotFound, TaskPage
 
 OPEN_SHARDS = 4
 TASK_RETENTION = timedelta(days=90)
 BY_CLIENT_INDEX = "ByClient"
 OPEN_BY_CHECK_INDEX = "OpenByCheckTime"
-_MAX_RETRIES = 5
-
-
-class ForbiddenTransition(Exception):
-    """The status machine does not allow this change (or the task is already terminal)."""
-
-    def __init__(self, task: Task, target: TaskStatus) -> None:
-        super().__init__(f"task {task.task_id}: {task.status} -> {target} is not allowed")
-        self.task = task
-        self.target = target
-
-
-class TaskNotFound(Exception):
-    """No task with that id."""
-
-
-@dataclass(frozen=True)
-class TaskPage:
-    """One page of a client's tasks, newest first."""
-
-    tasks: list[Task]
-    next_cursor: str | None
 
 
 def _task_key(task_id: str) -> dict[str, Any]:
@@ -70,12 +47,13 @@ def _open_shard(task_id: str) -> str:
     return f"OPEN#{digest[0] % OPEN_SHARDS}"
 
 
-class TaskStore:
+class DynamoDBTaskStore:
     """Reads and writes tasks; the only code that knows the table's item layout."""
 
-    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
+    def __init__(self, dynamodb_client: Any, table_name: str, *, write_attempts: int = 5) -> None:
         self._ddb = dynamodb_client
         self._table = table_name
+        self._write_attempts = write_attempts
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, task_id: str) -> Task | None:
@@ -130,12 +108,17 @@ class TaskStore:
 
     # -- writing -----------------------------------------------------------------------------
     def create(self, task: Task) -> None:
-        """Store a new task; a second create with the same id fails."""
-        self._ddb.put_item(
-            TableName=self._table,
-            Item=self._to_item(task),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        """Store a new task; a second create with the same id raises TaskExists."""
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=self._to_item(task),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise TaskExists(task.task_id) from None
+            raise
 
     def transition(
         self,
@@ -180,7 +163,7 @@ class TaskStore:
         return self._update(task_id, mutate)
 
     def _update(self, task_id: str, mutate: Callable[[Task], Task]) -> Task:
-        for _ in range(_MAX_RETRIES):
+        for _ in range(self._write_attempts):
             current = self.require(task_id)
             read_version = current.version
             read_status = current.status

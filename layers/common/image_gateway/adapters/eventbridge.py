@@ -1,4 +1,4 @@
-"""EventPublisher: the versioned ``Image Task *`` events on the custom bus."""
+"""EventBridgePublisher: ``Image Task *`` events on the custom bus (``ports.EventPublisher``)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ from typing import Any
 
 from image_gateway.models.events import TaskEventDetail
 from image_gateway.models.task import Task
+from image_gateway.ports import EventPublishError
 
 
-class EventPublishError(Exception):
-    """EventBridge did not accept the event (the caller retries; nothing is lost)."""
-
-
-class EventPublisher:
+class EventBridgePublisher:
     """Puts one event per terminal (and submitted) status; checks FailedEntryCount."""
 
     def __init__(self, events_client: Any, bus_name: str, source: str) -> None:

@@ -1,0 +1,256 @@
+"""AwsDependencies: the ports wired to AWS (or moto) and to the providers over HTTP.
+
+Handlers keep one per execution environment (:class:`LazyDependencies`, built at the first
+event, never at import); every client is built on first use, so a function pays only for the
+clients its route touches. Tests use ``tests/fakes`` instead, or this against moto.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from typing import Any
+
+import boto3
+import httpx
+from botocore.config import Config
+from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
+from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
+from image_gateway.adapters.eventbridge import EventBridgePublisher
+from image_gateway.adapters.http_providers import HttpProviderClients
+from image_gateway.adapters.s3_images import S3ImageStore
+from image_gateway.adapters.s3_inbox import S3InboxObjects
+from image_gateway.adapters.sqs_dispatch import SqsDispatchQueue
+from image_gateway.adapters.stepfunctions_poll import StepFunctionsPollLoops
+from image_gateway.auth import WebhookSigner
+from image_gateway.config import Settings
+from image_gateway.fetch import SafeFetcher
+from image_gateway.inbox.rules import RulesSource
+from image_gateway.inbox.settings import InboxSettings
+from image_gateway.providers.directory import ProviderDirectory
+from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
+
+
+class SecretCache:
+    """Secrets Manager values cached for a few minutes (one call per cold start, not per event)."""
+
+    def __init__(self, client: Any, *, ttl_seconds: float) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._values: dict[str, tuple[float, str]] = {}
+
+    def get(self, secret_id: str) -> str:
+        """The secret's string value."""
+        cached = self._values.get(secret_id)
+        if cached and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        value = str(self._client.get_secret_value(SecretId=secret_id)["SecretString"])
+        self._values[secret_id] = (time.monotonic(), value)
+        return value
+
+
+class AwsDependencies:
+    """The gateway's ports on AWS (satisfies ``ports.Dependencies``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: boto3.Session | None = None,
+        timing: TimingPolicy = DEFAULT_TIMING,
+    ) -> None:
+        self._settings = settings
+        self._timing = timing
+        self._session = session or boto3.Session()
+        self._boto_config = Config(
+            retries={"mode": "standard", "max_attempts": timing.aws_max_attempts},
+            connect_timeout=timing.aws_connect_timeout_seconds,
+        )
+
+    @property
+    def settings(self) -> Settings:
+        """The function's validated environment."""
+        return self._settings
+
+    @property
+    def timing(self) -> TimingPolicy:
+        """Every wait, retry and deadline."""
+        return self._timing
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of ``service`` with the policy's retries and timeouts."""
+        if service == "s3":  # SigV4, so presigned URLs work everywhere (SSE-KMS included)
+            return self._session.client(
+                "s3", config=self._boto_config.merge(Config(signature_version="s3v4"))
+            )
+        return self._session.client(service, config=self._boto_config)
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        """DynamoDB client."""
+        return self.client("dynamodb")
+
+    @cached_property
+    def s3(self) -> Any:
+        """S3 client."""
+        return self.client("s3")
+
+    @cached_property
+    def ssm(self) -> Any:
+        """SSM client (the providers and inbox rules parameters)."""
+        return self.client("ssm")
+
+    @cached_property
+    def tasks(self) -> DynamoDBTaskStore:
+        """The task table."""
+        return DynamoDBTaskStore(
+            self.dynamodb, self.settings.table_name, write_attempts=self.timing.task_write_attempts
+        )
+
+    @cached_property
+    def api_keys(self) -> DynamoDBApiKeyStore:
+        """Hashed caller API keys."""
+        return DynamoDBApiKeyStore(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def idempotency(self) -> DynamoDBIdempotencyStore:
+        """Idempotency-Key records."""
+        return DynamoDBIdempotencyStore(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def images(self) -> S3ImageStore:
+        """The output/input bucket."""
+        return S3ImageStore(
+            self.s3, self.settings.bucket_name, max_bytes=self.settings.max_image_bytes
+        )
+
+    @cached_property
+    def events(self) -> EventBridgePublisher:
+        """The custom event bus."""
+        return EventBridgePublisher(
+            self.client("events"), self.settings.event_bus_name, self.settings.event_source
+        )
+
+    @cached_property
+    def dispatch_queue(self) -> SqsDispatchQueue:
+        """The dispatch queue of sync provider calls."""
+        return SqsDispatchQueue(self.client("sqs"), self.settings.dispatch_queue_url)
+
+    @cached_property
+    def poll_loops(self) -> StepFunctionsPollLoops:
+        """The poll state machine."""
+        return StepFunctionsPollLoops(self.client("stepfunctions"), self.settings.state_machine_arn)
+
+    @cached_property
+    def directory(self) -> ProviderDirectory:
+        """Provider order, enabled set, options and prices (SSM parameter, cached)."""
+        name = self.settings.providers_parameter
+        if name is None:
+            return ProviderDirectory(self.settings, None)
+        return ProviderDirectory(
+            self.settings,
+            lambda: str(self.ssm.get_parameter(Name=name)["Parameter"]["Value"]),
+            ttl_seconds=self.settings.scaled(self.timing.providers_cache_seconds),
+        )
+
+    @cached_property
+    def secrets(self) -> SecretCache:
+        """Secrets Manager, cached."""
+        return SecretCache(
+            self.client("secretsmanager"), ttl_seconds=self.timing.secrets_cache_seconds
+        )
+
+    @cached_property
+    def providers(self) -> HttpProviderClients:
+        """A configured HTTP client per provider (one pooled httpx client for all)."""
+        return HttpProviderClients(
+            self.settings,
+            self.directory,
+            lambda: self.secrets.get(self.settings.provider_keys_secret_arn),
+            httpx.Client(follow_redirects=False),
+        )
+
+    @cached_property
+    def fetcher(self) -> SafeFetcher:
+        """SSRF-safe downloader for provider result URLs and client input URLs."""
+        return SafeFetcher(
+            self.settings.fetch_allow_private_hosts, max_bytes=self.settings.max_image_bytes
+        )
+
+    @cached_property
+    def signer(self) -> WebhookSigner:
+        """Per-task webhook tokens."""
+        return WebhookSigner(self.secrets.get(self.settings.webhook_secret_arn).encode())
+
+
+class LazyDependencies:
+    """One ``AwsDependencies`` per execution environment, built at the first event."""
+
+    def __init__(self) -> None:
+        self._deps: AwsDependencies | None = None
+
+    def get(self) -> AwsDependencies:
+        """Build on first use from the function's environment."""
+        if self._deps is None:
+            self._deps = AwsDependencies(Settings.from_env())
+        return self._deps
+
+    def reset(self) -> None:
+        """Forget the built dependencies (tests and devstack restarts)."""
+        self._deps = None
+
+
+class AwsInboxDependencies:
+    """The inbox function's ports on AWS (satisfies ``ports.InboxDependencies``)."""
+
+    def __init__(self, core: AwsDependencies, settings: InboxSettings) -> None:
+        self._core = core
+        self._settings = settings
+
+    @property
+    def core(self) -> AwsDependencies:
+        """The gateway's ports."""
+        return self._core
+
+    @property
+    def settings(self) -> InboxSettings:
+        """The inbox function's extra environment."""
+        return self._settings
+
+    @cached_property
+    def objects(self) -> S3InboxObjects:
+        """The inbox bucket."""
+        return S3InboxObjects(self.core.s3, self.settings.bucket_name)
+
+    @cached_property
+    def rules(self) -> RulesSource:
+        """The rules document, cached."""
+        name = self.settings.rules_parameter
+        ssm = self.core.ssm
+        return RulesSource(
+            lambda: str(ssm.get_parameter(Name=name)["Parameter"]["Value"]),
+            ttl_seconds=self.core.settings.scaled(self.core.timing.inbox_rules_cache_seconds),
+        )
+
+    @cached_property
+    def staging(self) -> S3ImageStore:
+        """The images bucket, refusing inputs over the inbox's byte limit."""
+        return S3ImageStore(
+            self.core.s3, self.core.settings.bucket_name, max_bytes=self.settings.max_image_bytes
+        )
+
+
+class LazyInboxDependencies:
+    """One ``AwsInboxDependencies`` per execution environment, built at the first event."""
+
+    def __init__(self) -> None:
+        self._deps: AwsInboxDependencies | None = None
+
+    def get(self) -> AwsInboxDependencies:
+        """Build on first use from the function's environment."""
+        if self._deps is None:
+            self._deps = AwsInboxDependencies(
+                AwsDependencies(Settings.from_env()), InboxSettings.from_env()
+            )
+        return self._deps

@@ -1,0 +1,29 @@
+"""SqsDispatchQueue: sync provider calls on the dispatch queue (``ports.DispatchQueue``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from image_gateway.ports import QueueUnavailable
+
+
+class SqsDispatchQueue:
+    """One ``{"task_id", "provider"}`` message per sync call."""
+
+    def __init__(self, sqs_client: Any, queue_url: str | None) -> None:
+        self._sqs = sqs_client
+        self._url = queue_url
+
+    def send(self, task_id: str, provider: str) -> None:
+        """Queue the call; QueueUnavailable when SQS refused it or no queue is configured."""
+        if not self._url:
+            raise QueueUnavailable("DISPATCH_QUEUE_URL is not configured for this function")
+        try:
+            self._sqs.send_message(
+                QueueUrl=self._url,
+                MessageBody=json.dumps({"task_id": task_id, "provider": provider}),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc

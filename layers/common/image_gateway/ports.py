@@ -1,0 +1,359 @@
+"""Ports: the outside systems the services use, each a small Protocol.
+
+Every port has one AWS (or HTTP) adapter in :mod:`image_gateway.adapters` and one in-memory
+fake in ``tests/fakes`` that passes the same contract tests (``tests/contract``). Services and
+the domain import this module, never boto3 or botocore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from image_gateway.auth import WebhookSigner
+    from image_gateway.config import Settings
+    from image_gateway.images.store import StoredImage
+    from image_gateway.inbox.objects import InboxObject, ObjectCreated
+    from image_gateway.inbox.rules import RulesSource
+    from image_gateway.inbox.settings import InboxSettings
+    from image_gateway.models.events import TaskEventDetail
+    from image_gateway.models.request import ImageRequest
+    from image_gateway.models.task import Task, TaskStatus
+    from image_gateway.providers.base import Provider, ProviderInputs, ProviderStatus
+    from image_gateway.providers.client import InputOpener
+    from image_gateway.providers.directory import ProviderDirectory
+    from image_gateway.timing import TimingPolicy
+
+
+# -- the task repository -------------------------------------------------------------------------
+class TaskNotFound(Exception):
+    """No task with that id."""
+
+
+class TaskExists(Exception):
+    """A task with that id was already created."""
+
+
+class ForbiddenTransition(Exception):
+    """The status machine does not allow this change (or the task is already terminal)."""
+
+    def __init__(self, task: Task, target: TaskStatus) -> None:
+        super().__init__(f"task {task.task_id}: {task.status} -> {target} is not allowed")
+        self.task = task
+        self.target = target
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """One page of a client's tasks, newest first."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+class TaskRepository(Protocol):
+    """Tasks, changed only by conditional writes (status machine + the version read)."""
+
+    def get(self, task_id: str) -> Task | None:
+        """The task, read consistently, or None."""
+        ...
+
+    def require(self, task_id: str) -> Task:
+        """The task, or raise :class:`TaskNotFound`."""
+        ...
+
+    def list_for_client(self, client_id: str, *, limit: int, cursor: str | None) -> TaskPage:
+        """A page of the client's tasks, newest first; a foreign or bad cursor is a 400."""
+        ...
+
+    def tasks_due(self, now: datetime, *, limit: int = 100) -> Iterator[str]:
+        """Ids of open (or not yet announced) tasks whose check time has passed."""
+        ...
+
+    def create(self, task: Task) -> None:
+        """Store a new task; a second create with the same id raises :class:`TaskExists`."""
+        ...
+
+    def transition(
+        self,
+        task_id: str,
+        target: TaskStatus,
+        *,
+        by: str,
+        change: Callable[[Task], None] | None = None,
+    ) -> Task:
+        """Move the task to ``target`` (applying ``change``); ForbiddenTransition if not allowed."""
+        ...
+
+    def update(self, task_id: str, change: Callable[[Task], None]) -> Task:
+        """Change fields of a task without changing its status."""
+        ...
+
+
+# -- images ------------------------------------------------------------------------------------
+class ImageRepository(Protocol):
+    """Images in the bucket: checked (format, size, sha256) on the way in, never held whole."""
+
+    @property
+    def bucket(self) -> str:
+        """The bucket name."""
+        ...
+
+    def store(
+        self, chunks: Iterable[bytes], key_stem: str, *, metadata: dict[str, str] | None = None
+    ) -> StoredImage:
+        """Store an image from byte chunks at ``{key_stem}.{ext}``.
+
+        Raises InvalidImage (not PNG, JPEG or WebP) or PayloadTooLarge.
+        """
+        ...
+
+    def store_base64(
+        self,
+        chunks: Iterable[bytes | str],
+        key_stem: str,
+        *,
+        metadata: dict[str, str] | None = None,
+    ) -> StoredImage:
+        """Like :meth:`store`, from base64 text (raw or a data URL) in chunks."""
+        ...
+
+    def presigned_get_url(self, key: str, expires_in: int = 3600) -> str:
+        """A URL that lets anyone holding it GET the object for ``expires_in`` seconds."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored at ``key``."""
+        ...
+
+    def open_stream(self, key: str) -> Iterator[bytes]:
+        """The object's bytes in chunks (NotFound when absent)."""
+        ...
+
+
+# -- events ------------------------------------------------------------------------------------
+class EventPublishError(Exception):
+    """The bus did not accept the event (the caller retries; nothing is lost)."""
+
+
+class EventPublisher(Protocol):
+    """The versioned ``Image Task *`` events."""
+
+    def publish(self, task: Task) -> TaskEventDetail:
+        """Emit the event for the task's current status (EventPublishError when refused)."""
+        ...
+
+
+# -- handing work on ---------------------------------------------------------------------------
+class QueueUnavailable(Exception):
+    """The dispatch queue did not take the message (nothing was spent)."""
+
+
+class DispatchQueue(Protocol):
+    """Sync provider calls, made later by the dispatch function."""
+
+    def send(self, task_id: str, provider: str) -> None:
+        """Queue one call (QueueUnavailable when the queue refused)."""
+        ...
+
+
+class PollLoops(Protocol):
+    """One poll loop per task (a Step Functions execution named after it)."""
+
+    def start(self, task_id: str, first_wait_seconds: int) -> bool:
+        """Start the task's loop; False when one was already started for it."""
+        ...
+
+
+class IdempotencyRepository(Protocol):
+    """Idempotency keys: the same key and body find the same task, never a second one."""
+
+    def claim(self, client_id: str, key: str, fingerprint: str, task_id: str) -> str | None:
+        """Claim the key for ``task_id``; the earlier task id when already claimed.
+
+        Raises Conflict for a key used with another fingerprint, InvalidRequest for a bad key.
+        """
+        ...
+
+
+# -- providers ---------------------------------------------------------------------------------
+class ProviderCalls(Protocol):
+    """The calls the services make to one provider (ProviderError for every failure)."""
+
+    provider: Provider
+
+    def create(
+        self, request: ImageRequest, inputs: ProviderInputs, callback_url: str | None
+    ) -> str:
+        """Create the provider's task; its id."""
+        ...
+
+    def status(self, provider_task_id: str) -> ProviderStatus:
+        """The task's canonical status."""
+        ...
+
+    def batch_status(self, provider_task_ids: list[str]) -> dict[str, ProviderStatus]:
+        """Several tasks in one call; unknown ids left out."""
+        ...
+
+    def run_sync(
+        self, request: ImageRequest, inputs: ProviderInputs, open_input: InputOpener
+    ) -> ProviderStatus:
+        """The one long call of a sync provider: the finished image(s)."""
+        ...
+
+
+class ProviderClients(Protocol):
+    """A configured client per provider (ProviderError when disabled or without a key)."""
+
+    def client(self, name: str) -> ProviderCalls:
+        """The client of provider ``name``."""
+        ...
+
+
+class UrlFetcher(Protocol):
+    """Downloads from URLs outside the gateway, SSRF-checked."""
+
+    def stream(self, url: str) -> AbstractContextManager[Iterator[bytes]]:
+        """The body in chunks (UnsafeUrl, DownloadFailed, PayloadTooLarge)."""
+        ...
+
+
+class ApiKeys(Protocol):
+    """Caller API keys (stored hashed)."""
+
+    def create_key(self, client_id: str, *, name: str = "default") -> str:
+        """A new key for ``client_id`` (shown once)."""
+        ...
+
+    def client_for(self, authorization: str | None) -> str:
+        """The client id behind an ``Authorization: Bearer`` header, or Unauthorized."""
+        ...
+
+
+# -- everything together -----------------------------------------------------------------------
+class Dependencies(Protocol):
+    """What a service may use: settings, the timing policy and the ports."""
+
+    @property
+    def settings(self) -> Settings:
+        """The function's validated environment."""
+        ...
+
+    @property
+    def timing(self) -> TimingPolicy:
+        """Every wait, retry and deadline."""
+        ...
+
+    @property
+    def tasks(self) -> TaskRepository:
+        """The task table."""
+        ...
+
+    @property
+    def images(self) -> ImageRepository:
+        """The images bucket."""
+        ...
+
+    @property
+    def events(self) -> EventPublisher:
+        """The event bus."""
+        ...
+
+    @property
+    def dispatch_queue(self) -> DispatchQueue:
+        """Sync provider calls."""
+        ...
+
+    @property
+    def poll_loops(self) -> PollLoops:
+        """Poll loops of providers without callbacks."""
+        ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository:
+        """Idempotency keys."""
+        ...
+
+    @property
+    def api_keys(self) -> ApiKeys:
+        """Caller API keys."""
+        ...
+
+    @property
+    def directory(self) -> ProviderDirectory:
+        """Provider order, enabled set, options and prices."""
+        ...
+
+    @property
+    def providers(self) -> ProviderClients:
+        """A client per provider."""
+        ...
+
+    @property
+    def fetcher(self) -> UrlFetcher:
+        """Downloads of provider results and client input URLs."""
+        ...
+
+    @property
+    def signer(self) -> WebhookSigner:
+        """Per-task callback tokens."""
+        ...
+
+
+class InboxBucket(Protocol):
+    """The inbox bucket: exactly the object version a notification names, never a newer one."""
+
+    @property
+    def bucket(self) -> str:
+        """The inbox bucket's name."""
+        ...
+
+    def head(self, created: ObjectCreated) -> InboxObject:
+        """The object the notification names (UploadRejected, SourceSuperseded)."""
+        ...
+
+    def stream(self, obj: InboxObject) -> Iterator[bytes]:
+        """The bytes of exactly that version."""
+        ...
+
+    def siblings(self, stem: str) -> list[str]:
+        """Keys that start with ``stem + "."`` (a photo's mask and references)."""
+        ...
+
+    def companion(self, key: str) -> InboxObject:
+        """The current version of a mask or reference."""
+        ...
+
+
+class InboxDependencies(Protocol):
+    """The gateway's dependencies plus the inbox bucket, its rules and its staging limits."""
+
+    @property
+    def core(self) -> Dependencies:
+        """The gateway's ports."""
+        ...
+
+    @property
+    def settings(self) -> InboxSettings:
+        """The inbox function's extra environment."""
+        ...
+
+    @property
+    def objects(self) -> InboxBucket:
+        """The inbox bucket."""
+        ...
+
+    @property
+    def rules(self) -> RulesSource:
+        """The rules document, cached."""
+        ...
+
+    @property
+    def staging(self) -> ImageRepository:
+        """The images bucket, refusing inputs over the inbox's byte limit."""
+        ...

@@ -1,0 +1,96 @@
+"""The sweep (every minute): emit missing events, poll late callbacks, expire overdue tasks.
+
+Tasks of a provider with a batch status query are read with one call per
+``timing.batch_status_size`` tasks instead of one each.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aws_lambda_powertools import Logger
+
+from image_gateway.errors import ProviderError
+from image_gateway.models.task import Task, utc_now
+from image_gateway.ports import Dependencies, TaskNotFound
+from image_gateway.providers.base import ProviderStatus
+from image_gateway.service.lifecycle import expire_task
+from image_gateway.service.refresh import RetryLater, refresh_task
+
+logger = Logger(child=True)
+
+
+def sweep(deps: Dependencies) -> list[str]:
+    """Look at every task whose check time passed; the ids it looked at."""
+    limit = deps.timing.sweep_due_per_shard
+    due = [
+        t
+        for task_id in deps.tasks.tasks_due(utc_now(), limit=limit)
+        if (t := deps.tasks.get(task_id))
+    ]
+    prefetched = _batch_statuses(deps, due)
+    seen: list[str] = []
+    try:
+        for task in due:
+            seen.append(task.task_id)
+            _sweep_one(deps, task.task_id, prefetched.pop(task.task_id, None))
+    finally:
+        for status in prefetched.values():
+            status.close()
+    return seen
+
+
+def _sweep_one(deps: Dependencies, task_id: str, status: ProviderStatus | None) -> None:
+    try:
+        task = refresh_task(deps, task_id, by="sweeper", status=status).task
+    except RetryLater:
+        task = deps.tasks.require(task_id)
+    except TaskNotFound:
+        return
+    if task.status.terminal:
+        return
+    if task.deadline_at is not None and utc_now() >= task.deadline_at:
+        expire_task(deps, task_id, by="sweeper")
+        return
+    step = timedelta(seconds=deps.settings.scaled(deps.timing.sweep_recheck_seconds))
+
+    def later(t: Task) -> None:  # look again after the recheck interval, or at the deadline
+        t.check_at = min(utc_now() + step, t.deadline_at or utc_now() + step)
+
+    deps.tasks.update(task_id, later)
+
+
+def _batch_statuses(deps: Dependencies, tasks: list[Task]) -> dict[str, ProviderStatus]:
+    """Task id -> provider status, for open tasks of batch-capable providers (2+ per provider).
+
+    A failed batch query is logged and skipped: those tasks are then read one by one.
+    """
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        if task.status.terminal or task.provider_task_id is None:
+            continue
+        if deps.directory.provider(task.provider).capabilities.batch_poll:
+            groups.setdefault(task.provider, []).append(task)
+    found: dict[str, ProviderStatus] = {}
+    size = deps.timing.batch_status_size
+    for provider, group in groups.items():
+        if len(group) < 2:
+            continue
+        for start in range(0, len(group), size):
+            chunk = group[start : start + size]
+            ours = {t.provider_task_id: t.task_id for t in chunk if t.provider_task_id}
+            try:
+                answers = deps.providers.client(provider).batch_status(list(ours))
+            except ProviderError as error:
+                logger.warning(
+                    "batch status failed; reading tasks one by one",
+                    extra={"provider": provider, "error": error.message},
+                )
+                continue
+            for provider_task_id, status in answers.items():
+                if provider_task_id in ours:
+                    found[ours[provider_task_id]] = status
+                else:
+                    status.close()
+            logger.info("batch status", extra={"provider": provider, "tasks": len(chunk)})
+    return found

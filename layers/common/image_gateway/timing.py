@@ -1,0 +1,101 @@
+"""TimingPolicy: every wait, retry, batch size and cache age of the gateway, in one place.
+
+Read by every flow (``deps.timing``); the README's timing table is this model plus the stack
+parameters, and ``tests/template/test_timing_policy.py`` pins the AWS-side numbers of
+``template.yaml`` and ``statemachines/poll.asl.json`` (state machine retries, queue redrive,
+visibility timeouts) to the values here. Durations are real-world seconds: flows multiply them
+by ``Settings.time_scale`` (devstack runs at 0.02).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StepRetry:
+    """One ``Retry`` entry of a state machine Task state."""
+
+    errors: tuple[str, ...]
+    interval_seconds: int
+    max_attempts: int
+    backoff_rate: float
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    """The gateway's timing and retry policy (defaults are what a deployed stack uses)."""
+
+    # -- the poll loop (Step Functions) ---------------------------------------------------------
+    poll_backoff_factor: float = 1.5
+    """Each poll waits the provider's ``poll_interval_seconds`` x factor^attempt ..."""
+    poll_backoff_steps: int = 6
+    """... with the exponent capped at this many attempts ..."""
+    poll_wait_cap_seconds: float = 30.0
+    """... and never longer than this (nor past the task's deadline)."""
+    poll_step_retries: tuple[StepRetry, ...] = (
+        StepRetry(
+            (
+                "Lambda.ServiceException",
+                "Lambda.AWSLambdaException",
+                "Lambda.SdkClientException",
+                "Lambda.TooManyRequestsException",
+            ),
+            interval_seconds=2,
+            max_attempts=3,
+            backoff_rate=2.0,
+        ),
+        StepRetry(("States.TaskFailed",), interval_seconds=5, max_attempts=2, backoff_rate=2.0),
+    )
+    """The poll step's ``Retry`` in the state machine (then its Catch fails the task)."""
+
+    # -- provider answers -----------------------------------------------------------------------
+    max_bad_responses: int = 3
+    """Garbage from a provider's status endpoint this many times running fails the task."""
+    callback_grace_factor: float = 2.0
+    """A callback provider silent for this many expected latencies gets one poll (sweeper)."""
+
+    # -- the sweeper ------------------------------------------------------------------------------
+    sweep_recheck_seconds: float = 60.0
+    """An open task the sweeper looked at is looked at again after this (or at its deadline)."""
+    sweep_due_per_shard: int = 100
+    """Due tasks read per index shard per sweep."""
+    batch_status_size: int = 20
+    """Tasks per batch status query (apimart documents no limit; kept small)."""
+
+    # -- queues (template.yaml) -------------------------------------------------------------------
+    dispatch_max_receives: int = 3
+    """Deliveries of a dispatch message before it goes to the dead-letter queue."""
+    dispatch_visibility_seconds: int = 1800
+    """Dispatch queue visibility: 6 x the dispatch function's timeout, as Lambda recommends."""
+    inbox_max_receives: int = 3
+    """Deliveries of an inbox notification before it goes to the dead-letter queue."""
+    inbox_visibility_seconds: int = 720
+    """Inbox queue visibility: 6 x the upload-edit function's timeout."""
+
+    # -- caches and clients -----------------------------------------------------------------------
+    providers_cache_seconds: float = 60.0
+    """How long the providers parameter is cached (edits apply within this)."""
+    inbox_rules_cache_seconds: float = 60.0
+    """How long the inbox rules parameter is cached."""
+    secrets_cache_seconds: float = 300.0
+    """How long a Secrets Manager value is cached per execution environment."""
+    aws_max_attempts: int = 3
+    """boto3 standard retry mode: attempts per AWS call (throttling, 5xx)."""
+    aws_connect_timeout_seconds: float = 5.0
+    """boto3 connect timeout."""
+    task_write_attempts: int = 5
+    """Optimistic-concurrency attempts of one task update before giving up."""
+
+    def poll_wait(self, base_interval: float, attempt: int) -> float:
+        """Seconds before poll ``attempt + 1`` (real-world, unscaled)."""
+        interval = base_interval * self.poll_backoff_factor ** min(attempt, self.poll_backoff_steps)
+        return min(interval, self.poll_wait_cap_seconds)
+
+    def callback_grace(self, expected_latency: float) -> float:
+        """Seconds after submission when a silent callback provider gets polled (unscaled)."""
+        return expected_latency * self.callback_grace_factor
+
+
+DEFAULT_TIMING = TimingPolicy()
+"""The policy every function uses."""

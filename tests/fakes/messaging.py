@@ -1,0 +1,94 @@
+"""In-memory fakes of the hand-off ports: events, the dispatch queue, poll loops, URL fetches."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from image_gateway.errors import DownloadFailed, PayloadTooLarge, UnsafeUrl
+from image_gateway.models.events import TaskEventDetail
+from image_gateway.models.task import Task
+from image_gateway.ports import EventPublishError, QueueUnavailable
+
+
+class RecordingEventPublisher:
+    """Keeps every event it is given; can be told to refuse the next ones (like PutEvents)."""
+
+    def __init__(self) -> None:
+        self.published: list[TaskEventDetail] = []
+        self.refuse_next = 0
+        self._lock = threading.Lock()
+
+    def publish(self, task: Task) -> TaskEventDetail:
+        """Record the event of the task's current status (EventPublishError when refusing)."""
+        detail = TaskEventDetail.from_task(task)
+        with self._lock:
+            if self.refuse_next > 0:
+                self.refuse_next -= 1
+                raise EventPublishError(f"refused {detail.event_id}")
+            self.published.append(detail)
+        return detail
+
+    def for_task(self, task_id: str) -> list[str]:
+        """The detail types published for one task, in order."""
+        return [e.detail_type for e in self.published if e.task_id == task_id]
+
+
+class InMemoryDispatchQueue:
+    """Messages in a list; ``unavailable`` makes every send fail as SQS would."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+        self.unavailable = False
+
+    def send(self, task_id: str, provider: str) -> None:
+        """Queue one sync call."""
+        if self.unavailable:
+            raise QueueUnavailable("the queue is unavailable")
+        self.messages.append((task_id, provider))
+
+    def take(self) -> list[tuple[str, str]]:
+        """Every queued message, removing them (what the event source mapping receives)."""
+        taken, self.messages = self.messages, []
+        return taken
+
+
+class InMemoryPollLoops:
+    """Started loops by task id (a second start of the same name is refused, as in AWS)."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, int] = {}
+
+    def start(self, task_id: str, first_wait_seconds: int) -> bool:
+        """Start the task's loop; False when it already exists."""
+        if task_id in self.started:
+            return False
+        self.started[task_id] = first_wait_seconds
+        return True
+
+
+@dataclass
+class InMemoryFetcher:
+    """URL -> bytes, or the error a fetch of it raises (unknown URLs are a 404)."""
+
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    failures: dict[str, Exception] = field(default_factory=dict)
+    max_bytes: int = 50 * 1024 * 1024
+    fetched: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def stream(self, url: str) -> Iterator[Iterator[bytes]]:
+        """The body in 64 KiB chunks, or the scripted failure."""
+        self.fetched.append(url)
+        if url in self.failures:
+            raise self.failures[url]
+        if not url.startswith("https://"):
+            raise UnsafeUrl(f"{url} is not https")
+        if url not in self.bodies:
+            raise DownloadFailed(f"GET {url}: HTTP 404")
+        body = self.bodies[url]
+        if len(body) > self.max_bytes:
+            raise PayloadTooLarge(f"{url} is over {self.max_bytes} bytes")
+        yield iter([body[i : i + 65536] for i in range(0, len(body), 65536)])

@@ -1,0 +1,300 @@
+"""In-memory fakes of the storage ports: tasks, images, idempotency keys, API keys.
+
+Each passes the same contract suite as its AWS adapter (``tests/contract``): the task store
+enforces the real allowed-transition table and the conditional write on status and version;
+the image store checks bytes with the same :func:`spooled_image` as the S3 adapter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+
+from image_gateway.auth import bearer_key, hash_api_key, new_api_key
+from image_gateway.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from image_gateway.idempotency import check_key
+from image_gateway.images.base64_stream import iter_base64_decoded
+from image_gateway.images.store import StoredImage, spooled_image
+from image_gateway.models.task import (
+    ALLOWED_PREVIOUS,
+    TERMINAL_STATUSES,
+    StatusChange,
+    Task,
+    TaskStatus,
+    utc_now,
+)
+from image_gateway.ports import ForbiddenTransition, TaskExists, TaskNotFound, TaskPage
+
+
+class InMemoryTaskStore:
+    """Tasks in a dict, stored as JSON (so callers never share objects with the store)."""
+
+    def __init__(self, *, write_attempts: int = 5) -> None:
+        self._docs: dict[str, tuple[int, str]] = {}  # task id -> (version, JSON)
+        self._lock = threading.Lock()
+        self._write_attempts = write_attempts
+        self.writes = 0
+
+    # -- reading ---------------------------------------------------------------------------------
+    def get(self, task_id: str) -> Task | None:
+        """The task, or None."""
+        with self._lock:
+            found = self._docs.get(task_id)
+        return None if found is None else _load(*found)
+
+    def require(self, task_id: str) -> Task:
+        """The task, or raise TaskNotFound."""
+        task = self.get(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    def all(self) -> list[Task]:
+        """Every task (for assertions)."""
+        with self._lock:
+            docs = list(self._docs.values())
+        return [_load(*doc) for doc in docs]
+
+    def list_for_client(self, client_id: str, *, limit: int, cursor: str | None) -> TaskPage:
+        """A page of the client's tasks, newest first; the cursor is opaque."""
+        after: str | None = None
+        if cursor:
+            after = _decode_cursor(cursor, client_id)
+        mine = sorted(
+            (t for t in self.all() if t.client_id == client_id),
+            key=_sort_key,
+            reverse=True,
+        )
+        if after is not None:
+            mine = [t for t in mine if _sort_key(t) < after]
+        page = mine[:limit]
+        more = len(mine) > limit
+        next_cursor = _encode_cursor(client_id, _sort_key(page[-1])) if more and page else None
+        return TaskPage(tasks=page, next_cursor=next_cursor)
+
+    def tasks_due(self, now: datetime, *, limit: int = 100) -> Iterator[str]:
+        """Ids of tasks the sweeper should look at (same rule as the sparse index)."""
+        due = [
+            t
+            for t in self.all()
+            if t.check_at is not None
+            and (not t.status.terminal or t.status not in t.events_published)
+            and int(t.check_at.timestamp()) <= int(now.timestamp())
+        ]
+        due.sort(key=lambda t: t.check_at or now)
+        yield from (t.task_id for t in due[:limit])
+
+    # -- writing ---------------------------------------------------------------------------------
+    def create(self, task: Task) -> None:
+        """Store a new task; a second create with the same id fails."""
+        with self._lock:
+            if task.task_id in self._docs:
+                raise TaskExists(task.task_id)
+            self._docs[task.task_id] = (task.version, task.model_dump_json())
+            self.writes += 1
+
+    def transition(
+        self,
+        task_id: str,
+        target: TaskStatus,
+        *,
+        by: str,
+        change: Callable[[Task], None] | None = None,
+    ) -> Task:
+        """Move the task to ``target`` or raise ForbiddenTransition."""
+        allowed = ALLOWED_PREVIOUS[target]
+
+        def mutate(task: Task) -> Task:
+            if task.status not in allowed:
+                raise ForbiddenTransition(task, target)
+            now = utc_now()
+            task.status = target
+            task.history.append(StatusChange(status=target, at=now, by=by))
+            if target in TERMINAL_STATUSES:
+                task.finished_at = now
+                task.check_at = now
+            if change is not None:
+                change(task)
+            return task
+
+        return self._update(task_id, mutate)
+
+    def update(self, task_id: str, change: Callable[[Task], None]) -> Task:
+        """Change fields without changing the status."""
+
+        def mutate(task: Task) -> Task:
+            before = task.status
+            change(task)
+            if task.status != before:
+                raise ValueError("use transition() to change a task's status")
+            return task
+
+        return self._update(task_id, mutate)
+
+    def _update(self, task_id: str, mutate: Callable[[Task], Task]) -> Task:
+        for _ in range(self._write_attempts):
+            current = self.require(task_id)
+            read_version, read_status = current.version, current.status
+            updated = mutate(current.model_copy(deep=True))
+            updated.version = read_version + 1
+            updated.updated_at = utc_now()
+            with self._lock:  # the conditional write: same version and status as read
+                stored_version, stored_doc = self._docs[task_id]
+                if (
+                    stored_version == read_version
+                    and _load(stored_version, stored_doc).status == read_status
+                ):
+                    self._docs[task_id] = (updated.version, updated.model_dump_json())
+                    self.writes += 1
+                    return updated
+        raise RuntimeError(f"task {task_id}: too much write contention")
+
+
+def _load(version: int, doc: str) -> Task:
+    task = Task.model_validate_json(doc)
+    task.version = version
+    return task
+
+
+def _sort_key(task: Task) -> str:
+    return f"{task.created_at.isoformat()}#{task.task_id}"
+
+
+def _encode_cursor(client_id: str, after: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"c": client_id, "a": after}).encode()).decode()
+
+
+def _decode_cursor(cursor: str, client_id: str) -> str:
+    bad = InvalidRequest(
+        "cursor is not valid: pass next_cursor from the previous page", code="bad_cursor"
+    )
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise bad from None
+    if not (isinstance(value, dict) and set(value) == {"c", "a"}):
+        raise bad
+    if value["c"] != client_id or not isinstance(value["a"], str):
+        raise InvalidRequest("cursor does not belong to this listing", code="bad_cursor")
+    return str(value["a"])
+
+
+class InMemoryImageStore:
+    """Images in a dict, checked exactly like the S3 adapter checks them."""
+
+    def __init__(self, bucket: str = "images", *, max_bytes: int = 50 * 1024 * 1024) -> None:
+        self._bucket = bucket
+        self._max_bytes = max_bytes
+        self.objects: dict[str, bytes] = {}
+        self.metadata: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def bucket(self) -> str:
+        """The bucket name."""
+        return self._bucket
+
+    def store(
+        self, chunks: Iterable[bytes], key_stem: str, *, metadata: dict[str, str] | None = None
+    ) -> StoredImage:
+        """Check and keep the image at ``{key_stem}.{ext}``."""
+        with spooled_image(chunks, max_bytes=self._max_bytes) as image:
+            key = f"{key_stem}.{image.info.extension}"
+            data = image.file.read()
+        with self._lock:
+            self.objects[key] = data
+            self.metadata[key] = dict(metadata or {})
+        return StoredImage(
+            bucket=self._bucket,
+            key=key,
+            content_type=image.info.content_type,
+            width=image.info.width,
+            height=image.info.height,
+            size_bytes=image.size_bytes,
+            sha256=image.sha256,
+        )
+
+    def store_base64(
+        self,
+        chunks: Iterable[bytes | str],
+        key_stem: str,
+        *,
+        metadata: dict[str, str] | None = None,
+    ) -> StoredImage:
+        """Like :meth:`store`, from base64 text."""
+        return self.store(iter_base64_decoded(chunks), key_stem, metadata=metadata)
+
+    def presigned_get_url(self, key: str, expires_in: int = 3600) -> str:
+        """A stand-in URL naming the bucket, key and expiry."""
+        return f"https://{self._bucket}.memory.invalid/{key}?expires_in={expires_in}"
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` is stored."""
+        with self._lock:
+            return key in self.objects
+
+    def open_stream(self, key: str) -> Iterator[bytes]:
+        """The object's bytes in 64 KiB chunks."""
+        with self._lock:
+            data = self.objects.get(key)
+        if data is None:
+            raise NotFound(f"stored image {key} does not exist")
+        for start in range(0, len(data), 64 * 1024):
+            yield data[start : start + 64 * 1024]
+
+    def sha256(self, key: str) -> str:
+        """The stored object's digest (for assertions)."""
+        return hashlib.sha256(self.objects[key]).hexdigest()
+
+
+class InMemoryIdempotencyStore:
+    """Claims per (client, key); same rules as the DynamoDB adapter."""
+
+    def __init__(self) -> None:
+        self._claims: dict[tuple[str, str], tuple[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, client_id: str, key: str, fingerprint: str, task_id: str) -> str | None:
+        """Claim, or the earlier task id (Conflict for another body)."""
+        check_key(key)
+        with self._lock:
+            earlier = self._claims.get((client_id, key))
+            if earlier is None:
+                self._claims[(client_id, key)] = (fingerprint, task_id)
+                return None
+        if earlier[0] != fingerprint:
+            raise Conflict(
+                "Idempotency-Key was already used with a different request body",
+                code="idempotency_key_reused",
+            )
+        return earlier[1]
+
+
+class InMemoryApiKeys:
+    """Hashed API keys in a dict."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, str] = {}
+        self.disabled: set[str] = set()
+
+    def create_key(self, client_id: str, *, name: str = "default") -> str:
+        """A new key (stored hashed)."""
+        api_key = new_api_key(client_id)
+        self._clients[hash_api_key(api_key)] = client_id
+        return api_key
+
+    def client_for(self, authorization: str | None) -> str:
+        """The client behind the header, or Unauthorized."""
+        digest = hash_api_key(bearer_key(authorization))
+        if digest not in self._clients or digest in self.disabled:
+            raise Unauthorized("API key not recognised")
+        return self._clients[digest]
+
+    def disable(self, api_key: str) -> None:
+        """Turn a key off (what an operator does in the table)."""
+        self.disabled.add(hash_api_key(api_key))
