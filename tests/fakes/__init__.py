@@ -10,9 +10,8 @@ import json
 from typing import Any
 
 from image_gateway.auth import WebhookSigner
-from image_gateway.config import ProviderEndpoint, Settings
+from image_gateway.config import Settings
 from image_gateway.providers.directory import ProviderDirectory
-from image_gateway.providers.registry import PROVIDER_TYPES
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
 from tests.fakes.messaging import (
@@ -49,17 +48,13 @@ PUBLIC_BASE_URL = "https://gateway.example"
 
 
 def fake_settings(**overrides: Any) -> Settings:
-    """Settings of a stack where every registered provider is configured."""
+    """Settings of a stack with every registered provider, callbacks to a public URL."""
     values: dict[str, Any] = {
         "table_name": "tasks",
         "bucket_name": "images",
         "event_bus_name": "bus",
         "webhook_secret_arn": "webhook-secret",
         "provider_keys_secret_arn": "provider-keys",
-        "providers": [
-            ProviderEndpoint(name=name, base_url=f"https://{name}.example")
-            for name in PROVIDER_TYPES
-        ],
         "default_providers": ["apimart", "mountsea-async", "mountsea-compat"],
         "public_base_url": PUBLIC_BASE_URL,
         "dispatch_queue_url": "https://queue.example/dispatch",

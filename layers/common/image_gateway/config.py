@@ -5,18 +5,14 @@ Logic never reads ``os.environ``; handlers build :class:`Settings` at first use 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
-
-class ProviderEndpoint(BaseModel):
-    """Where one provider lives and whether it may be used."""
-
-    name: str
-    base_url: str
-    enabled: bool = True
+from image_gateway.providers.registry import DEFAULT_BASE_URLS, PROVIDER_NAMES
 
 
 class Settings(BaseModel):
@@ -35,8 +31,14 @@ class Settings(BaseModel):
     )
     webhook_secret_arn: str
     provider_keys_secret_arn: str
-    providers: list[ProviderEndpoint]
-    default_providers: list[str]
+    default_providers: list[str] = Field(
+        default_factory=lambda: list(PROVIDER_NAMES),
+        description="order used when a request names no provider (the parameter's order wins)",
+    )
+    disabled_providers: frozenset[str] = frozenset()
+    provider_base_urls: dict[str, str] = Field(
+        default_factory=dict, description="overrides of the registry's documented base URLs"
+    )
     public_base_url: str | None = Field(
         default=None, description="base URL of the HTTP API for provider callbacks"
     )
@@ -55,26 +57,13 @@ class Settings(BaseModel):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from environment variables (names in upper case)."""
         env = os.environ if environ is None else environ
-        names = [n.strip() for n in env.get("PROVIDERS", "").split(",") if n.strip()]
-        disabled = {n.strip() for n in env.get("DISABLED_PROVIDERS", "").split(",") if n.strip()}
-        providers = [
-            ProviderEndpoint(
-                name=name,
-                base_url=env.get(_base_url_var(name), ""),
-                enabled=name not in disabled and bool(env.get(_base_url_var(name))),
-            )
-            for name in names
-        ]
         raw: dict[str, object] = {
             "table_name": env.get("TABLE_NAME"),
             "bucket_name": env.get("BUCKET_NAME"),
             "event_bus_name": env.get("EVENT_BUS_NAME"),
             "webhook_secret_arn": env.get("WEBHOOK_SECRET_ARN"),
             "provider_keys_secret_arn": env.get("PROVIDER_KEYS_SECRET_ARN"),
-            "providers": providers,
-            "default_providers": [
-                n.strip() for n in env.get("DEFAULT_PROVIDERS", ",".join(names)).split(",") if n
-            ],
+            "disabled_providers": frozenset(_names(env.get("DISABLED_PROVIDERS", ""))),
             "fetch_allow_private_hosts": frozenset(
                 h.strip() for h in env.get("FETCH_ALLOW_PRIVATE_HOSTS", "").split(",") if h.strip()
             ),
@@ -94,20 +83,39 @@ class Settings(BaseModel):
         for field, var in optional.items():
             if env.get(var):
                 raw[field] = env[var]
+        if env.get("DEFAULT_PROVIDERS"):
+            raw["default_providers"] = _names(env["DEFAULT_PROVIDERS"])
+        if env.get("PROVIDER_BASE_URLS"):
+            raw["provider_base_urls"] = env["PROVIDER_BASE_URLS"]  # JSON, validated below
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
             missing = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
             raise RuntimeError(f"function misconfigured, check environment: {missing}") from exc
 
-    def provider_endpoint(self, name: str) -> ProviderEndpoint | None:
-        """The configured endpoint of provider ``name``, if any."""
-        return next((p for p in self.providers if p.name == name), None)
+    @field_validator("provider_base_urls", mode="before")
+    @classmethod
+    def _parse_base_urls(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("provider_base_urls")
+    @classmethod
+    def _known_http_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, url in value.items():
+            if name not in PROVIDER_NAMES:
+                raise ValueError(f"PROVIDER_BASE_URLS names unknown provider {name!r}")
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"PROVIDER_BASE_URLS[{name!r}] is not an http(s) URL")
+        return value
+
+    def provider_base_url(self, name: str) -> str:
+        """Where provider ``name`` lives: the override, else its documented base URL."""
+        return self.provider_base_urls.get(name) or DEFAULT_BASE_URLS[name]
 
     def scaled(self, seconds: float) -> float:
         """A real-world duration under this stack's time scale."""
         return seconds * self.time_scale
 
 
-def _base_url_var(provider: str) -> str:
-    return "PROVIDER_URL_" + provider.upper().replace("-", "_")
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]

@@ -131,9 +131,10 @@ def test_given_a_dispatch_that_crashes_on_every_delivery_then_the_dlq_fails_the_
         "EVENT_BUS_NAME": "bus",
         "WEBHOOK_SECRET_ARN": webhook_secret,
         "PROVIDER_KEYS_SECRET_ARN": keys_secret,
-        "PROVIDERS": "mountsea-compat",
         "DEFAULT_PROVIDERS": "mountsea-compat",
-        "PROVIDER_URL_MOUNTSEA_COMPAT": simulator.provider_base_url("mountsea-compat"),
+        "PROVIDER_BASE_URLS": json.dumps(
+            {"mountsea-compat": simulator.provider_base_url("mountsea-compat")}
+        ),
         "PROVIDERS_PARAMETER": "/gw/providers",
         "DISPATCH_QUEUE_URL": queue,
     }
@@ -213,9 +214,8 @@ def test_given_the_dispatch_queue_is_unreachable_when_submitting_then_the_task_f
         "EVENT_BUS_NAME": "bus",
         "WEBHOOK_SECRET_ARN": secrets.create_secret(Name="w", SecretString="s" * 32)["ARN"],
         "PROVIDER_KEYS_SECRET_ARN": secrets.create_secret(Name="k", SecretString="{}")["ARN"],
-        "PROVIDERS": "openai",
         "DEFAULT_PROVIDERS": "openai",
-        "PROVIDER_URL_OPENAI": simulator.provider_base_url("openai"),
+        "PROVIDER_BASE_URLS": json.dumps({"openai": simulator.provider_base_url("openai")}),
         "DISPATCH_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/no-such-queue",
     }
     deps = Dependencies(Settings.from_env(env))

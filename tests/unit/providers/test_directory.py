@@ -18,6 +18,7 @@ from image_gateway.providers.base import ProviderInputs, SizePlan
 from image_gateway.providers.directory import PriceTable, ProviderConfig, ProviderDirectory
 from image_gateway.providers.openai_compat import OpenAIProvider
 from image_gateway.providers.pmock import PmockProvider
+from image_gateway.providers.registry import PROVIDER_NAMES
 
 from devstack.template import load_template
 
@@ -33,12 +34,8 @@ BASE_ENV = {
     "EVENT_BUS_NAME": "bus",
     "WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:webhook",
     "PROVIDER_KEYS_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:keys",
-    "PROVIDERS": "apimart,mountsea-async,pmock,apimodels,openai",
     "DEFAULT_PROVIDERS": "mountsea-async,apimart",
-    "PROVIDER_URL_APIMART": "https://api.apimart.ai",
-    "PROVIDER_URL_MOUNTSEA_ASYNC": "https://api.mountsea.ai",
-    "PROVIDER_URL_PMOCK": "https://ai.pmock.com",
-    "PROVIDER_URL_APIMODELS": "https://apimodels.app",
+    "DISABLED_PROVIDERS": "openai",
 }
 
 
@@ -255,12 +252,12 @@ def test_given_a_document_without_order_when_asked_then_the_settings_default_ord
     assert directory.order() == ["mountsea-async", "apimart"]
 
 
-def test_given_no_default_providers_when_asked_then_the_order_is_the_providers_list() -> None:
+def test_given_no_default_providers_when_asked_then_the_order_is_the_registry_order() -> None:
     env = {key: value for key, value in BASE_ENV.items() if key != "DEFAULT_PROVIDERS"}
 
     directory = ProviderDirectory(Settings.from_env(env), FakeLoader({}))
 
-    assert directory.order() == ["apimart", "mountsea-async", "pmock", "apimodels", "openai"]
+    assert directory.order() == list(PROVIDER_NAMES)
 
 
 def test_given_a_document_with_an_order_when_asked_then_the_document_wins(
@@ -291,15 +288,15 @@ def test_given_a_provider_disabled_in_the_document_when_asked_then_only_it_is_di
         "mountsea-async": True,
         "pmock": False,
         "apimodels": True,
-        "openai": False,  # listed in PROVIDERS but without a base URL
-        "mountsea-compat": False,  # not in PROVIDERS at all
+        "openai": False,  # DISABLED_PROVIDERS of the stack
+        "mountsea-compat": True,
     }
 
 
 def test_given_disabled_in_the_environment_when_asked_then_it_stays_disabled(
     settings: Settings,
 ) -> None:
-    env = {**BASE_ENV, "DISABLED_PROVIDERS": "apimart"}
+    env = {**BASE_ENV, "DISABLED_PROVIDERS": "apimart,openai"}
 
     directory = ProviderDirectory(Settings.from_env(env), FakeLoader({"disabled": ["pmock"]}))
 

@@ -31,8 +31,7 @@ class HttpProviderClients:
     def client(self, name: str) -> ProviderClient:
         """A client for provider ``name``; ProviderError (retryable) if disabled or keyless."""
         provider = self._directory.provider(name)
-        endpoint = self._settings.provider_endpoint(name)
-        if endpoint is None or not self._directory.enabled(name):
+        if not self._directory.enabled(name):
             raise ProviderError(
                 f"{name} is not configured or disabled in this stack",
                 provider=name,
@@ -49,7 +48,7 @@ class HttpProviderClients:
             )
         return ProviderClient(
             provider,
-            base_url=endpoint.base_url,
+            base_url=self._settings.provider_base_url(name),
             api_key=str(api_key),
             http=self._http,
             timeout=self._settings.provider_timeout_seconds,

@@ -10,8 +10,8 @@ They live in one SSM parameter (``PROVIDERS_PARAMETER``, JSON, read at most once
     }
 
 Every key is optional: without ``order`` the stack's ``DEFAULT_PROVIDERS`` apply, ``disabled``
-adds to ``DISABLED_PROVIDERS``. A provider is usable when the stack gives it a base URL
-(``PROVIDER_URL_<NAME>``) and it is not disabled; its key comes from the provider keys secret.
+adds to ``DISABLED_PROVIDERS``. Every registered provider is usable unless disabled; its base URL
+is the registry's (or ``PROVIDER_BASE_URLS``'), its key comes from the provider keys secret.
 """
 
 from __future__ import annotations
@@ -154,9 +154,10 @@ class ProviderDirectory:
         return list(config.order) if config.order is not None else self._settings.default_providers
 
     def enabled(self, name: str) -> bool:
-        """True when the stack has a base URL for it and nobody disabled it."""
-        endpoint = self._settings.provider_endpoint(name)
-        return endpoint is not None and endpoint.enabled and name not in set(self.config.disabled)
+        """True for a registered provider that neither the stack nor the parameter disabled."""
+        if name not in PROVIDER_TYPES or name in self._settings.disabled_providers:
+            return False
+        return name not in set(self.config.disabled)
 
     def price(self, name: str) -> PriceTable | None:
         """The configured price table of ``name``."""

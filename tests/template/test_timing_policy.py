@@ -1,0 +1,84 @@
+"""The AWS-side waits and retries in template.yaml and the ASL are the TimingPolicy's numbers.
+
+``image_gateway.timing.TimingPolicy`` is the one home of the gateway's timing; the README's
+table is written from it. A number changed on one side only fails here, naming both places.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from image_gateway.timing import DEFAULT_TIMING
+
+from devstack.template import ROOT, load_template
+
+RESOURCES: dict[str, Any] = load_template()["Resources"]
+POLICY = "layers/common/image_gateway/timing.py"
+
+
+def _queue(name: str) -> dict[str, Any]:
+    properties: dict[str, Any] = RESOURCES[name]["Properties"]
+    return properties
+
+
+def _function_timeout(name: str) -> int:
+    return int(RESOURCES[name]["Properties"]["Timeout"])
+
+
+def test_the_dispatch_queue_redrives_after_the_policys_number_of_deliveries() -> None:
+    assert (
+        _queue("DispatchQueue")["RedrivePolicy"]["maxReceiveCount"]
+        == DEFAULT_TIMING.dispatch_max_receives
+    ), f"template.yaml DispatchQueue maxReceiveCount differs from {POLICY}"
+
+
+def test_the_inbox_queue_redrives_after_the_policys_number_of_deliveries() -> None:
+    assert (
+        _queue("InboxQueue")["RedrivePolicy"]["maxReceiveCount"]
+        == DEFAULT_TIMING.inbox_max_receives
+    ), f"template.yaml InboxQueue maxReceiveCount differs from {POLICY}"
+
+
+def test_queue_visibility_is_the_policys_and_six_times_its_functions_timeout() -> None:
+    pairs = {
+        "DispatchQueue": ("DispatchFunction", DEFAULT_TIMING.dispatch_visibility_seconds),
+        "InboxQueue": ("UploadEditFunction", DEFAULT_TIMING.inbox_visibility_seconds),
+    }
+    for queue, (function, policy_value) in pairs.items():
+        visibility = int(_queue(queue)["VisibilityTimeout"])
+        assert visibility == policy_value, f"template.yaml {queue} differs from {POLICY}"
+        assert visibility == 6 * _function_timeout(function), f"{queue}: 6 x {function} timeout"
+
+
+def test_the_poll_steps_retries_are_the_policys() -> None:
+    definition = json.loads((ROOT / "statemachines" / "poll.asl.json").read_text())
+    retries = [
+        {
+            "errors": tuple(r["ErrorEquals"]),
+            "interval": r["IntervalSeconds"],
+            "attempts": r["MaxAttempts"],
+            "rate": float(r["BackoffRate"]),
+        }
+        for state in definition["States"].values()
+        if state["Type"] == "Task"
+        for r in state.get("Retry", [])
+    ]
+    expected = [
+        {
+            "errors": r.errors,
+            "interval": r.interval_seconds,
+            "attempts": r.max_attempts,
+            "rate": r.backoff_rate,
+        }
+        for r in DEFAULT_TIMING.poll_step_retries
+    ]
+    assert retries == expected, f"statemachines/poll.asl.json Retry differs from {POLICY}"
+
+
+def test_poll_backoff_grows_by_the_factor_and_stops_at_the_cap() -> None:
+    waits = [DEFAULT_TIMING.poll_wait(4.0, attempt) for attempt in range(10)]
+
+    assert waits[:3] == [4.0, 6.0, 9.0]
+    assert max(waits) == DEFAULT_TIMING.poll_wait_cap_seconds
+    assert waits == sorted(waits)
