@@ -34,14 +34,6 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK_NAME = "imagegw-dev"
 SIMULATOR_API_KEY = "sim-key-devstack"
-# Where each provider lives on the simulator, and the template parameter that points at it.
-PROVIDER_PARAMETERS = {
-    "ApimartBaseUrl": "apimart",
-    "MountseaBaseUrl": "mountsea-async",  # mountsea-compat shares it
-    "PmockBaseUrl": "pmock",
-    "ApimodelsBaseUrl": "apimodels",
-    "OpenaiBaseUrl": "openai",
-}
 
 
 @dataclass
@@ -177,8 +169,11 @@ class DevStack:
         """Template parameters: defaults, with endpoints pointed at the local components."""
         assert self.simulator is not None and self.api is not None
         values = parameter_defaults(self.template)
-        for parameter, provider in PROVIDER_PARAMETERS.items():
-            values[parameter] = self.simulator.provider_base_url(provider)
+        from image_gateway.providers.registry import PROVIDER_NAMES
+
+        values["ProviderBaseUrls"] = json.dumps(  # every registered provider, on the simulator
+            {name: self.simulator.provider_base_url(name) for name in PROVIDER_NAMES}
+        )
         values["PublicBaseUrl"] = self.api.base_url
         values["TimeScale"] = str(self.config.time_scale)
         values["TaskDeadlineSeconds"] = str(self.config.task_deadline_seconds)

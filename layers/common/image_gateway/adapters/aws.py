@@ -202,7 +202,7 @@ class LazyDependencies:
 
 
 class AwsInboxDependencies:
-    """The inbox function's ports on AWS (satisfies ``ports.InboxDependencies``)."""
+    """The inbox function's ports on AWS (satisfies ``inbox.ports.InboxDependencies``)."""
 
     def __init__(self, core: AwsDependencies, settings: InboxSettings) -> None:
         self._core = core

@@ -1,4 +1,4 @@
-"""S3InboxObjects: reading the inbox bucket (adapter of ``ports.InboxBucket``)."""
+"""S3InboxObjects: reading the inbox bucket (adapter of ``inbox.ports.InboxBucket``)."""
 
 from __future__ import annotations
 

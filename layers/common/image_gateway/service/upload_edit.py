@@ -19,10 +19,10 @@ from image_gateway.errors import GatewayError, InvalidImage, PayloadTooLarge, Up
 from image_gateway.images.store import StoredImage
 from image_gateway.inbox.naming import classify_key, find_companions, photo_stem
 from image_gateway.inbox.objects import InboxObject, ObjectCreated, SourceSuperseded
+from image_gateway.inbox.ports import InboxDependencies
 from image_gateway.inbox.rules import InboxRule
 from image_gateway.models.request import MAX_PROMPT_CHARS, ImageRequest, Operation
 from image_gateway.models.task import SourceObject, TaskError
-from image_gateway.ports import InboxDependencies
 from image_gateway.service.lifecycle import fail_task
 from image_gateway.service.submit import new_task_id, reject_task, submit_task
 

@@ -1,0 +1,90 @@
+"""The layering the house style promises, checked on the source of the shared package.
+
+Domain and services never import boto3 or botocore (only ``adapters/`` talk to AWS); there is
+no import cycle between the package's modules; each handler imports the flow named after its
+job; no module of the layer grows far past 300 lines.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from devstack.template import ROOT
+
+PACKAGE = ROOT / "layers" / "common" / "image_gateway"
+MAX_LINES = 360  # "about 300": the longest modules are docstring-heavy parsers and ports
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules imported when ``path`` is imported (not under TYPE_CHECKING, not in functions)."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def test_only_adapters_import_boto3_or_botocore() -> None:
+    offenders = {
+        name: sorted(i for i in _runtime_imports(path) if i.split(".")[0] in {"boto3", "botocore"})
+        for name, path in MODULES.items()
+        if not name.startswith("image_gateway.adapters")
+    }
+
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    graph = {
+        name: {i for i in _runtime_imports(path) if i in MODULES and i != name}
+        for name, path in MODULES.items()
+    }
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        if node in stack:
+            cycles.append([*stack[stack.index(node) :], node])
+            return
+        for nxt in sorted(graph[node]):
+            visit(nxt, [*stack, node])
+
+    for start in graph:
+        visit(start, [])
+
+    assert cycles == []
+
+
+def test_each_handler_imports_the_flow_named_after_its_job() -> None:
+    expected = {
+        "api": "image_gateway.service.submit",
+        "dispatch": "image_gateway.service.dispatch",
+        "poll": "image_gateway.service.poll",
+        "sweeper": "image_gateway.service.sweep",
+        "upload_edit": "image_gateway.service.upload_edit",
+        "webhook": "image_gateway.service.refresh",
+    }
+    for function, flow in expected.items():
+        imports = _runtime_imports(ROOT / "functions" / function / "app.py")
+        assert flow in imports, f"functions/{function}/app.py should import {flow}"
+
+
+def test_no_module_of_the_layer_is_far_over_three_hundred_lines() -> None:
+    long = {
+        name: n for name, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+
+    assert long == {}
