@@ -14,6 +14,7 @@ from image_gateway.config import Settings
 from image_gateway.providers.directory import ProviderDirectory
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
+from tests.fakes.inbox import FakeInboxDependencies, InMemoryInbox
 from tests.fakes.messaging import (
     InMemoryDispatchQueue,
     InMemoryFetcher,
@@ -30,11 +31,13 @@ from tests.fakes.stores import (
 
 __all__ = [
     "FakeDependencies",
+    "FakeInboxDependencies",
     "InMemoryApiKeys",
     "InMemoryDispatchQueue",
     "InMemoryFetcher",
     "InMemoryIdempotencyStore",
     "InMemoryImageStore",
+    "InMemoryInbox",
     "InMemoryPollLoops",
     "InMemoryTaskStore",
     "ProviderScript",

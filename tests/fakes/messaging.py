@@ -24,10 +24,11 @@ class RecordingEventPublisher:
     def publish(self, task: Task) -> TaskEventDetail:
         """Record the event of the task's current status (EventPublishError when refusing)."""
         detail = TaskEventDetail.from_task(task)
+        detail_type = detail.detail_type  # as the adapter: KeyError for a status with no event
         with self._lock:
             if self.refuse_next > 0:
                 self.refuse_next -= 1
-                raise EventPublishError(f"refused {detail.event_id}")
+                raise EventPublishError(f"refused {detail_type} {detail.event_id}")
             self.published.append(detail)
         return detail
 
@@ -60,13 +61,19 @@ class InMemoryPollLoops:
 
     def __init__(self) -> None:
         self.started: dict[str, int] = {}
+        self.inputs: dict[str, dict[str, object]] = {}
+        """The execution input each loop started with (what the state machine receives)."""
 
-    def start(self, task_id: str, first_wait_seconds: int) -> bool:
-        """Start the task's loop; False when it already exists."""
+    def start(self, task_id: str, first_wait_seconds: int) -> None:
+        """Start the task's loop; a second start of the same task starts nothing."""
         if task_id in self.started:
-            return False
+            return
         self.started[task_id] = first_wait_seconds
-        return True
+        self.inputs[task_id] = {
+            "task_id": task_id,
+            "wait_seconds": first_wait_seconds,
+            "attempt": 0,
+        }
 
 
 @dataclass

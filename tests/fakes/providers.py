@@ -44,6 +44,11 @@ class ProviderScript:
     sync_error: ProviderError | None = None
     failure: ProviderError | None = None
     """The error of a FAILED status."""
+    batch_error: ProviderError | None = None
+    """Raised by every batch status call (the tasks are then read one by one)."""
+    while_working: Callable[[], object] | None = None
+    """Runs once while the next create or sync call is at the provider (after it was sent,
+    before it answers): stages a race, e.g. the client cancelling the task meanwhile."""
 
 
 @dataclass
@@ -56,6 +61,8 @@ class ProviderCall:
     inputs: ProviderInputs | None = None
     callback_url: str | None = None
     provider_task_id: str | None = None
+    provider_task_ids: list[str] | None = None
+    """The ids one batch status call asked for."""
 
 
 class ScriptedProviderCalls:
@@ -77,6 +84,7 @@ class ScriptedProviderCalls:
         self._owner.journal(
             ProviderCall(self.provider.name, "create", request, inputs, callback_url)
         )
+        self._owner.run_while_working(self.provider.name)
         if self._script.create_error is not None:
             raise self._script.create_error
         return self._owner.new_task(self.provider.name)
@@ -89,7 +97,13 @@ class ScriptedProviderCalls:
 
     def batch_status(self, provider_task_ids: list[str]) -> dict[str, ProviderStatus]:
         """Each known task's next answer (one call)."""
-        self._owner.journal(ProviderCall(self.provider.name, "batch_status"))
+        self._owner.journal(
+            ProviderCall(
+                self.provider.name, "batch_status", provider_task_ids=list(provider_task_ids)
+            )
+        )
+        if self._script.batch_error is not None:
+            raise self._script.batch_error
         known = [i for i in provider_task_ids if i in self._owner.tasks]
         return {i: self._answer(i) for i in known}
 
@@ -103,17 +117,15 @@ class ScriptedProviderCalls:
             with open_input(ref) as (_, stream, _):
                 stream.read()
         self._owner.journal(ProviderCall(self.provider.name, "sync", request, inputs))
+        self._owner.run_while_working(self.provider.name)
         if self._script.sync_error is not None:
             raise self._script.sync_error
         return self._succeeded()
 
     def _answer(self, provider_task_id: str) -> ProviderStatus:
         if self._owner.tasks.get(provider_task_id) != self.provider.name:
-            raise ProviderRejected(
-                f"{self.provider.name}: unknown task {provider_task_id}",
-                provider=self.provider.name,
-                code="provider_task_not_found",
-            )
+            # as every adapter classifies a provider's "no such task" answer
+            raise self.provider.task_missing(f"unknown task {provider_task_id}")
         steps = self._script.statuses
         index = min(self._owner.polls_of(provider_task_id), len(steps) - 1)
         step = steps[index]
@@ -175,6 +187,13 @@ class ScriptedProviders:
                 code="provider_key_missing",
             )
         return ScriptedProviderCalls(self, provider)
+
+    def run_while_working(self, name: str) -> None:
+        """Run (once) the provider's ``while_working`` action, if it has one."""
+        script = self.script(name)
+        action, script.while_working = script.while_working, None
+        if action is not None:
+            action()
 
     def journal(self, call: ProviderCall) -> None:
         """Record a call (the fake's journal)."""

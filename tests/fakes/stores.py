@@ -39,6 +39,12 @@ class InMemoryTaskStore:
         self._lock = threading.Lock()
         self._write_attempts = write_attempts
         self.writes = 0
+        self._racer: Callable[[], object] | None = None
+
+    def before_next_transition(self, action: Callable[[], object]) -> None:
+        """Run ``action`` once, just before the next transition reads the task: another writer
+        (a cancel, a second callback) getting there first."""
+        self._racer = action
 
     # -- reading ---------------------------------------------------------------------------------
     def get(self, task_id: str) -> Task | None:
@@ -107,6 +113,9 @@ class InMemoryTaskStore:
         change: Callable[[Task], None] | None = None,
     ) -> Task:
         """Move the task to ``target`` or raise ForbiddenTransition."""
+        racer, self._racer = self._racer, None
+        if racer is not None:
+            racer()
         allowed = ALLOWED_PREVIOUS[target]
 
         def mutate(task: Task) -> Task:
@@ -250,6 +259,13 @@ class InMemoryImageStore:
     def sha256(self, key: str) -> str:
         """The stored object's digest (for assertions)."""
         return hashlib.sha256(self.objects[key]).hexdigest()
+
+    def with_limit(self, max_bytes: int) -> InMemoryImageStore:
+        """The same bucket (same objects) refusing images over ``max_bytes`` (the inbox's
+        staging store writes into the images bucket with its own, smaller limit)."""
+        view = InMemoryImageStore(self._bucket, max_bytes=max_bytes)
+        view.objects, view.metadata, view._lock = self.objects, self.metadata, self._lock
+        return view
 
 
 class InMemoryIdempotencyStore:

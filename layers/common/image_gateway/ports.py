@@ -161,8 +161,8 @@ class DispatchQueue(Protocol):
 class PollLoops(Protocol):
     """One poll loop per task (a Step Functions execution named after it)."""
 
-    def start(self, task_id: str, first_wait_seconds: int) -> bool:
-        """Start the task's loop; False when one was already started for it."""
+    def start(self, task_id: str, first_wait_seconds: int) -> None:
+        """Start the task's loop; starting it again never makes a second one."""
         ...
 
 
@@ -300,4 +300,3 @@ class Dependencies(Protocol):
     def signer(self) -> WebhookSigner:
         """Per-task callback tokens."""
         ...
-

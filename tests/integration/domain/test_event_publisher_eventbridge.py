@@ -13,6 +13,7 @@ import pytest
 from image_gateway.adapters.eventbridge import EventBridgePublisher as EventPublisher
 from image_gateway.models.events import TaskEventDetail
 from image_gateway.models.task import ImageOutput, Task, TaskError, TaskStatus
+from image_gateway.ports import EventPublishError
 
 SOURCE = "image-gateway"
 TaskFactory = Callable[..., Task]
@@ -137,3 +138,12 @@ def test_given_a_rule_on_the_default_bus_when_publishing_then_only_the_custom_bu
     publisher.publish(succeeded_task)
 
     assert (len(subscriber.received()), on_default_bus.received()) == (1, [])
+
+
+def test_given_a_bus_that_does_not_exist_when_publishing_then_event_publish_error(
+    events: Any, succeeded_task: Task
+) -> None:
+    publisher = EventPublisher(events, "no-such-bus", SOURCE)
+
+    with pytest.raises(EventPublishError, match=succeeded_task.task_id):
+        publisher.publish(succeeded_task)

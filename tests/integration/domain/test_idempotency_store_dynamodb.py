@@ -1,96 +1,27 @@
-"""IdempotencyStore against moto DynamoDB: one task per (client, Idempotency-Key)."""
+"""DynamoDBIdempotencyStore's item on moto: what only DynamoDB has.
+
+How claims behave is the contract in tests/contract/test_idempotency_repository.py.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore as IdempotencyStore
-from image_gateway.errors import Conflict, InvalidRequest
-from image_gateway.idempotency import fingerprint
+from image_gateway.idempotency import IDEMPOTENCY_TTL, fingerprint
+from image_gateway.models.task import utc_now
 
 BODY = '{"prompt":"a red fox"}'
 
 
-@pytest.fixture
-def claims(dynamodb: Any, table_name: str) -> IdempotencyStore:
-    return IdempotencyStore(dynamodb, table_name)
-
-
-def test_given_a_fresh_key_when_claimed_then_there_is_no_earlier_task(
-    claims: IdempotencyStore,
+def test_given_a_claim_when_stored_then_the_templates_ttl_attribute_expires_it_after_a_day(
+    dynamodb: Any, table_name: str, tasks_table_properties: dict[str, Any]
 ) -> None:
-    assert claims.claim("client-a", "key-1", fingerprint(BODY), "task-1") is None
+    ttl_attribute = tasks_table_properties["TimeToLiveSpecification"]["AttributeName"]
+    before = int((utc_now() + IDEMPOTENCY_TTL).timestamp())
 
+    IdempotencyStore(dynamodb, table_name).claim("client-a", "key-1", fingerprint(BODY), "task-1")
 
-def test_given_a_claimed_key_when_the_same_body_repeats_then_the_first_task_id_comes_back(
-    claims: IdempotencyStore,
-) -> None:
-    claims.claim("client-a", "key-1", fingerprint(BODY), "task-1")
-
-    earlier = claims.claim("client-a", "key-1", fingerprint(BODY), "task-2")
-
-    assert earlier == "task-1"
-
-
-def test_given_a_claimed_key_when_another_body_comes_then_it_is_a_conflict(
-    claims: IdempotencyStore,
-) -> None:
-    claims.claim("client-a", "key-1", fingerprint(BODY), "task-1")
-
-    with pytest.raises(Conflict) as caught:
-        claims.claim("client-a", "key-1", fingerprint('{"prompt":"a blue fox"}'), "task-2")
-
-    assert caught.value.code == "idempotency_key_reused"
-    assert caught.value.status_code == 409
-
-
-def test_given_a_conflict_when_the_first_body_repeats_then_the_first_task_still_wins(
-    claims: IdempotencyStore,
-) -> None:
-    claims.claim("client-a", "key-1", fingerprint(BODY), "task-1")
-    with pytest.raises(Conflict):
-        claims.claim("client-a", "key-1", fingerprint("{}"), "task-2")
-
-    assert claims.claim("client-a", "key-1", fingerprint(BODY), "task-3") == "task-1"
-
-
-def test_given_a_key_claimed_by_another_client_when_claimed_then_it_is_fresh(
-    claims: IdempotencyStore,
-) -> None:
-    claims.claim("client-a", "key-1", fingerprint(BODY), "task-1")
-
-    assert claims.claim("client-b", "key-1", fingerprint(BODY), "task-2") is None
-
-
-def test_given_ids_that_concatenate_alike_when_two_clients_claim_then_they_stay_apart(
-    claims: IdempotencyStore,
-) -> None:
-    claims.claim("a", "b#c", fingerprint(BODY), "task-of-a")
-
-    assert claims.claim("a#b", "c", fingerprint(BODY), "task-of-a#b") is None
-
-
-def test_given_the_same_text_when_fingerprinted_then_it_is_stable_and_body_sensitive() -> None:
-    assert fingerprint(BODY) == fingerprint(BODY)
-    assert fingerprint(BODY) != fingerprint(BODY + " ")
-
-
-@pytest.mark.parametrize(
-    "key",
-    ["", "k" * 129, "line\nbreak", "tab\there", "bell\x07"],
-    ids=["empty", "129-chars", "newline", "tab", "control"],
-)
-def test_given_a_malformed_key_when_claimed_then_it_is_an_invalid_request(
-    claims: IdempotencyStore, key: str
-) -> None:
-    with pytest.raises(InvalidRequest) as caught:
-        claims.claim("client-a", key, fingerprint(BODY), "task-1")
-
-    assert caught.value.code == "invalid_idempotency_key"
-
-
-def test_given_a_key_of_128_printable_characters_when_claimed_then_it_is_accepted(
-    claims: IdempotencyStore,
-) -> None:
-    assert claims.claim("client-a", "k" * 128, fingerprint(BODY), "task-1") is None
+    (item,) = dynamodb.scan(TableName=table_name)["Items"]
+    after = int((utc_now() + IDEMPOTENCY_TTL).timestamp())
+    assert before <= int(item[ttl_attribute]["N"]) <= after

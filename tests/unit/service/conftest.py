@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from PIL import Image
+from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
-from tests.fakes import FakeDependencies
+from tests.fakes import FakeDependencies, fake_settings
+from tests.unit.service.support import png
 
-
-def png(width: int = 1024, height: int = 1024, color: str = "teal") -> bytes:
-    """PNG bytes of a plain image."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, "PNG")
-    return buffer.getvalue()
+__all__ = ["DepsFactory", "png"]
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +27,15 @@ def deps(result_png: bytes) -> FakeDependencies:
 
 
 DepsFactory = Callable[..., FakeDependencies]
+
+
+@pytest.fixture
+def make_deps(result_png: bytes) -> DepsFactory:
+    """A gateway on fakes with other settings (``fake_settings`` overrides) or timing."""
+
+    def build(*, timing: TimingPolicy = DEFAULT_TIMING, **settings: Any) -> FakeDependencies:
+        return FakeDependencies(
+            default_image=result_png, settings=fake_settings(**settings), timing=timing
+        )
+
+    return build

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from image_gateway.models.events import TaskEventDetail
 from image_gateway.models.task import Task
 from image_gateway.ports import EventPublishError
@@ -20,21 +21,21 @@ class EventBridgePublisher:
     def publish(self, task: Task) -> TaskEventDetail:
         """Emit the event for the task's current status and return its detail."""
         detail = TaskEventDetail.from_task(task)
-        answer = self._events.put_events(
-            Entries=[
-                {
-                    "EventBusName": self._bus,
-                    "Source": self._source,
-                    "DetailType": detail.detail_type,
-                    "Detail": detail.model_dump_json(),
-                    "Resources": [],
-                }
-            ]
-        )
+        entry = {
+            "EventBusName": self._bus,
+            "Source": self._source,
+            "DetailType": detail.detail_type,
+            "Detail": detail.model_dump_json(),
+            "Resources": [],
+        }
+        try:
+            answer = self._events.put_events(Entries=[entry])
+        except (BotoCoreError, ClientError) as exc:  # throttled past retries, bus gone, network
+            raise EventPublishError(f"PutEvents failed for {detail.event_id}: {exc}") from exc
         if answer.get("FailedEntryCount", 0):
-            entry = answer["Entries"][0]
+            failed = answer["Entries"][0]
             raise EventPublishError(
                 f"PutEvents refused {detail.event_id}: "
-                f"{entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+                f"{failed.get('ErrorCode')} {failed.get('ErrorMessage')}"
             )
         return detail

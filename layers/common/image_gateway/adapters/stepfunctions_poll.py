@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -15,11 +16,12 @@ class StepFunctionsPollLoops:
         self._sfn = stepfunctions_client
         self._arn = state_machine_arn
 
-    def start(self, task_id: str, first_wait_seconds: int) -> bool:
-        """Start the loop; False when an execution of that name already exists."""
+    def start(self, task_id: str, first_wait_seconds: int) -> None:
+        """Start the loop (a second start is refused by AWS, or is a no-op for the same input)."""
         if not self._arn:
             raise GatewayError("STATE_MACHINE_ARN is not configured for this function")
-        try:
+        # ExecutionAlreadyExists: the task's loop is already running (a redelivered hand-off)
+        with contextlib.suppress(self._sfn.exceptions.ExecutionAlreadyExists):
             self._sfn.start_execution(
                 stateMachineArn=self._arn,
                 name=task_id,
@@ -27,6 +29,3 @@ class StepFunctionsPollLoops:
                     {"task_id": task_id, "wait_seconds": first_wait_seconds, "attempt": 0}
                 ),
             )
-        except self._sfn.exceptions.ExecutionAlreadyExists:
-            return False
-        return True

@@ -210,6 +210,5 @@ def _submitted(
     submitted, recorded = _record_submission(deps, task.task_id, record, by=by)
     if recorded and not uses_callback:
         wait = max(1, round(deps.settings.scaled(expected)))
-        if not deps.poll_loops.start(submitted.task_id, wait):
-            logger.info("poll loop already running", extra={"task_id": task.task_id})
+        deps.poll_loops.start(submitted.task_id, wait)
     return submitted

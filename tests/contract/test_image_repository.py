@@ -1,0 +1,217 @@
+"""ImageRepository contract: ``InMemoryImageStore`` and ``S3ImageStore`` (moto).
+
+What goes in is checked (format, real dimensions, size, sha256) and comes out byte for byte;
+what is not an image, or is too big, is refused and leaves nothing behind. How S3 uploads
+(one PUT or sequential multipart parts, aborts) is pinned in tests/integration/images.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from image_gateway.adapters.s3_images import S3ImageStore
+from image_gateway.errors import InvalidImage, NotFound, PayloadTooLarge
+from image_gateway.images.store import StoredImage
+from image_gateway.ports import ImageRepository
+from PIL import Image
+
+from tests.fakes import InMemoryImageStore
+
+FORMATS = {
+    "PNG": ("png", "image/png"),
+    "JPEG": ("jpg", "image/jpeg"),
+    "WEBP": ("webp", "image/webp"),
+}
+
+
+def encode(width: int, height: int, image_format: str) -> bytes:
+    """A plain image of that size in that format."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "teal").save(buffer, image_format)
+    return buffer.getvalue()
+
+
+def chunked(data: bytes | str, size: int) -> Iterator[Any]:
+    """Data in chunks of ``size``."""
+    return (data[i : i + size] for i in range(0, len(data), size))
+
+
+@dataclass
+class ImagesUnderTest:
+    """An image store, one with another byte limit, and what the bucket holds."""
+
+    bucket: str
+    store: ImageRepository
+    with_limit: Callable[[int], ImageRepository]
+    held: Callable[[], list[str]]
+    """Keys of stored objects and of unfinished uploads (what a failed store could leave)."""
+
+
+def _s3_under_test(s3: Any) -> ImagesUnderTest:
+    bucket = f"images-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+
+    def held() -> list[str]:
+        objects = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+        uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        return [o["Key"] for o in objects] + [f"unfinished:{u['Key']}" for u in uploads]
+
+    return ImagesUnderTest(
+        bucket=bucket,
+        store=S3ImageStore(s3, bucket),
+        with_limit=lambda max_bytes: S3ImageStore(s3, bucket, max_bytes=max_bytes),
+        held=held,
+    )
+
+
+def _memory_under_test() -> ImagesUnderTest:
+    fake = InMemoryImageStore("images")
+    return ImagesUnderTest(
+        bucket="images",
+        store=fake,
+        with_limit=fake.with_limit,
+        held=lambda: sorted(fake.objects),
+    )
+
+
+@pytest.fixture
+def images(implementation: str, request: pytest.FixtureRequest) -> ImagesUnderTest:
+    """An empty bucket behind the fake, or behind the S3 adapter on moto."""
+    if implementation == "memory":
+        return _memory_under_test()
+    return _s3_under_test(request.getfixturevalue("s3"))
+
+
+@pytest.fixture(scope="module")
+def small_jpeg() -> bytes:
+    """A real 320x200 JPEG."""
+    return encode(320, 200, "JPEG")
+
+
+# -- store -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("image_format", sorted(FORMATS))
+def test_given_an_image_when_stored_then_its_real_format_size_and_digest_come_back(
+    images: ImagesUnderTest, image_format: str
+) -> None:
+    data = encode(320, 200, image_format)
+    extension, content_type = FORMATS[image_format]
+
+    stored = images.store.store(chunked(data, 100), "tasks/t1/output-0")
+
+    assert stored == StoredImage(
+        bucket=images.bucket,
+        key=f"tasks/t1/output-0.{extension}",
+        content_type=content_type,
+        width=320,
+        height=200,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def test_given_a_stored_image_when_streamed_then_the_same_bytes_come_back(
+    images: ImagesUnderTest, small_jpeg: bytes
+) -> None:
+    stored = images.store.store(chunked(small_jpeg, 1000), "inputs/i1")
+
+    assert b"".join(images.store.open_stream(stored.key)) == small_jpeg
+
+
+@pytest.mark.parametrize(
+    "prefix", ["", "data:image/jpeg;base64,", "data:image/png;base64,"],
+    ids=["raw", "data-url", "data-url-claiming-png"],
+)  # fmt: skip
+def test_given_base64_text_when_stored_then_the_decoded_image_is_stored(
+    images: ImagesUnderTest, small_jpeg: bytes, prefix: str
+) -> None:
+    text = prefix + base64.b64encode(small_jpeg).decode("ascii")
+
+    stored = images.store.store_base64(chunked(text, 7), "tasks/t3/output-0")
+
+    assert (stored.key, stored.content_type, stored.width, stored.height) == (
+        "tasks/t3/output-0.jpg",
+        "image/jpeg",
+        320,
+        200,
+    )
+    assert b"".join(images.store.open_stream(stored.key)) == small_jpeg
+
+
+def test_given_bytes_that_are_not_an_image_when_stored_then_invalid_image_and_nothing_kept(
+    images: ImagesUnderTest,
+) -> None:
+    with pytest.raises(InvalidImage):
+        images.store.store(chunked(b"<html>" + bytes(100_000), 4096), "tasks/t4/x")
+
+    assert images.held() == []
+
+
+def test_given_invalid_base64_when_stored_then_invalid_image_and_nothing_kept(
+    images: ImagesUnderTest,
+) -> None:
+    with pytest.raises(InvalidImage, match="not valid base64"):
+        images.store.store_base64(["iVBORw0KGgo*"], "tasks/t5/x")
+
+    assert images.held() == []
+
+
+def test_given_an_image_over_the_byte_limit_when_stored_then_too_large_and_nothing_kept(
+    images: ImagesUnderTest, small_jpeg: bytes
+) -> None:
+    store = images.with_limit(len(small_jpeg) - 1)
+
+    with pytest.raises(PayloadTooLarge):
+        store.store(chunked(small_jpeg, 1000), "tasks/t6/output-0")
+
+    assert images.held() == []
+
+
+def test_given_an_image_of_exactly_the_byte_limit_when_stored_then_it_is_kept(
+    images: ImagesUnderTest, small_jpeg: bytes
+) -> None:
+    store = images.with_limit(len(small_jpeg))
+
+    stored = store.store(chunked(small_jpeg, 1000), "tasks/t6/output-0")
+
+    assert images.held() == [stored.key]
+
+
+# -- read ------------------------------------------------------------------------------------
+def test_given_a_stored_image_when_asked_then_it_exists(
+    images: ImagesUnderTest, small_jpeg: bytes
+) -> None:
+    stored = images.store.store([small_jpeg], "inputs/i1")
+
+    assert images.store.exists(stored.key) is True
+
+
+def test_given_no_object_when_asked_then_it_does_not_exist(images: ImagesUnderTest) -> None:
+    assert images.store.exists("inputs/missing.png") is False
+
+
+def test_given_no_object_when_streamed_then_not_found(images: ImagesUnderTest) -> None:
+    with pytest.raises(NotFound):
+        list(images.store.open_stream("inputs/missing.png"))
+
+
+def test_given_a_key_when_presigned_then_the_url_names_the_bucket_and_the_key(
+    images: ImagesUnderTest,
+) -> None:
+    url = images.store.presigned_get_url("tasks/t1/output-0.png", expires_in=600)
+
+    assert url.startswith("https://")
+    assert "tasks/t1/output-0.png" in url
+    assert images.bucket in url
+
+
+def test_given_a_store_when_asked_its_bucket_then_it_names_the_bucket(
+    images: ImagesUnderTest,
+) -> None:
+    assert images.store.bucket == images.bucket

@@ -1,0 +1,53 @@
+"""Helpers of the flow tests: real images, requests, and moving a task's clock without sleeping."""
+
+from __future__ import annotations
+
+import base64
+import io
+from datetime import timedelta
+from typing import Any
+
+from image_gateway.models.request import ImageRequest
+from image_gateway.models.task import Task, utc_now
+from PIL import Image
+
+from tests.fakes import FakeDependencies
+
+RESULT_URL = "https://cdn.provider.example/result.png"
+
+
+def png(width: int = 1024, height: int = 1024, color: str = "teal") -> bytes:
+    """PNG bytes of a plain image."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def data_url(image: bytes, content_type: str = "image/png") -> str:
+    """The image as a ``data:`` URL (what a client sends inline)."""
+    return f"data:{content_type};base64,{base64.b64encode(image).decode()}"
+
+
+def fox(**fields: Any) -> ImageRequest:
+    """A generation request (fields override the defaults)."""
+    return ImageRequest(prompt="a fox in the snow", **fields)
+
+
+def make_overdue(deps: FakeDependencies, task_id: str) -> Task:
+    """Move the task's deadline (and check time) into the past, as if its time ran out."""
+    past = utc_now() - timedelta(seconds=1)
+
+    def overdue(task: Task) -> None:
+        task.deadline_at = past
+        task.check_at = past
+
+    return deps.tasks.update(task_id, overdue)
+
+
+def make_due(deps: FakeDependencies, task_id: str) -> Task:
+    """Move only the task's check time into the past (the sweeper's next look is now)."""
+
+    def due(task: Task) -> None:
+        task.check_at = utc_now() - timedelta(seconds=1)
+
+    return deps.tasks.update(task_id, due)
