@@ -99,3 +99,31 @@ def test_given_a_key_of_128_printable_characters_when_claimed_then_it_is_accepte
     claims: IdempotencyRepository,
 ) -> None:
     assert claims.claim("client-a", "k" * 128, fingerprint(BODY), "task-1") is None
+
+
+def test_given_a_released_claim_when_the_key_comes_again_then_it_is_fresh(
+    claims: IdempotencyRepository,
+) -> None:
+    claims.claim("client-a", "key-1", fingerprint(BODY), "task-1")
+
+    claims.release("client-a", "key-1", "task-1")
+
+    assert claims.claim("client-a", "key-1", fingerprint("{}"), "task-2") is None
+
+
+def test_given_a_claim_of_another_task_when_released_then_it_stays(
+    claims: IdempotencyRepository,
+) -> None:
+    claims.claim("client-a", "key-1", fingerprint(BODY), "task-1")
+
+    claims.release("client-a", "key-1", "task-2")
+
+    assert claims.claim("client-a", "key-1", fingerprint(BODY), "task-3") == "task-1"
+
+
+def test_given_no_claim_when_released_then_nothing_happens(
+    claims: IdempotencyRepository,
+) -> None:
+    claims.release("client-a", "key-1", "task-1")
+
+    assert claims.claim("client-a", "key-1", fingerprint(BODY), "task-1") is None

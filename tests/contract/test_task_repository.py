@@ -35,7 +35,7 @@ Q, SUB, RUN, OK, FAIL, CAN, EXP = (
 )
 # Same literal table as tests/unit/domain/test_task_status_machine.py: (current, target).
 ALLOWED = {
-    (Q, SUB), (Q, FAIL), (Q, CAN),
+    (Q, SUB), (Q, FAIL), (Q, CAN), (Q, EXP),
     (SUB, RUN), (SUB, OK), (SUB, FAIL), (SUB, CAN), (SUB, EXP),
     (RUN, OK), (RUN, FAIL), (RUN, CAN), (RUN, EXP),
 }  # fmt: skip

@@ -290,6 +290,12 @@ class InMemoryIdempotencyStore:
             )
         return earlier[1]
 
+    def release(self, client_id: str, key: str, task_id: str) -> None:
+        """Forget ``task_id``'s claim; another task's claim stays."""
+        with self._lock:
+            if self._claims.get((client_id, key), ("", ""))[1] == task_id:
+                del self._claims[(client_id, key)]
+
 
 class InMemoryApiKeys:
     """Hashed API keys in a dict."""

@@ -176,6 +176,10 @@ class IdempotencyRepository(Protocol):
         """
         ...
 
+    def release(self, client_id: str, key: str, task_id: str) -> None:
+        """Forget ``task_id``'s claim (its request failed before its task was written)."""
+        ...
+
 
 # -- providers ---------------------------------------------------------------------------------
 class ProviderCalls(Protocol):

@@ -19,7 +19,7 @@ Q, SUB, RUN, OK, FAIL, CAN, EXP = (
 
 # The documented machine, written out by hand: (current, target). Nothing leaves a terminal status.
 ALLOWED = {
-    (Q, SUB), (Q, FAIL), (Q, CAN),
+    (Q, SUB), (Q, FAIL), (Q, CAN), (Q, EXP),
     (SUB, RUN), (SUB, OK), (SUB, FAIL), (SUB, CAN), (SUB, EXP),
     (RUN, OK), (RUN, FAIL), (RUN, CAN), (RUN, EXP),
 }  # fmt: skip
@@ -34,7 +34,7 @@ def pair_id(pair: tuple[TaskStatus, TaskStatus]) -> str:
 def test_the_table_covers_the_seven_statuses() -> None:
     assert len(TaskStatus) == 7
     assert len(ALL_PAIRS) == 49
-    assert len(FORBIDDEN) == 37
+    assert len(FORBIDDEN) == 36
 
 
 @pytest.mark.parametrize("pair", sorted(ALLOWED), ids=pair_id)

@@ -369,13 +369,6 @@ def test_a_task_cancelled_during_a_failing_sync_call_is_not_requeued(
     assert deps.dispatch_queue.messages == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dispatch.py:107-113 (_provider_failed) falls back without checking that the task "
-    "is still open: a task cancelled during a sync call that then fails retryably is created "
-    "at the async fallback provider (paid), and only then does handoff._record_submission "
-    "notice the task ended",
-)
 def test_a_task_cancelled_during_a_failing_sync_call_is_not_sent_elsewhere(
     deps: FakeDependencies,
 ) -> None:

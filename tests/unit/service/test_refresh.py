@@ -276,12 +276,6 @@ def test_three_bad_responses_running_fail_the_task(deps: FakeDependencies, task:
     assert failed.bad_responses == deps.timing.max_bad_responses
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="refresh.py:169-186 never resets task.bad_responses after a valid answer, so three "
-    "bad answers spread over a long task fail it; TimingPolicy.max_bad_responses and "
-    "_provider_trouble's docstring say three *running* (consecutive)",
-)
 def test_bad_responses_between_good_ones_do_not_fail_the_task(
     deps: FakeDependencies, task: Task
 ) -> None:

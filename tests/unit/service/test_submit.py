@@ -106,13 +106,6 @@ def test_a_key_whose_task_is_not_written_yet_is_in_progress(deps: FakeDependenci
     assert refused.value.code == "idempotency_in_progress"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="submit.py:60-73 claims the Idempotency-Key before stage_inputs; a staging "
-    "refusal (invalid_image, input_not_found, payload_too_large) leaves the key claimed for a "
-    "task that is never written, so every retry of the same request gets "
-    "idempotency_in_progress instead of the real error",
-)
 def test_a_request_refused_at_staging_is_refused_again_on_retry(deps: FakeDependencies) -> None:
     # GIVEN a request with an Idempotency-Key whose inline image is not an image
     request = fox(provider="apimart", images=[data_url(b"not an image")])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-import pytest
 from image_gateway.models.request import ImageRequest, Operation
 from image_gateway.models.task import Task, TaskError, TaskStatus, utc_now
 from image_gateway.providers.base import ProviderState
@@ -236,13 +235,6 @@ def test_an_overdue_sync_task_is_expired(deps: FakeDependencies) -> None:
     assert deps.providers.calls == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sweep.py:52-54 calls expire_task on a task still queued (a crash between "
-    "tasks.create and the hand-off); EXPIRED is not allowed from QUEUED, the refusal is "
-    "ignored and check_at is not moved, so the task stays open forever and is re-read by "
-    "every sweep",
-)
 def test_a_task_left_queued_by_a_crash_is_ended_at_its_deadline(
     deps: FakeDependencies,
 ) -> None:
@@ -302,13 +294,6 @@ def test_a_refused_event_stays_due_until_the_bus_takes_it(deps: FakeDependencies
     assert deps.events.for_task(task.task_id) == ["Image Task Submitted", "Image Task Failed"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="refresh.py:59-60 re-emits pending events of terminal tasks only: an open task's "
-    "refused 'Image Task Submitted' is never re-emitted by the sweep (and is lost for good "
-    "once the task moves on), although lifecycle.py's docstring and sweep.py promise the "
-    "sweeper emits missing events",
-)
 def test_a_refused_submitted_event_is_emitted_by_the_sweep(deps: FakeDependencies) -> None:
     # GIVEN a task handed over while EventBridge refused its Submitted event
     deps.providers.script("mountsea-async").statuses = [ProviderState.RUNNING]

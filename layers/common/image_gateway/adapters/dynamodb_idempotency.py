@@ -25,8 +25,7 @@ class DynamoDBIdempotencyStore:
         Raises :class:`Conflict` when the key was used before with a different body.
         """
         check_key(key)
-        scope = hashlib.sha256(json.dumps([client_id, key]).encode()).hexdigest()  # no collisions
-        item_key = {"pk": {"S": f"IDEMP#{scope}"}, "sk": {"S": "IDEMP"}}
+        item_key = _item_key(client_id, key)
         expires = int((utc_now() + IDEMPOTENCY_TTL).timestamp())
         try:
             self._ddb.put_item(
@@ -52,3 +51,21 @@ class DynamoDBIdempotencyStore:
                 code="idempotency_key_reused",
             )
         return str(existing["task_id"]["S"])
+
+    def release(self, client_id: str, key: str, task_id: str) -> None:
+        """Forget the claim of ``task_id`` (its request failed); a claim of another task stays."""
+        try:
+            self._ddb.delete_item(
+                TableName=self._table,
+                Key=_item_key(client_id, key),
+                ConditionExpression="task_id = :t",
+                ExpressionAttributeValues={":t": {"S": task_id}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+
+def _item_key(client_id: str, key: str) -> dict[str, Any]:
+    scope = hashlib.sha256(json.dumps([client_id, key]).encode()).hexdigest()  # no collisions
+    return {"pk": {"S": f"IDEMP#{scope}"}, "sk": {"S": "IDEMP"}}

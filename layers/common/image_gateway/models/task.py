@@ -41,7 +41,8 @@ ALLOWED_PREVIOUS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.SUCCEEDED: frozenset({TaskStatus.SUBMITTED, TaskStatus.RUNNING}),
     TaskStatus.FAILED: frozenset({TaskStatus.QUEUED, TaskStatus.SUBMITTED, TaskStatus.RUNNING}),
     TaskStatus.CANCELLED: frozenset({TaskStatus.QUEUED, TaskStatus.SUBMITTED, TaskStatus.RUNNING}),
-    TaskStatus.EXPIRED: frozenset({TaskStatus.SUBMITTED, TaskStatus.RUNNING}),
+    # queued too: a task whose hand-off died before any provider took it
+    TaskStatus.EXPIRED: frozenset({TaskStatus.QUEUED, TaskStatus.SUBMITTED, TaskStatus.RUNNING}),
 }
 
 

@@ -109,6 +109,8 @@ def _provider_failed(deps: Dependencies, task: Task, error: ProviderError) -> Ta
         candidates = qualify(deps, task.fallbacks, task.request)[0]
         if candidates:
             task = deps.tasks.update(task.task_id, lambda t: setattr(t, "attempts", attempts))
+            if task.status.terminal:  # cancelled during the call: send it nowhere else
+                return task
             return hand_to_provider(
                 deps, task, candidates, provider_inputs(deps, task.request), None, by="dispatch"
             )

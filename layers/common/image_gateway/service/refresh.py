@@ -55,10 +55,13 @@ def refresh_task(
     """
     task = deps.tasks.get(task_id)
     if task is None:
+        if status is not None:
+            status.close()
         raise TaskNotFound(task_id)
-    if task.status.terminal:
-        return RefreshResult(publish_pending_event(deps, task))
-    if task.provider_task_id is None:
+    task = publish_pending_event(deps, task)  # one the bus refused earlier (sweeper)
+    if task.status.terminal or task.provider_task_id is None:
+        if status is not None:
+            status.close()
         return RefreshResult(task)
 
     if status is None:
@@ -68,6 +71,8 @@ def refresh_task(
             return RefreshResult(_provider_trouble(deps, task, error, by=by))
 
     with status:
+        if task.bad_responses:  # the limit counts garbage answers in a row
+            task = deps.tasks.update(task_id, _reset_bad_responses)
         if status.state is ProviderState.PENDING:
             return RefreshResult(task)
         if status.state is ProviderState.RUNNING:
@@ -164,6 +169,10 @@ def _store_output(deps: Dependencies, task: Task, index: int, image: ResultImage
         bytes=stored.size_bytes,
         sha256=stored.sha256,
     )
+
+
+def _reset_bad_responses(task: Task) -> None:
+    task.bad_responses = 0
 
 
 def _provider_trouble(deps: Dependencies, task: Task, error: ProviderError, *, by: str) -> Task:

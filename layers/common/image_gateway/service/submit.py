@@ -70,7 +70,12 @@ def submit_task(
                 )
             return Submission(task=task, replayed=True)
 
-    stored_request, inputs = stage_inputs(deps, request, client_id=client_id, task_id=task_id)
+    try:
+        stored_request, inputs = stage_inputs(deps, request, client_id=client_id, task_id=task_id)
+    except Exception:  # refused (or failed) before its task exists: a retry must not be blocked
+        if idempotency_key is not None:
+            deps.idempotency.release(client_id, idempotency_key, task_id)
+        raise
     now = utc_now()
     deadline = now + timedelta(seconds=deps.settings.scaled(deps.settings.task_deadline_seconds))
     task = Task(
