@@ -326,11 +326,13 @@ def run(
         "build_dir": str(build_dir.relative_to(ROOT)),
         "handlers": f"{build_dir.relative_to(ROOT)}/<LogicalId>/app.py",
         "layer": f"{build_dir.relative_to(ROOT)}/{LAYER}/python (on PYTHONPATH, as /opt/python)",
-        "layer_bytecode": f"{pycs} unchecked-hash .pyc files (cpython-313)",
+        "layer_bytecode": f"{pycs} unchecked-hash cpython-313 .pyc files",
         "imported_as": host.describe(),
         "environment": "PYTHONDONTWRITEBYTECODE=1; the function's template.yaml environment",
     }
     result["python"] = runtime.describe()
+    if python.is_relative_to(ROOT):
+        result["python"]["executable"] = str(python.relative_to(ROOT))
     if bare is not None:
         result["without_bytecode"] = {
             "floor_boto3_import_ms": bare["floor_boto3_import_ms"],
