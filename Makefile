@@ -5,17 +5,38 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 SAMVENV := .venv-sam
+SAM    := $(SAMVENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 SAM_CLI_VERSION := 1.170.0
+# AWS CLI v1 from PyPI (it vendors its own botocore), next to sam: the README's `aws` commands.
+AWS_CLI_VERSION := 1.46.3
 STAMP  := $(VENV)/.installed
+# The functions' runtime, Python 3.13: `sam build` needs a real interpreter on PATH (pyenv's
+# shims fail inside sam) and the layer's bytecode is made by it. Found on PATH, else among
+# pyenv's versions; override with `make build PYTHON313=/path/to/python3.13`.
+PYTHON313 ?= $(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null || \
+	ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null | sort -V | tail -n 1)
+NEED_PYTHON313 = test -n "$(PYTHON313)" || { echo "No python3.13 found. sam build needs the \
+	functions' runtime, Python 3.13, as a real interpreter: install it (pyenv install 3.13, \
+	uv python install 3.13 or your OS's python3.13 package) or pass PYTHON313=/path/to/python3.13; \
+	or build in a container: $(SAM) build --use-container" >&2; exit 1; }
+SAM_BUILD_DIR ?= .aws-sam/build
+DEPLOY_FLAGS ?= --guided
+# Python 3.13 with what Lambda's runtime adds (boto3, at the dev pin): imports the built
+# artefact in the tests and in `make bench`.
+RUNTIMEVENV := .venv-runtime
 
-.PHONY: help venv demo devstack test lint typecheck template-check unit e2e bench clean schema
+.PHONY: help venv tools build deploy demo devstack test lint typecheck template-check unit e2e bench \
+	clean schema
 
 help:
 	@echo "make demo      start devstack (moto + provider simulator + local API) and run the demo"
 	@echo "make devstack  start devstack and keep it running (prints URL and API key)"
 	@echo "make test      install everything the tests need, lint, type-check, check the template, run all tests"
 	@echo "make bench     run the benchmarks (bench/results.json, bench/RESULTS.md, README section)"
+	@echo "make build     sam build (needs python3.13; installs the SAM CLI in .venv-sam)"
+	@echo "make deploy    make build, then sam deploy --guided (DEPLOY_FLAGS= to reuse samconfig.toml)"
+	@echo "make tools     install sam and aws in .venv-sam/bin"
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt layers/common/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +50,25 @@ $(SAMVENV)/.installed:
 	@test -x $(SAMVENV)/bin/python || $(PYTHON) -m venv $(SAMVENV)
 	$(SAMVENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
 	@touch $@
+
+$(SAMVENV)/.awscli-installed: $(SAMVENV)/.installed
+	$(SAMVENV)/bin/python -m pip install --quiet awscli==$(AWS_CLI_VERSION)
+	@touch $@
+
+tools: $(SAMVENV)/.installed $(SAMVENV)/.awscli-installed
+
+$(RUNTIMEVENV)/.installed: requirements-dev.txt
+	@$(NEED_PYTHON313)
+	@test -x $(RUNTIMEVENV)/bin/python || $(PYTHON313) -m venv $(RUNTIMEVENV)
+	$(RUNTIMEVENV)/bin/python -m pip install --quiet $$(grep -E '^boto3==' requirements-dev.txt)
+	@touch $@
+
+build: $(SAMVENV)/.installed
+	@$(NEED_PYTHON313)
+	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM) build --build-dir $(SAM_BUILD_DIR)
+
+deploy: build tools
+	$(SAM) deploy --template-file $(SAM_BUILD_DIR)/template.yaml $(DEPLOY_FLAGS)
 
 demo: $(STAMP)
 	$(PY) -m devstack demo
@@ -45,21 +85,24 @@ typecheck: $(STAMP)
 
 template-check: $(STAMP) $(SAMVENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
-	$(SAMVENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+	$(SAM) validate --lint --template template.yaml --region us-east-1
 
-unit: $(STAMP)
+# The built-layer tests (tests/template) run sam build and import with .venv-runtime; the
+# README tests (tests/e2e) run the README's aws commands.
+unit: $(STAMP) $(SAMVENV)/.installed $(RUNTIMEVENV)/.installed
 	$(PY) -m pytest tests -m "not e2e"
 
-e2e: $(STAMP)
+e2e: $(STAMP) tools
 	$(PY) -m pytest tests -m e2e
 
-test: lint typecheck template-check
+test: lint typecheck template-check tools $(RUNTIMEVENV)/.installed
 	$(PY) -m pytest tests -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(SAMVENV) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAMVENV) $(RUNTIMEVENV) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache
 
-bench: $(STAMP)
+# The cold-start figure imports what `make build` makes (bench/artefact.py runs it).
+bench: $(STAMP) $(SAMVENV)/.installed $(RUNTIMEVENV)/.installed
 	$(PY) -m bench
 
 schema: $(STAMP)

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from bench.stack import ZERO_LATENCY, BenchStack
@@ -187,10 +188,15 @@ def import_breakdown(bench: BenchStack, function: str, top: int = 8) -> list[dic
         timeout=120,
         check=False,
     )
-    # Self time summed by top-level package: who really spends it (boto3, pydantic, ...).
+    return importtime_ranking(done.stderr, top)
+
+
+def importtime_ranking(stderr: str, top: int = 8) -> list[dict[str, Any]]:
+    """``-X importtime`` output as self time summed by top-level package, largest first."""
+    # Who really spends it (boto3, pydantic, ...), not the package that imported it.
     totals: dict[str, float] = {}
     line = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)")
-    for raw in done.stderr.splitlines():
+    for raw in stderr.splitlines():
         found = line.match(raw)
         if found is None:
             continue
@@ -200,17 +206,28 @@ def import_breakdown(bench: BenchStack, function: str, top: int = 8) -> list[dic
     return [{"package": name, "self_ms": ms} for name, ms in ranked]
 
 
-def run(bench: BenchStack, rounds: int, progress: Any) -> dict[str, Any]:
-    """``rounds`` rounds of: boto3 floor, then each function, every one a fresh interpreter."""
+def run(
+    bench: BenchStack,
+    rounds: int,
+    progress: Any,
+    *,
+    child: Callable[[BenchStack, str | None, Any], dict[str, Any]] = _child,
+    breakdown: Callable[[BenchStack, str], list[dict[str, Any]]] | None = import_breakdown,
+) -> dict[str, Any]:
+    """``rounds`` rounds of: boto3 floor, then each function, every one a fresh interpreter.
+
+    ``child`` and ``breakdown`` measure another copy of the handlers (bench/artefact.py: what
+    ``sam build`` made, on Python 3.13); by default, the development tree on this interpreter.
+    """
     events = _events(bench, rounds)
     samples: dict[str, list[dict[str, Any]]] = {"floor": [], **{f: [] for f in FUNCTIONS}}
     # The sweeper would finish the other children's tasks (late callbacks get a poll), so it
     # runs after them, paired with the same round's floor.
     in_rounds = [f for f in FUNCTIONS if f != "SweeperFunction"]
     for index in range(rounds):
-        samples["floor"].append(_child(bench, None, None))
+        samples["floor"].append(child(bench, None, None))
         for function in in_rounds:
-            samples[function].append(_child(bench, function, events[function][index]))
+            samples[function].append(child(bench, function, events[function][index]))
         progress(
             f"  cold start round {index + 1}/{rounds}: floor "
             f"{samples['floor'][-1]['total_ms']:.0f} ms, "
@@ -218,7 +235,7 @@ def run(bench: BenchStack, rounds: int, progress: Any) -> dict[str, Any]:
         )
     for index in range(rounds):
         samples["SweeperFunction"].append(
-            _child(bench, "SweeperFunction", events["SweeperFunction"][index])
+            child(bench, "SweeperFunction", events["SweeperFunction"][index])
         )
     if rounds:
         progress(
@@ -240,6 +257,6 @@ def run(bench: BenchStack, rounds: int, progress: Any) -> dict[str, Any]:
             "met": ratio["median"] <= TARGETS[function] if function in TARGETS else None,
             "statuses": sorted({str(s["status"]) for s in samples[function]}),
             "maxrss_mb": summary([s["maxrss_mb"] for s in samples[function]]),
-            "top_imports": import_breakdown(bench, function),
+            "top_imports": breakdown(bench, function) if breakdown else [],
         }
     return result

@@ -1,11 +1,13 @@
 """Count, for real, every AWS request and provider HTTP call the in-process Lambdas make.
 
-``CallRecorder.install(runtime)`` wraps devstack's ``FunctionRuntime.invoke`` (one record per
+``CallRecorder.install(runtime)`` wraps devstack's ``InlineRuntime.invoke`` (one record per
 invocation with its duration) and patches botocore's ``BaseClient._make_api_call`` and
-``httpx.Client.send``. A call counts when it happens on a thread that is inside an invocation,
-so the benchmark's own observation calls (and moto's internals) never count. DynamoDB read and
-write units are worked out from the items themselves (sizes, consistency, GSI updates) because
-moto does not report consumed capacity the way DynamoDB bills it.
+``httpx.Client.send``, so the handlers must run in this process (``StackConfig(runtime=
+"inline")``): calls made in worker processes would not be seen. A call counts when it happens
+on a thread that is inside an invocation, so the benchmark's own observation calls (and moto's
+internals) never count. DynamoDB read and write units are worked out from the items themselves
+(sizes, consistency, GSI updates) because moto does not report consumed capacity the way
+DynamoDB bills it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from bench.cost import (
     read_units,
     write_units,
 )
+from devstack.runtime import InlineRuntime
 
 S3_PUT_CLASS = frozenset(
     {
@@ -103,8 +106,10 @@ class CallRecorder:
         self._undo: list[Callable[[], None]] = []
 
     # -- installing ----------------------------------------------------------------------------
-    def install(self, runtime: Any) -> None:
+    def install(self, runtime: InlineRuntime) -> None:
         """Wrap ``runtime.invoke`` and patch botocore and httpx (undo with :meth:`uninstall`)."""
+        if not isinstance(runtime, InlineRuntime):
+            raise TypeError("counting patches this process: use StackConfig(runtime='inline')")
         original_invoke = runtime.invoke
         recorder = self
 
@@ -112,7 +117,7 @@ class CallRecorder:
             function = runtime.get(name)
             # Time inside the runtime's lock so that waiting for another invocation is not
             # billed (the lock is re-entrant; the original takes it again).
-            with runtime._lock:
+            with runtime.lock:
                 previous = getattr(recorder._local, "function", None)
                 recorder._local.function = function.logical_id
                 started = time.perf_counter()
@@ -125,7 +130,7 @@ class CallRecorder:
                     recorder._local.function = previous
                     recorder._record_invocation(function, elapsed, event, result)
 
-        runtime.invoke = invoke
+        runtime.invoke = invoke  # type: ignore[method-assign]
         self._undo.append(lambda: setattr(runtime, "invoke", original_invoke))
 
         original_call = BaseClient._make_api_call

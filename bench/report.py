@@ -31,24 +31,35 @@ def _usd(value: float) -> str:
     return f"${value:.6f}"
 
 
+def _python(cold: dict[str, Any]) -> str:
+    return f"Python {cold['python']['version']}" if "python" in cold else "Python ?"
+
+
+def cold_rows(cold: dict[str, Any], where: str) -> list[Row]:
+    """Cold start rows: each function against ``import boto3`` on the same interpreter."""
+    out: list[Row] = []
+    floor = cold["floor_boto3_import_ms"]
+    for name, fig in cold["functions"].items():
+        target = fig["target_ratio"]
+        out.append(
+            (
+                f"cold start: {name} ({where}, {_python(cold)}: import + first event)",
+                _ms(fig["total_ms"]),
+                f"`import boto3` {_ms(floor)}",
+                _x(fig["ratio"]),
+                f"<= {target}x" if target else "-",
+                _met(fig["met"]),
+            )
+        )
+    return out
+
+
 def rows(results: dict[str, Any]) -> list[Row]:
     """One row per figure: name, measured, baseline, ratio, target, met."""
     out: list[Row] = []
     cold = results.get("coldstart")
     if cold:
-        floor = cold["floor_boto3_import_ms"]
-        for name, fig in cold["functions"].items():
-            target = fig["target_ratio"]
-            out.append(
-                (
-                    f"cold start: {name} (import + first event)",
-                    _ms(fig["total_ms"]),
-                    f"`import boto3` {_ms(floor)}",
-                    _x(fig["ratio"]),
-                    f"<= {target}x" if target else "-",
-                    _met(fig["met"]),
-                )
-            )
+        out += cold_rows(cold, "built" if "artefact" in cold else "dev tree")
     warm = results.get("overhead")
     if warm:
         for kind in ("submit", "finalise"):
@@ -159,6 +170,7 @@ def markdown(results: dict[str, Any]) -> str:
         parts += _cost_details(cost)
     cold = results.get("coldstart")
     if cold:
+        parts += _cold_details(cold, results.get("coldstart_dev"))
         parts += [
             "## Where cold start goes (import self time by package, `python -X importtime`)",
             "",
@@ -183,6 +195,53 @@ def markdown(results: dict[str, Any]) -> str:
         parts.append(f"| {name} | {p.usd:g} | {p.per:,.0f} {p.unit} | {p.source} |")
     parts += ["", "## Caveats", ""] + [f"- {c}" for c in results.get("caveats", [])]
     return "\n".join(parts) + "\n"
+
+
+def _cold_details(cold: dict[str, Any], dev: dict[str, Any] | None) -> list[str]:
+    """What the cold start figure imported, the layer without bytecode, the dev tree."""
+    lines: list[str] = []
+    built = cold.get("artefact")
+    if built:
+        lines += [
+            "## Cold start: what was imported",
+            "",
+            f"Handlers `{built['handlers']}` and the layer `{built['layer']}` made by "
+            f"`make build` ({built['layer_bytecode']}), imported as {built['imported_as']}; "
+            f"{built['environment']}. Interpreter: {_python(cold)} "
+            f"(`{cold['python']['executable']}`, boto3 {cold['python']['boto3']}), for the "
+            "floor too.",
+            "",
+        ]
+    bare = cold.get("without_bytecode")
+    if bare:
+        floor = bare["floor_boto3_import_ms"]
+        lines += [
+            "The same artefact with the layer's `__pycache__` folders removed (what "
+            "`sam build`'s python builder shipped; on a read-only `/opt` every module is "
+            f"compiled at each cold start); floor `import boto3` {_ms(floor)}:",
+            "",
+            "| function | with bytecode | ratio | without bytecode | ratio |",
+            "|---|---|---|---|---|",
+        ]
+        for name, fig in bare["functions"].items():
+            shipped = cold["functions"][name]
+            lines.append(
+                f"| {name} | {_ms(shipped['total_ms'])} | {_x(shipped['ratio'])} | "
+                f"{_ms(fig['total_ms'])} | {_x(fig['ratio'])} |"
+            )
+        lines.append("")
+    if dev:
+        lines += [
+            "## Cold start on the development tree (second table)",
+            "",
+            "The handlers from `functions/`, the editable `layers/common` package and the "
+            f"development virtualenv ({_python(dev)}; its httpx also imports its command line "
+            "extras, click and pygments, which the layer does not ship), same method:",
+            "",
+            _table(HEADER, cold_rows(dev, "dev tree")),
+            "",
+        ]
+    return lines
 
 
 def _cost_details(cost: dict[str, Any]) -> list[str]:

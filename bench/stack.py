@@ -2,7 +2,9 @@
 
 The benchmark observes tasks with its own boto3 clients (outside any invocation, so nothing it
 reads is billed to the gateway) and drives the handlers in-process with the events API Gateway
-would send, so that timings are the handler's and not the local HTTP server's.
+would send, so that timings are the handler's and not the local HTTP server's. The stack runs
+its handlers inline (in this process, one at a time), because the call recorder counts by
+patching this process.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import boto3
 
 from bench.cost import GlobalIndex
 from bench.counting import CallRecorder
+from devstack.runtime import InlineRuntime
 from devstack.stack import DevStack, StackConfig, StackInfo
 from devstack.template import load_template
 
@@ -174,9 +177,11 @@ def bench_stack(time_scale: float = 0.1) -> Iterator[BenchStack]:
         task_deadline_seconds=600,
         log_level="ERROR",
         run_schedules=False,
+        runtime="inline",
     )
     recorder = CallRecorder(table_indexes())
     with DevStack(config) as devstack:
+        assert isinstance(devstack.runtime, InlineRuntime)
         recorder.install(devstack.runtime)
         try:
             yield BenchStack(devstack, recorder)

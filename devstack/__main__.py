@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -33,9 +34,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"API key    {info.api_key}   (client {info.client_id})")
         print(f"moto       {info.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)")
         print(f"simulator  {info.simulator_url}")
+        # Every name the README's examples use (template.yaml's outputs, as on AWS).
+        print(f"table      {info.table_name}   (TasksTableName)")
+        print(f"images     s3://{info.bucket_name}/outputs/   (ImagesBucketName)")
         print(f"inbox      s3://{info.outputs['InboxBucketName']}/products/   (upload to edit)")
         print(f"rules      ssm {info.outputs['InboxRulesParameterName']}")
+        print(f"bus        {info.event_bus_name}   (EventBusName)")
+        print(f"keys       {info.outputs['ProviderKeysSecretArn']}   (ProviderKeysSecretArn)")
         print(f"state      {config.state_file}")
+        credentials = " ".join(
+            f"{name}={os.environ[name]}"
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+        )
+        print(f"export AWS_ENDPOINT_URL={info.moto_url} {credentials}")
         print("Ctrl-C to stop.", flush=True)
         try:
             while True:

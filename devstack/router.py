@@ -1,13 +1,15 @@
 """A local HTTP API: turns real HTTP requests into API Gateway HTTP API (payload 2.0) events.
 
-Routes come from the ``HttpApi`` events of template.yaml; the handler runs in-process through
-``FunctionRuntime``. Unknown routes answer 404 like API Gateway does.
+Routes come from the ``HttpApi`` events of template.yaml; each request is one invocation through
+the function runtime, and requests are served concurrently. Unknown routes answer 404 and a
+failed invocation 500, like API Gateway does.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import threading
 import time
@@ -17,9 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from devstack.runtime import FunctionRuntime
+from devstack.runtime import FunctionError, FunctionRuntime
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
+_log = logging.getLogger("devstack")
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,8 @@ class LocalHttpApi:
     """Serves the stack's routes on 127.0.0.1."""
 
     def __init__(self, runtime: FunctionRuntime, routes: list[Route], port: int = 0) -> None:
-        self._runtime = runtime
-        self._routes = routes
+        self.runtime = runtime
+        self._routes = list(routes)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -61,6 +64,10 @@ class LocalHttpApi:
         """Stop serving."""
         self._server.shutdown()
         self._server.server_close()
+
+    def set_routes(self, routes: list[Route]) -> None:
+        """Serve these routes (they are known once the functions are provisioned)."""
+        self._routes = list(routes)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """The route for a request and its path parameters."""
@@ -150,7 +157,11 @@ class LocalHttpApi:
                 host = headers.get("host", "127.0.0.1")
                 event = api.to_event(self.command, self.path, headers, body, route, params, host)
                 try:
-                    result = api._runtime.invoke(route.function, event)
+                    result = api.runtime.invoke(route.function, event)
+                except FunctionError as error:  # the worker logged the handler's traceback
+                    _log.warning("%s %s: %s", self.command, path, error)
+                    self._reply(500, {"message": "Internal Server Error"})
+                    return
                 except Exception:
                     self._reply(500, {"message": "Internal Server Error"})
                     raise

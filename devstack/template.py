@@ -7,6 +7,7 @@ so the template cannot quietly outgrow the local stack.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,52 @@ def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
     return {
         name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()
     }
+
+
+def references(value: Any) -> Iterator[str]:
+    """The logical ids and parameters ``value`` refers to (Ref, GetAtt, names inside Sub)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref":
+                yield str(item)
+            elif key == "Fn::GetAtt":
+                yield str(item[0] if isinstance(item, list) else str(item).split(".")[0])
+            elif key == "Fn::Sub":
+                text = item[0] if isinstance(item, list) else item
+                for name in re.findall(r"\$\{([^}!]+)\}", str(text)):
+                    yield name.split(".")[0]
+                if isinstance(item, list):
+                    yield from references(item[1])
+            else:
+                yield from references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)
+
+
+def creation_order(template: dict[str, Any]) -> list[str]:
+    """The template's resources ordered so that everything one references exists before it.
+
+    A function's references include the ``Globals`` it inherits (its environment variables).
+    """
+    resources: dict[str, Any] = template["Resources"]
+    globals_fn: dict[str, Any] = template.get("Globals", {}).get("Function", {})
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order or name not in resources:
+            return
+        if name in visiting:
+            raise ValueError(f"circular reference through {name}")
+        visiting.add(name)
+        spec = resources[name]
+        inherited = globals_fn if spec["Type"] == "AWS::Serverless::Function" else {}
+        for dependency in [*references(spec.get("Properties", {})), *references(inherited)]:
+            visit(dependency)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in resources:
+        visit(name)
+    return order

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Protocol, cast
@@ -49,20 +49,110 @@ class ProviderHandler(Protocol):
 
 
 @dataclass(frozen=True)
-class _Mount:
-    """Where one provider's dialect is served."""
+class SimulatorParts:
+    """What the provider simulators share: one task store, one callback sender, the settings."""
+
+    store: TaskStore
+    scheduler: CallbackScheduler
+    sender: WebhookSender
+    api_key: str
+    time_scale: float
+    stop: threading.Event
+    base_url: Callable[[str], Callable[[], str]]
+    """Provider name -> a function giving that provider's base URL once the server runs."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """Where one provider's dialect is served, and how its simulator is built."""
 
     provider: str
     prefix: str
     """The provider's base URL path; the handler sees request paths relative to it."""
-    handler: ProviderHandler
+    build: Callable[[SimulatorParts], ProviderHandler]
     scope: str = ""
     """The part of the paths below `prefix` this mount answers ("" = all of them)."""
 
+    @property
+    def root(self) -> str:
+        """The path this mount answers at and below."""
+        return self.prefix + self.scope
+
     def answers(self, path: str) -> bool:
         """True for a path at or below `prefix + scope`."""
-        root = self.prefix + self.scope
-        return path == root or path.startswith(root + "/")
+        return path == self.root or path.startswith(self.root + "/")
+
+
+def _openai_dialect(provider: str, api_root: str) -> Callable[[SimulatorParts], ProviderHandler]:
+    """The builder of a mount of the sync OpenAI Images dialect under ``api_root``."""
+
+    def build(parts: SimulatorParts) -> ProviderHandler:
+        return openai_compat.OpenAICompatSimulator(
+            provider=provider,
+            api_root=api_root,
+            store=parts.store,
+            api_key=parts.api_key,
+            time_scale=parts.time_scale,
+            stop=parts.stop,
+        )
+
+    return build
+
+
+MOUNTS: Final[tuple[Mount, ...]] = (
+    Mount(
+        apimart.PROVIDER,
+        apimart.PREFIX,
+        lambda parts: apimart.ApimartSimulator(
+            store=parts.store,
+            scheduler=parts.scheduler,
+            sender=parts.sender,
+            base_url=parts.base_url(apimart.PROVIDER),
+            api_key=parts.api_key,
+            time_scale=parts.time_scale,
+            stop=parts.stop,
+        ),
+    ),
+    Mount(
+        mountsea.PROVIDER,
+        mountsea.PREFIX,
+        lambda parts: mountsea.MountseaAsyncSimulator(
+            store=parts.store, api_key=parts.api_key, time_scale=parts.time_scale, stop=parts.stop
+        ),
+    ),
+    Mount(
+        openai_compat.MOUNTSEA_COMPAT,
+        mountsea.PREFIX,
+        _openai_dialect(openai_compat.MOUNTSEA_COMPAT, openai_compat.MOUNTSEA_COMPAT_API_ROOT),
+        scope=openai_compat.MOUNTSEA_COMPAT_API_ROOT,
+    ),
+    Mount(
+        pmock.PROVIDER,
+        pmock.PREFIX,
+        lambda parts: pmock.PmockSimulator(
+            store=parts.store, api_key=parts.api_key, time_scale=parts.time_scale, stop=parts.stop
+        ),
+    ),
+    Mount(
+        apimodels.PROVIDER,
+        apimodels.PREFIX,
+        lambda parts: apimodels.ApimodelsSimulator(
+            store=parts.store,
+            scheduler=parts.scheduler,
+            sender=parts.sender,
+            base_url=parts.base_url(apimodels.PROVIDER),
+            api_key=parts.api_key,
+            time_scale=parts.time_scale,
+            stop=parts.stop,
+        ),
+    ),
+    Mount(
+        openai_compat.OPENAI,
+        openai_compat.OPENAI_PREFIX,
+        _openai_dialect(openai_compat.OPENAI, openai_compat.OPENAI_API_ROOT),
+    ),
+)
+"""Every simulated provider: one row each. A new provider is a module and a row here."""
 
 
 class ProviderSimulator:
@@ -106,76 +196,19 @@ class ProviderSimulator:
             self._journal.record_callback,
             retry_delay_s=max(0.05, 1.0 * time_scale),
         )
-        mounts = [
-            _Mount(
-                apimart.PROVIDER,
-                apimart.PREFIX,
-                apimart.ApimartSimulator(
-                    store=self._store,
-                    scheduler=self._scheduler,
-                    sender=sender,
-                    base_url=lambda: self.provider_base_url(apimart.PROVIDER),
-                    api_key=api_key,
-                    time_scale=time_scale,
-                    stop=self._stop,
-                ),
-            ),
-            _Mount(
-                mountsea.PROVIDER,
-                mountsea.PREFIX,
-                mountsea.MountseaAsyncSimulator(
-                    store=self._store, api_key=api_key, time_scale=time_scale, stop=self._stop
-                ),
-            ),
-            _Mount(
-                openai_compat.MOUNTSEA_COMPAT,
-                mountsea.PREFIX,
-                openai_compat.OpenAICompatSimulator(
-                    provider=openai_compat.MOUNTSEA_COMPAT,
-                    api_root=openai_compat.MOUNTSEA_COMPAT_API_ROOT,
-                    store=self._store,
-                    api_key=api_key,
-                    time_scale=time_scale,
-                    stop=self._stop,
-                ),
-                scope=openai_compat.MOUNTSEA_COMPAT_API_ROOT,
-            ),
-            _Mount(
-                pmock.PROVIDER,
-                pmock.PREFIX,
-                pmock.PmockSimulator(
-                    store=self._store, api_key=api_key, time_scale=time_scale, stop=self._stop
-                ),
-            ),
-            _Mount(
-                apimodels.PROVIDER,
-                apimodels.PREFIX,
-                apimodels.ApimodelsSimulator(
-                    store=self._store,
-                    scheduler=self._scheduler,
-                    sender=sender,
-                    base_url=lambda: self.provider_base_url(apimodels.PROVIDER),
-                    api_key=api_key,
-                    time_scale=time_scale,
-                    stop=self._stop,
-                ),
-            ),
-            _Mount(
-                openai_compat.OPENAI,
-                openai_compat.OPENAI_PREFIX,
-                openai_compat.OpenAICompatSimulator(
-                    provider=openai_compat.OPENAI,
-                    api_root=openai_compat.OPENAI_API_ROOT,
-                    store=self._store,
-                    api_key=api_key,
-                    time_scale=time_scale,
-                    stop=self._stop,
-                ),
-            ),
-        ]
-        self._mounts = {mount.provider: mount for mount in mounts}
+        parts = SimulatorParts(
+            store=self._store,
+            scheduler=self._scheduler,
+            sender=sender,
+            api_key=api_key,
+            time_scale=time_scale,
+            stop=self._stop,
+            base_url=lambda provider: lambda: self.provider_base_url(provider),
+        )
+        self._mounts = {mount.provider: mount for mount in MOUNTS}
+        self._handlers = {mount.provider: mount.build(parts) for mount in MOUNTS}
         # The most specific mount answers first (mountsea-compat before mountsea-async).
-        self._routes = sorted(mounts, key=lambda mount: -len(mount.prefix + mount.scope))
+        self._routes = sorted(MOUNTS, key=lambda mount: -len(mount.root))
         self._server: _SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -268,14 +301,14 @@ class ProviderSimulator:
         else:
             request = SimRequest(method, path[len(mount.prefix) :] or "/", query, lowered, body)
             try:
-                response = mount.handler.handle(request)
+                response = self._handlers[mount.provider].handle(request)
             except Exception:  # A simulator bug must answer 500, not drop the connection.
                 _log.exception("simulator failed on %s %s", method, path)
                 response = json_response(500, {"error": "simulator internal error"})
         entry["status"] = response.status
         return response
 
-    def _route(self, path: str) -> _Mount | None:
+    def _route(self, path: str) -> Mount | None:
         return next((mount for mount in self._routes if mount.answers(path)), None)
 
     def _admin(self, method: str, path: str) -> SimResponse:

@@ -1,4 +1,5 @@
-"""Fixtures of the provider simulator tests: one simulator and one HTTP client per module."""
+"""Fixtures of the provider simulator tests: one simulator, one HTTP client and one webhook
+receiver per module."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import httpx
 import pytest
 
 from devstack.simulator import ProviderSimulator
-from tests.devstack.support import API_KEY, TIME_SCALE
+from tests.devstack.support import API_KEY, TIME_SCALE, WebhookReceiver
 
 
 @pytest.fixture(scope="module")
@@ -21,3 +22,10 @@ def sim() -> Iterator[ProviderSimulator]:
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10, trust_env=False) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver()
+    yield server
+    server.stop()

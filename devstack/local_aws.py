@@ -1,0 +1,99 @@
+"""Local AWS: moto in server mode on 127.0.0.1 (the real wire protocol), for every process.
+
+The handlers' worker processes, the tests and the demo all reach it through
+``AWS_ENDPOINT_URL``. Step Functions executes state machines (moto's opt-in), and every
+DynamoDB request is answered one at a time: DynamoDB makes each request atomic (a conditional
+write checks and writes as one step), moto does not when requests arrive concurrently.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httpx
+
+WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AtomicDynamoDB:
+    """WSGI middleware: one DynamoDB request at a time, everything else concurrently.
+
+    SQS long polls and the rest must stay concurrent; DynamoDB requests are short.
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """Answer one request (DynamoDB's under the lock, its body read inside it)."""
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+class LocalAws:
+    """moto's server on a free port of 127.0.0.1, and the variables that point clients at it."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.port = free_port()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What boto3 needs to use this moto (fake credentials, region, endpoint)."""
+        return {
+            "AWS_ACCESS_KEY_ID": "devstack",
+            "AWS_SECRET_ACCESS_KEY": "devstack",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.url,
+        }
+
+    def start(self) -> None:
+        """Serve moto in a daemon thread and turn on Step Functions' execution of states."""
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            "127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="moto-server", daemon=True
+        )
+        self._thread.start()
+        httpx.post(
+            f"{self.url}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}},
+        ).raise_for_status()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,269 @@
+"""The README's commands run as written against devstack.
+
+Every ```bash block of the README is run here, in order, in one shell session (variables and
+exports carry over, as in a terminal opened in the repository's folder), or named in NOT_RUN
+with the reason. The session starts as the README's setup notes leave a reader: devstack's
+``export`` line pasted, the AWS CLI of ``make tools`` on PATH. Placeholders are filled in with
+the running stack's values (PLACEHOLDERS); a placeholder the test does not know fails it, so
+the README and this test change together. Whatever the commands change in the shared stack
+(the inbox rules, the provider keys) is put back afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from PIL import Image
+
+from devstack.stack import DevStack, StackInfo
+from devstack.template import ROOT
+
+README = ROOT / "README.md"
+TOOLS = ROOT / ".venv-sam" / "bin"
+# Blocks not run here, by their first line, and why.
+NOT_RUN = {
+    "make demo": "`make test` is what CI runs (this test is part of it); `make demo` starts a "
+    "devstack of its own and runs devstack/demo.py for minutes",
+    "make devstack": "runs until Ctrl-C: test_make_devstack_prints_every_name_the_readme_uses",
+    "make build": "`make deploy` needs an AWS account (it stops at sam's own prompt without one); "
+    "`make build` runs in tests/template/test_built_layer.py",
+}
+UNFILLED = re.compile(r"PORT|XXXX|<[^>]+>|itg_\.\.\.|tsk_\.\.\.|base64,\.\.\.")
+
+
+@dataclass
+class Block:
+    """One ```bash block: the section it is in and its commands (continuations joined)."""
+
+    section: str
+    lines: list[str]
+    commands: list[str] = field(default_factory=list)
+
+    @property
+    def first(self) -> str:
+        return self.lines[0]
+
+
+def readme_blocks() -> list[Block]:
+    """Every bash block of the README, split into the commands a shell would run."""
+    blocks: list[Block] = []
+    section, current = "", None
+    for line in README.read_text().splitlines():
+        if current is None:
+            if line.startswith("## "):
+                section = line[3:]
+            elif line.strip() == "```bash":
+                current = Block(section, [])
+            continue
+        if line.strip() == "```":
+            blocks.append(current)
+            current = None
+        else:
+            current.lines.append(line)
+    for block in blocks:
+        pending = ""
+        for line in block.lines:
+            if not pending and (not line.strip() or line.lstrip().startswith("#")):
+                continue
+            pending = f"{pending}\n{line}" if pending else line
+            if pending.endswith("\\"):
+                continue
+            try:
+                shlex.split(pending, comments=True)
+            except ValueError:  # a quote spans lines
+                continue
+            block.commands.append(pending)
+            pending = ""
+        assert not pending, f"unfinished command in README block {block.first!r}"
+    return blocks
+
+
+def _png_data_url() -> str:
+    image = Image.new("RGBA", (64, 64), (200, 40, 40, 255))
+    image.paste((0, 0, 0, 0), (16, 16, 48, 48))  # transparent = repaint, for the mask
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+class Terminal:
+    """A shell session: each command runs in bash with the variables the previous ones left."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def run(self, command: str, timeout: float = 120, *, until_it_works: float = 0) -> str:
+        """Run ``command``; with ``until_it_works``, again for that many seconds until it exits 0
+        (``aws s3 ls`` of a prefix that is still empty exits 1)."""
+        deadline = time.monotonic() + until_it_works
+        while True:
+            try:
+                return self._run(command, timeout)
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _run(self, command: str, timeout: float) -> str:
+        with tempfile.NamedTemporaryFile() as saved:
+            script = f"set -a -euo pipefail\n{command}\nenv -0 > {shlex.quote(saved.name)}\n"
+            done = subprocess.run(  # noqa: S603
+                ["bash", "-c", script],  # noqa: S607
+                cwd=ROOT,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+            assert done.returncode == 0, f"{command}\nfailed: {done.stderr[-2000:]}"
+            pairs = Path(saved.name).read_bytes().decode().split("\0")
+        self.env = dict(p.split("=", 1) for p in pairs if "=" in p)
+        return done.stdout
+
+
+@pytest.fixture
+def restored(stack: DevStack, info: StackInfo) -> Iterator[None]:
+    """Put back what the README's commands change: the inbox rules and the provider keys."""
+    ssm, secrets = boto3.client("ssm"), boto3.client("secretsmanager")
+    rules_name = info.outputs["InboxRulesParameterName"]
+    keys_arn = info.outputs["ProviderKeysSecretArn"]
+    rules = ssm.get_parameter(Name=rules_name)["Parameter"]["Value"]
+    keys = secrets.get_secret_value(SecretId=keys_arn)["SecretString"]
+    try:
+        yield
+    finally:
+        ssm.put_parameter(Name=rules_name, Value=rules, Overwrite=True, Type="String")
+        secrets.put_secret_value(SecretId=keys_arn, SecretString=keys)
+
+
+def _placeholders(info: StackInfo, api: httpx.Client, photo: Path) -> dict[str, str]:
+    """What the reader fills in, from the running stack."""
+    never = api.post(
+        "/v1/images",
+        json={"prompt": "readme [sim:never]", "provider": "mountsea-async", "size": "1024x1024"},
+    )
+    assert never.status_code == 202, never.text
+    stack_name = info.outputs["InboxRulesParameterName"].split("/")[1]
+    return {
+        "API=http://127.0.0.1:PORT": f"API={info.api_url}",
+        "KEY=itg_...": f"KEY={info.api_key}",
+        "AWS_ENDPOINT_URL=http://127.0.0.1:PORT": f"AWS_ENDPOINT_URL={info.moto_url}",
+        "tsk_...": never.json()["task_id"],
+        "data:image/png;base64,...": _png_data_url(),
+        "imagegw-dev-inboxbucket-XXXX": info.outputs["InboxBucketName"],
+        "imagegw-dev-imagesbucket-XXXX": info.bucket_name,
+        "/<stack>/": f"/{stack_name}/",
+        "<TasksTableName>": info.table_name,
+        "<ProviderKeysSecretArn output>": info.outputs["ProviderKeysSecretArn"],
+        " photo.png ": f" {photo} ",
+    }
+
+
+def _fill(command: str, values: dict[str, str]) -> str:
+    for placeholder, value in values.items():
+        command = command.replace(placeholder, value)
+    unfilled = UNFILLED.findall(command)
+    assert not unfilled, f"README placeholder(s) {unfilled} this test cannot fill: {command}"
+    return command
+
+
+def _check(command: str, output: str, info: StackInfo) -> None:
+    """What each kind of command must show, beyond exiting 0."""
+    if command.startswith("curl"):
+        body = json.loads(output)
+        assert body.get("error") is None, f"{command}\nanswered {output[:500]}"
+    elif command.startswith("aws s3 ls"):
+        assert re.search(r"photo\.tsk_\w+\.png", output), f"{command}\nlisted {output!r}"
+    elif "create_key" in command:
+        key = output.strip()
+        assert key.startswith("itg_")
+        with httpx.Client(base_url=info.api_url, timeout=30) as client:
+            listed = client.get("/v1/tasks", headers={"Authorization": f"Bearer {key}"})
+        assert listed.status_code == 200, listed.text
+
+
+def test_every_readme_command_runs_as_written(
+    info: StackInfo, api: httpx.Client, restored: None, tmp_path: Path
+) -> None:
+    # Given the README's blocks and a terminal set up as the README says
+    blocks = readme_blocks()
+    assert {b.first.split("#")[0].strip() for b in blocks} >= set(NOT_RUN)
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(base64.b64decode(_png_data_url().split(",", 1)[1]))
+    values = _placeholders(info, api, photo)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PATH"] = f"{TOOLS}{os.pathsep}{env['PATH']}"
+    env.update(
+        AWS_ENDPOINT_URL=info.moto_url,
+        AWS_ACCESS_KEY_ID="devstack",
+        AWS_SECRET_ACCESS_KEY="devstack",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    terminal = Terminal(env)
+    ran = 0
+    # When every command of every block that is not named in NOT_RUN runs in order
+    for block in blocks:
+        if block.first.split("#")[0].strip() in NOT_RUN:
+            continue
+        for raw in block.commands:
+            command = _fill(raw, values)
+            # Then it exits 0 (a listing: once the edit is there) and shows what the README says
+            wait = 60 if command.startswith("aws s3 ls") else 0
+            _check(command, terminal.run(command, until_it_works=wait), info)
+            ran += 1
+    assert ran >= 15
+
+
+def test_make_devstack_prints_every_name_the_readme_uses() -> None:
+    # Given the README's sample of what `make devstack` prints
+    block = next(b for b in readme_blocks() if b.first.strip() == "make devstack")
+    labels = [line[2:].split()[0] for line in block.lines[1:] if line.startswith("# ")]
+    # When it starts (and is stopped with Ctrl-C once it says how)
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "devstack"],  # noqa: S607
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    printed: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 120
+        for line in process.stdout:
+            printed.append(line.rstrip("\n"))
+            if line.startswith("Ctrl-C to stop.") or time.monotonic() > deadline:
+                break
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+    # Then every line the README shows is there, with the names its examples need
+    shown = {line.split()[0]: line for line in printed if line.strip()}
+    assert set(labels) <= set(shown), f"README shows {labels}, devstack printed:\n{printed}"
+    assert re.match(r"images\s+s3://imagegw-dev-imagesbucket-\w+/", shown["images"])
+    assert re.match(r"inbox\s+s3://imagegw-dev-inboxbucket-\w+/", shown["inbox"])
+    assert re.match(r"table\s+imagegw-dev-TasksTable\b", shown["table"])
+    exported = dict(p.split("=", 1) for p in shown["export"].split()[1:])
+    assert set(exported) == {
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+    }
