@@ -1,1 +1,3 @@
-"""Domain services: submit, refresh/finalise, poll, sweep, cancel. No Lambda events here."""
+"""Domain services, one module per flow: routing, staging, handoff, submit, refresh, poll,
+sweep, dispatch, upload_edit (and lifecycle, the status changes). No Lambda events, no boto3.
+"""
