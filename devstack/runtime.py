@@ -250,8 +250,15 @@ def worker_python_path() -> str:
 class _Worker:
     """One worker process of one function, and the socket it answers on."""
 
-    def __init__(self, function: LocalFunction, environment: dict[str, str], sink: LogSink):
+    def __init__(
+        self,
+        function: LocalFunction,
+        environment: dict[str, str],
+        sink: LogSink,
+        on_exit: Callable[[_Worker], None],
+    ) -> None:
         self.function = function
+        self._on_exit = on_exit
         ours, theirs = socket.socketpair()
         spec = WorkerSpec(
             logical_id=function.logical_id,
@@ -387,6 +394,9 @@ class _Worker:
         with pipe:
             for raw in iter(pipe.readline, b""):
                 sink.line(self.function.logical_id, stream, raw.decode("utf-8", "replace"))
+        if stream == "stdout":  # its end: the process exited (or is about to)
+            self.process.wait()
+            self._on_exit(self)
 
 
 class _Pool:
@@ -445,6 +455,18 @@ class _Pool:
         with self._changed:
             return [w.pid for w in self._workers if w.usable]
 
+    def exited(self, worker: _Worker) -> None:
+        """A worker's process ended: an idle one is forgotten, and replaced if it was the last.
+
+        (A busy one fails its invocation, and :meth:`release` does the same.)
+        """
+        with self._changed:
+            if worker not in self._idle:
+                return
+            self._idle.remove(worker)
+            self._workers.remove(worker)
+        self.prestart()
+
     def close(self) -> None:
         """Stop every worker (busy ones are terminated); waiting and later acquires fail."""
         with self._changed:
@@ -488,7 +510,7 @@ class ProcessRuntime(_Registry):
     def register(self, function: LocalFunction) -> None:
         """Make ``function`` invokable; its first worker starts importing it now."""
         super().register(function)
-        pool = _Pool(lambda: self._start_worker(function), self._size)
+        pool = _Pool(lambda: self._start_worker(function, pool), self._size)
         with self._pools_lock:
             if self._stopped:
                 raise RuntimeError("the runtime is stopped")
@@ -539,8 +561,9 @@ class ProcessRuntime(_Registry):
         for thread in threads:
             thread.join()
 
-    def _start_worker(self, function: LocalFunction) -> _Worker:
-        return _Worker(function, self.environment_of(function.logical_id), self._sink)
+    def _start_worker(self, function: LocalFunction, pool: _Pool) -> _Worker:
+        environment = self.environment_of(function.logical_id)
+        return _Worker(function, environment, self._sink, on_exit=pool.exited)
 
 
 # -- moto's Lambda invoke ---------------------------------------------------------------------
