@@ -19,9 +19,10 @@ import boto3
 
 from devstack.event_sources import EventSources
 from devstack.local_aws import LocalAws
+from devstack.process_runtime import ProcessRuntime
 from devstack.provisioning import ACCOUNT, REGION, STACK_NAME, Provisioning, provision
 from devstack.router import LocalHttpApi
-from devstack.runtime import FunctionRuntime, InlineRuntime, ProcessRuntime, patch_moto_lambda
+from devstack.runtime import FunctionRuntime, InlineRuntime, patch_moto_lambda
 from devstack.simulator import ProviderSimulator
 from devstack.template import ROOT, Resolver, load_template, parameter_defaults
 from devstack.waiting import wait_until

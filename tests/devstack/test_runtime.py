@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from devstack.runtime import FunctionError, InlineRuntime, LocalFunction, ProcessRuntime
+from devstack.process_runtime import ProcessRuntime
+from devstack.runtime import FunctionError, InlineRuntime, LocalFunction
 from tests.devstack.support import wait_until
 
 HANDLER = """

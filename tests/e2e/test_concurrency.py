@@ -20,7 +20,8 @@ import httpx
 import pytest
 from image_gateway.auth import ApiKeyStore
 
-from devstack.runtime import FunctionError, ProcessRuntime
+from devstack.process_runtime import ProcessRuntime
+from devstack.runtime import FunctionError
 from devstack.stack import DevStack, StackInfo, wait_until
 from devstack.template import ROOT
 from tests.e2e.support import TERMINAL, EventLog, submit, wait_terminal
