@@ -68,7 +68,8 @@ class LocalHttpApi:
 
     def stop(self) -> None:
         """Stop serving."""
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, which must be running
+            self._server.shutdown()
         self._server.server_close()
 
     def set_routes(self, routes: list[Route]) -> None:

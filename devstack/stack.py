@@ -152,7 +152,11 @@ class DevStack:
         self.aws.stop()
 
     def __enter__(self) -> DevStack:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # what did start (worker processes above all) must not outlive it
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
