@@ -40,14 +40,20 @@ class Route:
         return re.compile(f"^{regex}$")
 
 
+class _Server(ThreadingHTTPServer):
+    """One thread per request; a listen backlog for bursts (socketserver's default is 5)."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
 class LocalHttpApi:
     """Serves the stack's routes on 127.0.0.1."""
 
     def __init__(self, runtime: FunctionRuntime, routes: list[Route], port: int = 0) -> None:
         self.runtime = runtime
         self._routes = list(routes)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -62,7 +68,8 @@ class LocalHttpApi:
 
     def stop(self) -> None:
         """Stop serving."""
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, which must be running
+            self._server.shutdown()
         self._server.server_close()
 
     def set_routes(self, routes: list[Route]) -> None:

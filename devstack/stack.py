@@ -19,9 +19,10 @@ import boto3
 
 from devstack.event_sources import EventSources
 from devstack.local_aws import LocalAws
+from devstack.process_runtime import ProcessRuntime
 from devstack.provisioning import ACCOUNT, REGION, STACK_NAME, Provisioning, provision
 from devstack.router import LocalHttpApi
-from devstack.runtime import FunctionRuntime, InlineRuntime, ProcessRuntime, patch_moto_lambda
+from devstack.runtime import FunctionRuntime, InlineRuntime, patch_moto_lambda
 from devstack.simulator import ProviderSimulator
 from devstack.template import ROOT, Resolver, load_template, parameter_defaults
 from devstack.waiting import wait_until
@@ -142,7 +143,11 @@ class DevStack:
         self.aws.stop()
 
     def __enter__(self) -> DevStack:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # what did start (worker processes above all) must not outlive it
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
