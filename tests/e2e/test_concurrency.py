@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from image_gateway.auth import ApiKeyStore
+from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore as ApiKeyStore
 
 from devstack.process_runtime import ProcessRuntime
 from devstack.runtime import FunctionError
@@ -63,6 +63,9 @@ def all_at_once(count: int, call: Callable[[int], Any]) -> list[Any]:
 
     with ThreadPoolExecutor(count) as pool:
         return list(pool.map(released, range(count)))
+
+
+TERMINAL_EVENTS = frozenset(TERMINAL_EVENT.values())
 
 
 def terminal_events(events: EventLog, task_id: str) -> list[str]:
@@ -144,6 +147,9 @@ def test_fifty_parallel_duplicate_callbacks_give_one_terminal_event(
     events.wait_for(task["task_id"], "Image Task Succeeded")
     settle(info)
     assert terminal_events(events, task["task_id"]) == ["Image Task Succeeded"]
+    # and not even a copy: only the callback that won the conditional write emits
+    copies = [e for e in events.for_task(task["task_id"]) if e["detail-type"] in TERMINAL_EVENTS]
+    assert len(copies) == 1, [e["detail"]["event_id"] for e in copies]
 
 
 # Request fields per provider (small images: the machine renders all of them), and which

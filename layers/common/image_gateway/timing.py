@@ -58,6 +58,8 @@ class TimingPolicy:
     # -- the sweeper ------------------------------------------------------------------------------
     sweep_recheck_seconds: float = 60.0
     """An open task the sweeper looked at is looked at again after this (or at its deadline)."""
+    event_recheck_seconds: float = 30.0
+    """A finished task's event is re-emitted by the sweeper only if still missing after this."""
     sweep_due_per_shard: int = 100
     """Due tasks read per index shard per sweep."""
     batch_status_size: int = 20

@@ -266,6 +266,19 @@ def test_a_task_left_queued_by_a_crash_is_ended_at_its_deadline(
 
 
 # -- missing events ------------------------------------------------------------------------------
+def test_a_just_finished_tasks_missing_event_waits_for_the_recheck_time(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a task that just failed while EventBridge refused its event
+    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    deps.events.refuse_next = 1
+    fail_task(deps, task.task_id, TaskError(code="x", message="y"), by="poll")
+
+    # WHEN the sweep runs at once THEN it does not look (the winner may still be publishing)
+    assert sweep(deps) == []
+    assert deps.events.for_task(task.task_id) == ["Image Task Submitted"]
+
+
 def test_a_terminal_event_the_bus_refused_is_emitted_by_the_sweep(
     deps: FakeDependencies,
 ) -> None:
@@ -273,6 +286,7 @@ def test_a_terminal_event_the_bus_refused_is_emitted_by_the_sweep(
     task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
     deps.events.refuse_next = 1
     fail_task(deps, task.task_id, TaskError(code="x", message="y"), by="poll")
+    make_due(deps, task.task_id)  # the event recheck time has passed
 
     # WHEN the sweep runs (twice) THEN the Failed event goes out exactly once
     assert sweep(deps) == [task.task_id]
@@ -285,6 +299,7 @@ def test_a_refused_event_stays_due_until_the_bus_takes_it(deps: FakeDependencies
     task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
     deps.events.refuse_next = 2
     fail_task(deps, task.task_id, TaskError(code="x", message="y"), by="poll")
+    make_due(deps, task.task_id)
 
     # WHEN swept twice THEN the second sweep emits it
     sweep(deps)

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import httpx
 from botocore.config import Config
+
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from botocore.exceptions import ClientError
+
 from image_gateway.errors import Conflict
 from image_gateway.idempotency import IDEMPOTENCY_TTL, check_key
 from image_gateway.models.task import utc_now

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
+
 from image_gateway.errors import InvalidRequest
 from image_gateway.models.task import (
     ALLOWED_PREVIOUS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
 from image_gateway.models.events import TaskEventDetail
 from image_gateway.models.task import Task
 from image_gateway.ports import EventPublishError

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 
 import httpx
+
 from image_gateway.config import Settings
 from image_gateway.errors import ProviderError
 from image_gateway.providers.client import ProviderClient

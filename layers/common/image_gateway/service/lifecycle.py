@@ -2,20 +2,22 @@
 
 Each change is a conditional write (``TaskRepository.transition``); the writer that wins emits
 the event, then records that it did. A crash between the two leaves the task on the sweeper's
-index, which emits the missing event later (at least once; subscribers deduplicate on
-``event_id``).
+index, which emits the missing event later (``timing.event_recheck_seconds`` after the change,
+so it does not race the winner; at least once: subscribers deduplicate on ``event_id``).
+Writers that lose never emit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import Conflict
 from image_gateway.models.events import DETAIL_TYPES
-from image_gateway.models.task import Task, TaskError, TaskStatus
+from image_gateway.models.task import Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, EventPublishError, ForbiddenTransition
 
 logger = Logger(child=True)
@@ -43,6 +45,8 @@ def change_status(
     """
     if target is TaskStatus.FAILED:
         change = _free(change)
+    if target.terminal:  # the sweeper re-emits the event only if the winner never could
+        change = _recheck_after(change, deps.settings.scaled(deps.timing.event_recheck_seconds))
     try:
         task = deps.tasks.transition(task_id, target, by=by, change=change)
     except ForbiddenTransition as refused:
@@ -60,6 +64,15 @@ def _free(change: Callable[[Task], None] | None) -> Callable[[Task], None]:
         if change is not None:
             change(task)
         task.cost_estimate_usd = 0.0
+
+    return apply
+
+
+def _recheck_after(change: Callable[[Task], None] | None, seconds: float) -> Callable[[Task], None]:
+    def apply(task: Task) -> None:
+        if change is not None:
+            change(task)
+        task.check_at = utc_now() + timedelta(seconds=seconds)
 
     return apply
 

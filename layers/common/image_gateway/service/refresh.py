@@ -45,11 +45,18 @@ class RefreshResult:
 
 
 def refresh_task(
-    deps: Dependencies, task_id: str, *, by: str, status: ProviderStatus | None = None
+    deps: Dependencies,
+    task_id: str,
+    *,
+    by: str,
+    status: ProviderStatus | None = None,
+    emit_missing_event: bool = False,
 ) -> RefreshResult:
     """Bring the task up to date with its provider; finalise it when the provider is done.
 
     ``status`` is the provider's answer when the caller already has it (a batch query).
+    ``emit_missing_event`` (the sweeper) re-emits the current status's event if the bus refused
+    it earlier; callbacks and polls never do, so losers of a race add no duplicate.
     Raises :class:`TaskNotFound` for an unknown id and :class:`RetryLater` when the provider
     or the download failed in a way worth retrying.
     """
@@ -58,7 +65,8 @@ def refresh_task(
         if status is not None:
             status.close()
         raise TaskNotFound(task_id)
-    task = publish_pending_event(deps, task)  # one the bus refused earlier (sweeper)
+    if emit_missing_event:
+        task = publish_pending_event(deps, task)
     if task.status.terminal or task.provider_task_id is None:
         if status is not None:
             status.close()

@@ -42,7 +42,9 @@ def sweep(deps: Dependencies) -> list[str]:
 
 def _sweep_one(deps: Dependencies, task_id: str, status: ProviderStatus | None) -> None:
     try:
-        task = refresh_task(deps, task_id, by="sweeper", status=status).task
+        task = refresh_task(
+            deps, task_id, by="sweeper", status=status, emit_missing_event=True
+        ).task
     except RetryLater:
         task = deps.tasks.require(task_id)
     except TaskNotFound:
