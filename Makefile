@@ -33,6 +33,7 @@ help:
 	@echo "make demo      start devstack (moto + provider simulator + local API) and run the demo"
 	@echo "make devstack  start devstack and keep it running (prints URL and API key)"
 	@echo "make test      install everything the tests need, lint, type-check, check the template, run all tests"
+	@echo "               (tests/unit first, with a 90% coverage gate on the service layer)"
 	@echo "make bench     run the benchmarks (bench/results.json, bench/RESULTS.md, README section)"
 	@echo "make build     sam build (needs python3.13; installs the SAM CLI in .venv-sam)"
 	@echo "make deploy    make build, then sam deploy --guided (DEPLOY_FLAGS= to reuse samconfig.toml)"
@@ -95,8 +96,13 @@ unit: $(STAMP) $(SAMVENV)/.installed $(RUNTIMEVENV)/.installed
 e2e: $(STAMP) tools
 	$(PY) -m pytest tests -m e2e
 
+# The service layer must be covered by the fast fake-based unit tests alone (tests/unit),
+# so tests/unit runs first with a coverage gate, then everything else.
+COVERAGE_GATE := --cov=image_gateway.service --cov-report=term --cov-fail-under=90
+
 test: lint typecheck template-check tools $(RUNTIMEVENV)/.installed
-	$(PY) -m pytest tests -p no:cacheprovider
+	$(PY) -m pytest tests/unit -p no:cacheprovider $(COVERAGE_GATE)
+	$(PY) -m pytest tests -p no:cacheprovider --ignore=tests/unit
 
 clean:
 	rm -rf $(VENV) $(SAMVENV) $(RUNTIMEVENV) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache
