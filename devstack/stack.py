@@ -44,6 +44,7 @@ class StackConfig:
 
     time_scale: float = 0.02
     task_deadline_seconds: int = 600
+    provider_timeout_seconds: int = 5  # the simulator answers in milliseconds; hangs fail fast
     log_level: str = "WARNING"
     run_schedules: bool = True
     state_file: Path = ROOT / ".devstack" / "stack.json"
@@ -166,6 +167,7 @@ class DevStack:
         values["PublicBaseUrl"] = self.api.base_url
         values["TimeScale"] = str(self.config.time_scale)
         values["TaskDeadlineSeconds"] = str(self.config.task_deadline_seconds)
+        values["ProviderTimeoutSeconds"] = str(self.config.provider_timeout_seconds)
         values["FetchAllowPrivateHosts"] = "127.0.0.1"
         return values
 

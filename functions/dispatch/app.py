@@ -1,7 +1,9 @@
-"""Sync provider calls (mountsea-compat, openai, apimodels with a WxH size), from SQS.
+"""Every provider call, from SQS: one attempt at one provider per record.
 
-Each record of ``DispatchQueue`` is ``{"task_id", "provider"}``: make the call (it may take
-minutes), store the image, finish the task. Records that raise are delivered again after the
+Each record of ``DispatchQueue`` is ``{"task_id", "provider"}``: an async provider's create call,
+or a sync provider's one long call (it may take minutes) after which the image is stored and the
+task finished; a retryable failure queues an attempt at the next provider. Records that raise
+are delivered again after the
 visibility timeout; after ``maxReceiveCount`` deliveries they move to ``DispatchDeadLetterQueue``,
 whose records (same function, second event source) fail the task with ``dispatch_failed`` and
 its event, so that no task is lost silently.

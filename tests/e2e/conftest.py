@@ -14,8 +14,10 @@ from tests.e2e.support import EventLog
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
-    """The running local stack (deadline 300 s x 0.02 = 6 s, so expiry is quick to test)."""
-    with DevStack(StackConfig(time_scale=0.02, task_deadline_seconds=300)) as running:
+    """The running local stack (deadline 300 s x 0.02 = 6 s, so expiry is quick to test; a
+    provider call that hangs times out after 2 s, so failover fits in that deadline)."""
+    config = StackConfig(time_scale=0.02, task_deadline_seconds=300, provider_timeout_seconds=2)
+    with DevStack(config) as running:
         yield running
 
 

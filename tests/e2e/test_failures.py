@@ -38,8 +38,10 @@ def test_garbage_status_answers_end_the_task_as_a_classified_provider_error(
     events.wait_for(task["task_id"], "Image Task Failed")
 
 
-def test_a_garbage_create_answer_fails_the_task_at_once(api: httpx.Client) -> None:
-    task = submit(api, {"prompt": "x [sim:create-garbage]", "provider": "apimart"})
+def test_a_garbage_create_answer_fails_the_task_at_its_first_attempt(api: httpx.Client) -> None:
+    created = submit(api, {"prompt": "x [sim:create-garbage]", "provider": "apimart"})
+    assert created["status"] == "queued"  # storage-first: the provider is called after the 202
+    task = wait_terminal(api, created["task_id"])
     assert task["status"] == "failed"
     assert task["error"]["code"] == "provider_bad_response"
 
@@ -54,9 +56,10 @@ def test_a_result_that_is_not_an_image_fails_the_task(api: httpx.Client) -> None
 def test_a_moderation_refusal_fails_without_falling_back(
     api: httpx.Client, events: EventLog
 ) -> None:
-    task = submit(
+    created = submit(
         api, {"prompt": "bad [sim:moderation]", "providers": ["apimart", "mountsea-async"]}
     )
+    task = wait_terminal(api, created["task_id"])
     assert task["status"] == "failed"
     assert task["error"]["code"] == "moderation_blocked"
     assert [a["provider"] for a in task["attempts"]] == ["apimart"]
@@ -70,12 +73,12 @@ def test_an_unavailable_provider_falls_back_to_the_next_one(api: httpx.Client) -
         {"prompt": "fallback [sim:create-503=apimart]", "providers": ["apimart", "mountsea-async"]},
     )
     # Then both attempts are on the record and the second provider finished the task
-    assert [(a["provider"], a["outcome"]) for a in created["attempts"]] == [
+    task = wait_terminal(api, created["task_id"])
+    assert [(a["provider"], a["outcome"]) for a in task["attempts"]] == [
         ("apimart", "failed"),
         ("mountsea-async", "submitted"),
     ]
-    assert created["attempts"][0]["error"]["code"] == "provider_unavailable"
-    task = wait_terminal(api, created["task_id"])
+    assert task["attempts"][0]["error"]["code"] == "provider_unavailable"
     assert (task["status"], task["provider"]) == ("succeeded", "mountsea-async")
 
 

@@ -237,7 +237,7 @@ def test_a_sync_provider_answering_503_falls_back_from_the_dispatch_function(
             "providers": ["mountsea-compat", "openai"],
         },
     )
-    assert (created["status"], created["path"]) == ("submitted", "sync")
+    assert (created["status"], created["path"]) == ("queued", None)
     task = wait_terminal(api, created["task_id"])
     assert (task["status"], task["provider"], task["path"]) == ("succeeded", "openai", "sync")
     assert [(a["provider"], a["outcome"]) for a in task["attempts"]] == [

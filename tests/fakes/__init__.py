@@ -19,6 +19,7 @@ from tests.fakes.messaging import (
     InMemoryDispatchQueue,
     InMemoryFetcher,
     InMemoryPollLoops,
+    InMemoryProviderSlots,
     RecordingEventPublisher,
 )
 from tests.fakes.providers import ProviderScript, ScriptedProviders, unavailable
@@ -39,6 +40,7 @@ __all__ = [
     "InMemoryImageStore",
     "InMemoryInbox",
     "InMemoryPollLoops",
+    "InMemoryProviderSlots",
     "InMemoryTaskStore",
     "ProviderScript",
     "RecordingEventPublisher",
@@ -94,6 +96,7 @@ class FakeDependencies:
         self._events = RecordingEventPublisher()
         self._dispatch_queue = InMemoryDispatchQueue()
         self._poll_loops = InMemoryPollLoops()
+        self._slots = InMemoryProviderSlots()
         self._idempotency = InMemoryIdempotencyStore()
         self._api_keys = InMemoryApiKeys()
         self._providers = ScriptedProviders(self._directory, default_image)
@@ -133,6 +136,11 @@ class FakeDependencies:
     def dispatch_queue(self) -> InMemoryDispatchQueue:
         """The dispatch queue."""
         return self._dispatch_queue
+
+    @property
+    def slots(self) -> InMemoryProviderSlots:
+        """Per-provider concurrency."""
+        return self._slots
 
     @property
     def poll_loops(self) -> InMemoryPollLoops:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from image_gateway.errors import DownloadFailed, PayloadTooLarge, UnsafeUrl
 from image_gateway.models.events import TaskEventDetail
 from image_gateway.models.task import Task
-from image_gateway.ports import EventPublishError, QueueUnavailable
+from image_gateway.ports import EventPublishError, QueueUnavailable, Slot
 
 
 class RecordingEventPublisher:
@@ -42,18 +42,58 @@ class InMemoryDispatchQueue:
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, str]] = []
+        self.delays: list[int] = []
+        """The delay each message was sent with, in order (SQS DelaySeconds)."""
         self.unavailable = False
 
-    def send(self, task_id: str, provider: str) -> None:
-        """Queue one sync call."""
+    def send(self, task_id: str, provider: str, *, delay_seconds: int = 0) -> None:
+        """Queue one attempt."""
         if self.unavailable:
             raise QueueUnavailable("the queue is unavailable")
         self.messages.append((task_id, provider))
+        self.delays.append(delay_seconds)
 
     def take(self) -> list[tuple[str, str]]:
         """Every queued message, removing them (what the event source mapping receives)."""
         taken, self.messages = self.messages, []
         return taken
+
+
+class InMemoryProviderSlots:
+    """Leases per provider in a dict, with a clock the tests can move."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, int], tuple[str, float]] = {}
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(
+        self, provider: str, holder: str, *, limit: int, lease_seconds: float
+    ) -> Slot | None:
+        """A free or expired slot, or None when all ``limit`` are held."""
+        with self._lock:
+            for index in range(limit):
+                held = self._held.get((provider, index))
+                if held is None or held[1] < self.now:
+                    self._held[(provider, index)] = (holder, self.now + lease_seconds)
+                    return Slot(provider=provider, index=index, holder=holder)
+        return None
+
+    def release(self, slot: Slot) -> None:
+        """Free the slot if its holder still holds it."""
+        with self._lock:
+            held = self._held.get((slot.provider, slot.index))
+            if held is not None and held[0] == slot.holder:
+                del self._held[(slot.provider, slot.index)]
+
+    def in_use(self, provider: str) -> int:
+        """Slots of ``provider`` held now (for assertions)."""
+        with self._lock:
+            return sum(
+                1
+                for (name, _), (_, until) in self._held.items()
+                if name == provider and until >= self.now
+            )
 
 
 class InMemoryPollLoops:

@@ -42,9 +42,8 @@ def test_the_template_numbers_in_the_table_are_the_templates() -> None:
     deadline = template["Parameters"]["TaskDeadlineSeconds"]["Default"]
     rows = {row[2]: row[1] for row in ROWS if len(row) == 3}
 
-    assert rows["`PROVIDER_TIMEOUT_SECONDS` (template, all functions)"] == (
-        f"{globals_env['PROVIDER_TIMEOUT_SECONDS']} s"
-    )
+    timeout = template["Parameters"]["ProviderTimeoutSeconds"]["Default"]
+    assert rows["`ProviderTimeoutSeconds` parameter"] == f"{timeout} s"
     assert rows["`PROVIDER_SYNC_TIMEOUT_SECONDS` (template, `DispatchFunction`)"] == (
         f"{dispatch_env['Variables']['PROVIDER_SYNC_TIMEOUT_SECONDS']} s"
     )

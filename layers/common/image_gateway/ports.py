@@ -151,10 +151,33 @@ class QueueUnavailable(Exception):
 
 
 class DispatchQueue(Protocol):
-    """Sync provider calls, made later by the dispatch function."""
+    """Hand-offs to providers: each message is one attempt, made by the dispatch function."""
 
-    def send(self, task_id: str, provider: str) -> None:
-        """Queue one call (QueueUnavailable when the queue refused)."""
+    def send(self, task_id: str, provider: str, *, delay_seconds: int = 0) -> None:
+        """Queue one attempt at ``provider`` (QueueUnavailable when the queue refused)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One held unit of a provider's concurrency (released after the call)."""
+
+    provider: str
+    index: int
+    holder: str
+
+
+class ProviderSlots(Protocol):
+    """Per-provider concurrency: at most ``limit`` calls in flight, leases that expire."""
+
+    def acquire(
+        self, provider: str, holder: str, *, limit: int, lease_seconds: float
+    ) -> Slot | None:
+        """A free slot (or one whose lease ran out), or None when all ``limit`` are held."""
+        ...
+
+    def release(self, slot: Slot) -> None:
+        """Free the slot (if ``slot.holder`` still holds it)."""
         ...
 
 
@@ -268,6 +291,11 @@ class Dependencies(Protocol):
     @property
     def dispatch_queue(self) -> DispatchQueue:
         """Sync provider calls."""
+        ...
+
+    @property
+    def slots(self) -> ProviderSlots:
+        """Per-provider concurrency."""
         ...
 
     @property

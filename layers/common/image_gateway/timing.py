@@ -65,6 +65,12 @@ class TimingPolicy:
     batch_status_size: int = 20
     """Tasks per batch status query (apimart documents no limit; kept small)."""
 
+    # -- hand-off (the dispatch function) --------------------------------------------------------
+    provider_busy_retry_seconds: float = 5.0
+    """A provider at its concurrency limit: the attempt is queued again after this."""
+    slot_lease_margin_seconds: float = 60.0
+    """A concurrency lease lasts the call's timeout plus this (a crashed holder's runs out)."""
+
     # -- queues (template.yaml) -------------------------------------------------------------------
     dispatch_max_receives: int = 3
     """Deliveries of a dispatch message before it goes to the dead-letter queue."""

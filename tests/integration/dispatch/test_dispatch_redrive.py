@@ -141,8 +141,8 @@ def test_given_a_dispatch_that_crashes_on_every_delivery_then_the_dlq_fails_the_
     api = Dependencies(Settings.from_env(env))
     task = submit_task(api, ImageRequest(prompt="a red door"), client_id="c1").task
     assert (task.status, task.path, task.provider) == (
-        TaskStatus.SUBMITTED,
-        "sync",
+        TaskStatus.QUEUED,  # storage-first: the dispatch function makes the call
+        None,
         "mountsea-compat",
     )
 
@@ -224,4 +224,4 @@ def test_given_the_dispatch_queue_is_unreachable_when_submitting_then_the_task_f
 
     assert task.status is TaskStatus.FAILED  # a failed task with its event, not a 500
     assert task.error is not None and task.error.code == "dispatch_unavailable"
-    assert task.events_published == [TaskStatus.SUBMITTED, TaskStatus.FAILED]
+    assert task.events_published == [TaskStatus.FAILED]  # no provider ever took it

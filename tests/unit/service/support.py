@@ -51,3 +51,31 @@ def make_due(deps: FakeDependencies, task_id: str) -> Task:
         task.check_at = utc_now() - timedelta(seconds=1)
 
     return deps.tasks.update(task_id, due)
+
+
+def drain(deps: FakeDependencies, *, rounds: int = 20) -> list[tuple[str, str]]:
+    """Run the dispatch function on every queued attempt until the queue is empty (bounded);
+    the attempts made, in order. What the dispatch queue's event source does in AWS."""
+    from image_gateway.service.dispatch import dispatch
+
+    made: list[tuple[str, str]] = []
+    for _ in range(rounds):
+        batch = deps.dispatch_queue.take()
+        if not batch:
+            return made
+        for task_id, provider in batch:
+            dispatch(deps, task_id, provider)
+            made.append((task_id, provider))
+    raise AssertionError(f"the dispatch queue did not drain in {rounds} rounds")
+
+
+def submit_and_dispatch(deps: FakeDependencies, request: ImageRequest, **options: Any) -> Any:
+    """``submit_task`` and then the dispatch function on its queued attempts (what happens in
+    AWS a moment after ``POST /v1/images``): the Submission with the task as it now stands."""
+    from image_gateway.service.submit import Submission, submit_task
+
+    submission = submit_task(deps, request, **options)
+    drain(deps)
+    return Submission(
+        task=deps.tasks.require(submission.task.task_id), replayed=submission.replayed
+    )

@@ -1,4 +1,4 @@
-"""dispatch: the one long call of a sync provider, its fallbacks, and the dead-letter give-up."""
+"""dispatch: one attempt at one provider (a sync call here), its fallbacks, and the give-up."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from image_gateway.service.refresh import RetryLater
 from image_gateway.service.submit import submit_task
 
 from tests.fakes import FakeDependencies, unavailable
-from tests.unit.service.support import data_url, fox, png
+from tests.unit.service.support import data_url, fox, png, submit_and_dispatch
 
 PHOTO_URL = "https://photos.example/cat.png"
 
 
 def queued(deps: FakeDependencies, request: ImageRequest) -> Task:
-    """A sync task handed to the dispatch queue (the message taken off it)."""
+    """A task submitted (queued) with its first attempt taken off the dispatch queue."""
     task = submit_task(deps, request, client_id="c").task
     assert deps.dispatch_queue.take() == [(task.task_id, task.provider)]
     return task
@@ -93,8 +93,11 @@ def test_a_retryable_failure_falls_back_to_an_async_provider(deps: FakeDependenc
     deps.providers.script("mountsea-compat").sync_error = unavailable("mountsea-compat")
     task = queued(deps, fox(providers=["mountsea-compat", "mountsea-async"]))
 
-    # WHEN dispatched THEN mountsea-async creates the task and its poll loop starts
-    moved = run(deps, task)
+    # WHEN dispatched THEN an attempt at mountsea-async is queued; when it is made, it creates
+    # the task and its poll loop starts
+    run(deps, task)
+    assert deps.dispatch_queue.take() == [(task.task_id, "mountsea-async")]
+    moved = run(deps, deps.tasks.require(task.task_id))
 
     assert (moved.provider, moved.path) == ("mountsea-async", "poll")
     assert moved.provider_task_id is not None
@@ -112,7 +115,9 @@ def test_a_fallback_to_a_callback_provider_gets_a_callback_url(deps: FakeDepende
     deps.providers.script("mountsea-compat").sync_error = unavailable("mountsea-compat")
     task = queued(deps, fox(providers=["mountsea-compat", "apimart"]))
 
-    moved = run(deps, task)
+    run(deps, task)
+    assert deps.dispatch_queue.take() == [(task.task_id, "apimart")]
+    moved = run(deps, deps.tasks.require(task.task_id))
 
     (create,) = deps.providers.calls_to("apimart", "create")
     assert create.callback_url is not None
@@ -271,7 +276,7 @@ def test_a_message_for_a_provider_the_task_has_left_is_ignored(deps: FakeDepende
 
 def test_a_message_for_an_async_task_is_ignored(deps: FakeDependencies) -> None:
     # GIVEN a task on the poll path WHEN a dispatch message names it THEN nothing is called
-    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
 
     dispatch(deps, task.task_id, "mountsea-async")
 
@@ -384,3 +389,47 @@ def test_a_task_cancelled_during_a_failing_sync_call_is_not_sent_elsewhere(
     # THEN the task stays cancelled and the fallback provider is never called
     assert after.status is TaskStatus.CANCELLED
     assert deps.providers.calls_to("mountsea-async") == []
+
+
+# -- per-provider concurrency ----------------------------------------------------------------------
+def test_a_provider_at_its_concurrency_limit_gets_the_attempt_queued_again(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN apimart limited to one call in flight, and that one slot held by another task
+    deps.configure(concurrency={"apimart": 1})
+    assert deps.slots.acquire("apimart", "other", limit=1, lease_seconds=300) is not None
+    task = queued(deps, fox(provider="apimart"))
+
+    # WHEN its attempt is dispatched
+    waiting = run(deps, task)
+
+    # THEN nothing is sent; the attempt waits in the queue (delayed), the task still queued
+    assert deps.providers.calls == []
+    assert waiting.status is TaskStatus.QUEUED
+    assert deps.dispatch_queue.messages == [(task.task_id, "apimart")]
+    assert deps.dispatch_queue.delays[-1] >= 1
+
+
+def test_a_call_releases_its_slot_whatever_the_outcome(deps: FakeDependencies) -> None:
+    # GIVEN a limit of one and a first task whose provider fails
+    deps.configure(concurrency={"mountsea-compat": 1})
+    deps.providers.script("mountsea-compat").sync_error = unavailable("mountsea-compat")
+    first = queued(deps, fox(provider="mountsea-compat"))
+    run(deps, first)
+
+    # WHEN a second task is dispatched THEN the slot is free again and its call is made
+    deps.providers.script("mountsea-compat").sync_error = None
+    second = queued(deps, fox(provider="mountsea-compat"))
+
+    assert run(deps, second).status is TaskStatus.SUCCEEDED
+    assert deps.slots.in_use("mountsea-compat") == 0
+
+
+def test_the_default_concurrency_lets_sixteen_calls_in_flight(deps: FakeDependencies) -> None:
+    # GIVEN sixteen slots of mountsea-compat held WHEN another attempt comes THEN it waits
+    for index in range(16):
+        assert deps.slots.acquire("mountsea-compat", f"o{index}", limit=16, lease_seconds=300)
+    task = queued(deps, fox(provider="mountsea-compat"))
+
+    assert run(deps, task).status is TaskStatus.QUEUED
+    assert deps.providers.calls == []

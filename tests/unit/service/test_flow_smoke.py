@@ -11,10 +11,13 @@ from image_gateway.service.refresh import refresh_task
 from image_gateway.service.submit import submit_task
 
 from tests.fakes import FakeDependencies
+from tests.unit.service.support import submit_and_dispatch
 
 
 def test_callback_provider_task_is_finished_by_its_callback(deps: FakeDependencies) -> None:
-    task = submit_task(deps, ImageRequest(prompt="a fox", provider="apimart"), client_id="c").task
+    task = submit_and_dispatch(
+        deps, ImageRequest(prompt="a fox", provider="apimart"), client_id="c"
+    ).task
     assert task.status is TaskStatus.SUBMITTED and task.path == "callback"
 
     done = refresh_task(deps, task.task_id, by="callback").task
@@ -30,7 +33,7 @@ def test_poll_provider_task_is_finished_by_its_poll_loop(deps: FakeDependencies)
         ProviderState.SUCCEEDED,
     ]
     request = ImageRequest(prompt="a fox", provider="mountsea-async")
-    task = submit_task(deps, request, client_id="c").task
+    task = submit_and_dispatch(deps, request, client_id="c").task
     assert task.task_id in deps.poll_loops.started
 
     first = poll_step(deps, task.task_id, 0)

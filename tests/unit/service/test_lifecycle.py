@@ -15,10 +15,9 @@ from image_gateway.service.lifecycle import (
     publish_pending_event,
 )
 from image_gateway.service.refresh import refresh_task
-from image_gateway.service.submit import submit_task
 
 from tests.fakes import FakeDependencies
-from tests.unit.service.support import fox
+from tests.unit.service.support import fox, submit_and_dispatch
 
 BROKEN = TaskError(code="provider_task_failed", message="the provider gave up")
 
@@ -26,7 +25,7 @@ BROKEN = TaskError(code="provider_task_failed", message="the provider gave up")
 @pytest.fixture
 def task(deps: FakeDependencies) -> Task:
     """A task mountsea-async has taken (submitted, Submitted event out)."""
-    return submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    return submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
 
 
 def test_a_winning_change_says_changed_and_is_announced(deps: FakeDependencies, task: Task) -> None:
@@ -64,7 +63,7 @@ def test_running_is_recorded_without_an_event(deps: FakeDependencies, task: Task
 def test_a_failed_task_costs_nothing(deps: FakeDependencies) -> None:
     # GIVEN a priced task WHEN it fails THEN its estimate becomes 0 and the error is kept
     deps.configure(prices={"mountsea-async": {"per_image": {"1K": {"medium": 0.04}}}})
-    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
     assert task.cost_estimate_usd == 0.04
 
     failed = fail_task(deps, task.task_id, BROKEN, by="poll").task

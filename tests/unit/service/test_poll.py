@@ -8,12 +8,11 @@ from image_gateway.models.task import Task, TaskStatus, utc_now
 from image_gateway.providers.base import ProviderState
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.poll import poll_step
-from image_gateway.service.submit import submit_task
 from image_gateway.timing import TimingPolicy
 
 from tests.fakes import FakeDependencies, unavailable
 from tests.unit.service.conftest import DepsFactory
-from tests.unit.service.support import fox, make_overdue
+from tests.unit.service.support import fox, make_overdue, submit_and_dispatch
 
 MOUNTSEA_INTERVAL = 3.0  # MountseaAsyncProvider.poll_interval_seconds
 
@@ -21,7 +20,7 @@ MOUNTSEA_INTERVAL = 3.0  # MountseaAsyncProvider.poll_interval_seconds
 def polled_task(deps: FakeDependencies, *states: ProviderState) -> Task:
     """A mountsea-async task (poll loop) whose provider answers ``states`` (the last repeats)."""
     deps.providers.script("mountsea-async").statuses = list(states)
-    return submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    return submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
 
 
 def test_waits_follow_the_timing_policy_from_the_providers_interval(
@@ -115,7 +114,7 @@ def test_a_provider_outage_keeps_the_loop_going(deps: FakeDependencies) -> None:
     # GIVEN the status endpoint answering 503 WHEN polled
     # THEN the loop waits and tries again (the task is untouched but for the poll count)
     deps.providers.script("mountsea-async").statuses = [unavailable("mountsea-async")]
-    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
 
     decision = poll_step(deps, task.task_id, 0)
 

@@ -17,13 +17,13 @@ from image_gateway.service.refresh import RetryLater, refresh_task
 from image_gateway.service.submit import submit_task
 
 from tests.fakes import FakeDependencies, unavailable
-from tests.unit.service.support import RESULT_URL, fox, png
+from tests.unit.service.support import RESULT_URL, fox, png, submit_and_dispatch
 
 
 @pytest.fixture
 def task(deps: FakeDependencies) -> Task:
     """A task at apimart (callbacks), submitted."""
-    return submit_task(deps, fox(provider="apimart"), client_id="c").task
+    return submit_and_dispatch(deps, fox(provider="apimart"), client_id="c").task
 
 
 def callback(deps: FakeDependencies, task: Task) -> Task:
@@ -87,7 +87,7 @@ def test_a_result_streamed_into_a_spooled_blob_is_stored(deps: FakeDependencies)
         return status
 
     deps.providers.script("mountsea-async").statuses = [spooled]
-    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
 
     done = refresh_task(deps, task.task_id, by="poll").task
 
@@ -106,7 +106,7 @@ def test_an_inbox_task_result_goes_where_its_rule_says_with_its_source(
 
     deps.providers.script("apimart").statuses = [two_images]
     source = SourceObject(bucket="inbox", key="products/é.png", version_id="v1", etag="e")
-    task = submit_task(
+    task = submit_and_dispatch(
         deps,
         fox(provider="apimart"),
         client_id="c",
@@ -306,7 +306,7 @@ def test_an_unknown_task_is_not_found(deps: FakeDependencies) -> None:
 
 
 def test_a_task_without_a_provider_task_is_left_alone(deps: FakeDependencies) -> None:
-    # GIVEN a sync task waiting for dispatch (no provider task id) WHEN refreshed
+    # GIVEN a task waiting for dispatch (no provider task id yet) WHEN refreshed
     # THEN nobody is asked and nothing changes
     task = submit_task(deps, fox(provider="mountsea-compat"), client_id="c").task
 

@@ -13,7 +13,7 @@ from image_gateway.service.submit import reject_task, submit_task
 
 from tests.fakes import FakeDependencies
 from tests.unit.service.conftest import DepsFactory
-from tests.unit.service.support import data_url, fox, png
+from tests.unit.service.support import data_url, drain, fox, png
 
 
 def test_a_submitted_task_gets_the_stacks_deadline(deps: FakeDependencies) -> None:
@@ -39,13 +39,16 @@ def test_the_deadline_follows_the_time_scale(make_deps: DepsFactory) -> None:
 
 def test_a_submitted_task_records_who_asked_and_what_size(deps: FakeDependencies) -> None:
     # GIVEN an aspect-ratio request WHEN submitted to apimart
-    # THEN the task names the client, the canonical size asked for and apimart's own words
+    # THEN the task names the client and the canonical size asked for; once apimart takes it,
+    # also apimart's own words for the size
     request = fox(provider="apimart", aspect_ratio="16:9", resolution="2K")
 
     task = submit_task(deps, request, client_id="client-7").task
 
     assert (task.client_id, task.operation) == ("client-7", Operation.GENERATE)
-    assert (task.size_requested, task.size_sent) == ("16:9@2K", "16:9 @ 2k")
+    assert (task.size_requested, task.size_sent) == ("16:9@2K", None)
+    drain(deps)
+    assert deps.tasks.require(task.task_id).size_sent == "16:9 @ 2k"
 
 
 def test_inline_inputs_are_stored_before_the_provider_sees_them(deps: FakeDependencies) -> None:
@@ -54,6 +57,7 @@ def test_inline_inputs_are_stored_before_the_provider_sees_them(deps: FakeDepend
     task = submit_task(
         deps, fox(provider="mountsea-async", images=[data_url(png(64, 64))]), client_id="c"
     ).task
+    drain(deps)
 
     assert task.operation is Operation.EDIT
     assert task.request.images == [f"s3://images/inputs/c/{task.task_id}/0.png"]
@@ -64,10 +68,11 @@ def test_inline_inputs_are_stored_before_the_provider_sees_them(deps: FakeDepend
 
 def test_the_same_key_and_body_find_the_same_task(deps: FakeDependencies) -> None:
     # GIVEN a request submitted with an Idempotency-Key WHEN it is sent again
-    # THEN the first task comes back, marked replayed, and the provider was called once
+    # THEN the first task comes back, marked replayed, and the provider is called once
     first = submit_task(deps, fox(provider="apimart"), client_id="c", idempotency_key="k-1")
 
     again = submit_task(deps, fox(provider="apimart"), client_id="c", idempotency_key="k-1")
+    drain(deps)
 
     assert (first.replayed, again.replayed) == (False, True)
     assert again.task.task_id == first.task.task_id

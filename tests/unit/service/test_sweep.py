@@ -16,12 +16,12 @@ from image_gateway.timing import TimingPolicy
 
 from tests.fakes import FakeDependencies, unavailable
 from tests.unit.service.conftest import DepsFactory
-from tests.unit.service.support import fox, make_due, make_overdue
+from tests.unit.service.support import fox, make_due, make_overdue, submit_and_dispatch
 
 
 def late_callback(deps: FakeDependencies, provider: str = "apimart") -> Task:
     """A task whose callback grace has passed without a callback (due, not overdue)."""
-    task = submit_task(deps, fox(provider=provider), client_id="c").task
+    task = submit_and_dispatch(deps, fox(provider=provider), client_id="c").task
     return make_due(deps, task.task_id)
 
 
@@ -66,7 +66,7 @@ def test_a_late_callback_task_the_provider_finished_is_finalised(
 
 def test_a_task_that_is_not_due_is_left_alone(deps: FakeDependencies) -> None:
     # GIVEN a task still within its callback grace WHEN the sweep runs THEN nobody is asked
-    submit_task(deps, fox(provider="apimart"), client_id="c")
+    submit_and_dispatch(deps, fox(provider="apimart"), client_id="c")
 
     assert sweep(deps) == []
     assert single_reads(deps) == 0
@@ -202,7 +202,7 @@ def test_a_sweep_reads_at_most_its_share_of_due_tasks(make_deps: DepsFactory) ->
 def test_an_overdue_task_is_polled_once_more_then_expired(deps: FakeDependencies) -> None:
     # GIVEN a task past its deadline that the provider is still working on WHEN swept
     deps.providers.script("mountsea-async").statuses = [ProviderState.RUNNING]
-    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
     make_overdue(deps, task.task_id)
 
     sweep(deps)
@@ -215,7 +215,7 @@ def test_an_overdue_task_is_polled_once_more_then_expired(deps: FakeDependencies
 
 def test_an_overdue_task_the_provider_finished_is_kept(deps: FakeDependencies) -> None:
     # GIVEN a task past its deadline whose result is ready WHEN swept THEN it succeeds
-    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
     make_overdue(deps, task.task_id)
 
     sweep(deps)
@@ -224,7 +224,7 @@ def test_an_overdue_task_the_provider_finished_is_kept(deps: FakeDependencies) -
 
 
 def test_an_overdue_sync_task_is_expired(deps: FakeDependencies) -> None:
-    # GIVEN a sync task whose dispatch never came, past its deadline WHEN swept
+    # GIVEN a task whose dispatch never came, past its deadline WHEN swept
     # THEN it expires (there is no provider task to ask)
     task = submit_task(deps, fox(provider="mountsea-compat"), client_id="c").task
     make_overdue(deps, task.task_id)
@@ -270,7 +270,7 @@ def test_a_just_finished_tasks_missing_event_waits_for_the_recheck_time(
     deps: FakeDependencies,
 ) -> None:
     # GIVEN a task that just failed while EventBridge refused its event
-    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
     deps.events.refuse_next = 1
     fail_task(deps, task.task_id, TaskError(code="x", message="y"), by="poll")
 
@@ -283,7 +283,7 @@ def test_a_terminal_event_the_bus_refused_is_emitted_by_the_sweep(
     deps: FakeDependencies,
 ) -> None:
     # GIVEN a task that failed while EventBridge refused its event
-    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
     deps.events.refuse_next = 1
     fail_task(deps, task.task_id, TaskError(code="x", message="y"), by="poll")
     make_due(deps, task.task_id)  # the event recheck time has passed
@@ -296,7 +296,7 @@ def test_a_terminal_event_the_bus_refused_is_emitted_by_the_sweep(
 
 def test_a_refused_event_stays_due_until_the_bus_takes_it(deps: FakeDependencies) -> None:
     # GIVEN a failed task whose event the bus refuses on the first sweep too
-    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
     deps.events.refuse_next = 2
     fail_task(deps, task.task_id, TaskError(code="x", message="y"), by="poll")
     make_due(deps, task.task_id)
@@ -313,7 +313,7 @@ def test_a_refused_submitted_event_is_emitted_by_the_sweep(deps: FakeDependencie
     # GIVEN a task handed over while EventBridge refused its Submitted event
     deps.providers.script("mountsea-async").statuses = [ProviderState.RUNNING]
     deps.events.refuse_next = 1
-    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
     make_due(deps, task.task_id)
 
     # WHEN the sweep looks at it

@@ -18,7 +18,7 @@ from image_gateway.service.upload_edit import (
 )
 
 from tests.fakes import FakeDependencies, FakeInboxDependencies, InMemoryInbox
-from tests.unit.service.support import png
+from tests.unit.service.support import drain, png
 
 CLIENT = "inbox-client"
 RULES: dict[str, Any] = {
@@ -92,13 +92,15 @@ def test_an_upload_becomes_an_edit_of_the_staged_photo(
     result = edit_upload(inbox, created)
 
     # THEN one edit task for the inbox's client, from the rule, on the photo staged in our bucket
+    # (queued for the dispatch function, like an API task)
     assert result.outcome is UploadOutcome.SUBMITTED
     task = task_of(inbox, result.task_id)
     assert (task.client_id, task.operation, task.status) == (
         CLIENT,
         Operation.EDIT,
-        TaskStatus.SUBMITTED,
+        TaskStatus.QUEUED,
     )
+    assert inbox.core.dispatch_queue.messages == [(task.task_id, "mountsea-async")]
     assert task.request.prompt == "Put the product on a white background"
     staged = f"inputs/{CLIENT}/{task.task_id}/0.png"
     assert task.request.images == [f"s3://images/{staged}"]
@@ -126,6 +128,7 @@ def test_the_result_lands_where_the_rule_says(inbox: FakeInboxDependencies, phot
     # GIVEN an upload's task WHEN its provider finishes
     result = edit_upload(inbox, inbox.objects.put("products/shoes/red.png", photo))
     assert result.task_id is not None
+    drain(inbox.core)
     poll_step(inbox.core, result.task_id, 0)
 
     # THEN the image is at outputs/{client}/{prefix}{path}.{task}.png, linked to its upload
@@ -199,6 +202,7 @@ def test_a_duplicate_notification_finds_the_first_task(
     first = edit_upload(inbox, created)
 
     again = edit_upload(inbox, created)
+    drain(inbox.core)
 
     # THEN the earlier task is found: no second task, no second provider call
     assert (again.outcome, again.task_id) == (UploadOutcome.DUPLICATE, first.task_id)

@@ -17,6 +17,7 @@ from botocore.config import Config
 
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
+from image_gateway.adapters.dynamodb_slots import DynamoDBProviderSlots
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
 from image_gateway.adapters.eventbridge import EventBridgePublisher
 from image_gateway.adapters.http_providers import HttpProviderClients
@@ -137,6 +138,11 @@ class AwsDependencies:
     def dispatch_queue(self) -> SqsDispatchQueue:
         """The dispatch queue of sync provider calls."""
         return SqsDispatchQueue(self.client("sqs"), self.settings.dispatch_queue_url)
+
+    @cached_property
+    def slots(self) -> DynamoDBProviderSlots:
+        """Per-provider concurrency leases (in the tasks table)."""
+        return DynamoDBProviderSlots(self.dynamodb, self.settings.table_name)
 
     @cached_property
     def poll_loops(self) -> StepFunctionsPollLoops:

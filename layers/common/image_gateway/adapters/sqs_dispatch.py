@@ -1,4 +1,4 @@
-"""SqsDispatchQueue: sync provider calls on the dispatch queue (``ports.DispatchQueue``)."""
+"""SqsDispatchQueue: hand-offs to providers on the dispatch queue (``ports.DispatchQueue``)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,21 @@ from image_gateway.ports import QueueUnavailable
 
 
 class SqsDispatchQueue:
-    """One ``{"task_id", "provider"}`` message per sync call."""
+    """One ``{"task_id", "provider"}`` message per attempt at a provider."""
 
     def __init__(self, sqs_client: Any, queue_url: str | None) -> None:
         self._sqs = sqs_client
         self._url = queue_url
 
-    def send(self, task_id: str, provider: str) -> None:
-        """Queue the call; QueueUnavailable when SQS refused it or no queue is configured."""
+    def send(self, task_id: str, provider: str, *, delay_seconds: int = 0) -> None:
+        """Queue the attempt (SQS delays up to 15 minutes); QueueUnavailable when refused."""
         if not self._url:
             raise QueueUnavailable("DISPATCH_QUEUE_URL is not configured for this function")
         try:
             self._sqs.send_message(
                 QueueUrl=self._url,
                 MessageBody=json.dumps({"task_id": task_id, "provider": provider}),
+                DelaySeconds=max(0, min(900, delay_seconds)),
             )
         except (BotoCoreError, ClientError) as exc:
             raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc

@@ -152,7 +152,10 @@ class Task(BaseModel):
         "None when no price is configured",
     )
     fallbacks: list[str] = Field(
-        default_factory=list, description="providers still to try if a sync call fails"
+        default_factory=list, description="providers still to try after a retryable failure"
+    )
+    callback_base_url: str | None = Field(
+        default=None, description="where providers call back (the URL the API was called on)"
     )
     request: ImageRequest = Field(description="normalised: client data URLs replaced by s3://")
     created_at: datetime

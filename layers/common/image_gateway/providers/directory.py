@@ -6,7 +6,8 @@ They live in one SSM parameter (``PROVIDERS_PARAMETER``, JSON, read at most once
       "order":    ["apimart", "mountsea-async", "apimodels", ...],   # default fallback order
       "disabled": ["openai"],                                       # never used while listed
       "options":  {"apimart": {"official_fallback": false}, "pmock": {...}},
-      "prices":   {"apimodels": {"per_image": {"1K": {"low": 0.005, ...}, ...}}}
+      "prices":   {"apimodels": {"per_image": {"1K": {"low": 0.005, ...}, ...}}},
+      "concurrency": {"apimodels": 4}                                # default 16 each
     }
 
 Every key is optional: without ``order`` the stack's ``DEFAULT_PROVIDERS`` apply, ``disabled``
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
 from pydantic import (
@@ -38,6 +39,9 @@ from image_gateway.providers.base import Provider, SizePlan
 from image_gateway.providers.registry import PROVIDER_TYPES
 
 logger = Logger(child=True)
+
+DEFAULT_CONCURRENCY = 16
+"""Calls in flight per provider unless the parameter's ``concurrency`` says otherwise."""
 
 Quality = Literal["low", "medium", "high", "auto"]
 Tier = Literal["1K", "2K", "4K"]
@@ -73,8 +77,12 @@ class ProviderConfig(BaseModel):
     disabled: list[str] = Field(default_factory=list)
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     prices: dict[str, PriceTable] = Field(default_factory=dict)
+    concurrency: dict[str, Annotated[int, Field(ge=1, le=1000)]] = Field(
+        default_factory=dict,
+        description="calls in flight per provider; more wait in the dispatch queue",
+    )
 
-    @field_validator("order", "disabled", "options", "prices")
+    @field_validator("order", "disabled", "options", "prices", "concurrency")
     @classmethod
     def _known(cls, names: Any) -> Any:
         for name in names or []:
@@ -158,6 +166,10 @@ class ProviderDirectory:
         if name not in PROVIDER_TYPES or name in self._settings.disabled_providers:
             return False
         return name not in set(self.config.disabled)
+
+    def concurrency(self, name: str) -> int:
+        """How many calls to ``name`` may be in flight at once (the rest wait in the queue)."""
+        return self.config.concurrency.get(name, DEFAULT_CONCURRENCY)
 
     def price(self, name: str) -> PriceTable | None:
         """The configured price table of ``name``."""

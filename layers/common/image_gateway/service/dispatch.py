@@ -1,15 +1,20 @@
-"""dispatch: make the one long call of a sync provider, from the dispatch queue.
+"""dispatch: one attempt at one provider, from the dispatch queue (every provider call is here).
 
-The API queues a sync task (``path = "sync"``); the dispatch function receives it, marks it
-running, calls the provider (minutes, never inside an API request), and finalises it like a
-callback would. A retryable failure (5xx, 429, timeout, connection) falls back to the next
-provider left in ``task.fallbacks``; anything else fails the task. If the function itself dies
-mid-call (timeout, out of memory), SQS delivers the message again; after the queue's
-``maxReceiveCount`` deliveries it lands on the dead-letter queue, whose records
-:func:`give_up` turns into a failed task with its event.
+``POST /v1/images`` only records the task (``queued``) and queues ``{"task_id", "provider"}``;
+the dispatch function makes the call, within the provider's concurrency limit:
+- an async provider gets its create call (with a callback URL where it takes one); the task
+  becomes ``submitted`` and, without a callback, its poll loop starts;
+- a sync provider gets its one long call; the task goes ``submitted`` -> ``running`` and is
+  finalised like a callback would.
+A retryable failure (5xx, 429, timeout, connection, a provider disabled meanwhile) queues an
+attempt at the next provider left in ``task.fallbacks``; anything else fails the task. A
+provider at its concurrency limit gets the attempt queued again a little later: a rate limit
+becomes queueing, not failures. If the function dies mid-call, SQS delivers the message again;
+after the queue's ``maxReceiveCount`` deliveries the dead-letter queue's record fails the task
+(:func:`give_up`).
 
 A redelivered message calls the provider again: a call that succeeded at the provider but
-crashed before the image reached S3 may be paid twice. That is the price of not losing tasks.
+crashed before it was recorded may be paid twice. That is the price of not losing tasks.
 """
 
 from __future__ import annotations
@@ -27,34 +32,119 @@ from image_gateway.errors import (
 )
 from image_gateway.models.task import ProviderAttempt, Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies
-from image_gateway.providers.base import ProviderState
-from image_gateway.service.handoff import fail_with_attempts, failed_attempt, hand_to_provider
+from image_gateway.providers.base import Mode, ProviderState
+from image_gateway.service.handoff import (
+    after_failure,
+    callback_url,
+    queue_attempt,
+    record_accepted,
+)
 from image_gateway.service.lifecycle import change_status, fail_task
 from image_gateway.service.refresh import RetryLater, finalize_success
-from image_gateway.service.routing import qualify
+from image_gateway.service.routing import Candidate, qualify
 from image_gateway.service.staging import input_opener, provider_inputs
 
 logger = Logger(child=True)
 
 
 def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
-    """Run the sync call of ``task_id`` at ``provider``; the task afterwards (None if unknown).
+    """Make the attempt of ``task_id`` at ``provider``; the task afterwards (None if unknown).
 
-    Raises :class:`RetryLater` for a transient failure of our own side (input download,
-    result download) so that SQS delivers the message again.
+    Raises :class:`RetryLater` for a transient failure of our own side (input or result
+    download) so that SQS delivers the message again.
     """
     task = deps.tasks.get(task_id)
     if task is None:
         logger.error("dispatch: unknown task", extra={"task_id": task_id})
         return None
-    if task.status.terminal or task.path != "sync" or task.provider != provider:
-        logger.info(  # finished, or already handed to another provider: a stale message
+    if not _attempt_due(task, provider):
+        logger.info(  # finished, already taken, or handed to another provider: a stale message
             "dispatch: nothing to do",
             extra={"task_id": task_id, "status": task.status, "provider": task.provider},
         )
         return task
+    usable, refusals, _ = qualify(deps, [provider], task.request)
+    if not usable:  # disabled, or unable to honour it since submit: on to the next provider
+        refusal = refusals[0] if refusals else None
+        error = ProviderError(
+            refusal.message if refusal else f"{provider} is disabled in this stack",
+            provider=provider,
+            retryable=True,
+            code=refusal.code if refusal else "provider_disabled",
+        )
+        return after_failure(deps, task, error)
+    candidate = usable[0]
+    timeout = _call_timeout(deps, candidate, task)
+    slot = deps.slots.acquire(
+        provider,
+        task_id,
+        limit=deps.directory.concurrency(provider),
+        lease_seconds=timeout + deps.timing.slot_lease_margin_seconds,
+    )
+    if slot is None:  # the provider is at its concurrency limit: wait in the queue
+        delay = round(deps.settings.scaled(deps.timing.provider_busy_retry_seconds))
+        logger.info("provider busy: attempt queued again", extra={"task_id": task_id})
+        return queue_attempt(deps, task, provider, delay_seconds=max(1, delay))
+    try:
+        if candidate.provider.mode(task.request) is Mode.SYNC:
+            return _call_sync(deps, task, candidate)
+        return _create(deps, task, candidate)
+    finally:
+        deps.slots.release(slot)
+
+
+def _attempt_due(task: Task, provider: str) -> bool:
+    """Whether this message is the task's current attempt (not stale, not finished)."""
+    if task.status.terminal or task.provider != provider:
+        return False
+    if task.status is TaskStatus.QUEUED:
+        return True
+    # already with a provider: only a sync call that was interrupted is made again
+    return task.path == "sync" and task.provider_task_id is None
+
+
+def _call_timeout(deps: Dependencies, candidate: Candidate, task: Task) -> float:
+    if candidate.provider.mode(task.request) is Mode.SYNC:
+        return deps.settings.provider_sync_timeout_seconds
+    return deps.settings.provider_timeout_seconds
+
+
+def _create(deps: Dependencies, task: Task, candidate: Candidate) -> Task:
+    """An async provider's create call; submitted (poll loop started) or on to the next one."""
+    provider = candidate.provider
+    url = callback_url(deps, task, candidate)
+    try:
+        provider_task_id = deps.providers.client(provider.name).create(
+            task.request, provider_inputs(deps, task.request), url
+        )
+    except ProviderError as error:
+        return after_failure(deps, task, error)
+    expected = provider.expected_latency_seconds(task.request)
+    submitted, recorded = record_accepted(
+        deps,
+        task,
+        candidate,
+        path="callback" if url else "poll",
+        provider_task_id=provider_task_id,
+        expected_seconds=expected,
+    )
+    if recorded and url is None:
+        deps.poll_loops.start(task.task_id, max(1, round(deps.settings.scaled(expected))))
+    logger.info(
+        "handed to provider",
+        extra={"task_id": task.task_id, "provider": provider.name, "path": submitted.path},
+    )
+    return submitted
+
+
+def _call_sync(deps: Dependencies, task: Task, candidate: Candidate) -> Task:
+    """A sync provider's one long call; the image is stored like a callback's would be."""
+    provider = candidate.provider.name
+    task, recorded = record_accepted(deps, task, candidate, path="sync")
+    if not recorded:  # cancelled meanwhile
+        return task
     if task.status is TaskStatus.SUBMITTED:
-        running = change_status(deps, task_id, TaskStatus.RUNNING, by="dispatch")
+        running = change_status(deps, task.task_id, TaskStatus.RUNNING, by="dispatch")
         if not running.changed:  # cancelled meanwhile
             return running.task
         task = running.task
@@ -64,7 +154,7 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
     try:
         status = deps.providers.client(provider).run_sync(task.request, inputs, opener)
     except ProviderError as error:
-        return _provider_failed(deps, task, error)
+        return after_failure(deps, task, error)
     except DownloadFailed as exc:
         if exc.retryable:
             raise RetryLater(exc.message) from exc
@@ -73,14 +163,14 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
         return _input_failed(deps, task, exc.code, exc.message)
     except Unprocessable as exc:  # the provider's options or capabilities changed meanwhile
         refusal = TaskError(code=exc.code, message=exc.message, provider=provider)
-        return fail_task(deps, task_id, refusal, by="dispatch").task
+        return fail_task(deps, task.task_id, refusal, by="dispatch").task
 
     with status:
         if status.state is not ProviderState.SUCCEEDED:  # parse_sync only returns successes
             raise RuntimeError(f"{provider} sync answer in state {status.state}")
         attempt = ProviderAttempt(provider=provider, at=utc_now(), outcome="completed")
-        recorded = deps.tasks.update(task_id, lambda t: t.attempts.append(attempt))
-        return finalize_success(deps, recorded, status.images, by="dispatch")
+        recorded_task = deps.tasks.update(task.task_id, lambda t: t.attempts.append(attempt))
+        return finalize_success(deps, recorded_task, status.images, by="dispatch")
 
 
 def give_up(deps: Dependencies, task_id: str, provider: str) -> Task | None:
@@ -96,25 +186,6 @@ def give_up(deps: Dependencies, task_id: str, provider: str) -> Task | None:
     )
     logger.error("dispatch gave up", extra={"task_id": task_id, "provider": provider})
     return fail_task(deps, task_id, error, by="dispatch").task
-
-
-def _provider_failed(deps: Dependencies, task: Task, error: ProviderError) -> Task:
-    logger.warning(
-        "sync provider call failed",
-        extra={"task_id": task.task_id, "provider": task.provider, "code": error.code},
-    )
-    attempts = [*task.attempts, failed_attempt(task.provider, error)]
-    if error.retryable:
-        # the providers left to try that are (still) enabled and able to honour the request
-        candidates = qualify(deps, task.fallbacks, task.request)[0]
-        if candidates:
-            task = deps.tasks.update(task.task_id, lambda t: setattr(t, "attempts", attempts))
-            if task.status.terminal:  # cancelled during the call: send it nowhere else
-                return task
-            return hand_to_provider(
-                deps, task, candidates, provider_inputs(deps, task.request), None, by="dispatch"
-            )
-    return fail_with_attempts(deps, task.task_id, error, attempts, by="dispatch")
 
 
 def _input_failed(deps: Dependencies, task: Task, code: str, message: str) -> Task:

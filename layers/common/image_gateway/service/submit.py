@@ -1,8 +1,9 @@
 """Submit and reject: a request becomes a task (or a recorded refusal).
 
-``submit_task`` validates routing, claims the Idempotency-Key, stages the inputs, records the
-task and hands it to a provider. ``reject_task`` records a task that could not be submitted, for
-entry points with no caller to answer (the S3 inbox).
+``submit_task`` is storage-first: it checks routing, claims the Idempotency-Key, stages the
+inputs, records the task as ``queued`` and queues its first attempt; it never waits on a
+provider. ``reject_task`` records a task that could not be submitted, for entry points with no
+caller to answer (the S3 inbox).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from image_gateway.idempotency import fingerprint
 from image_gateway.models.request import ImageRequest, Operation
 from image_gateway.models.task import SourceObject, Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies
-from image_gateway.service.handoff import hand_to_provider
+from image_gateway.service.handoff import queue_attempt
 from image_gateway.service.lifecycle import change_status
 from image_gateway.service.routing import candidate_providers
 from image_gateway.service.staging import stage_inputs
@@ -50,10 +51,14 @@ def submit_task(
     source: SourceObject | None = None,
     output_key_stem: str | None = None,
 ) -> Submission:
-    """Create a task and hand it to the first provider that takes it.
+    """Record the task (``queued``) and queue its first attempt; no provider is called here.
 
-    Entry points other than the API may bring their own ``task_id`` (claimed beforehand for
-    deduplication), the ``source`` object the task was made from, and where its output goes.
+    Routing and capabilities are checked first (a 422 spends nothing), the inputs are staged,
+    and the dispatch function makes every provider call later. Entry points other than the API
+    may bring their own ``task_id`` (claimed beforehand for deduplication), the ``source``
+    object the task was made from, and where its output goes. ``callback_base_url`` is where
+    providers call back when the stack has no ``PUBLIC_BASE_URL`` (the URL the API was called
+    on).
     """
     candidates = candidate_providers(deps, request)
     task_id = task_id or new_task_id()
@@ -71,19 +76,21 @@ def submit_task(
             return Submission(task=task, replayed=True)
 
     try:
-        stored_request, inputs = stage_inputs(deps, request, client_id=client_id, task_id=task_id)
+        stored_request, _ = stage_inputs(deps, request, client_id=client_id, task_id=task_id)
     except Exception:  # refused (or failed) before its task exists: a retry must not be blocked
         if idempotency_key is not None:
             deps.idempotency.release(client_id, idempotency_key, task_id)
         raise
     now = utc_now()
     deadline = now + timedelta(seconds=deps.settings.scaled(deps.settings.task_deadline_seconds))
+    first, *rest = [c.provider.name for c in candidates]
     task = Task(
         task_id=task_id,
         client_id=client_id,
         operation=request.operation,
         model=request.model,
-        provider=candidates[0].provider.name,
+        provider=first,
+        fallbacks=rest,
         size_requested=candidates[0].plan.requested,
         request=stored_request,
         created_at=now,
@@ -93,10 +100,11 @@ def submit_task(
         idempotency_key=idempotency_key,
         source=source,
         output_key_stem=output_key_stem,
+        callback_base_url=callback_base_url,
     )
     deps.tasks.create(task)
-    logger.info("task created", extra={"task_id": task_id, "client_id": client_id})
-    return Submission(task=hand_to_provider(deps, task, candidates, inputs, callback_base_url))
+    logger.info("task queued", extra={"task_id": task_id, "client_id": client_id})
+    return Submission(task=queue_attempt(deps, task, first))
 
 
 def reject_task(
