@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 SIMULATOR_API_KEY = "sim-key-devstack"
+_API_OUTPUTS = frozenset({"ApiUrl", "ConsoleUrl"})
+"""Outputs naming the HTTP API's AWS address: locally, ``StackInfo.api_url`` stands in."""
 
 
 @dataclass
@@ -70,6 +72,11 @@ class StackInfo:
     event_bus_name: str
     state_machine_arn: str
     outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def console_url(self) -> str:
+        """The console page (template output ``ConsoleUrl``)."""
+        return f"{self.api_url}/console"
 
 
 class DevStack:
@@ -218,7 +225,7 @@ class DevStack:
             outputs={
                 name: str(resolver.resolve(out["Value"]))
                 for name, out in self.template.get("Outputs", {}).items()
-                if name != "ApiUrl"
+                if name not in _API_OUTPUTS
             },
         )
 
