@@ -399,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImagegwError as error:
         code = exit_code(error)
         sys.stderr.write(f"imagegw: {error}\n")
+        source = cli.gateway.source if cli.gateway is not None else ""
+        if isinstance(error, ConnectionFailed) and source.endswith("stack.json"):
+            sys.stderr.write(f"imagegw: the gateway came from {source}: is devstack running?\n")
         if args.json:
             body: dict[str, Any] = {"code": error.code, "message": error.message}
             if isinstance(error, ApiError):  # the gateway's details, then its HTTP status

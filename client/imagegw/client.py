@@ -87,6 +87,8 @@ class Gateway:
     ) -> None:
         connection = resolve(url, key)
         self.url = connection.url
+        self.source = connection.source
+        """Where the URL and key came from: flags, IMAGEGW_URL/IMAGEGW_KEY, a stack file."""
         self.backoff = backoff
         self.inline_max_bytes = inline_max_bytes
         self.inline_budget = inline_budget
