@@ -138,6 +138,7 @@ class DevStack:
 
     def stop(self) -> None:
         """Stop everything this stack started (every worker process included)."""
+        self._forget_state()
         if self.event_sources is not None:
             self.event_sources.stop()
         if self.api is not None:
@@ -232,3 +233,15 @@ class DevStack:
     def _write_state(self, info: StackInfo) -> None:
         self.config.state_file.parent.mkdir(parents=True, exist_ok=True)
         self.config.state_file.write_text(json.dumps(info.__dict__, indent=2))
+
+    def _forget_state(self) -> None:
+        """Remove the state file if it still describes this stack (clients such as imagegw
+        read it to find a running stack; a stopped one must not be found)."""
+        if self.info is None:
+            return
+        try:
+            state = json.loads(self.config.state_file.read_text())
+        except (OSError, ValueError):
+            return
+        if state.get("api_url") == self.info.api_url:
+            self.config.state_file.unlink(missing_ok=True)
