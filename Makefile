@@ -11,6 +11,7 @@ SAM_CLI_VERSION := 1.170.0
 # AWS CLI v1 from PyPI (it vendors its own botocore), next to sam: the README's `aws` commands.
 AWS_CLI_VERSION := 1.46.3
 STAMP  := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 # The functions' runtime, Python 3.13: `sam build` needs a real interpreter on PATH (pyenv's
 # shims fail inside sam) and the layer's bytecode is made by it. Found on PATH, else among
 # pyenv's versions; override with `make build PYTHON313=/path/to/python3.13`.
@@ -26,8 +27,8 @@ DEPLOY_FLAGS ?= --guided
 # artefact in the tests and in `make bench`.
 RUNTIMEVENV := .venv-runtime
 
-.PHONY: help venv tools build deploy demo devstack test lint typecheck template-check unit e2e bench \
-	clean schema
+.PHONY: help venv tools browser build deploy demo devstack test lint typecheck template-check unit \
+	e2e bench clean schema
 
 help:
 	@echo "make demo      start devstack (moto + provider simulator + local API) and run the demo"
@@ -39,10 +40,11 @@ help:
 	@echo "make deploy    make build, then sam deploy --guided (DEPLOY_FLAGS= to reuse samconfig.toml)"
 	@echo "make tools     install sam and aws in .venv-sam/bin"
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt layers/common/pyproject.toml
+$(STAMP): requirements-dev.txt layers/common/requirements.txt layers/common/pyproject.toml \
+		client/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt -e layers/common
+	$(PY) -m pip install --quiet -r requirements-dev.txt -e layers/common -e client
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -57,6 +59,17 @@ $(SAMVENV)/.awscli-installed: $(SAMVENV)/.installed
 	@touch $@
 
 tools: $(SAMVENV)/.installed $(SAMVENV)/.awscli-installed
+
+# The console's browser test drives Debian's chromium (Playwright's own browser download does
+# not work here); as root (CI, these machines) it is installed with apt-get.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+	else \
+		echo "The console test needs Debian's chromium at $(CHROMIUM): sudo apt-get install chromium" >&2; exit 1; \
+	fi
+
+browser: $(CHROMIUM)
 
 $(RUNTIMEVENV)/.installed: requirements-dev.txt
 	@$(NEED_PYTHON313)
@@ -93,19 +106,20 @@ template-check: $(STAMP) $(SAMVENV)/.installed
 unit: $(STAMP) $(SAMVENV)/.installed $(RUNTIMEVENV)/.installed
 	$(PY) -m pytest tests -m "not e2e"
 
-e2e: $(STAMP) tools
+e2e: $(STAMP) tools browser
 	$(PY) -m pytest tests -m e2e
 
 # The service layer must be covered by the fast fake-based unit tests alone (tests/unit),
 # so tests/unit runs first with a coverage gate, then everything else.
 COVERAGE_GATE := --cov=image_gateway.service --cov-report=term --cov-fail-under=90
 
-test: lint typecheck template-check tools $(RUNTIMEVENV)/.installed
+test: lint typecheck template-check tools browser $(RUNTIMEVENV)/.installed
 	$(PY) -m pytest tests/unit -p no:cacheprovider $(COVERAGE_GATE)
 	$(PY) -m pytest tests -p no:cacheprovider --ignore=tests/unit
 
 clean:
-	rm -rf $(VENV) $(SAMVENV) $(RUNTIMEVENV) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAMVENV) $(RUNTIMEVENV) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache \
+		test-artifacts
 
 # The cold-start figure imports what `make build` makes (bench/artefact.py runs it).
 bench: $(STAMP) $(SAMVENV)/.installed $(RUNTIMEVENV)/.installed

@@ -26,12 +26,15 @@ def main(argv: list[str] | None = None) -> int:
         from devstack.demo import main as demo_main
 
         return demo_main()
+    from devstack.demo import TRY_COMMAND
+
     config = StackConfig(time_scale=args.time_scale, log_level=args.log_level or "INFO")
     with DevStack(config) as stack:
         info = stack.info
         assert info is not None
         print(f"API        {info.api_url}")
         print(f"API key    {info.api_key}   (client {info.client_id})")
+        print(f"console    {info.console_url}   (paste the API key)")
         print(f"moto       {info.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)")
         print(f"simulator  {info.simulator_url}")
         # Every name the README's examples use (template.yaml's outputs, as on AWS).
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
         )
         print(f"export AWS_ENDPOINT_URL={info.moto_url} {credentials}")
+        print(f"try        {TRY_COMMAND}")
         print("Ctrl-C to stop.", flush=True)
         try:
             while True:

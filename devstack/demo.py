@@ -4,7 +4,8 @@ dispatch queue); then a photo uploaded with boto3 to the S3 inbox, edited by the
 
 It prints each task's status changes with timestamps, a table (provider, path, size asked and
 produced, seconds, cost estimate, S3 key), the EventBridge events as a subscriber queue received
-them, and saves every image under ``demo-output/``.
+them, and saves every image under ``demo-output/``. Last, the ``imagegw`` command makes one
+image the way a person would, and the demo ends with the console's URL and a command to try.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import shlex
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -25,6 +30,11 @@ from devstack.stack import DevStack, StackConfig, StackInfo
 from devstack.template import ROOT
 
 OUTPUT_DIR = ROOT / "demo-output"
+TRY_COMMAND = (
+    '.venv/bin/imagegw generate "a lighthouse at dawn" --aspect 16:9 --resolution 2K '
+    "-o demo-output/lighthouse.png"
+)
+"""One imagegw command to try against a running stack (it finds it by .devstack/stack.json)."""
 
 
 def _say(message: str) -> None:
@@ -193,8 +203,28 @@ def run_demo(info: StackInfo) -> int:
     )
     failures += run_inbox_demo(info)
     failures += _print_events(queue_url, expected=len(jobs) * 2 + 2)
+    failures += run_cli_demo(info)
     _say("demo finished" + (" with failures" if failures else ": all tasks succeeded"))
+    print(f"console  {info.console_url}   (API key {info.api_key}; this stack stops with the demo)")
+    print(f"try      make devstack   (keeps a stack running), then: {TRY_COMMAND}", flush=True)
     return 1 if failures else 0
+
+
+def run_cli_demo(info: StackInfo) -> int:
+    """The imagegw command on this stack, as a person would run it; its progress shows as it
+    waits (a live line on a terminal). Returns the number of failures (0 or 1)."""
+    command = [
+        str(Path(sys.executable).parent / "imagegw"),
+        "generate", "a lighthouse at dawn, from the imagegw command",
+        "--aspect", "16:9", "--resolution", "2K", "-o", str(OUTPUT_DIR / "imagegw-lighthouse.png"),
+    ]  # fmt: skip
+    _say(f"imagegw: {shlex.join(['imagegw', *command[1:]])}")
+    env = {**os.environ, "IMAGEGW_URL": info.api_url, "IMAGEGW_KEY": info.api_key}
+    done = subprocess.run(command, env=env, check=False, timeout=120)  # noqa: S603
+    if done.returncode != 0:
+        _say(f"imagegw exited {done.returncode}")
+        return 1
+    return 0
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:

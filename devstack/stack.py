@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 SIMULATOR_API_KEY = "sim-key-devstack"
+_API_OUTPUTS = frozenset({"ApiUrl", "ConsoleUrl"})
+"""Outputs naming the HTTP API's AWS address: locally, ``StackInfo.api_url`` stands in."""
 
 
 @dataclass
@@ -71,6 +73,11 @@ class StackInfo:
     event_bus_name: str
     state_machine_arn: str
     outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def console_url(self) -> str:
+        """The console page (template output ``ConsoleUrl``)."""
+        return f"{self.api_url}/console"
 
 
 class DevStack:
@@ -132,6 +139,7 @@ class DevStack:
 
     def stop(self) -> None:
         """Stop everything this stack started (every worker process included)."""
+        self._forget_state()
         if self.event_sources is not None:
             self.event_sources.stop()
         if self.api is not None:
@@ -220,10 +228,22 @@ class DevStack:
             outputs={
                 name: str(resolver.resolve(out["Value"]))
                 for name, out in self.template.get("Outputs", {}).items()
-                if name != "ApiUrl"
+                if name not in _API_OUTPUTS
             },
         )
 
     def _write_state(self, info: StackInfo) -> None:
         self.config.state_file.parent.mkdir(parents=True, exist_ok=True)
         self.config.state_file.write_text(json.dumps(info.__dict__, indent=2))
+
+    def _forget_state(self) -> None:
+        """Remove the state file if it still describes this stack (clients such as imagegw
+        read it to find a running stack; a stopped one must not be found)."""
+        if self.info is None:
+            return
+        try:
+            state = json.loads(self.config.state_file.read_text())
+        except (OSError, ValueError):
+            return
+        if state.get("api_url") == self.info.api_url:
+            self.config.state_file.unlink(missing_ok=True)

@@ -1,5 +1,5 @@
 """Client API: POST /v1/images, GET /v1/tasks[/{id}], POST /v1/tasks/{id}/cancel,
-GET /v1/providers, OpenAPI."""
+GET /v1/providers, POST /v1/uploads, OpenAPI."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.errors import GatewayError, NotFound
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
+from image_gateway.models.uploads import UploadRequest
 from image_gateway.models.views import TaskList, TaskSummary, TaskView
 from image_gateway.providers.registry import PROVIDER_TYPES
 from image_gateway.service.lifecycle import cancel_task
+from image_gateway.service.progress import expected_seconds
 from image_gateway.service.submit import submit_task
+from image_gateway.service.uploads import plan_uploads
 
 logger = Logger()
 metrics = Metrics()
@@ -42,11 +45,17 @@ def _base_url() -> str:
     return f"https://{context.domain_name}{prefix}"
 
 
-def _view(task: Task) -> TaskView:
+def _presign(key: str) -> str:
     deps = DEPS.get()
-    ttl = deps.settings.output_url_ttl_seconds
+    return deps.images.presigned_get_url(key, deps.settings.output_url_ttl_seconds)
+
+
+def _view(task: Task) -> TaskView:
     return TaskView.from_task(
-        task, presign=lambda key: deps.images.presigned_get_url(key, ttl), base_path=""
+        task,
+        presign=_presign,
+        base_path="",
+        expected_seconds=expected_seconds(DEPS.get().settings, task),
     )
 
 
@@ -86,7 +95,8 @@ def list_tasks(
     """The caller's tasks, newest first, paginated with ``cursor``."""
     page = DEPS.get().tasks.list_for_client(_client_id(), limit=limit, cursor=cursor)
     body = TaskList(
-        tasks=[TaskSummary.from_task(t) for t in page.tasks], next_cursor=page.next_cursor
+        tasks=[TaskSummary.from_task(t, presign=_presign) for t in page.tasks],
+        next_cursor=page.next_cursor,
     )
     return _json(200, body.model_dump_json())
 
@@ -96,6 +106,14 @@ def cancel(task_id: str) -> Response[str]:
     """Cancel a task that has not finished (409 once it has)."""
     task = cancel_task(DEPS.get(), _own_task(task_id, _client_id()))
     return _json(200, _view(task).model_dump_json())
+
+
+@app.post("/v1/uploads")
+def create_uploads(request: Annotated[UploadRequest, Body()]) -> Response[str]:
+    """Presigned PUT URLs for input images too large to send inline (201); name each upload
+    in ``images`` or ``mask`` of ``POST /v1/images`` by its ``ref``."""
+    plan = plan_uploads(DEPS.get(), request, client_id=_client_id())
+    return _json(201, plan.model_dump_json())
 
 
 @app.get("/v1/providers")

@@ -215,3 +215,16 @@ def test_given_a_store_when_asked_its_bucket_then_it_names_the_bucket(
     images: ImagesUnderTest,
 ) -> None:
     assert images.store.bucket == images.bucket
+
+
+def test_given_a_key_type_and_length_when_presigned_for_upload_then_the_url_names_them(
+    images: ImagesUnderTest,
+) -> None:
+    url = images.store.presigned_put_url(
+        "inputs/c1/uploads/u1/0.png", content_type="image/png", content_length=1234, expires_in=600
+    )
+
+    assert url.startswith("https://")
+    assert "inputs/c1/uploads/u1/0.png" in url
+    assert images.bucket in url
+    assert "content-type" in url and "content-length" in url  # signed (S3) or named (fake)

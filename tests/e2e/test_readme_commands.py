@@ -32,6 +32,7 @@ from PIL import Image
 
 from devstack.stack import DevStack, StackInfo
 from devstack.template import ROOT
+from tests.e2e.support import open_image
 
 README = ROOT / "README.md"
 TOOLS = ROOT / ".venv-sam" / "bin"
@@ -152,7 +153,7 @@ def restored(stack: DevStack, info: StackInfo) -> Iterator[None]:
         secrets.put_secret_value(SecretId=keys_arn, SecretString=keys)
 
 
-def _placeholders(info: StackInfo, api: httpx.Client, photo: Path) -> dict[str, str]:
+def _placeholders(info: StackInfo, api: httpx.Client, photo: Path, mask: Path) -> dict[str, str]:
     """What the reader fills in, from the running stack."""
     never = api.post(
         "/v1/images",
@@ -172,6 +173,7 @@ def _placeholders(info: StackInfo, api: httpx.Client, photo: Path) -> dict[str, 
         "<TasksTableName>": info.table_name,
         "<ProviderKeysSecretArn output>": info.outputs["ProviderKeysSecretArn"],
         " photo.png ": f" {photo} ",
+        " mask.png ": f" {mask} ",
     }
 
 
@@ -188,6 +190,10 @@ def _check(command: str, output: str, info: StackInfo) -> None:
     if command.startswith("curl"):
         body = json.loads(output)
         assert body.get("error") is None, f"{command}\nanswered {output[:500]}"
+    elif command.startswith(".venv/bin/imagegw"):
+        assert output.strip(), f"{command}\nprinted nothing on stdout"
+        if " -o " in command:  # the saved file's path, a real image
+            assert open_image(Path(ROOT / output.strip()).read_bytes()).size[0] > 0
     elif command.startswith("aws s3 ls"):
         assert re.search(r"photo\.tsk_\w+\.png", output), f"{command}\nlisted {output!r}"
     elif "create_key" in command:
@@ -204,9 +210,10 @@ def test_every_readme_command_runs_as_written(
     # Given the README's blocks and a terminal set up as the README says
     blocks = readme_blocks()
     assert {b.first.split("#")[0].strip() for b in blocks} >= set(NOT_RUN)
-    photo = tmp_path / "photo.png"
+    photo, mask = tmp_path / "photo.png", tmp_path / "mask.png"
     photo.write_bytes(base64.b64decode(_png_data_url().split(",", 1)[1]))
-    values = _placeholders(info, api, photo)
+    mask.write_bytes(photo.read_bytes())  # transparent centre: repaint there
+    values = _placeholders(info, api, photo, mask)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PATH"] = f"{TOOLS}{os.pathsep}{env['PATH']}"
     env.update(

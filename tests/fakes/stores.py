@@ -14,6 +14,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from urllib.parse import urlencode
 
 from image_gateway.auth import bearer_key, hash_api_key, new_api_key
 from image_gateway.errors import Conflict, InvalidRequest, NotFound, Unauthorized
@@ -241,6 +242,19 @@ class InMemoryImageStore:
     def presigned_get_url(self, key: str, expires_in: int = 3600) -> str:
         """A stand-in URL naming the bucket, key and expiry."""
         return f"https://{self._bucket}.memory.invalid/{key}?expires_in={expires_in}"
+
+    def presigned_put_url(
+        self, key: str, *, content_type: str, content_length: int, expires_in: int = 900
+    ) -> str:
+        """A stand-in URL naming the bucket, key, type, length and expiry."""
+        query = urlencode(
+            {
+                "content-type": content_type,
+                "content-length": content_length,
+                "expires_in": expires_in,
+            }
+        )
+        return f"https://{self._bucket}.memory.invalid/{key}?{query}"
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` is stored."""

@@ -50,6 +50,9 @@ class Settings(BaseModel):
     )
     output_url_ttl_seconds: int = Field(default=3600, gt=0)
     input_url_ttl_seconds: int = Field(default=6 * 3600, gt=0)
+    upload_url_ttl_seconds: int = Field(
+        default=900, gt=0, description="presigned PUT URLs of POST /v1/uploads"
+    )
     fetch_allow_private_hosts: frozenset[str] = frozenset()
     max_image_bytes: int = 50 * 1024 * 1024
 

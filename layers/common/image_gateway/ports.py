@@ -123,6 +123,13 @@ class ImageRepository(Protocol):
         """A URL that lets anyone holding it GET the object for ``expires_in`` seconds."""
         ...
 
+    def presigned_put_url(
+        self, key: str, *, content_type: str, content_length: int, expires_in: int = 900
+    ) -> str:
+        """A URL that lets anyone holding it PUT exactly ``content_length`` bytes of
+        ``content_type`` at ``key`` for ``expires_in`` seconds (both headers are signed)."""
+        ...
+
     def exists(self, key: str) -> bool:
         """Whether an object is stored at ``key``."""
         ...

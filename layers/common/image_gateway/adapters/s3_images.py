@@ -110,6 +110,26 @@ class S3ImageStore:
         )
         return url
 
+    def presigned_put_url(
+        self, key: str, *, content_type: str, content_length: int, expires_in: int = 900
+    ) -> str:
+        """A URL that lets anyone holding it PUT one object at ``key`` for ``expires_in`` s.
+
+        ``Content-Type`` and ``Content-Length`` are signed headers: S3 refuses a PUT of another
+        type or size, so a caller cannot store more than it declared.
+        """
+        url: str = self._s3.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "ContentLength": content_length,
+            },
+            ExpiresIn=expires_in,
+        )
+        return url
+
     def exists(self, key: str) -> bool:
         """Whether an object is stored at ``key``."""
         try:

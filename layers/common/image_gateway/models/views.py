@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from image_gateway.models.task import (
     ImageOutput,
@@ -40,6 +40,11 @@ class TaskView(BaseModel):
     submitted_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
+    expected_seconds: float | None = Field(
+        default=None,
+        description="the provider's typical duration for this request (time-scaled): how "
+        "long a caller should expect to wait, and when polling is worth it",
+    )
     outputs: list[OutputView]
     error: TaskError | None
     metadata: dict[str, str]
@@ -49,7 +54,14 @@ class TaskView(BaseModel):
     url: str
 
     @classmethod
-    def from_task(cls, task: Task, *, presign: Callable[[str], str], base_path: str) -> TaskView:
+    def from_task(
+        cls,
+        task: Task,
+        *,
+        presign: Callable[[str], str],
+        base_path: str,
+        expected_seconds: float | None = None,
+    ) -> TaskView:
         """Map a task; ``presign`` turns an S3 key into a download URL."""
         return cls(
             task_id=task.task_id,
@@ -66,6 +78,7 @@ class TaskView(BaseModel):
             submitted_at=task.submitted_at,
             finished_at=task.finished_at,
             duration_ms=task.duration_ms(),
+            expected_seconds=expected_seconds,
             outputs=[OutputView(url=presign(o.key), **o.model_dump()) for o in task.outputs],
             error=task.error,
             metadata=task.metadata,
@@ -77,7 +90,7 @@ class TaskView(BaseModel):
 
 
 class TaskSummary(BaseModel):
-    """One row of ``GET /v1/tasks``."""
+    """One row of ``GET /v1/tasks``: enough for a gallery without reading each task."""
 
     task_id: str
     status: str
@@ -85,10 +98,20 @@ class TaskSummary(BaseModel):
     provider: str
     created_at: datetime
     finished_at: datetime | None
+    path: str | None = None
+    size_requested: str | None = None
+    size_produced: str | None = None
+    cost_estimate_usd: float | None = None
+    duration_ms: int | None = None
+    error: TaskError | None = None
+    output_url: str | None = Field(
+        default=None, description="a short-lived download URL of the first image, once made"
+    )
 
     @classmethod
-    def from_task(cls, task: Task) -> TaskSummary:
-        """Map a task to its list row."""
+    def from_task(cls, task: Task, *, presign: Callable[[str], str] | None = None) -> TaskSummary:
+        """Map a task to its list row; ``presign`` (an S3 key to a URL) adds ``output_url``."""
+        first = task.outputs[0] if task.outputs else None
         return cls(
             task_id=task.task_id,
             status=task.status.value,
@@ -96,6 +119,13 @@ class TaskSummary(BaseModel):
             provider=task.provider,
             created_at=task.created_at,
             finished_at=task.finished_at,
+            path=task.path,
+            size_requested=task.size_requested,
+            size_produced=task.size_produced,
+            cost_estimate_usd=task.cost_estimate_usd,
+            duration_ms=task.duration_ms(),
+            error=task.error,
+            output_url=None if first is None or presign is None else presign(first.key),
         )
 
 

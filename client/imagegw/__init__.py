@@ -1,0 +1,57 @@
+"""Client of the Image Task Gateway: ``Gateway`` (sync), ``imagegw.aio.AsyncGateway``, the CLI.
+
+from imagegw import Gateway
+
+gw = Gateway()                                   # IMAGEGW_URL/IMAGEGW_KEY, or devstack
+task = gw.edit("add a moon", images=["photo.png"], mask="mask.png", size="1024x1024")
+task.wait(on_update=lambda t: print(t.status))   # TaskFailed if it ends without an image
+task.download("out/")                            # sha256-checked
+"""
+
+from imagegw.client import Gateway, Task
+from imagegw.errors import (
+    ApiError,
+    BadRequest,
+    ConfigError,
+    Conflict,
+    ConnectionFailed,
+    ImagegwError,
+    InputError,
+    IntegrityError,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServerError,
+    TaskFailed,
+    Unauthorized,
+    Unprocessable,
+    WaitTimeout,
+)
+from imagegw.models import Output, ProviderInfo, TaskInfo, TaskRow
+from imagegw.polling import Backoff
+
+__all__ = [
+    "ApiError",
+    "Backoff",
+    "BadRequest",
+    "ConfigError",
+    "Conflict",
+    "ConnectionFailed",
+    "Gateway",
+    "ImagegwError",
+    "InputError",
+    "IntegrityError",
+    "NotFound",
+    "Output",
+    "PayloadTooLarge",
+    "ProviderInfo",
+    "RateLimited",
+    "ServerError",
+    "Task",
+    "TaskFailed",
+    "TaskInfo",
+    "TaskRow",
+    "Unauthorized",
+    "Unprocessable",
+    "WaitTimeout",
+]

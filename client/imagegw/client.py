@@ -1,0 +1,370 @@
+"""The synchronous client: ``Gateway`` and the ``Task`` handles it returns.
+
+from imagegw import Gateway
+
+with Gateway() as gw:                      # IMAGEGW_URL / IMAGEGW_KEY, or a running devstack
+    task = gw.generate("a lighthouse at dawn", aspect_ratio="16:9", resolution="2K")
+    task.wait(on_update=lambda t: print(t.status))
+    print(task.download("out/"))           # out/tsk_....png, sha256 checked
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Unpack
+
+import httpx
+
+from imagegw.config import resolve
+from imagegw.errors import (
+    ApiError,
+    ConnectionFailed,
+    ImagegwError,
+    InputError,
+    TaskFailed,
+    WaitTimeout,
+)
+from imagegw.files import Destination, VerifiedWriter, target_path
+from imagegw.inputs import (
+    INLINE_BUDGET,
+    INLINE_MAX_BYTES,
+    ImageInput,
+    LocalImage,
+    collect_inputs,
+    plan_inputs,
+)
+from imagegw.models import ImageOptions, ProviderInfo, TaskInfo, TaskRow
+from imagegw.polling import DEFAULT_BACKOFF, Backoff
+from imagegw.protocol import (
+    CALL_RETRIES,
+    RETRY_STATUSES,
+    api_headers,
+    decode,
+    image_body,
+    new_idempotency_key,
+    retry_delay,
+    uploads_body,
+)
+
+OnUpdate = Callable[[TaskInfo], None]
+
+
+def since(moment: datetime | None) -> float:
+    """Seconds from ``moment`` to now (0 when unknown or in the future: clock skew)."""
+    if moment is None:
+        return 0.0
+    return max(0.0, (datetime.now(UTC) - moment).total_seconds())
+
+
+def provider_elapsed(task: TaskInfo) -> float:
+    """Seconds since the provider got the task (since it was created, before that)."""
+    return since(task.submitted_at or task.created_at)
+
+
+class Gateway:
+    """A client of one gateway, with one API key.
+
+    ``url`` and ``key`` default to ``IMAGEGW_URL`` / ``IMAGEGW_KEY``, then to a running
+    devstack's ``.devstack/stack.json``. Every error is an ``imagegw.errors.ImagegwError``
+    with a stable ``code``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        inline_max_bytes: int = INLINE_MAX_BYTES,
+        inline_budget: int = INLINE_BUDGET,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        connection = resolve(url, key)
+        self.url = connection.url
+        self.source = connection.source
+        """Where the URL and key came from: flags, IMAGEGW_URL/IMAGEGW_KEY, a stack file."""
+        self.backoff = backoff
+        self.inline_max_bytes = inline_max_bytes
+        self.inline_budget = inline_budget
+        self._sleep = sleep
+        self._clock = clock
+        self._api = httpx.Client(
+            base_url=self.url,
+            headers=api_headers(connection.key),
+            timeout=timeout,
+            transport=transport,
+        )
+        # Presigned storage URLs carry their own signature: never the API key.
+        self._storage = httpx.Client(timeout=timeout, transport=transport, follow_redirects=True)
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._api.close()
+        self._storage.close()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """One API call (tried again on 429/502/503/504 and lost connections); its JSON."""
+        for attempt in range(CALL_RETRIES + 1):
+            response: httpx.Response | None = None
+            try:
+                response = self._api.request(
+                    method, path, json=json, params=params, headers=headers
+                )
+                if response.status_code not in RETRY_STATUSES or attempt == CALL_RETRIES:
+                    return decode(response)
+            except httpx.TransportError as exc:
+                if attempt == CALL_RETRIES:
+                    raise ConnectionFailed(f"{method} {self.url}{path}: {exc!r}") from None
+            self._sleep(retry_delay(attempt, response))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- submitting ----------------------------------------------------------------------------
+    def generate(
+        self, prompt: str, *, idempotency_key: str | None = None, **options: Unpack[ImageOptions]
+    ) -> Task:
+        """Submit a generation; the task handle (``queued`` or further)."""
+        return self.submit(image_body(prompt, [], None, options), idempotency_key)
+
+    def edit(
+        self,
+        prompt: str,
+        images: list[ImageInput],
+        mask: ImageInput | None = None,
+        *,
+        idempotency_key: str | None = None,
+        **options: Unpack[ImageOptions],
+    ) -> Task:
+        """Submit an edit of ``images`` (paths, bytes, https/s3/data URLs), with a mask."""
+        if not images:
+            raise InputError("an edit needs at least one image")
+        refs = self.send_inputs(collect_inputs(images, mask))
+        body = image_body(prompt, refs[: len(images)], refs[len(images)] if mask else None, options)
+        return self.submit(body, idempotency_key)
+
+    def submit(self, body: dict[str, Any], idempotency_key: str | None = None) -> Task:
+        """``POST /v1/images`` with a ready body (an Idempotency-Key is always sent)."""
+        key = idempotency_key or new_idempotency_key()
+        data = self.call("POST", "/v1/images", json=body, headers={"Idempotency-Key": key})
+        return Task(self, TaskInfo.parse(data))
+
+    def send_inputs(self, items: list[str | LocalImage]) -> list[str]:
+        """What to put in ``images``/``mask``: inline data URLs, or refs of uploaded files."""
+        plan = plan_inputs(
+            items, inline_max_bytes=self.inline_max_bytes, inline_budget=self.inline_budget
+        )
+        refs = self.upload(plan.uploads) if plan.uploads else []
+        return plan.resolve(refs)
+
+    def upload(self, files: list[LocalImage]) -> list[str]:
+        """Upload files through presigned PUT URLs (``POST /v1/uploads``); their ``s3://`` refs."""
+        slots = self.call("POST", "/v1/uploads", json=uploads_body(files))["uploads"]
+        for slot, file in zip(slots, files, strict=True):
+            try:
+                answer = self._storage.request(
+                    slot.get("method", "PUT"),
+                    slot["url"],
+                    content=file.data,
+                    headers=slot["headers"],
+                )
+            except httpx.TransportError as exc:
+                raise ConnectionFailed(f"upload of {file.name}: {exc!r}") from None
+            if not answer.is_success:
+                raise ApiError(
+                    answer.status_code,
+                    "upload_failed",
+                    f"the bucket refused {file.name}: HTTP {answer.status_code}",
+                )
+        return [str(slot["ref"]) for slot in slots]
+
+    # -- reading -------------------------------------------------------------------------------
+    def task(self, task_id: str) -> Task:
+        """A handle on an existing task (read now)."""
+        return Task(self, self.get_task(task_id))
+
+    def get_task(self, task_id: str) -> TaskInfo:
+        """``GET /v1/tasks/{id}``."""
+        return TaskInfo.parse(self.call("GET", f"/v1/tasks/{task_id}"))
+
+    def cancel(self, task_id: str) -> TaskInfo:
+        """Cancel an open task (``Conflict`` ``task_not_cancellable`` once it has ended)."""
+        return TaskInfo.parse(self.call("POST", f"/v1/tasks/{task_id}/cancel"))
+
+    def tasks(self, *, limit: int | None = None, page_size: int = 50) -> Iterator[TaskRow]:
+        """The caller's tasks, newest first, across every page (at most ``limit``)."""
+        cursor: str | None = None
+        count = 0
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if cursor:
+                params["cursor"] = cursor
+            page = self.call("GET", "/v1/tasks", params=params)
+            for row in page["tasks"]:
+                if limit is not None and count >= limit:
+                    return
+                count += 1
+                yield TaskRow.parse(row)
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def providers(self) -> list[ProviderInfo]:
+        """``GET /v1/providers``: every provider, enabled or not, with capabilities and prices."""
+        return [ProviderInfo.parse(p) for p in self.call("GET", "/v1/providers")["providers"]]
+
+    # -- waiting and downloading (what Task calls) ---------------------------------------------
+    def wait_for(
+        self,
+        task: TaskInfo,
+        *,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> TaskInfo:
+        """Poll until the task is terminal (see ``Task.wait``); WaitTimeout carries the last."""
+        deadline = None if timeout is None else self._clock() + timeout
+        late_looks = errors = 0
+        if on_update is not None:
+            on_update(task)
+        while not task.done:
+            elapsed = provider_elapsed(task)
+            delay = self.backoff.delay(
+                elapsed=elapsed, expected=task.expected_seconds, late_looks=late_looks
+            )
+            if task.expected_seconds is None or elapsed >= task.expected_seconds:
+                late_looks += 1
+            if deadline is not None:
+                left = deadline - self._clock()
+                if left <= 0:
+                    raise WaitTimeout(task, timeout or 0)
+                delay = min(delay, left)
+            self._sleep(delay)
+            try:
+                task = self.get_task(task.task_id)
+                errors = 0
+            except (ConnectionFailed, ApiError) as exc:
+                if isinstance(exc, ApiError) and not exc.retryable:
+                    raise
+                errors += 1
+                if errors >= self.backoff.max_errors:
+                    raise
+                continue
+            if on_update is not None:
+                on_update(task)
+        return task
+
+    def download_output(
+        self, task: TaskInfo, dest: Destination, *, index: int = 0, verify: bool = True
+    ) -> Path:
+        """Download output ``index`` of a succeeded task (see ``Task.download``)."""
+        if not task.outputs:
+            raise ImagegwError(
+                f"task {task.task_id} has no image ({task.status})", code="no_output"
+            )
+        for attempt in range(2):
+            output = task.outputs[index]
+            writer = VerifiedWriter(target_path(dest, task.task_id, output, index), output)
+            try:
+                with self._storage.stream("GET", output.url) as answer:
+                    if answer.status_code == 403 and attempt == 0:  # the URL expired: a new one
+                        writer.discard()
+                        task = self.get_task(task.task_id)
+                        continue
+                    if not answer.is_success:
+                        raise ApiError(
+                            answer.status_code,
+                            "download_failed",
+                            f"{output.key}: HTTP {answer.status_code}",
+                        )
+                    for chunk in answer.iter_bytes():
+                        writer.write(chunk)
+            except httpx.TransportError as exc:
+                writer.discard()
+                raise ConnectionFailed(f"download of {output.key}: {exc!r}") from None
+            except BaseException:
+                writer.discard()
+                raise
+            return writer.commit(verify=verify)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Task:
+    """A handle on one task: its latest snapshot (``info``), and what can be done with it."""
+
+    def __init__(self, gateway: Gateway, info: TaskInfo) -> None:
+        self.gateway = gateway
+        self.info = info
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id} {self.status}>"
+
+    @property
+    def id(self) -> str:
+        """The task id (``tsk_...``)."""
+        return self.info.task_id
+
+    @property
+    def status(self) -> str:
+        """The status as last read."""
+        return self.info.status
+
+    def refresh(self) -> TaskInfo:
+        """Read the task again."""
+        self.info = self.gateway.get_task(self.id)
+        return self.info
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+        *,
+        raise_on_failure: bool = True,
+    ) -> TaskInfo:
+        """Poll until the task is terminal, backing off around the provider's expected latency.
+
+        ``on_update`` is called with every snapshot read (the first one at once). Raises
+        ``TaskFailed`` when it ended without an image (unless ``raise_on_failure=False``) and
+        ``WaitTimeout`` when ``timeout`` seconds pass first (the task goes on).
+        """
+        try:
+            self.info = self.gateway.wait_for(self.info, timeout=timeout, on_update=on_update)
+        except WaitTimeout as exc:
+            self.info = exc.task
+            raise
+        if raise_on_failure and not self.info.succeeded:
+            raise TaskFailed(self.info)
+        return self.info
+
+    def download(self, dest: Destination = ".", *, index: int = 0, verify: bool = True) -> Path:
+        """Save the image to ``dest`` (a file, or a folder: ``{task id}.{ext}`` in it).
+
+        The bytes are checked against the task's sha256 and size before the file appears
+        (``IntegrityError`` otherwise); an expired URL is renewed once.
+        """
+        if not self.info.done:
+            self.wait()
+        return self.gateway.download_output(self.info, dest, index=index, verify=verify)
+
+    def cancel(self) -> TaskInfo:
+        """Cancel the task at the gateway."""
+        self.info = self.gateway.cancel(self.id)
+        return self.info

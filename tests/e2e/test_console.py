@@ -1,0 +1,121 @@
+"""The console in headless Chromium: paste the key, see a finished task's picture, submit a
+generation and watch it succeed, open its detail. Screenshots go to ``test-artifacts/console/``.
+
+The browser is Debian's chromium (``make test`` installs it with apt-get) driven by the pinned
+PyPI ``playwright`` package; Playwright's own browser download is never used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from devstack.stack import StackInfo
+from devstack.template import ROOT
+from tests.e2e.support import submit, wait_terminal
+
+CHROMIUM = "/usr/bin/chromium"
+# What works on these machines (no sandbox as root; no network beyond loopback).
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = ROOT / "test-artifacts" / "console"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium with a fresh profile (Playwright makes a new user data dir)."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page of its own; what the page logs as an error fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    yield opened
+    context.close()
+    assert problems == []
+
+
+def _natural_width(page: Page, selector: str) -> Any:
+    handle = page.wait_for_function(
+        f"() => {{ const i = document.querySelector({selector!r}); "
+        "return i && i.complete && i.naturalWidth; }",
+        timeout=15_000,
+    )
+    return handle.json_value()
+
+
+def test_the_console_shows_tasks_submits_one_and_opens_its_detail(
+    info: StackInfo, api: httpx.Client, page: Page
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # Given a finished task of this client
+    created = submit(api, {"prompt": "a lighthouse", "size": "1536x1024"})
+    done = wait_terminal(api, created["task_id"])
+    assert done["status"] == "succeeded"
+
+    # When the person opens the console and pastes the key
+    page.goto(info.console_url)
+    page.get_by_label("API key").fill(info.api_key)
+    page.get_by_role("button", name="Use key").click()
+
+    # Then the finished task is in the gallery with its picture really loaded
+    card = f'#gallery li[data-task="{done["task_id"]}"]'
+    assert _natural_width(page, f"{card} img") == 1536
+    assert "succeeded" in page.inner_text(card)
+    stored = page.evaluate("() => [sessionStorage.getItem('imagegw.key'), localStorage.length]")
+    assert stored == [info.api_key, 0]
+
+    # When a generation is submitted from the form (a provider that takes 2 s)
+    page.get_by_label("Prompt").fill("a red bicycle [sim:latency=2]")
+    page.get_by_label("Size").select_option("1024x1536")
+    page.wait_for_selector('#provider option[value="mountsea-async"]', state="attached")
+    page.get_by_label("Provider").select_option("mountsea-async")
+    page.get_by_role("button", name="Generate").click()
+
+    # Then the new task shows progressing, then succeeded with its picture
+    page.wait_for_selector("#live .card:not([data-status=succeeded])", timeout=15_000)
+    page.screenshot(path=str(SHOTS / "console-progress.png"))
+    page.wait_for_selector("#live .card[data-status=succeeded]", timeout=30_000)
+    assert _natural_width(page, "#live img") == 1024
+    new_id = page.get_attribute("#live .card", "data-task")
+    page.wait_for_selector(f'#gallery li[data-task="{new_id}"][data-status=succeeded] img')
+    page.screenshot(path=str(SHOTS / "console.png"), full_page=True)
+
+    # When its detail is opened
+    page.get_by_role("button", name=f"Open task {new_id}").first.click()
+
+    # Then it shows the task's history and provider attempts
+    dialog = page.locator("dialog#detail")
+    dialog.wait_for(state="visible")
+    assert page.inner_text("#detail-h") == new_id
+    text = dialog.inner_text()
+    assert "History" in text and "Provider attempts" in text and "mountsea-async" in text
+    assert page.locator("#detail-body table").nth(1).locator("tr").count() >= 3  # head + 2
+    page.screenshot(path=str(SHOTS / "console-detail.png"))
+
+    # And what it shows is labelled: every picture has alt text, every field a label
+    unlabelled = page.evaluate(
+        "() => [...document.querySelectorAll('img:not([alt]), input:not([type=hidden]), "
+        "select, textarea')].filter(e => e.tagName === 'IMG' || e.labels.length === 0)"
+        ".map(e => e.outerHTML)"
+    )
+    assert unlabelled == []
