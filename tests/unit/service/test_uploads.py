@@ -14,7 +14,7 @@ from image_gateway.service.uploads import plan_uploads
 from pydantic import ValidationError
 
 from tests.fakes import FakeDependencies
-from tests.unit.service.support import fox, png
+from tests.unit.service.support import drain, fox, png
 
 
 def _request(*files: tuple[str, int]) -> UploadRequest:
@@ -83,4 +83,5 @@ def test_an_uploaded_file_is_accepted_by_submit_as_the_callers_own(
 
     # THEN the task keeps the ref and goes to a provider
     assert task.request.images == [slot.ref]
-    assert task.status.value == "submitted"
+    drain(deps)
+    assert deps.tasks.require(task.task_id).status.value == "submitted"
