@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from image_gateway.images.inputs import DEFAULT_MAX_INPUT_PIXELS
 from image_gateway.providers.registry import DEFAULT_BASE_URLS, PROVIDER_NAMES
 
 
@@ -52,6 +53,11 @@ class Settings(BaseModel):
     input_url_ttl_seconds: int = Field(default=6 * 3600, gt=0)
     fetch_allow_private_hosts: frozenset[str] = frozenset()
     max_image_bytes: int = 50 * 1024 * 1024
+    max_input_pixels: int = Field(
+        default=DEFAULT_MAX_INPUT_PIXELS,
+        gt=0,
+        description="largest input image or mask the API accepts, in pixels (header dimensions)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
