@@ -58,6 +58,11 @@ class Settings(BaseModel):
         gt=0,
         description="largest input image or mask the API accepts, in pixels (header dimensions)",
     )
+    max_request_body_bytes: int = Field(
+        default=6 * 1024 * 1024,
+        gt=0,
+        description="largest JSON body the API reads (Lambda takes at most 6 MiB per invocation)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
