@@ -118,6 +118,42 @@ def test_a_jpeg_with_no_scan_is_refused(noise: Image.Image) -> None:
         check(data[: data.find(b"\xff\xda")] + b"\xff\xd9")
 
 
+def _after_frame_header(data: bytes) -> int:
+    """Offset of the marker that follows the JPEG's SOF0 segment."""
+    sof = data.find(b"\xff\xc0")
+    (length,) = struct.unpack(">H", data[sof + 2 : sof + 4])
+    return sof + 2 + length
+
+
+JPEG_DAMAGE = {
+    # name: (how the bytes after the frame header change, what the refusal says)
+    "cut-between-segments": (lambda d, at: d[:at], "ends before its EOI"),
+    "cut-inside-a-marker": (lambda d, at: d[:at] + b"\xff\xff", "ends inside a marker"),
+    "cut-inside-a-length": (lambda d, at: d[: at + 3], "ends inside a segment header"),
+    "cut-inside-a-segment": (lambda d, at: d[: at + 6], "ends inside a segment"),
+    "no-marker": (lambda d, at: d[:at] + b"\x00" + d[at + 1 :], "expected a marker"),
+    "length-below-2": (lambda d, at: d[: at + 2] + b"\x00\x01" + d[at + 4 :], "length of 1"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JPEG_DAMAGE))
+def test_a_jpeg_damaged_between_its_segments_is_refused(noise: Image.Image, name: str) -> None:
+    # GIVEN a JPEG changed after its frame header (see JPEG_DAMAGE) WHEN checked THEN invalid
+    damage, says = JPEG_DAMAGE[name]
+    data = jpeg(noise, "baseline")
+
+    with pytest.raises(InvalidImage, match=says):
+        check(damage(data, _after_frame_header(data)))
+
+
+def test_a_standalone_marker_between_segments_is_stepped_over(noise: Image.Image) -> None:
+    # GIVEN a TEM marker (no length field) between two segments WHEN checked THEN complete
+    data = jpeg(noise, "baseline")
+    at = _after_frame_header(data)
+
+    check(data[:at] + b"\xff\x01" + data[at:])
+
+
 @pytest.mark.parametrize("name", sorted(FORMATS))
 @pytest.mark.parametrize("missing", [1, 100, 1000])
 def test_a_truncated_png_or_webp_is_refused(noise: Image.Image, name: str, missing: int) -> None:

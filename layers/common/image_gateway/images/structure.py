@@ -94,7 +94,9 @@ def _check_jpeg(fileobj: IO[bytes], size: int) -> None:
             raise InvalidImage("truncated JPEG: the file ends inside a segment header")
         (length,) = struct.unpack(">H", length_bytes)
         end = fileobj.tell() + length - 2
-        if length < 2 or end > size:
+        if length < 2:
+            raise InvalidImage(f"damaged JPEG: a segment declares a length of {length}")
+        if end > size:
             raise InvalidImage("truncated JPEG: the file ends inside a segment")
         fileobj.seek(end)
         if marker == _SOS:
