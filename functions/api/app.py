@@ -39,6 +39,7 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=decode_json_object)
 DEPS = LazyDependencies()
+MAX_TASK_ID_CHARS = 128
 ROUTES = RoutePolicy(
     public=frozenset({"GET /v1/openapi.json"}), json_body=frozenset({"POST /v1/images"})
 )
@@ -76,9 +77,10 @@ def _view(task: Task) -> TaskView:
 
 
 def _own_task(task_id: str, client_id: str) -> Task:
-    task = DEPS.get().tasks.get(task_id)
+    # An id longer than any task id is not looked up (DynamoDB refuses keys over 2048 bytes).
+    task = None if len(task_id) > MAX_TASK_ID_CHARS else DEPS.get().tasks.get(task_id)
     if task is None or task.client_id != client_id:  # another client's task does not exist
-        raise NotFound(f"no task {task_id}", code="task_not_found")
+        raise NotFound(f"no task {task_id[:MAX_TASK_ID_CHARS]}", code="task_not_found")
     return task
 
 

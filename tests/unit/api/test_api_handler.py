@@ -299,6 +299,21 @@ def test_an_unknown_route_is_a_404_route_not_found_after_the_key(
     assert error_of(api, event("GET /v2/nothing", content_type=None)) == (401, "unauthorized")
 
 
+def test_a_task_id_longer_than_any_is_not_found_without_a_lookup(
+    api: ModuleType, deps: FakeDependencies, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a table that fails on keys over its size limit, as DynamoDB does (ValidationException)
+    def strict_get(task_id: str) -> None:
+        raise AssertionError(f"looked up a {len(task_id)}-character id")
+
+    monkeypatch.setattr(deps.tasks, "get", strict_get)
+    long_id = "tsk_" + "a" * 3000
+
+    # WHEN it is read or cancelled THEN 404 task_not_found, as for any unknown task
+    for route in (f"GET /v1/tasks/{long_id}", f"POST /v1/tasks/{long_id}/cancel"):
+        assert error_of(api, event(route, key=key, content_type=None)) == (404, "task_not_found")
+
+
 def test_the_openapi_document_needs_no_key(api: ModuleType, deps: FakeDependencies) -> None:
     status, document = call(api, event("GET /v1/openapi.json", content_type=None))
 
