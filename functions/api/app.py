@@ -1,19 +1,33 @@
 """Client API: POST /v1/images, GET /v1/tasks[/{id}], POST /v1/tasks/{id}/cancel,
-GET /v1/providers, POST /v1/uploads, OpenAPI."""
+GET /v1/providers, POST /v1/uploads, OpenAPI.
+
+Every request passes the gate (``image_gateway.http.gate``) before Powertools resolves it: the
+API key first (401 before any body is read), then, for POST /v1/images, the media type, size
+and bytes of the body, which Powertools parses once with the safe JSON decoder. Every answer
+that is not a success is ``{"error": {"code", "message", ...}}``: deliberate errors, validation,
+unknown routes, and unexpected failures (500 ``internal_error`` with the request id, logged).
+"""
 
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway.adapters.aws import LazyDependencies
-from image_gateway.errors import GatewayError, NotFound
+from image_gateway.errors import GatewayError, NotFound, Unauthorized, UnsupportedMediaType
+from image_gateway.http.gate import RoutePolicy, admit, error_result, internal_error
+from image_gateway.http.json_body import decode_json_object
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
 from image_gateway.models.uploads import UploadRequest
@@ -26,16 +40,29 @@ from image_gateway.service.uploads import plan_uploads
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=decode_json_object)
 DEPS = LazyDependencies()
+MAX_TASK_ID_CHARS = 128
+ROUTES = RoutePolicy(
+    public=frozenset({"GET /v1/openapi.json"}),
+    json_body=frozenset({"POST /v1/images", "POST /v1/uploads"}),
+)
 
 
 def _json(status: int, body: str) -> Response[str]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
+def _error(error: GatewayError) -> Response[str]:
+    return _json(error.status_code, json.dumps(error.to_body()))
+
+
 def _client_id() -> str:
-    return DEPS.get().api_keys.client_for(app.current_event.headers.get("authorization"))
+    """The caller the gate authenticated (every route but the OpenAPI document has one)."""
+    client_id = app.context.get("client_id")
+    if not isinstance(client_id, str):
+        raise Unauthorized("send your API key as 'Authorization: Bearer <key>'")
+    return client_id
 
 
 def _base_url() -> str:
@@ -60,9 +87,10 @@ def _view(task: Task) -> TaskView:
 
 
 def _own_task(task_id: str, client_id: str) -> Task:
-    task = DEPS.get().tasks.get(task_id)
+    # An id longer than any task id is not looked up (DynamoDB refuses keys over 2048 bytes).
+    task = None if len(task_id) > MAX_TASK_ID_CHARS else DEPS.get().tasks.get(task_id)
     if task is None or task.client_id != client_id:  # another client's task does not exist
-        raise NotFound(f"no task {task_id}", code="task_not_found")
+        raise NotFound(f"no task {task_id[:MAX_TASK_ID_CHARS]}", code="task_not_found")
     return task
 
 
@@ -119,7 +147,6 @@ def create_uploads(request: Annotated[UploadRequest, Body()]) -> Response[str]:
 @app.get("/v1/providers")
 def list_providers() -> Response[str]:
     """Every provider this gateway knows: enabled or not, default order, capabilities, prices."""
-    _client_id()
     deps = DEPS.get()
     directory = deps.directory
     order = directory.order()
@@ -150,12 +177,12 @@ def gateway_error(error: GatewayError) -> Response[str]:
     """Every deliberate error: its status and stable code."""
     if error.status_code >= 500:
         logger.warning("request failed", extra={"code": error.code})
-    return _json(error.status_code, json.dumps(error.to_body()))
+    return _error(error)
 
 
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def validation_error(error: RequestValidationError) -> Response[str]:
-    """Bad JSON or fields: 400 ``validation_error`` with one entry per problem."""
+    """Bad fields: 400 ``validation_error`` with one entry per problem."""
     problems: list[dict[str, Any]] = []
     for item in error.errors():
         location = [str(p) for p in item.get("loc", ()) if p != "body"]
@@ -176,14 +203,54 @@ def validation_error(error: RequestValidationError) -> Response[str]:
     return _json(400, json.dumps(body))
 
 
+@app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+def unsupported_content_type(_: RequestUnsupportedContentType) -> Response[str]:
+    """A body Powertools cannot read (the gate refuses these first): 415, our shape."""
+    return _error(UnsupportedMediaType("send the body as JSON (Content-Type: application/json)"))
+
+
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
-    """Unknown route."""
-    return _json(404, '{"error": {"code": "route_not_found", "message": "no such route"}}')
+    """Unknown route (also a known path with another method: Powertools has no 405)."""
+    return _error(NotFound("no such route", code="route_not_found"))
+
+
+@app.exception_handler(ServiceError)  # type: ignore[untyped-decorator]
+def service_error(error: ServiceError) -> Response[str]:
+    """Powertools' own HTTP errors, in our shape (code: the status phrase in snake case)."""
+    code = HTTPStatus(error.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    gateway = GatewayError(str(error.msg), code=code)
+    gateway.status_code = error.status_code
+    return _error(gateway)
+
+
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+def unexpected_error(_: Exception) -> Response[str]:
+    """A bug or an outage: 500 ``internal_error`` with the request id, the traceback logged."""
+    logger.exception("request failed unexpectedly")
+    return _error(internal_error(app.current_event.raw_event))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway HTTP API (payload 2.0) entry point."""
-    return app.resolve(event, context)
+    """API Gateway HTTP API (payload 2.0) entry point: the gate, then the routes."""
+    try:
+        deps = DEPS.get()
+        admitted = admit(
+            event,
+            ROUTES,
+            authenticate=deps.api_keys.client_for,
+            max_body_bytes=deps.settings.max_request_body_bytes,
+        )
+    except GatewayError as refused:
+        return error_result(refused)
+    except Exception:
+        logger.exception("request gate failed unexpectedly")
+        return error_result(internal_error(event))
+    app.append_context(client_id=admitted.client_id)  # type: ignore[no-untyped-call]
+    try:
+        return app.resolve(admitted.event, context)
+    except Exception:  # outside the routes (event conversion, response building)
+        logger.exception("request failed unexpectedly")
+        return error_result(internal_error(event))

@@ -1,7 +1,8 @@
 """ImageRepository contract: ``InMemoryImageStore`` and ``S3ImageStore`` (moto).
 
-What goes in is checked (format, real dimensions, size, sha256) and comes out byte for byte;
-what is not an image, or is too big, is refused and leaves nothing behind. How S3 uploads
+What goes in is checked (format, real dimensions, size, sha256, completeness, the caller's check
+of the header) and comes out byte for byte; what is not a complete image, is too big or is
+refused by the check leaves nothing behind; what is deleted is gone. How S3 uploads
 (one PUT or sequential multipart parts, aborts) is pinned in tests/integration/images.
 """
 
@@ -18,11 +19,14 @@ from typing import Any
 import pytest
 from image_gateway.adapters.s3_images import S3ImageStore
 from image_gateway.errors import InvalidImage, NotFound, PayloadTooLarge
+from image_gateway.images.inputs import InputCheck
+from image_gateway.images.sniff import ImageInfo
 from image_gateway.images.store import StoredImage
 from image_gateway.ports import ImageRepository
 from PIL import Image
 
 from tests.fakes import InMemoryImageStore
+from tests.hostile_images import png_bomb, png_header
 
 FORMATS = {
     "PNG": ("png", "image/png"),
@@ -181,6 +185,73 @@ def test_given_an_image_of_exactly_the_byte_limit_when_stored_then_it_is_kept(
     stored = store.store(chunked(small_jpeg, 1000), "tasks/t6/output-0")
 
     assert images.held() == [stored.key]
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        lambda data: png_header(320, 200),
+        lambda data: data[: len(data) // 2],
+        lambda data: data[:-2],
+    ],
+    ids=["header-only-png", "half-a-jpeg", "jpeg-without-eoi"],
+)
+def test_given_an_incomplete_image_when_stored_then_invalid_image_and_nothing_kept(
+    images: ImagesUnderTest, small_jpeg: bytes, cut: Callable[[bytes], bytes]
+) -> None:
+    with pytest.raises(InvalidImage):
+        images.store.store(chunked(cut(small_jpeg), 1000), "inputs/i2")
+
+    assert images.held() == []
+
+
+def test_given_a_check_when_stored_then_it_sees_the_header_before_anything_is_kept(
+    images: ImagesUnderTest, small_jpeg: bytes
+) -> None:
+    seen: list[tuple[ImageInfo, list[str]]] = []
+
+    def check(info: ImageInfo) -> None:
+        seen.append((info, images.held()))
+
+    stored = images.store.store(chunked(small_jpeg, 1000), "inputs/i3", check=check)
+
+    assert seen == [(ImageInfo("image/jpeg", "jpg", 320, 200), [])]
+    assert images.held() == [stored.key]
+
+
+def test_given_a_check_that_refuses_when_stored_then_its_error_and_nothing_kept(
+    images: ImagesUnderTest,
+) -> None:
+    # GIVEN a 40000x40000 PNG (a decompression bomb) and the input pixel limit
+    text = base64.b64encode(png_bomb()).decode()
+
+    with pytest.raises(InvalidImage) as refused:
+        images.store.store_base64([text], "inputs/i4", check=InputCheck(16_777_216))
+
+    assert refused.value.code == "image_too_many_pixels"
+    assert images.held() == []
+
+
+# -- delete ----------------------------------------------------------------------------------
+def test_given_a_stored_image_when_deleted_then_it_is_gone(
+    images: ImagesUnderTest, small_jpeg: bytes
+) -> None:
+    stored = images.store.store([small_jpeg], "inputs/i5")
+
+    images.store.delete(stored.key)
+
+    assert images.store.exists(stored.key) is False
+    assert images.held() == []
+
+
+def test_given_no_object_when_deleted_then_nothing_happens(
+    images: ImagesUnderTest, small_jpeg: bytes
+) -> None:
+    kept = images.store.store([small_jpeg], "inputs/i6")
+
+    images.store.delete("inputs/missing.png")
+
+    assert images.held() == [kept.key]
 
 
 # -- read ------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def test_a_body_that_is_not_json_is_a_400(api: httpx.Client) -> None:
         "/v1/images", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert answer.status_code == 400
-    assert _error(answer)["code"] == "validation_error"
+    assert _error(answer)["code"] == "invalid_json"
 
 
 def test_a_data_url_that_is_not_an_image_is_a_400_invalid_image(api: httpx.Client) -> None:

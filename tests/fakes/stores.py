@@ -20,6 +20,7 @@ from image_gateway.auth import bearer_key, hash_api_key, new_api_key
 from image_gateway.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from image_gateway.idempotency import check_key
 from image_gateway.images.base64_stream import iter_base64_decoded
+from image_gateway.images.inputs import ImageCheck
 from image_gateway.images.store import StoredImage, spooled_image
 from image_gateway.models.task import (
     ALLOWED_PREVIOUS,
@@ -202,6 +203,8 @@ class InMemoryImageStore:
         self._max_bytes = max_bytes
         self.objects: dict[str, bytes] = {}
         self.metadata: dict[str, dict[str, str]] = {}
+        self.deleted: list[str] = []
+        self.refuse_deletes = False
         self._lock = threading.Lock()
 
     @property
@@ -210,10 +213,15 @@ class InMemoryImageStore:
         return self._bucket
 
     def store(
-        self, chunks: Iterable[bytes], key_stem: str, *, metadata: dict[str, str] | None = None
+        self,
+        chunks: Iterable[bytes],
+        key_stem: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        check: ImageCheck | None = None,
     ) -> StoredImage:
         """Check and keep the image at ``{key_stem}.{ext}``."""
-        with spooled_image(chunks, max_bytes=self._max_bytes) as image:
+        with spooled_image(chunks, max_bytes=self._max_bytes, check=check) as image:
             key = f"{key_stem}.{image.info.extension}"
             data = image.file.read()
         with self._lock:
@@ -235,9 +243,19 @@ class InMemoryImageStore:
         key_stem: str,
         *,
         metadata: dict[str, str] | None = None,
+        check: ImageCheck | None = None,
     ) -> StoredImage:
         """Like :meth:`store`, from base64 text."""
-        return self.store(iter_base64_decoded(chunks), key_stem, metadata=metadata)
+        return self.store(iter_base64_decoded(chunks), key_stem, metadata=metadata, check=check)
+
+    def delete(self, key: str) -> None:
+        """Forget the object at ``key`` (if any); ``refuse_deletes`` fails it like AccessDenied."""
+        if self.refuse_deletes:
+            raise PermissionError(f"not allowed to delete {key}")
+        with self._lock:
+            self.objects.pop(key, None)
+            self.metadata.pop(key, None)
+        self.deleted.append(key)
 
     def presigned_get_url(self, key: str, expires_in: int = 3600) -> str:
         """A stand-in URL naming the bucket, key and expiry."""
@@ -279,6 +297,7 @@ class InMemoryImageStore:
         staging store writes into the images bucket with its own, smaller limit)."""
         view = InMemoryImageStore(self._bucket, max_bytes=max_bytes)
         view.objects, view.metadata, view._lock = self.objects, self.metadata, self._lock
+        view.deleted = self.deleted
         return view
 
 

@@ -145,3 +145,24 @@ def test_the_settings_read_only_variables_the_template_sets() -> None:
     read = set(re.findall(r'"([A-Z][A-Z_]+)"', source))
     function_only = {"STATE_MACHINE_ARN", "DISPATCH_QUEUE_URL", "PROVIDER_SYNC_TIMEOUT_SECONDS"}
     assert read - function_only <= variables, read - variables
+
+
+def _images_bucket_actions(function: str) -> set[str]:
+    """S3 actions a function's inline statements grant on the images bucket's objects."""
+    actions: set[str] = set()
+    for policy in FUNCTIONS[function]["Properties"]["Policies"]:
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            resources = statement["Resource"]
+            resources = resources if isinstance(resources, list) else [resources]
+            if any("ImagesBucket.Arn" in json.dumps(r) for r in resources):
+                actions |= set(statement["Action"])
+    return actions
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(n for n in FUNCTIONS if "s3:PutObject" in _images_bucket_actions(n)),
+)
+def test_a_function_that_stores_images_may_delete_what_it_stored(name: str) -> None:
+    # the refused inputs of a request and the outputs of a task that ended otherwise are deleted
+    assert "s3:DeleteObject" in _images_bucket_actions(name)

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from image_gateway.images.inputs import DEFAULT_MAX_INPUT_PIXELS
 from image_gateway.providers.registry import DEFAULT_BASE_URLS, PROVIDER_NAMES
 
 
@@ -55,6 +56,16 @@ class Settings(BaseModel):
     )
     fetch_allow_private_hosts: frozenset[str] = frozenset()
     max_image_bytes: int = 50 * 1024 * 1024
+    max_input_pixels: int = Field(
+        default=DEFAULT_MAX_INPUT_PIXELS,
+        gt=0,
+        description="largest input image or mask the API accepts, in pixels (header dimensions)",
+    )
+    max_request_body_bytes: int = Field(
+        default=6 * 1024 * 1024,
+        gt=0,
+        description="largest JSON body the API reads (Lambda takes at most 6 MiB per invocation)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

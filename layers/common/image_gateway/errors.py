@@ -65,6 +65,13 @@ class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(GatewayError):
+    """A body in a media type the route does not take (``Content-Type``)."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class Unprocessable(GatewayError):
     """Well-formed, but the chosen provider cannot honour it."""
 

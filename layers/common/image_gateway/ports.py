@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from image_gateway.auth import WebhookSigner
     from image_gateway.config import Settings
+    from image_gateway.images.inputs import ImageCheck
     from image_gateway.images.store import StoredImage
     from image_gateway.models.events import TaskEventDetail
     from image_gateway.models.request import ImageRequest
@@ -101,11 +102,18 @@ class ImageRepository(Protocol):
         ...
 
     def store(
-        self, chunks: Iterable[bytes], key_stem: str, *, metadata: dict[str, str] | None = None
+        self,
+        chunks: Iterable[bytes],
+        key_stem: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        check: ImageCheck | None = None,
     ) -> StoredImage:
         """Store an image from byte chunks at ``{key_stem}.{ext}``.
 
-        Raises InvalidImage (not PNG, JPEG or WebP) or PayloadTooLarge.
+        Raises InvalidImage (not a complete PNG, JPEG or WebP) or PayloadTooLarge; ``check`` is
+        called with the image's header first, and what it raises refuses the image too. A
+        refused image leaves nothing behind.
         """
         ...
 
@@ -115,8 +123,13 @@ class ImageRepository(Protocol):
         key_stem: str,
         *,
         metadata: dict[str, str] | None = None,
+        check: ImageCheck | None = None,
     ) -> StoredImage:
         """Like :meth:`store`, from base64 text (raw or a data URL) in chunks."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key`` (nothing there is not an error)."""
         ...
 
     def presigned_get_url(self, key: str, expires_in: int = 3600) -> str:

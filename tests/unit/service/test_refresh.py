@@ -381,3 +381,77 @@ def test_a_download_that_timed_out_is_retried_and_then_succeeds(
     # WHEN it is retried after the CDN recovered THEN the task succeeds
     del deps.fetcher.failures[RESULT_URL]
     assert callback(deps, task).status is TaskStatus.SUCCEEDED
+
+
+# -- nothing left behind -------------------------------------------------------------------------
+def outputs_of(deps: FakeDependencies, task: Task) -> list[str]:
+    """Keys under outputs/ that belong to the task (what the bucket holds for it)."""
+    return sorted(k for k in deps.images.objects if k.startswith("outputs/") and task.task_id in k)
+
+
+@pytest.mark.parametrize(
+    ("end_it", "status"),
+    [
+        (lambda deps, t: cancel_task(deps, t), TaskStatus.CANCELLED),
+        (lambda deps, t: expire_task(deps, t.task_id, by="sweeper"), TaskStatus.EXPIRED),
+    ],
+    ids=["cancel", "expiry"],
+)
+def test_an_output_stored_for_a_task_that_ended_meanwhile_is_deleted(
+    deps: FakeDependencies,
+    task: Task,
+    end_it: Callable[[FakeDependencies, Task], object],
+    status: TaskStatus,
+) -> None:
+    # GIVEN the finaliser storing the image WHEN a cancel (an expiry) is written just before
+    # the finaliser's own SUCCEEDED write
+    deps.tasks.before_next_transition(lambda: end_it(deps, deps.tasks.require(task.task_id)))
+
+    result = callback(deps, task)
+
+    # THEN the task keeps that status and the image it never got is not left in outputs/
+    assert result.status is status
+    assert outputs_of(deps, task) == []
+    assert len(deps.images.deleted) == 1
+
+
+def test_a_callback_losing_to_a_duplicate_keeps_the_winners_output(
+    deps: FakeDependencies, task: Task
+) -> None:
+    # GIVEN a second callback finishing the task while the first one stores the same key
+    deps.tasks.before_next_transition(lambda: callback(deps, task))
+
+    first = callback(deps, task)
+
+    # THEN the first one loses, and the object the winner's task names stays
+    assert first.status is TaskStatus.SUCCEEDED
+    assert outputs_of(deps, task) == [first.outputs[0].key]
+    assert deps.images.deleted == []
+
+
+def test_outputs_stored_before_a_bad_one_are_deleted_when_the_task_fails(
+    deps: FakeDependencies, task: Task
+) -> None:
+    # GIVEN a provider answering a good image, then bytes that are not one
+    def good_then_bad() -> ProviderStatus:
+        good = ResultImage(b64=deps.providers.default_image_b64)
+        bad = ResultImage(b64=base64.b64encode(b"<html>oops</html>").decode())
+        return ProviderStatus(ProviderState.SUCCEEDED, "completed", images=[good, bad])
+
+    deps.providers.script("apimart").statuses = [good_then_bad]
+
+    # WHEN finalised THEN the task fails and the first image is not left behind
+    assert fail_code(deps, task) == "provider_bad_image"
+    assert outputs_of(deps, task) == []
+
+
+def test_an_output_that_cannot_be_deleted_is_logged_and_the_task_unharmed(
+    deps: FakeDependencies, task: Task
+) -> None:
+    # GIVEN a bucket refusing deletes and a cancel winning the race
+    deps.images.refuse_deletes = True
+    deps.tasks.before_next_transition(lambda: cancel_task(deps, deps.tasks.require(task.task_id)))
+
+    # WHEN the callback finishes its work THEN it answers the cancelled task (no error)
+    assert callback(deps, task).status is TaskStatus.CANCELLED
+    assert len(outputs_of(deps, task)) == 1

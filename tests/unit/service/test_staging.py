@@ -7,6 +7,7 @@ from image_gateway.errors import InvalidImage, InvalidRequest, NotFound, Payload
 from image_gateway.service.staging import input_opener, provider_inputs, stage_inputs
 
 from tests.fakes import FakeDependencies
+from tests.hostile_images import png_bomb, png_header, truncated_png
 from tests.unit.service.conftest import DepsFactory
 from tests.unit.service.support import data_url, fox, png
 
@@ -163,3 +164,110 @@ def test_an_input_over_the_byte_limit_is_refused_while_reading(make_deps: DepsFa
 
     with pytest.raises(PayloadTooLarge), open_input(0):
         pass
+
+
+# -- the same checks as the inbox, and nothing left behind ---------------------------------------
+def test_an_inline_decompression_bomb_is_refused_by_its_header(deps: FakeDependencies) -> None:
+    # GIVEN a real 40000x40000 PNG of ~190 KB WHEN staged
+    # THEN 400 image_too_many_pixels naming the input, and nothing is stored
+    with pytest.raises(InvalidImage) as refused:
+        stage_inputs(deps, fox(images=[data_url(png_bomb())]), client_id="c", task_id="t")
+
+    assert refused.value.code == "image_too_many_pixels"
+    assert refused.value.message.startswith("images[0]: 40000x40000")
+    assert deps.images.objects == {}
+
+
+@pytest.mark.parametrize(
+    "image", [png_header(64, 64), truncated_png()], ids=["header-only", "truncated"]
+)
+def test_an_incomplete_inline_png_is_an_invalid_image(deps: FakeDependencies, image: bytes) -> None:
+    with pytest.raises(InvalidImage) as refused:
+        stage_inputs(deps, fox(images=[data_url(image)]), client_id="c", task_id="t")
+
+    assert refused.value.code == "invalid_image"
+    assert deps.images.objects == {}
+
+
+def test_the_pixel_limit_comes_from_the_settings(make_deps: DepsFactory) -> None:
+    # GIVEN a stack whose inputs may have 64x64 pixels WHEN a 65x64 image is staged THEN refused
+    deps = make_deps(max_input_pixels=64 * 64)
+    stage_inputs(deps, fox(images=[data_url(png(64, 64))]), client_id="c", task_id="ok")
+
+    with pytest.raises(InvalidImage, match="the limit is 4,096 pixels"):
+        stage_inputs(deps, fox(images=[data_url(png(65, 64))]), client_id="c", task_id="t")
+
+
+def test_a_second_image_refused_deletes_the_first_one_stored(deps: FakeDependencies) -> None:
+    # GIVEN a valid first image and a second that is not an image WHEN staged
+    # THEN the refusal names images[1], and the first image's object is deleted again
+    request = fox(images=[data_url(png(64, 64)), data_url(b"GIF89a, not for us")])
+
+    with pytest.raises(InvalidImage, match=r"^images\[1\]: "):
+        stage_inputs(deps, request, client_id="c", task_id="t")
+
+    assert deps.images.deleted == ["inputs/c/t/0.png"]
+    assert deps.images.objects == {}
+
+
+def test_a_mask_of_another_size_is_refused_and_the_image_deleted(deps: FakeDependencies) -> None:
+    # GIVEN a 64x64 image and a 32x32 mask WHEN staged
+    # THEN 400 mask_size_mismatch before the mask is stored, and the image is deleted again
+    request = fox(images=[data_url(png(64, 64))], mask=data_url(png(32, 32)))
+
+    with pytest.raises(InvalidImage) as refused:
+        stage_inputs(deps, request, client_id="c", task_id="t")
+
+    assert refused.value.code == "mask_size_mismatch"
+    assert refused.value.message.startswith("mask: the mask is 32x32")
+    assert deps.images.objects == {}
+
+
+def test_a_mask_is_checked_against_a_stored_image_referenced_by_s3(deps: FakeDependencies) -> None:
+    # GIVEN the caller's earlier 64x64 input, referenced by s3://, and a 48x48 mask
+    deps.images.objects["inputs/c/old/0.png"] = png(64, 64)
+    request = fox(images=["s3://images/inputs/c/old/0.png"], mask=data_url(png(48, 48)))
+
+    # WHEN staged THEN mask_size_mismatch, and the caller's own object is left alone
+    with pytest.raises(InvalidImage, match="48x48"):
+        stage_inputs(deps, request, client_id="c", task_id="t")
+
+    assert list(deps.images.objects) == ["inputs/c/old/0.png"]
+    assert deps.images.deleted == []
+
+
+def test_a_stored_input_over_the_pixel_limit_is_refused_by_its_header(
+    make_deps: DepsFactory,
+) -> None:
+    # GIVEN the caller's earlier 100x100 input and a stack now limited to 50x50
+    deps = make_deps(max_input_pixels=50 * 50)
+    deps.images.objects["inputs/c/old/0.png"] = png(100, 100)
+
+    with pytest.raises(InvalidImage) as refused:
+        stage_inputs(
+            deps, fox(images=["s3://images/inputs/c/old/0.png"]), client_id="c", task_id="t"
+        )
+
+    assert refused.value.code == "image_too_many_pixels"
+
+
+def test_a_mask_for_an_image_given_by_url_is_not_compared(deps: FakeDependencies) -> None:
+    # GIVEN an https image (handed on unread) and an inline mask of any size
+    # WHEN staged THEN the mask is stored: its image's size is unknown to the gateway
+    request = fox(images=[PHOTO_URL], mask=data_url(png(48, 48)))
+
+    stored, _ = stage_inputs(deps, request, client_id="c", task_id="t")
+
+    assert stored.mask == "s3://images/inputs/c/t/mask.png"
+
+
+def test_a_delete_that_fails_leaves_the_refusal_as_it_was(deps: FakeDependencies) -> None:
+    # GIVEN a bucket that refuses deletes (a role without s3:DeleteObject)
+    deps.images.refuse_deletes = True
+    request = fox(images=[data_url(png(64, 64)), data_url(b"not an image")])
+
+    # WHEN the second input is refused THEN the caller still gets the input's error
+    with pytest.raises(InvalidImage, match=r"^images\[1\]: "):
+        stage_inputs(deps, request, client_id="c", task_id="t")
+
+    assert list(deps.images.objects) == ["inputs/c/t/0.png"]

@@ -18,6 +18,7 @@ from image_gateway.service.upload_edit import (
 )
 
 from tests.fakes import FakeDependencies, FakeInboxDependencies, InMemoryInbox
+from tests.hostile_images import png_bomb, png_header, truncated_png
 from tests.unit.service.support import drain, png
 
 CLIENT = "inbox-client"
@@ -317,7 +318,41 @@ def test_a_mask_of_another_size_fails(inbox: FakeInboxDependencies, photo: bytes
 
     code = rejected_code(inbox, inbox.objects.put("masked/door.png", photo))
 
+    # AND the photo staged before the mask was refused is deleted again: no orphan in inputs/
     assert code == "mask_size_mismatch"
+    assert inbox.core.images.objects == {}
+    assert len(inbox.core.images.deleted) == 1
+
+
+def test_a_reference_that_is_not_an_image_fails_and_leaves_nothing_staged(
+    inbox: FakeInboxDependencies, photo: bytes
+) -> None:
+    # GIVEN a good reference and a broken one uploaded before the photo
+    inbox.objects.put("products/shoe.ref1.png", png(32, 32, "blue"))
+    inbox.objects.put("products/shoe.ref2.png", truncated_png())
+
+    code = rejected_code(inbox, inbox.objects.put("products/shoe.png", photo))
+
+    # THEN invalid_image, and neither the photo nor the first reference stays staged
+    assert code == "invalid_image"
+    assert inbox.core.images.objects == {}
+
+
+def test_a_decompression_bomb_fails_by_its_header_before_it_is_staged(
+    inbox: FakeInboxDependencies,
+) -> None:
+    # GIVEN a real 40000x40000 PNG of ~190 KB (under the byte limit) WHEN handled
+    # THEN image_too_many_pixels, the same check and code as the API's, nothing staged
+    created = inbox.objects.put("products/bomb.png", png_bomb())
+
+    assert rejected_code(inbox, created) == "image_too_many_pixels"
+    assert inbox.core.images.objects == {}
+
+
+def test_a_header_only_png_fails_as_invalid(inbox: FakeInboxDependencies) -> None:
+    created = inbox.objects.put("products/empty.png", png_header(64, 64))
+
+    assert rejected_code(inbox, created) == "invalid_image"
 
 
 def test_a_photo_over_the_byte_limit_fails(inbox: FakeInboxDependencies) -> None:

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from image_gateway.errors import NotFound, aws_error_code
 from image_gateway.images.base64_stream import iter_base64_decoded
+from image_gateway.images.inputs import ImageCheck
 from image_gateway.images.store import StoredImage, spooled_image
 
 logger = logging.getLogger(__name__)
@@ -49,15 +50,21 @@ class S3ImageStore:
         self._max_bytes = max_bytes
 
     def store(
-        self, chunks: Iterable[bytes], key_stem: str, *, metadata: dict[str, str] | None = None
+        self,
+        chunks: Iterable[bytes],
+        key_stem: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        check: ImageCheck | None = None,
     ) -> StoredImage:
         """Store the image given as byte chunks at ``{key_stem}.{png|jpg|webp}``.
 
         Raises:
             PayloadTooLarge: more than ``max_bytes`` bytes (reading stops there).
-            InvalidImage: the bytes are not a PNG, JPEG or WebP image; nothing is uploaded.
+            InvalidImage: the bytes are not a complete PNG, JPEG or WebP image, or ``check``
+                refused its header; nothing is uploaded.
         """
-        with spooled_image(chunks, max_bytes=self._max_bytes) as image:
+        with spooled_image(chunks, max_bytes=self._max_bytes, check=check) as image:
             info = image.info
             key = f"{key_stem}.{info.extension}"
             extra: dict[str, Any] = {"ContentType": info.content_type}
@@ -83,6 +90,7 @@ class S3ImageStore:
         key_stem: str,
         *,
         metadata: dict[str, str] | None = None,
+        check: ImageCheck | None = None,
     ) -> StoredImage:
         """Like :meth:`store`, from base64 text (raw or a ``data:...;base64,`` URL) in chunks.
 
@@ -90,7 +98,11 @@ class S3ImageStore:
             InvalidImage: the text is not valid base64, or does not decode to an image.
             PayloadTooLarge: the decoded image is over ``max_bytes``.
         """
-        return self.store(iter_base64_decoded(chunks), key_stem, metadata=metadata)
+        return self.store(iter_base64_decoded(chunks), key_stem, metadata=metadata, check=check)
+
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key`` (S3 answers a missing key like a deleted one)."""
+        self._s3.delete_object(Bucket=self._bucket, Key=key)
 
     @property
     def bucket(self) -> str:

@@ -6,8 +6,10 @@ sniffing a 25 MB image costs a few reads, never the whole file in memory.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Literal
 
@@ -25,6 +27,9 @@ _JPEG_SOF_MARKERS = frozenset(
 _JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD8)})
 # A real JPEG has a handful of segments before its frame header; this bounds work on garbage.
 _JPEG_MAX_SEGMENTS = 4096
+# Enough for any header: JPEG metadata (EXIF, ICC, XMP) before the frame header is at most a
+# few 64 KiB segments.
+HEAD_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,27 @@ def sniff_image(fileobj: IO[bytes]) -> ImageInfo:
             f"{info.extension.upper()} image declares a zero size ({info.width}x{info.height})"
         )
     return info
+
+
+def sniff_head(chunks: Iterator[bytes], *, max_bytes: int = HEAD_BYTES) -> ImageInfo:
+    """Sniff an image from the start of a stream, reading at most about ``max_bytes``.
+
+    The stream is closed once enough was read (an S3 download stops there).
+
+    Raises:
+        InvalidImage: as :func:`sniff_image`, on the bytes read.
+    """
+    head = io.BytesIO()
+    try:
+        for chunk in chunks:
+            head.write(chunk)
+            if head.tell() >= max_bytes:
+                break
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return sniff_image(head)
 
 
 def _sniff_png(head: bytes) -> ImageInfo:

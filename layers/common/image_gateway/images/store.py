@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import IO
 
 from image_gateway.errors import PayloadTooLarge
+from image_gateway.images.inputs import ImageCheck
 from image_gateway.images.sniff import ImageInfo, sniff_image
+from image_gateway.images.structure import check_complete
 
 # Spool small images in memory and larger ones in /tmp (the only writable path on Lambda).
 _SPOOL_MEMORY = 1 << 20
@@ -44,12 +46,15 @@ class SpooledImage:
 
 
 @contextmanager
-def spooled_image(chunks: Iterable[bytes], *, max_bytes: int) -> Iterator[SpooledImage]:
+def spooled_image(
+    chunks: Iterable[bytes], *, max_bytes: int, check: ImageCheck | None = None
+) -> Iterator[SpooledImage]:
     """Spool ``chunks`` (memory up to 1 MiB, then /tmp), hash them and read the image header.
 
     Raises:
         PayloadTooLarge: more than ``max_bytes`` bytes (reading stops there).
-        InvalidImage: the bytes are not a PNG, JPEG or WebP image.
+        InvalidImage: the bytes are not a complete PNG, JPEG or WebP image, or ``check``
+            (called with the header) refused it.
     """
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
         digest = hashlib.sha256()
@@ -64,4 +69,7 @@ def spooled_image(chunks: Iterable[bytes], *, max_bytes: int) -> Iterator[Spoole
             spool.write(chunk)
         spool.seek(0)
         info = sniff_image(spool)  # leaves the file at 0
+        check_complete(spool, info, size)  # so does this
+        if check is not None:
+            check(info)
         yield SpooledImage(file=spool, size_bytes=size, sha256=digest.hexdigest(), info=info)

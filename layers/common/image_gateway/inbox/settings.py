@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, Field, ValidationError
 
+from image_gateway.images.inputs import DEFAULT_MAX_INPUT_PIXELS
+
 
 class InboxSettings(BaseModel):
     """Where the inbox is, whose tasks its uploads become, its rules and its limits."""
@@ -15,7 +17,7 @@ class InboxSettings(BaseModel):
     client_id: str = Field(min_length=1, max_length=64)
     rules_parameter: str
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
-    max_pixels: int = Field(default=4096 * 4096, gt=0)
+    max_pixels: int = Field(default=DEFAULT_MAX_INPUT_PIXELS, gt=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> InboxSettings:

@@ -98,10 +98,14 @@ def finalize_success(deps: Dependencies, task: Task, images: list[ResultImage], 
     """Store the provider's images in S3 and mark the task succeeded (one event).
 
     Bad bytes, an oversized or unsafe result fail the task; a transient download failure
-    raises :class:`RetryLater`.
+    raises :class:`RetryLater` (what was stored stays: the retry writes the same keys). Outputs
+    the finished task does not name (it failed, or someone else finished it first: a cancel, an
+    expiry) are deleted again, so nothing is left in the bucket with no task pointing at it.
     """
+    stored: list[ImageOutput] = []
     try:
-        outputs = [_store_output(deps, task, index, image) for index, image in enumerate(images)]
+        for index, image in enumerate(images):
+            stored.append(_store_output(deps, task, index, image))
     except (InvalidImage, PayloadTooLarge, UnsafeUrl) as exc:
         code = {
             InvalidImage: "provider_bad_image",
@@ -109,23 +113,51 @@ def finalize_success(deps: Dependencies, task: Task, images: list[ResultImage], 
             UnsafeUrl: "provider_unsafe_url",
         }[type(exc)]
         error = TaskError(code=code, message=exc.message, provider=task.provider)
-        return fail_task(deps, task.task_id, error, by=by).task
+        return _discard_unnamed(deps, fail_task(deps, task.task_id, error, by=by).task, stored)
     except DownloadFailed as exc:
         if exc.retryable:
             raise RetryLater(exc.message) from exc
         error = TaskError(
             code="provider_download_failed", message=exc.message, provider=task.provider
         )
-        return fail_task(deps, task.task_id, error, by=by).task
+        return _discard_unnamed(deps, fail_task(deps, task.task_id, error, by=by).task, stored)
 
     def record(t: Task) -> None:
-        t.outputs = outputs
+        t.outputs = stored
         t.finalized_by = by
 
     finished = change_status(deps, task.task_id, TaskStatus.SUCCEEDED, by=by, change=record)
-    if not finished.changed:
-        logger.info("already finalised elsewhere", extra={"task_id": task.task_id, "by": by})
-    return finished.task
+    if finished.changed:
+        return finished.task
+    logger.info("already finalised elsewhere", extra={"task_id": task.task_id, "by": by})
+    return _discard_unnamed(deps, finished.task, stored)
+
+
+def _discard_unnamed(deps: Dependencies, task: Task, stored: list[ImageOutput]) -> Task:
+    """Delete the outputs this writer stored that the task, as it ended, does not name.
+
+    Keys are fixed per task and index, so a duplicate finaliser that lost to the winner wrote
+    the winner's own objects: those stay. A failed, cancelled or expired task names none.
+    A delete that fails is logged (the object stays, with its task id in its metadata).
+    """
+    named = {output.key for output in task.outputs}
+    for output in stored:
+        if output.key in named:
+            continue
+        try:
+            deps.images.delete(output.key)
+        except Exception:
+            logger.warning(
+                "could not delete an output no task names",
+                extra={"task_id": task.task_id, "key": output.key},
+                exc_info=True,
+            )
+            continue
+        logger.info(
+            "output deleted: the task ended without it",
+            extra={"task_id": task.task_id, "key": output.key, "status": task.status},
+        )
+    return task
 
 
 def output_key_stem(task: Task, index: int) -> str:

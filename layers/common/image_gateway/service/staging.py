@@ -1,8 +1,13 @@
 """Input staging: client images stored in our bucket at submit, and handed to providers later.
 
 At submit, data URLs are stored in S3 (``inputs/{client}/{task}/{n}``) and ``s3://`` references
-are checked to be the caller's own; https URLs stay as they are. Providers get URLs (presigned
-for our objects) or, for multipart uploads, streams (:func:`input_opener`).
+are checked to be the caller's own; https URLs stay as they are (unread: the provider fetches
+them). Every input the gateway stores or holds is checked like an inbox upload
+(:class:`~image_gateway.images.inputs.InputCheck`): a complete PNG, JPEG or WebP, at most
+``max_input_pixels``, and a mask of the first image's size (when that image is ours: a data URL
+or an s3:// reference, whose header alone is read). When an input is refused, the ones already
+stored for the request are deleted again. Providers get URLs (presigned for our objects) or,
+for multipart uploads, streams (:func:`input_opener`).
 """
 
 from __future__ import annotations
@@ -10,58 +15,128 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
-from image_gateway.errors import InvalidRequest, NotFound, PayloadTooLarge
-from image_gateway.images.sniff import sniff_image
+from aws_lambda_powertools import Logger
+
+from image_gateway.errors import InvalidImage, InvalidRequest, NotFound, PayloadTooLarge
+from image_gateway.images.inputs import InputCheck
+from image_gateway.images.sniff import sniff_head, sniff_image
 from image_gateway.models.request import (
     ImageRequest,
     ImageSourceKind,
     classify_image_source,
     parse_s3_ref,
 )
-from image_gateway.ports import Dependencies
+from image_gateway.ports import Dependencies, ImageRepository
 from image_gateway.providers.base import InputRef, ProviderInputs
 from image_gateway.providers.client import InputFile, InputOpener
 
+logger = Logger(child=True)
+
 _SPOOL_IN_MEMORY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """One input at submit: how the stored request names it, what the provider gets, the key
+    written for it (data URLs only) and its size when the gateway read it (not https URLs)."""
+
+    ref: str
+    url: str
+    written: str | None = None
+    size: tuple[int, int] | None = None
 
 
 def stage_inputs(
     deps: Dependencies, request: ImageRequest, *, client_id: str, task_id: str
 ) -> tuple[ImageRequest, ProviderInputs]:
-    """Store client data URLs in S3; the request as stored, and what a provider is handed."""
-    stored: list[str] = []
-    for_provider: list[str] = []
-    for index, value in enumerate(request.images):
-        ref, url = _stage_one(deps, value, client_id, f"inputs/{client_id}/{task_id}/{index}")
-        stored.append(ref)
-        for_provider.append(url)
-    mask_ref = mask_url = None
-    if request.mask is not None:
-        mask_ref, mask_url = _stage_one(
-            deps, request.mask, client_id, f"inputs/{client_id}/{task_id}/mask"
-        )
-    normalised = request.model_copy(update={"images": stored, "mask": mask_ref})
-    return normalised, ProviderInputs(images=for_provider, mask=mask_url)
+    """Store client data URLs in S3; the request as stored, and what a provider is handed.
+
+    Raises what refused an input (InvalidImage with ``invalid_image``,
+    ``image_too_many_pixels`` or ``mask_size_mismatch``; PayloadTooLarge;
+    ``s3_reference_forbidden``; ``input_not_found``), after deleting what it had stored.
+    """
+    max_pixels = deps.settings.max_input_pixels
+    stem = f"inputs/{client_id}/{task_id}"
+    staged: list[_Staged] = []
+    mask: _Staged | None = None
+    with discarded_on_failure(deps.images) as written:
+        for index, value in enumerate(request.images):
+            check = InputCheck(max_pixels)
+            one = _stage_one(deps, value, client_id, f"images[{index}]", f"{stem}/{index}", check)
+            staged.append(one)
+            if one.written is not None:
+                written.append(one.written)
+        if request.mask is not None:  # the model allows a mask only with images
+            check = InputCheck(max_pixels, mask_of=staged[0].size)
+            mask = _stage_one(deps, request.mask, client_id, "mask", f"{stem}/mask", check)
+    stored = request.model_copy(
+        update={"images": [s.ref for s in staged], "mask": None if mask is None else mask.ref}
+    )
+    return stored, ProviderInputs(
+        images=[s.url for s in staged], mask=None if mask is None else mask.url
+    )
 
 
-def _stage_one(deps: Dependencies, value: str, client_id: str, key_stem: str) -> tuple[str, str]:
+@contextmanager
+def discarded_on_failure(images: ImageRepository) -> Iterator[list[str]]:
+    """Keys the block stores (append them): deleted again if the block raises, then re-raised.
+
+    A key that cannot be deleted is logged and left (the bucket's lifecycle rule expires
+    ``inputs/``); the block's own error is what the caller sees.
+    """
+    written: list[str] = []
+    try:
+        yield written
+    except Exception:
+        for key in written:
+            try:
+                images.delete(key)
+            except Exception:
+                logger.warning("could not delete a staged input", extra={"key": key}, exc_info=True)
+        raise
+
+
+def _stage_one(
+    deps: Dependencies, value: str, client_id: str, what: str, key_stem: str, check: InputCheck
+) -> _Staged:
+    """Stage one input; refusals name it (``images[1]: ...``)."""
+    try:
+        return _stage(deps, value, client_id, key_stem, check)
+    except (InvalidImage, PayloadTooLarge) as refused:
+        raise type(refused)(
+            f"{what}: {refused.message}", code=refused.code, **refused.details
+        ) from None
+
+
+def _stage(
+    deps: Dependencies, value: str, client_id: str, key_stem: str, check: InputCheck
+) -> _Staged:
     kind = classify_image_source(value)
     ttl = int(deps.settings.input_url_ttl_seconds)
     if kind is ImageSourceKind.URL:
-        return value, value
+        return _Staged(value, value)
     if kind is ImageSourceKind.DATA_URL:
-        image = deps.images.store_base64([value], key_stem)
-        return f"s3://{image.bucket}/{image.key}", deps.images.presigned_get_url(image.key, ttl)
+        image = deps.images.store_base64([value], key_stem, check=check)
+        return _Staged(
+            ref=f"s3://{image.bucket}/{image.key}",
+            url=deps.images.presigned_get_url(image.key, ttl),
+            written=image.key,
+            size=(image.width, image.height),
+        )
     bucket, key = parse_s3_ref(value)
     if bucket != deps.images.bucket or not key.startswith(f"inputs/{client_id}/"):
         raise InvalidRequest(
             f"s3 references must point into s3://{deps.images.bucket}/inputs/{client_id}/",
             code="s3_reference_forbidden",
         )
-    if not deps.images.exists(key):
-        raise NotFound(f"{value} does not exist", code="input_not_found")
-    return value, deps.images.presigned_get_url(key, ttl)
+    try:  # the object was checked whole when it was stored: its header says enough now
+        info = sniff_head(deps.images.open_stream(key))
+    except NotFound:
+        raise NotFound(f"{value} does not exist", code="input_not_found") from None
+    check(info)
+    return _Staged(value, deps.images.presigned_get_url(key, ttl), size=(info.width, info.height))
 
 
 def provider_inputs(deps: Dependencies, stored: ImageRequest) -> ProviderInputs:

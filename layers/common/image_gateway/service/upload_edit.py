@@ -10,12 +10,13 @@ again find the earlier task instead of making a second one.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import GatewayError, InvalidImage, PayloadTooLarge, UploadRejected
+from image_gateway.images.inputs import InputCheck
 from image_gateway.images.store import StoredImage
 from image_gateway.inbox.naming import classify_key, find_companions, photo_stem
 from image_gateway.inbox.objects import InboxObject, ObjectCreated, SourceSuperseded
@@ -24,6 +25,7 @@ from image_gateway.inbox.rules import InboxRule
 from image_gateway.models.request import MAX_PROMPT_CHARS, ImageRequest, Operation
 from image_gateway.models.task import SourceObject, TaskError
 from image_gateway.service.lifecycle import fail_task
+from image_gateway.service.staging import discarded_on_failure
 from image_gateway.service.submit import new_task_id, reject_task, submit_task
 
 logger = Logger(child=True)
@@ -120,7 +122,11 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
 def _edit_request(
     inbox: InboxDependencies, rule: InboxRule, obj: InboxObject, prompt: str, task_id: str
 ) -> ImageRequest:
-    """Stage the photo (and its mask and references) in the images bucket; build the request."""
+    """Stage the photo (and its mask and references) in the images bucket; build the request.
+
+    Each is checked like an API input (:class:`InputCheck`, the inbox's pixel limit; the mask
+    against the photo's size); when one is refused, the ones already staged are deleted again.
+    """
     client_id = inbox.settings.client_id
     stem = f"inputs/{client_id}/{task_id}"
     companions = find_companions(obj.key, inbox.objects.siblings(photo_stem(obj.key)))
@@ -130,32 +136,39 @@ def _edit_request(
             "before the photo",
             code="mask_missing",
         )
-    photo = _stage(inbox, obj, f"{stem}/0", what="the upload")
-    images = [_ref(photo)]
-    for index, key in enumerate(companions.references, start=1):
-        reference = _stage(inbox, inbox.objects.companion(key), f"{stem}/{index}", what=key)
-        images.append(_ref(reference))
-    mask: str | None = None
-    if companions.mask is not None:
-        staged_mask = _stage(
-            inbox, inbox.objects.companion(companions.mask), f"{stem}/mask", what=companions.mask
-        )
-        if (staged_mask.width, staged_mask.height) != (photo.width, photo.height):
-            raise UploadRejected(
-                f"the mask is {staged_mask.width}x{staged_mask.height}, "
-                f"the photo {photo.width}x{photo.height}: they must match",
-                code="mask_size_mismatch",
+    check = InputCheck(inbox.settings.max_pixels)
+    with discarded_on_failure(inbox.staging) as written:
+        photo = _stage(inbox, obj, f"{stem}/0", what="the upload", check=check)
+        written.append(photo.key)
+        images = [_ref(photo)]
+        for index, key in enumerate(companions.references, start=1):
+            reference = _stage(
+                inbox, inbox.objects.companion(key), f"{stem}/{index}", what=key, check=check
             )
-        mask = _ref(staged_mask)
-    try:
-        return rule.edit_request(prompt=prompt, images=images, mask=mask)
-    except ValueError as exc:  # e.g. a metadata prompt that is too long
-        raise UploadRejected(
-            f"the edit request is invalid: {exc}", code="invalid_request"
-        ) from None
+            written.append(reference.key)
+            images.append(_ref(reference))
+        mask: str | None = None
+        if companions.mask is not None:
+            staged_mask = _stage(
+                inbox,
+                inbox.objects.companion(companions.mask),
+                f"{stem}/mask",
+                what=companions.mask,
+                check=replace(check, mask_of=(photo.width, photo.height)),
+            )
+            written.append(staged_mask.key)
+            mask = _ref(staged_mask)
+        try:
+            return rule.edit_request(prompt=prompt, images=images, mask=mask)
+        except ValueError as exc:  # e.g. a metadata prompt that is too long
+            raise UploadRejected(
+                f"the edit request is invalid: {exc}", code="invalid_request"
+            ) from None
 
 
-def _stage(inbox: InboxDependencies, obj: InboxObject, key_stem: str, *, what: str) -> StoredImage:
+def _stage(
+    inbox: InboxDependencies, obj: InboxObject, key_stem: str, *, what: str, check: InputCheck
+) -> StoredImage:
     """Copy one inbox object into the images bucket, checking it is an image within limits."""
     limits = inbox.settings
     if obj.size > limits.max_image_bytes:
@@ -164,27 +177,19 @@ def _stage(inbox: InboxDependencies, obj: InboxObject, key_stem: str, *, what: s
             code="image_too_large",
         )
     try:
-        stored = inbox.staging.store(
+        return inbox.staging.store(
             inbox.objects.stream(obj),
             key_stem,
             metadata={"source-bucket": obj.bucket, "source-etag": obj.etag},
+            check=check,
         )
-    except InvalidImage as exc:
-        raise UploadRejected(
-            f"{what} is not a PNG, JPEG or WebP image: {exc.message}", code="invalid_image"
-        ) from None
+    except InvalidImage as exc:  # invalid_image, image_too_many_pixels, mask_size_mismatch
+        raise UploadRejected(f"{what}: {exc.message}", code=exc.code) from None
     except PayloadTooLarge:
         raise UploadRejected(
             f"{what} is over the inbox limit of {limits.max_image_bytes} bytes",
             code="image_too_large",
         ) from None
-    if stored.width * stored.height > limits.max_pixels:
-        raise UploadRejected(
-            f"{what} is {stored.width}x{stored.height} pixels; the inbox limit is "
-            f"{limits.max_pixels} pixels",
-            code="image_too_many_pixels",
-        )
-    return stored
 
 
 def _ref(image: StoredImage) -> str:

@@ -1,0 +1,336 @@
+"""The API function's handler in process, on the fakes: the gate (key first, then media type,
+size and bytes), the JSON decoder inside Powertools, and one error shape for every failure."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib.util
+import json
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+
+from devstack.template import ROOT
+from tests.fakes import FakeDependencies, fake_settings
+from tests.unit.service.support import png
+
+SAMPLE = json.loads((ROOT / "events" / "api-create-image.json").read_text())
+REQUEST_ID = SAMPLE["requestContext"]["requestId"]
+GOOD_BODY = '{"prompt": "a lighthouse", "provider": "mountsea-async"}'
+
+
+@dataclass
+class LambdaContextStub:
+    """What Powertools' Logger reads from the Lambda context."""
+
+    function_name: str = "ApiFunction"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
+    aws_request_id: str = "lambda-request-1"
+
+
+class FixedDependencies:
+    """Stands in for ``LazyDependencies``: always the same fakes."""
+
+    def __init__(self, deps: FakeDependencies) -> None:
+        self.deps = deps
+
+    def get(self) -> FakeDependencies:
+        return self.deps
+
+
+@pytest.fixture(scope="module")
+def api() -> ModuleType:
+    """functions/api/app.py, imported from its file as Lambda does."""
+    spec = importlib.util.spec_from_file_location("api_under_test", ROOT / "functions/api/app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def deps(monkeypatch: pytest.MonkeyPatch, api: ModuleType) -> FakeDependencies:
+    """The handler's dependencies: fakes with a 256 KiB body limit."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    fakes = FakeDependencies(
+        default_image=png(64, 64), settings=fake_settings(max_request_body_bytes=256 * 1024)
+    )
+    monkeypatch.setattr(api, "DEPS", FixedDependencies(fakes))
+    return fakes
+
+
+@pytest.fixture
+def key(deps: FakeDependencies) -> str:
+    """A valid API key of client ``c``."""
+    return deps.api_keys.create_key("c")
+
+
+def event(
+    route: str,
+    *,
+    key: str | None = None,
+    body: str | bytes | None = None,
+    content_type: str | None = "application/json",
+) -> dict[str, Any]:
+    """An HTTP API event for ``"METHOD /path"`` (bytes bodies arrive base64-encoded)."""
+    method, path = route.split(" ", 1)
+    built: dict[str, Any] = copy.deepcopy(SAMPLE)
+    built["routeKey"] = route
+    built["rawPath"] = built["requestContext"]["http"]["path"] = path
+    built["requestContext"]["http"]["method"] = method
+    headers: dict[str, str] = {"host": built["headers"]["host"]}
+    if key is not None:
+        headers["authorization"] = f"Bearer {key}"
+    if content_type is not None:
+        headers["content-type"] = content_type
+    built["headers"] = headers
+    if isinstance(body, bytes):
+        built["body"], built["isBase64Encoded"] = base64.b64encode(body).decode(), True
+    else:
+        built["body"], built["isBase64Encoded"] = body, False
+    return built
+
+
+def call(api: ModuleType, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Invoke the handler; the status and the JSON body."""
+    result = api.lambda_handler(request, LambdaContextStub())
+    return result["statusCode"], json.loads(result["body"])
+
+
+def error_of(api: ModuleType, request: dict[str, Any]) -> tuple[int, str]:
+    """Invoke the handler, which must answer ``{"error": {"code", "message"}}``; status, code."""
+    status, body = call(api, request)
+    assert set(body) == {"error"}, body
+    assert body["error"]["message"], body
+    return status, body["error"]["code"]
+
+
+UMT = "unsupported_media_type"
+HOSTILE_BODIES: dict[str, tuple[str | bytes, str | None, int, str]] = {
+    # name: (body, content type, status, code)
+    "invalid-utf8": (b'{"prompt":"\xff"}', "application/json", 400, "invalid_json"),
+    "nested-100000-deep": ("[" * 100_000 + "]" * 100_000, "application/json", 400, "invalid_json"),
+    "nested-40-deep": (
+        '{"prompt": "x", "a": ' + "[" * 40 + "]" * 40 + "}",
+        None,
+        400,
+        "invalid_json",
+    ),
+    "integer-of-5000-digits": (
+        '{"prompt": "x", "n": ' + "7" * 5000 + "}",
+        None,
+        400,
+        "invalid_json",
+    ),
+    "nan": ('{"prompt": "x", "output_compression": NaN}', None, 400, "invalid_json"),
+    "unpaired-surrogate": ('{"prompt": "\\ud800"}', None, 400, "invalid_json"),
+    "multipart-without-boundary": ("--x--", "multipart/form-data", 415, "unsupported_media_type"),
+    "multipart": ("--b\r\n--b--", "multipart/form-data; boundary=b", 415, "unsupported_media_type"),
+    "text-plain": ("prompt=x", "text/plain", 415, "unsupported_media_type"),
+    "form-urlencoded": ("prompt=x", "application/x-www-form-urlencoded", 415, UMT),
+    "no-content-type": (GOOD_BODY, "", 415, "unsupported_media_type"),
+    "latin-1-charset": (GOOD_BODY, "application/json; charset=latin-1", 415, UMT),
+    "empty": ("", None, 400, "invalid_json"),
+    "whitespace": (" \n ", None, 400, "invalid_json"),
+    "null": ("null", None, 400, "invalid_json"),
+    "a-list": ('[{"prompt": "x"}]', None, 400, "invalid_json"),
+    "a-string": ('"prompt"', None, 400, "invalid_json"),
+    "not-json": ("{not json", None, 400, "invalid_json"),
+    "over-the-body-limit": ('{"prompt": "' + "x" * 300_000 + '"}', None, 413, "body_too_large"),
+    "prompt-a-number": ('{"prompt": 5}', None, 400, "validation_error"),
+    "unknown-field": ('{"prompt": "x", "colour": "red"}', None, 400, "validation_error"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BODIES))
+def test_a_hostile_body_with_a_key_gets_a_4xx_with_a_stable_code_and_writes_nothing(
+    api: ModuleType, deps: FakeDependencies, key: str, name: str
+) -> None:
+    # GIVEN a hostile body (see HOSTILE_BODIES) from a client with a valid key
+    body, content_type, status, code = HOSTILE_BODIES[name]
+    content_type = "application/json" if content_type is None else content_type or None
+
+    # WHEN it is posted THEN its 4xx and code (the same code for each kind of fault)
+    answer = error_of(api, event("POST /v1/images", key=key, body=body, content_type=content_type))
+
+    assert answer == (status, code)
+    assert deps.tasks.all() == [] and deps.providers.calls == [] and deps.images.objects == {}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BODIES))
+def test_without_a_key_every_body_gets_the_same_401_and_no_detail(
+    api: ModuleType, deps: FakeDependencies, name: str
+) -> None:
+    # GIVEN a hostile body and no key WHEN posted THEN 401 before the body is looked at
+    body, content_type, _, _ = HOSTILE_BODIES[name]
+    content_type = "application/json" if content_type is None else content_type or None
+
+    status, answer = call(api, event("POST /v1/images", body=body, content_type=content_type))
+
+    assert status == 401
+    assert answer == {
+        "error": {
+            "code": "unauthorized",
+            "message": "send your API key as 'Authorization: Bearer <key>'",
+        }
+    }
+    assert deps.tasks.all() == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "APPLICATION/JSON",
+        "Application/Json; Charset=UTF-8",
+        "application/json;",
+    ],
+)
+def test_a_json_media_type_is_read_case_insensitively_with_parameters(
+    api: ModuleType, deps: FakeDependencies, key: str, content_type: str
+) -> None:
+    status, body = call(
+        api, event("POST /v1/images", key=key, body=GOOD_BODY, content_type=content_type)
+    )
+
+    assert status == 202, body
+    assert body["status"] in {"submitted", "queued"}
+
+
+def test_a_body_api_gateway_base64_encoded_is_read_as_utf8(
+    api: ModuleType, deps: FakeDependencies, key: str
+) -> None:
+    # GIVEN a valid body with non-ASCII text, base64-encoded by API Gateway WHEN posted THEN 202
+    body = '{"prompt": "un phare à l\'aube", "provider": "mountsea-async"}'.encode()
+
+    status, answer = call(api, event("POST /v1/images", key=key, body=body))
+
+    assert status == 202
+    assert deps.tasks.require(answer["task_id"]).request.prompt == "un phare à l'aube"
+
+
+def test_a_gateway_error_raised_inside_resolve_reaches_its_exception_handler(
+    api: ModuleType, deps: FakeDependencies
+) -> None:
+    # GIVEN an event that skipped the gate, with JSON only the decoder refuses (too deep)
+    request = event("POST /v1/images", body='{"prompt": ' + "[" * 50 + "]" * 50 + "}")
+    api.app.append_context(client_id="c")
+
+    # WHEN Powertools resolves it THEN the decoder's GatewayError became our 400 invalid_json
+    result = api.app.resolve(request, LambdaContextStub())
+
+    assert result["statusCode"] == 400
+    assert json.loads(result["body"])["error"]["code"] == "invalid_json"
+
+
+def test_a_media_type_powertools_refuses_itself_still_has_our_shape(
+    api: ModuleType, deps: FakeDependencies
+) -> None:
+    # GIVEN an event that skipped the gate, in text/plain WHEN resolved THEN 415 with error.code
+    api.app.append_context(client_id="c")
+
+    result = api.app.resolve(
+        event("POST /v1/images", body="x", content_type="text/plain"), LambdaContextStub()
+    )
+
+    assert result["statusCode"] == 415
+    assert json.loads(result["body"])["error"]["code"] == "unsupported_media_type"
+
+
+def test_an_unexpected_exception_is_a_500_internal_error_with_the_request_id_and_a_log(
+    api: ModuleType, deps: FakeDependencies, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the task table failing in a way nobody planned for
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("table on fire")
+
+    logged: list[str] = []
+    monkeypatch.setattr(deps.tasks, "list_for_client", broken)
+    monkeypatch.setattr(api.logger, "exception", lambda message, **_: logged.append(message))
+
+    # WHEN the caller lists its tasks
+    status, body = call(api, event("GET /v1/tasks", key=key, content_type=None))
+
+    # THEN 500 internal_error in our shape, with API Gateway's request id; the traceback logged
+    assert status == 500
+    assert body["error"]["code"] == "internal_error"
+    assert body["error"]["request_id"] == REQUEST_ID
+    assert logged == ["request failed unexpectedly"]
+
+
+def test_a_failure_inside_the_gate_is_a_500_internal_error_too(
+    api: ModuleType, deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the API key table unreachable WHEN a request arrives THEN 500 internal_error
+    def unreachable(authorization: str | None) -> str:
+        raise ConnectionError("dynamodb unreachable")
+
+    monkeypatch.setattr(deps.api_keys, "client_for", unreachable)
+
+    assert error_of(api, event("GET /v1/tasks", key="itg_x", content_type=None)) == (
+        500,
+        "internal_error",
+    )
+
+
+def test_a_powertools_http_error_has_our_shape(
+    api: ModuleType, deps: FakeDependencies, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise BadRequestError("nope")
+
+    monkeypatch.setattr(api, "submit_task", refuse)
+
+    assert error_of(api, event("POST /v1/images", key=key, body=GOOD_BODY)) == (400, "bad_request")
+
+
+def test_an_unknown_route_is_a_404_route_not_found_after_the_key(
+    api: ModuleType, deps: FakeDependencies, key: str
+) -> None:
+    assert error_of(api, event("GET /v2/nothing", key=key, content_type=None)) == (
+        404,
+        "route_not_found",
+    )
+    assert error_of(api, event("GET /v2/nothing", content_type=None)) == (401, "unauthorized")
+
+
+def test_a_task_id_longer_than_any_is_not_found_without_a_lookup(
+    api: ModuleType, deps: FakeDependencies, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a table that fails on keys over its size limit, as DynamoDB does (ValidationException)
+    def strict_get(task_id: str) -> None:
+        raise AssertionError(f"looked up a {len(task_id)}-character id")
+
+    monkeypatch.setattr(deps.tasks, "get", strict_get)
+    long_id = "tsk_" + "a" * 3000
+
+    # WHEN it is read or cancelled THEN 404 task_not_found, as for any unknown task
+    for route in (f"GET /v1/tasks/{long_id}", f"POST /v1/tasks/{long_id}/cancel"):
+        assert error_of(api, event(route, key=key, content_type=None)) == (404, "task_not_found")
+
+
+def test_the_openapi_document_needs_no_key(api: ModuleType, deps: FakeDependencies) -> None:
+    status, document = call(api, event("GET /v1/openapi.json", content_type=None))
+
+    assert status == 200
+    assert "/v1/images" in document["paths"]
+
+
+def test_a_get_with_a_body_ignores_it(api: ModuleType, deps: FakeDependencies, key: str) -> None:
+    # GIVEN a GET carrying invalid UTF-8 bytes WHEN answered THEN the body is never read
+    status, body = call(api, event("GET /v1/tasks", key=key, body=b"\xff\xfe"))
+
+    assert (status, body["tasks"]) == (200, [])
+
+
+def test_the_routes_of_the_gate_are_routes_of_the_api(api: ModuleType) -> None:
+    # GIVEN the gate's public and JSON routes THEN each is served by the app (no stale entry)
+    paths = json.loads(api.app.get_openapi_json_schema())["paths"]
+    served = {f"{method.upper()} {path}" for path, ops in paths.items() for method in ops}
+
+    assert api.ROUTES.public | api.ROUTES.json_body <= served
