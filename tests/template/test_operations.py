@@ -10,6 +10,8 @@ import re
 from typing import Any
 
 import pytest
+from image_gateway.providers.registry import PROVIDER_NAMES
+from image_gateway.service.lifecycle import TERMINAL_METRICS
 from image_gateway.service.sweep import OVERDUE_METRIC
 
 from devstack.template import ROOT, load_template
@@ -196,3 +198,24 @@ def test_the_reservations_keep_finalisation_apart_and_fit_a_default_account() ->
     # the dispatch queue's source may run DispatchMaxConcurrency at once, the dead-letter source too
     dispatch_limit = int(PARAMETERS["DispatchMaxConcurrency"]["Default"])
     assert reserved["DispatchFunction"] > dispatch_limit
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+def test_every_provider_has_a_failure_rate_alarm_over_its_ended_tasks(provider: str) -> None:
+    watching = [
+        name
+        for name, alarm in ALARMS.items()
+        if any(
+            d == {"Name": "Provider", "Value": provider}
+            for metric in _metric_stats(alarm)
+            for d in metric.get("Dimensions", [])
+        )
+    ]
+    assert len(watching) == 1, watching
+    props = ALARMS[watching[0]]["Properties"]
+    read = {m["MetricName"] for m in _metric_stats(ALARMS[watching[0]])}
+    assert read == {"TasksFailed", "TasksExpired", "TasksSucceeded", "TaskErrors"}
+    assert read - {"TaskErrors"} <= set(TERMINAL_METRICS.values())
+    assert props["Threshold"] == {"Ref": "FailureRateAlarmPercent"}
+    rate = next(m for m in props["Metrics"] if m.get("ReturnData"))
+    assert "${FailureRateAlarmMinTasks}" in rate["Expression"]["Fn::Sub"]
