@@ -219,3 +219,24 @@ def test_every_provider_has_a_failure_rate_alarm_over_its_ended_tasks(provider: 
     assert props["Threshold"] == {"Ref": "FailureRateAlarmPercent"}
     rate = next(m for m in props["Metrics"] if m.get("ReturnData"))
     assert "${FailureRateAlarmMinTasks}" in rate["Expression"]["Fn::Sub"]
+
+
+def test_the_readme_names_every_metric_the_services_emit_and_every_alarm() -> None:
+    section = (ROOT / "README.md").read_text().split("## Operations")[1].split("\n## ")[0]
+    sources = [
+        ROOT / "layers/common/image_gateway/service/lifecycle.py",
+        ROOT / "layers/common/image_gateway/service/sweep.py",
+    ]
+    emitted = {
+        name
+        for path in sources
+        for name in re.findall(r'metrics\.put\(\s*"(\w+)"', path.read_text())
+    }
+    emitted |= {*TERMINAL_METRICS.values(), OVERDUE_METRIC}
+    assert {"Fallbacks", "TaskErrors", "CostEstimateUsd", "ProviderLatencySeconds"} <= emitted
+    for name in emitted:
+        assert f"`{name}`" in section, name
+    for name in ALARMS:
+        documented = f"`{name}`" in section or name.endswith("FailureRateAlarm")
+        assert documented, name
+    assert "`<Provider>FailureRateAlarm`" in section
