@@ -65,9 +65,6 @@ def all_at_once(count: int, call: Callable[[int], Any]) -> list[Any]:
         return list(pool.map(released, range(count)))
 
 
-TERMINAL_EVENTS = frozenset(TERMINAL_EVENT.values())
-
-
 def terminal_events(events: EventLog, task_id: str) -> list[str]:
     """The terminal events received for a task, one per event id, as their detail types.
 
@@ -147,9 +144,6 @@ def test_fifty_parallel_duplicate_callbacks_give_one_terminal_event(
     events.wait_for(task["task_id"], "Image Task Succeeded")
     settle(info)
     assert terminal_events(events, task["task_id"]) == ["Image Task Succeeded"]
-    # and not even a copy: only the callback that won the conditional write emits
-    copies = [e for e in events.for_task(task["task_id"]) if e["detail-type"] in TERMINAL_EVENTS]
-    assert len(copies) == 1, [e["detail"]["event_id"] for e in copies]
 
 
 # Request fields per provider (small images: the machine renders all of them), and which
