@@ -26,6 +26,10 @@ DEPLOY_FLAGS ?= --guided
 # Python 3.13 with what Lambda's runtime adds (boto3, at the dev pin): imports the built
 # artefact in the tests and in `make bench`.
 RUNTIMEVENV := .venv-runtime
+# checkov, the IaC scanner, in its own venv (its pins clash with the dev tools'); .checkov.yaml
+# lists the findings accepted on purpose and why.
+CHECKOVVENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
 
 .PHONY: help venv tools browser build deploy demo devstack test lint typecheck template-check unit \
 	e2e bench clean schema
@@ -59,6 +63,11 @@ $(SAMVENV)/.awscli-installed: $(SAMVENV)/.installed
 	@touch $@
 
 tools: $(SAMVENV)/.installed $(SAMVENV)/.awscli-installed
+
+$(CHECKOVVENV)/.installed:
+	@test -x $(CHECKOVVENV)/bin/python || $(PYTHON) -m venv $(CHECKOVVENV)
+	$(CHECKOVVENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+	@touch $@
 
 # The console's browser test drives Debian's chromium (Playwright's own browser download does
 # not work here); as root (CI, these machines) it is installed with apt-get.
@@ -97,8 +106,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-template-check: $(STAMP) $(SAMVENV)/.installed
+template-check: $(STAMP) $(SAMVENV)/.installed $(CHECKOVVENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
+	$(CHECKOVVENV)/bin/checkov --file template.yaml --config-file .checkov.yaml
 	$(SAM) validate --lint --template template.yaml --region us-east-1
 
 # The built-layer tests (tests/template) run sam build and import with .venv-runtime; the
@@ -118,7 +128,7 @@ test: lint typecheck template-check tools browser $(RUNTIMEVENV)/.installed
 	$(PY) -m pytest tests -p no:cacheprovider --ignore=tests/unit
 
 clean:
-	rm -rf $(VENV) $(SAMVENV) $(RUNTIMEVENV) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache \
+	rm -rf $(VENV) $(SAMVENV) $(RUNTIMEVENV) $(CHECKOVVENV) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache \
 		test-artifacts
 
 # The cold-start figure imports what `make build` makes (bench/artefact.py runs it).

@@ -22,6 +22,7 @@ from bench.counting import CallRecorder
 from devstack.runtime import InlineRuntime
 from devstack.stack import DevStack, StackConfig, StackInfo
 from devstack.template import load_template
+from devstack.waiting import wait_until
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
 ZERO_LATENCY = "[sim:latency=0]"
@@ -164,9 +165,21 @@ class BenchStack:
         )
         return entered + max(0, scheduled - task_states)
 
-    def stop_poll_loop(self, task_id: str) -> None:
-        """Stop a task's execution (the benchmark finalises it itself)."""
-        self.sfn.stop_execution(executionArn=self.execution_arn(task_id))
+    def stop_poll_loop(self, task_id: str, timeout: float = 30) -> None:
+        """Stop a task's execution (the benchmark finalises it itself).
+
+        Submit is storage-first: the dispatch function starts the loop a moment later.
+        """
+        arn = self.execution_arn(task_id)
+
+        def stopped() -> bool:
+            try:
+                self.sfn.stop_execution(executionArn=arn)
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                return False
+            return True
+
+        wait_until(stopped, timeout=timeout)
 
 
 @contextmanager

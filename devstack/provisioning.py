@@ -36,6 +36,7 @@ CLIENTS: Final = (
     "logs",
     "sqs",
     "ssm",
+    "sns",
 )
 
 
@@ -302,6 +303,12 @@ def _create_parameter(p: Provisioning, logical_id: str, props: dict[str, Any]) -
     p.resolver.arns[logical_id] = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"
 
 
+def _create_topic(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
+    arn = p.clients["sns"].create_topic(Name=f"{STACK_NAME}-{logical_id}")["TopicArn"]
+    p.resolver.physical_ids[logical_id] = arn  # Ref of a topic is its ARN
+    p.resolver.arns[logical_id] = arn
+
+
 def _placeholder_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -321,5 +328,6 @@ CREATORS: Final[dict[str, Callable[[Provisioning, str, dict[str, Any]], None]]] 
     "AWS::SQS::QueuePolicy": _create_queue_policy,
     "AWS::Events::Rule": _create_event_rule,
     "AWS::SSM::Parameter": _create_parameter,
+    "AWS::SNS::Topic": _create_topic,
 }
 """Resource type -> its creator; types not listed have nothing to create locally."""

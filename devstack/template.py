@@ -38,7 +38,16 @@ def _tag(name: str) -> None:
     _CfnLoader.add_constructor(f"!{short}", construct)
 
 
-for _name in ("Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::If", "Fn::Equals", "Fn::Select"):
+for _name in (
+    "Ref",
+    "Fn::GetAtt",
+    "Fn::Sub",
+    "Fn::Join",
+    "Fn::If",
+    "Fn::Equals",
+    "Fn::Not",
+    "Fn::Select",
+):
     _tag(_name)
 
 

@@ -22,6 +22,7 @@ from tests.fakes.messaging import (
     InMemoryProviderSlots,
     RecordingEventPublisher,
 )
+from tests.fakes.metrics import MetricPoint, RecordingMetrics
 from tests.fakes.providers import ProviderScript, ScriptedProviders, unavailable
 from tests.fakes.stores import (
     InMemoryApiKeys,
@@ -42,8 +43,10 @@ __all__ = [
     "InMemoryPollLoops",
     "InMemoryProviderSlots",
     "InMemoryTaskStore",
+    "MetricPoint",
     "ProviderScript",
     "RecordingEventPublisher",
+    "RecordingMetrics",
     "ScriptedProviders",
     "fake_settings",
     "unavailable",
@@ -102,6 +105,7 @@ class FakeDependencies:
         self._providers = ScriptedProviders(self._directory, default_image)
         self._fetcher = InMemoryFetcher(max_bytes=self._settings.max_image_bytes)
         self._signer = WebhookSigner(b"fake-webhook-secret")
+        self._metrics = RecordingMetrics()
 
     def configure(self, **document: Any) -> None:
         """Replace the providers parameter's content (applies at once: no cache)."""
@@ -176,3 +180,8 @@ class FakeDependencies:
     def signer(self) -> WebhookSigner:
         """Callback tokens."""
         return self._signer
+
+    @property
+    def metrics(self) -> RecordingMetrics:
+        """Operator metrics."""
+        return self._metrics

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from image_gateway.config import Settings
     from image_gateway.images.inputs import ImageCheck
     from image_gateway.images.store import StoredImage
+    from image_gateway.metrics import Metrics
     from image_gateway.models.events import TaskEventDetail
     from image_gateway.models.request import ImageRequest
     from image_gateway.models.task import Task, TaskStatus
@@ -351,4 +352,9 @@ class Dependencies(Protocol):
     @property
     def signer(self) -> WebhookSigner:
         """Per-task callback tokens."""
+        ...
+
+    @property
+    def metrics(self) -> Metrics:
+        """Operator metrics."""
         ...

@@ -7,6 +7,7 @@ clients its route touches. Tests use ``tests/fakes`` instead, or this against mo
 
 from __future__ import annotations
 
+import os
 import time
 from functools import cached_property
 from typing import Any
@@ -19,6 +20,7 @@ from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
 from image_gateway.adapters.dynamodb_slots import DynamoDBProviderSlots
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
+from image_gateway.adapters.emf_metrics import EmfMetrics
 from image_gateway.adapters.eventbridge import EventBridgePublisher
 from image_gateway.adapters.http_providers import HttpProviderClients
 from image_gateway.adapters.s3_images import S3ImageStore
@@ -184,6 +186,11 @@ class AwsDependencies:
         return SafeFetcher(
             self.settings.fetch_allow_private_hosts, max_bytes=self.settings.max_image_bytes
         )
+
+    @cached_property
+    def metrics(self) -> EmfMetrics:
+        """Operator metrics as EMF lines (the template's POWERTOOLS_METRICS_NAMESPACE)."""
+        return EmfMetrics(os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ImageTaskGateway"))
 
     @cached_property
     def signer(self) -> WebhookSigner:

@@ -56,7 +56,38 @@ def change_status(
         )
         return Transition(refused.task, changed=False)
     logger.info("task status", extra={"task_id": task_id, "status": target, "by": by})
-    return Transition(publish_pending_event(deps, task), changed=True)
+    task = publish_pending_event(deps, task)
+    _measure(deps, task)
+    return Transition(task, changed=True)
+
+
+TERMINAL_METRICS = {
+    TaskStatus.SUCCEEDED: "TasksSucceeded",
+    TaskStatus.FAILED: "TasksFailed",
+    TaskStatus.EXPIRED: "TasksExpired",
+    TaskStatus.CANCELLED: "TasksCancelled",
+}
+"""The metric counted when a task ends in each terminal status (README, "Operations")."""
+
+
+def _measure(deps: Dependencies, task: Task) -> None:
+    """The operator's metrics of a task that just ended (only the winning writer gets here)."""
+    name = TERMINAL_METRICS.get(task.status)
+    if name is None:
+        return
+    provider = {"Provider": task.provider}
+    deps.metrics.put(name, 1, "Count", {**provider, "Path": task.path or "none"})
+    if task.fallbacks:
+        deps.metrics.put("Fallbacks", len(task.fallbacks), "Count", provider)
+    if task.error is not None:  # gateway error codes: a small fixed set
+        deps.metrics.put("TaskErrors", 1, "Count", {**provider, "Code": task.error.code})
+    if task.status is not TaskStatus.SUCCEEDED:
+        return
+    if task.cost_estimate_usd:
+        deps.metrics.put("CostEstimateUsd", task.cost_estimate_usd, "None", provider)
+    if task.submitted_at is not None and task.finished_at is not None:
+        seconds = (task.finished_at - task.submitted_at).total_seconds()
+        deps.metrics.put("ProviderLatencySeconds", seconds, "Seconds", provider)
 
 
 def _free(change: Callable[[Task], None] | None) -> Callable[[Task], None]:

@@ -28,6 +28,7 @@ def sweep(deps: Dependencies) -> list[str]:
         for task_id in deps.tasks.tasks_due(utc_now(), limit=limit)
         if (t := deps.tasks.get(task_id))
     ]
+    _measure_overdue(deps, due)
     prefetched = _batch_statuses(deps, due)
     seen: list[str] = []
     try:
@@ -38,6 +39,21 @@ def sweep(deps: Dependencies) -> list[str]:
         for status in prefetched.values():
             status.close()
     return seen
+
+
+OVERDUE_METRIC = "OldestOpenTaskOverdueSeconds"
+"""Published every sweep (0 when none): the OverdueTaskAlarm reads it, and its absence."""
+
+
+def _measure_overdue(deps: Dependencies, due: list[Task]) -> None:
+    """How far past its deadline the oldest open task is; a working sweep keeps it near 0."""
+    now = utc_now()
+    overdue = [
+        (now - t.deadline_at).total_seconds()
+        for t in due
+        if not t.status.terminal and t.deadline_at is not None and t.deadline_at < now
+    ]
+    deps.metrics.put(OVERDUE_METRIC, max(overdue, default=0.0), "Seconds", {})
 
 
 def _sweep_one(deps: Dependencies, task_id: str, status: ProviderStatus | None) -> None:

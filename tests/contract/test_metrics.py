@@ -1,0 +1,97 @@
+"""Metrics contract: ``RecordingMetrics`` and ``EmfMetrics`` (EMF lines, as Lambda prints them).
+
+Every value put is read back with its name, unit and dimensions; the EMF side is read the way
+CloudWatch reads it: each line's directive, one series per dimension set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from image_gateway.adapters.emf_metrics import EmfMetrics
+from image_gateway.metrics import Metrics
+
+from tests.fakes import MetricPoint, RecordingMetrics
+
+NAMESPACE = "ImageTaskGateway"
+
+
+@dataclass
+class MetricsUnderTest:
+    """The port, and every series value it produced (one per dimension set)."""
+
+    metrics: Metrics
+    series: Callable[[], list[MetricPoint]]
+
+
+def _from_emf(output: str) -> list[MetricPoint]:
+    found: list[MetricPoint] = []
+    for line in output.splitlines():
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == NAMESPACE
+            for metric in directive["Metrics"]:
+                for keys in directive["Dimensions"]:
+                    found.append(
+                        MetricPoint(
+                            metric["Name"],
+                            float(document[metric["Name"]]),
+                            metric["Unit"],
+                            {k: document[k] for k in keys},
+                        )
+                    )
+    return found
+
+
+def _rolled_up(points: list[MetricPoint]) -> list[MetricPoint]:
+    """The series CloudWatch keeps for the fake's points (each leading part of the dimensions)."""
+    found: list[MetricPoint] = []
+    for point in points:
+        keys = list(point.dimensions)
+        for n in range(1, len(keys) + 1) if keys else [0]:
+            dims = {k: point.dimensions[k] for k in keys[:n]}
+            found.append(MetricPoint(point.name, point.value, point.unit, dims))
+    return found
+
+
+@pytest.fixture
+def under_test(implementation: str, capsys: pytest.CaptureFixture[str]) -> MetricsUnderTest:
+    """Fresh metrics: the fake, or EMF on this process's stdout."""
+    if implementation == "memory":
+        fake = RecordingMetrics()
+        return MetricsUnderTest(fake, lambda: _rolled_up(fake.points))
+    capsys.readouterr()
+    return MetricsUnderTest(EmfMetrics(NAMESPACE), lambda: _from_emf(capsys.readouterr().out))
+
+
+def test_a_value_is_read_back_with_its_name_unit_and_dimensions(
+    under_test: MetricsUnderTest,
+) -> None:
+    under_test.metrics.put("TasksFailed", 1, "Count", {"Provider": "apimart", "Path": "poll"})
+    series = under_test.series()
+    assert MetricPoint("TasksFailed", 1.0, "Count", {"Provider": "apimart"}) in series
+    full = {"Provider": "apimart", "Path": "poll"}
+    assert MetricPoint("TasksFailed", 1.0, "Count", full) in series
+    assert len(series) == 2
+
+
+def test_a_value_without_dimensions_is_one_series(under_test: MetricsUnderTest) -> None:
+    under_test.metrics.put("OldestOpenTaskOverdueSeconds", 12.5, "Seconds", {})
+    assert under_test.series() == [MetricPoint("OldestOpenTaskOverdueSeconds", 12.5, "Seconds", {})]
+
+
+def test_values_are_kept_apart(under_test: MetricsUnderTest) -> None:
+    under_test.metrics.put("CostEstimateUsd", 0.02, "None", {"Provider": "apimart"})
+    under_test.metrics.put("CostEstimateUsd", 0.05, "None", {"Provider": "apimodels"})
+    values = {(p.dimensions["Provider"], p.value) for p in under_test.series()}
+    assert values == {("apimart", 0.02), ("apimodels", 0.05)}
+
+
+def test_emf_lines_carry_a_millisecond_timestamp(capsys: pytest.CaptureFixture[str]) -> None:
+    EmfMetrics(NAMESPACE).put("TasksSucceeded", 1, "Count", {"Provider": "pmock"})
+    document = json.loads(capsys.readouterr().out)
+    assert isinstance(document["_aws"]["Timestamp"], int)
+    assert document["_aws"]["Timestamp"] > 1_700_000_000_000

@@ -1,0 +1,87 @@
+"""Operator metrics from the service layer: each ended task counted once, by provider and
+finish path, with its cost, latency, fallbacks and error code; the sweep's overdue age."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from image_gateway.models.task import TaskError, TaskStatus, utc_now
+from image_gateway.providers.base import ProviderState
+from image_gateway.service.lifecycle import change_status, fail_task
+from image_gateway.service.sweep import OVERDUE_METRIC, sweep
+
+from tests.fakes import FakeDependencies
+from tests.unit.service.support import fox, make_due, make_overdue, submit_and_dispatch
+
+BROKEN = TaskError(code="provider_task_failed", message="the provider gave up")
+
+
+def test_a_succeeded_task_is_counted_with_its_cost_and_latency(deps: FakeDependencies) -> None:
+    # GIVEN a sync provider with a price WHEN its task finishes
+    deps.configure(prices={"mountsea-compat": {"per_image": {"1K": {"medium": 0.04}}}})
+    submitted = submit_and_dispatch(deps, fox(provider="mountsea-compat"), client_id="c").task
+    task = deps.tasks.require(submitted.task_id)
+
+    # THEN one success by provider and path, its estimate and its provider latency
+    assert task.status is TaskStatus.SUCCEEDED
+    sync = {"Provider": "mountsea-compat", "Path": "sync"}
+    assert deps.metrics.values("TasksSucceeded", **sync) == [1.0]
+    assert deps.metrics.values("CostEstimateUsd", Provider="mountsea-compat") == [0.04]
+    [latency] = deps.metrics.values("ProviderLatencySeconds", Provider="mountsea-compat")
+    assert latency >= 0
+
+
+def test_a_failed_task_is_counted_once_with_its_error_code(deps: FakeDependencies) -> None:
+    # GIVEN a submitted task WHEN two finalisers fail it
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
+    fail_task(deps, task.task_id, BROKEN, by="poll")
+    fail_task(deps, task.task_id, BROKEN, by="sweeper")
+
+    # THEN only the winner counts it, with the error code; a failure costs nothing
+    assert deps.metrics.values("TasksFailed", Provider="mountsea-async") == [1.0]
+    code = {"Provider": "mountsea-async", "Code": "provider_task_failed"}
+    assert deps.metrics.values("TaskErrors", **code) == [1.0]
+    assert deps.metrics.values("CostEstimateUsd") == []
+
+
+def test_a_cancelled_task_is_counted_and_not_a_success(deps: FakeDependencies) -> None:
+    # GIVEN a submitted task WHEN it is cancelled THEN TasksCancelled, no success
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
+
+    change_status(deps, task.task_id, TaskStatus.CANCELLED, by="cancel")
+
+    assert deps.metrics.values("TasksCancelled", Provider="mountsea-async") == [1.0]
+    assert deps.metrics.values("TasksSucceeded") == []
+
+
+def test_the_sweep_publishes_zero_when_no_open_task_is_overdue(deps: FakeDependencies) -> None:
+    # GIVEN a due task within its deadline WHEN the sweep runs THEN the overdue age is 0
+    deps.providers.script("mountsea-async").statuses = [ProviderState.RUNNING]
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
+    make_due(deps, task.task_id)
+
+    sweep(deps)
+
+    assert deps.metrics.values(OVERDUE_METRIC) == [0.0]
+
+
+def test_the_sweep_publishes_how_far_past_its_deadline_the_oldest_open_task_is(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN an open task ten minutes past its deadline WHEN the sweep runs
+    deps.providers.script("mountsea-async").statuses = [ProviderState.RUNNING]
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
+    make_overdue(deps, task.task_id)
+
+    def ten_minutes_late(t: object) -> None:
+        t.deadline_at = utc_now() - timedelta(minutes=10)  # type: ignore[attr-defined]
+
+    deps.tasks.update(task.task_id, ten_minutes_late)
+
+    sweep(deps)
+
+    # THEN the age is published (about 600 s) and the task expires
+    [overdue] = deps.metrics.values(OVERDUE_METRIC)
+    assert 590 <= overdue <= 660
+    assert deps.tasks.require(task.task_id).status is TaskStatus.EXPIRED
+    assert deps.metrics.values("TasksExpired", Provider="mountsea-async") == [1.0]
