@@ -164,9 +164,21 @@ class BenchStack:
         )
         return entered + max(0, scheduled - task_states)
 
-    def stop_poll_loop(self, task_id: str) -> None:
-        """Stop a task's execution (the benchmark finalises it itself)."""
-        self.sfn.stop_execution(executionArn=self.execution_arn(task_id))
+    def stop_poll_loop(self, task_id: str, timeout: float = 30.0) -> None:
+        """Stop a task's execution (the benchmark finalises it itself).
+
+        Submit is storage-first: the dispatch function starts the execution a moment after the
+        202, so it is waited for.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sfn.stop_execution(executionArn=self.execution_arn(task_id))
+                return
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
 
 @contextmanager
