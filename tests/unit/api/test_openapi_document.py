@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -114,3 +116,17 @@ def test_the_document_is_built_once_and_served_as_json(api: ModuleType) -> None:
 
     assert api._openapi_document() is first
     assert json.loads(first)["info"]["title"] == "Image Task Gateway"
+
+
+def test_the_document_is_not_built_at_cold_start() -> None:
+    # GIVEN a fresh interpreter WHEN it imports the API function as Lambda does
+    script = (
+        "import sys; sys.path.insert(0, 'functions/api'); import app; "
+        "print('image_gateway.http.contract' in sys.modules)"
+    )
+    done = subprocess.run(  # noqa: S603 (our own interpreter)
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+
+    # THEN the contract module is not loaded: only the document's first request loads it
+    assert done.stdout.strip().splitlines()[-1] == "False"
