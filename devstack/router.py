@@ -193,6 +193,11 @@ class LocalHttpApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Any method (TRACE, QUERY...) is matched against the routes: one no route
+                # takes gets API Gateway's 404, as on AWS, not http.server's 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         return Handler

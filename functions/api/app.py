@@ -11,6 +11,7 @@ unknown routes, and unexpected failures (500 ``internal_error`` with the request
 from __future__ import annotations
 
 import json
+from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -31,7 +32,7 @@ from image_gateway.http.json_body import decode_json_object
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
 from image_gateway.models.uploads import UploadRequest
-from image_gateway.models.views import TaskList, TaskSummary, TaskView
+from image_gateway.models.views import ProviderList, ProviderView, TaskList, TaskSummary, TaskView
 from image_gateway.providers.registry import PROVIDER_TYPES
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.progress import expected_seconds
@@ -152,24 +153,31 @@ def list_providers() -> Response[str]:
     order = directory.order()
     rows = []
     for name in PROVIDER_TYPES:
-        provider = directory.provider(name)
         price = directory.price(name)
         rows.append(
-            {
-                "name": name,
-                "enabled": directory.enabled(name),
-                "default_rank": order.index(name) + 1 if name in order else None,
-                "capabilities": provider.capabilities.describe(),
-                "price": None if price is None else price.model_dump(),
-            }
+            ProviderView(
+                name=name,
+                enabled=directory.enabled(name),
+                default_rank=order.index(name) + 1 if name in order else None,
+                capabilities=directory.provider(name).capabilities.describe(),
+                price=None if price is None else price.model_dump(),
+            )
         )
-    return _json(200, json.dumps({"default_order": order, "providers": rows}))
+    return _json(200, ProviderList(default_order=order, providers=rows).model_dump_json())
 
 
 @app.get("/v1/openapi.json")
 def openapi() -> Response[str]:
-    """This API's OpenAPI document."""
-    return _json(200, app.get_openapi_json_schema(title="Image Task Gateway", version="1.0.0"))
+    """This API's OpenAPI document: every status each route answers, with its schema."""
+    return _json(200, _openapi_document())
+
+
+@cache
+def _openapi_document() -> str:
+    # Imported here: the document is built on its first request, never at cold start.
+    from image_gateway.http.contract import document
+
+    return json.dumps(document(app.get_openapi_json_schema()))
 
 
 @app.exception_handler(GatewayError)  # type: ignore[untyped-decorator]

@@ -1,4 +1,5 @@
-"""The console: ``GET /console`` (the page) and ``GET /console/{file}`` (its script and styles).
+"""The console: ``GET /console`` (the page) and ``GET /console/{file}`` (its script and styles),
+and ``GET /docs``: Swagger UI of the API's OpenAPI document (``/v1/openapi.json``).
 
 Static files from this function's own folder, read once per execution environment. The page
 calls the client API from the browser with a key the user pastes (kept in the tab's
@@ -17,11 +18,20 @@ STATIC = Path(__file__).parent / "static"
 ASSETS = {
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
+    "docs.js": "text/javascript; charset=utf-8",
 }
+# Swagger UI's script and styles come from jsDelivr at a pinned version (docs.html).
+SWAGGER_UI_ORIGIN = "https://cdn.jsdelivr.net"
 # Images come from presigned S3 URLs (http://127.0.0.1 on devstack); the API is this origin.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' https: data: blob: http://127.0.0.1:* http://localhost:*; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+# The API reference: Swagger UI from its CDN, the document and "try it out" calls from here.
+DOCS_CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; script-src 'self' {SWAGGER_UI_ORIGIN}; "
+    f"style-src 'self' {SWAGGER_UI_ORIGIN}; connect-src 'self'; img-src 'self' data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {
@@ -38,10 +48,10 @@ def _asset(name: str) -> str:
 
 
 @cache
-def _page() -> str:
-    """index.html with its assets' version (their digest), so they can be cached for a year."""
+def _page(name: str = "index.html") -> str:
+    """A page with its assets' version (their digest), so they can be cached for a year."""
     digest = hashlib.sha256("".join(_asset(n) for n in sorted(ASSETS)).encode()).hexdigest()
-    return _asset("index.html").replace("{{version}}", digest[:12])
+    return _asset(name).replace("{{version}}", digest[:12])
 
 
 def _response(status: int, body: str, content_type: str, cache_control: str) -> dict[str, Any]:
@@ -50,7 +60,11 @@ def _response(status: int, body: str, content_type: str, cache_control: str) -> 
 
 
 def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    """API Gateway HTTP API (payload 2.0): the page, one of its assets, or 404."""
+    """API Gateway HTTP API (payload 2.0): the console, one of its assets, the API docs, or 404."""
+    if event.get("routeKey") == "GET /docs":
+        docs = _response(200, _page("docs.html"), "text/html; charset=utf-8", "no-cache")
+        docs["headers"]["content-security-policy"] = DOCS_CONTENT_SECURITY_POLICY
+        return docs
     name = (event.get("pathParameters") or {}).get("file")
     if name is None:
         return _response(200, _page(), "text/html; charset=utf-8", "no-cache")

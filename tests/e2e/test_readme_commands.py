@@ -153,19 +153,25 @@ def restored(stack: DevStack, info: StackInfo) -> Iterator[None]:
         secrets.put_secret_value(SecretId=keys_arn, SecretString=keys)
 
 
-def _placeholders(info: StackInfo, api: httpx.Client, photo: Path, mask: Path) -> dict[str, str]:
-    """What the reader fills in, from the running stack."""
+def _running_task(api: httpx.Client) -> str:
+    """A task the provider never finishes: running until the stack's (scaled) deadline."""
     never = api.post(
         "/v1/images",
         json={"prompt": "readme [sim:never]", "provider": "mountsea-async", "size": "1024x1024"},
     )
     assert never.status_code == 202, never.text
+    task_id: str = never.json()["task_id"]
+    return task_id
+
+
+def _placeholders(info: StackInfo, api: httpx.Client, photo: Path, mask: Path) -> dict[str, str]:
+    """What the reader fills in, from the running stack."""
     stack_name = info.outputs["InboxRulesParameterName"].split("/")[1]
     return {
         "API=http://127.0.0.1:PORT": f"API={info.api_url}",
         "KEY=itg_...": f"KEY={info.api_key}",
         "AWS_ENDPOINT_URL=http://127.0.0.1:PORT": f"AWS_ENDPOINT_URL={info.moto_url}",
-        "tsk_...": never.json()["task_id"],
+        "tsk_...": _running_task(api),
         "data:image/png;base64,...": _png_data_url(),
         "imagegw-dev-inboxbucket-XXXX": info.outputs["InboxBucketName"],
         "imagegw-dev-imagesbucket-XXXX": info.bucket_name,
@@ -212,7 +218,11 @@ def test_every_readme_command_runs_as_written(
     assert {b.first.split("#")[0].strip() for b in blocks} >= set(NOT_RUN)
     photo, mask = tmp_path / "photo.png", tmp_path / "mask.png"
     photo.write_bytes(base64.b64decode(_png_data_url().split(",", 1)[1]))
-    mask.write_bytes(photo.read_bytes())  # transparent centre: repaint there
+    # The mask of the README's edit: the size of the image it masks (the 16:9 2K lighthouse),
+    # with a transparent centre (repaint there).
+    mask_image = Image.new("RGBA", (2048, 1152), (200, 40, 40, 255))
+    mask_image.paste((0, 0, 0, 0), (512, 288, 1536, 864))
+    mask_image.save(mask, format="PNG")
     values = _placeholders(info, api, photo, mask)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PATH"] = f"{TOOLS}{os.pathsep}{env['PATH']}"
@@ -228,6 +238,8 @@ def test_every_readme_command_runs_as_written(
     for block in blocks:
         if block.first.split("#")[0].strip() in NOT_RUN:
             continue
+        if any("tsk_..." in raw for raw in block.commands):  # still running when it is read
+            values["tsk_..."] = _running_task(api)
         for raw in block.commands:
             command = _fill(raw, values)
             # Then it exits 0 (a listing: once the edit is there) and shows what the README says

@@ -66,3 +66,21 @@ def test_every_answer_forbids_framing_and_scripts_from_elsewhere(console: Module
     assert "script-src 'self'" in headers["content-security-policy"]
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_api_docs_are_swagger_ui_of_the_openapi_document(console: ModuleType) -> None:
+    # GIVEN the route GET /docs WHEN served
+    event = json.loads((ROOT / "events" / "console-asset.json").read_text())
+    event.update(routeKey="GET /docs", rawPath="/docs", pathParameters=None)
+    page = console.lambda_handler(event, None)
+
+    # THEN Swagger UI (pinned) reads the document, its script allowed by the page's policy only
+    assert page["statusCode"] == 200
+    assert page["headers"]["content-type"].startswith("text/html")
+    assert re.search(r"swagger-ui-dist@\d+\.\d+\.\d+/swagger-ui-bundle\.js", page["body"])
+    assert re.search(r"console/docs\.js\?v=[0-9a-f]{12}", page["body"])
+    assert console.SWAGGER_UI_ORIGIN in page["headers"]["content-security-policy"]
+    assert (
+        console.SWAGGER_UI_ORIGIN not in _get(console, None)["headers"]["content-security-policy"]
+    )
+    assert '"v1/openapi.json"' in _get(console, "docs.js")["body"]

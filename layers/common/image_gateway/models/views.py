@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -134,3 +135,25 @@ class TaskList(BaseModel):
 
     tasks: list[TaskSummary]
     next_cursor: str | None
+
+
+class ProviderView(BaseModel):
+    """One row of ``GET /v1/providers``."""
+
+    name: str
+    enabled: bool
+    default_rank: int | None = Field(description="its place in the default order (1 = first)")
+    capabilities: dict[str, Any] = Field(
+        description="modes, callback, batch_poll, max_images, mask, backgrounds, "
+        "output_formats, output_compression, sizes"
+    )
+    price: dict[str, Any] | None = Field(
+        description="USD per image by tier and quality (per_image) and its source, if configured"
+    )
+
+
+class ProviderList(BaseModel):
+    """``GET /v1/providers``: every provider this gateway knows, and the default order."""
+
+    default_order: list[str]
+    providers: list[ProviderView]

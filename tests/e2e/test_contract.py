@@ -1,0 +1,158 @@
+"""The API's OpenAPI document tells the truth: a fuzzer finds no answer it does not describe,
+and a client generated from it parses what the gateway answers into its models."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.stack import StackInfo
+
+BIN = Path(sys.executable).parent
+# Every check but those this API answers otherwise on purpose: no 405 (an unknown method is
+# API Gateway's 404), and valid-by-schema input may still be refused by a rule the schema
+# cannot say (a mask without images, an unknown task id).
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,"
+    "response_schema_conformance,response_headers_conformance,negative_data_rejection,"
+    "missing_required_header,ignored_auth"
+)
+MAX_EXAMPLES = 400  # per operation and phase: ~1,700 cases in ~2 minutes on 2 cores
+MIN_CASES = 1_000
+TIME_LIMIT_SECONDS = 420
+
+
+def test_a_fuzzer_finds_no_answer_the_document_does_not_describe(
+    info: StackInfo, tmp_path: Path
+) -> None:
+    # GIVEN the live document WHEN schemathesis sends positive and negative cases to every
+    # operation (examples, coverage, fuzzing and stateful phases, links between operations)
+    run = subprocess.run(  # noqa: S603 (our own command)
+        [
+            str(BIN / "schemathesis"),
+            "run",
+            f"{info.api_url}/v1/openapi.json",
+            "--header",
+            f"Authorization: Bearer {info.api_key}",
+            "--checks",
+            CHECKS,
+            "--mode",
+            "all",
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--seed",
+            "1",
+            "--workers",
+            "2",
+            "--generation-database",
+            "none",
+            "--request-timeout",
+            "30",
+            "--no-color",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIME_LIMIT_SECONDS,
+        check=False,
+    )
+
+    # THEN it passes, over at least a thousand cases
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    summary = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert summary is not None, run.stdout[-3000:]
+    generated, passed = int(summary[1]), int(summary[2])
+    assert generated >= MIN_CASES
+    assert passed == generated
+
+
+@pytest.fixture(scope="module")
+def generated_client(info: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A client package generated with openapi-python-client from the live document."""
+    folder = tmp_path_factory.mktemp("generated")
+    document = folder / "openapi.json"
+    document.write_text(httpx.get(f"{info.api_url}/v1/openapi.json").text)
+    subprocess.run(  # noqa: S603 (our own command)
+        [
+            str(BIN / "openapi-python-client"),
+            "generate",
+            "--path",
+            str(document),
+            "--meta",
+            "none",
+            "--output-path",
+            str(folder / "itg_generated"),
+            "--fail-on-warning",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},  # its ruff
+    )
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module("itg_generated")
+    finally:
+        sys.path.remove(str(folder))
+
+
+def _module(package: ModuleType, name: str) -> Any:
+    return importlib.import_module(f"{package.__name__}.{name}")
+
+
+def test_a_generated_client_parses_a_submitted_task_a_task_and_an_error(
+    generated_client: ModuleType, info: StackInfo
+) -> None:
+    models = _module(generated_client, "models")
+    create = _module(generated_client, "api.tasks.create_image")
+    get = _module(generated_client, "api.tasks.get_task")
+    client = _module(generated_client, "client").AuthenticatedClient(
+        base_url=info.api_url, token=info.api_key
+    )
+
+    # WHEN it submits a generation THEN the 202 parses as a TaskView
+    body = models.ImageRequest.from_dict({"prompt": "a lighthouse", "provider": "apimart"})
+    submitted = create.sync_detailed(client=client, body=body)
+    assert submitted.status_code == 202
+    assert isinstance(submitted.parsed, models.TaskView)
+    assert submitted.parsed.task_id.startswith("tsk_")
+
+    # WHEN it reads the task THEN a TaskView with the same id
+    task = get.sync_detailed(submitted.parsed.task_id, client=client)
+    assert task.status_code == 200
+    assert isinstance(task.parsed, models.TaskView)
+    assert task.parsed.task_id == submitted.parsed.task_id
+
+    # WHEN it reads an unknown task, or submits a bad request THEN an ErrorBody with its code
+    missing = get.sync_detailed("tsk_missing", client=client)
+    assert missing.status_code == 404
+    assert isinstance(missing.parsed, models.ErrorBody)
+    assert missing.parsed.error.code == "task_not_found"
+    bad = create.sync_detailed(client=client, body=models.ImageRequest.from_dict({"prompt": ""}))
+    assert bad.status_code == 400
+    assert isinstance(bad.parsed, models.ErrorBody)
+    assert bad.parsed.error.code == "validation_error"
+
+
+def test_a_method_no_route_takes_is_a_404_not_a_server_error(api: httpx.Client) -> None:
+    # GIVEN a method the router has no handler for WHEN sent THEN API Gateway's 404, as on AWS
+    assert api.request("TRACE", "/v1/images").status_code == 404
+
+
+def test_swagger_ui_is_served_for_the_document(info: StackInfo) -> None:
+    page = httpx.get(f"{info.api_url}/docs")
+
+    assert page.status_code == 200
+    assert "swagger-ui-bundle.js" in page.text
+    script = httpx.get(f"{info.api_url}/console/docs.js")
+    assert '"v1/openapi.json"' in script.text

@@ -1,0 +1,132 @@
+"""The OpenAPI document the API serves: every route, every status it answers, real schemas."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from image_gateway.http.contract import OPERATIONS, ErrorBody, document
+from image_gateway.models.uploads import UploadPlan
+from image_gateway.models.views import ProviderList, TaskList, TaskView
+from pydantic import BaseModel
+
+from devstack.template import ROOT
+
+MODELS: dict[str, type[BaseModel]] = {
+    m.__name__: m for m in (TaskView, TaskList, ProviderList, UploadPlan, ErrorBody)
+}
+
+
+@pytest.fixture(scope="module")
+def api() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("api_contract", ROOT / "functions/api/app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def doc(api: ModuleType) -> dict[str, Any]:
+    return document(api.app.get_openapi_json_schema())
+
+
+def _operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            yield method, path, operation
+
+
+def _refs(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "$ref":
+                yield item
+            else:
+                yield from _refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _refs(item)
+
+
+def test_every_route_is_described(doc: dict[str, Any]) -> None:
+    # GIVEN the routes the app serves THEN each has its entry, and no entry is stale
+    served = {(method, path) for method, path, _ in _operations(doc)}
+
+    assert served == set(OPERATIONS)
+
+
+def test_no_answer_is_typed_as_a_bare_string_or_as_powertools_validation_error(
+    doc: dict[str, Any],
+) -> None:
+    for method, path, operation in _operations(doc):
+        for status, response in operation["responses"].items():
+            schema = response["content"]["application/json"]["schema"]
+            assert schema != {"type": "string"}, (method, path, status)
+        assert "HTTPValidationError" not in json.dumps(operation)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+
+
+def test_submit_documents_202_and_the_replay_200_and_its_refusals(doc: dict[str, Any]) -> None:
+    responses = doc["paths"]["/v1/images"]["post"]["responses"]
+
+    assert {"202", "200", "400", "401", "409", "413", "415", "422"} <= set(responses)
+    assert responses["202"]["content"]["application/json"]["schema"]["$ref"].endswith("TaskView")
+    assert responses["400"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorBody")
+
+
+def test_every_key_route_answers_401_and_the_document_itself_needs_no_key(
+    doc: dict[str, Any], api: ModuleType
+) -> None:
+    assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    for method, path, operation in _operations(doc):
+        public = f"{method.upper()} {path}" in api.ROUTES.public
+        assert (operation.get("security") == []) is public, (method, path)
+        assert ("401" in operation["responses"]) is not public, (method, path)
+
+
+def test_every_operation_has_a_tag_a_description_and_examples_its_models_accept(
+    doc: dict[str, Any],
+) -> None:
+    for method, path, operation in _operations(doc):
+        assert operation["tags"] and operation["summary"] and operation["description"]
+        for response in operation["responses"].values():
+            content = response["content"]["application/json"]
+            name = content["schema"].get("$ref", "").rsplit("/", 1)[-1]
+            if name:
+                MODELS[name].model_validate(content["example"])  # raises if it lies
+            else:
+                assert content["example"], (method, path)
+
+
+def test_every_reference_resolves(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    for ref in _refs(doc):
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+
+
+def test_the_document_is_built_once_and_served_as_json(api: ModuleType) -> None:
+    first = api._openapi_document()
+
+    assert api._openapi_document() is first
+    assert json.loads(first)["info"]["title"] == "Image Task Gateway"
+
+
+def test_the_document_is_not_built_at_cold_start() -> None:
+    # GIVEN a fresh interpreter WHEN it imports the API function as Lambda does
+    script = (
+        "import sys; sys.path.insert(0, 'functions/api'); import app; "
+        "print('image_gateway.http.contract' in sys.modules)"
+    )
+    done = subprocess.run(  # noqa: S603 (our own interpreter)
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+
+    # THEN the contract module is not loaded: only the document's first request loads it
+    assert done.stdout.strip().splitlines()[-1] == "False"
