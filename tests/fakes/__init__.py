@@ -29,10 +29,17 @@ from tests.fakes.stores import (
     InMemoryImageStore,
     InMemoryTaskStore,
 )
+from tests.fakes.webhooks import (
+    FakeWebhooks,
+    InMemoryWebhookDeliveries,
+    InMemoryWebhookSecrets,
+    RecordingWebhookTransport,
+)
 
 __all__ = [
     "FakeDependencies",
     "FakeInboxDependencies",
+    "FakeWebhooks",
     "InMemoryApiKeys",
     "InMemoryDispatchQueue",
     "InMemoryFetcher",
@@ -42,8 +49,11 @@ __all__ = [
     "InMemoryPollLoops",
     "InMemoryProviderSlots",
     "InMemoryTaskStore",
+    "InMemoryWebhookDeliveries",
+    "InMemoryWebhookSecrets",
     "ProviderScript",
     "RecordingEventPublisher",
+    "RecordingWebhookTransport",
     "ScriptedProviders",
     "fake_settings",
     "unavailable",
@@ -102,6 +112,7 @@ class FakeDependencies:
         self._providers = ScriptedProviders(self._directory, default_image)
         self._fetcher = InMemoryFetcher(max_bytes=self._settings.max_image_bytes)
         self._signer = WebhookSigner(b"fake-webhook-secret")
+        self._webhooks = FakeWebhooks()
 
     def configure(self, **document: Any) -> None:
         """Replace the providers parameter's content (applies at once: no cache)."""
@@ -176,3 +187,8 @@ class FakeDependencies:
     def signer(self) -> WebhookSigner:
         """Callback tokens."""
         return self._signer
+
+    @property
+    def webhooks(self) -> FakeWebhooks:
+        """Webhook secrets, the delivery queue and callers' receivers, in memory."""
+        return self._webhooks

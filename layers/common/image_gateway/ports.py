@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from image_gateway.providers.client import InputOpener
     from image_gateway.providers.directory import ProviderDirectory
     from image_gateway.timing import TimingPolicy
+    from image_gateway.webhook_ports import WebhookPorts
 
 
 # -- the task repository -------------------------------------------------------------------------
@@ -351,4 +352,9 @@ class Dependencies(Protocol):
     @property
     def signer(self) -> WebhookSigner:
         """Per-task callback tokens."""
+        ...
+
+    @property
+    def webhooks(self) -> WebhookPorts:
+        """Signed webhooks to callers: secrets, the delivery queue, the HTTP transport."""
         ...

@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from image_gateway.models.task import (
+    DeliveryRecord,
     ImageOutput,
     ProviderAttempt,
     SourceObject,
@@ -51,6 +52,9 @@ class TaskView(BaseModel):
     attempts: list[ProviderAttempt]
     history: list[StatusChange]
     source: SourceObject | None = None
+    deliveries: list[DeliveryRecord] = Field(
+        default_factory=list, description="webhook attempts to callback_url, oldest first"
+    )
     url: str
 
     @classmethod
@@ -85,6 +89,7 @@ class TaskView(BaseModel):
             attempts=task.attempts,
             history=task.history,
             source=task.source,
+            deliveries=task.deliveries,
             url=f"{base_path}/v1/tasks/{task.task_id}",
         )
 
@@ -134,3 +139,14 @@ class TaskList(BaseModel):
 
     tasks: list[TaskSummary]
     next_cursor: str | None
+
+
+class WebhookSecretView(BaseModel):
+    """``GET /v1/webhook-secret`` and ``POST /v1/webhook-secret/rotate``."""
+
+    secret: str = Field(description="whsec_...: verify deliveries with it (Standard Webhooks)")
+    previous_secret_valid_until: datetime | None = Field(
+        default=None,
+        description="after a rotation, deliveries are also signed with the "
+        "previous secret until then",
+    )

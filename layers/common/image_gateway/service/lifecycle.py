@@ -19,6 +19,7 @@ from image_gateway.errors import Conflict
 from image_gateway.models.events import DETAIL_TYPES
 from image_gateway.models.task import Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, EventPublishError, ForbiddenTransition
+from image_gateway.service import webhooks
 
 logger = Logger(child=True)
 
@@ -56,7 +57,9 @@ def change_status(
         )
         return Transition(refused.task, changed=False)
     logger.info("task status", extra={"task_id": task_id, "status": target, "by": by})
-    return Transition(publish_pending_event(deps, task), changed=True)
+    announced = publish_pending_event(deps, task)
+    webhooks.announce(deps, announced)  # the winner only: a webhook is never queued twice
+    return Transition(announced, changed=True)
 
 
 def _free(change: Callable[[Task], None] | None) -> Callable[[Task], None]:
