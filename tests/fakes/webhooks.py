@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -80,7 +81,12 @@ class RecordingWebhookTransport:
         """Refuse what the fake deems unsafe."""
         if not url.startswith("https://"):
             raise UnsafeUrl("only https URLs can be fetched", reason="scheme")
-        if ".internal" in url.split("/")[2]:
+        host = url.split("/")[2].rsplit(":", 1)[0].strip("[]")
+        try:
+            private = not ipaddress.ip_address(host).is_global
+        except ValueError:  # a name: ``.internal`` ones stand for names resolving privately
+            private = host.endswith(".internal")
+        if private:
             raise UnsafeUrl("private addresses are refused", reason="private_address")
         if "nxdomain" in url:
             raise DownloadFailed("could not resolve the host", retryable=False)
