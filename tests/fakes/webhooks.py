@@ -8,8 +8,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from image_gateway.errors import DownloadFailed, UnsafeUrl
-from image_gateway.models.webhooks import DeliveryMessage
-from image_gateway.ports import QueueUnavailable
+from image_gateway.models.webhooks import DeliveryMessage, WebhookFailedDetail
+from image_gateway.ports import EventPublishError, QueueUnavailable
 from image_gateway.standard_webhooks import new_secret
 from image_gateway.webhook_ports import WebhookSecretSet
 
@@ -98,6 +98,20 @@ class RecordingWebhookTransport:
         return self.answer(url, body, headers)
 
 
+class RecordingWebhookFailures:
+    """Keeps every ``Image Task Webhook Failed`` detail; ``refuse`` makes publish fail."""
+
+    def __init__(self) -> None:
+        self.published: list[WebhookFailedDetail] = []
+        self.refuse = False
+
+    def publish(self, detail: WebhookFailedDetail) -> None:
+        """Record the event (EventPublishError when refusing)."""
+        if self.refuse:
+            raise EventPublishError(f"refused {detail.event_id}")
+        self.published.append(detail)
+
+
 class FakeWebhooks:
     """The three webhook fakes together (``Dependencies.webhooks``)."""
 
@@ -105,3 +119,4 @@ class FakeWebhooks:
         self.secrets = InMemoryWebhookSecrets()
         self.deliveries = InMemoryWebhookDeliveries()
         self.transport = RecordingWebhookTransport()
+        self.failures = RecordingWebhookFailures()

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from image_gateway.models.webhooks import DeliveryMessage
+    from image_gateway.models.webhooks import DeliveryMessage, WebhookFailedDetail
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,14 @@ class WebhookTransport(Protocol):
         ...
 
 
+class WebhookFailures(Protocol):
+    """``Image Task Webhook Failed`` events on the bus (EventPublishError when refused)."""
+
+    def publish(self, detail: WebhookFailedDetail) -> None:
+        """Announce a delivery that will not be tried again."""
+        ...
+
+
 class WebhookPorts(Protocol):
     """The three webhook ports together."""
 
@@ -81,4 +89,9 @@ class WebhookPorts(Protocol):
     @property
     def transport(self) -> WebhookTransport:
         """POSTs to callers' URLs."""
+        ...
+
+    @property
+    def failures(self) -> WebhookFailures:
+        """Events of deliveries given up."""
         ...

@@ -7,12 +7,17 @@ import json
 from datetime import timedelta
 
 import pytest
-from image_gateway.errors import DownloadFailed, InvalidRequest
-from image_gateway.models.task import TaskStatus, utc_now
+from image_gateway.errors import DownloadFailed, InvalidRequest, NotFound, UnsafeUrl
+from image_gateway.models.task import Task, TaskStatus, utc_now
 from image_gateway.models.webhooks import DeliveryMessage
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.submit import submit_task
-from image_gateway.service.webhooks import deliver, redeliver, rotate_secret
+from image_gateway.service.webhooks import (
+    current_secret,
+    deliver,
+    redeliver,
+    rotate_secret,
+)
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -156,15 +161,21 @@ def test_after_the_last_attempt_the_delivery_is_dead_lettered(deps: FakeDependen
 
     deps.webhooks.transport.answer = down
     message = deps.webhooks.deliveries.take()[0]
-    last = message.model_copy(
-        update={"attempt": 1 + len(deps.timing.webhook_retry_schedule_seconds)}
-    )
+    attempts = 1 + len(deps.timing.webhook_retry_schedule_seconds)
+    last = message.model_copy(update={"attempt": attempts})
 
     record = deliver(deps, last)
 
     assert record is not None and record.outcome == "failed"
     assert deps.webhooks.deliveries.dead_letters == [last]
     assert deps.webhooks.deliveries.messages == []
+    (event,) = deps.webhooks.failures.published
+    assert (event.webhook_id, event.attempts, event.last_error) == (
+        last.webhook_id,
+        attempts,
+        "timed out",
+    )
+    assert event.callback_url == URL
 
 
 def test_the_schedule_retries_for_at_least_a_day() -> None:
@@ -226,3 +237,69 @@ def test_the_body_is_the_task_view_without_image_bytes(deps: FakeDependencies) -
     output = document["data"]["outputs"][0]
     assert {"bucket", "key", "content_type", "width", "height", "sha256", "url"} <= set(output)
     assert "deliveries" not in document["data"]
+
+
+def test_a_first_secret_is_made_on_first_use_and_kept(deps: FakeDependencies) -> None:
+    first = current_secret(deps, "c9")
+
+    assert first.secret.startswith("whsec_")
+    assert current_secret(deps, "c9") == first
+    assert first.previous_secret_valid_until is None
+
+
+def test_redeliver_without_any_delivery_is_not_found(deps: FakeDependencies) -> None:
+    task = submit_and_dispatch(deps, fox(provider="mountsea-compat"), client_id="c1").task
+
+    with pytest.raises(NotFound):
+        redeliver(deps, task)
+
+
+def test_a_receiver_that_now_resolves_privately_is_refused_and_not_retried(
+    deps: FakeDependencies,
+) -> None:
+    _finished_sync_task(deps)
+
+    def rebound(*_: object) -> int:
+        raise UnsafeUrl("receiver.example resolves to 10.0.0.1", reason="private_address")
+
+    deps.webhooks.transport.answer = rebound
+
+    (record,) = [deliver(deps, m) for m in deps.webhooks.deliveries.take()]
+
+    assert record is not None and record.outcome == "refused"
+    assert deps.webhooks.deliveries.messages == []
+
+
+def test_a_resolver_hiccup_at_submit_lets_the_task_through(deps: FakeDependencies) -> None:
+    def hiccup(url: str) -> None:
+        raise DownloadFailed("could not resolve receiver.example", retryable=True)
+
+    deps.webhooks.transport.check_url = hiccup  # type: ignore[method-assign]
+
+    task = submit_task(deps, fox(callback_url=URL), client_id="c1").task
+
+    assert task.request.callback_url == URL
+
+
+def test_a_queue_outage_never_fails_the_status_change(deps: FakeDependencies) -> None:
+    deps.webhooks.deliveries.unavailable = True
+
+    task = submit_and_dispatch(
+        deps, fox(provider="mountsea-compat", callback_url=URL), client_id="c1"
+    ).task
+
+    assert task.status is TaskStatus.SUCCEEDED
+
+
+def test_a_large_task_view_is_cut_to_stay_under_20_kb(deps: FakeDependencies) -> None:
+    task_id = _finished_sync_task(deps, metadata={f"k{i}": "v" * 256 for i in range(16)})
+
+    def pad(task: Task) -> None:
+        task.history = task.history * 200  # ~50 kB of history
+
+    deps.tasks.update(task_id, pad)
+    _deliver_all(deps)
+
+    body = deps.webhooks.transport.posts[0][1]
+    assert len(body) < 20_000
+    assert len(json.loads(body)["data"]["history"]) == 3

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
+from image_gateway.adapters.eventbridge import EventBridgeWebhookFailures
 from image_gateway.adapters.kms_webhook_secrets import KmsWebhookSecrets
 from image_gateway.adapters.sqs_webhooks import SqsWebhookDeliveries
 from image_gateway.config import Settings
@@ -54,4 +55,12 @@ class AwsWebhooks:
             self._settings.fetch_allow_private_hosts,
             timeout=self._timing.webhook_timeout_seconds,
             max_redirects=0,
+        )
+
+    @cached_property
+    def failures(self) -> EventBridgeWebhookFailures:
+        """``Image Task Webhook Failed`` events on the stack's bus."""
+        settings = self._settings
+        return EventBridgeWebhookFailures(
+            self._client("events"), settings.event_bus_name, settings.event_source
         )

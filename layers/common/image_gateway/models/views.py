@@ -150,3 +150,24 @@ class WebhookSecretView(BaseModel):
         description="after a rotation, deliveries are also signed with the "
         "previous secret until then",
     )
+
+
+class WebhookPayload(BaseModel):
+    """The body of every signed webhook to a caller (schema version 1, Standard Webhooks)."""
+
+    type: str = Field(
+        description="image_task.submitted | running | succeeded | failed | cancelled | expired"
+    )
+    timestamp: datetime = Field(description="when the task reached that status")
+    data: TaskView = Field(
+        description="the task as it stands when the attempt is made (without deliveries); "
+        "outputs carry a presigned download URL valid for OUTPUT_URL_TTL_SECONDS"
+    )
+
+
+def webhook_payload_schema() -> dict[str, object]:
+    """The JSON Schema of a webhook body (published as events/schema/image-task-webhook.v1.json)."""
+    schema = WebhookPayload.model_json_schema()
+    schema["$id"] = "https://github.com/image-task-gateway/events/image-task-webhook.v1.json"
+    schema["title"] = "Image Task webhook body (version 1)"
+    return schema

@@ -11,9 +11,11 @@ from image_gateway.models.task import DeliveryRecord, TaskStatus
 
 __all__ = [
     "DEFAULT_CALLBACK_EVENTS",
+    "WEBHOOK_FAILED_DETAIL_TYPE",
     "CallbackEvent",
     "DeliveryMessage",
     "DeliveryRecord",
+    "WebhookFailedDetail",
     "callback_event_of",
     "webhook_id",
 ]
@@ -53,3 +55,22 @@ class DeliveryMessage(BaseModel):
         default=None, description="not tried before this (waits over SQS's 15 min are chained)"
     )
     retries: bool = Field(default=True, description="False: a manual redelivery, tried once")
+
+
+WEBHOOK_FAILED_DETAIL_TYPE = "Image Task Webhook Failed"
+
+
+class WebhookFailedDetail(BaseModel):
+    """``detail`` of the ``Image Task Webhook Failed`` event: a delivery's last attempt failed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: Literal["1"] = "1"
+    event_id: str = Field(description="webhook_id:failed; subscribers deduplicate on it")
+    task_id: str
+    client_id: str
+    webhook_id: str
+    event: str = Field(description="the delivery's type, e.g. image_task.succeeded")
+    attempts: int
+    last_error: str | None
+    callback_url: str = Field(description="scheme, host and path only (no query string)")

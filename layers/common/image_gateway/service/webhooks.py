@@ -13,24 +13,25 @@ presigned download URLs are always fresh.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import httpx
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import DownloadFailed, InvalidRequest, NotFound, UnsafeUrl
 from image_gateway.models.task import DeliveryRecord, Task, TaskStatus, utc_now
-from image_gateway.models.views import TaskView, WebhookSecretView
+from image_gateway.models.views import TaskView, WebhookPayload, WebhookSecretView
 from image_gateway.models.webhooks import (
     DEFAULT_CALLBACK_EVENTS,
     DeliveryMessage,
+    WebhookFailedDetail,
     callback_event_of,
     webhook_id,
 )
-from image_gateway.ports import Dependencies, QueueUnavailable
+from image_gateway.ports import Dependencies, EventPublishError, QueueUnavailable
 from image_gateway.service.progress import expected_seconds
 from image_gateway.standard_webhooks import signed_headers
 from image_gateway.webhook_ports import WebhookSecretSet
@@ -123,7 +124,7 @@ def redeliver(deps: Dependencies, task: Task) -> DeliveryMessage:
 
 
 def render_body(deps: Dependencies, task: Task, status: TaskStatus, at: datetime) -> bytes:
-    """The JSON body: ``{"type", "timestamp", "data": the task view}``, under 20 kB."""
+    """The JSON body (``WebhookPayload``: type, timestamp, the task view), under 20 kB."""
     settings = deps.settings
     view = TaskView.from_task(
         task,
@@ -131,17 +132,17 @@ def render_body(deps: Dependencies, task: Task, status: TaskStatus, at: datetime
         base_path=settings.public_base_url or task.callback_base_url or "",
         expected_seconds=expected_seconds(settings, task),
     )
-    data = view.model_dump(mode="json", exclude={"deliveries"})
-    body = _dump(event_type(status), at, data)
+    view.deliveries = []  # the receiver's own log is not its business; GET /v1/tasks has it
+    payload = WebhookPayload(type=event_type(status), timestamp=at, data=view)
+    body = _dump(payload)
     if len(body) > MAX_BODY_BYTES:  # many fallbacks: the full history stays on GET /v1/tasks
-        data["attempts"], data["history"] = data["attempts"][-3:], data["history"][-3:]
-        body = _dump(event_type(status), at, data)
+        view.attempts, view.history = view.attempts[-3:], view.history[-3:]
+        body = _dump(payload)
     return body
 
 
-def _dump(kind: str, at: datetime, data: dict[str, object]) -> bytes:
-    document = {"type": kind, "timestamp": at.isoformat(), "data": data}
-    return json.dumps(document, separators=(",", ":")).encode()
+def _dump(payload: WebhookPayload) -> bytes:
+    return payload.model_dump_json(exclude={"data": {"deliveries"}}).encode()
 
 
 def deliver(
@@ -227,10 +228,7 @@ def _outcome(
     wait = deps.timing.webhook_wait(message.attempt, draw()) if message.retries else None
     if wait is None:
         if message.retries:
-            try:
-                deps.webhooks.deliveries.dead_letter(message)
-            except QueueUnavailable:
-                logger.exception("webhook not dead-lettered", extra={"task_id": message.task_id})
+            _give_up(deps, message, error)
         return record("failed")
     seconds = deps.settings.scaled(wait)
     next_at = at + timedelta(seconds=seconds)
@@ -239,6 +237,30 @@ def _outcome(
         following, delay_seconds=min(MAX_SQS_DELAY_SECONDS, math.ceil(seconds))
     )
     return record("retrying", next_at)
+
+
+def _give_up(deps: Dependencies, message: DeliveryMessage, error: str) -> None:
+    """The last attempt failed: to the dead-letter queue, and an event for subscribers."""
+    try:
+        deps.webhooks.deliveries.dead_letter(message)
+    except QueueUnavailable:
+        logger.exception("webhook not dead-lettered", extra={"task_id": message.task_id})
+    task = deps.tasks.require(message.task_id)
+    url = httpx.URL(task.request.callback_url or "")
+    detail = WebhookFailedDetail(
+        event_id=f"{message.webhook_id}:failed",
+        task_id=task.task_id,
+        client_id=task.client_id,
+        webhook_id=message.webhook_id,
+        event=event_type(message.status),
+        attempts=message.attempt,
+        last_error=error,
+        callback_url=f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}{url.path}",
+    )
+    try:
+        deps.webhooks.failures.publish(detail)
+    except EventPublishError:
+        logger.exception("webhook failure not announced", extra={"task_id": message.task_id})
 
 
 def _status_time(task: Task, status: TaskStatus) -> datetime | None:
