@@ -13,8 +13,8 @@ from image_gateway.standard_webhooks import signed_headers
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devstack.stack import StackInfo
+from devstack.webhook_receiver import WebhookReceiver
 from tests.e2e.support import submit, wait_terminal
-from tests.e2e.webhook_receiver import WebhookReceiver
 
 PROVIDERS = {  # one per way a task is finished
     "callback": {"provider": "apimart", "aspect_ratio": "1:1", "resolution": "1K"},
