@@ -7,10 +7,11 @@ import json
 from datetime import timedelta
 
 import pytest
-from image_gateway.errors import DownloadFailed, InvalidRequest, NotFound, UnsafeUrl
+from image_gateway.errors import Conflict, DownloadFailed, InvalidRequest, NotFound, UnsafeUrl
 from image_gateway.models.task import Task, TaskStatus, utc_now
 from image_gateway.models.webhooks import DeliveryMessage
 from image_gateway.service.lifecycle import cancel_task
+from image_gateway.service.refresh import refresh_task
 from image_gateway.service.submit import submit_task
 from image_gateway.service.webhooks import (
     current_secret,
@@ -303,3 +304,25 @@ def test_a_large_task_view_is_cut_to_stay_under_20_kb(deps: FakeDependencies) ->
     body = deps.webhooks.transport.posts[0][1]
     assert len(body) < 20_000
     assert len(json.loads(body)["data"]["history"]) == 3
+
+
+def test_a_refused_event_delays_the_webhook_until_the_sweeper_re_emits_it(
+    deps: FakeDependencies,
+) -> None:
+    deps.events.refuse_next = 2  # the bus refuses the submitted and the succeeded events
+    task_id = _finished_sync_task(deps)
+    assert deps.webhooks.deliveries.take() == []
+
+    refresh_task(deps, task_id, by="sweeper", emit_missing_event=True)
+
+    assert [m.webhook_id for m in deps.webhooks.deliveries.take()] == [f"msg_{task_id}_succeeded"]
+
+
+def test_a_status_change_that_loses_its_race_queues_no_webhook(deps: FakeDependencies) -> None:
+    task_id = _finished_sync_task(deps, callback_events=["completed"])
+    deps.webhooks.deliveries.take()
+
+    with pytest.raises(Conflict):
+        cancel_task(deps, deps.tasks.require(task_id))
+
+    assert deps.webhooks.deliveries.take() == []

@@ -4,7 +4,8 @@ Each change is a conditional write (``TaskRepository.transition``); the writer t
 the event, then records that it did. A crash between the two leaves the task on the sweeper's
 index, which emits the missing event later (``timing.event_recheck_seconds`` after the change,
 so it does not race the winner; at least once: subscribers deduplicate on ``event_id``).
-Writers that lose never emit.
+Writers that lose never emit. The caller's webhook (``service.webhooks``) is queued with the
+event, so a crash before it is made good by the same sweep (same ``webhook-id``).
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def change_status(
         )
         return Transition(refused.task, changed=False)
     logger.info("task status", extra={"task_id": task_id, "status": target, "by": by})
-    announced = publish_pending_event(deps, task)
-    webhooks.announce(deps, announced)  # the winner only: a webhook is never queued twice
-    return Transition(announced, changed=True)
+    if task.status not in DETAIL_TYPES:  # no event to ride on (running): its webhook alone
+        webhooks.announce(deps, task)
+    return Transition(publish_pending_event(deps, task), changed=True)
 
 
 def _free(change: Callable[[Task], None] | None) -> Callable[[Task], None]:
@@ -91,6 +92,8 @@ def publish_pending_event(deps: Dependencies, task: Task) -> Task:
             "event not published; the sweeper will retry", extra={"task_id": task.task_id}
         )
         return task
+    # the caller's webhook rides on the event: re-emitted with it, same webhook-id
+    webhooks.announce(deps, task)
     status = task.status
 
     def mark(t: Task) -> None:
