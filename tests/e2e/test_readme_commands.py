@@ -153,19 +153,24 @@ def restored(stack: DevStack, info: StackInfo) -> Iterator[None]:
         secrets.put_secret_value(SecretId=keys_arn, SecretString=keys)
 
 
-def _placeholders(info: StackInfo, api: httpx.Client, photo: Path, mask: Path) -> dict[str, str]:
-    """What the reader fills in, from the running stack."""
+def _open_task(api: httpx.Client) -> str:
+    """A task that stays open until its deadline (6 s here): made just before a block uses it."""
     never = api.post(
         "/v1/images",
         json={"prompt": "readme [sim:never]", "provider": "mountsea-async", "size": "1024x1024"},
     )
     assert never.status_code == 202, never.text
+    return str(never.json()["task_id"])
+
+
+def _placeholders(info: StackInfo, api: httpx.Client, photo: Path, mask: Path) -> dict[str, str]:
+    """What the reader fills in, from the running stack."""
     stack_name = info.outputs["InboxRulesParameterName"].split("/")[1]
     return {
         "API=http://127.0.0.1:PORT": f"API={info.api_url}",
         "KEY=itg_...": f"KEY={info.api_key}",
         "AWS_ENDPOINT_URL=http://127.0.0.1:PORT": f"AWS_ENDPOINT_URL={info.moto_url}",
-        "tsk_...": never.json()["task_id"],
+        "tsk_...": _open_task(api),
         "data:image/png;base64,...": _png_data_url(),
         "imagegw-dev-inboxbucket-XXXX": info.outputs["InboxBucketName"],
         "imagegw-dev-imagesbucket-XXXX": info.bucket_name,
@@ -212,7 +217,10 @@ def test_every_readme_command_runs_as_written(
     assert {b.first.split("#")[0].strip() for b in blocks} >= set(NOT_RUN)
     photo, mask = tmp_path / "photo.png", tmp_path / "mask.png"
     photo.write_bytes(base64.b64decode(_png_data_url().split(",", 1)[1]))
-    mask.write_bytes(photo.read_bytes())  # transparent centre: repaint there
+    # the mask of `imagegw edit demo-output/lighthouse.png`: that image's size (16:9 @ 2K)
+    mask_image = Image.new("RGBA", (2048, 1152), (0, 0, 0, 255))
+    mask_image.paste((0, 0, 0, 0), (768, 320, 1280, 832))  # transparent centre: repaint there
+    mask_image.save(mask, format="PNG")
     values = _placeholders(info, api, photo, mask)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PATH"] = f"{TOOLS}{os.pathsep}{env['PATH']}"
@@ -228,6 +236,8 @@ def test_every_readme_command_runs_as_written(
     for block in blocks:
         if block.first.split("#")[0].strip() in NOT_RUN:
             continue
+        if any("tsk_..." in raw for raw in block.commands):
+            values["tsk_..."] = _open_task(api)  # still open when the block reads and cancels it
         for raw in block.commands:
             command = _fill(raw, values)
             # Then it exits 0 (a listing: once the edit is there) and shows what the README says
