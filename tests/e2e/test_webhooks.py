@@ -32,6 +32,15 @@ def receiver(info: StackInfo) -> Iterator[WebhookReceiver]:
     running.close()
 
 
+def _deliveries(api: httpx.Client, task_id: str, *, count: int) -> list[dict[str, object]]:
+    """The task's delivery records once there are ``count`` (bounded wait)."""
+    deadline = time.monotonic() + 10
+    while len(listed := api.get(f"/v1/tasks/{task_id}").json()["deliveries"]) < count:
+        assert time.monotonic() < deadline, f"{len(listed)} of {count} deliveries recorded"
+        time.sleep(0.1)
+    return list(listed)
+
+
 def _path(kind: str) -> str:
     return f"/{kind}/{uuid.uuid4().hex[:8]}"
 
@@ -94,7 +103,7 @@ def test_a_receiver_down_for_three_attempts_gets_the_same_webhook_id(
     assert [d.status for d in deliveries] == [503, 503, 503, 204]
     assert {d.headers["webhook-id"] for d in deliveries} == {f"msg_{task_id}_succeeded"}
     assert len({d.headers["webhook-timestamp"] for d in deliveries}) >= 2  # signed per attempt
-    listed = api.get(f"/v1/tasks/{task_id}").json()["deliveries"]
+    listed = _deliveries(api, task_id, count=4)  # the 4th is recorded once it was answered
     assert [(r["attempt"], r["outcome"]) for r in listed] == [
         (1, "retrying"),
         (2, "retrying"),
@@ -112,7 +121,7 @@ def test_410_gone_stops_the_retries(api: httpx.Client, receiver: WebhookReceiver
     time.sleep(3)  # the first retry would have come after ~1 s
 
     assert len(receiver.received(path)) == 1
-    listed = api.get(f"/v1/tasks/{task_id}").json()["deliveries"]
+    listed = _deliveries(api, task_id, count=1)
     assert [(r["outcome"], r["http_status"]) for r in listed] == [("gone", 410)]
 
 
@@ -188,10 +197,7 @@ def test_redeliver_sends_the_latest_delivery_again_with_its_webhook_id(
         first.headers["webhook-id"] == second.headers["webhook-id"] == answer.json()["webhook_id"]
     )
     assert second.payload is not None
-    deadline = time.monotonic() + 10
-    while len(listed := api.get(f"/v1/tasks/{task_id}").json()["deliveries"]) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    listed = _deliveries(api, task_id, count=2)
     assert [(r["attempt"], r["outcome"]) for r in listed] == [(1, "delivered"), (2, "delivered")]
 
 

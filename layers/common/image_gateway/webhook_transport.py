@@ -24,7 +24,7 @@ class SafePoster(SafeFetcher):
         for request in self._pinned_requests(target, method="POST", content=body, headers=headers):
             request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
             try:
-                response = client.send(request)
+                response = client.send(request, stream=True)  # the answer's body is never read
             except httpx.ConnectError as error:
                 last_error = error  # try the next address
                 continue
