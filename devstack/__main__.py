@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"try        {TRY_COMMAND}")
         print("Ctrl-C to stop.", flush=True)
         try:
-            while True:
-                time.sleep(3600)
+            while True:  # short sleeps: a Ctrl-C caught by another thread is seen within 1 s
+                time.sleep(1)
         except KeyboardInterrupt:
             return 0
 
