@@ -138,3 +138,5 @@ bench: $(STAMP) $(SAMVENV)/.installed $(RUNTIMEVENV)/.installed
 schema: $(STAMP)
 	$(PY) -c "import json; from image_gateway.models.events import event_detail_schema as s; \
 	open('events/schema/image-task-event.v1.json', 'w').write(json.dumps(s(), indent=2, sort_keys=True) + '\n')"
+	$(PY) -c "import json; from image_gateway.models.views import webhook_payload_schema as s; \
+	open('events/schema/image-task-webhook.v1.json', 'w').write(json.dumps(s(), indent=2, sort_keys=True) + '\n')"

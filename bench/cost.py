@@ -32,6 +32,7 @@ class RequestCounts:
     sfn_transitions: float = 0.0
     sqs_requests: float = 0.0
     secrets_calls: float = 0.0
+    kms_requests: float = 0.0
 
     def __add__(self, other: RequestCounts) -> RequestCounts:
         return RequestCounts(
@@ -79,6 +80,7 @@ SERVICE_OF: dict[str, str] = {
     "sfn_transitions": "Step Functions",
     "sqs_requests": "SQS",
     "secrets_calls": "Secrets Manager",
+    "kms_requests": "KMS",
 }
 
 _PRICE_OF: dict[str, str] = {
@@ -93,6 +95,7 @@ _PRICE_OF: dict[str, str] = {
     "sfn_transitions": "sfn_transitions",
     "sqs_requests": "sqs_requests",
     "secrets_calls": "secrets_calls",
+    "kms_requests": "kms_requests",
 }
 
 
@@ -197,3 +200,34 @@ def index_write_units(
     if old != new:
         return write_units(item_size(new))
     return 0
+
+
+# -- signed webhooks to callers ------------------------------------------------------------------
+def webhook_attempt_counts(
+    *,
+    task_item_bytes: int = 4 * KB,
+    duration_ms: float = 100.0,
+    memory_mb: int = 256,
+    chained_hops: int = 0,
+) -> RequestCounts:
+    """One webhook attempt: its SQS message (send, receive, delete), one WebhookDeliveryFunction
+    invocation, the task read, the client's secret read and KMS decrypt, and the attempt
+    recorded on the task (a consistent read and a put of the whole item, which the ByClient
+    index copies). ``chained_hops``
+    adds the empty hops of a wait longer than SQS's 15 minutes (each a message and a short
+    invocation)."""
+    item_reads = math.ceil(task_item_bytes / (4 * KB))  # strongly consistent: 1 RRU per 4 KB
+    item_writes = math.ceil(task_item_bytes / KB)
+    hops = RequestCounts(
+        sqs_requests=3.0,
+        lambda_invocations=1.0,
+        lambda_gb_seconds=billed_gb_seconds(10.0, memory_mb),
+    ).scaled(chained_hops)
+    return hops + RequestCounts(
+        sqs_requests=3.0,
+        lambda_invocations=1.0,
+        lambda_gb_seconds=billed_gb_seconds(duration_ms, memory_mb),
+        dynamodb_rru=2 * item_reads + 1.0,  # the task, the update's read, the secret's item
+        dynamodb_wru=2.0 * item_writes,  # the table, and ByClient (projects ALL) again
+        kms_requests=1.0,
+    )

@@ -36,6 +36,7 @@ EVENTBRIDGE_PAGE: Final = "https://aws.amazon.com/eventbridge/pricing/"
 STEP_FUNCTIONS_PAGE: Final = "https://aws.amazon.com/step-functions/pricing/"
 SQS_PAGE: Final = "https://aws.amazon.com/sqs/pricing/"
 SECRETS_MANAGER_PAGE: Final = "https://aws.amazon.com/secrets-manager/pricing/"
+KMS_PAGE: Final = "https://aws.amazon.com/kms/pricing/"
 
 PRICES: Final[dict[str, Price]] = {
     "lambda_requests": Price(0.20, 1_000_000, "invocation", LAMBDA_PAGE),
@@ -52,5 +53,6 @@ PRICES: Final[dict[str, Price]] = {
     "sfn_transitions": Price(0.025, 1_000, "Standard state transition", STEP_FUNCTIONS_PAGE),
     "sqs_requests": Price(0.40, 1_000_000, "Standard queue request (per 64 KB)", SQS_PAGE),
     "secrets_calls": Price(0.05, 10_000, "GetSecretValue API call", SECRETS_MANAGER_PAGE),
+    "kms_requests": Price(0.03, 10_000, "symmetric Encrypt/Decrypt request", KMS_PAGE),
 }
 """Per-request prices. Storage (S3 0.023/GB-month, Secrets 0.40/secret-month) is not per task."""

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"API        {info.api_url}")
         print(f"API key    {info.api_key}   (client {info.client_id})")
         print(f"console    {info.console_url}   (paste the API key)")
+        print(f"webhooks   {info.webhook_secret}   (verify callback_url deliveries with it)")
         print(f"moto       {info.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)")
         print(f"simulator  {info.simulator_url}")
         # Every name the README's examples use (template.yaml's outputs, as on AWS).
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"try        {TRY_COMMAND}")
         print("Ctrl-C to stop.", flush=True)
         try:
-            while True:
-                time.sleep(3600)
+            while True:  # short sleeps: a Ctrl-C caught by another thread is seen within 1 s
+                time.sleep(1)
         except KeyboardInterrupt:
             return 0
 

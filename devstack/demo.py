@@ -203,11 +203,58 @@ def run_demo(info: StackInfo) -> int:
     )
     failures += run_inbox_demo(info)
     failures += _print_events(queue_url, expected=len(jobs) * 2 + 2)
+    failures += run_webhook_demo(info)
     failures += run_cli_demo(info)
     _say("demo finished" + (" with failures" if failures else ": all tasks succeeded"))
     print(f"console  {info.console_url}   (API key {info.api_key}; this stack stops with the demo)")
     print(f"try      make devstack   (keeps a stack running), then: {TRY_COMMAND}", flush=True)
     return 1 if failures else 0
+
+
+def run_webhook_demo(info: StackInfo, timeout: float = 30) -> int:
+    """A task with a callback_url; a local receiver verifies its signed delivery with the
+    official ``standardwebhooks`` package and the client's secret. Returns 0 or 1 failure."""
+    from devstack.webhook_receiver import WebhookReceiver
+
+    receiver = WebhookReceiver(info.webhook_secret)
+    headers = {"Authorization": f"Bearer {info.api_key}"}
+    try:
+        with httpx.Client(base_url=info.api_url, headers=headers, timeout=60) as client:
+            body = {
+                "prompt": "a paper kite, announced by webhook",
+                "provider": "mountsea-compat",
+                "size": "1024x1024",
+                "callback_url": receiver.url("/demo/hook"),
+                "callback_events": ["submitted", "running", "completed"],
+            }
+            answer = client.post("/v1/images", json=body)
+            if answer.status_code != 202:
+                _say(f"webhook: submit failed {answer.status_code} {answer.text}")
+                return 1
+            task_id = answer.json()["task_id"]
+            _say(f"webhook: {task_id} will be announced to {body['callback_url']}")
+            _say(f"webhook: secret {info.webhook_secret[:12]}... (GET /v1/webhook-secret)")
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                got = receiver.received("/demo/hook")
+                if got and got[-1].payload and got[-1].payload["type"] == "image_task.succeeded":
+                    break
+                time.sleep(0.1)
+            for delivery in receiver.received("/demo/hook"):
+                signature = delivery.headers["webhook-signature"][:24]
+                verdict = "verified" if delivery.payload else "NOT verified"
+                kind = delivery.payload["type"] if delivery.payload else "?"
+                _say(
+                    f"webhook: received {kind}, webhook-id {delivery.headers['webhook-id']}, "
+                    f"signature {signature}... {verdict} with standardwebhooks"
+                )
+    finally:
+        receiver.close()
+    kinds = [d.payload["type"] for d in receiver.received("/demo/hook") if d.payload]
+    if "image_task.succeeded" not in kinds:
+        _say("webhook: no verified delivery of the task's completion arrived")
+        return 1
+    return 0
 
 
 def run_cli_demo(info: StackInfo) -> int:

@@ -31,6 +31,7 @@ CLIENTS: Final = (
     "events",
     "secretsmanager",
     "iam",
+    "kms",
     "lambda",
     "stepfunctions",
     "logs",
@@ -167,6 +168,14 @@ def _create_secret(p: Provisioning, logical_id: str, props: dict[str, Any]) -> N
     )["ARN"]
     p.resolver.physical_ids[logical_id] = arn
     p.resolver.arns[logical_id] = arn
+
+
+def _create_kms_key(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
+    key = p.clients["kms"].create_key(
+        Description=str(p.resolver.resolve(props.get("Description", logical_id)))
+    )["KeyMetadata"]
+    p.resolver.physical_ids[logical_id] = key["KeyId"]  # Ref of a key is its id
+    p.resolver.arns[logical_id] = key["Arn"]
 
 
 def _create_log_group(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:
@@ -321,6 +330,7 @@ CREATORS: Final[dict[str, Callable[[Provisioning, str, dict[str, Any]], None]]] 
     "AWS::S3::Bucket": _create_bucket,
     "AWS::Events::EventBus": _create_bus,
     "AWS::SecretsManager::Secret": _create_secret,
+    "AWS::KMS::Key": _create_kms_key,
     "AWS::Logs::LogGroup": _create_log_group,
     "AWS::Serverless::Function": _create_function,
     "AWS::Serverless::StateMachine": _create_state_machine,

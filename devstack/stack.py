@@ -73,6 +73,8 @@ class StackInfo:
     event_bus_name: str
     state_machine_arn: str
     outputs: dict[str, str] = field(default_factory=dict)
+    webhook_secret: str = ""
+    """The demo client's ``whsec_`` secret: receivers verify its deliveries with it."""
 
     @property
     def console_url(self) -> str:
@@ -203,6 +205,7 @@ class DevStack:
     def _seed(self, provisioning: Provisioning) -> StackInfo:
         """Provider keys for the simulator, an API key for the client; how to reach it all."""
         from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+        from image_gateway.adapters.kms_webhook_secrets import KmsWebhookSecrets
         from image_gateway.providers.registry import PROVIDER_TYPES
 
         assert self.simulator is not None and self.api is not None
@@ -215,7 +218,14 @@ class DevStack:
         api_key = DynamoDBApiKeyStore(provisioning.clients["dynamodb"], table).create_key(
             self.config.client_id, name="devstack"
         )
+        webhook_secret = KmsWebhookSecrets(
+            provisioning.clients["dynamodb"],
+            provisioning.clients["kms"],
+            table,
+            resolver.physical_ids["WebhookKey"],
+        ).get(self.config.client_id)
         return StackInfo(
+            webhook_secret=webhook_secret.current,
             api_url=self.api.base_url,
             api_key=api_key,
             client_id=self.config.client_id,

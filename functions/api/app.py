@@ -32,12 +32,20 @@ from image_gateway.http.json_body import decode_json_object
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
 from image_gateway.models.uploads import UploadRequest
-from image_gateway.models.views import ProviderList, ProviderView, TaskList, TaskSummary, TaskView
+from image_gateway.models.views import (
+    ProviderList,
+    ProviderView,
+    TaskList,
+    TaskSummary,
+    TaskView,
+    WebhookRedelivery,
+)
 from image_gateway.providers.registry import PROVIDER_TYPES
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.progress import expected_seconds
 from image_gateway.service.submit import submit_task
 from image_gateway.service.uploads import plan_uploads
+from image_gateway.service.webhooks import current_secret, redeliver, rotate_secret
 
 logger = Logger()
 metrics = Metrics()
@@ -135,6 +143,26 @@ def cancel(task_id: str) -> Response[str]:
     """Cancel a task that has not finished (409 once it has)."""
     task = cancel_task(DEPS.get(), _own_task(task_id, _client_id()))
     return _json(200, _view(task).model_dump_json())
+
+
+@app.post("/v1/tasks/<task_id>/webhooks/redeliver")
+def redeliver_webhook(task_id: str) -> Response[str]:
+    """Send the task's latest webhook again: a new attempt of the same webhook-id (202)."""
+    message = redeliver(DEPS.get(), _own_task(task_id, _client_id()))
+    body = WebhookRedelivery(webhook_id=message.webhook_id, attempt=message.attempt)
+    return _json(202, body.model_dump_json())
+
+
+@app.get("/v1/webhook-secret")
+def get_webhook_secret() -> Response[str]:
+    """The caller's ``whsec_`` secret for verifying deliveries (created on first use)."""
+    return _json(200, current_secret(DEPS.get(), _client_id()).model_dump_json())
+
+
+@app.post("/v1/webhook-secret/rotate")
+def rotate_webhook_secret() -> Response[str]:
+    """A new secret; for 24 h deliveries are signed with the new and the previous one."""
+    return _json(200, rotate_secret(DEPS.get(), _client_id()).model_dump_json())
 
 
 @app.post("/v1/uploads")

@@ -30,10 +30,17 @@ from tests.fakes.stores import (
     InMemoryImageStore,
     InMemoryTaskStore,
 )
+from tests.fakes.webhooks import (
+    FakeWebhooks,
+    InMemoryWebhookDeliveries,
+    InMemoryWebhookSecrets,
+    RecordingWebhookTransport,
+)
 
 __all__ = [
     "FakeDependencies",
     "FakeInboxDependencies",
+    "FakeWebhooks",
     "InMemoryApiKeys",
     "InMemoryDispatchQueue",
     "InMemoryFetcher",
@@ -43,10 +50,13 @@ __all__ = [
     "InMemoryPollLoops",
     "InMemoryProviderSlots",
     "InMemoryTaskStore",
+    "InMemoryWebhookDeliveries",
+    "InMemoryWebhookSecrets",
     "MetricPoint",
     "ProviderScript",
     "RecordingEventPublisher",
     "RecordingMetrics",
+    "RecordingWebhookTransport",
     "ScriptedProviders",
     "fake_settings",
     "unavailable",
@@ -106,6 +116,7 @@ class FakeDependencies:
         self._fetcher = InMemoryFetcher(max_bytes=self._settings.max_image_bytes)
         self._signer = WebhookSigner(b"fake-webhook-secret")
         self._metrics = RecordingMetrics()
+        self._webhooks = FakeWebhooks()
 
     def configure(self, **document: Any) -> None:
         """Replace the providers parameter's content (applies at once: no cache)."""
@@ -185,3 +196,8 @@ class FakeDependencies:
     def metrics(self) -> RecordingMetrics:
         """Operator metrics."""
         return self._metrics
+
+    @property
+    def webhooks(self) -> FakeWebhooks:
+        """Webhook secrets, the delivery queue and callers' receivers, in memory."""
+        return self._webhooks

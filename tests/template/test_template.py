@@ -143,7 +143,13 @@ def test_the_settings_read_only_variables_the_template_sets() -> None:
     variables = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
     source = (ROOT / "layers/common/image_gateway/config.py").read_text()
     read = set(re.findall(r'"([A-Z][A-Z_]+)"', source))
-    function_only = {"STATE_MACHINE_ARN", "DISPATCH_QUEUE_URL", "PROVIDER_SYNC_TIMEOUT_SECONDS"}
+    function_only = {
+        "STATE_MACHINE_ARN",
+        "DISPATCH_QUEUE_URL",
+        "PROVIDER_SYNC_TIMEOUT_SECONDS",
+        "WEBHOOK_KEY_ID",
+        "WEBHOOK_DEAD_LETTER_QUEUE_URL",
+    }
     assert read - function_only <= variables, read - variables
 
 

@@ -40,10 +40,22 @@ def test_the_inbox_queue_redrives_after_the_policys_number_of_deliveries() -> No
     ), f"template.yaml InboxQueue maxReceiveCount differs from {POLICY}"
 
 
+def test_the_webhook_queue_redrives_after_the_policys_number_of_receives() -> None:
+    assert (
+        _queue("WebhookQueue")["RedrivePolicy"]["maxReceiveCount"]
+        == DEFAULT_TIMING.webhook_max_receives
+    ), f"template.yaml WebhookQueue maxReceiveCount differs from {POLICY}"
+
+
+def test_the_webhook_function_outlives_one_attempt() -> None:
+    assert _function_timeout("WebhookDeliveryFunction") > DEFAULT_TIMING.webhook_timeout_seconds
+
+
 def test_queue_visibility_is_the_policys_and_six_times_its_functions_timeout() -> None:
     pairs = {
         "DispatchQueue": ("DispatchFunction", DEFAULT_TIMING.dispatch_visibility_seconds),
         "InboxQueue": ("UploadEditFunction", DEFAULT_TIMING.inbox_visibility_seconds),
+        "WebhookQueue": ("WebhookDeliveryFunction", DEFAULT_TIMING.webhook_visibility_seconds),
     }
     for queue, (function, policy_value) in pairs.items():
         visibility = int(_queue(queue)["VisibilityTimeout"])

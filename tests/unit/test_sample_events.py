@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from image_gateway.inbox.objects import ObjectCreated
 from image_gateway.models.events import DETAIL_TYPES, TaskEventDetail, event_detail_schema
+from image_gateway.models.views import webhook_payload_schema
+from image_gateway.models.webhooks import DeliveryMessage
 
 from devstack.template import ROOT, load_template
 
@@ -24,6 +26,18 @@ TEMPLATE_ROUTES = {
 def test_the_published_event_schema_matches_the_model() -> None:
     published = json.loads((EVENTS / "schema" / "image-task-event.v1.json").read_text())
     assert published == event_detail_schema(), "regenerate with `make schema`"
+
+
+def test_the_published_webhook_schema_matches_the_model() -> None:
+    published = json.loads((EVENTS / "schema" / "image-task-webhook.v1.json").read_text())
+    assert published == webhook_payload_schema(), "regenerate with `make schema`"
+
+
+def test_the_sample_webhook_queue_event_is_a_delivery_message() -> None:
+    event = json.loads((EVENTS / "callers-webhook-sqs.json").read_text())
+    (record,) = event["Records"]
+    message = DeliveryMessage.model_validate_json(record["body"])
+    assert message.webhook_id == f"msg_{message.task_id}_{message.status.value}"
 
 
 def test_the_sample_eventbridge_event_is_a_valid_version_1_detail() -> None:

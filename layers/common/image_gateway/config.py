@@ -31,6 +31,15 @@ class Settings(BaseModel):
         default=None, description="SSM parameter with provider order, options and prices"
     )
     webhook_secret_arn: str
+    webhook_queue_url: str | None = Field(
+        default=None, description="SQS queue of signed webhook attempts to callers"
+    )
+    webhook_dead_letter_queue_url: str | None = Field(
+        default=None, description="where a webhook goes after its last failed attempt"
+    )
+    webhook_key_id: str | None = Field(
+        default=None, description="KMS key that encrypts the per-client webhook secrets"
+    )
     provider_keys_secret_arn: str
     default_providers: list[str] = Field(
         default_factory=lambda: list(PROVIDER_NAMES),
@@ -93,6 +102,9 @@ class Settings(BaseModel):
             "task_deadline_seconds": "TASK_DEADLINE_SECONDS",
             "provider_timeout_seconds": "PROVIDER_TIMEOUT_SECONDS",
             "output_url_ttl_seconds": "OUTPUT_URL_TTL_SECONDS",
+            "webhook_queue_url": "WEBHOOK_QUEUE_URL",
+            "webhook_dead_letter_queue_url": "WEBHOOK_DEAD_LETTER_QUEUE_URL",
+            "webhook_key_id": "WEBHOOK_KEY_ID",
         }
         for field, var in optional.items():
             if env.get(var):

@@ -165,11 +165,26 @@ class SafeFetcher:
             f"could not connect to {_redact(url)}: {type(last_error).__name__}", retryable=True
         )
 
-    def _pinned_requests(self, url: httpx.URL) -> Iterator[httpx.Request]:
+    def check_url(self, url: str) -> None:
+        """Refuse (UnsafeUrl) a URL no request may go to: the same rules as every fetch.
+
+        Resolves the host (DownloadFailed when it cannot be resolved; ``retryable`` when the
+        resolver only failed for now).
+        """
+        self._check(_parse_url(url))
+
+    def _pinned_requests(
+        self,
+        url: httpx.URL,
+        *,
+        method: str = "GET",
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Iterator[httpx.Request]:
         client = self._http()
         addresses = self._check(url)
         if addresses is None:  # an allowlisted host: connect by name
-            yield client.build_request("GET", url)
+            yield client.build_request(method, url, content=content, headers=headers)
             return
         host_header = url.netloc.decode("ascii")
         extensions = {}
@@ -178,9 +193,10 @@ class SafeFetcher:
             extensions["sni_hostname"] = url.raw_host.decode("ascii")
         for address in addresses:
             yield client.build_request(
-                "GET",
+                method,
                 url.copy_with(host=address),
-                headers={"Host": host_header},
+                content=content,
+                headers={**(headers or {}), "Host": host_header},
                 extensions=extensions,
             )
 

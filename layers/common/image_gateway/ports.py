@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from image_gateway.providers.client import InputOpener
     from image_gateway.providers.directory import ProviderDirectory
     from image_gateway.timing import TimingPolicy
+    from image_gateway.webhook_ports import WebhookPorts
 
 
 # -- the task repository -------------------------------------------------------------------------
@@ -287,74 +288,63 @@ class Dependencies(Protocol):
     @property
     def settings(self) -> Settings:
         """The function's validated environment."""
-        ...
 
     @property
     def timing(self) -> TimingPolicy:
         """Every wait, retry and deadline."""
-        ...
 
     @property
     def tasks(self) -> TaskRepository:
         """The task table."""
-        ...
 
     @property
     def images(self) -> ImageRepository:
         """The images bucket."""
-        ...
 
     @property
     def events(self) -> EventPublisher:
         """The event bus."""
-        ...
 
     @property
     def dispatch_queue(self) -> DispatchQueue:
         """Sync provider calls."""
-        ...
 
     @property
     def slots(self) -> ProviderSlots:
         """Per-provider concurrency."""
-        ...
 
     @property
     def poll_loops(self) -> PollLoops:
         """Poll loops of providers without callbacks."""
-        ...
 
     @property
     def idempotency(self) -> IdempotencyRepository:
         """Idempotency keys."""
-        ...
 
     @property
     def api_keys(self) -> ApiKeys:
         """Caller API keys."""
-        ...
 
     @property
     def directory(self) -> ProviderDirectory:
         """Provider order, enabled set, options and prices."""
-        ...
 
     @property
     def providers(self) -> ProviderClients:
         """A client per provider."""
-        ...
 
     @property
     def fetcher(self) -> UrlFetcher:
         """Downloads of provider results and client input URLs."""
-        ...
 
     @property
     def signer(self) -> WebhookSigner:
         """Per-task callback tokens."""
-        ...
 
     @property
     def metrics(self) -> Metrics:
         """Operator metrics."""
-        ...
+
+    @property
+    def webhooks(self) -> WebhookPorts:
+        """Signed webhooks to callers: secrets, the delivery queue, the HTTP transport."""

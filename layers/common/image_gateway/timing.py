@@ -81,6 +81,31 @@ class TimingPolicy:
     inbox_visibility_seconds: int = 720
     """Inbox queue visibility: 6 x the upload-edit function's timeout."""
 
+    # -- signed webhooks to callers (the webhook delivery function) ------------------------------
+    webhook_retry_schedule_seconds: tuple[float, ...] = (
+        5.0,
+        30.0,
+        120.0,
+        600.0,
+        1800.0,
+        3600.0,
+        7200.0,
+        14400.0,
+        28800.0,
+        43200.0,
+    )
+    """Waits before delivery attempts 2, 3, ... (11 attempts over 27.7 h); then dead-letter."""
+    webhook_jitter_fraction: float = 0.1
+    """Each wait is drawn in +/- this fraction of itself, so retries of many tasks spread out."""
+    webhook_timeout_seconds: float = 15.0
+    """One delivery attempt: connect, send and answer within this (then it is retried)."""
+    webhook_secret_overlap_seconds: float = 86400.0
+    """After a rotation the previous secret keeps signing for this long."""
+    webhook_max_receives: int = 3
+    """Deliveries of a webhook message (a crashed attempt) before the dead-letter queue."""
+    webhook_visibility_seconds: int = 120
+    """Webhook queue visibility: 6 x the delivery function's timeout."""
+
     # -- caches and clients -----------------------------------------------------------------------
     providers_cache_seconds: float = 60.0
     """How long the providers parameter is cached (edits apply within this)."""
@@ -99,6 +124,16 @@ class TimingPolicy:
         """Seconds before poll ``attempt + 1`` (real-world, unscaled)."""
         interval = base_interval * self.poll_backoff_factor ** min(attempt, self.poll_backoff_steps)
         return min(interval, self.poll_wait_cap_seconds)
+
+    def webhook_wait(self, attempt: int, draw: float) -> float | None:
+        """Seconds before delivery attempt ``attempt + 1`` (None: ``attempt`` was the last).
+
+        ``draw`` in [0, 1) places the wait within the jitter band (0.5 = no jitter).
+        """
+        if attempt > len(self.webhook_retry_schedule_seconds):
+            return None
+        base = self.webhook_retry_schedule_seconds[attempt - 1]
+        return base * (1 + self.webhook_jitter_fraction * (2 * draw - 1))
 
     def callback_grace(self, expected_latency: float) -> float:
         """Seconds after submission when a silent callback provider gets polled (unscaled)."""

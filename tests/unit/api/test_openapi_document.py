@@ -13,13 +13,28 @@ from typing import Any
 import pytest
 from image_gateway.http.contract import OPERATIONS, ErrorBody, document
 from image_gateway.models.uploads import UploadPlan
-from image_gateway.models.views import ProviderList, TaskList, TaskView
+from image_gateway.models.views import (
+    ProviderList,
+    TaskList,
+    TaskView,
+    WebhookRedelivery,
+    WebhookSecretView,
+)
 from pydantic import BaseModel
 
 from devstack.template import ROOT
 
 MODELS: dict[str, type[BaseModel]] = {
-    m.__name__: m for m in (TaskView, TaskList, ProviderList, UploadPlan, ErrorBody)
+    m.__name__: m
+    for m in (
+        TaskView,
+        TaskList,
+        ProviderList,
+        UploadPlan,
+        WebhookSecretView,
+        WebhookRedelivery,
+        ErrorBody,
+    )
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from image_gateway.timing import DEFAULT_TIMING
 
 from bench.cost import (
     GlobalIndex,
@@ -13,6 +14,7 @@ from bench.cost import (
     metered_requests,
     price,
     read_units,
+    webhook_attempt_counts,
     write_units,
 )
 from bench.prices import PRICES, PRICES_AS_OF
@@ -63,6 +65,7 @@ def test_step_function_transitions_are_priced_per_thousand() -> None:
             "Step Functions": 0.0001,
             "SQS": 0,
             "Secrets Manager": 0,
+            "KMS": 0,
         }
     )
 
@@ -139,3 +142,21 @@ def test_every_price_is_dated_and_cites_an_aws_pricing_page() -> None:
         assert entry.source.startswith("https://aws.amazon.com/")
         assert entry.source.endswith("/pricing/") or "/pricing/" in entry.source
         assert entry.usd > 0 and entry.per > 0
+
+
+def test_a_delivered_webhook_costs_about_a_hundred_thousandth_of_a_dollar() -> None:
+    one = price(webhook_attempt_counts())
+
+    assert 0.000008 < one.total < 0.000012
+    assert one.by_service()["KMS"] == pytest.approx(0.000003)
+
+
+def test_a_webhook_that_fails_every_attempt_costs_a_few_ten_thousandths() -> None:
+    schedule = DEFAULT_TIMING.webhook_retry_schedule_seconds
+    hops = sum(int(wait // 900) for wait in schedule)
+    # every attempt (one more than the waits), and the empty hops of the long waits
+    total = webhook_attempt_counts(chained_hops=hops) + webhook_attempt_counts().scaled(
+        len(schedule)
+    )
+
+    assert 0.0001 < price(total).total < 0.0003

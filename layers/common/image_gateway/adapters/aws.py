@@ -16,6 +16,7 @@ import boto3
 import httpx
 from botocore.config import Config
 
+from image_gateway.adapters.aws_webhooks import AwsWebhooks
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
 from image_gateway.adapters.dynamodb_slots import DynamoDBProviderSlots
@@ -196,6 +197,11 @@ class AwsDependencies:
     def signer(self) -> WebhookSigner:
         """Per-task webhook tokens."""
         return WebhookSigner(self.secrets.get(self.settings.webhook_secret_arn).encode())
+
+    @cached_property
+    def webhooks(self) -> AwsWebhooks:
+        """Signed webhooks to callers: KMS-encrypted secrets, the SQS queues, SSRF-safe POSTs."""
+        return AwsWebhooks(self.settings, self.timing, self.dynamodb, self.client)
 
 
 class LazyDependencies:

@@ -19,90 +19,31 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from image_gateway.http.examples import (
+    LIST_EXAMPLE,
+    PROVIDERS_EXAMPLE,
+    TASK_EXAMPLE,
+    TASK_ID,
+    UPLOADS_EXAMPLE,
+)
 from image_gateway.models.uploads import UploadPlan
-from image_gateway.models.views import ProviderList, TaskList, TaskView
+from image_gateway.models.views import (
+    ProviderList,
+    TaskList,
+    TaskView,
+    WebhookRedelivery,
+    WebhookSecretView,
+)
 
 TITLE = "Image Task Gateway"
 VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"
 SECURITY_SCHEME = "apiKey"
 
-_TASK_ID = "tsk_01JH2Z6Q8K3F4V5W6X7Y8Z9A0B"
-_TIME = "2026-12-01T12:02:10.929000Z"
-_TASK_EXAMPLE: dict[str, Any] = {
-    "task_id": _TASK_ID,
-    "status": "queued",
-    "operation": "generate",
-    "provider": "apimart",
-    "path": None,
-    "model": "gpt-image-2",
-    "size_requested": "16:9@2K",
-    "size_sent": None,
-    "size_produced": None,
-    "cost_estimate_usd": None,
-    "created_at": _TIME,
-    "submitted_at": None,
-    "finished_at": None,
-    "duration_ms": None,
-    "expected_seconds": 30.0,
-    "outputs": [],
-    "error": None,
-    "metadata": {"order": "42"},
-    "attempts": [],
-    "history": [{"status": "queued", "at": _TIME, "by": "api"}],
-    "source": None,
-    "url": f"/v1/tasks/{_TASK_ID}",
-}
-_LIST_EXAMPLE: dict[str, Any] = {
-    "tasks": [
-        {
-            "task_id": _TASK_ID,
-            "status": "succeeded",
-            "operation": "generate",
-            "provider": "apimart",
-            "created_at": _TIME,
-            "finished_at": "2026-12-01T12:02:12.613000Z",
-            "path": "callback",
-            "size_requested": "16:9@2K",
-            "size_produced": "2048x1152",
-            "cost_estimate_usd": 0.02,
-            "duration_ms": 1684,
-            "error": None,
-            "output_url": "https://images.example.com/outputs/tsk_01JH.png?X-Amz-Signature=...",
-        }
-    ],
-    "next_cursor": None,
-}
-_PROVIDERS_EXAMPLE: dict[str, Any] = {
-    "default_order": ["apimart", "mountsea-async"],
-    "providers": [
-        {
-            "name": "apimart",
-            "enabled": True,
-            "default_rank": 1,
-            "capabilities": {"modes": ["edit", "generate"], "callback": True, "max_images": 16},
-            "price": None,
-        }
-    ],
-}
-_UPLOADS_EXAMPLE: dict[str, Any] = {
-    "upload_id": "upl_01JH2Z6Q8K",
-    "uploads": [
-        {
-            "ref": "s3://images-bucket/inputs/client-1/uploads/upl_01JH2Z6Q8K/0.png",
-            "url": "https://images-bucket.s3.amazonaws.com/inputs/...&X-Amz-Signature=...",
-            "method": "PUT",
-            "headers": {"content-type": "image/png", "content-length": "5242880"},
-            "expires_at": "2026-12-01T12:17:10Z",
-        }
-    ],
-}
-
-# One error per status a route can answer: (code, message) of a typical one.
 _ERRORS: dict[int, tuple[str, str, str]] = {
     400: ("Bad request", "validation_error", "prompt: Field required"),
     401: ("No API key or an unknown one", "unauthorized", "send 'Authorization: Bearer <key>'"),
-    404: ("No such task (or another client's)", "task_not_found", f"no task {_TASK_ID}"),
+    404: ("No such task (or another client's)", "task_not_found", f"no task {TASK_ID}"),
     409: (
         "A conflict: the task has already finished (cancel), or the Idempotency-Key was "
         "used with another body (submit)",
@@ -173,11 +114,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "tasks",
         "Submit a generation or an edit",
         {
-            202: ("The task, recorded and queued for a provider", TaskView, _TASK_EXAMPLE),
+            202: ("The task, recorded and queued for a provider", TaskView, TASK_EXAMPLE),
             200: (
                 "A replay: the task an earlier request with this Idempotency-Key made",
                 TaskView,
-                _TASK_EXAMPLE,
+                TASK_EXAMPLE,
             ),
         },
         (400, 401, 404, 409, 413, 415, 422, 500),
@@ -198,7 +139,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "getTask",
         "tasks",
         "A task: status, timings, error, outputs with download URLs",
-        {200: ("The task", TaskView, _TASK_EXAMPLE)},
+        {200: ("The task", TaskView, TASK_EXAMPLE)},
         (401, 404, 500),
         description="Another client's task is a 404 like an unknown one. `outputs[].url` are "
         "presigned download URLs, valid for a limited time: read the task again for fresh ones.",
@@ -211,7 +152,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             200: (
                 "A page of tasks; pass next_cursor as cursor for the next",
                 TaskList,
-                _LIST_EXAMPLE,
+                LIST_EXAMPLE,
             )
         },
         (400, 401, 500),
@@ -222,7 +163,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "cancelTask",
         "tasks",
         "Cancel a task that has not finished",
-        {200: ("The task, cancelled", TaskView, {**_TASK_EXAMPLE, "status": "cancelled"})},
+        {200: ("The task, cancelled", TaskView, {**TASK_EXAMPLE, "status": "cancelled"})},
         (401, 404, 409, 500),
         description="A task that has not finished becomes `cancelled` (a provider may still "
         "finish it; its result is then discarded). A finished task answers 409.",
@@ -231,7 +172,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "createUploads",
         "uploads",
         "Presigned PUT URLs for input images too large to send inline",
-        {201: ("One upload slot per file, in the order asked", UploadPlan, _UPLOADS_EXAMPLE)},
+        {201: ("One upload slot per file, in the order asked", UploadPlan, UPLOADS_EXAMPLE)},
         (400, 401, 413, 415, 500),
         request_example={"files": [{"content_type": "image/png", "bytes": 5242880}]},
         description="One slot per file (up to 17: sixteen images and a mask): PUT the file's "
@@ -242,9 +183,61 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "listProviders",
         "providers",
         "Every provider: enabled or not, default order, capabilities, prices",
-        {200: ("The providers", ProviderList, _PROVIDERS_EXAMPLE)},
+        {200: ("The providers", ProviderList, PROVIDERS_EXAMPLE)},
         (401, 500),
         description="Capabilities and prices as configured (the providers parameter).",
+    ),
+    ("post", "/v1/tasks/{task_id}/webhooks/redeliver"): Operation(
+        "redeliverWebhook",
+        "webhooks",
+        "Send the task's latest webhook again",
+        {
+            202: (
+                "A new attempt of the same webhook-id is queued",
+                WebhookRedelivery,
+                {"webhook_id": "msg_tsk_0123456789abcdef0123456789abcdef_succeeded", "attempt": 4},
+            )
+        },
+        (401, 404, 500),
+        description="The latest delivery of the task (same `webhook-id`, so receivers "
+        "deduplicate it) is sent once more, signed with the current secret(s). A task without "
+        "a delivery yet answers 404 `no_delivery`.",
+    ),
+    ("get", "/v1/webhook-secret"): Operation(
+        "getWebhookSecret",
+        "webhooks",
+        "The caller's webhook signing secret",
+        {
+            200: (
+                "The current whsec_ secret (made on first use)",
+                WebhookSecretView,
+                {
+                    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                    "previous_secret_valid_until": None,
+                },
+            )
+        },
+        (401, 500),
+        description="Verify deliveries to your `callback_url` with it (Standard Webhooks: "
+        "`webhook-id`, `webhook-timestamp`, `webhook-signature`).",
+    ),
+    ("post", "/v1/webhook-secret/rotate"): Operation(
+        "rotateWebhookSecret",
+        "webhooks",
+        "A new webhook signing secret",
+        {
+            200: (
+                "The new secret; the previous one also signs deliveries until the time given",
+                WebhookSecretView,
+                {
+                    "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                    "previous_secret_valid_until": "2026-12-02T12:00:00Z",
+                },
+            )
+        },
+        (401, 500),
+        description="For 24 h every delivery carries two signatures (new and previous), so "
+        "receivers can switch over.",
     ),
     ("get", "/v1/openapi.json"): Operation(
         "getOpenApiDocument",
@@ -261,6 +254,7 @@ TAGS = [
     {"name": "tasks", "description": "Submit image tasks, read them, list them, cancel them."},
     {"name": "uploads", "description": "Upload large input images straight to the bucket."},
     {"name": "providers", "description": "The providers this gateway routes to."},
+    {"name": "webhooks", "description": "Signed deliveries to your callback_url."},
     {"name": "meta", "description": "This API's own description."},
 ]
 DESCRIPTION = (
@@ -298,7 +292,15 @@ def document(powertools_document: str) -> dict[str, Any]:
 
 def response_schemas() -> dict[str, Any]:
     """JSON Schemas of every response body, named as their models, refs into components."""
-    models: list[type[BaseModel]] = [TaskView, TaskList, ProviderList, UploadPlan, ErrorBody]
+    models: list[type[BaseModel]] = [
+        TaskView,
+        TaskList,
+        ProviderList,
+        UploadPlan,
+        WebhookSecretView,
+        WebhookRedelivery,
+        ErrorBody,
+    ]
     _, top = models_json_schema([(m, "serialization") for m in models], ref_template=REF)
     return dict(top.get("$defs", {}))
 

@@ -125,6 +125,19 @@ class ProviderAttempt(BaseModel):
     error: TaskError | None = None
 
 
+class DeliveryRecord(BaseModel):
+    """One attempt as listed on the task (``GET /v1/tasks/{id}``)."""
+
+    webhook_id: str
+    event: str = Field(description="the Standard Webhooks type, e.g. image_task.succeeded")
+    attempt: int
+    at: datetime
+    http_status: int | None = None
+    error: str | None = Field(default=None, description="why it failed, when it did")
+    next_attempt_at: datetime | None = Field(default=None, description="the next try, if any")
+    outcome: Literal["delivered", "retrying", "gone", "failed", "refused"]
+
+
 FinishPath = Literal["callback", "poll", "sync"]
 """How a task is finished: provider callback, poll loop, or one sync call (dispatch queue)."""
 
@@ -180,6 +193,9 @@ class Task(BaseModel):
         description="where finalize stores output 0 (no extension); None = outputs/{client}/...",
     )
     events_published: list[TaskStatus] = Field(default_factory=list)
+    deliveries: list[DeliveryRecord] = Field(
+        default_factory=list, description="webhook attempts to the caller's callback_url"
+    )
     version: int = 0
 
     @property

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from image_gateway.models.task import (
+    DeliveryRecord,
     ImageOutput,
     ProviderAttempt,
     SourceObject,
@@ -52,6 +53,9 @@ class TaskView(BaseModel):
     attempts: list[ProviderAttempt]
     history: list[StatusChange]
     source: SourceObject | None = None
+    deliveries: list[DeliveryRecord] = Field(
+        default_factory=list, description="webhook attempts to callback_url, oldest first"
+    )
     url: str
 
     @classmethod
@@ -86,6 +90,7 @@ class TaskView(BaseModel):
             attempts=task.attempts,
             history=task.history,
             source=task.source,
+            deliveries=task.deliveries,
             url=f"{base_path}/v1/tasks/{task.task_id}",
         )
 
@@ -157,3 +162,42 @@ class ProviderList(BaseModel):
 
     default_order: list[str]
     providers: list[ProviderView]
+
+
+class WebhookSecretView(BaseModel):
+    """``GET /v1/webhook-secret`` and ``POST /v1/webhook-secret/rotate``."""
+
+    secret: str = Field(description="whsec_...: verify deliveries with it (Standard Webhooks)")
+    previous_secret_valid_until: datetime | None = Field(
+        default=None,
+        description="after a rotation, deliveries are also signed with the "
+        "previous secret until then",
+    )
+
+
+class WebhookRedelivery(BaseModel):
+    """``POST /v1/tasks/{id}/webhooks/redeliver``: the attempt queued."""
+
+    webhook_id: str = Field(description="the same id as the delivery it repeats")
+    attempt: int = Field(description="this attempt's number")
+
+
+class WebhookPayload(BaseModel):
+    """The body of every signed webhook to a caller (schema version 1, Standard Webhooks)."""
+
+    type: str = Field(
+        description="image_task.submitted | running | succeeded | failed | cancelled | expired"
+    )
+    timestamp: datetime = Field(description="when the task reached that status")
+    data: TaskView = Field(
+        description="the task as it stands when the attempt is made (without deliveries); "
+        "outputs carry a presigned download URL valid for OUTPUT_URL_TTL_SECONDS"
+    )
+
+
+def webhook_payload_schema() -> dict[str, object]:
+    """The JSON Schema of a webhook body (published as events/schema/image-task-webhook.v1.json)."""
+    schema = WebhookPayload.model_json_schema()
+    schema["$id"] = "https://github.com/image-task-gateway/events/image-task-webhook.v1.json"
+    schema["title"] = "Image Task webhook body (version 1)"
+    return schema

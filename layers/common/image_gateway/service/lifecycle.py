@@ -4,7 +4,8 @@ Each change is a conditional write (``TaskRepository.transition``); the writer t
 the event, then records that it did. A crash between the two leaves the task on the sweeper's
 index, which emits the missing event later (``timing.event_recheck_seconds`` after the change,
 so it does not race the winner; at least once: subscribers deduplicate on ``event_id``).
-Writers that lose never emit.
+Writers that lose never emit. The caller's webhook (``service.webhooks``) is queued with the
+event, so a crash before it is made good by the same sweep (same ``webhook-id``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from image_gateway.errors import Conflict
 from image_gateway.models.events import DETAIL_TYPES
 from image_gateway.models.task import Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, EventPublishError, ForbiddenTransition
+from image_gateway.service import webhooks
 
 logger = Logger(child=True)
 
@@ -56,6 +58,8 @@ def change_status(
         )
         return Transition(refused.task, changed=False)
     logger.info("task status", extra={"task_id": task_id, "status": target, "by": by})
+    if task.status not in DETAIL_TYPES:  # no event to ride on (running): its webhook alone
+        webhooks.announce(deps, task)
     task = publish_pending_event(deps, task)
     _measure(deps, task)
     return Transition(task, changed=True)
@@ -77,8 +81,9 @@ def _measure(deps: Dependencies, task: Task) -> None:
         return
     provider = {"Provider": task.provider}
     deps.metrics.put(name, 1, "Count", {**provider, "Path": task.path or "none"})
-    if task.fallbacks:
-        deps.metrics.put("Fallbacks", len(task.fallbacks), "Count", provider)
+    tried_before = sum(1 for attempt in task.attempts if attempt.outcome == "failed")
+    if tried_before:  # providers that failed before this one ended the task
+        deps.metrics.put("Fallbacks", tried_before, "Count", provider)
     if task.error is not None:  # gateway error codes: a small fixed set
         deps.metrics.put("TaskErrors", 1, "Count", {**provider, "Code": task.error.code})
     if task.status is not TaskStatus.SUCCEEDED:
@@ -119,6 +124,8 @@ def publish_pending_event(deps: Dependencies, task: Task) -> Task:
             "event not published; the sweeper will retry", extra={"task_id": task.task_id}
         )
         return task
+    # the caller's webhook rides on the event: re-emitted with it, same webhook-id
+    webhooks.announce(deps, task)
     status = task.status
 
     def mark(t: Task) -> None:

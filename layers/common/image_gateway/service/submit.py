@@ -23,6 +23,7 @@ from image_gateway.service.handoff import queue_attempt
 from image_gateway.service.lifecycle import change_status
 from image_gateway.service.routing import candidate_providers
 from image_gateway.service.staging import stage_inputs
+from image_gateway.service.webhooks import check_callback_url
 
 logger = Logger(child=True)
 
@@ -61,6 +62,7 @@ def submit_task(
     on).
     """
     candidates = candidate_providers(deps, request)
+    check_callback_url(deps, request.callback_url)
     task_id = task_id or new_task_id()
     if idempotency_key is not None:
         earlier = deps.idempotency.claim(

@@ -1,0 +1,52 @@
+"""Signed webhooks to callers, from SQS: one attempt of one delivery per record.
+
+Each record of ``WebhookQueue`` is a ``DeliveryMessage``; the attempt is made, recorded on the
+task, and the next one queued (or the delivery dead-lettered) by ``service.webhooks.deliver``.
+A record that raises (DynamoDB or KMS down) is received again after the visibility timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway.adapters.aws import LazyDependencies
+from image_gateway.models.webhooks import DeliveryMessage
+from image_gateway.service.webhooks import deliver
+from pydantic import ValidationError
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+DEPS = LazyDependencies()
+
+
+def record_handler(record: SQSRecord) -> None:
+    """One attempt (or a chained wait passed on)."""
+    try:
+        message = DeliveryMessage.model_validate_json(record.body)
+    except ValidationError:
+        logger.error("malformed webhook message dropped", extra={"message_id": record.message_id})
+        return
+    logger.append_keys(task_id=message.task_id, webhook_id=message.webhook_id)
+    attempt = deliver(DEPS.get(), message)
+    if attempt is not None:
+        metrics.add_metric(name=f"Webhook{attempt.outcome.title()}", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """SQS batch entry point (partial batch responses)."""
+    answer = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(answer)

@@ -1,0 +1,79 @@
+"""Examples of the API's answers, shown in the OpenAPI document (checked against their models
+by tests/unit/api/test_openapi_document.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TASK_ID = "tsk_01JH2Z6Q8K3F4V5W6X7Y8Z9A0B"
+TIME = "2026-12-01T12:02:10.929000Z"
+TASK_EXAMPLE: dict[str, Any] = {
+    "task_id": TASK_ID,
+    "status": "queued",
+    "operation": "generate",
+    "provider": "apimart",
+    "path": None,
+    "model": "gpt-image-2",
+    "size_requested": "16:9@2K",
+    "size_sent": None,
+    "size_produced": None,
+    "cost_estimate_usd": None,
+    "created_at": TIME,
+    "submitted_at": None,
+    "finished_at": None,
+    "duration_ms": None,
+    "expected_seconds": 30.0,
+    "outputs": [],
+    "error": None,
+    "metadata": {"order": "42"},
+    "attempts": [],
+    "history": [{"status": "queued", "at": TIME, "by": "api"}],
+    "source": None,
+    "url": f"/v1/tasks/{TASK_ID}",
+}
+LIST_EXAMPLE: dict[str, Any] = {
+    "tasks": [
+        {
+            "task_id": TASK_ID,
+            "status": "succeeded",
+            "operation": "generate",
+            "provider": "apimart",
+            "created_at": TIME,
+            "finished_at": "2026-12-01T12:02:12.613000Z",
+            "path": "callback",
+            "size_requested": "16:9@2K",
+            "size_produced": "2048x1152",
+            "cost_estimate_usd": 0.02,
+            "duration_ms": 1684,
+            "error": None,
+            "output_url": "https://images.example.com/outputs/tsk_01JH.png?X-Amz-Signature=...",
+        }
+    ],
+    "next_cursor": None,
+}
+PROVIDERS_EXAMPLE: dict[str, Any] = {
+    "default_order": ["apimart", "mountsea-async"],
+    "providers": [
+        {
+            "name": "apimart",
+            "enabled": True,
+            "default_rank": 1,
+            "capabilities": {"modes": ["edit", "generate"], "callback": True, "max_images": 16},
+            "price": None,
+        }
+    ],
+}
+UPLOADS_EXAMPLE: dict[str, Any] = {
+    "upload_id": "upl_01JH2Z6Q8K",
+    "uploads": [
+        {
+            "ref": "s3://images-bucket/inputs/client-1/uploads/upl_01JH2Z6Q8K/0.png",
+            "url": "https://images-bucket.s3.amazonaws.com/inputs/...&X-Amz-Signature=...",
+            "method": "PUT",
+            "headers": {"content-type": "image/png", "content-length": "5242880"},
+            "expires_at": "2026-12-01T12:17:10Z",
+        }
+    ],
+}
+
+# One error per status a route can answer: (code, message) of a typical one.
