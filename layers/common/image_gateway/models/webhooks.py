@@ -74,3 +74,12 @@ class WebhookFailedDetail(BaseModel):
     attempts: int
     last_error: str | None
     callback_url: str = Field(description="scheme, host and path only (no query string)")
+
+
+def webhook_failed_schema() -> dict[str, object]:
+    """The JSON Schema of the ``Image Task Webhook Failed`` event's ``detail``
+    (published as events/schema/image-task-webhook-failed.v1.json)."""
+    schema = WebhookFailedDetail.model_json_schema()
+    schema["$id"] = "https://github.com/image-task-gateway/events/image-task-webhook-failed.v1.json"
+    schema["title"] = f"{WEBHOOK_FAILED_DETAIL_TYPE} event detail (version 1)"
+    return schema
