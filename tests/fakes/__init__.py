@@ -18,6 +18,7 @@ from tests.fakes.inbox import FakeInboxDependencies, InMemoryInbox
 from tests.fakes.messaging import (
     InMemoryDispatchQueue,
     InMemoryFetcher,
+    InMemoryFinalizeQueue,
     InMemoryPollLoops,
     RecordingEventPublisher,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "InMemoryApiKeys",
     "InMemoryDispatchQueue",
     "InMemoryFetcher",
+    "InMemoryFinalizeQueue",
     "InMemoryIdempotencyStore",
     "InMemoryImageStore",
     "InMemoryInbox",
@@ -93,6 +95,7 @@ class FakeDependencies:
         )
         self._events = RecordingEventPublisher()
         self._dispatch_queue = InMemoryDispatchQueue()
+        self._finalize_queue = InMemoryFinalizeQueue()
         self._poll_loops = InMemoryPollLoops()
         self._idempotency = InMemoryIdempotencyStore()
         self._api_keys = InMemoryApiKeys()
@@ -133,6 +136,11 @@ class FakeDependencies:
     def dispatch_queue(self) -> InMemoryDispatchQueue:
         """The dispatch queue."""
         return self._dispatch_queue
+
+    @property
+    def finalize_queue(self) -> InMemoryFinalizeQueue:
+        """The finalize queue (verified callbacks; also makes this a CallbackDependencies)."""
+        return self._finalize_queue
 
     @property
     def poll_loops(self) -> InMemoryPollLoops:

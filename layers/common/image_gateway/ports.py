@@ -147,7 +147,7 @@ class EventPublisher(Protocol):
 
 # -- handing work on ---------------------------------------------------------------------------
 class QueueUnavailable(Exception):
-    """The dispatch queue did not take the message (nothing was spent)."""
+    """A queue (dispatch or finalize) did not take the message."""
 
 
 class DispatchQueue(Protocol):
@@ -155,6 +155,19 @@ class DispatchQueue(Protocol):
 
     def send(self, task_id: str, provider: str) -> None:
         """Queue one call (QueueUnavailable when the queue refused)."""
+        ...
+
+
+class FinalizeQueue(Protocol):
+    """Verified provider callbacks, finalised later by the finalize function.
+
+    One message group per task: at most one finaliser works on a task at a time, and copies
+    of the same callback (the same ``callback_digest``) inside the queue's deduplication
+    window become one message.
+    """
+
+    def send(self, task_id: str, provider: str, callback_digest: str) -> None:
+        """Queue the task for finalisation (QueueUnavailable when the queue refused)."""
         ...
 
 
@@ -233,6 +246,21 @@ class ApiKeys(Protocol):
 
     def client_for(self, authorization: str | None) -> str:
         """The client id behind an ``Authorization: Bearer`` header, or Unauthorized."""
+        ...
+
+
+# -- the webhook's cold path -------------------------------------------------------------------
+class CallbackDependencies(Protocol):
+    """What the webhook uses: the callback tokens and the finalize queue, nothing else."""
+
+    @property
+    def signer(self) -> WebhookSigner:
+        """Per-task callback tokens."""
+        ...
+
+    @property
+    def finalize_queue(self) -> FinalizeQueue:
+        """Verified callbacks, finalised by the finalize function."""
         ...
 
 
