@@ -72,10 +72,11 @@ def test_each_handler_imports_the_flow_named_after_its_job() -> None:
     expected = {
         "api": "image_gateway.service.submit",
         "dispatch": "image_gateway.service.dispatch",
+        "finalize": "image_gateway.service.refresh",
         "poll": "image_gateway.service.poll",
         "sweeper": "image_gateway.service.sweep",
         "upload_edit": "image_gateway.service.upload_edit",
-        "webhook": "image_gateway.service.refresh",
+        "webhook": "image_gateway.service.callback",
     }
     for function, flow in expected.items():
         imports = _runtime_imports(ROOT / "functions" / function / "app.py")

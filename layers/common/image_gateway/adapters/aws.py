@@ -7,14 +7,13 @@ clients its route touches. Tests use ``tests/fakes`` instead, or this against mo
 
 from __future__ import annotations
 
-import time
 from functools import cached_property
 from typing import Any
 
 import boto3
 import httpx
-from botocore.config import Config
 
+from image_gateway.adapters.boto import SecretCache, make_client
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
@@ -33,24 +32,6 @@ from image_gateway.providers.directory import ProviderDirectory
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
 
-class SecretCache:
-    """Secrets Manager values cached for a few minutes (one call per cold start, not per event)."""
-
-    def __init__(self, client: Any, *, ttl_seconds: float) -> None:
-        self._client = client
-        self._ttl = ttl_seconds
-        self._values: dict[str, tuple[float, str]] = {}
-
-    def get(self, secret_id: str) -> str:
-        """The secret's string value."""
-        cached = self._values.get(secret_id)
-        if cached and time.monotonic() - cached[0] < self._ttl:
-            return cached[1]
-        value = str(self._client.get_secret_value(SecretId=secret_id)["SecretString"])
-        self._values[secret_id] = (time.monotonic(), value)
-        return value
-
-
 class AwsDependencies:
     """The gateway's ports on AWS (satisfies ``ports.Dependencies``)."""
 
@@ -64,10 +45,6 @@ class AwsDependencies:
         self._settings = settings
         self._timing = timing
         self._session = session or boto3.Session()
-        self._boto_config = Config(
-            retries={"mode": "standard", "max_attempts": timing.aws_max_attempts},
-            connect_timeout=timing.aws_connect_timeout_seconds,
-        )
 
     @property
     def settings(self) -> Settings:
@@ -81,11 +58,7 @@ class AwsDependencies:
 
     def client(self, service: str) -> Any:
         """A boto3 client of ``service`` with the policy's retries and timeouts."""
-        if service == "s3":  # SigV4, so presigned URLs work everywhere (SSE-KMS included)
-            return self._session.client(
-                "s3", config=self._boto_config.merge(Config(signature_version="s3v4"))
-            )
-        return self._session.client(service, config=self._boto_config)
+        return make_client(self._session, service, self._timing)
 
     @cached_property
     def dynamodb(self) -> Any:
