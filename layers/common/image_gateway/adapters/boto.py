@@ -1,8 +1,9 @@
-"""boto3 clients as every function builds them: the timing policy's retries and timeouts.
+"""AWS client settings every function uses (the timing policy's retries and timeouts), and the
+Secrets Manager cache.
 
-Kept apart from :mod:`image_gateway.adapters.aws` so that the webhook's cold path
-(:mod:`image_gateway.adapters.webhook`) can build its two clients without importing the other
-adapters, pydantic or httpx.
+botocore only, no boto3: the webhook's cold path (:mod:`image_gateway.adapters.webhook`)
+builds its two clients from a botocore session, which saves importing boto3 and s3transfer
+(about 13 ms of its cold start); :mod:`image_gateway.adapters.aws` uses boto3 sessions.
 """
 
 from __future__ import annotations
@@ -10,26 +11,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from image_gateway.timing import TimingPolicy
 
 
-def client_config(timing: TimingPolicy) -> Config:
-    """Standard retry mode with the policy's attempts, and its connect timeout."""
-    return Config(
+def client_config(service: str, timing: TimingPolicy) -> Config:
+    """Standard retry mode with the policy's attempts and connect timeout; S3 signs with SigV4,
+    so presigned URLs work everywhere (SSE-KMS included)."""
+    config = Config(
         retries={"mode": "standard", "max_attempts": timing.aws_max_attempts},
         connect_timeout=timing.aws_connect_timeout_seconds,
     )
-
-
-def make_client(session: boto3.Session, service: str, timing: TimingPolicy) -> Any:
-    """A client of ``service``; S3 signs with SigV4 so presigned URLs work everywhere."""
-    config = client_config(timing)
-    if service == "s3":  # SSE-KMS included
+    if service == "s3":
         config = config.merge(Config(signature_version="s3v4"))
-    return session.client(service, config=config)
+    return config
 
 
 class SecretCache:

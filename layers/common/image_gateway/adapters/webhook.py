@@ -1,18 +1,20 @@
 """AwsCallbackDependencies: the webhook's two ports on AWS (``ports.CallbackDependencies``).
 
-The webhook's cold path on purpose: boto3, two clients (Secrets Manager for the tokens' key,
-SQS for the finalize queue), built at the first event that needs them, and nothing of the rest
-of the gateway (no pydantic settings, no httpx, no provider code). Everything the callback then
-needs (the provider, the download, S3, the task table) happens in the finalize function.
+The webhook's cold path on purpose: botocore (not boto3: its resource layer and s3transfer are
+not needed for two plain clients), a Secrets Manager client for the tokens' key and an SQS
+client for the finalize queue, built at the first event, and nothing of the rest of the gateway
+(no pydantic settings, no httpx, no provider code). Everything the callback then needs (the
+provider, the download, S3, the task table) happens in the finalize function.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
-import boto3
+import botocore.session
 
-from image_gateway.adapters.boto import SecretCache, make_client
+from image_gateway.adapters.boto import SecretCache, client_config
 from image_gateway.adapters.sqs_finalize import SqsFinalizeQueue
 from image_gateway.auth import WebhookSigner
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
@@ -26,12 +28,15 @@ class AwsCallbackDependencies:
         self,
         settings: WebhookSettings,
         *,
-        session: boto3.Session | None = None,
+        session: botocore.session.Session | None = None,
         timing: TimingPolicy = DEFAULT_TIMING,
     ) -> None:
         self._settings = settings
         self._timing = timing
-        self._session = session or boto3.Session()
+        self._session = session or botocore.session.get_session()
+
+    def _client(self, service: str) -> Any:
+        return self._session.create_client(service, config=client_config(service, self._timing))
 
     @property
     def settings(self) -> WebhookSettings:
@@ -40,8 +45,9 @@ class AwsCallbackDependencies:
 
     @cached_property
     def _secrets(self) -> SecretCache:
-        client = make_client(self._session, "secretsmanager", self._timing)
-        return SecretCache(client, ttl_seconds=self._timing.secrets_cache_seconds)
+        return SecretCache(
+            self._client("secretsmanager"), ttl_seconds=self._timing.secrets_cache_seconds
+        )
 
     @property
     def signer(self) -> WebhookSigner:
@@ -51,8 +57,7 @@ class AwsCallbackDependencies:
     @cached_property
     def finalize_queue(self) -> SqsFinalizeQueue:
         """The FIFO queue the finalize function reads."""
-        sqs = make_client(self._session, "sqs", self._timing)
-        return SqsFinalizeQueue(sqs, self._settings.finalize_queue_url)
+        return SqsFinalizeQueue(self._client("sqs"), self._settings.finalize_queue_url)
 
 
 class LazyCallbackDependencies:
