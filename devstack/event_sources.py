@@ -138,6 +138,8 @@ class EventSources:
         while not self._stop.is_set():
             try:
                 with receiving or contextlib.nullcontext():
+                    if self._stop.is_set():  # stopped while waiting for the other pollers
+                        return
                     batch = sqs.receive_message(
                         QueueUrl=source.queue_url,
                         MaxNumberOfMessages=source.batch_size,

@@ -16,6 +16,7 @@ import pytest
 
 from devstack.process_runtime import ProcessRuntime
 from devstack.stack import DevStack, StackInfo, wait_until
+from devstack.template import ROOT
 from tests.e2e.support import EventLog, submit, wait_terminal
 from tests.e2e.test_concurrency import all_at_once, settle, simulator_requests, terminal_events
 
@@ -163,3 +164,10 @@ def test_a_forged_callback_gets_401_and_queues_nothing(
     after = api.get(f"/v1/tasks/{task_id}").json()
     assert after["status"] in ("submitted", "running")
     api.post(f"/v1/tasks/{task_id}/cancel")
+
+
+def test_the_sample_finalize_event_for_an_unknown_task_is_dropped(stack: DevStack) -> None:
+    # A verified callback whose task does not exist (deleted, or another stack's): nothing to
+    # retry, so the record succeeds and leaves the queue.
+    event = json.loads((ROOT / "events" / "finalize-sqs.json").read_text())
+    assert stack.runtime.invoke("FinalizeFunction", event) == {"batchItemFailures": []}
