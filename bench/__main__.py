@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import artefact, coldstart, costrun, memory, overhead, throughput
+from bench import artefact, coldstart, costrun, memory, overhead, throughput, webhook
 from bench.report import console, markdown, update_readme
 from bench.stack import bench_stack
 
 HERE = Path(__file__).resolve().parent
-FIGURES = ("cost", "overhead", "throughput", "coldstart", "memory")
+FIGURES = ("cost", "overhead", "throughput", "webhook", "coldstart", "memory")
 
 CAVEATS = [
     "Handlers run in-process on this x86-64 machine against moto and a local simulator: "
@@ -103,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
                 floor_ms = warm["submit"]["floor_p50_ms"] + warm["finalise"]["floor_p50_ms"]
             results["throughput"] = throughput.run(
                 bench, tasks=10 if quick else 40, clients=4, floor_ms=floor_ms, progress=progress
+            )
+        if "webhook" in args.only:
+            progress("figure 6: webhook ack and callback-to-event latency")
+            results["webhook"] = webhook.run(
+                bench, calls=20 if quick else 200, tasks=4 if quick else 20, progress=progress
             )
         if "coldstart" in args.only:
             progress("figure 1: cold start of the sam build artefact, fresh Python 3.13 children")

@@ -26,6 +26,7 @@ TARGETS = {"WebhookFunction": 1.5, "ApiFunction": 3.0}
 FUNCTIONS = (
     "ApiFunction",
     "WebhookFunction",
+    "FinalizeFunction",
     "PollFunction",
     "SweeperFunction",
     "UploadEditFunction",
@@ -128,17 +129,20 @@ def _child(bench: BenchStack, function: str | None, event: Any) -> dict[str, Any
 
 def _events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
     """One real first event per function and round (each webhook/poll event has its own task)."""
-    callback_tasks = [
-        bench.submit(
-            {
-                "prompt": f"cold {ZERO_LATENCY} [sim:no-callback]",
-                "provider": "apimart",
-                "aspect_ratio": "1:1",
-                "resolution": "1K",
-            }
-        )["task_id"]
-        for _ in range(rounds)
-    ]
+    callback_tasks, finalize_tasks = (
+        [
+            bench.submit(
+                {
+                    "prompt": f"cold {ZERO_LATENCY} [sim:no-callback]",
+                    "provider": "apimart",
+                    "aspect_ratio": "1:1",
+                    "resolution": "1K",
+                }
+            )["task_id"]
+            for _ in range(rounds)
+        ]
+        for _ in range(2)
+    )
     poll_tasks = []
     for _ in range(rounds):
         task_id = bench.submit(
@@ -166,6 +170,7 @@ def _events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
     return {
         "ApiFunction": [submit_event] * rounds,
         "WebhookFunction": [bench.callback_event("apimart", t)[1] for t in callback_tasks],
+        "FinalizeFunction": [bench.finalize_event("apimart", t) for t in finalize_tasks],
         "PollFunction": [{"task_id": t, "attempt": 0, "wait_seconds": 1} for t in poll_tasks],
         "SweeperFunction": [{"source": "aws.events", "detail-type": "Scheduled Event"}] * rounds,
         "UploadEditFunction": [json.loads(UPLOAD_EVENT.read_text())] * rounds,

@@ -91,6 +91,26 @@ class BenchStack:
         token = self.webhook_token(provider, task_id)
         return self.http_event("POST", f"/webhooks/{provider}/{task_id}/{token}/callback", {})
 
+    def finalize_event(self, provider: str, task_id: str) -> dict[str, Any]:
+        """The finalize function's SQS event for a verified callback of this task."""
+        queue_url = self.devstack.runtime.get("WebhookFunction").environment["FINALIZE_QUEUE_URL"]
+        name = queue_url.rsplit("/", 1)[-1]
+        return {
+            "Records": [
+                {
+                    "messageId": f"bench-{task_id}",
+                    "receiptHandle": f"bench-{task_id}",
+                    "body": json.dumps({"task_id": task_id, "provider": provider}),
+                    "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": task_id},
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{name}",
+                    "awsRegion": "us-east-1",
+                }
+            ]
+        }
+
     def webhook_token(self, provider: str, task_id: str) -> str:
         """The per-task callback token (as the gateway computes it)."""
         from image_gateway.auth import WebhookSigner
