@@ -5,7 +5,8 @@ devstack resolves it, with AWS_ENDPOINT_URL on the running moto): it imports the
 from ``functions/<name>/app.py`` by path and serves one real event; the clock (perf_counter,
 inside the child) starts just before the import, so interpreter start-up, the same for both,
 is left out. The floor child only runs ``import boto3``. Floor and functions alternate in every
-round. ``python -X importtime`` says which packages the import time goes to.
+round, and each child waits until the stack is idle (no finalisation of an earlier child's task
+running next to it). ``python -X importtime`` says which packages the import time goes to.
 """
 
 from __future__ import annotations
@@ -230,8 +231,10 @@ def run(
     # runs after them, paired with the same round's floor.
     in_rounds = [f for f in FUNCTIONS if f != "SweeperFunction"]
     for index in range(rounds):
+        bench.quiesce()
         samples["floor"].append(child(bench, None, None))
         for function in in_rounds:
+            bench.quiesce()  # e.g. the api child's task, called back and finalised meanwhile
             samples[function].append(child(bench, function, events[function][index]))
         progress(
             f"  cold start round {index + 1}/{rounds}: floor "
@@ -239,6 +242,7 @@ def run(
             + ", ".join(f"{f} {samples[f][-1]['total_ms']:.0f} ms" for f in in_rounds)
         )
     for index in range(rounds):
+        bench.quiesce()
         samples["SweeperFunction"].append(
             child(bench, "SweeperFunction", events["SweeperFunction"][index])
         )

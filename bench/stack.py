@@ -54,6 +54,7 @@ class BenchStack:
         self.ddb = boto3.client("dynamodb")
         self.sfn = boto3.client("stepfunctions")
         self.secrets = boto3.client("secretsmanager")
+        self.sqs = boto3.client("sqs")
         self.time_scale = devstack.config.time_scale
         self._webhook_key: bytes | None = None
 
@@ -123,6 +124,25 @@ class BenchStack:
     def _secret_arn(self, logical_id: str) -> str:
         function = self.devstack.runtime.get("WebhookFunction")
         return function.environment["WEBHOOK_SECRET_ARN"]
+
+    def quiesce(self, timeout: float = 10.0) -> None:
+        """Wait until nothing runs in the stack: no finalize message queued or in flight, no
+        invocation running. A cold start child measured next then does not share the machine
+        with, say, the finalisation of the previous child's task (a provider's callback)."""
+        queue = self.devstack.runtime.get("WebhookFunction").environment["FINALIZE_QUEUE_URL"]
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        deadline = time.monotonic() + timeout
+        time.sleep(0.05)  # a callback the simulator is about to send
+        while time.monotonic() < deadline:
+            counts = self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=names)
+            if any(int(v) for v in counts["Attributes"].values()):
+                time.sleep(0.02)
+                continue
+            runtime = self.devstack.runtime
+            if isinstance(runtime, InlineRuntime):
+                with runtime.lock:  # whatever runs now ends first
+                    pass
+            return
 
     # -- observing (never counted) -------------------------------------------------------------
     def task(self, task_id: str) -> dict[str, Any]:
