@@ -34,6 +34,10 @@ CAVEATS = [
     "the SQS polling of Lambda's event source mapping, which devstack does not reproduce.",
     "Cold start excludes interpreter start-up and Lambda's own init (both the same for the "
     "floor); Lambda bills INIT for managed runtimes since 2025-08-01.",
+    "Callback-to-event (figure 6) crosses devstack's SQS poller, a long poll of moto that "
+    "returns as soon as the webhook's message lands; Lambda's event source for SQS also long "
+    "polls, but its pollers and its scaling add latency devstack does not reproduce (typically "
+    "tens of milliseconds, more when the queue has been idle).",
     "Cold start imports what `sam build` made (.aws-sam/build: the handlers and the layer's "
     "python/ folder), on Python 3.13 with PYTHONDONTWRITEBYTECODE=1 as on Lambda's read-only "
     "/opt. The layer is built for arm64; to import it on this x86-64 machine, a copy gets the "
