@@ -116,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         if "coldstart" in args.only:
             progress("figure 1: cold start of the sam build artefact, fresh Python 3.13 children")
             results["coldstart"] = artefact.run(
-                bench, rounds=2 if quick else 9, progress=progress, bare_rounds=1 if quick else 5
+                bench,
+                rounds=2 if quick else 9,
+                progress=progress,
+                bare_rounds=1 if quick else 5,
+                tries=1 if quick else 2,
             )
             progress("figure 1b: cold start on the development tree and virtualenv")
             results["coldstart_dev"] = coldstart.run(

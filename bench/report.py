@@ -234,7 +234,9 @@ def _cold_details(cold: dict[str, Any], dev: dict[str, Any] | None) -> list[str]
             f"`make build` ({built['layer_bytecode']}), imported as {built['imported_as']}; "
             f"{built['environment']}. Interpreter: {_python(cold)} "
             f"(`{cold['python']['executable']}`, boto3 {cold['python']['boto3']}), for the "
-            "floor too.",
+            "floor too. Each sample (floor and functions alike) is the fastest of "
+            f"{cold.get('tries_per_sample', 1)} fresh children, each with its own event: other "
+            "work on the machine can only slow a child down.",
             "",
         ]
     bare = cold.get("without_bytecode")
