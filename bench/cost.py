@@ -31,6 +31,7 @@ class RequestCounts:
     eventbridge_events: float = 0.0
     sfn_transitions: float = 0.0
     sqs_requests: float = 0.0
+    sqs_fifo_requests: float = 0.0
     secrets_calls: float = 0.0
     kms_requests: float = 0.0
 
@@ -79,6 +80,7 @@ SERVICE_OF: dict[str, str] = {
     "eventbridge_events": "EventBridge",
     "sfn_transitions": "Step Functions",
     "sqs_requests": "SQS",
+    "sqs_fifo_requests": "SQS",
     "secrets_calls": "Secrets Manager",
     "kms_requests": "KMS",
 }
@@ -94,6 +96,7 @@ _PRICE_OF: dict[str, str] = {
     "eventbridge_events": "eventbridge_events",
     "sfn_transitions": "sfn_transitions",
     "sqs_requests": "sqs_requests",
+    "sqs_fifo_requests": "sqs_fifo_requests",
     "secrets_calls": "secrets_calls",
     "kms_requests": "kms_requests",
 }

@@ -19,6 +19,8 @@ from bench.stack import BenchStack
 from bench.stats import summary
 
 TARGETS_USD = {"callback": 0.00010, "poll": 0.00025}
+ESM_REQUESTS_PER_MESSAGE = 2
+"""ReceiveMessage + DeleteMessage by Lambda's SQS event source, per message (batch size 1)."""
 SWEEPS_PER_MONTH = 60 * 24 * 30
 
 
@@ -34,7 +36,9 @@ class Path:
 PATHS = [
     Path(
         "callback",
-        "apimart 1K text-to-image, URL result, finished by the provider's callback",
+        "apimart 1K text-to-image, URL result, finished by the provider's callback (webhook, "
+        "FIFO finalize queue, finalize function; the event source's receive and delete are "
+        "added as 2 FIFO requests per message)",
         {
             "prompt": "a lighthouse at dawn [sim:latency=0.3]",
             "provider": "apimart",
@@ -71,6 +75,10 @@ def _task_counts(bench: BenchStack, body: dict[str, Any]) -> tuple[RequestCounts
     task = bench.submit(body)
     bench.wait_settled([task["task_id"]])
     counts = bench.recorder.counts(sfn_transitions=bench.transitions(task["task_id"]))
+    # Lambda's event source receives and deletes each finalize message (FIFO requests it bills
+    # to the account); devstack's poller does that outside any invocation, so it is added here.
+    finalisations = sum(1 for i in bench.recorder.invocations if i.function == "FinalizeFunction")
+    counts.sqs_fifo_requests += ESM_REQUESTS_PER_MESSAGE * finalisations
     doc = bench.task(task["task_id"])
     http = list(bench.recorder.http)
     detail = {

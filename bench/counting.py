@@ -68,6 +68,7 @@ class AwsCall:
     units: float = 1.0  # metered requests (EventBridge entries, SQS 64 KB chunks, ...)
     params: dict[str, Any] | None = None
     failed: bool = False
+    fifo: bool = False  # an SQS request to a FIFO queue (priced apart)
 
 
 @dataclass
@@ -212,6 +213,8 @@ class CallRecorder:
                         counts.s3_get_class += 1
                 elif call.service == "events" and call.operation == "PutEvents":
                     counts.eventbridge_events += call.units
+                elif call.service == "sqs" and call.fifo:
+                    counts.sqs_fifo_requests += call.units
                 elif call.service == "sqs":
                     counts.sqs_requests += call.units
                 elif call.service == "secretsmanager":
@@ -264,6 +267,7 @@ class CallRecorder:
             call.units = metered_requests(
                 len(str(params.get("MessageBody", ""))), SQS_METERING_BYTES
             )
+            call.fifo = str(params.get("QueueUrl", "")).endswith(".fifo")
         if function is None:
             return  # not a function's call: only the item bookkeeping above mattered
         if self.keep_params:

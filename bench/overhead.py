@@ -1,8 +1,9 @@
 """Figure 2: warm time per request of submit and finalise, against the same calls made directly.
 
-The gateway side invokes the warm handlers in-process with the events API Gateway sends (submit:
-``POST /v1/images`` to apimart with a zero-latency simulator; finalise: the provider's callback,
-which re-fetches the task, downloads the result and stores it). The floor replays, with plain
+The gateway side invokes the warm handlers in-process with the events their triggers send (submit:
+API Gateway's ``POST /v1/images`` to apimart with a zero-latency simulator; finalise: the
+finalize queue's SQS record of a verified callback, which re-fetches the task, downloads the
+result and stores it). The floor replays, with plain
 boto3 clients and one httpx client, exactly the AWS and HTTP calls one such request made
 (recorded; conditions dropped so that the replayed writes succeed). Gateway and floor alternate
 within each round, so the machine's noise hits both alike.
@@ -93,10 +94,9 @@ def run(bench: BenchStack, rounds: int, per_round: int, progress: Any) -> dict[s
         return str(bench.submit(SUBMIT_BODY)["task_id"])
 
     def finalise(task_id: str) -> None:
-        function, event = bench.callback_event("apimart", task_id)
-        answer = runtime.invoke(function, event)
-        if answer["statusCode"] != 200:
-            raise RuntimeError(f"callback answered {answer['statusCode']}: {answer['body']}")
+        answer = runtime.invoke("FinalizeFunction", bench.finalize_event("apimart", task_id))
+        if answer.get("batchItemFailures"):
+            raise RuntimeError(f"finalise of {task_id} failed: {answer}")
 
     for _ in range(3):  # warm both functions, their clients and connection pools
         finalise(submit())

@@ -52,6 +52,7 @@ PRICES: Final[dict[str, Price]] = {
     "eventbridge_events": Price(1.00, 1_000_000, "custom event (per 64 KB)", EVENTBRIDGE_PAGE),
     "sfn_transitions": Price(0.025, 1_000, "Standard state transition", STEP_FUNCTIONS_PAGE),
     "sqs_requests": Price(0.40, 1_000_000, "Standard queue request (per 64 KB)", SQS_PAGE),
+    "sqs_fifo_requests": Price(0.50, 1_000_000, "FIFO queue request (per 64 KB)", SQS_PAGE),
     "secrets_calls": Price(0.05, 10_000, "GetSecretValue API call", SECRETS_MANAGER_PAGE),
     "kms_requests": Price(0.03, 10_000, "symmetric Encrypt/Decrypt request", KMS_PAGE),
 }

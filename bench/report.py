@@ -74,6 +74,31 @@ def rows(results: dict[str, Any]) -> list[Row]:
                     _met(fig["met"]),
                 )
             )
+    hook = results.get("webhook")
+    if hook:
+        fig = hook["ack"]
+        out.append(
+            (
+                f"webhook ack (warm): p50 / p99 ({fig['calls']} callbacks)",
+                f"{fig['p50_ms']:.1f} / {fig['p99_ms']:.1f} ms",
+                f"old synchronous webhook (its finalise) {fig['floor_p50_ms']:.1f} / "
+                f"{fig['floor_p99_ms']:.1f} ms",
+                f"p50 {fig['ratio_p50']:.2f}x; p99 {fig['ratio_p99']:.2f}x",
+                "-",
+                "-",
+            )
+        )
+        fig = hook["callback_to_event"]
+        out.append(
+            (
+                "callback -> event (simulator POST to subscriber receipt)",
+                f"{_ms(fig['ms'])}; p99 {fig['p99_ms']:.0f} ms",
+                f"finalised in-process at once {_ms(fig['floor_ms'])}",
+                _x(fig["ratio"]),
+                "-",
+                "-",
+            )
+        )
     memory = results.get("memory")
     if memory:
         for key, fig in memory.items():
@@ -209,7 +234,9 @@ def _cold_details(cold: dict[str, Any], dev: dict[str, Any] | None) -> list[str]
             f"`make build` ({built['layer_bytecode']}), imported as {built['imported_as']}; "
             f"{built['environment']}. Interpreter: {_python(cold)} "
             f"(`{cold['python']['executable']}`, boto3 {cold['python']['boto3']}), for the "
-            "floor too.",
+            "floor too. Each sample (floor and functions alike) is the fastest of "
+            f"{cold.get('tries_per_sample', 1)} fresh children, each with its own event: other "
+            "work on the machine can only slow a child down.",
             "",
         ]
     bare = cold.get("without_bytecode")

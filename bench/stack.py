@@ -55,6 +55,7 @@ class BenchStack:
         self.ddb = boto3.client("dynamodb")
         self.sfn = boto3.client("stepfunctions")
         self.secrets = boto3.client("secretsmanager")
+        self.sqs = boto3.client("sqs")
         self.time_scale = devstack.config.time_scale
         self._webhook_key: bytes | None = None
 
@@ -92,6 +93,26 @@ class BenchStack:
         token = self.webhook_token(provider, task_id)
         return self.http_event("POST", f"/webhooks/{provider}/{task_id}/{token}/callback", {})
 
+    def finalize_event(self, provider: str, task_id: str) -> dict[str, Any]:
+        """The finalize function's SQS event for a verified callback of this task."""
+        queue_url = self.devstack.runtime.get("WebhookFunction").environment["FINALIZE_QUEUE_URL"]
+        name = queue_url.rsplit("/", 1)[-1]
+        return {
+            "Records": [
+                {
+                    "messageId": f"bench-{task_id}",
+                    "receiptHandle": f"bench-{task_id}",
+                    "body": json.dumps({"task_id": task_id, "provider": provider}),
+                    "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": task_id},
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{name}",
+                    "awsRegion": "us-east-1",
+                }
+            ]
+        }
+
     def webhook_token(self, provider: str, task_id: str) -> str:
         """The per-task callback token (as the gateway computes it)."""
         from image_gateway.auth import WebhookSigner
@@ -104,6 +125,25 @@ class BenchStack:
     def _secret_arn(self, logical_id: str) -> str:
         function = self.devstack.runtime.get("WebhookFunction")
         return function.environment["WEBHOOK_SECRET_ARN"]
+
+    def quiesce(self, timeout: float = 10.0) -> None:
+        """Wait until nothing runs in the stack: no finalize message queued or in flight, no
+        invocation running. A cold start child measured next then does not share the machine
+        with, say, the finalisation of the previous child's task (a provider's callback)."""
+        queue = self.devstack.runtime.get("WebhookFunction").environment["FINALIZE_QUEUE_URL"]
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        deadline = time.monotonic() + timeout
+        time.sleep(0.05)  # a callback the simulator is about to send
+        while time.monotonic() < deadline:
+            counts = self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=names)
+            if any(int(v) for v in counts["Attributes"].values()):
+                time.sleep(0.02)
+                continue
+            runtime = self.devstack.runtime
+            if isinstance(runtime, InlineRuntime):
+                with runtime.lock:  # whatever runs now ends first
+                    pass
+            return
 
     # -- observing (never counted) -------------------------------------------------------------
     def task(self, task_id: str) -> dict[str, Any]:

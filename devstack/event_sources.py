@@ -6,6 +6,7 @@ devstack does both, invoking through the function runtime like Lambda's pollers 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -40,6 +41,8 @@ class QueueSource:
     queue_arn: str
     batch_size: int
     visibility_timeout: int
+    fifo: bool = False
+    """A FIFO queue: its pollers receive one at a time (see :meth:`EventSources._poll_queue`)."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,11 @@ class EventSources:
             name = f"schedule-{schedule.function}"
             self._spawn(name, self._run_every, schedule.function, interval)
         for source in self._queues:
+            receiving = threading.Lock() if source.fifo else None
             for index in range(self._runtime.concurrency):
-                self._spawn(f"poller-{source.function}-{index}", self._poll_queue, source)
+                self._spawn(
+                    f"poller-{source.function}-{index}", self._poll_queue, source, receiving
+                )
 
     def stop(self) -> None:
         """Ask every poller and schedule to stop (returns at once; see :meth:`join`)."""
@@ -117,22 +123,29 @@ class EventSources:
                 if not self._stop.is_set():
                     _log.exception("scheduled %s failed", function)
 
-    def _poll_queue(self, source: QueueSource) -> None:
+    def _poll_queue(self, source: QueueSource, receiving: threading.Lock | None) -> None:
         """What Lambda's SQS event source does: receive a batch, invoke, delete what succeeded.
 
         Failed records (batchItemFailures, or the whole batch when the function raised) become
         visible again after the queue's visibility timeout under the stack's time scale.
+        ``receiving`` (FIFO queues) makes this queue's pollers receive one at a time: SQS hands
+        out no message of a group while another of it is in flight, and moto decides that per
+        request from the messages in flight when the request starts, so two requests at once
+        could each take one of the same group. Invocations still run in parallel.
         """
         sqs = boto3.client("sqs", region_name=self._region)
         retry_after = max(1, round(source.visibility_timeout * self._time_scale))
         while not self._stop.is_set():
             try:
-                batch = sqs.receive_message(
-                    QueueUrl=source.queue_url,
-                    MaxNumberOfMessages=source.batch_size,
-                    WaitTimeSeconds=1,
-                    AttributeNames=["All"],
-                ).get("Messages", [])
+                with receiving or contextlib.nullcontext():
+                    if self._stop.is_set():  # stopped while waiting for the other pollers
+                        return
+                    batch = sqs.receive_message(
+                        QueueUrl=source.queue_url,
+                        MaxNumberOfMessages=source.batch_size,
+                        WaitTimeSeconds=1,
+                        AttributeNames=["All"],
+                    ).get("Messages", [])
                 if not batch:
                     continue
                 failed = self._invoke_with_batch(source, batch)

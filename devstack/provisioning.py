@@ -233,7 +233,7 @@ def _queue_source(p: Provisioning, function: str, eprops: dict[str, Any]) -> Que
     queue_logical = next(k for k, v in p.resolver.arns.items() if v == queue_arn)
     queue_url = p.resolver.physical_ids[queue_logical]
     attributes = p.clients["sqs"].get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"]
+        QueueUrl=queue_url, AttributeNames=["VisibilityTimeout", "FifoQueue"]
     )["Attributes"]
     return QueueSource(
         function=function,
@@ -241,6 +241,7 @@ def _queue_source(p: Provisioning, function: str, eprops: dict[str, Any]) -> Que
         queue_arn=queue_arn,
         batch_size=min(10, int(eprops.get("BatchSize", 10))),
         visibility_timeout=int(attributes["VisibilityTimeout"]),
+        fifo=attributes.get("FifoQueue") == "true",
     )
 
 
@@ -262,12 +263,15 @@ def _create_queue(p: Provisioning, logical_id: str, props: dict[str, Any]) -> No
     sqs = p.clients["sqs"]
     resolved = p.resolver.resolve(props)
     attributes: dict[str, str] = {}
-    for prop in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
+    for prop in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", *_FIFO_PROPS):
         if prop in resolved:
-            attributes[prop] = str(resolved[prop])
+            value = resolved[prop]
+            attributes[prop] = str(value).lower() if isinstance(value, bool) else str(value)
     if "RedrivePolicy" in resolved:
         attributes["RedrivePolicy"] = json.dumps(resolved["RedrivePolicy"])
-    url = sqs.create_queue(QueueName=f"{STACK_NAME}-{logical_id}", Attributes=attributes)[
+    # CloudFormation names an unnamed FIFO queue with the ".fifo" suffix SQS requires.
+    suffix = ".fifo" if attributes.get("FifoQueue") == "true" else ""
+    url = sqs.create_queue(QueueName=f"{STACK_NAME}-{logical_id}{suffix}", Attributes=attributes)[
         "QueueUrl"
     ]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -276,6 +280,14 @@ def _create_queue(p: Provisioning, logical_id: str, props: dict[str, Any]) -> No
     p.queue_urls[logical_id] = url
     p.resolver.physical_ids[logical_id] = url  # Ref of a queue is its URL
     p.resolver.arns[logical_id] = arn
+
+
+_FIFO_PROPS: Final = (
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+)
 
 
 def _create_queue_policy(p: Provisioning, logical_id: str, props: dict[str, Any]) -> None:

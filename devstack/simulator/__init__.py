@@ -68,6 +68,8 @@ marker                      effect
                             later
 `[sim:no-callback]`         apimart, apimodels: no callback is sent
 `[sim:latency=S]`           the task takes S real seconds (not scaled by time_scale)
+`[sim:stall-first-file=S]`  apimart: the first GET of the result file is held S real
+                            seconds (not scaled) before it is answered; later GETs at once
 =========================== ==================================================================
 
 A task whose input image or mask cannot be downloaded or decoded ends `failed` with a message

@@ -98,6 +98,8 @@ class ApimartSimulator:
         self._api_key = api_key
         self._time_scale = time_scale
         self._stop = stop
+        self._stalled: set[str] = set()  # tasks whose first file download was held
+        self._stalled_lock = threading.Lock()
 
     def handle(self, request: SimRequest) -> SimResponse:
         """Route one request below `/apimart`."""
@@ -178,6 +180,13 @@ class ApimartSimulator:
         task = self._store.get(PROVIDER, parts[2]) if len(parts) == 4 else None
         if task is None or parts[3] != "0.png":
             return _error(404, "file does not exist or has expired", "not_found")
+        stall = task.faults.first_download_stall_s
+        if stall is not None:
+            with self._stalled_lock:
+                first = task.task_id not in self._stalled
+                self._stalled.add(task.task_id)
+            if first:
+                self._stop.wait(stall)
         outcome = self._store.outcome(task)
         image = self._store.image(task) if outcome is not None and outcome.completed else None
         if image is None:

@@ -31,12 +31,15 @@ FAULT_MARKERS: Final = frozenset(
         "no-callback",
     }
 )
-"""Every `[sim:<name>]` marker the simulator understands, besides `[sim:latency=S]`."""
+"""Every `[sim:<name>]` marker the simulator understands, besides `[sim:latency=S]` and
+`[sim:stall-first-file=S]`."""
 
 CREATE_TIMEOUT_S: Final = 30.0
 """How long `[sim:create-timeout]` holds the create request (real seconds, not scaled); a
 synchronous endpoint holds a `[sim:never]` request as long, then answers 504."""
 
+_SECONDS_MARKERS: Final = frozenset({"latency", "stall-first-file"})
+"""Markers whose value is a number of real seconds, not a provider."""
 _MARKER: Final = re.compile(r"\[sim:([a-z0-9-]+)(?:=([^\]]*))?\]")
 
 
@@ -47,6 +50,9 @@ class Faults:
     markers: frozenset[str] = frozenset()
     latency_s: float | None = None
     """`[sim:latency=S]`: the task's latency in real seconds, not scaled by time_scale."""
+    first_download_stall_s: float | None = None
+    """`[sim:stall-first-file=S]` (apimart): the first GET of the task's result file is held
+    S real seconds before it is answered; later GETs are answered at once."""
 
     @classmethod
     def parse(cls, prompt: object, provider: str | None = None) -> Faults:
@@ -58,17 +64,17 @@ class Faults:
         if not isinstance(prompt, str):
             return cls()
         names: set[str] = set()
-        latency_s: float | None = None
+        seconds: dict[str, float] = {}
         for match in _MARKER.finditer(prompt):
             name, value = match.group(1), match.group(2)
-            if name == "latency" and value is not None:
+            if name in _SECONDS_MARKERS and value is not None:
                 try:
-                    latency_s = max(0.0, float(value))
+                    seconds[name] = max(0.0, float(value))
                 except ValueError:
                     continue
             elif name in FAULT_MARKERS and (value is None or value == provider):
                 names.add(name)
-        return cls(frozenset(names), latency_s)
+        return cls(frozenset(names), seconds.get("latency"), seconds.get("stall-first-file"))
 
     def __contains__(self, name: object) -> bool:
         return name in self.markers

@@ -290,3 +290,19 @@ def test_url_string_marker_gives_a_plain_string_url(
     # Then url is a string that serves the image
     assert isinstance(url, str)
     assert http.get(url).status_code == 200
+
+
+def test_stall_first_file_marker_holds_only_the_first_download(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a finished apimart task whose first result download is held 0.5 s
+    task_id = apimart_task_id(http, sim, prompt=f"{INSTANT} [sim:stall-first-file=0.5]")
+    url = apimart_finished(http, sim, task_id)["result"]["images"][0]["url"][0]
+    # When the result is downloaded twice
+    first = http.get(url)
+    second = http.get(url)
+    # Then both get the image, only the first waited
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert first.content == second.content
+    assert first.elapsed.total_seconds() >= 0.5
+    assert second.elapsed.total_seconds() < 0.5

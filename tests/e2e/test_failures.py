@@ -118,7 +118,7 @@ def test_duplicate_and_late_callbacks_change_nothing(
         e for e in events.for_task(task["task_id"]) if e["detail-type"] == "Image Task Succeeded"
     ]
     assert len(succeeded) == 1
-    assert all(d.get("status_code") == 200 for d in deliveries())
+    assert all(d.get("status_code") == 202 for d in deliveries())
 
 
 def test_a_forged_callback_is_refused_and_changes_nothing(

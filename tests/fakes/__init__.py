@@ -18,6 +18,7 @@ from tests.fakes.inbox import FakeInboxDependencies, InMemoryInbox
 from tests.fakes.messaging import (
     InMemoryDispatchQueue,
     InMemoryFetcher,
+    InMemoryFinalizeQueue,
     InMemoryPollLoops,
     InMemoryProviderSlots,
     RecordingEventPublisher,
@@ -44,6 +45,7 @@ __all__ = [
     "InMemoryApiKeys",
     "InMemoryDispatchQueue",
     "InMemoryFetcher",
+    "InMemoryFinalizeQueue",
     "InMemoryIdempotencyStore",
     "InMemoryImageStore",
     "InMemoryInbox",
@@ -108,6 +110,7 @@ class FakeDependencies:
         )
         self._events = RecordingEventPublisher()
         self._dispatch_queue = InMemoryDispatchQueue()
+        self._finalize_queue = InMemoryFinalizeQueue()
         self._poll_loops = InMemoryPollLoops()
         self._slots = InMemoryProviderSlots()
         self._idempotency = InMemoryIdempotencyStore()
@@ -156,6 +159,11 @@ class FakeDependencies:
     def slots(self) -> InMemoryProviderSlots:
         """Per-provider concurrency."""
         return self._slots
+
+    @property
+    def finalize_queue(self) -> InMemoryFinalizeQueue:
+        """The finalize queue (verified callbacks; also makes this a CallbackDependencies)."""
+        return self._finalize_queue
 
     @property
     def poll_loops(self) -> InMemoryPollLoops:

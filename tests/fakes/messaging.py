@@ -1,4 +1,5 @@
-"""In-memory fakes of the hand-off ports: events, the dispatch queue, poll loops, URL fetches."""
+"""In-memory fakes of the hand-off ports: events, the dispatch and finalize queues, poll loops,
+URL fetches."""
 
 from __future__ import annotations
 
@@ -94,6 +95,56 @@ class InMemoryProviderSlots:
                 for (name, _), (_, until) in self._held.items()
                 if name == provider and until >= self.now
             )
+
+
+@dataclass(frozen=True)
+class QueuedCallback:
+    """One message of the finalize queue."""
+
+    task_id: str
+    provider: str
+    callback_digest: str
+
+
+class InMemoryFinalizeQueue:
+    """A FIFO queue as SQS runs the finalize queue: one group per task, one message of a group
+    in flight at a time, and copies (same task and digest) dropped for good (the fake's
+    deduplication window never ends). ``unavailable`` makes every send fail."""
+
+    def __init__(self) -> None:
+        self.messages: list[QueuedCallback] = []
+        self.unavailable = False
+        self.sends = 0
+        self._seen: set[tuple[str, str]] = set()
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
+
+    def send(self, task_id: str, provider: str, callback_digest: str) -> None:
+        """Queue the task unless this very callback was queued before."""
+        with self._lock:
+            if self.unavailable:
+                raise QueueUnavailable("the queue is unavailable")
+            self.sends += 1
+            if (task_id, callback_digest) in self._seen:
+                return
+            self._seen.add((task_id, callback_digest))
+            self.messages.append(QueuedCallback(task_id, provider, callback_digest))
+
+    def receive(self) -> QueuedCallback | None:
+        """The oldest message whose task has none in flight (it is in flight until settled)."""
+        with self._lock:
+            for message in self.messages:
+                if message.task_id not in self._in_flight:
+                    self._in_flight.add(message.task_id)
+                    return message
+            return None
+
+    def settle(self, message: QueuedCallback, *, succeeded: bool) -> None:
+        """Delete a handled message; a failed one stays, to be received again."""
+        with self._lock:
+            self._in_flight.discard(message.task_id)
+            if succeeded:
+                self.messages.remove(message)
 
 
 class InMemoryPollLoops:

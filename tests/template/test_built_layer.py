@@ -243,10 +243,11 @@ def test_each_function_imports_from_the_read_only_artefact_without_compiling_the
     assert probe["read_only"] and probe["dont_write_bytecode"] == 0
     # And every layer module came from its pyc: only the handler file itself was compiled (SAM's
     # python builder ships app.py without bytecode; compiling it takes about 1 ms)
+    # (the webhook imports only its cold path: a dozen of the package's modules)
     if logical_id in LAYER_FREE:
         assert probe["from_layer"] == []
     else:
-        assert len(probe["from_layer"]) > 50
+        assert len(probe["from_layer"]) > (10 if logical_id == "WebhookFunction" else 50)
     assert probe["compiled"] == [str(task / "app.py")]
     assert [w for w in probe["writes"] if str(read_only.layer) in w] == []
     assert all(str(task / "__pycache__") in w for w in probe["writes"])

@@ -51,11 +51,19 @@ def test_the_webhook_function_outlives_one_attempt() -> None:
     assert _function_timeout("WebhookDeliveryFunction") > DEFAULT_TIMING.webhook_timeout_seconds
 
 
+def test_the_finalize_queue_redrives_after_the_policys_number_of_deliveries() -> None:
+    assert (
+        _queue("FinalizeQueue")["RedrivePolicy"]["maxReceiveCount"]
+        == DEFAULT_TIMING.finalize_max_receives
+    ), f"template.yaml FinalizeQueue maxReceiveCount differs from {POLICY}"
+
+
 def test_queue_visibility_is_the_policys_and_six_times_its_functions_timeout() -> None:
     pairs = {
         "DispatchQueue": ("DispatchFunction", DEFAULT_TIMING.dispatch_visibility_seconds),
         "InboxQueue": ("UploadEditFunction", DEFAULT_TIMING.inbox_visibility_seconds),
         "WebhookQueue": ("WebhookDeliveryFunction", DEFAULT_TIMING.webhook_visibility_seconds),
+        "FinalizeQueue": ("FinalizeFunction", DEFAULT_TIMING.finalize_visibility_seconds),
     }
     for queue, (function, policy_value) in pairs.items():
         visibility = int(_queue(queue)["VisibilityTimeout"])

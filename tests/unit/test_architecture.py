@@ -2,12 +2,16 @@
 
 Domain and services never import boto3 or botocore (only ``adapters/`` talk to AWS); there is
 no import cycle between the package's modules; each handler imports the flow named after its
-job; no module of the layer grows far past 300 lines.
+job; no module of the layer grows far past 300 lines; the webhook imports only its cold path.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from devstack.template import ROOT
@@ -72,10 +76,11 @@ def test_each_handler_imports_the_flow_named_after_its_job() -> None:
     expected = {
         "api": "image_gateway.service.submit",
         "dispatch": "image_gateway.service.dispatch",
+        "finalize": "image_gateway.service.refresh",
         "poll": "image_gateway.service.poll",
         "sweeper": "image_gateway.service.sweep",
         "upload_edit": "image_gateway.service.upload_edit",
-        "webhook": "image_gateway.service.refresh",
+        "webhook": "image_gateway.service.callback",
     }
     for function, flow in expected.items():
         imports = _runtime_imports(ROOT / "functions" / function / "app.py")
@@ -88,3 +93,38 @@ def test_no_module_of_the_layer_is_far_over_three_hundred_lines() -> None:
     }
 
     assert long == {}
+
+
+def test_the_webhook_imports_only_its_cold_path() -> None:
+    # The webhook answers providers at once: importing its handler must not pull in the rest of
+    # the gateway (pydantic settings and models, httpx, provider adapters, boto3, Powertools).
+    code = (
+        "import json, sys, app; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} | "
+        "{m for m in sys.modules if m.startswith('image_gateway')})))"
+    )
+    done = subprocess.run(  # noqa: S603 (this interpreter, our handler)
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "functions" / "webhook")},
+        check=True,
+    )
+    imported = set(json.loads(done.stdout))
+
+    forbidden = {"pydantic", "httpx", "boto3", "s3transfer", "aws_lambda_powertools"}
+    assert imported & forbidden == set()
+    assert {m for m in imported if m.startswith("image_gateway.")} == {
+        "image_gateway.adapters",
+        "image_gateway.adapters.boto",
+        "image_gateway.adapters.sqs_finalize",
+        "image_gateway.adapters.webhook",
+        "image_gateway.auth",
+        "image_gateway.errors",
+        "image_gateway.json_log",
+        "image_gateway.ports",
+        "image_gateway.service",
+        "image_gateway.service.callback",
+        "image_gateway.timing",
+        "image_gateway.webhook_settings",
+    }

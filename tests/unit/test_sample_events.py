@@ -73,11 +73,17 @@ def test_the_sample_inbox_queue_event_is_an_s3_object_created_notification() -> 
     [
         ("dispatch-sqs.json", "DispatchQueue"),
         ("dispatch-dead-letter-sqs.json", "DispatchDeadLetterQueue"),
+        ("finalize-sqs.json", "FinalizeQueue"),
     ],
 )
-def test_the_sample_dispatch_events_carry_a_task_and_its_provider(name: str, queue: str) -> None:
+def test_the_sample_queue_events_carry_a_task_and_its_provider(name: str, queue: str) -> None:
     event = json.loads((EVENTS / name).read_text())
     (record,) = event["Records"]
-    assert json.loads(record["body"]).keys() == {"task_id", "provider"}
-    assert record["eventSourceARN"].endswith(f"-{queue}")
-    assert load_template()["Resources"][queue]["Type"] == "AWS::SQS::Queue"
+    body = json.loads(record["body"])
+    assert body.keys() == {"task_id", "provider"}
+    resource = load_template()["Resources"][queue]
+    assert resource["Type"] == "AWS::SQS::Queue"
+    fifo = resource["Properties"].get("FifoQueue", False)
+    assert record["eventSourceARN"].endswith(f"-{queue}" + (".fifo" if fifo else ""))
+    if fifo:  # one message group per task
+        assert record["attributes"]["MessageGroupId"] == body["task_id"]

@@ -60,23 +60,18 @@ class TaskRepository(Protocol):
 
     def get(self, task_id: str) -> Task | None:
         """The task, read consistently, or None."""
-        ...
 
     def require(self, task_id: str) -> Task:
         """The task, or raise :class:`TaskNotFound`."""
-        ...
 
     def list_for_client(self, client_id: str, *, limit: int, cursor: str | None) -> TaskPage:
         """A page of the client's tasks, newest first; a foreign or bad cursor is a 400."""
-        ...
 
     def tasks_due(self, now: datetime, *, limit: int = 100) -> Iterator[str]:
         """Ids of open (or not yet announced) tasks whose check time has passed."""
-        ...
 
     def create(self, task: Task) -> None:
         """Store a new task; a second create with the same id raises :class:`TaskExists`."""
-        ...
 
     def transition(
         self,
@@ -87,11 +82,9 @@ class TaskRepository(Protocol):
         change: Callable[[Task], None] | None = None,
     ) -> Task:
         """Move the task to ``target`` (applying ``change``); ForbiddenTransition if not allowed."""
-        ...
 
     def update(self, task_id: str, change: Callable[[Task], None]) -> Task:
         """Change fields of a task without changing its status."""
-        ...
 
 
 # -- images ------------------------------------------------------------------------------------
@@ -101,7 +94,6 @@ class ImageRepository(Protocol):
     @property
     def bucket(self) -> str:
         """The bucket name."""
-        ...
 
     def store(
         self,
@@ -117,7 +109,6 @@ class ImageRepository(Protocol):
         called with the image's header first, and what it raises refuses the image too. A
         refused image leaves nothing behind.
         """
-        ...
 
     def store_base64(
         self,
@@ -128,30 +119,24 @@ class ImageRepository(Protocol):
         check: ImageCheck | None = None,
     ) -> StoredImage:
         """Like :meth:`store`, from base64 text (raw or a data URL) in chunks."""
-        ...
 
     def delete(self, key: str) -> None:
         """Remove the object at ``key`` (nothing there is not an error)."""
-        ...
 
     def presigned_get_url(self, key: str, expires_in: int = 3600) -> str:
         """A URL that lets anyone holding it GET the object for ``expires_in`` seconds."""
-        ...
 
     def presigned_put_url(
         self, key: str, *, content_type: str, content_length: int, expires_in: int = 900
     ) -> str:
         """A URL that lets anyone holding it PUT exactly ``content_length`` bytes of
         ``content_type`` at ``key`` for ``expires_in`` seconds (both headers are signed)."""
-        ...
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored at ``key``."""
-        ...
 
     def open_stream(self, key: str) -> Iterator[bytes]:
         """The object's bytes in chunks (NotFound when absent)."""
-        ...
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -164,12 +149,11 @@ class EventPublisher(Protocol):
 
     def publish(self, task: Task) -> TaskEventDetail:
         """Emit the event for the task's current status (EventPublishError when refused)."""
-        ...
 
 
 # -- handing work on ---------------------------------------------------------------------------
 class QueueUnavailable(Exception):
-    """The dispatch queue did not take the message (nothing was spent)."""
+    """A queue (dispatch or finalize) did not take the message."""
 
 
 class DispatchQueue(Protocol):
@@ -177,7 +161,6 @@ class DispatchQueue(Protocol):
 
     def send(self, task_id: str, provider: str, *, delay_seconds: int = 0) -> None:
         """Queue one attempt at ``provider`` (QueueUnavailable when the queue refused)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -196,11 +179,21 @@ class ProviderSlots(Protocol):
         self, provider: str, holder: str, *, limit: int, lease_seconds: float
     ) -> Slot | None:
         """A free slot (or one whose lease ran out), or None when all ``limit`` are held."""
-        ...
 
     def release(self, slot: Slot) -> None:
         """Free the slot (if ``slot.holder`` still holds it)."""
-        ...
+
+
+class FinalizeQueue(Protocol):
+    """Verified provider callbacks, finalised later by the finalize function.
+
+    One message group per task: at most one finaliser works on a task at a time, and copies
+    of the same callback (the same ``callback_digest``) inside the queue's deduplication
+    window become one message.
+    """
+
+    def send(self, task_id: str, provider: str, callback_digest: str) -> None:
+        """Queue the task for finalisation (QueueUnavailable when the queue refused)."""
 
 
 class PollLoops(Protocol):
@@ -208,7 +201,6 @@ class PollLoops(Protocol):
 
     def start(self, task_id: str, first_wait_seconds: int) -> None:
         """Start the task's loop; starting it again never makes a second one."""
-        ...
 
 
 class IdempotencyRepository(Protocol):
@@ -219,11 +211,9 @@ class IdempotencyRepository(Protocol):
 
         Raises Conflict for a key used with another fingerprint, InvalidRequest for a bad key.
         """
-        ...
 
     def release(self, client_id: str, key: str, task_id: str) -> None:
         """Forget ``task_id``'s claim (its request failed before its task was written)."""
-        ...
 
 
 # -- providers ---------------------------------------------------------------------------------
@@ -236,21 +226,17 @@ class ProviderCalls(Protocol):
         self, request: ImageRequest, inputs: ProviderInputs, callback_url: str | None
     ) -> str:
         """Create the provider's task; its id."""
-        ...
 
     def status(self, provider_task_id: str) -> ProviderStatus:
         """The task's canonical status."""
-        ...
 
     def batch_status(self, provider_task_ids: list[str]) -> dict[str, ProviderStatus]:
         """Several tasks in one call; unknown ids left out."""
-        ...
 
     def run_sync(
         self, request: ImageRequest, inputs: ProviderInputs, open_input: InputOpener
     ) -> ProviderStatus:
         """The one long call of a sync provider: the finished image(s)."""
-        ...
 
 
 class ProviderClients(Protocol):
@@ -258,7 +244,6 @@ class ProviderClients(Protocol):
 
     def client(self, name: str) -> ProviderCalls:
         """The client of provider ``name``."""
-        ...
 
 
 class UrlFetcher(Protocol):
@@ -266,7 +251,6 @@ class UrlFetcher(Protocol):
 
     def stream(self, url: str) -> AbstractContextManager[Iterator[bytes]]:
         """The body in chunks (UnsafeUrl, DownloadFailed, PayloadTooLarge)."""
-        ...
 
 
 class ApiKeys(Protocol):
@@ -274,11 +258,22 @@ class ApiKeys(Protocol):
 
     def create_key(self, client_id: str, *, name: str = "default") -> str:
         """A new key for ``client_id`` (shown once)."""
-        ...
 
     def client_for(self, authorization: str | None) -> str:
         """The client id behind an ``Authorization: Bearer`` header, or Unauthorized."""
-        ...
+
+
+# -- the webhook's cold path -------------------------------------------------------------------
+class CallbackDependencies(Protocol):
+    """What the webhook uses: the callback tokens and the finalize queue, nothing else."""
+
+    @property
+    def signer(self) -> WebhookSigner:
+        """Per-task callback tokens."""
+
+    @property
+    def finalize_queue(self) -> FinalizeQueue:
+        """Verified callbacks, finalised by the finalize function."""
 
 
 # -- everything together -----------------------------------------------------------------------

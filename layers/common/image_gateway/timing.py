@@ -80,6 +80,12 @@ class TimingPolicy:
     """Deliveries of an inbox notification before it goes to the dead-letter queue."""
     inbox_visibility_seconds: int = 720
     """Inbox queue visibility: 6 x the upload-edit function's timeout."""
+    finalize_max_receives: int = 3
+    """Deliveries of a verified callback before it goes to the dead-letter queue (the sweeper
+    still finishes or expires the task)."""
+    finalize_visibility_seconds: int = 360
+    """Finalize queue visibility: 6 x the finalize function's timeout; a failed or crashed
+    finaliser's callback is delivered again after this."""
 
     # -- signed webhooks to callers (the webhook delivery function) ------------------------------
     webhook_retry_schedule_seconds: tuple[float, ...] = (

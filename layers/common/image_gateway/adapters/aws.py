@@ -2,57 +2,42 @@
 
 Handlers keep one per execution environment (:class:`LazyDependencies`, built at the first
 event, never at import); every client is built on first use, so a function pays only for the
-clients its route touches. Tests use ``tests/fakes`` instead, or this against moto.
+clients its route touches. The same goes for imports: the provider clients (httpx and every
+provider adapter), the URL fetcher, the provider directory and the inbox's pieces are imported
+by the property that builds them, so a route that never calls a provider (reading a task,
+listing tasks) does not import them. Tests use ``tests/fakes`` instead, or this against moto.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-import httpx
-from botocore.config import Config
 
 from image_gateway.adapters.aws_webhooks import AwsWebhooks
+from image_gateway.adapters.boto import SecretCache, client_config
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
 from image_gateway.adapters.dynamodb_slots import DynamoDBProviderSlots
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
 from image_gateway.adapters.emf_metrics import EmfMetrics
 from image_gateway.adapters.eventbridge import EventBridgePublisher
-from image_gateway.adapters.http_providers import HttpProviderClients
 from image_gateway.adapters.s3_images import S3ImageStore
-from image_gateway.adapters.s3_inbox import S3InboxObjects
 from image_gateway.adapters.sqs_dispatch import SqsDispatchQueue
 from image_gateway.adapters.stepfunctions_poll import StepFunctionsPollLoops
 from image_gateway.auth import WebhookSigner
 from image_gateway.config import Settings
-from image_gateway.fetch import SafeFetcher
-from image_gateway.inbox.rules import RulesSource
-from image_gateway.inbox.settings import InboxSettings
-from image_gateway.providers.directory import ProviderDirectory
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
-
-class SecretCache:
-    """Secrets Manager values cached for a few minutes (one call per cold start, not per event)."""
-
-    def __init__(self, client: Any, *, ttl_seconds: float) -> None:
-        self._client = client
-        self._ttl = ttl_seconds
-        self._values: dict[str, tuple[float, str]] = {}
-
-    def get(self, secret_id: str) -> str:
-        """The secret's string value."""
-        cached = self._values.get(secret_id)
-        if cached and time.monotonic() - cached[0] < self._ttl:
-            return cached[1]
-        value = str(self._client.get_secret_value(SecretId=secret_id)["SecretString"])
-        self._values[secret_id] = (time.monotonic(), value)
-        return value
+if TYPE_CHECKING:  # imported where they are built (see the module docstring)
+    from image_gateway.adapters.http_providers import HttpProviderClients
+    from image_gateway.adapters.s3_inbox import S3InboxObjects
+    from image_gateway.fetch import SafeFetcher
+    from image_gateway.inbox.rules import RulesSource
+    from image_gateway.inbox.settings import InboxSettings
+    from image_gateway.providers.directory import ProviderDirectory
 
 
 class AwsDependencies:
@@ -68,10 +53,6 @@ class AwsDependencies:
         self._settings = settings
         self._timing = timing
         self._session = session or boto3.Session()
-        self._boto_config = Config(
-            retries={"mode": "standard", "max_attempts": timing.aws_max_attempts},
-            connect_timeout=timing.aws_connect_timeout_seconds,
-        )
 
     @property
     def settings(self) -> Settings:
@@ -85,11 +66,7 @@ class AwsDependencies:
 
     def client(self, service: str) -> Any:
         """A boto3 client of ``service`` with the policy's retries and timeouts."""
-        if service == "s3":  # SigV4, so presigned URLs work everywhere (SSE-KMS included)
-            return self._session.client(
-                "s3", config=self._boto_config.merge(Config(signature_version="s3v4"))
-            )
-        return self._session.client(service, config=self._boto_config)
+        return self._session.client(service, config=client_config(service, self._timing))
 
     @cached_property
     def dynamodb(self) -> Any:
@@ -155,6 +132,8 @@ class AwsDependencies:
     @cached_property
     def directory(self) -> ProviderDirectory:
         """Provider order, enabled set, options and prices (SSM parameter, cached)."""
+        from image_gateway.providers.directory import ProviderDirectory
+
         name = self.settings.providers_parameter
         if name is None:
             return ProviderDirectory(self.settings, None)
@@ -174,6 +153,10 @@ class AwsDependencies:
     @cached_property
     def providers(self) -> HttpProviderClients:
         """A configured HTTP client per provider (one pooled httpx client for all)."""
+        import httpx
+
+        from image_gateway.adapters.http_providers import HttpProviderClients
+
         return HttpProviderClients(
             self.settings,
             self.directory,
@@ -184,6 +167,8 @@ class AwsDependencies:
     @cached_property
     def fetcher(self) -> SafeFetcher:
         """SSRF-safe downloader for provider result URLs and client input URLs."""
+        from image_gateway.fetch import SafeFetcher
+
         return SafeFetcher(
             self.settings.fetch_allow_private_hosts, max_bytes=self.settings.max_image_bytes
         )
@@ -241,11 +226,15 @@ class AwsInboxDependencies:
     @cached_property
     def objects(self) -> S3InboxObjects:
         """The inbox bucket."""
+        from image_gateway.adapters.s3_inbox import S3InboxObjects
+
         return S3InboxObjects(self.core.s3, self.settings.bucket_name)
 
     @cached_property
     def rules(self) -> RulesSource:
         """The rules document, cached."""
+        from image_gateway.inbox.rules import RulesSource
+
         name = self.settings.rules_parameter
         ssm = self.core.ssm
         return RulesSource(
@@ -270,6 +259,8 @@ class LazyInboxDependencies:
     def get(self) -> AwsInboxDependencies:
         """Build on first use from the function's environment."""
         if self._deps is None:
+            from image_gateway.inbox.settings import InboxSettings
+
             self._deps = AwsInboxDependencies(
                 AwsDependencies(Settings.from_env()), InboxSettings.from_env()
             )
