@@ -132,7 +132,8 @@ def test_fifty_parallel_duplicate_callbacks_give_one_terminal_event(
     created = submit(
         api, {"prompt": f"{marker} [sim:latency=0] [sim:no-callback]", "provider": "apimart"}
     )
-    [create] = simulator_requests(info, marker)
+    # (submit is storage-first: the dispatch function makes the create call a moment later)
+    [create] = wait_until(lambda: simulator_requests(info, marker), timeout=15)
     callback_url = f"{create['body']['webhook']}/callback"
     # When 50 copies of its callback arrive at the same moment
     answers = all_at_once(50, lambda _: httpx.post(callback_url, json={}, timeout=60))

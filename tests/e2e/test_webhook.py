@@ -42,7 +42,14 @@ def downloads(info: StackInfo, task: dict[str, Any]) -> list[dict[str, Any]]:
 def apimart_task(api: httpx.Client, marker: str, faults: str = "") -> dict[str, Any]:
     """An apimart task, finished at once by the provider, that it will not call back about."""
     body = {"prompt": f"{marker} [sim:latency=0] [sim:no-callback] {faults}", "provider": "apimart"}
-    return submit(api, body)
+    created = submit(api, body)
+
+    def handed_over() -> dict[str, Any] | None:  # submit is storage-first: dispatch creates it
+        task: dict[str, Any] = api.get(f"/v1/tasks/{created['task_id']}").json()
+        return task if task["attempts"] else None
+
+    handed: dict[str, Any] = wait_until(handed_over, timeout=15)
+    return handed
 
 
 def test_a_callback_is_answered_before_the_image_is_fetched(
