@@ -23,14 +23,13 @@ from image_gateway.images.base64_stream import iter_base64_decoded
 from image_gateway.images.inputs import ImageCheck
 from image_gateway.images.store import StoredImage, spooled_image
 from image_gateway.models.task import (
-    ALLOWED_PREVIOUS,
-    TERMINAL_STATUSES,
-    StatusChange,
     Task,
     TaskStatus,
+    change_task,
+    move_task,
     utc_now,
 )
-from image_gateway.ports import ForbiddenTransition, TaskExists, TaskNotFound, TaskPage
+from image_gateway.ports import TaskExists, TaskNotFound, TaskPage
 
 
 class InMemoryTaskStore:
@@ -118,34 +117,12 @@ class InMemoryTaskStore:
         racer, self._racer = self._racer, None
         if racer is not None:
             racer()
-        allowed = ALLOWED_PREVIOUS[target]
-
-        def mutate(task: Task) -> Task:
-            if task.status not in allowed:
-                raise ForbiddenTransition(task, target)
-            now = utc_now()
-            task.status = target
-            task.history.append(StatusChange(status=target, at=now, by=by))
-            if target in TERMINAL_STATUSES:
-                task.finished_at = now
-                task.check_at = now
-            if change is not None:
-                change(task)
-            return task
-
-        return self._update(task_id, mutate)
+        return self._update(task_id, lambda task: move_task(task, target, by=by, change=change))
 
     def update(self, task_id: str, change: Callable[[Task], None]) -> Task:
         """Change fields without changing the status."""
 
-        def mutate(task: Task) -> Task:
-            before = task.status
-            change(task)
-            if task.status != before:
-                raise ValueError("use transition() to change a task's status")
-            return task
-
-        return self._update(task_id, mutate)
+        return self._update(task_id, lambda task: change_task(task, change))
 
     def _update(self, task_id: str, mutate: Callable[[Task], Task]) -> Task:
         for _ in range(self._write_attempts):

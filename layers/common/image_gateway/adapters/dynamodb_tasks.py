@@ -24,14 +24,13 @@ from botocore.exceptions import ClientError
 
 from image_gateway.errors import InvalidRequest
 from image_gateway.models.task import (
-    ALLOWED_PREVIOUS,
-    TERMINAL_STATUSES,
-    StatusChange,
     Task,
     TaskStatus,
+    change_task,
+    move_task,
     utc_now,
 )
-from image_gateway.ports import ForbiddenTransition, TaskExists, TaskNotFound, TaskPage
+from image_gateway.ports import TaskExists, TaskNotFound, TaskPage
 
 OPEN_SHARDS = 4
 TASK_RETENTION = timedelta(days=90)
@@ -134,34 +133,12 @@ class DynamoDBTaskStore:
         Raises :class:`ForbiddenTransition` when the current status does not allow it, which is
         how a duplicate callback or a second poller learns that someone else already finished.
         """
-        allowed = ALLOWED_PREVIOUS[target]
-
-        def mutate(task: Task) -> Task:
-            if task.status not in allowed:
-                raise ForbiddenTransition(task, target)
-            now = utc_now()
-            task.status = target
-            task.history.append(StatusChange(status=target, at=now, by=by))
-            if target in TERMINAL_STATUSES:
-                task.finished_at = now
-                task.check_at = now  # until its event is out, the sweeper may re-emit it
-            if change is not None:
-                change(task)
-            return task
-
-        return self._update(task_id, mutate)
+        return self._update(task_id, lambda task: move_task(task, target, by=by, change=change))
 
     def update(self, task_id: str, change: Callable[[Task], None]) -> Task:
         """Change fields of a task without changing its status (optimistic concurrency)."""
 
-        def mutate(task: Task) -> Task:
-            before = task.status
-            change(task)
-            if task.status != before:
-                raise ValueError("use transition() to change a task's status")
-            return task
-
-        return self._update(task_id, mutate)
+        return self._update(task_id, lambda task: change_task(task, change))
 
     def _update(self, task_id: str, mutate: Callable[[Task], Task]) -> Task:
         for _ in range(self._write_attempts):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from image_gateway.errors import ProviderError
 from image_gateway.models.request import ImageRequest, Operation
+from image_gateway.ports import ForbiddenTransition
 
 
 class TaskStatus(StrEnum):
@@ -44,6 +46,36 @@ ALLOWED_PREVIOUS: dict[TaskStatus, frozenset[TaskStatus]] = {
     # queued too: a task whose hand-off died before any provider took it
     TaskStatus.EXPIRED: frozenset({TaskStatus.QUEUED, TaskStatus.SUBMITTED, TaskStatus.RUNNING}),
 }
+
+
+def move_task(
+    task: Task, target: TaskStatus, *, by: str, change: Callable[[Task], None] | None
+) -> Task:
+    """The status change every task repository makes inside its conditional write: check the
+    transition, record it (history, finish time, the sweeper's next look), apply ``change``.
+
+    Raises ForbiddenTransition (``ports``) when the status machine does not allow it.
+    """
+    if task.status not in ALLOWED_PREVIOUS[target]:
+        raise ForbiddenTransition(task, target)
+    now = utc_now()
+    task.status = target
+    task.history.append(StatusChange(status=target, at=now, by=by))
+    if target in TERMINAL_STATUSES:
+        task.finished_at = now
+        task.check_at = now  # until its event is out, the sweeper may re-emit it
+    if change is not None:
+        change(task)
+    return task
+
+
+def change_task(task: Task, change: Callable[[Task], None]) -> Task:
+    """Apply a change that must leave the status alone (``update`` of a task repository)."""
+    before = task.status
+    change(task)
+    if task.status != before:
+        raise ValueError("use transition() to change a task's status")
+    return task
 
 
 def can_transition(current: TaskStatus, target: TaskStatus) -> bool:
