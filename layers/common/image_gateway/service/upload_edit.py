@@ -137,7 +137,7 @@ def _edit_request(
             code="mask_missing",
         )
     check = InputCheck(inbox.settings.max_pixels)
-    with discarded_on_failure(inbox.staging) as written:
+    with discarded_on_failure(lambda: inbox.staging) as written:
         photo = _stage(inbox, obj, f"{stem}/0", what="the upload", check=check)
         written.append(photo.key)
         images = [_ref(photo)]

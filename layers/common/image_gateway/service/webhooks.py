@@ -18,7 +18,6 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import httpx
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import DownloadFailed, InvalidRequest, NotFound, UnsafeUrl
@@ -245,6 +244,8 @@ def _give_up(deps: Dependencies, message: DeliveryMessage, error: str) -> None:
         deps.webhooks.deliveries.dead_letter(message)
     except QueueUnavailable:
         logger.exception("webhook not dead-lettered", extra={"task_id": message.task_id})
+    import httpx  # the delivery function's path only: the API imports this module, not httpx
+
     task = deps.tasks.require(message.task_id)
     url = httpx.URL(task.request.callback_url or "")
     detail = WebhookFailedDetail(
