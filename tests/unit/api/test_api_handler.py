@@ -1,5 +1,5 @@
 """The API function's handler in process, on the fakes: the gate (key first, then media type,
-size and bytes), the JSON decoder inside Powertools, and one error shape for every failure."""
+size and bytes), the router and its validation, and one error shape for every failure."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+from image_gateway.errors import Conflict
 
-from devstack.template import ROOT
+from devstack.template import ROOT, load_template
 from tests.fakes import FakeDependencies, fake_settings
 from tests.unit.service.support import png
 
@@ -214,32 +214,48 @@ def test_a_body_api_gateway_base64_encoded_is_read_as_utf8(
     assert deps.tasks.require(answer["task_id"]).request.prompt == "un phare à l'aube"
 
 
-def test_a_gateway_error_raised_inside_resolve_reaches_its_exception_handler(
+def test_a_gateway_error_raised_inside_a_route_becomes_its_error_reply(
     api: ModuleType, deps: FakeDependencies
 ) -> None:
     # GIVEN an event that skipped the gate, with JSON only the decoder refuses (too deep)
     request = event("POST /v1/images", body='{"prompt": ' + "[" * 50 + "]" * 50 + "}")
-    api.app.append_context(client_id="c")
 
-    # WHEN Powertools resolves it THEN the decoder's GatewayError became our 400 invalid_json
-    result = api.app.resolve(request, LambdaContextStub())
+    # WHEN the router dispatches it THEN the decoder's GatewayError became our 400 invalid_json
+    result = api.router.dispatch(request, "c").result()
 
     assert result["statusCode"] == 400
     assert json.loads(result["body"])["error"]["code"] == "invalid_json"
 
 
-def test_a_media_type_powertools_refuses_itself_still_has_our_shape(
-    api: ModuleType, deps: FakeDependencies
+def test_the_router_serves_exactly_the_routes_template_yaml_gives_the_api_function() -> None:
+    # GIVEN the ApiFunction's HttpApi events in template.yaml
+    declared = {
+        f"{e['Properties']['Method']} {e['Properties']['Path']}"
+        for e in load_template()["Resources"]["ApiFunction"]["Properties"]["Events"].values()
+        if e["Type"] == "HttpApi"
+    }
+    spec = importlib.util.spec_from_file_location("api_routes", ROOT / "functions/api/app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    # THEN the router has a handler for each, and for nothing else
+    assert module.router.routes == declared
+
+
+def test_a_path_without_a_route_key_is_matched_on_its_template(
+    api: ModuleType, deps: FakeDependencies, key: str
 ) -> None:
-    # GIVEN an event that skipped the gate, in text/plain WHEN resolved THEN 415 with error.code
-    api.app.append_context(client_id="c")
+    # GIVEN a task and an event API Gateway sent to $default (no route key, no path parameters)
+    _, created = call(api, event("POST /v1/images", key=key, body=GOOD_BODY))
+    request = event(f"GET /v1/tasks/{created['task_id']}", key=key, content_type=None)
+    request["routeKey"] = "$default"
 
-    result = api.app.resolve(
-        event("POST /v1/images", body="x", content_type="text/plain"), LambdaContextStub()
-    )
+    # WHEN handled THEN the task route answered, with the id from the path
+    status, body = call(api, request)
 
-    assert result["statusCode"] == 415
-    assert json.loads(result["body"])["error"]["code"] == "unsupported_media_type"
+    assert status == 200
+    assert body["task_id"] == created["task_id"]
 
 
 def test_an_unexpected_exception_is_a_500_internal_error_with_the_request_id_and_a_log(
@@ -278,15 +294,18 @@ def test_a_failure_inside_the_gate_is_a_500_internal_error_too(
     )
 
 
-def test_a_powertools_http_error_has_our_shape(
+def test_a_gateway_error_from_the_service_layer_has_our_shape(
     api: ModuleType, deps: FakeDependencies, key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
-        raise BadRequestError("nope")
+        raise Conflict("nope", code="idempotency_key_reused")
 
     monkeypatch.setattr(api, "submit_task", refuse)
 
-    assert error_of(api, event("POST /v1/images", key=key, body=GOOD_BODY)) == (400, "bad_request")
+    assert error_of(api, event("POST /v1/images", key=key, body=GOOD_BODY)) == (
+        409,
+        "idempotency_key_reused",
+    )
 
 
 def test_an_unknown_route_is_a_404_route_not_found_after_the_key(
@@ -329,8 +348,5 @@ def test_a_get_with_a_body_ignores_it(api: ModuleType, deps: FakeDependencies, k
 
 
 def test_the_routes_of_the_gate_are_routes_of_the_api(api: ModuleType) -> None:
-    # GIVEN the gate's public and JSON routes THEN each is served by the app (no stale entry)
-    paths = json.loads(api.app.get_openapi_json_schema())["paths"]
-    served = {f"{method.upper()} {path}" for path, ops in paths.items() for method in ops}
-
-    assert api.ROUTES.public | api.ROUTES.json_body <= served
+    # GIVEN the gate's public and JSON routes THEN each is served by the router (no stale entry)
+    assert api.ROUTES.public | api.ROUTES.json_body <= api.router.routes
