@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from image_gateway.errors import Conflict
 
-from devstack.template import ROOT, load_template
+from devstack.template import ROOT
 from tests.fakes import FakeDependencies, fake_settings
 from tests.unit.service.support import png
 
@@ -225,22 +225,6 @@ def test_a_gateway_error_raised_inside_a_route_becomes_its_error_reply(
 
     assert result["statusCode"] == 400
     assert json.loads(result["body"])["error"]["code"] == "invalid_json"
-
-
-def test_the_router_serves_exactly_the_routes_template_yaml_gives_the_api_function() -> None:
-    # GIVEN the ApiFunction's HttpApi events in template.yaml
-    declared = {
-        f"{e['Properties']['Method']} {e['Properties']['Path']}"
-        for e in load_template()["Resources"]["ApiFunction"]["Properties"]["Events"].values()
-        if e["Type"] == "HttpApi"
-    }
-    spec = importlib.util.spec_from_file_location("api_routes", ROOT / "functions/api/app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    # THEN the router has a handler for each, and for nothing else
-    assert module.router.routes == declared
 
 
 def test_a_path_without_a_route_key_is_matched_on_its_template(

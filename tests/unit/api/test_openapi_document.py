@@ -135,7 +135,7 @@ def test_the_document_names_exactly_the_routes_the_api_serves(
         for method, path, _ in _operations(doc)
     }
 
-    # THEN they are the router's routes (which a handler test ties to template.yaml)
+    # THEN they are the router's routes (which tests/template ties to template.yaml)
     assert described == api.router.routes
 
 
