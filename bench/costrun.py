@@ -222,7 +222,7 @@ def modelled_sync_path(
     }
 
 
-COMPAT_PATHS = {
+COMPAT_PATHS: dict[str, tuple[str, dict[str, Any]]] = {
     "callback": ("apimart", {"prompt": "x", "aspect_ratio": "1:1", "resolution": "1K"}),
     "poll": ("mountsea-async", {"prompt": "x", "size": "1024x1024", "quality": "medium"}),
     "sync": ("mountsea-compat", {"prompt": "x", "size": "1024x1024", "quality": "medium"}),
@@ -236,7 +236,7 @@ def modelled_compat_path(path: str, paths: dict[str, dict[str, Any]]) -> dict[st
     (its adapter's ``expected_latency_seconds``, where the first look lands) in a 192 MB
     function, instead of an HTTP API request and an API function invocation."""
     provider, body = COMPAT_PATHS[path]
-    latency = get_provider(provider).expected_latency_seconds(ImageRequest(**body))
+    latency = get_provider(provider).expected_latency_seconds(ImageRequest.model_validate(body))
     # the sync task's own dispatch function waits the same latency
     base = modelled_sync_path(paths["callback"], latency) if path == "sync" else paths[path]
     counts = RequestCounts(**base["counts_per_task"])
