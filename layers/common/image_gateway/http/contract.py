@@ -267,7 +267,7 @@ DESCRIPTION = (
     "SDK (`POST /openai/v1/images/generations` and `POST /openai/v1/images/edits`, OpenAI's "
     "fields, answers and error shape), which is served by its own Lambda function URL (stack "
     "output `OpenAiBaseUrl`) so that a call may wait for its image; its tasks are ordinary "
-    "tasks of this API (`x-task-id`). See the README, \"OpenAI-compatible API\"."
+    'tasks of this API (`x-task-id`). See the README, "OpenAI-compatible API".'
 )
 
 
