@@ -420,3 +420,46 @@ def test_an_image_over_the_response_limit_comes_back_as_url_only(
     # THEN only its URL comes back, and the answer fits
     assert body_of(result)["data"] == [{"revised_prompt": None, "url": "OUTPUTS/C/BIG.PNG"}]
     assert INLINE_IMAGE_MAX_BYTES * 4 / 3 + 16_384 <= 6_000_000
+
+
+# -- whatever a caller sends, never a 500 ---------------------------------------------------------
+def _hostile_bodies() -> list[tuple[str, bytes, str]]:
+    import random
+
+    rng = random.Random(11)
+    valid, form = multipart([("image", png(64, 64))], prompt="x")
+    boundary = form.split("boundary=")[1]
+    cases: list[tuple[str, bytes, str]] = []
+    for index in range(60):
+        noise = rng.randbytes(rng.randint(0, 400))
+        cut = valid[: rng.randint(0, len(valid))]
+        flipped = bytearray(valid)
+        for _ in range(8):
+            flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+        cases += [
+            ("edits", noise, form),
+            ("edits", cut, form),
+            ("edits", bytes(flipped), form),
+            ("generations", noise, "application/json"),
+            ("edits", noise, f"multipart/form-data; boundary={boundary}{'é' * (index % 2)}"),
+        ]
+    return cases
+
+
+def test_hostile_bodies_are_answered_in_openais_shape_never_with_a_500(
+    deps: FakeDependencies, key: str
+) -> None:
+    # GIVEN random, truncated and corrupted bodies on both routes (seeded)
+    for route, raw, content_type in _hostile_bodies():
+        # WHEN each is sent
+        result = serve(
+            deps,
+            event(f"{ROUTE}/{route}", raw, content_type, key),
+            remaining_seconds=600,
+            clock=clock(deps),
+        )
+
+        # THEN a 4xx (or an image, for a corruption that missed what matters), never a 5xx
+        assert result["statusCode"] in {200, 400}, (route, raw[:80], result["body"][:300])
+        if result["statusCode"] == 400:
+            assert body_of(result)["error"]["type"] == "invalid_request_error"

@@ -54,7 +54,10 @@ def parse_multipart(body: bytes, boundary: str) -> list[Part]:
     Raises:
         InvalidRequest: ``invalid_multipart``, saying what is wrong.
     """
-    delimiter = b"--" + boundary.encode("latin-1")
+    try:
+        delimiter = b"--" + boundary.encode("latin-1")
+    except UnicodeEncodeError:
+        raise _invalid("the multipart boundary is not ASCII") from None
     start = body.find(delimiter)
     if start < 0:
         raise _invalid("the body has no part delimited by the boundary of its Content-Type")
