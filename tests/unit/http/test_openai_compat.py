@@ -463,3 +463,32 @@ def test_hostile_bodies_are_answered_in_openais_shape_never_with_a_500(
         assert result["statusCode"] in {200, 400}, (route, raw[:80], result["body"][:300])
         if result["statusCode"] == 400:
             assert body_of(result)["error"]["type"] == "invalid_request_error"
+
+
+def test_an_image_at_the_limit_still_fits_lambdas_answer(deps: FakeDependencies) -> None:
+    # GIVEN a finished task whose image is exactly the largest returned inline
+    import os
+
+    from image_gateway.service.submit import submit_task
+
+    image = os.urandom(INLINE_IMAGE_MAX_BYTES)
+    made = submit_task(deps, fox(), client_id="c").task
+    output = ImageOutput(
+        bucket="images",
+        key="outputs/c/limit.png",
+        content_type="image/png",
+        width=2048,
+        height=2048,
+        bytes=len(image),
+        sha256="0" * 64,
+    )
+    made = deps.tasks.update(made.task_id, lambda t: t.outputs.append(output))
+
+    # WHEN answered as b64_json
+    result = images_result(
+        made, response_format="b64_json", read_image=lambda _: image, presign=str
+    )
+
+    # THEN it is inline, and the whole invocation result is within Lambda's 6 MB
+    assert base64.b64decode(body_of(result)["data"][0]["b64_json"]) == image
+    assert len(json.dumps(result).encode()) <= 6_000_000
