@@ -9,7 +9,7 @@ import pytest
 from image_gateway.errors import InvalidRequest
 from image_gateway.models.task import TaskStatus
 from image_gateway.providers.base import ProviderState
-from image_gateway.service.compat import Clock, create_and_wait, wait_budget
+from image_gateway.service.compat import Clock, CompatResult, create_and_wait, wait_budget
 from image_gateway.service.dispatch import dispatch
 from image_gateway.service.refresh import refresh_task
 from image_gateway.timing import TimingPolicy
@@ -214,3 +214,28 @@ def test_the_budget_is_the_policy_and_leaves_time_to_answer(make_deps: DepsFacto
     assert wait_budget(deps, None) == deps.timing.compat_wait_seconds * 0.5
     assert wait_budget(deps, 100.0) == 100.0 - margin
     assert wait_budget(deps, 5.0) == 0.0
+
+
+def test_an_idempotent_replay_answers_the_first_task_without_a_second(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a finished compat call made with an Idempotency-Key
+    def call() -> CompatResult:
+        return create_and_wait(
+            deps,
+            fox(provider="mountsea-compat"),
+            client_id="c",
+            budget_seconds=540.0,
+            idempotency_key="order-7",
+            clock=FakeClock(meanwhile=lambda: drain(deps)).clock,
+        )
+
+    first = call()
+
+    # WHEN the SDK sends it again (a lost answer)
+    again = call()
+
+    # THEN the same task comes back, finished, and nothing new was sent to a provider
+    assert again.replayed and again.outcome.task.task_id == first.outcome.task.task_id
+    assert again.outcome.finished and again.outcome.looks == 0
+    assert len(deps.providers.calls_to("mountsea-compat", "sync")) == 1
