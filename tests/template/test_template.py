@@ -144,6 +144,7 @@ def test_the_settings_read_only_variables_the_template_sets() -> None:
         "PROVIDER_SYNC_TIMEOUT_SECONDS",
         "WEBHOOK_KEY_ID",
         "WEBHOOK_DEAD_LETTER_QUEUE_URL",
+        "CALLBACK_BASE_URL",
     }
     assert read - function_only <= variables, read - variables
 

@@ -91,6 +91,23 @@ def body_text(event: Mapping[str, Any], *, max_bytes: int) -> str:
         PayloadTooLarge: ``body_too_large``.
         InvalidRequest: ``invalid_json``, for bytes that are not UTF-8.
     """
+    data = body_bytes(event, max_bytes=max_bytes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            f"the body is not UTF-8 text (byte {exc.start} is invalid): JSON must be UTF-8",
+            code="invalid_json",
+        ) from None
+
+
+def body_bytes(event: Mapping[str, Any], *, max_bytes: int) -> bytes:
+    """The body's bytes (base64-decoded if it came encoded), at most ``max_bytes``.
+
+    Raises:
+        PayloadTooLarge: ``body_too_large``.
+        InvalidRequest: ``invalid_json``, for a body that cannot be read.
+    """
     raw = event.get("body") or ""
     if not isinstance(raw, str):
         raise InvalidRequest("the body could not be read", code="invalid_json")
@@ -105,13 +122,7 @@ def body_text(event: Mapping[str, Any], *, max_bytes: int) -> str:
         data = raw.encode("utf-8", "surrogatepass")
     if len(data) > max_bytes:
         raise _too_large(max_bytes)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(
-            f"the body is not UTF-8 text (byte {exc.start} is invalid): JSON must be UTF-8",
-            code="invalid_json",
-        ) from None
+    return data
 
 
 def request_id(event: Mapping[str, Any]) -> str | None:

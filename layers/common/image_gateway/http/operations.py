@@ -217,5 +217,9 @@ DESCRIPTION = (
     "its status is `succeeded` (outputs carry presigned download URLs), `failed`, `cancelled` "
     "or `expired`. Every request but this document's needs `Authorization: Bearer <key>`. "
     'Every answer that is not a success is `{"error": {"code", "message", ...}}` with a '
-    "stable `code`."
+    "stable `code`. Not described here: the OpenAI-compatible surface for the official `openai` "
+    "SDK (`POST /openai/v1/images/generations` and `POST /openai/v1/images/edits`, OpenAI's "
+    "fields, answers and error shape), which is served by its own Lambda function URL (stack "
+    "output `OpenAiBaseUrl`) so that a call may wait for its image; its tasks are ordinary "
+    'tasks of this API (`x-task-id`). See the README, "OpenAI-compatible API".'
 )
