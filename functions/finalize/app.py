@@ -12,6 +12,7 @@ the sweeper still finishes such a task (late callbacks get a poll) or expires it
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -40,7 +41,7 @@ def record_handler(record: SQSRecord) -> None:
         return
     logger.append_keys(task_id=task_id)
     try:
-        result = refresh_task(DEPS.get(), task_id, by="callback")
+        result = refresh_task(DEPS.get(), task_id, by="callback", learned_at=_sent_at(record))
     except TaskNotFound:
         logger.warning("callback for a task that does not exist")
         return
@@ -48,6 +49,15 @@ def record_handler(record: SQSRecord) -> None:
         logger.warning("finalisation failed for now; SQS retries", extra={"why": str(transient)})
         raise
     logger.info("callback handled", extra={"status": result.task.status.value})
+
+
+def _sent_at(record: SQSRecord) -> datetime | None:
+    """When the webhook queued the callback (SQS's SentTimestamp): the gateway's overhead is
+    measured from the callback's arrival, so it includes the queue hop."""
+    try:
+        return datetime.fromtimestamp(int(record.attributes.sent_timestamp) / 1000, UTC)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @logger.inject_lambda_context

@@ -179,6 +179,10 @@ def deliver(
         error = failed.message
     record = _outcome(deps, message, started, http_status, error, draw)
     _record(deps, task.task_id, record)
+    deps.metrics.put("WebhookAttempts", 1, "Count", {"Outcome": record.outcome})
+    if record.outcome == "delivered":  # the status change -> the receiver's 2xx
+        seconds = max(0.0, (now() - status_at).total_seconds())
+        deps.metrics.put("WebhookDeliverySeconds", seconds, "Seconds", {})
     logger.info(
         "webhook attempt",
         extra={
