@@ -19,9 +19,16 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway import log_context
 from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.errors import GatewayError, NotFound
-from image_gateway.http.gate import RoutePolicy, admit, error_result, internal_error
+from image_gateway.http.gate import (
+    RoutePolicy,
+    admit,
+    error_result,
+    internal_error,
+    request_id,
+)
 from image_gateway.http.router import Reply, Request, Router
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
@@ -43,6 +50,7 @@ from image_gateway.service.uploads import plan_uploads
 from image_gateway.service.webhooks import current_secret, redeliver, rotate_secret
 
 logger = Logger()
+log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
 router = Router()
 DEPS = LazyDependencies()
@@ -92,6 +100,7 @@ def create_image(request: Request) -> Reply:
         client_id=request.caller,
         idempotency_key=request.headers.get("idempotency-key"),
         callback_base_url=_base_url(request),
+        request_id=request_id(request.event),
     )
     metrics.add_metric("TasksSubmitted", "Count", 1)
     return Reply.of(200 if submission.replayed else 202, _view(submission.task))
@@ -182,7 +191,9 @@ def _openapi_document() -> str:
     return json.dumps(document())
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway HTTP API (payload 2.0) entry point: the gate, then the route."""

@@ -22,11 +22,13 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway import log_context
 from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.ports import TaskNotFound
 from image_gateway.service.refresh import RetryLater, refresh_task
 
 logger = Logger()
+log_context.follow(logger)  # every line names its task and the request behind it
 # A failed record stops only the rest of its own task's messages (other tasks go on).
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 DEPS = LazyDependencies()
@@ -60,7 +62,7 @@ def _sent_at(record: SQSRecord) -> datetime | None:
         return None
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS FIFO batch entry point (partial batch responses; batch size 1 in the template)."""
     answer = process_partial_response(

@@ -13,15 +13,17 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway import log_context
 from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.http.openai_routes import serve
 from image_gateway.service.compat import SYSTEM_CLOCK
 
 logger = Logger()
+log_context.follow(logger)  # every line names its task and the request behind it
 DEPS = LazyDependencies()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """One OpenAI-compatible request: the key, the body, the task, the wait, the answer."""
     remaining = context.get_remaining_time_in_millis() / 1000

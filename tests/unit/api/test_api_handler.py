@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import importlib.util
+import io
 import json
 from dataclasses import dataclass
 from types import ModuleType
@@ -334,3 +335,34 @@ def test_a_get_with_a_body_ignores_it(api: ModuleType, deps: FakeDependencies, k
 def test_the_routes_of_the_gate_are_routes_of_the_api(api: ModuleType) -> None:
     # GIVEN the gate's public and JSON routes THEN each is served by the router (no stale entry)
     assert api.ROUTES.public | api.ROUTES.json_body <= api.router.routes
+
+
+def test_a_submits_log_lines_name_the_task_and_the_callers_request(
+    api: ModuleType, deps: FakeDependencies, key: str
+) -> None:
+    # GIVEN the handler's log lines in a buffer
+    out = io.StringIO()
+    handler = api.logger.registered_handler
+    previous = handler.setStream(out)
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+
+    try:
+        # WHEN a task is submitted
+        status, body = call(api, event("POST /v1/images", key=key, body=GOOD_BODY))
+        queued = next(line for line in lines() if line.get("message") == "task queued")
+        # AND another request follows on the same instance
+        call(api, event("GET /v1/tasks", key=key, content_type=None))
+        api.logger.info("probe")
+        probe = lines()[-1]
+    finally:
+        handler.setStream(previous)
+
+    # THEN the submit's line carries the task id and API Gateway's request id (kept on the task)
+    assert status == 202
+    assert (queued["task_id"], queued["request_id"]) == (body["task_id"], REQUEST_ID)
+    assert queued["correlation_id"] == REQUEST_ID
+    assert deps.tasks.require(body["task_id"]).request_id == REQUEST_ID
+    # AND the next invocation starts without them (clear_state)
+    assert probe["message"] == "probe" and "task_id" not in probe

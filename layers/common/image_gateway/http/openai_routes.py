@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import GatewayError, InvalidRequest, NotFound
-from image_gateway.http.gate import body_bytes, body_text, internal_error, route_key
+from image_gateway.http.gate import body_bytes, body_text, internal_error, request_id, route_key
 from image_gateway.http.json_body import decode_json_object, parse_media_type
 from image_gateway.http.multipart import boundary_of, parse_multipart
 from image_gateway.http.openai_answer import (
@@ -84,6 +84,7 @@ def _serve(
         budget_seconds=budget,
         idempotency_key=headers.get("idempotency-key"),
         callback_base_url=settings.callback_base_url,
+        request_id=request_id(event),
         clock=clock,
     )
     task = result.outcome.task

@@ -80,6 +80,7 @@ def create_and_wait(
     budget_seconds: float,
     idempotency_key: str | None = None,
     callback_base_url: str | None = None,
+    request_id: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> CompatResult:
     """Submit ``request`` as an ordinary task, then wait for it at most ``budget_seconds``.
@@ -93,6 +94,7 @@ def create_and_wait(
         client_id=client_id,
         idempotency_key=idempotency_key,
         callback_base_url=callback_base_url,
+        request_id=request_id,
     )
     outcome = wait_for_task(deps, submission.task, budget_seconds=budget_seconds, clock=clock)
     return CompatResult(outcome=outcome, replayed=submission.replayed)

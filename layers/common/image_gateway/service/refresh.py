@@ -21,6 +21,7 @@ from image_gateway.errors import (
     ProviderError,
     UnsafeUrl,
 )
+from image_gateway.log_context import working_on
 from image_gateway.models.task import ImageOutput, Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, TaskNotFound
 from image_gateway.providers.base import ProviderState, ProviderStatus, ResultImage
@@ -69,6 +70,7 @@ def refresh_task(
         if status is not None:
             status.close()
         raise TaskNotFound(task_id)
+    working_on(task.task_id, task.request_id)
     if emit_missing_event:
         task = publish_pending_event(deps, task)
     if task.status.terminal or task.provider_task_id is None:

@@ -103,7 +103,7 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
         logger.info("upload superseded by a newer one", extra=log)
         return UploadResult(UploadOutcome.SUPERSEDED)
     except GatewayError as error:
-        return _rejected(inbox, task_id, source, prompt, error)
+        return _rejected(inbox, task_id, source, prompt, error, request_id=created.event_id)
     try:
         submit_task(
             deps,
@@ -111,10 +111,19 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
             client_id=client_id,
             task_id=task_id,
             source=source,
+            request_id=created.event_id,
             output_key_stem=rule.output_key_stem(source.key, client_id=client_id, task_id=task_id),
         )
     except GatewayError as error:  # the API's validation and routing refused it
-        return _rejected(inbox, task_id, source, request.prompt, error, request=request)
+        return _rejected(
+            inbox,
+            task_id,
+            source,
+            request.prompt,
+            error,
+            request=request,
+            request_id=created.event_id,
+        )
     logger.info("upload submitted", extra={**log, "task_id": task_id})
     return UploadResult(UploadOutcome.SUBMITTED, task_id)
 
@@ -204,6 +213,7 @@ def _rejected(
     error: GatewayError,
     *,
     request: ImageRequest | None = None,
+    request_id: str | None = None,
 ) -> UploadResult:
     """End the upload's task as failed with ``error`` (creating the task if needed)."""
     deps = inbox.core
@@ -222,5 +232,6 @@ def _rejected(
         task_id=task_id,
         operation=Operation.EDIT,
         source=source,
+        request_id=request_id,
     )
     return UploadResult(UploadOutcome.REJECTED, task_id)

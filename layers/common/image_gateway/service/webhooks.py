@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import DownloadFailed, InvalidRequest, NotFound, UnsafeUrl
+from image_gateway.log_context import working_on
 from image_gateway.models.task import DeliveryRecord, Task, TaskStatus, utc_now
 from image_gateway.models.views import TaskView, WebhookPayload, WebhookSecretView
 from image_gateway.models.webhooks import (
@@ -163,6 +164,7 @@ def deliver(
     if task is None or task.request.callback_url is None:
         logger.warning("webhook for a missing task dropped", extra={"task_id": message.task_id})
         return None
+    working_on(task.task_id, task.request_id)
     status_at = _status_time(task, message.status) or started
     body = render_body(deps, task, message.status, status_at)
     secrets = deps.webhooks.secrets.get(task.client_id).signing_secrets(started)
