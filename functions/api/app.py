@@ -1,5 +1,5 @@
 """Client API: POST /v1/images, GET /v1/tasks[/{id}], POST /v1/tasks/{id}/cancel,
-GET /v1/providers, POST /v1/uploads, OpenAPI.
+GET /v1/providers, GET /v1/usage, POST /v1/uploads, OpenAPI.
 
 Every request passes the gate (``image_gateway.http.gate``) before Powertools resolves it: the
 API key first (401 before any body is read), then, for POST /v1/images, the media type, size
@@ -42,6 +42,7 @@ from image_gateway.models.views import (
 )
 from image_gateway.providers.registry import PROVIDER_TYPES
 from image_gateway.service.lifecycle import cancel_task
+from image_gateway.service.limits import client_usage
 from image_gateway.service.progress import expected_seconds
 from image_gateway.service.submit import submit_task
 from image_gateway.service.uploads import plan_uploads
@@ -58,12 +59,17 @@ ROUTES = RoutePolicy(
 )
 
 
-def _json(status: int, body: str) -> Response[str]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+def _json(status: int, body: str, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers=headers or None,
+    )
 
 
 def _error(error: GatewayError) -> Response[str]:
-    return _json(error.status_code, json.dumps(error.to_body()))
+    return _json(error.status_code, json.dumps(error.to_body()), error.headers())
 
 
 def _client_id() -> str:
@@ -192,6 +198,12 @@ def list_providers() -> Response[str]:
             )
         )
     return _json(200, ProviderList(default_order=order, providers=rows).model_dump_json())
+
+
+@app.get("/v1/usage")
+def get_usage() -> Response[str]:
+    """The caller's day: spend against its budget, open tasks, the current rate window."""
+    return _json(200, client_usage(DEPS.get(), _client_id()).model_dump_json())
 
 
 @app.get("/v1/openapi.json")

@@ -25,8 +25,10 @@ from image_gateway.http.examples import (
     TASK_EXAMPLE,
     TASK_ID,
     UPLOADS_EXAMPLE,
+    USAGE_EXAMPLE,
 )
 from image_gateway.models.uploads import UploadPlan
+from image_gateway.models.usage import UsageView
 from image_gateway.models.views import (
     ProviderList,
     TaskList,
@@ -57,6 +59,7 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
         "unsupported_by_provider",
         "openai does not support aspect_ratio 21:9",
     ),
+    429: ("Over a client limit (see code): nothing written", "rate_limited", "retry after 42 s"),
     500: (
         "The gateway failed unexpectedly (quote request_id)",
         "internal_error",
@@ -108,6 +111,8 @@ _IDEMPOTENCY_HEADER = {
     "schema": {"type": "string", "maxLength": 255},
 }
 
+_RETRY_AFTER = {"description": "Seconds to wait", "required": True, "schema": {"type": "integer"}}
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/v1/images"): Operation(
         "createImage",
@@ -121,7 +126,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                 TASK_EXAMPLE,
             ),
         },
-        (400, 401, 404, 409, 413, 415, 422, 500),
+        (400, 401, 404, 409, 413, 415, 422, 429, 500),
         request_example={
             "prompt": "a lighthouse at dawn",
             "aspect_ratio": "16:9",
@@ -186,6 +191,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {200: ("The providers", ProviderList, PROVIDERS_EXAMPLE)},
         (401, 500),
         description="Capabilities and prices as configured (the providers parameter).",
+    ),
+    ("get", "/v1/usage"): Operation(
+        "getUsage",
+        "usage",
+        "The caller's day: spend, budget, open tasks, limits, the rate window",
+        {200: ("The caller's usage and limits", UsageView, USAGE_EXAMPLE)},
+        (401, 500),
+        description="Spend: the UTC day's estimates (reserved at submit, failed tasks cost 0).",
     ),
     ("post", "/v1/tasks/{task_id}/webhooks/redeliver"): Operation(
         "redeliverWebhook",
@@ -255,6 +268,7 @@ TAGS = [
     {"name": "uploads", "description": "Upload large input images straight to the bucket."},
     {"name": "providers", "description": "The providers this gateway routes to."},
     {"name": "webhooks", "description": "Signed deliveries to your callback_url."},
+    {"name": "usage", "description": "The caller's limits and the day's spend."},
     {"name": "meta", "description": "This API's own description."},
 ]
 DESCRIPTION = (
@@ -299,6 +313,7 @@ def response_schemas() -> dict[str, Any]:
         UploadPlan,
         WebhookSecretView,
         WebhookRedelivery,
+        UsageView,
         ErrorBody,
     ]
     _, top = models_json_schema([(m, "serialization") for m in models], ref_template=REF)
@@ -337,4 +352,6 @@ def _describe(operation: dict[str, Any], spec: Operation) -> None:
                 }
             },
         }
+        if status == 429:  # schemathesis checks the header is there
+            responses["429"]["headers"] = {"Retry-After": _RETRY_AFTER}
     operation["responses"] = responses
