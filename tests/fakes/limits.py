@@ -55,6 +55,8 @@ class InMemoryUsageLedger:
         self._rate: dict[tuple[str, int], int] = {}
         self._open: dict[str, set[str]] = {}
         self._days: dict[tuple[str, str], _Day] = {}
+        self.refuse_next = 0
+        """Settlements to refuse (raise) before the ledger works again, like a throttled table."""
 
     def set_limits(self, client_id: str, **values: float | int | None) -> None:
         """What the operator's ``update-item`` does: set one client's limits."""
@@ -108,6 +110,9 @@ class InMemoryUsageLedger:
         """Free the open entry; the day's spend becomes ``cost_usd`` for this task, once."""
         task_id = hold.open_entry.split("#", 1)[1]
         with self._lock:
+            if self.refuse_next > 0:
+                self.refuse_next -= 1
+                raise ConnectionError("the ledger refused the settlement")
             self._open.get(client_id, set()).discard(hold.open_entry)
             day = self._days.get((client_id, hold.day))
             if day is None or task_id not in day.pending:
