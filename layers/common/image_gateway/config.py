@@ -77,7 +77,7 @@ class Settings(BaseModel):
     )
 
     client_requests_per_minute: int = Field(
-        default=300, ge=0, description="submits per minute per client, unless its own are set"
+        default=600, ge=0, description="submits per minute per client, unless its own are set"
     )
     client_max_open_tasks: int = Field(
         default=100, ge=0, description="unfinished tasks per client, unless its own are set"

@@ -240,7 +240,7 @@ def test_usage_shows_the_day_of_a_client_without_limits_of_its_own(deps: FakeDep
 
     assert (view.client_id, view.day, view.open_tasks, view.spent_usd) == ("c", "2026-12-01", 1, 0)
     assert (view.daily_budget_usd, view.budget_remaining_usd) == (None, None)
-    assert (view.max_open_tasks, view.rate.limit_per_minute) == (100, 300)
+    assert (view.max_open_tasks, view.rate.limit_per_minute) == (100, 600)
 
 
 # -- the S3 inbox --------------------------------------------------------------------------------
