@@ -108,6 +108,7 @@ class AwsDependencies:
             self.dynamodb,
             self.settings.table_name,
             prune_after_seconds=self.settings.scaled(self.timing.open_entry_prune_seconds),
+            write_attempts=self.timing.task_write_attempts,
         )
 
     @cached_property

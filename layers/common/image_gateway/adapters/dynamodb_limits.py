@@ -46,6 +46,10 @@ _OPEN_TTL_SECONDS = 90 * 86400
 _ORDER = (LimitKind.RATE, LimitKind.OPEN_TASKS, LimitKind.BUDGET)  # the transaction's items
 
 
+class _Conflict(Exception):
+    """The reservation's transaction met another one on the same items (nothing written)."""
+
+
 class DynamoDBUsageLedger:
     """The ledger on DynamoDB; ``clock`` (epoch seconds) is injectable for tests."""
 
@@ -55,11 +59,13 @@ class DynamoDBUsageLedger:
         table_name: str,
         *,
         prune_after_seconds: float,
+        write_attempts: int = 5,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._ddb = dynamodb_client
         self._table = table_name
         self._prune_after = prune_after_seconds
+        self._attempts = write_attempts
         self._clock = clock
 
     def _key(self, client_id: str, sk: str) -> dict[str, Any]:
@@ -93,8 +99,8 @@ class DynamoDBUsageLedger:
         cost_usd: float,
         deadline: datetime,
     ) -> Admission:
-        """One transaction of the three counters (see the module); pruned and tried again once
-        when only the open tasks refused and some entries are long overdue."""
+        """One transaction of the three counters (see the module), tried again when it met
+        another (``write_attempts`` in all) and once after pruning long-overdue open entries."""
         now = self._clock()
         outright = limits.refused_outright(cost_usd)
         if outright is not None:
@@ -104,13 +110,19 @@ class DynamoDBUsageLedger:
             reserved_usd=float(usd(cost_usd)),
             open_entry=f"{int(deadline.timestamp())}#{task_id}",
         )
-        for attempt in range(2):
-            refused = self._transact(client_id, task_id, hold, limits, cost_usd, now)
+        pruned = False
+        for _ in range(self._attempts):
+            try:
+                refused = self._transact(client_id, task_id, hold, limits, cost_usd, now)
+            except _Conflict:  # another transaction of this client's items: try again
+                continue
             if refused is None:
                 return Admission(hold=hold)
-            if refused is not LimitKind.OPEN_TASKS or attempt or not self._prune(client_id, now):
-                return refusal(refused, now)
-        raise AssertionError("unreachable")  # pragma: no cover
+            if refused is LimitKind.OPEN_TASKS and not pruned and self._prune(client_id, now):
+                pruned = True
+                continue
+            return refusal(refused, now)
+        raise RuntimeError(f"usage of {client_id} kept conflicting ({self._attempts} attempts)")
 
     def _transact(
         self,
@@ -172,7 +184,9 @@ class DynamoDBUsageLedger:
             for kind, reason in zip(_ORDER, reasons, strict=False):
                 if reason.get("Code") == "ConditionalCheckFailed":
                     return kind
-            raise  # cancelled for another reason (a conflicting transaction): retried by the caller
+            if any(r.get("Code") == "TransactionConflict" for r in reasons):
+                raise _Conflict from None
+            raise
         return None
 
     def _prune(self, client_id: str, now: float) -> bool:
