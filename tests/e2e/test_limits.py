@@ -1,10 +1,13 @@
 """Per-client limits through devstack: a client over its rate gets 429 with Retry-After, a $0.05
 budget is refused once two $0.025 images reached it, the open-task limit frees a place when a
-task ends, and GET /v1/usage shows each. Every test has a client (and API key) of its own, with
-limits the operator sets in the tasks table as the README says, so no other test is touched."""
+task ends, and GET /v1/usage shows each; an inbox upload over its owner's limit becomes a failed
+task. Every API test has a client (and API key) of its own, with limits the operator sets in the
+tasks table as the README says, so no other test is touched; the inbox's client is limited only
+for the moment of its test."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -12,8 +15,10 @@ import boto3
 import httpx
 import pytest
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+from PIL import Image
 
 from devstack.stack import StackInfo
+from tests.e2e.support import EventLog
 
 ClientFactory = Callable[..., httpx.Client]
 
@@ -48,6 +53,12 @@ def limited_client(info: StackInfo) -> Iterator[ClientFactory]:
 def _submit(api: httpx.Client, prompt: str, **fields: object) -> httpx.Response:
     body = {"prompt": prompt, "provider": "mountsea-compat", "size": "1024x1024", **fields}
     return api.post("/v1/images", json=body)
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (256, 256), "teal").save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _assert_429(answer: httpx.Response, code: str) -> int:
@@ -127,3 +138,26 @@ def test_the_open_task_limit_frees_a_place_when_a_task_ends(
     assert api.get("/v1/usage").json()["open_tasks"] == 1
     assert _submit(api, "open 4 [sim:never]", **never).status_code == 202
     _assert_429(_submit(api, "open 5"), "too_many_open_tasks")
+
+
+def test_an_inbox_upload_over_its_owners_limit_is_a_failed_task_with_the_code(
+    info: StackInfo, events: EventLog
+) -> None:
+    # GIVEN the inbox's client (InboxClientId, "inbox") blocked by its operator for a moment
+    dynamodb, key = boto3.client("dynamodb"), f"products/limited-{uuid.uuid4().hex[:8]}.png"
+    limits_key = {"pk": {"S": "LIMITS#inbox"}, "sk": {"S": "LIMITS"}}
+    dynamodb.update_item(
+        TableName=info.table_name,
+        Key=limits_key,
+        UpdateExpression="SET requests_per_minute = :zero",
+        ExpressionAttributeValues={":zero": {"N": "0"}},
+    )
+    try:
+        # WHEN a photo is uploaded under a rule's prefix
+        boto3.client("s3").put_object(Bucket=info.outputs["InboxBucketName"], Key=key, Body=_png())
+        # THEN its task fails with rate_limited and its event says so (no retry loop)
+        event = events.wait_for_source(key, "Image Task Failed", timeout=30)
+    finally:
+        dynamodb.delete_item(TableName=info.table_name, Key=limits_key)
+    assert event["detail"]["error"]["code"] == "rate_limited"
+    assert event["detail"]["client_id"] == "inbox"
