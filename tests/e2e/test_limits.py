@@ -8,8 +8,10 @@ for the moment of its test."""
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import httpx
@@ -18,6 +20,7 @@ from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from PIL import Image
 
 from devstack.stack import StackInfo
+from devstack.waiting import wait_until
 from tests.e2e.support import EventLog
 
 ClientFactory = Callable[..., httpx.Client]
@@ -71,7 +74,9 @@ def _assert_429(answer: httpx.Response, code: str) -> int:
     return retry_after
 
 
-def test_a_client_over_its_rate_gets_429_with_retry_after(limited_client: ClientFactory) -> None:
+def test_a_client_over_its_rate_gets_429_with_retry_after(
+    limited_client: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
     # GIVEN a client allowed 3 submits a minute
     api = limited_client(requests_per_minute=3)
 
@@ -89,6 +94,20 @@ def test_a_client_over_its_rate_gets_429_with_retry_after(limited_client: Client
     usage = api.get("/v1/usage").json()
     assert usage["rate"]["limit_per_minute"] == 3
     assert usage["rate"]["used"] + usage["rate"]["remaining"] == 3
+
+    # and the API function logged RequestsThrottled by Code as EMF (the README's name)
+    seen: list[dict[str, Any]] = []
+
+    def throttled() -> dict[str, Any] | None:
+        for line in capsys.readouterr().out.splitlines():
+            if '"RequestsThrottled"' in line and '"_aws"' in line:
+                seen.append(json.loads(line[line.index("{") :]))
+        return next((d for d in seen if d.get("Code") == "rate_limited"), None)
+
+    emitted = wait_until(throttled, timeout=10)
+    assert emitted["RequestsThrottled"] == 1
+    assert emitted["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ImageTaskGateway"
+    assert emitted["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Code"]]
 
 
 def test_a_005_budget_is_refused_once_the_estimated_spend_reaches_it(
