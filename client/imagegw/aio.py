@@ -41,13 +41,13 @@ from imagegw.models import ImageOptions, ProviderInfo, TaskInfo, TaskRow
 from imagegw.polling import DEFAULT_BACKOFF, Backoff
 from imagegw.protocol import (
     CALL_RETRIES,
-    RETRY_STATUSES,
     api_headers,
     decode,
     image_body,
     new_idempotency_key,
     retry_delay,
     uploads_body,
+    worth_retrying,
 )
 
 
@@ -111,7 +111,7 @@ class AsyncGateway:
                 response = await self._api.request(
                     method, path, json=json, params=params, headers=headers
                 )
-                if response.status_code not in RETRY_STATUSES or attempt == CALL_RETRIES:
+                if not worth_retrying(response) or attempt == CALL_RETRIES:
                     return decode(response)
             except httpx.TransportError as exc:
                 if attempt == CALL_RETRIES:

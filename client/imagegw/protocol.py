@@ -15,6 +15,9 @@ USER_AGENT = "imagegw-python/0.1.0"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 """Answers a call is tried again for (with an Idempotency-Key, a submit is safe to repeat)."""
 CALL_RETRIES = 2
+RETRY_AFTER_CAP_SECONDS = 30.0
+"""The longest Retry-After a call waits out; a longer one (a daily budget spent until midnight)
+is raised at once instead of holding the caller."""
 
 
 def api_headers(key: str) -> dict[str, str]:
@@ -68,8 +71,17 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def worth_retrying(response: httpx.Response) -> bool:
+    """Whether to try the call again: a 429 or a 502-504, unless the gateway asks for a wait
+    longer than :data:`RETRY_AFTER_CAP_SECONDS`."""
+    after = retry_after(response)
+    return response.status_code in RETRY_STATUSES and (
+        after is None or after <= RETRY_AFTER_CAP_SECONDS
+    )
+
+
 def retry_delay(attempt: int, response: httpx.Response | None) -> float:
     """Wait before the call's next try: Retry-After if given, else 0.5 s, 1 s, ..."""
     if response is not None and (after := retry_after(response)) is not None:
-        return min(after, 30.0)
+        return min(after, RETRY_AFTER_CAP_SECONDS)
     return 0.5 * 2.0**attempt

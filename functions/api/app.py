@@ -1,5 +1,5 @@
 """Client API: POST /v1/images, GET /v1/tasks[/{id}], POST /v1/tasks/{id}/cancel,
-GET /v1/providers, POST /v1/uploads, the webhook secret routes, OpenAPI.
+GET /v1/providers, GET /v1/usage, POST /v1/uploads, the webhook secret routes, OpenAPI.
 
 Every request passes the gate (``image_gateway.http.gate``) first: the API key (401 before any
 body is read), then, for the JSON routes, the media type, size and bytes of the body. The router
@@ -44,6 +44,7 @@ from image_gateway.models.views import (
 )
 from image_gateway.providers.registry import PROVIDER_TYPES
 from image_gateway.service.lifecycle import cancel_task
+from image_gateway.service.limits import client_usage
 from image_gateway.service.progress import expected_seconds
 from image_gateway.service.submit import submit_task
 from image_gateway.service.uploads import plan_uploads
@@ -175,6 +176,12 @@ def list_providers(request: Request) -> Reply:
             )
         )
     return Reply.of(200, ProviderList(default_order=order, providers=rows))
+
+
+@router.route("GET /v1/usage")
+def get_usage(request: Request) -> Reply:
+    """The caller's day: spend against its budget, open tasks, the current rate window."""
+    return Reply.of(200, client_usage(DEPS.get(), request.caller))
 
 
 @router.route("GET /v1/openapi.json")

@@ -15,6 +15,7 @@ from image_gateway.providers.directory import ProviderDirectory
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
 from tests.fakes.inbox import FakeInboxDependencies, InMemoryInbox
+from tests.fakes.limits import InMemoryUsageLedger, ManualClock
 from tests.fakes.messaging import (
     InMemoryDispatchQueue,
     InMemoryFetcher,
@@ -52,8 +53,10 @@ __all__ = [
     "InMemoryPollLoops",
     "InMemoryProviderSlots",
     "InMemoryTaskStore",
+    "InMemoryUsageLedger",
     "InMemoryWebhookDeliveries",
     "InMemoryWebhookSecrets",
+    "ManualClock",
     "MetricPoint",
     "ProviderScript",
     "RecordingEventPublisher",
@@ -115,6 +118,11 @@ class FakeDependencies:
         self._slots = InMemoryProviderSlots()
         self._idempotency = InMemoryIdempotencyStore()
         self._api_keys = InMemoryApiKeys()
+        self.clock = ManualClock()
+        self._usage = InMemoryUsageLedger(
+            clock=self.clock,
+            prune_after_seconds=self._settings.scaled(timing.open_entry_prune_seconds),
+        )
         self._providers = ScriptedProviders(self._directory, default_image)
         self._fetcher = InMemoryFetcher(max_bytes=self._settings.max_image_bytes)
         self._signer = WebhookSigner(b"fake-webhook-secret")
@@ -179,6 +187,11 @@ class FakeDependencies:
     def api_keys(self) -> InMemoryApiKeys:
         """API keys."""
         return self._api_keys
+
+    @property
+    def usage(self) -> InMemoryUsageLedger:
+        """Per-client limits and counters (``clock`` moves their windows and days)."""
+        return self._usage
 
     @property
     def directory(self) -> ProviderDirectory:

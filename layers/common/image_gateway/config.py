@@ -81,6 +81,16 @@ class Settings(BaseModel):
         description="largest JSON body the API reads (Lambda takes at most 6 MiB per invocation)",
     )
 
+    client_requests_per_minute: int = Field(
+        default=600, ge=0, description="submits per minute per client, unless its own are set"
+    )
+    client_max_open_tasks: int = Field(
+        default=100, ge=0, description="unfinished tasks per client, unless its own are set"
+    )
+    client_daily_budget_usd: float | None = Field(
+        default=None, ge=0, description="estimated spend per client and UTC day; None: none"
+    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from environment variables (names in upper case)."""
@@ -111,6 +121,9 @@ class Settings(BaseModel):
             "webhook_queue_url": "WEBHOOK_QUEUE_URL",
             "webhook_dead_letter_queue_url": "WEBHOOK_DEAD_LETTER_QUEUE_URL",
             "webhook_key_id": "WEBHOOK_KEY_ID",
+            "client_requests_per_minute": "CLIENT_REQUESTS_PER_MINUTE",
+            "client_max_open_tasks": "CLIENT_MAX_OPEN_TASKS",
+            "client_daily_budget_usd": "CLIENT_DAILY_BUDGET_USD",
         }
         for field, var in optional.items():
             if env.get(var):

@@ -29,6 +29,10 @@ class GatewayError(Exception):
         error.update(self.details)
         return {"error": error}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body (``Retry-After`` of a 429)."""
+        return {}
+
 
 class InvalidRequest(GatewayError):
     """The caller's request is malformed or breaks a documented rule."""
@@ -77,6 +81,24 @@ class Unprocessable(GatewayError):
 
     status_code = 422
     code = "unsupported_by_provider"
+
+
+class TooManyRequests(GatewayError):
+    """A per-client limit refused the request; nothing was written. Retry after
+    ``retry_after_seconds`` (the ``Retry-After`` header every surface sends)."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(
+        self, message: str, *, code: str, retry_after_seconds: int, **details: Any
+    ) -> None:
+        super().__init__(message, code=code, retry_after_seconds=retry_after_seconds, **details)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        """``Retry-After`` in whole seconds."""
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class InvalidImage(GatewayError):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from image_gateway.config import Settings
     from image_gateway.images.inputs import ImageCheck
     from image_gateway.images.store import StoredImage
+    from image_gateway.limits.ports import UsageLedger
     from image_gateway.metrics import Metrics
     from image_gateway.models.events import TaskEventDetail
     from image_gateway.models.request import ImageRequest
@@ -318,6 +319,10 @@ class Dependencies(Protocol):
     @property
     def api_keys(self) -> ApiKeys:
         """Caller API keys."""
+
+    @property
+    def usage(self) -> UsageLedger:
+        """Per-client limits and counters (``image_gateway.limits``)."""
 
     @property
     def directory(self) -> ProviderDirectory:

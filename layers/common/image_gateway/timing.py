@@ -71,6 +71,13 @@ class TimingPolicy:
     slot_lease_margin_seconds: float = 60.0
     """A concurrency lease lasts the call's timeout plus this (a crashed holder's runs out)."""
 
+    # -- per-client limits -------------------------------------------------------------------------
+    open_tasks_retry_after_seconds: float = 10.0
+    """Retry-After of a 429 ``too_many_open_tasks`` (when a task ends is not known)."""
+    open_entry_prune_seconds: float = 3600.0
+    """An open-task entry never settled (a crash before its task was written) is dropped this
+    long after the task's deadline."""
+
     # -- queues (template.yaml) -------------------------------------------------------------------
     dispatch_max_receives: int = 3
     """Deliveries of a dispatch message before it goes to the dead-letter queue."""

@@ -366,3 +366,31 @@ def test_a_submits_log_lines_name_the_task_and_the_callers_request(
     assert deps.tasks.require(body["task_id"]).request_id == REQUEST_ID
     # AND the next invocation starts without them (clear_state)
     assert probe["message"] == "probe" and "task_id" not in probe
+
+
+def test_a_submit_over_a_client_limit_is_a_429_with_retry_after(
+    api: ModuleType, deps: FakeDependencies, key: str
+) -> None:
+    # GIVEN a client the operator allows no submit WHEN it submits
+    deps.usage.set_limits("c", requests_per_minute=0)
+    result = api.lambda_handler(
+        event("POST /v1/images", key=key, body=GOOD_BODY), LambdaContextStub()
+    )
+
+    # THEN 429 with its code, the seconds to wait in the body and in Retry-After
+    body = json.loads(result["body"])
+    assert result["statusCode"] == 429
+    assert body["error"]["code"] == "rate_limited"
+    assert result["headers"]["Retry-After"] == str(body["error"]["retry_after_seconds"])
+    assert deps.tasks.all() == []
+
+
+def test_usage_shows_the_callers_day(api: ModuleType, deps: FakeDependencies, key: str) -> None:
+    deps.usage.set_limits("c", daily_budget_usd=2.5)
+    assert call(api, event("POST /v1/images", key=key, body=GOOD_BODY))[0] == 202
+
+    status, body = call(api, event("GET /v1/usage", key=key, content_type=None))
+
+    assert status == 200
+    assert (body["client_id"], body["open_tasks"], body["daily_budget_usd"]) == ("c", 1, 2.5)
+    assert body["rate"]["used"] == 1

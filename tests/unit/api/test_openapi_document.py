@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from image_gateway.http.contract import OPERATIONS, ErrorBody, document
 from image_gateway.models.uploads import UploadPlan
+from image_gateway.models.usage import UsageView
 from image_gateway.models.views import (
     ProviderList,
     TaskList,
@@ -33,6 +34,7 @@ MODELS: dict[str, type[BaseModel]] = {
         UploadPlan,
         WebhookSecretView,
         WebhookRedelivery,
+        UsageView,
         ErrorBody,
     )
 }
@@ -91,7 +93,8 @@ def test_no_answer_is_typed_as_a_bare_string_or_as_powertools_validation_error(
 def test_submit_documents_202_and_the_replay_200_and_its_refusals(doc: dict[str, Any]) -> None:
     responses = doc["paths"]["/v1/images"]["post"]["responses"]
 
-    assert {"202", "200", "400", "401", "409", "413", "415", "422"} <= set(responses)
+    assert {"202", "200", "400", "401", "409", "413", "415", "422", "429"} <= set(responses)
+    assert responses["429"]["headers"]["Retry-After"]["required"] is True
     assert responses["202"]["content"]["application/json"]["schema"]["$ref"].endswith("TaskView")
     assert responses["400"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorBody")
 

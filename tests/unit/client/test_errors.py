@@ -101,6 +101,24 @@ def test_a_rate_limit_that_lasts_raises_rate_limited_with_retry_after(
     assert caught.value.retry_after == 7.0
 
 
+def test_a_refusal_until_tomorrow_is_raised_at_once_not_waited_out(
+    gateway: Gateway, server: ScriptedGateway, clock: FakeClock
+) -> None:
+    # GIVEN a spent daily budget (the gateway says: retry in 9 hours)
+    server.on(
+        "POST /v1/images",
+        httpx.Response(429, json=error_body("budget_exceeded"), headers={"retry-after": "32400"}),
+    )
+
+    with pytest.raises(RateLimited) as caught:
+        gateway.generate("a fox")
+
+    # THEN the caller hears it at once, with the code and the wait
+    assert (caught.value.code, caught.value.retry_after) == ("budget_exceeded", 32400.0)
+    assert len(server.sent("POST /v1/images")) == 1
+    assert clock.sleeps == []
+
+
 def test_no_answer_at_all_is_a_connection_error_after_the_retries(
     gateway: Gateway, server: ScriptedGateway, clock: FakeClock
 ) -> None:

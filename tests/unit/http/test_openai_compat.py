@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from image_gateway.errors import InvalidRequest
+from image_gateway.errors import InvalidRequest, TooManyRequests
 from image_gateway.http.multipart import parse_multipart
-from image_gateway.http.openai_answer import INLINE_IMAGE_MAX_BYTES, images_result
+from image_gateway.http.openai_answer import INLINE_IMAGE_MAX_BYTES, error_result, images_result
 from image_gateway.http.openai_request import edit_from_parts, generation_from_json
 from image_gateway.http.openai_routes import serve
 from image_gateway.models.task import ImageOutput, TaskStatus
@@ -492,3 +492,20 @@ def test_an_image_at_the_limit_still_fits_lambdas_answer(deps: FakeDependencies)
     # THEN it is inline, and the whole invocation result is within Lambda's 6 MB
     assert base64.b64decode(body_of(result)["data"][0]["b64_json"]) == image
     assert len(json.dumps(result).encode()) <= 6_000_000
+
+
+@pytest.mark.parametrize(
+    ("code", "seconds", "should_retry"),
+    [("rate_limited", 12, "true"), ("budget_exceeded", 36_000, "false")],
+)
+def test_a_429_carries_retry_after_and_is_retried_by_the_sdk_only_when_worth_it(
+    code: str, seconds: int, should_retry: str
+) -> None:
+    # GIVEN a client limit refusal WHEN rendered for the SDK
+    result = error_result(TooManyRequests("slow down", code=code, retry_after_seconds=seconds))
+
+    # THEN 429 rate_limit_error, Retry-After, and no SDK retries for a wait past its 60 s
+    assert result["statusCode"] == 429
+    assert json.loads(result["body"])["error"]["type"] == "rate_limit_error"
+    assert result["headers"]["Retry-After"] == str(seconds)
+    assert result["headers"]["x-should-retry"] == should_retry

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from image_gateway.errors import GatewayError, Unauthorized
+from image_gateway.errors import GatewayError, TooManyRequests, Unauthorized
 from image_gateway.http.gate import (
     RoutePolicy,
     admit,
@@ -154,3 +154,13 @@ def test_an_internal_error_names_the_request_and_has_the_standard_shape() -> Non
         ),
         "request_id": "rid-1",
     }
+
+
+def test_a_429_result_carries_retry_after_for_any_surface() -> None:
+    # GIVEN a limit's refusal WHEN any surface renders it with the gate's error_result
+    result = error_result(TooManyRequests("wait", code="budget_exceeded", retry_after_seconds=3600))
+
+    # THEN the status, the stable code and Retry-After
+    assert result["statusCode"] == 429
+    assert result["headers"]["Retry-After"] == "3600"
+    assert json.loads(result["body"])["error"]["code"] == "budget_exceeded"

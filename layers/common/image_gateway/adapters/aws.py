@@ -20,6 +20,7 @@ from image_gateway.adapters.aws_webhooks import AwsWebhooks
 from image_gateway.adapters.boto import SecretCache, client_config
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
+from image_gateway.adapters.dynamodb_limits import DynamoDBUsageLedger
 from image_gateway.adapters.dynamodb_slots import DynamoDBProviderSlots
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
 from image_gateway.adapters.emf_metrics import EmfMetrics
@@ -100,6 +101,16 @@ class AwsDependencies:
     def idempotency(self) -> DynamoDBIdempotencyStore:
         """Idempotency-Key records."""
         return DynamoDBIdempotencyStore(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def usage(self) -> DynamoDBUsageLedger:
+        """Per-client limits and counters (in the tasks table)."""
+        return DynamoDBUsageLedger(
+            self.dynamodb,
+            self.settings.table_name,
+            prune_after_seconds=self.settings.scaled(self.timing.open_entry_prune_seconds),
+            write_attempts=self.timing.task_write_attempts,
+        )
 
     @cached_property
     def images(self) -> S3ImageStore:

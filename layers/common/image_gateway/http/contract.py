@@ -27,6 +27,7 @@ from image_gateway.http.operations import (
     Operation,
 )
 from image_gateway.models.uploads import UploadPlan
+from image_gateway.models.usage import UsageView
 from image_gateway.models.views import (
     ProviderList,
     TaskList,
@@ -38,6 +39,7 @@ from image_gateway.models.views import (
 __all__ = ["OPERATIONS", "ErrorBody", "ErrorDetail", "document"]
 
 REF = "#/components/schemas/{model}"
+_RETRY_AFTER = {"description": "Seconds to wait", "required": True, "schema": {"type": "integer"}}
 SECURITY_SCHEME = "apiKey"
 
 _ERRORS: dict[int, tuple[str, str, str]] = {
@@ -57,6 +59,7 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
         "unsupported_by_provider",
         "openai does not support aspect_ratio 21:9",
     ),
+    429: ("Over a client limit (see code): nothing written", "rate_limited", "retry after 42 s"),
     500: (
         "The gateway failed unexpectedly (quote request_id)",
         "internal_error",
@@ -165,6 +168,7 @@ def response_schemas() -> dict[str, Any]:
         UploadPlan,
         WebhookSecretView,
         WebhookRedelivery,
+        UsageView,
         ErrorBody,
     ]
     _, top = models_json_schema([(m, "serialization") for m in models], ref_template=REF)
@@ -203,4 +207,6 @@ def _describe(operation: dict[str, Any], spec: Operation) -> None:
                 }
             },
         }
+    if "429" in responses:  # schemathesis checks the header is there
+        responses["429"]["headers"] = {"Retry-After": _RETRY_AFTER}
     operation["responses"] = responses

@@ -75,5 +75,22 @@ UPLOADS_EXAMPLE: dict[str, Any] = {
         }
     ],
 }
+USAGE_EXAMPLE: dict[str, Any] = {
+    "client_id": "my-app",
+    "day": "2026-12-01",
+    "spent_usd": 0.05,
+    "daily_budget_usd": 5.0,
+    "budget_remaining_usd": 4.95,
+    "open_tasks": 2,
+    "max_open_tasks": 100,
+    "rate": {
+        "limit_per_minute": 300,
+        "used": 3,
+        "remaining": 297,
+        "window_start": "2026-12-01T12:02:00Z",
+        "window_seconds": 60,
+        "resets_at": "2026-12-01T12:03:00Z",
+    },
+}
 
 # One error per status a route can answer: (code, message) of a typical one.

@@ -144,7 +144,7 @@ def error_result(error: GatewayError) -> dict[str, Any]:
     """The API Gateway result of an error: its status and ``{"error": {"code", ...}}``."""
     return {
         "statusCode": error.status_code,
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Content-Type": "application/json", **error.headers()},
         "body": json.dumps(error.to_body()),
         "isBase64Encoded": False,
     }

@@ -67,13 +67,24 @@ def error_result(
     }
     if "provider" in details:
         body["error"]["provider"] = details["provider"]
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **error.headers()}  # Retry-After of a 429
     if task_id is not None:
         headers["x-task-id"] = task_id
     if retry is None:
-        retry = status == 429 or (status >= 500 and task_id is None)
+        retry = _worth_retrying(error, status) or (status >= 500 and task_id is None)
     headers["x-should-retry"] = "true" if retry else "false"
     return _result(status, body, headers)
+
+
+def _worth_retrying(error: GatewayError, status: int) -> bool:
+    """A 429 the SDK's own retries can outlast: it waits at most 60 s, so a spent daily budget
+    (Retry-After until midnight) is not retried."""
+    if status != 429:
+        return False
+    try:
+        return int(error.headers().get("Retry-After", "0")) <= 60
+    except ValueError:
+        return False
 
 
 def unfinished_error(task: Task, waited_seconds: float) -> GatewayError:

@@ -17,9 +17,11 @@ from image_gateway.http.examples import (
     PROVIDERS_EXAMPLE,
     TASK_EXAMPLE,
     UPLOADS_EXAMPLE,
+    USAGE_EXAMPLE,
 )
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.uploads import UploadPlan, UploadRequest
+from image_gateway.models.usage import UsageView
 from image_gateway.models.views import (
     ProviderList,
     TaskList,
@@ -72,7 +74,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                 TASK_EXAMPLE,
             ),
         },
-        (400, 401, 404, 409, 413, 415, 422, 500),
+        (400, 401, 404, 409, 413, 415, 422, 429, 500),
         request_example={
             "prompt": "a lighthouse at dawn",
             "aspect_ratio": "16:9",
@@ -140,6 +142,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {200: ("The providers", ProviderList, PROVIDERS_EXAMPLE)},
         (401, 500),
         description="Capabilities and prices as configured (the providers parameter).",
+    ),
+    ("get", "/v1/usage"): Operation(
+        "getUsage",
+        "usage",
+        "The caller's day: spend, budget, open tasks, limits, the rate window",
+        {200: ("The caller's usage and limits", UsageView, USAGE_EXAMPLE)},
+        (401, 500),
+        description="Spend: the UTC day's estimates (reserved at submit, failed tasks cost 0).",
     ),
     ("post", "/v1/tasks/{task_id}/webhooks/redeliver"): Operation(
         "redeliverWebhook",
@@ -209,6 +219,7 @@ TAGS = [
     {"name": "uploads", "description": "Upload large input images straight to the bucket."},
     {"name": "providers", "description": "The providers this gateway routes to."},
     {"name": "webhooks", "description": "Signed deliveries to your callback_url."},
+    {"name": "usage", "description": "The caller's limits and the day's spend."},
     {"name": "meta", "description": "This API's own description."},
 ]
 DESCRIPTION = (

@@ -166,7 +166,7 @@ class Router:
 
 def error_reply(error: GatewayError) -> Reply:
     """A deliberate error: its status and ``{"error": {"code", "message", ...}}``."""
-    return Reply(error.status_code, json.dumps(error.to_body()))
+    return Reply(error.status_code, json.dumps(error.to_body()), error.headers())
 
 
 def validation_reply(invalid: ValidationError, *, prefix: str) -> Reply:

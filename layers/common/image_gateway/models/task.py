@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from image_gateway.errors import ProviderError
+from image_gateway.limits.ports import UsageHold
 from image_gateway.models.request import ImageRequest, Operation
 from image_gateway.ports import ForbiddenTransition
 
@@ -230,6 +231,9 @@ class Task(BaseModel):
         description="where finalize stores output 0 (no extension); None = outputs/{client}/...",
     )
     events_published: list[TaskStatus] = Field(default_factory=list)
+    usage_hold: UsageHold | None = Field(
+        default=None, description="what the task holds in its client's limits until it ends"
+    )
     deliveries: list[DeliveryRecord] = Field(
         default_factory=list, description="webhook attempts to the caller's callback_url"
     )

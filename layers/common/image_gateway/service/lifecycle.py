@@ -5,7 +5,9 @@ the event, then records that it did. A crash between the two leaves the task on 
 index, which emits the missing event later (``timing.event_recheck_seconds`` after the change,
 so it does not race the winner; at least once: subscribers deduplicate on ``event_id``).
 Writers that lose never emit. The caller's webhook (``service.webhooks``) is queued with the
-event, so a crash before it is made good by the same sweep (same ``webhook-id``).
+event, so a crash before it is made good by the same sweep (same ``webhook-id``). An ended task
+settles its client's limits (``service.limits``) just before its event, so that sweep also
+settles what a crash left unsettled.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from image_gateway.models.events import DETAIL_TYPES
 from image_gateway.models.task import Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, EventPublishError, ForbiddenTransition
 from image_gateway.service import webhooks
+from image_gateway.service.limits import settle_usage
 
 logger = Logger(child=True)
 
@@ -116,6 +119,8 @@ def _recheck_after(change: Callable[[Task], None] | None, seconds: float) -> Cal
 def publish_pending_event(deps: Dependencies, task: Task) -> Task:
     """Emit the event of the task's current status unless it was already emitted."""
     if task.status not in DETAIL_TYPES or task.status in task.events_published:
+        return task
+    if not settle_usage(deps, task):  # an ended task frees its client's limits first
         return task
     try:
         deps.events.publish(task)

@@ -22,6 +22,7 @@ from image_gateway.models.task import SourceObject, Task, TaskError, TaskStatus,
 from image_gateway.ports import Dependencies
 from image_gateway.service.handoff import queue_attempt
 from image_gateway.service.lifecycle import change_status
+from image_gateway.service.limits import hold_usage, release_usage
 from image_gateway.service.routing import candidate_providers
 from image_gateway.service.staging import stage_inputs
 from image_gateway.service.webhooks import check_callback_url
@@ -56,8 +57,9 @@ def submit_task(
 ) -> Submission:
     """Record the task (``queued``) and queue its first attempt; no provider is called here.
 
-    Routing and capabilities are checked first (a 422 spends nothing), the inputs are staged,
-    and the dispatch function makes every provider call later. Entry points other than the API
+    Routing and capabilities are checked first (a 422 spends nothing), then the client's limits
+    (a 429 writes nothing, ``service.limits``), the inputs are staged, and the dispatch function
+    makes every provider call later. Entry points other than the API
     may bring their own ``task_id`` (claimed beforehand for deduplication), the ``source``
     object the task was made from, and where its output goes. ``callback_base_url`` is where
     providers call back when the stack has no ``PUBLIC_BASE_URL`` (the URL the API was called
@@ -80,37 +82,52 @@ def submit_task(
                 )
             return Submission(task=task, replayed=True)
 
-    try:
-        stored_request, _ = stage_inputs(deps, request, client_id=client_id, task_id=task_id)
-    except Exception:  # refused (or failed) before its task exists: a retry must not be blocked
-        if idempotency_key is not None:
-            deps.idempotency.release(client_id, idempotency_key, task_id)
-        raise
     now = utc_now()
     deadline = now + timedelta(seconds=deps.settings.scaled(deps.settings.task_deadline_seconds))
+    try:  # the client's limits first: a refused request (429) stages and writes nothing
+        hold = hold_usage(
+            deps, request, candidates, client_id=client_id, task_id=task_id, deadline=deadline
+        )
+    except Exception:
+        _release_key(deps, client_id, idempotency_key, task_id)
+        raise
     first, *rest = [c.provider.name for c in candidates]
-    task = Task(
-        task_id=task_id,
-        client_id=client_id,
-        operation=request.operation,
-        model=request.model,
-        provider=first,
-        fallbacks=rest,
-        size_requested=candidates[0].plan.requested,
-        request=stored_request,
-        created_at=now,
-        updated_at=now,
-        deadline_at=deadline,
-        check_at=deadline,
-        idempotency_key=idempotency_key,
-        request_id=request_id,
-        source=source,
-        output_key_stem=output_key_stem,
-        callback_base_url=callback_base_url,
-    )
-    deps.tasks.create(task)
+    try:
+        stored_request, _ = stage_inputs(deps, request, client_id=client_id, task_id=task_id)
+        task = Task(
+            task_id=task_id,
+            client_id=client_id,
+            operation=request.operation,
+            model=request.model,
+            provider=first,
+            fallbacks=rest,
+            size_requested=candidates[0].plan.requested,
+            request=stored_request,
+            created_at=now,
+            updated_at=now,
+            deadline_at=deadline,
+            check_at=deadline,
+            idempotency_key=idempotency_key,
+            request_id=request_id,
+            source=source,
+            output_key_stem=output_key_stem,
+            callback_base_url=callback_base_url,
+            usage_hold=hold,
+        )
+        deps.tasks.create(task)
+    except Exception:  # refused (or failed) before its task exists: a retry must not be blocked
+        release_usage(deps, client_id, hold)
+        _release_key(deps, client_id, idempotency_key, task_id)
+        raise
     logger.info("task queued", extra={"task_id": task_id, "client_id": client_id})
     return Submission(task=queue_attempt(deps, task, first))
+
+
+def _release_key(
+    deps: Dependencies, client_id: str, idempotency_key: str | None, task_id: str
+) -> None:
+    if idempotency_key is not None:
+        deps.idempotency.release(client_id, idempotency_key, task_id)
 
 
 def reject_task(

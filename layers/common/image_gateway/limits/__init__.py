@@ -1,0 +1,1 @@
+"""Per-client limits: a request rate, open tasks, and a daily spend budget."""

@@ -1,0 +1,208 @@
+"""Per-client limits through devstack: a client over its rate gets 429 with Retry-After, a $0.05
+budget is refused once two $0.025 images reached it, the open-task limit frees a place when a
+task ends, and GET /v1/usage shows each; an inbox upload over its owner's limit becomes a failed
+task. Every API test has a client (and API key) of its own, with limits the operator sets in the
+tasks table as the README says, so no other test is touched; the inbox's client is limited only
+for the moment of its test."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+from PIL import Image
+
+from devstack.stack import StackInfo
+from devstack.waiting import wait_until
+from tests.e2e.support import EventLog
+
+ClientFactory = Callable[..., httpx.Client]
+
+
+@pytest.fixture
+def limited_client(info: StackInfo) -> Iterator[ClientFactory]:
+    """A new client with the limits given (an ``update-item`` on its LIMITS item), as httpx."""
+    dynamodb = boto3.client("dynamodb")
+    opened: list[httpx.Client] = []
+
+    def make(**limits: float) -> httpx.Client:
+        client_id = f"limits-{uuid.uuid4().hex[:8]}"
+        key = DynamoDBApiKeyStore(dynamodb, info.table_name).create_key(client_id)
+        names = ", ".join(f"{name} = :{name}" for name in limits)
+        dynamodb.update_item(
+            TableName=info.table_name,
+            Key={"pk": {"S": f"LIMITS#{client_id}"}, "sk": {"S": "LIMITS"}},
+            UpdateExpression=f"SET {names}",
+            ExpressionAttributeValues={f":{k}": {"N": str(v)} for k, v in limits.items()},
+        )
+        client = httpx.Client(
+            base_url=info.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        )
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.close()
+
+
+def _submit(api: httpx.Client, prompt: str, **fields: object) -> httpx.Response:
+    body = {"prompt": prompt, "provider": "mountsea-compat", "size": "1024x1024", **fields}
+    return api.post("/v1/images", json=body)
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (256, 256), "teal").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _assert_429(answer: httpx.Response, code: str) -> int:
+    """The refusal's shape; its Retry-After."""
+    assert answer.status_code == 429, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code and error["message"]
+    retry_after = int(answer.headers["Retry-After"])
+    assert retry_after == error["retry_after_seconds"] >= 1
+    return retry_after
+
+
+def test_a_client_over_its_rate_gets_429_with_retry_after(
+    limited_client: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a client allowed 3 submits a minute
+    api = limited_client(requests_per_minute=3)
+
+    # WHEN it submits 7 times at once (a minute's boundary can fall in between only once)
+    answers = [_submit(api, f"rate {n}") for n in range(7)]
+
+    # THEN the first 3 of a minute are accepted and the next is 429 rate_limited, retry within
+    # the minute; the refused ones wrote no task
+    statuses = [a.status_code for a in answers]
+    first_refused = statuses.index(429)
+    assert first_refused >= 3 and set(statuses[:first_refused]) == {202}, statuses
+    assert 1 <= _assert_429(answers[first_refused], "rate_limited") <= 60
+    listed = api.get("/v1/tasks", params={"limit": 100}).json()["tasks"]
+    assert len(listed) == statuses.count(202)
+    usage = api.get("/v1/usage").json()
+    assert usage["rate"]["limit_per_minute"] == 3
+    assert usage["rate"]["used"] + usage["rate"]["remaining"] == 3
+
+    # and the API function logged RequestsThrottled by Code as EMF (the README's name)
+    seen: list[dict[str, Any]] = []
+
+    def throttled() -> dict[str, Any] | None:
+        for line in capsys.readouterr().out.splitlines():
+            if '"RequestsThrottled"' in line and '"_aws"' in line:
+                seen.append(json.loads(line[line.index("{") :]))
+        return next((d for d in seen if d.get("Code") == "rate_limited"), None)
+
+    emitted = wait_until(throttled, timeout=10)
+    assert emitted["RequestsThrottled"] == 1
+    assert emitted["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ImageTaskGateway"
+    assert emitted["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Code"]]
+
+
+def test_a_005_budget_is_refused_once_the_estimated_spend_reaches_it(
+    limited_client: ClientFactory,
+) -> None:
+    # GIVEN a client with a $0.05 budget, and apimodels' price table ($0.025 for 1K medium)
+    api = limited_client(daily_budget_usd=0.05)
+    prices = api.get("/v1/providers").json()["providers"]
+    apimodels = next(p for p in prices if p["name"] == "apimodels")
+    assert apimodels["price"]["per_image"]["1K"]["medium"] == 0.025
+    image = {"provider": "apimodels", "quality": "medium"}
+
+    # WHEN it submits two such images and a third
+    first, second = _submit(api, "budget 1", **image), _submit(api, "budget 2", **image)
+    third = _submit(api, "budget 3", **image)
+
+    # THEN the two fit exactly and the third is 429 budget_exceeded until midnight UTC
+    assert (first.status_code, second.status_code) == (202, 202), first.text + second.text
+    assert 1 <= _assert_429(third, "budget_exceeded") <= 86400
+    usage = api.get("/v1/usage").json()
+    assert (usage["spent_usd"], usage["daily_budget_usd"], usage["budget_remaining_usd"]) == (
+        0.05,
+        0.05,
+        0.0,
+    )
+    # and a free task (a provider without a price table) still fits
+    assert _submit(api, "budget free").status_code == 202
+
+
+def test_the_open_task_limit_frees_a_place_when_a_task_ends(
+    limited_client: ClientFactory,
+) -> None:
+    # GIVEN a client allowed 2 open tasks, with two the provider never finishes
+    api = limited_client(max_open_tasks=2)
+    never = {"provider": "mountsea-async"}
+    held = [_submit(api, f"open {n} [sim:never]", **never) for n in range(2)]
+    assert [a.status_code for a in held] == [202, 202]
+
+    # WHEN it submits a third THEN 429 too_many_open_tasks, and usage counts 2 open
+    _assert_429(_submit(api, "open 3"), "too_many_open_tasks")
+    assert api.get("/v1/usage").json()["open_tasks"] == 2
+
+    # WHEN one is cancelled (cancelling it again changes nothing) THEN exactly one place is free
+    task_id = held[0].json()["task_id"]
+    assert api.post(f"/v1/tasks/{task_id}/cancel").status_code == 200
+    assert api.post(f"/v1/tasks/{task_id}/cancel").status_code == 409
+    assert api.get("/v1/usage").json()["open_tasks"] == 1
+    assert _submit(api, "open 4 [sim:never]", **never).status_code == 202
+    _assert_429(_submit(api, "open 5"), "too_many_open_tasks")
+
+
+def test_an_inbox_upload_over_its_owners_limit_is_a_failed_task_with_the_code(
+    info: StackInfo, events: EventLog
+) -> None:
+    # GIVEN the inbox's client (InboxClientId, "inbox") blocked by its operator for a moment
+    dynamodb, key = boto3.client("dynamodb"), f"products/limited-{uuid.uuid4().hex[:8]}.png"
+    limits_key = {"pk": {"S": "LIMITS#inbox"}, "sk": {"S": "LIMITS"}}
+    dynamodb.update_item(
+        TableName=info.table_name,
+        Key=limits_key,
+        UpdateExpression="SET requests_per_minute = :zero",
+        ExpressionAttributeValues={":zero": {"N": "0"}},
+    )
+    try:
+        # WHEN a photo is uploaded under a rule's prefix
+        boto3.client("s3").put_object(Bucket=info.outputs["InboxBucketName"], Key=key, Body=_png())
+        # THEN its task fails with rate_limited and its event says so (no retry loop)
+        event = events.wait_for_source(key, "Image Task Failed", timeout=30)
+    finally:
+        dynamodb.delete_item(TableName=info.table_name, Key=limits_key)
+    assert event["detail"]["error"]["code"] == "rate_limited"
+    assert event["detail"]["client_id"] == "inbox"
+
+
+def test_the_openai_sdk_raises_rate_limit_error_over_a_clients_limit(
+    info: StackInfo, limited_client: ClientFactory
+) -> None:
+    # GIVEN a client the operator allows one submit a minute, through the official SDK
+    import openai
+
+    api = limited_client(requests_per_minute=1)
+    key = str(api.headers["Authorization"]).removeprefix("Bearer ")
+    sdk = openai.OpenAI(base_url=info.openai_base_url, api_key=key, max_retries=0)
+    first = sdk.images.generate(
+        model="gpt-image-2",
+        prompt="a kite",
+        size="1024x1024",
+        extra_body={"provider": "mountsea-compat"},
+    )
+    assert first.data[0].b64_json
+
+    # WHEN it asks again within the minute THEN RateLimitError, carrying the code and Retry-After
+    with pytest.raises(openai.RateLimitError) as refused:
+        sdk.images.generate(
+            model="gpt-image-2", prompt="a kite", extra_body={"provider": "mountsea-compat"}
+        )
+    assert refused.value.code == "rate_limited"
+    assert 0 < int(refused.value.response.headers["retry-after"]) <= 60

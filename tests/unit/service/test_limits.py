@@ -1,0 +1,268 @@
+"""Per-client limits in the submit flow: the rate window, open tasks (freed exactly once when a
+task ends), the daily budget (reserved at submit, settled to the final estimate), and usage.
+
+The ledger's clock is the fakes' ``deps.clock`` (10 s into a minute of 2026-12-01): moved by
+hand, never slept on.
+"""
+
+from __future__ import annotations
+
+import pytest
+from image_gateway.errors import InvalidImage, ProviderRejected, TooManyRequests
+from image_gateway.models.task import TaskStatus
+from image_gateway.service.lifecycle import cancel_task, change_status
+from image_gateway.service.limits import client_usage
+from image_gateway.service.submit import Submission, submit_task
+from image_gateway.service.sweep import sweep
+from image_gateway.service.upload_edit import UploadOutcome, edit_upload
+
+from tests.fakes import FakeDependencies, FakeInboxDependencies
+from tests.unit.service.conftest import DepsFactory
+from tests.unit.service.support import data_url, drain, fox, make_due, png
+
+APIMODELS_PRICES = {
+    "apimodels": {"per_image": {"1K": {"medium": 0.025}, "2K": {"medium": 0.04}}},
+    "mountsea-compat": {"per_image": {"1K": {"medium": 0.01}}},
+}
+
+
+def submit(deps: FakeDependencies, client: str = "c", **fields: object) -> Submission:
+    return submit_task(deps, fox(**{"provider": "mountsea-compat", **fields}), client_id=client)
+
+
+def refusal(deps: FakeDependencies, client: str = "c", **fields: object) -> TooManyRequests:
+    with pytest.raises(TooManyRequests) as refused:
+        submit(deps, client, **fields)
+    return refused.value
+
+
+# -- the rate ------------------------------------------------------------------------------------
+def test_over_its_rate_a_client_gets_429_rate_limited_until_the_next_minute(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a client the operator allows 2 submits a minute, 10 s into a minute
+    deps.usage.set_limits("c", requests_per_minute=2)
+    submit(deps)
+    submit(deps)
+
+    # WHEN it submits a third time
+    error = refusal(deps)
+
+    # THEN 429 rate_limited, retry in 50 s (the minute's end), nothing written, and a metric
+    assert (error.status_code, error.code, error.retry_after_seconds) == (429, "rate_limited", 50)
+    assert error.headers() == {"Retry-After": "50"}
+    assert "2 a minute" in error.message
+    assert len(deps.tasks.all()) == 2
+    assert deps.metrics.values("RequestsThrottled", Code="rate_limited") == [1.0]
+    # and in the next minute it may submit again; other clients never were limited
+    submit(deps, "other")
+    deps.clock.advance(50)
+    assert submit(deps).task.status is TaskStatus.QUEUED
+
+
+def test_a_refused_request_stages_nothing_and_frees_its_idempotency_key(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a client at its rate with an edit of an inline image
+    deps.usage.set_limits("c", requests_per_minute=0)
+    request = fox(provider="mountsea-compat", images=[data_url(b"not checked: refused first")])
+
+    # WHEN it is submitted with an Idempotency-Key THEN it is refused before any input is read
+    with pytest.raises(TooManyRequests):
+        submit_task(deps, request, client_id="c", idempotency_key="k-1")
+    assert deps.images.objects == {}
+    assert deps.tasks.all() == []
+    # and the same key works once the operator lifts the limit
+    deps.usage.set_limits("c")
+    with pytest.raises(InvalidImage):  # now the input is read (and refused on its own merits)
+        submit_task(deps, request, client_id="c", idempotency_key="k-1")
+
+
+def test_an_idempotent_replay_is_not_counted_again(deps: FakeDependencies) -> None:
+    deps.usage.set_limits("c", requests_per_minute=1)
+    first = submit_task(deps, fox(provider="mountsea-compat"), client_id="c", idempotency_key="k")
+
+    again = submit_task(deps, fox(provider="mountsea-compat"), client_id="c", idempotency_key="k")
+
+    assert again.replayed and again.task.task_id == first.task.task_id
+    assert deps.usage.usage("c").window_requests == 1
+
+
+# -- open tasks ----------------------------------------------------------------------------------
+def test_at_its_open_task_limit_a_client_waits_for_a_task_to_end(deps: FakeDependencies) -> None:
+    # GIVEN a client allowed 1 open task, with one queued
+    deps.usage.set_limits("c", max_open_tasks=1)
+    submit(deps)
+
+    # WHEN it submits another THEN 429 too_many_open_tasks, retry in 10 s (the timing policy)
+    error = refusal(deps)
+    assert (error.code, error.retry_after_seconds) == ("too_many_open_tasks", 10)
+    assert "1 unfinished tasks" in error.message
+
+    # and once the first task ended (the sync provider made it), the next one is admitted
+    drain(deps)
+    assert submit(deps).task.status is TaskStatus.QUEUED
+
+
+def test_an_ended_task_frees_its_place_exactly_once_whoever_tries_again(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN two open tasks of a client allowed 2
+    deps.usage.set_limits("c", max_open_tasks=2)
+    first, second = submit(deps).task, submit(deps).task
+
+    # WHEN the first is cancelled, then a late finaliser and a second cancel try to end it too,
+    # and the sweeper later looks at it again
+    cancel_task(deps, first)
+    late = change_status(deps, first.task_id, TaskStatus.FAILED, by="callback")
+    with pytest.raises(Exception, match="cannot be cancelled"):
+        cancel_task(deps, deps.tasks.require(first.task_id))
+    make_due(deps, first.task_id)
+    sweep(deps)
+
+    # THEN its place was freed once: the second task still holds one, so one more fits, not two
+    assert late.changed is False
+    assert deps.usage.usage("c").open_tasks == 1
+    submit(deps)
+    assert refusal(deps).code == "too_many_open_tasks"
+    assert deps.tasks.require(second.task_id).status is TaskStatus.QUEUED
+
+
+def test_a_settlement_that_failed_is_made_by_the_sweeper_before_the_event(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a client allowed 1 open task, and a ledger that refuses the next settlement
+    deps.usage.set_limits("c", max_open_tasks=1)
+    task = submit(deps).task
+    deps.usage.refuse_next = 1
+
+    # WHEN its task succeeds THEN the task ended, but neither its place nor its event is out yet
+    drain(deps)
+    assert deps.tasks.require(task.task_id).status is TaskStatus.SUCCEEDED
+    assert deps.events.for_task(task.task_id) == ["Image Task Submitted"]
+    assert deps.usage.usage("c").open_tasks == 1
+
+    # WHEN the sweeper comes THEN it settles, then publishes
+    make_due(deps, task.task_id)
+    sweep(deps)
+    assert deps.usage.usage("c").open_tasks == 0
+    assert deps.events.for_task(task.task_id)[-1] == "Image Task Succeeded"
+
+
+def test_a_submit_that_fails_after_its_reservation_gives_it_back(deps: FakeDependencies) -> None:
+    # GIVEN a client allowed 1 open task WHEN an edit is refused for its input after the
+    # reservation THEN the place and the spend are free again
+    deps.usage.set_limits("c", max_open_tasks=1)
+    deps.configure(prices=APIMODELS_PRICES)
+    with pytest.raises(InvalidImage):
+        submit(deps, images=[data_url(b"GIF89a not an image we take")])
+
+    usage = deps.usage.usage("c")
+    assert (usage.open_tasks, usage.spent_usd) == (0, 0.0)
+    assert submit(deps).task.status is TaskStatus.QUEUED
+
+
+# -- the budget ----------------------------------------------------------------------------------
+def test_a_budget_admits_the_estimates_that_fit_and_refuses_the_next(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN apimodels at $0.025 for 1K medium, and a client with a $0.05 budget
+    deps.configure(prices=APIMODELS_PRICES)
+    deps.usage.set_limits("c", daily_budget_usd=0.05)
+    submit(deps, provider="apimodels", size="1024x1024", quality="medium")
+    submit(deps, provider="apimodels", size="1024x1024", quality="medium")
+
+    # WHEN a third is submitted THEN 429 budget_exceeded, retry at midnight UTC (from 12:00:10)
+    error = refusal(deps, provider="apimodels", size="1024x1024", quality="medium")
+    assert (error.code, error.retry_after_seconds) == ("budget_exceeded", 12 * 3600 - 10)
+    assert "$0.05" in error.message
+    assert deps.metrics.values("RequestsThrottled", Code="budget_exceeded") == [1.0]
+    view = client_usage(deps, "c")
+    assert (view.spent_usd, view.daily_budget_usd, view.budget_remaining_usd) == (0.05, 0.05, 0.0)
+
+
+def test_a_failed_task_gives_its_reservation_back(deps: FakeDependencies) -> None:
+    # GIVEN a $0.05 budget spent by two apimodels tasks, the first of which the provider refuses
+    deps.configure(prices=APIMODELS_PRICES)
+    deps.usage.set_limits("c", daily_budget_usd=0.05)
+    deps.providers.script("apimodels").sync_error = ProviderRejected(
+        "moderation", provider="apimodels", code="moderation_blocked"
+    )
+    failed = submit(deps, provider="apimodels", size="1024x1024", quality="medium").task
+    drain(deps)
+    assert deps.tasks.require(failed.task_id).status is TaskStatus.FAILED
+    deps.providers.script("apimodels").sync_error = None
+    submit(deps, provider="apimodels", size="1024x1024", quality="medium")
+
+    # WHEN a third is submitted THEN it fits: the failed task cost 0
+    submit(deps, provider="apimodels", size="1024x1024", quality="medium")
+    assert client_usage(deps, "c").spent_usd == 0.05
+
+
+def test_the_dearest_provider_a_task_may_fall_back_to_is_reserved_then_settled_to_its_own(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a task that may fall back from mountsea-compat ($0.01) to apimodels ($0.025)
+    deps.configure(prices=APIMODELS_PRICES)
+    request = {"providers": ["mountsea-compat", "apimodels"], "size": "1024x1024"}
+    task = submit(deps, provider=None, quality="medium", **request).task
+
+    # THEN $0.025 is reserved; once mountsea-compat made it, the day counts its own $0.01
+    assert client_usage(deps, "c").spent_usd == 0.025
+    drain(deps)
+    assert deps.tasks.require(task.task_id).cost_estimate_usd == 0.01
+    assert client_usage(deps, "c").spent_usd == 0.01
+
+
+def test_the_stacks_defaults_apply_to_clients_the_operator_did_not_set(
+    make_deps: DepsFactory,
+) -> None:
+    # GIVEN stack defaults of 1 submit a minute and a $0.01 budget
+    deps = make_deps(client_requests_per_minute=1, client_daily_budget_usd=0.01)
+    deps.configure(prices=APIMODELS_PRICES)
+
+    # THEN a $0.025 image is over the budget, and a free one passes once a minute
+    assert refusal(deps, provider="apimodels", size="1024x1024", quality="medium").code == (
+        "budget_exceeded"
+    )
+    submit(deps, provider="mountsea-async")
+    assert refusal(deps, provider="mountsea-async").code == "rate_limited"
+    view = client_usage(deps, "c")
+    assert (view.rate.limit_per_minute, view.rate.used, view.rate.remaining) == (1, 1, 0)
+    assert view.rate.resets_at.isoformat() == "2026-12-01T12:01:00+00:00"
+    assert (view.daily_budget_usd, view.max_open_tasks) == (0.01, 100)
+
+
+def test_usage_shows_the_day_of_a_client_without_limits_of_its_own(deps: FakeDependencies) -> None:
+    submit(deps, provider="mountsea-async")
+
+    view = client_usage(deps, "c")
+
+    assert (view.client_id, view.day, view.open_tasks, view.spent_usd) == ("c", "2026-12-01", 1, 0)
+    assert (view.daily_budget_usd, view.budget_remaining_usd) == (None, None)
+    assert (view.max_open_tasks, view.rate.limit_per_minute) == (100, 600)
+
+
+# -- the S3 inbox --------------------------------------------------------------------------------
+def test_an_upload_over_its_owners_limit_becomes_a_failed_task_with_the_code(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN the inbox's client allowed 1 submit a minute, and a rule for products/
+    rules = {"rules": [{"prefix": "products/", "prompt": "White background"}]}
+    inbox = FakeInboxDependencies(deps, rules=rules)
+    deps.usage.set_limits("inbox-client", requests_per_minute=1)
+    first = edit_upload(inbox, inbox.objects.put("products/a.png", png(64, 64)))
+
+    # WHEN a second photo arrives in the same minute
+    second = edit_upload(inbox, inbox.objects.put("products/b.png", png(64, 64, "red")))
+
+    # THEN it is a failed task with rate_limited and its event, not an error for the queue
+    assert (first.outcome, second.outcome) == (UploadOutcome.SUBMITTED, UploadOutcome.REJECTED)
+    assert second.task_id is not None
+    task = deps.tasks.require(second.task_id)
+    assert task.status is TaskStatus.FAILED
+    assert task.error is not None and task.error.code == "rate_limited"
+    assert deps.events.for_task(task.task_id) == ["Image Task Failed"]
+    assert deps.metrics.values("RequestsThrottled", Code="rate_limited") == [1.0]
+    # and a failed rejection holds no place: the open tasks are the first upload's only
+    assert deps.usage.usage("inbox-client").open_tasks == 1
