@@ -128,6 +128,10 @@ class TimingPolicy:
     poll interval x ``poll_backoff_factor`` per look, at most this long."""
     compat_answer_margin_seconds: float = 15.0
     """Kept of the invocation's remaining time to answer (read the image, base64 it)."""
+    compat_dispatch_safety_delay_seconds: int = 900
+    """The OpenAI-compatible call makes its task's first attempt itself and leaves the queued
+    attempt this long on the dispatch queue (SQS's longest delay), longer than the function may
+    run (600 s): if the function died mid-attempt, the dispatch function makes it then."""
 
     # -- caches and clients -----------------------------------------------------------------------
     providers_cache_seconds: float = 60.0

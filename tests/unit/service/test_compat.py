@@ -20,7 +20,6 @@ from tests.unit.service.support import drain, fox
 
 MOUNTSEA_LATENCY = 30.0  # MountseaAsyncProvider / mountsea-compat, quality auto
 MOUNTSEA_INTERVAL = 3.0
-APIMART_LATENCY_1K = 40.0
 
 
 class FakeClock:
@@ -57,19 +56,64 @@ def run(deps: FakeDependencies, clock: FakeClock, budget: float = 540.0, **field
     )
 
 
-def test_a_sync_provider_is_read_once_at_its_expected_latency(deps: FakeDependencies) -> None:
-    # GIVEN a sync provider, finished by the dispatch function while the call waits
+def test_a_sync_provider_is_called_by_the_compat_call_itself_and_never_waited_on_twice(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a sync provider, and the dispatch function running on whatever is queued
     clock = FakeClock(meanwhile=lambda: drain(deps))
 
     # WHEN the compat call runs
     result = run(deps, clock, provider="mountsea-compat")
 
-    # THEN one look, at the provider's expected latency, finds the task succeeded
-    assert result.outcome.finished and result.outcome.task.status is TaskStatus.SUCCEEDED
-    assert result.outcome.looks == 1
-    assert clock.sleeps == [pytest.approx(MOUNTSEA_LATENCY, abs=0.5)]
-    assert result.outcome.task.finalized_by == "dispatch"
-    assert not deps.providers.calls_to("mountsea-compat", "status")
+    # THEN the call made the provider call itself: finished before any look or sleep
+    task = result.outcome.task
+    assert result.outcome.finished and task.status is TaskStatus.SUCCEEDED
+    assert (result.outcome.looks, clock.sleeps) == (0, [])
+    assert len(deps.providers.calls_to("mountsea-compat", "sync")) == 1
+    # AND the safety-net attempt, queued past the function's timeout, does nothing later
+    assert deps.dispatch_queue.delays == [TimingPolicy().compat_dispatch_safety_delay_seconds]
+    dispatch_one(deps)
+    assert len(deps.providers.calls_to("mountsea-compat", "sync")) == 1
+    assert deps.events.for_task(task.task_id).count("Image Task Succeeded") == 1
+
+
+def test_a_compat_call_that_dies_mid_attempt_leaves_it_to_the_dispatch_function(
+    deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the function dying inside the provider call (the task stays queued)
+    import image_gateway.service.compat as compat
+
+    def crash(*_: object) -> None:
+        raise SystemExit("Lambda timed out")
+
+    monkeypatch.setattr(compat, "dispatch", crash)
+    with pytest.raises(SystemExit):
+        run(deps, FakeClock(), provider="mountsea-compat")
+
+    # WHEN the delayed attempt reaches the dispatch function THEN it makes the call
+    [(task_id, provider)] = dispatch_one(deps)
+    assert provider == "mountsea-compat"
+    assert deps.tasks.require(task_id).status is TaskStatus.SUCCEEDED
+
+
+def test_a_failure_of_our_side_in_the_attempt_hands_it_to_the_dispatch_function_now(
+    deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the attempt failing on our side (a bug, an input download cut)
+    import image_gateway.service.compat as compat
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(compat, "dispatch", broken)
+    clock = FakeClock(meanwhile=lambda: dispatch_one(deps))
+
+    # WHEN the compat call runs
+    result = run(deps, clock, provider="mountsea-compat")
+
+    # THEN an immediate attempt was queued next to the delayed one, and the task finished
+    assert deps.dispatch_queue.delays == [TimingPolicy().compat_dispatch_safety_delay_seconds, 0]
+    assert result.outcome.task.status is TaskStatus.SUCCEEDED
 
 
 def test_a_polled_provider_is_asked_on_the_backoff_and_finalised_by_the_call(
@@ -131,37 +175,35 @@ def test_the_wait_ends_at_its_budget_with_the_task_still_open(deps: FakeDependen
     assert deps.poll_loops.started == {result.outcome.task.task_id: 30}
 
 
-def test_a_fallback_during_the_first_wait_is_found_finished(
+def test_a_fallback_in_the_attempt_is_followed_by_the_dispatch_function(
     deps: FakeDependencies,
 ) -> None:
     # GIVEN apimart down at create, mountsea-compat (sync) next in the list
     deps.providers.script("apimart").create_error = unavailable("apimart")
-    clock = FakeClock(meanwhile=lambda: drain(deps))
-    # WHEN the compat call runs (the dispatch function falls back and finishes meanwhile)
+    clock = FakeClock(meanwhile=lambda: dispatch_one(deps))
+
+    # WHEN the compat call runs (its own attempt fails over; the dispatch function takes the next)
     result = run(deps, clock, providers=["apimart", "mountsea-compat"], aspect_ratio="1:1")
 
-    # THEN the first look (apimart's 1K latency) already finds the task finished by the sync
-    # provider it fell back to
-    assert clock.sleeps == [pytest.approx(APIMART_LATENCY_1K, abs=0.5)]
+    # THEN the first look, at the sync provider's latency, finds the task finished by it
+    assert clock.sleeps == [pytest.approx(MOUNTSEA_LATENCY, abs=0.5)]
     assert result.outcome.task.status is TaskStatus.SUCCEEDED
     assert result.outcome.task.provider == "mountsea-compat"
+    assert result.outcome.task.finalized_by == "dispatch"
 
 
-def test_a_look_that_finds_another_provider_waits_that_providers_latency(
+def test_after_a_fallback_in_the_attempt_the_first_wait_is_the_next_providers_latency(
     deps: FakeDependencies,
 ) -> None:
-    # GIVEN apimart down at create, mountsea-async next; the dispatch function makes one
-    # attempt per look (apimart's, which fails over, at the first)
+    # GIVEN apimart down at create, mountsea-async (polled) next in the list
     deps.providers.script("apimart").create_error = unavailable("apimart")
     clock = FakeClock(meanwhile=lambda: dispatch_one(deps))
 
-    # WHEN the compat call runs
+    # WHEN the compat call runs (its own attempt at apimart fails over to mountsea-async)
     result = run(deps, clock, providers=["apimart", "mountsea-async"], aspect_ratio="1:1")
 
-    # THEN the first look (apimart's latency) saw the task moved to mountsea-async, so the
-    # next waited mountsea's expected latency, not a backoff step
-    assert clock.sleeps[0] == pytest.approx(APIMART_LATENCY_1K, abs=0.5)
-    assert clock.sleeps[1] == pytest.approx(MOUNTSEA_LATENCY)
+    # THEN its first wait was mountsea's expected latency (the task had moved), not apimart's
+    assert clock.sleeps[0] == pytest.approx(MOUNTSEA_LATENCY, abs=0.5)
     assert result.outcome.task.status is TaskStatus.SUCCEEDED
     assert result.outcome.task.provider == "mountsea-async"
 

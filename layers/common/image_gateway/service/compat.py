@@ -1,22 +1,30 @@
-"""The OpenAI-compatible call: an ordinary task, submitted and then waited for in the request.
+"""The OpenAI-compatible call: an ordinary task, submitted, attempted and waited for in the request.
 
 ``POST /openai/v1/images/{generations,edits}`` is served by its own function behind a Lambda
 function URL (no 30 s API Gateway limit), so one request may wait as long as the image takes.
-The task is made by :func:`~image_gateway.service.submit.submit_task` (storage-first: the
-dispatch function calls the provider, as for ``POST /v1/images``), then :func:`wait_for_task`
-waits for it **without busy-polling DynamoDB**:
+The task is made by :func:`~image_gateway.service.submit.submit_task` (the same validation,
+limits, routing and staging as ``POST /v1/images``). Then:
 
-- the first look is at the provider's expected latency for the request (the poll loop's first
-  wait), counted from the task's creation; a task that moved to another provider (fallback)
-  gets that provider's expected latency again, counted from the move;
-- later looks back off from the provider's poll interval (x ``poll_backoff_factor`` per look,
-  at most ``compat_look_cap_seconds``), never past the wait's end;
-- each look is :func:`~image_gateway.service.refresh.refresh_task`: it reads the task and,
-  for a task an async provider holds (``poll`` or ``callback`` path), asks the provider and
-  finalises the task when it is done. A callback, the poll loop or the sweeper may finalise it
-  at the same moment: the conditional status write lets exactly one win, and the others find
-  the task finished. A task a sync provider holds is finished by the dispatch function: a look
-  only reads it.
+- **the first attempt is made here**, by the dispatch flow itself
+  (:func:`~image_gateway.service.dispatch.dispatch`: leases, the provider call, fallback). A
+  sync provider's image arrives in this function, which is waiting anyway, instead of a second
+  function waiting for the same image (half the Lambda time on the sync path: README,
+  "OpenAI-compatible API", cost). The attempt is also queued, delayed past this function's
+  timeout (``compat_dispatch_safety_delay_seconds``): if this function dies mid-attempt, the
+  dispatch function makes it then; otherwise that message finds the attempt made and does
+  nothing. A fallback's next attempt goes through the dispatch queue as always.
+- :func:`wait_for_task` then waits for the task **without busy-polling DynamoDB**:
+
+  - the first look is at the provider's expected latency for the request (the poll loop's
+    first wait), counted from the task's creation; a task that moved to another provider
+    (fallback) gets that provider's expected latency again, counted from the move;
+  - later looks back off from the provider's poll interval (x ``poll_backoff_factor`` per
+    look, at most ``compat_look_cap_seconds``), never past the wait's end;
+  - each look is :func:`~image_gateway.service.refresh.refresh_task`: it reads the task and,
+    for a task an async provider holds (``poll`` or ``callback`` path), asks the provider and
+    finalises the task when it is done. A callback, the poll loop or the sweeper may finalise
+    it at the same moment: the conditional status write lets exactly one win, and the others
+    find the task finished.
 
 When the wait must end (``compat_wait_seconds``, or the invocation's time running out) with the
 task still open, the caller gets the task to pick up from ``GET /v1/tasks/{id}``: it goes on.
@@ -34,6 +42,8 @@ from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task, utc_now
 from image_gateway.ports import Dependencies
 from image_gateway.providers.registry import get_provider
+from image_gateway.service.dispatch import dispatch
+from image_gateway.service.handoff import queue_attempt
 from image_gateway.service.refresh import RetryLater, refresh_task
 from image_gateway.service.submit import submit_task
 
@@ -83,11 +93,13 @@ def create_and_wait(
     request_id: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> CompatResult:
-    """Submit ``request`` as an ordinary task, then wait for it at most ``budget_seconds``.
+    """Submit ``request`` as an ordinary task, make its first attempt, then wait for it; all
+    within ``budget_seconds`` (the attempt's own time included).
 
-    Refusals (validation, routing, inputs) raise from ``submit_task`` before anything is
+    Refusals (validation, limits, routing, inputs) raise from ``submit_task`` before anything is
     written, exactly as on ``POST /v1/images``.
     """
+    started = clock.now()
     submission = submit_task(
         deps,
         request,
@@ -95,9 +107,32 @@ def create_and_wait(
         idempotency_key=idempotency_key,
         callback_base_url=callback_base_url,
         request_id=request_id,
+        first_attempt_delay_seconds=deps.timing.compat_dispatch_safety_delay_seconds,
     )
-    outcome = wait_for_task(deps, submission.task, budget_seconds=budget_seconds, clock=clock)
+    task = submission.task
+    if not submission.replayed:  # a replay's attempt belongs to the request that made it
+        task = attempt_here(deps, task)
+    left = budget_seconds - (clock.now() - started)
+    outcome = wait_for_task(deps, task, budget_seconds=max(0.0, left), clock=clock)
     return CompatResult(outcome=outcome, replayed=submission.replayed)
+
+
+def attempt_here(deps: Dependencies, task: Task) -> Task:
+    """The task's first attempt, made by this function (see the module); the task afterwards.
+
+    A failure of our own side (an input download, a bug) hands the attempt to the dispatch
+    function now, through the queue, instead of after the safety delay.
+    """
+    try:
+        return dispatch(deps, task.task_id, task.provider) or task
+    except RetryLater as transient:
+        logger.info("compat attempt: queued again", extra={"why": str(transient)})
+    except Exception:
+        logger.exception("compat attempt failed; the dispatch function makes it")
+    current = deps.tasks.require(task.task_id)
+    if current.status.terminal or current.provider != task.provider:
+        return current
+    return queue_attempt(deps, current, task.provider)
 
 
 def wait_budget(deps: Dependencies, remaining_seconds: float | None) -> float:

@@ -54,6 +54,7 @@ def submit_task(
     source: SourceObject | None = None,
     output_key_stem: str | None = None,
     request_id: str | None = None,
+    first_attempt_delay_seconds: int = 0,
 ) -> Submission:
     """Record the task (``queued``) and queue its first attempt; no provider is called here.
 
@@ -64,6 +65,8 @@ def submit_task(
     object the task was made from, and where its output goes. ``callback_base_url`` is where
     providers call back when the stack has no ``PUBLIC_BASE_URL`` (the URL the API was called
     on). ``request_id`` is the caller's request (recorded; every log line of the task names it).
+    ``first_attempt_delay_seconds`` delays the queued first attempt: an entry point that makes
+    the attempt itself (the OpenAI-compatible call) leaves it on the queue as a safety net.
     """
     candidates = candidate_providers(deps, request)
     check_callback_url(deps, request.callback_url)
@@ -120,7 +123,9 @@ def submit_task(
         _release_key(deps, client_id, idempotency_key, task_id)
         raise
     logger.info("task queued", extra={"task_id": task_id, "client_id": client_id})
-    return Submission(task=queue_attempt(deps, task, first))
+    return Submission(
+        task=queue_attempt(deps, task, first, delay_seconds=first_attempt_delay_seconds)
+    )
 
 
 def _release_key(
