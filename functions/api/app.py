@@ -27,8 +27,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.errors import GatewayError, NotFound, Unauthorized, UnsupportedMediaType
+from image_gateway.health.ports import Circuit
 from image_gateway.http.gate import RoutePolicy, admit, error_result, internal_error
 from image_gateway.http.json_body import decode_json_object
+from image_gateway.models.circuits import ProviderHealthView
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
 from image_gateway.models.uploads import UploadRequest
@@ -41,6 +43,7 @@ from image_gateway.models.views import (
     WebhookRedelivery,
 )
 from image_gateway.providers.registry import PROVIDER_TYPES
+from image_gateway.service.health import read_circuits
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.progress import expected_seconds
 from image_gateway.service.submit import submit_task
@@ -175,10 +178,12 @@ def create_uploads(request: Annotated[UploadRequest, Body()]) -> Response[str]:
 
 @app.get("/v1/providers")
 def list_providers() -> Response[str]:
-    """Every provider this gateway knows: enabled or not, default order, capabilities, prices."""
+    """Every provider this gateway knows: enabled or not, default order, capabilities, prices,
+    and its circuit breaker's state and recent success rate."""
     deps = DEPS.get()
     directory = deps.directory
     order = directory.order()
+    circuits, now = read_circuits(deps), deps.health.now()
     rows = []
     for name in PROVIDER_TYPES:
         price = directory.price(name)
@@ -189,6 +194,7 @@ def list_providers() -> Response[str]:
                 default_rank=order.index(name) + 1 if name in order else None,
                 capabilities=directory.provider(name).capabilities.describe(),
                 price=None if price is None else price.model_dump(),
+                health=ProviderHealthView.of(circuits.get(name) or Circuit(name), now),
             )
         )
     return _json(200, ProviderList(default_order=order, providers=rows).model_dump_json())
