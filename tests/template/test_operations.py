@@ -226,6 +226,7 @@ def test_the_readme_names_every_metric_the_services_emit_and_every_alarm() -> No
     sources = [
         ROOT / "layers/common/image_gateway/service/lifecycle.py",
         ROOT / "layers/common/image_gateway/service/sweep.py",
+        ROOT / "layers/common/image_gateway/service/health.py",
     ]
     emitted = {
         name
@@ -234,6 +235,7 @@ def test_the_readme_names_every_metric_the_services_emit_and_every_alarm() -> No
     }
     emitted |= {*TERMINAL_METRICS.values(), OVERDUE_METRIC}
     assert {"Fallbacks", "TaskErrors", "CostEstimateUsd", "ProviderLatencySeconds"} <= emitted
+    assert "ProviderCircuitChanged" in emitted
     for name in emitted:
         assert f"`{name}`" in section, name
     for name in ALARMS:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from image_gateway.inbox.objects import ObjectCreated
+from image_gateway.models.circuits import circuit_changed_schema
 from image_gateway.models.events import DETAIL_TYPES, TaskEventDetail, event_detail_schema
 from image_gateway.models.views import webhook_payload_schema
 from image_gateway.models.webhooks import DeliveryMessage, webhook_failed_schema
@@ -36,6 +37,11 @@ def test_the_published_webhook_schema_matches_the_model() -> None:
 def test_the_published_webhook_failed_event_schema_matches_the_model() -> None:
     published = json.loads((EVENTS / "schema" / "image-task-webhook-failed.v1.json").read_text())
     assert published == webhook_failed_schema(), "regenerate with `make schema`"
+
+
+def test_the_published_circuit_changed_event_schema_matches_the_model() -> None:
+    published = json.loads((EVENTS / "schema" / "provider-circuit-changed.v1.json").read_text())
+    assert published == circuit_changed_schema(), "regenerate with `make schema`"
 
 
 def test_the_sample_webhook_queue_event_is_a_delivery_message() -> None:
