@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 from image_gateway.errors import ProviderBadResponse, ProviderRejected
+from image_gateway.health.breaker import BreakerPolicy
 from image_gateway.health.ports import Circuit, CircuitState
 from image_gateway.models.task import Task, TaskStatus
 from image_gateway.service.dispatch import dispatch
-from image_gateway.service.health import admit, read_circuits
+from image_gateway.service.health import admit, policy_for, read_circuits
 from image_gateway.service.submit import submit_task
 
 from tests.fakes import FakeDependencies, unavailable
+from tests.unit.service.conftest import DepsFactory
 from tests.unit.service.support import drain, fox, submit_and_dispatch
 
 FAILURES, WINDOW, COOLDOWN = 3, 60.0, 30.0
@@ -392,3 +394,16 @@ def test_only_the_writer_that_wins_a_change_announces_it(deps: FakeDependencies)
     assert circuit(deps).recent == "FFFF"
     assert deps.health.events.states("apimart") == ["open"]
     assert deps.health.events.published[0].task_id == racer.task_id
+
+
+# -- thresholds ------------------------------------------------------------------------------------
+def test_unset_thresholds_are_the_timing_policys_under_the_stacks_time_scale(
+    make_deps: DepsFactory,
+) -> None:
+    # GIVEN devstack's time scale and a parameter that sets only apimart's failures
+    scaled = make_deps(time_scale=0.02)
+    scaled.configure(breaker={"apimart": {"failures": 2}})
+
+    # THEN apimart opens after 2, within 60 s x 0.02, for 30 s x 0.02; pmock has every default
+    assert policy_for(scaled, "apimart") == BreakerPolicy(2, 1.2, 0.6, 20)
+    assert policy_for(scaled, "pmock") == BreakerPolicy(5, 1.2, 0.6, 20)
