@@ -407,3 +407,20 @@ def test_unset_thresholds_are_the_timing_policys_under_the_stacks_time_scale(
     # THEN apimart opens after 2, within 60 s x 0.02, for 30 s x 0.02; pmock has every default
     assert policy_for(scaled, "apimart") == BreakerPolicy(2, 1.2, 0.6, 20)
     assert policy_for(scaled, "pmock") == BreakerPolicy(5, 1.2, 0.6, 20)
+
+
+def test_a_trial_that_found_no_key_is_given_back_not_judged(deps: FakeDependencies) -> None:
+    # GIVEN apimart half-open, and its key missing from the secret
+    open_apimart(deps)
+    deps.health.advance(COOLDOWN)
+    deps.providers.keyless.add("apimart")
+
+    # WHEN a task's trial call cannot even be made
+    task = run(deps)
+
+    # THEN the task moved on, and apimart's trial is free again, the breaker neither closed
+    # nor opened again by it
+    assert task.provider == "mountsea-async"
+    assert circuit(deps).state is CircuitState.OPEN
+    assert circuit(deps).open_until == deps.health.now()
+    assert deps.health.events.states("apimart") == ["open", "half_open"]

@@ -131,6 +131,8 @@ def admit(
 
 def record_call(deps: Dependencies, gate: Gate, error: ProviderError | None) -> None:
     """Count the call's outcome against its provider (``error`` None: it succeeded)."""
+    if error is not None and error.code in _NOT_THE_PROVIDERS_FAULT:
+        return  # the provider was never called: a trial is given back by ``release``
     gate.recorded = True
     outcome: Outcome = (
         "success" if error is None else "failure" if counts_against(error) else "neutral"
