@@ -234,3 +234,34 @@ def webhook_attempt_counts(
         dynamodb_wru=2.0 * item_writes,  # the table, and ByClient (projects ALL) again
         kms_requests=1.0,
     )
+
+
+# -- the OpenAI-compatible path ------------------------------------------------------------------
+COMPAT_MEMORY_MB = 192
+"""``OpenAiCompatFunction``'s MemorySize in template.yaml (pinned by the cost model's tests)."""
+
+
+def compat_call_counts(
+    *,
+    wait_seconds: float,
+    memory_mb: int = COMPAT_MEMORY_MB,
+    looks: int = 1,
+    answer_ms: float = 150.0,
+    task_item_bytes: int = 4 * KB,
+    inline_image: bool = True,
+) -> RequestCounts:
+    """What one OpenAI-compatible call adds to its task's own path (callback, poll or sync).
+
+    One invocation of the compat function billed for the whole wait plus its answer (a
+    function URL has no charge of its own, unlike an HTTP API request); each look reads the
+    task consistently (a provider status call costs AWS nothing); a ``b64_json`` answer GETs
+    the image from S3 once. The submit the function makes is the task path's own (the
+    caller subtracts the HTTP API request and the API function's invocation it replaces).
+    """
+    item_reads = math.ceil(task_item_bytes / (4 * KB))
+    return RequestCounts(
+        lambda_invocations=1.0,
+        lambda_gb_seconds=billed_gb_seconds(wait_seconds * 1000 + answer_ms, memory_mb),
+        dynamodb_rru=float(looks * item_reads),
+        s3_get_class=1.0 if inline_image else 0.0,
+    )

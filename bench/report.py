@@ -120,14 +120,15 @@ def rows(results: dict[str, Any]) -> list[Row]:
     if cost:
         for name, fig in cost["paths"].items():
             if fig.get("modelled"):
+                target = fig.get("target_usd")
                 out.append(
                     (
                         f"AWS cost/task: {name} (modelled)",
                         _usd(fig["usd"]["median"]),
                         "-",
                         "-",
-                        "-",
-                        "-",
+                        f"<= {_usd(target)}" if target else "-",
+                        _met(fig.get("met")) if target else "-",
                     )
                 )
                 continue

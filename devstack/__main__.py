@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"API        {info.api_url}")
         print(f"API key    {info.api_key}   (client {info.client_id})")
         print(f"console    {info.console_url}   (paste the API key)")
+        print(f"openai     {info.openai_base_url}   (OpenAI(base_url=..., api_key=<API key>))")
         print(f"webhooks   {info.webhook_secret}   (verify callback_url deliveries with it)")
         print(f"moto       {info.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)")
         print(f"simulator  {info.simulator_url}")

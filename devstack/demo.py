@@ -5,7 +5,8 @@ dispatch queue); then a photo uploaded with boto3 to the S3 inbox, edited by the
 It prints each task's status changes with timestamps, a table (provider, path, size asked and
 produced, seconds, cost estimate, S3 key), the EventBridge events as a subscriber queue received
 them, and saves every image under ``demo-output/``. Last, the ``imagegw`` command makes one
-image the way a person would, and the demo ends with the console's URL and a command to try.
+image the way a person would, the official ``openai`` SDK makes one through the gateway's
+OpenAI-compatible surface, and the demo ends with the console's URL and a command to try.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import boto3
 import httpx
 from PIL import Image, ImageDraw
 
+from devstack.demo_openai import run_openai_demo
 from devstack.stack import DevStack, StackConfig, StackInfo
 from devstack.template import ROOT
 
@@ -205,6 +207,7 @@ def run_demo(info: StackInfo) -> int:
     failures += _print_events(queue_url, expected=len(jobs) * 2 + 2)
     failures += run_webhook_demo(info)
     failures += run_cli_demo(info)
+    failures += run_openai_demo(info)
     _say("demo finished" + (" with failures" if failures else ": all tasks succeeded"))
     print(f"console  {info.console_url}   (API key {info.api_key}; this stack stops with the demo)")
     print(f"try      make devstack   (keeps a stack running), then: {TRY_COMMAND}", flush=True)

@@ -55,6 +55,8 @@ class Provisioning:
     queue_sources: list[QueueSource] = field(default_factory=list)
     queue_urls: dict[str, str] = field(default_factory=dict)
     """Logical id -> URL of every queue."""
+    function_urls: dict[str, str] = field(default_factory=dict)
+    """Logical id -> name of every function with a ``FunctionUrlConfig`` (served on a port)."""
 
 
 def provision(
@@ -218,6 +220,8 @@ def _create_function(p: Provisioning, logical_id: str, props: dict[str, Any]) ->
     )["FunctionArn"]
     p.resolver.physical_ids[logical_id] = name
     p.resolver.arns[logical_id] = arn
+    if "FunctionUrlConfig" in props:
+        p.function_urls[logical_id] = name
     for event in props.get("Events", {}).values():
         eprops = event.get("Properties", {})
         if event["Type"] == "HttpApi":

@@ -50,6 +50,8 @@ class _Server(ThreadingHTTPServer):
 class LocalHttpApi:
     """Serves the stack's routes on 127.0.0.1."""
 
+    max_body = MAX_BODY
+
     def __init__(self, runtime: FunctionRuntime, routes: list[Route], port: int = 0) -> None:
         self.runtime = runtime
         self._routes = list(routes)
@@ -150,7 +152,7 @@ class LocalHttpApi:
 
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                if length > MAX_BODY:
+                if length > api.max_body:
                     self._reply(413, {"message": "Request Entity Too Large"})
                     return
                 body = self.rfile.read(length) if length else b""
@@ -201,3 +203,44 @@ class LocalHttpApi:
                 raise AttributeError(name)
 
         return Handler
+
+
+_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
+LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024  # what one synchronous invocation takes
+
+
+class LocalFunctionUrl(LocalHttpApi):
+    """A Lambda function URL on its own port: every method and path goes to one function.
+
+    Events are payload 2.0 with the ``$default`` route, and bodies of non-text media types
+    (multipart included) are base64-encoded, as Lambda sends them. A body over Lambda's 6 MB
+    invocation limit gets Lambda's own 413.
+    """
+
+    max_body = LAMBDA_PAYLOAD_LIMIT
+
+    def __init__(self, runtime: FunctionRuntime, function: str, port: int = 0) -> None:
+        super().__init__(runtime, routes=[Route("ANY", "$default", function)], port=port)
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """Every request is the function's."""
+        return self._routes[0], {}
+
+    def to_event(
+        self,
+        method: str,
+        raw_url: str,
+        headers: dict[str, str],
+        body: bytes,
+        route: Route,
+        params: dict[str, str],
+        host: str,
+    ) -> dict[str, Any]:
+        """A function URL event: ``$default`` route, binary bodies base64-encoded."""
+        event = super().to_event(method, raw_url, headers, body, route, params, host)
+        event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
+        event["pathParameters"] = None
+        textual = headers.get("content-type", "").lower().startswith(_TEXT_TYPES)
+        if body and not textual and not event["isBase64Encoded"]:
+            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+        return event

@@ -21,7 +21,7 @@ from devstack.event_sources import EventSources
 from devstack.local_aws import LocalAws
 from devstack.process_runtime import ProcessRuntime
 from devstack.provisioning import ACCOUNT, REGION, STACK_NAME, Provisioning, provision
-from devstack.router import LocalHttpApi
+from devstack.router import LocalFunctionUrl, LocalHttpApi
 from devstack.runtime import FunctionRuntime, InlineRuntime, patch_moto_lambda
 from devstack.simulator import ProviderSimulator
 from devstack.template import ROOT, Resolver, load_template, parameter_defaults
@@ -75,6 +75,9 @@ class StackInfo:
     outputs: dict[str, str] = field(default_factory=dict)
     webhook_secret: str = ""
     """The demo client's ``whsec_`` secret: receivers verify its deliveries with it."""
+    openai_base_url: str = ""
+    """``base_url`` for the official ``openai`` SDK (template output ``OpenAiBaseUrl``): the
+    compat function's URL, served on its own port as a Lambda function URL."""
 
     @property
     def console_url(self) -> str:
@@ -101,6 +104,7 @@ class DevStack:
         )
         self.simulator: ProviderSimulator | None = None
         self.api: LocalHttpApi | None = None
+        self.function_urls: dict[str, LocalFunctionUrl] = {}
         self.info: StackInfo | None = None
         self.event_sources: EventSources | None = None
         self.queue_urls: dict[str, str] = {}
@@ -126,6 +130,12 @@ class DevStack:
 
         provisioning = provision(self.template, self._resolver(), self.runtime)
         self.api.set_routes(provisioning.routes)
+        for logical_id, function in provisioning.function_urls.items():
+            url = LocalFunctionUrl(self.runtime, function)
+            url.start()
+            self.function_urls[logical_id] = url
+            # SAM names a function's URL resource <Function>Url; its FunctionUrl ends in "/"
+            provisioning.resolver.attributes[f"{logical_id}Url.FunctionUrl"] = url.base_url + "/"
         self.queue_urls = dict(provisioning.queue_urls)
         self.info = self._seed(provisioning)
         self.event_sources = EventSources(
@@ -146,6 +156,8 @@ class DevStack:
             self.event_sources.stop()
         if self.api is not None:
             self.api.stop()
+        for url in self.function_urls.values():
+            url.stop()
         self.runtime.stop()  # fails in-flight invocations, so pollers return
         if self.event_sources is not None:
             self.event_sources.join()
@@ -193,6 +205,8 @@ class DevStack:
     def _resolver(self) -> Resolver:
         return Resolver(
             parameters=self.parameters(),
+            # Locally PUBLIC_BASE_URL (the local API) wins over any URL built from the API's id.
+            physical_ids={"HttpApi": "devstack"},
             pseudo={
                 "AWS::StackName": STACK_NAME,
                 "AWS::Region": REGION,
@@ -224,8 +238,14 @@ class DevStack:
             table,
             resolver.physical_ids["WebhookKey"],
         ).get(self.config.client_id)
+        outputs = {
+            name: str(resolver.resolve(out["Value"]))
+            for name, out in self.template.get("Outputs", {}).items()
+            if name not in _API_OUTPUTS
+        }
         return StackInfo(
             webhook_secret=webhook_secret.current,
+            openai_base_url=outputs.get("OpenAiBaseUrl", ""),
             api_url=self.api.base_url,
             api_key=api_key,
             client_id=self.config.client_id,
@@ -235,11 +255,7 @@ class DevStack:
             bucket_name=resolver.physical_ids["ImagesBucket"],
             event_bus_name=resolver.physical_ids["EventBus"],
             state_machine_arn=resolver.physical_ids["PollStateMachine"],
-            outputs={
-                name: str(resolver.resolve(out["Value"]))
-                for name, out in self.template.get("Outputs", {}).items()
-                if name not in _API_OUTPUTS
-            },
+            outputs=outputs,
         )
 
     def _write_state(self, info: StackInfo) -> None:

@@ -68,6 +68,8 @@ class Resolver:
     physical_ids: dict[str, str] = field(default_factory=dict)
     arns: dict[str, str] = field(default_factory=dict)
     pseudo: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict)
+    """Other ``GetAtt`` values by ``Logical.Attribute`` (a function URL's ``FunctionUrl``)."""
 
     def resolve(self, value: Any) -> Any:
         """Resolve every intrinsic inside ``value``."""
@@ -100,6 +102,8 @@ class Resolver:
     def _get_att(self, logical: str, attr: str) -> str:
         if attr == "Arn" and logical in self.arns:
             return self.arns[logical]
+        if f"{logical}.{attr}" in self.attributes:
+            return self.attributes[f"{logical}.{attr}"]
         raise KeyError(f"GetAtt {logical}.{attr} is not known to devstack")
 
     def _sub(self, arg: Any) -> str:

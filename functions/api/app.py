@@ -1,35 +1,36 @@
 """Client API: POST /v1/images, GET /v1/tasks[/{id}], POST /v1/tasks/{id}/cancel,
-GET /v1/providers, POST /v1/uploads, OpenAPI.
+GET /v1/providers, POST /v1/uploads, the webhook secret routes, OpenAPI.
 
-Every request passes the gate (``image_gateway.http.gate``) before Powertools resolves it: the
-API key first (401 before any body is read), then, for POST /v1/images, the media type, size
-and bytes of the body, which Powertools parses once with the safe JSON decoder. Every answer
-that is not a success is ``{"error": {"code", "message", ...}}``: deliberate errors, validation,
-unknown routes, and unexpected failures (500 ``internal_error`` with the request id, logged).
+Every request passes the gate (``image_gateway.http.gate``) first: the API key (401 before any
+body is read), then, for the JSON routes, the media type, size and bytes of the body. The router
+(``image_gateway.http.router``, chosen over Powertools' resolver for the cold start: see there)
+finds the handler by API Gateway's route key; bodies and queries are validated by their pydantic
+models. Every answer that is not a success is ``{"error": {"code", "message", ...}}``:
+deliberate errors, validation, unknown routes, and unexpected failures (500 ``internal_error``
+with the request id, logged).
 """
 
 from __future__ import annotations
 
 import json
 from functools import cache
-from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import ServiceError
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway import log_context
 from image_gateway.adapters.aws import LazyDependencies
-from image_gateway.errors import GatewayError, NotFound, Unauthorized, UnsupportedMediaType
+from image_gateway.errors import GatewayError, NotFound
 from image_gateway.health.ports import Circuit
-from image_gateway.http.gate import RoutePolicy, admit, error_result, internal_error
-from image_gateway.http.json_body import decode_json_object
+from image_gateway.http.gate import (
+    RoutePolicy,
+    admit,
+    error_result,
+    internal_error,
+    request_id,
+)
+from image_gateway.http.router import Reply, Request, Router
 from image_gateway.models.circuits import ProviderHealthView
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
@@ -38,6 +39,7 @@ from image_gateway.models.views import (
     ProviderList,
     ProviderView,
     TaskList,
+    TaskListQuery,
     TaskSummary,
     TaskView,
     WebhookRedelivery,
@@ -51,8 +53,9 @@ from image_gateway.service.uploads import plan_uploads
 from image_gateway.service.webhooks import current_secret, redeliver, rotate_secret
 
 logger = Logger()
+log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
-app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=decode_json_object)
+router = Router()
 DEPS = LazyDependencies()
 MAX_TASK_ID_CHARS = 128
 ROUTES = RoutePolicy(
@@ -61,27 +64,11 @@ ROUTES = RoutePolicy(
 )
 
 
-def _json(status: int, body: str) -> Response[str]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
-
-
-def _error(error: GatewayError) -> Response[str]:
-    return _json(error.status_code, json.dumps(error.to_body()))
-
-
-def _client_id() -> str:
-    """The caller the gate authenticated (every route but the OpenAPI document has one)."""
-    client_id = app.context.get("client_id")
-    if not isinstance(client_id, str):
-        raise Unauthorized("send your API key as 'Authorization: Bearer <key>'")
-    return client_id
-
-
-def _base_url() -> str:
-    context = app.current_event.request_context
-    stage = context.stage
+def _base_url(request: Request) -> str:
+    context = request.event.get("requestContext") or {}
+    stage = context.get("stage")
     prefix = "" if stage in ("$default", "", None) else f"/{stage}"
-    return f"https://{context.domain_name}{prefix}"
+    return f"https://{context.get('domainName', '')}{prefix}"
 
 
 def _presign(key: str) -> str:
@@ -98,86 +85,83 @@ def _view(task: Task) -> TaskView:
     )
 
 
-def _own_task(task_id: str, client_id: str) -> Task:
+def _own_task(request: Request) -> Task:
+    task_id = request.params.get("taskId", "")
     # An id longer than any task id is not looked up (DynamoDB refuses keys over 2048 bytes).
     task = None if len(task_id) > MAX_TASK_ID_CHARS else DEPS.get().tasks.get(task_id)
-    if task is None or task.client_id != client_id:  # another client's task does not exist
+    if task is None or task.client_id != request.caller:  # another client's task does not exist
         raise NotFound(f"no task {task_id[:MAX_TASK_ID_CHARS]}", code="task_not_found")
     return task
 
 
-@app.post("/v1/images")
-def create_image(request: Annotated[ImageRequest, Body()]) -> Response[str]:
+@router.route("POST /v1/images")
+def create_image(request: Request) -> Reply:
     """Submit a generation (no images) or an edit (images, optional mask); 202 + the task."""
-    client_id = _client_id()
     submission = submit_task(
         DEPS.get(),
-        request,
-        client_id=client_id,
-        idempotency_key=app.current_event.headers.get("idempotency-key"),
-        callback_base_url=_base_url(),
+        request.json(ImageRequest),
+        client_id=request.caller,
+        idempotency_key=request.headers.get("idempotency-key"),
+        callback_base_url=_base_url(request),
+        request_id=request_id(request.event),
     )
     metrics.add_metric("TasksSubmitted", "Count", 1)
-    return _json(200 if submission.replayed else 202, _view(submission.task).model_dump_json())
+    return Reply.of(200 if submission.replayed else 202, _view(submission.task))
 
 
-@app.get("/v1/tasks/<task_id>")
-def get_task(task_id: str) -> Response[str]:
+@router.route("GET /v1/tasks/{taskId}")
+def get_task(request: Request) -> Reply:
     """A task with its status, timings, error and outputs (presigned download URLs)."""
-    return _json(200, _view(_own_task(task_id, _client_id())).model_dump_json())
+    return Reply.of(200, _view(_own_task(request)))
 
 
-@app.get("/v1/tasks")
-def list_tasks(
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
-) -> Response[str]:
+@router.route("GET /v1/tasks")
+def list_tasks(request: Request) -> Reply:
     """The caller's tasks, newest first, paginated with ``cursor``."""
-    page = DEPS.get().tasks.list_for_client(_client_id(), limit=limit, cursor=cursor)
+    query = request.query_as(TaskListQuery)
+    page = DEPS.get().tasks.list_for_client(request.caller, limit=query.limit, cursor=query.cursor)
     body = TaskList(
         tasks=[TaskSummary.from_task(t, presign=_presign) for t in page.tasks],
         next_cursor=page.next_cursor,
     )
-    return _json(200, body.model_dump_json())
+    return Reply.of(200, body)
 
 
-@app.post("/v1/tasks/<task_id>/cancel")
-def cancel(task_id: str) -> Response[str]:
+@router.route("POST /v1/tasks/{taskId}/cancel")
+def cancel(request: Request) -> Reply:
     """Cancel a task that has not finished (409 once it has)."""
-    task = cancel_task(DEPS.get(), _own_task(task_id, _client_id()))
-    return _json(200, _view(task).model_dump_json())
+    return Reply.of(200, _view(cancel_task(DEPS.get(), _own_task(request))))
 
 
-@app.post("/v1/tasks/<task_id>/webhooks/redeliver")
-def redeliver_webhook(task_id: str) -> Response[str]:
+@router.route("POST /v1/tasks/{taskId}/webhooks/redeliver")
+def redeliver_webhook(request: Request) -> Reply:
     """Send the task's latest webhook again: a new attempt of the same webhook-id (202)."""
-    message = redeliver(DEPS.get(), _own_task(task_id, _client_id()))
-    body = WebhookRedelivery(webhook_id=message.webhook_id, attempt=message.attempt)
-    return _json(202, body.model_dump_json())
+    message = redeliver(DEPS.get(), _own_task(request))
+    return Reply.of(202, WebhookRedelivery(webhook_id=message.webhook_id, attempt=message.attempt))
 
 
-@app.get("/v1/webhook-secret")
-def get_webhook_secret() -> Response[str]:
+@router.route("GET /v1/webhook-secret")
+def get_webhook_secret(request: Request) -> Reply:
     """The caller's ``whsec_`` secret for verifying deliveries (created on first use)."""
-    return _json(200, current_secret(DEPS.get(), _client_id()).model_dump_json())
+    return Reply.of(200, current_secret(DEPS.get(), request.caller))
 
 
-@app.post("/v1/webhook-secret/rotate")
-def rotate_webhook_secret() -> Response[str]:
+@router.route("POST /v1/webhook-secret/rotate")
+def rotate_webhook_secret(request: Request) -> Reply:
     """A new secret; for 24 h deliveries are signed with the new and the previous one."""
-    return _json(200, rotate_secret(DEPS.get(), _client_id()).model_dump_json())
+    return Reply.of(200, rotate_secret(DEPS.get(), request.caller))
 
 
-@app.post("/v1/uploads")
-def create_uploads(request: Annotated[UploadRequest, Body()]) -> Response[str]:
+@router.route("POST /v1/uploads")
+def create_uploads(request: Request) -> Reply:
     """Presigned PUT URLs for input images too large to send inline (201); name each upload
     in ``images`` or ``mask`` of ``POST /v1/images`` by its ``ref``."""
-    plan = plan_uploads(DEPS.get(), request, client_id=_client_id())
-    return _json(201, plan.model_dump_json())
+    plan = plan_uploads(DEPS.get(), request.json(UploadRequest), client_id=request.caller)
+    return Reply.of(201, plan)
 
 
-@app.get("/v1/providers")
-def list_providers() -> Response[str]:
+@router.route("GET /v1/providers")
+def list_providers(request: Request) -> Reply:
     """Every provider this gateway knows: enabled or not, default order, capabilities, prices,
     and its circuit breaker's state and recent success rate."""
     deps = DEPS.get()
@@ -197,13 +181,13 @@ def list_providers() -> Response[str]:
                 health=ProviderHealthView.of(circuits.get(name) or Circuit(name), now),
             )
         )
-    return _json(200, ProviderList(default_order=order, providers=rows).model_dump_json())
+    return Reply.of(200, ProviderList(default_order=order, providers=rows))
 
 
-@app.get("/v1/openapi.json")
-def openapi() -> Response[str]:
+@router.route("GET /v1/openapi.json")
+def openapi(request: Request) -> Reply:
     """This API's OpenAPI document: every status each route answers, with its schema."""
-    return _json(200, _openapi_document())
+    return Reply(200, _openapi_document())
 
 
 @cache
@@ -211,72 +195,15 @@ def _openapi_document() -> str:
     # Imported here: the document is built on its first request, never at cold start.
     from image_gateway.http.contract import document
 
-    return json.dumps(document(app.get_openapi_json_schema()))
+    return json.dumps(document())
 
 
-@app.exception_handler(GatewayError)  # type: ignore[untyped-decorator]
-def gateway_error(error: GatewayError) -> Response[str]:
-    """Every deliberate error: its status and stable code."""
-    if error.status_code >= 500:
-        logger.warning("request failed", extra={"code": error.code})
-    return _error(error)
-
-
-@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
-def validation_error(error: RequestValidationError) -> Response[str]:
-    """Bad fields: 400 ``validation_error`` with one entry per problem."""
-    problems: list[dict[str, Any]] = []
-    for item in error.errors():
-        location = [str(p) for p in item.get("loc", ()) if p != "body"]
-        problems.append(
-            {
-                "field": ".".join(location) or "body",
-                "message": str(item.get("msg", "invalid")).removeprefix("Value error, "),
-                "type": item.get("type"),
-            }
-        )
-    body = {
-        "error": {
-            "code": "validation_error",
-            "message": "; ".join(f"{p['field']}: {p['message']}" for p in problems),
-            "fields": problems,
-        }
-    }
-    return _json(400, json.dumps(body))
-
-
-@app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
-def unsupported_content_type(_: RequestUnsupportedContentType) -> Response[str]:
-    """A body Powertools cannot read (the gate refuses these first): 415, our shape."""
-    return _error(UnsupportedMediaType("send the body as JSON (Content-Type: application/json)"))
-
-
-@app.not_found
-def not_found(_: Exception) -> Response[str]:
-    """Unknown route (also a known path with another method: Powertools has no 405)."""
-    return _error(NotFound("no such route", code="route_not_found"))
-
-
-@app.exception_handler(ServiceError)  # type: ignore[untyped-decorator]
-def service_error(error: ServiceError) -> Response[str]:
-    """Powertools' own HTTP errors, in our shape (code: the status phrase in snake case)."""
-    code = HTTPStatus(error.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
-    gateway = GatewayError(str(error.msg), code=code)
-    gateway.status_code = error.status_code
-    return _error(gateway)
-
-
-@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-def unexpected_error(_: Exception) -> Response[str]:
-    """A bug or an outage: 500 ``internal_error`` with the request id, the traceback logged."""
-    logger.exception("request failed unexpectedly")
-    return _error(internal_error(app.current_event.raw_event))
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway HTTP API (payload 2.0) entry point: the gate, then the routes."""
+    """API Gateway HTTP API (payload 2.0) entry point: the gate, then the route."""
     try:
         deps = DEPS.get()
         admitted = admit(
@@ -285,14 +212,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             authenticate=deps.api_keys.client_for,
             max_body_bytes=deps.settings.max_request_body_bytes,
         )
-    except GatewayError as refused:
+        reply = router.dispatch(admitted.event, admitted.client_id)
+    except GatewayError as refused:  # the gate's refusals
         return error_result(refused)
-    except Exception:
-        logger.exception("request gate failed unexpectedly")
-        return error_result(internal_error(event))
-    app.append_context(client_id=admitted.client_id)  # type: ignore[no-untyped-call]
-    try:
-        return app.resolve(admitted.event, context)
-    except Exception:  # outside the routes (event conversion, response building)
+    except Exception:  # a bug or an outage: 500 with the request id, the traceback logged
         logger.exception("request failed unexpectedly")
         return error_result(internal_error(event))
+    if reply.status >= 500:
+        logger.warning("request failed", extra={"code": json.loads(reply.body)["error"]["code"]})
+    return reply.result()

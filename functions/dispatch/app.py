@@ -24,10 +24,12 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway import log_context
 from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.service.dispatch import dispatch, give_up
 
 logger = Logger()
+log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 DEPS = LazyDependencies()
@@ -53,7 +55,7 @@ def record_handler(record: SQSRecord) -> None:
         )
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS batch entry point (partial batch responses; batch size 1 in the template)."""

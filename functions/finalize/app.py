@@ -12,6 +12,7 @@ the sweeper still finishes such a task (late callbacks get a poll) or expires it
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -21,11 +22,13 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway import log_context
 from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.ports import TaskNotFound
 from image_gateway.service.refresh import RetryLater, refresh_task
 
 logger = Logger()
+log_context.follow(logger)  # every line names its task and the request behind it
 # A failed record stops only the rest of its own task's messages (other tasks go on).
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 DEPS = LazyDependencies()
@@ -40,7 +43,7 @@ def record_handler(record: SQSRecord) -> None:
         return
     logger.append_keys(task_id=task_id)
     try:
-        result = refresh_task(DEPS.get(), task_id, by="callback")
+        result = refresh_task(DEPS.get(), task_id, by="callback", learned_at=_sent_at(record))
     except TaskNotFound:
         logger.warning("callback for a task that does not exist")
         return
@@ -50,7 +53,16 @@ def record_handler(record: SQSRecord) -> None:
     logger.info("callback handled", extra={"status": result.task.status.value})
 
 
-@logger.inject_lambda_context
+def _sent_at(record: SQSRecord) -> datetime | None:
+    """When the webhook queued the callback (SQS's SentTimestamp): the gateway's overhead is
+    measured from the callback's arrival, so it includes the queue hop."""
+    try:
+        return datetime.fromtimestamp(int(record.attributes.sent_timestamp) / 1000, UTC)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS FIFO batch entry point (partial batch responses; batch size 1 in the template)."""
     answer = process_partial_response(

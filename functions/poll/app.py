@@ -11,16 +11,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway import log_context
 from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.models.task import TaskError
 from image_gateway.service.lifecycle import fail_task
 from image_gateway.service.poll import poll_step
 
 logger = Logger()
+log_context.follow(logger)  # every line names its task and the request behind it
 DEPS = LazyDependencies()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """One poll, or the give-up path."""
     task_id = str(event["task_id"])

@@ -18,11 +18,13 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from image_gateway import log_context
 from image_gateway.adapters.aws import LazyInboxDependencies
 from image_gateway.inbox.objects import ObjectCreated
 from image_gateway.service.upload_edit import edit_upload
 
 logger = Logger()
+log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 DEPS = LazyInboxDependencies()
@@ -40,7 +42,7 @@ def record_handler(record: SQSRecord) -> None:
     metrics.add_metric(name=f"Inbox{result.outcome.value.title()}", unit=MetricUnit.Count, value=1)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS batch entry point (partial batch responses)."""

@@ -25,8 +25,13 @@ from image_gateway.config import Settings
 from image_gateway.errors import InvalidRequest, ProviderError, ProviderUnavailable, Unprocessable
 from image_gateway.models.request import ImageRequest
 from image_gateway.ports import ProviderCalls, ProviderClients
-from image_gateway.providers.base import InputRef, ProviderInputs, ProviderState, ProviderStatus
-from image_gateway.providers.client import InputFile
+from image_gateway.providers.base import (
+    InputFile,
+    InputRef,
+    ProviderInputs,
+    ProviderState,
+    ProviderStatus,
+)
 from image_gateway.providers.directory import ProviderDirectory
 from PIL import Image
 

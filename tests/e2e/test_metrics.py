@@ -38,17 +38,23 @@ def test_a_finished_task_is_counted_in_the_emf_output_by_provider_and_path(
     )
     assert wait_terminal(api, created["task_id"])["status"] == "succeeded"
 
-    # THEN the webhook function logged TasksSucceeded for apimart on the callback path, and
-    # its provider latency, as EMF under the documented names and dimensions
+    # THEN the finalize function logged TasksSucceeded for apimart on the callback path, its
+    # provider latency and the gateway's overhead, as EMF under the documented names and
+    # dimensions
     seen: list[dict[str, Any]] = []
 
     def counted() -> bool:
         seen.extend(_emf(capsys.readouterr().out))
         names = {d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] for d in seen}
-        return {"TasksSucceeded", "ProviderLatencySeconds"} <= names
+        return {"TasksSucceeded", "ProviderLatencySeconds", "GatewayOverheadSeconds"} <= names
 
     wait_until(counted, timeout=10)
     success = next(d for d in seen if "TasksSucceeded" in d and d.get("Provider") == "apimart")
     assert success["Path"] == "callback" and success["TasksSucceeded"] == 1
     dimensions = success["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
     assert dimensions == [["Provider"], ["Provider", "Path"]]
+    overhead = next(
+        d for d in seen if "GatewayOverheadSeconds" in d and d.get("Provider") == "apimart"
+    )
+    assert overhead["Path"] == "callback"
+    assert 0 <= overhead["GatewayOverheadSeconds"] < 30  # from the callback's arrival (SQS)

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from image_gateway.errors import ProviderError, ProviderRejected, ProviderUnavailable
 from image_gateway.models.request import ImageRequest
 from image_gateway.providers.base import (
+    InputOpener,
     Provider,
     ProviderInputs,
     ProviderState,
     ProviderStatus,
     ResultImage,
 )
-from image_gateway.providers.client import InputOpener
 from image_gateway.providers.directory import ProviderDirectory
 
 StatusStep = ProviderState | ProviderError | Callable[[], ProviderStatus]

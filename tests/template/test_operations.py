@@ -224,18 +224,27 @@ def test_every_provider_has_a_failure_rate_alarm_over_its_ended_tasks(provider: 
 def test_the_readme_names_every_metric_the_services_emit_and_every_alarm() -> None:
     section = (ROOT / "README.md").read_text().split("## Operations")[1].split("\n## ")[0]
     sources = [
-        ROOT / "layers/common/image_gateway/service/lifecycle.py",
-        ROOT / "layers/common/image_gateway/service/sweep.py",
-        ROOT / "layers/common/image_gateway/service/health.py",
+        *(ROOT / "layers/common/image_gateway").rglob("*.py"),
+        *(ROOT / "functions").glob("*/app.py"),
     ]
     emitted = {
         name
         for path in sources
-        for name in re.findall(r'metrics\.put\(\s*"(\w+)"', path.read_text())
+        for name in re.findall(
+            r'(?:metrics\.put|add_metric)\(\s*(?:name=)?"(\w+)"', path.read_text()
+        )
     }
     emitted |= {*TERMINAL_METRICS.values(), OVERDUE_METRIC}
-    assert {"Fallbacks", "TaskErrors", "CostEstimateUsd", "ProviderLatencySeconds"} <= emitted
-    assert "ProviderCircuitChanged" in emitted
+    assert {
+        "Fallbacks",
+        "TaskErrors",
+        "CostEstimateUsd",
+        "ProviderLatencySeconds",
+        "GatewayOverheadSeconds",
+        "WebhookAttempts",
+        "TasksSubmitted",
+        "ProviderCircuitChanged",
+    } <= emitted
     for name in emitted:
         assert f"`{name}`" in section, name
     for name in ALARMS:

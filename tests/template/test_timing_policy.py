@@ -51,6 +51,18 @@ def test_the_webhook_function_outlives_one_attempt() -> None:
     assert _function_timeout("WebhookDeliveryFunction") > DEFAULT_TIMING.webhook_timeout_seconds
 
 
+def test_the_compat_function_outlives_its_wait_and_its_answer() -> None:
+    wait = DEFAULT_TIMING.compat_wait_seconds + DEFAULT_TIMING.compat_answer_margin_seconds
+    assert _function_timeout("OpenAiCompatFunction") >= wait, (
+        f"template.yaml OpenAiCompatFunction Timeout is shorter than the wait in {POLICY}"
+    )
+
+
+def test_the_compat_function_is_served_by_a_function_url_with_the_key_checked_in_code() -> None:
+    url = RESOURCES["OpenAiCompatFunction"]["Properties"]["FunctionUrlConfig"]
+    assert url == {"AuthType": "NONE", "InvokeMode": "BUFFERED"}
+
+
 def test_the_finalize_queue_redrives_after_the_policys_number_of_deliveries() -> None:
     assert (
         _queue("FinalizeQueue")["RedrivePolicy"]["maxReceiveCount"]

@@ -75,6 +75,7 @@ def test_the_package_has_no_import_cycle() -> None:
 def test_each_handler_imports_the_flow_named_after_its_job() -> None:
     expected = {
         "api": "image_gateway.service.submit",
+        "openai_compat": "image_gateway.service.compat",
         "dispatch": "image_gateway.service.dispatch",
         "finalize": "image_gateway.service.refresh",
         "poll": "image_gateway.service.poll",

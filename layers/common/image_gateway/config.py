@@ -52,6 +52,11 @@ class Settings(BaseModel):
     public_base_url: str | None = Field(
         default=None, description="base URL of the HTTP API for provider callbacks"
     )
+    callback_base_url: str | None = Field(
+        default=None,
+        description="the HTTP API's URL, for provider callbacks of tasks made by a function "
+        "the API does not invoke (the compat function); PUBLIC_BASE_URL wins",
+    )
     time_scale: float = Field(default=1.0, gt=0, description="multiplies every latency/deadline")
     task_deadline_seconds: int = Field(default=900, gt=0)
     provider_timeout_seconds: float = Field(default=20.0, gt=0)
@@ -98,6 +103,7 @@ class Settings(BaseModel):
             "providers_parameter": "PROVIDERS_PARAMETER",
             "provider_sync_timeout_seconds": "PROVIDER_SYNC_TIMEOUT_SECONDS",
             "public_base_url": "PUBLIC_BASE_URL",
+            "callback_base_url": "CALLBACK_BASE_URL",
             "time_scale": "TIME_SCALE",
             "task_deadline_seconds": "TASK_DEADLINE_SECONDS",
             "provider_timeout_seconds": "PROVIDER_TIMEOUT_SECONDS",

@@ -23,8 +23,7 @@ if TYPE_CHECKING:
     from image_gateway.models.events import TaskEventDetail
     from image_gateway.models.request import ImageRequest
     from image_gateway.models.task import Task, TaskStatus
-    from image_gateway.providers.base import Provider, ProviderInputs, ProviderStatus
-    from image_gateway.providers.client import InputOpener
+    from image_gateway.providers.base import InputOpener, Provider, ProviderInputs, ProviderStatus
     from image_gateway.providers.directory import ProviderDirectory
     from image_gateway.timing import TimingPolicy
     from image_gateway.webhook_ports import WebhookPorts

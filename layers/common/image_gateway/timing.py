@@ -122,6 +122,16 @@ class TimingPolicy:
     webhook_visibility_seconds: int = 120
     """Webhook queue visibility: 6 x the delivery function's timeout."""
 
+    # -- the OpenAI-compatible surface (the compat function, a Lambda function URL) -------------
+    compat_wait_seconds: float = 540.0
+    """Longest a compat call waits for its task (the function's timeout is 600 s); then a 504
+    carrying the task id, and the task goes on."""
+    compat_look_cap_seconds: float = 10.0
+    """After the first look (at the provider's expected latency), each look waits the provider's
+    poll interval x ``poll_backoff_factor`` per look, at most this long."""
+    compat_answer_margin_seconds: float = 15.0
+    """Kept of the invocation's remaining time to answer (read the image, base64 it)."""
+
     # -- caches and clients -----------------------------------------------------------------------
     providers_cache_seconds: float = 60.0
     """How long the providers parameter is cached (edits apply within this)."""
@@ -140,6 +150,11 @@ class TimingPolicy:
         """Seconds before poll ``attempt + 1`` (real-world, unscaled)."""
         interval = base_interval * self.poll_backoff_factor ** min(attempt, self.poll_backoff_steps)
         return min(interval, self.poll_wait_cap_seconds)
+
+    def compat_look_wait(self, base_interval: float, look: int) -> float:
+        """Seconds between look ``look`` and the next of a waiting compat call (unscaled)."""
+        interval = base_interval * self.poll_backoff_factor ** min(look, self.poll_backoff_steps)
+        return min(interval, self.compat_look_cap_seconds)
 
     def webhook_wait(self, attempt: int, draw: float) -> float | None:
         """Seconds before delivery attempt ``attempt + 1`` (None: ``attempt`` was the last).

@@ -1,18 +1,19 @@
 """The API function's handler in process, on the fakes: the gate (key first, then media type,
-size and bytes), the JSON decoder inside Powertools, and one error shape for every failure."""
+size and bytes), the router and its validation, and one error shape for every failure."""
 
 from __future__ import annotations
 
 import base64
 import copy
 import importlib.util
+import io
 import json
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+from image_gateway.errors import Conflict
 
 from devstack.template import ROOT
 from tests.fakes import FakeDependencies, fake_settings
@@ -214,32 +215,32 @@ def test_a_body_api_gateway_base64_encoded_is_read_as_utf8(
     assert deps.tasks.require(answer["task_id"]).request.prompt == "un phare à l'aube"
 
 
-def test_a_gateway_error_raised_inside_resolve_reaches_its_exception_handler(
+def test_a_gateway_error_raised_inside_a_route_becomes_its_error_reply(
     api: ModuleType, deps: FakeDependencies
 ) -> None:
     # GIVEN an event that skipped the gate, with JSON only the decoder refuses (too deep)
     request = event("POST /v1/images", body='{"prompt": ' + "[" * 50 + "]" * 50 + "}")
-    api.app.append_context(client_id="c")
 
-    # WHEN Powertools resolves it THEN the decoder's GatewayError became our 400 invalid_json
-    result = api.app.resolve(request, LambdaContextStub())
+    # WHEN the router dispatches it THEN the decoder's GatewayError became our 400 invalid_json
+    result = api.router.dispatch(request, "c").result()
 
     assert result["statusCode"] == 400
     assert json.loads(result["body"])["error"]["code"] == "invalid_json"
 
 
-def test_a_media_type_powertools_refuses_itself_still_has_our_shape(
-    api: ModuleType, deps: FakeDependencies
+def test_a_path_without_a_route_key_is_matched_on_its_template(
+    api: ModuleType, deps: FakeDependencies, key: str
 ) -> None:
-    # GIVEN an event that skipped the gate, in text/plain WHEN resolved THEN 415 with error.code
-    api.app.append_context(client_id="c")
+    # GIVEN a task and an event API Gateway sent to $default (no route key, no path parameters)
+    _, created = call(api, event("POST /v1/images", key=key, body=GOOD_BODY))
+    request = event(f"GET /v1/tasks/{created['task_id']}", key=key, content_type=None)
+    request["routeKey"] = "$default"
 
-    result = api.app.resolve(
-        event("POST /v1/images", body="x", content_type="text/plain"), LambdaContextStub()
-    )
+    # WHEN handled THEN the task route answered, with the id from the path
+    status, body = call(api, request)
 
-    assert result["statusCode"] == 415
-    assert json.loads(result["body"])["error"]["code"] == "unsupported_media_type"
+    assert status == 200
+    assert body["task_id"] == created["task_id"]
 
 
 def test_an_unexpected_exception_is_a_500_internal_error_with_the_request_id_and_a_log(
@@ -278,15 +279,18 @@ def test_a_failure_inside_the_gate_is_a_500_internal_error_too(
     )
 
 
-def test_a_powertools_http_error_has_our_shape(
+def test_a_gateway_error_from_the_service_layer_has_our_shape(
     api: ModuleType, deps: FakeDependencies, key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
-        raise BadRequestError("nope")
+        raise Conflict("nope", code="idempotency_key_reused")
 
     monkeypatch.setattr(api, "submit_task", refuse)
 
-    assert error_of(api, event("POST /v1/images", key=key, body=GOOD_BODY)) == (400, "bad_request")
+    assert error_of(api, event("POST /v1/images", key=key, body=GOOD_BODY)) == (
+        409,
+        "idempotency_key_reused",
+    )
 
 
 def test_an_unknown_route_is_a_404_route_not_found_after_the_key(
@@ -329,11 +333,39 @@ def test_a_get_with_a_body_ignores_it(api: ModuleType, deps: FakeDependencies, k
 
 
 def test_the_routes_of_the_gate_are_routes_of_the_api(api: ModuleType) -> None:
-    # GIVEN the gate's public and JSON routes THEN each is served by the app (no stale entry)
-    paths = json.loads(api.app.get_openapi_json_schema())["paths"]
-    served = {f"{method.upper()} {path}" for path, ops in paths.items() for method in ops}
+    # GIVEN the gate's public and JSON routes THEN each is served by the router (no stale entry)
+    assert api.ROUTES.public | api.ROUTES.json_body <= api.router.routes
 
-    assert api.ROUTES.public | api.ROUTES.json_body <= served
+
+def test_a_submits_log_lines_name_the_task_and_the_callers_request(
+    api: ModuleType, deps: FakeDependencies, key: str
+) -> None:
+    # GIVEN the handler's log lines in a buffer
+    out = io.StringIO()
+    handler = api.logger.registered_handler
+    previous = handler.setStream(out)
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+
+    try:
+        # WHEN a task is submitted
+        status, body = call(api, event("POST /v1/images", key=key, body=GOOD_BODY))
+        queued = next(line for line in lines() if line.get("message") == "task queued")
+        # AND another request follows on the same instance
+        call(api, event("GET /v1/tasks", key=key, content_type=None))
+        api.logger.info("probe")
+        probe = lines()[-1]
+    finally:
+        handler.setStream(previous)
+
+    # THEN the submit's line carries the task id and API Gateway's request id (kept on the task)
+    assert status == 202
+    assert (queued["task_id"], queued["request_id"]) == (body["task_id"], REQUEST_ID)
+    assert queued["correlation_id"] == REQUEST_ID
+    assert deps.tasks.require(body["task_id"]).request_id == REQUEST_ID
+    # AND the next invocation starts without them (clear_state)
+    assert probe["message"] == "probe" and "task_id" not in probe
 
 
 def test_the_providers_listing_shows_each_providers_breaker(

@@ -8,7 +8,9 @@ from datetime import timedelta
 from image_gateway.models.task import TaskError, TaskStatus, utc_now
 from image_gateway.providers.base import ProviderState
 from image_gateway.service.lifecycle import change_status, fail_task
+from image_gateway.service.refresh import refresh_task
 from image_gateway.service.sweep import OVERDUE_METRIC, sweep
+from image_gateway.service.webhooks import deliver
 
 from tests.fakes import FakeDependencies
 from tests.unit.service.support import fox, make_due, make_overdue, submit_and_dispatch
@@ -85,3 +87,57 @@ def test_the_sweep_publishes_how_far_past_its_deadline_the_oldest_open_task_is(
     assert 590 <= overdue <= 660
     assert deps.tasks.require(task.task_id).status is TaskStatus.EXPIRED
     assert deps.metrics.values("TasksExpired", Provider="mountsea-async") == [1.0]
+
+
+def test_the_gateway_overhead_is_measured_from_when_the_callback_arrived(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN an apimart task whose callback arrived 3 s before the finaliser got to it
+    task = submit_and_dispatch(deps, fox(provider="apimart"), client_id="c").task
+    arrived = utc_now() - timedelta(seconds=3)
+
+    # WHEN finalised, twice (a duplicate finaliser)
+    refresh_task(deps, task.task_id, by="callback", learned_at=arrived)
+    refresh_task(deps, task.task_id, by="callback", learned_at=arrived)
+
+    # THEN one overhead value, by provider and path, from the arrival to the event
+    [overhead] = deps.metrics.values("GatewayOverheadSeconds", Provider="apimart")
+    assert 3 <= overhead < 30
+    point = next(p for p in deps.metrics.points if p.name == "GatewayOverheadSeconds")
+    assert point.dimensions == {"Provider": "apimart", "Path": "callback"}
+
+
+def test_no_overhead_is_measured_while_the_event_could_not_be_published(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN the bus refusing events WHEN a sync task finishes
+    deps.events.refuse_next = 10**6
+    submit_and_dispatch(deps, fox(provider="mountsea-compat"), client_id="c")
+
+    # THEN it is counted as succeeded, but its overhead waits for the event
+    assert deps.metrics.values("TasksSucceeded", Provider="mountsea-compat") == [1.0]
+    assert deps.metrics.values("GatewayOverheadSeconds") == []
+
+
+def test_each_webhook_attempt_is_counted_by_outcome_and_a_delivery_timed(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a finished task whose receiver fails once, then answers 204
+    request = fox(provider="mountsea-compat", callback_url="https://receiver.example/h")
+    submit_and_dispatch(deps, request, client_id="c")
+    answers = iter([503, 204])
+    deps.webhooks.transport.answer = lambda *_: next(answers)
+    message = deps.webhooks.deliveries.take()[0]
+
+    # WHEN both attempts are made (the clock moved to the second's time, not slept)
+    deliver(deps, message, draw=lambda: 0.5)
+    following = deps.webhooks.deliveries.take()[0]
+    at = following.not_before
+    assert at is not None
+    deliver(deps, following, now=lambda: at)
+
+    # THEN one attempt of each outcome, and the delivery's time since the status change
+    assert deps.metrics.values("WebhookAttempts", Outcome="retrying") == [1.0]
+    assert deps.metrics.values("WebhookAttempts", Outcome="delivered") == [1.0]
+    [seconds] = deps.metrics.values("WebhookDeliverySeconds")
+    assert seconds >= 5  # the first retry waits 5 s

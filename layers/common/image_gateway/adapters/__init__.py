@@ -1,1 +1,1 @@
-"""Adapters: each port of ``image_gateway.ports`` on AWS (boto3) or over HTTP; only here."""
+"""Adapters: each port of ``image_gateway.ports`` on AWS (botocore) or over HTTP; only here."""

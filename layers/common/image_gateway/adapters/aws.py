@@ -14,7 +14,7 @@ import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import boto3
+import botocore.session
 
 from image_gateway.adapters.aws_webhooks import AwsWebhooks
 from image_gateway.adapters.boto import SecretCache, client_config
@@ -48,12 +48,12 @@ class AwsDependencies:
         self,
         settings: Settings,
         *,
-        session: boto3.Session | None = None,
+        session: botocore.session.Session | None = None,
         timing: TimingPolicy = DEFAULT_TIMING,
     ) -> None:
         self._settings = settings
         self._timing = timing
-        self._session = session or boto3.Session()
+        self._session = session or botocore.session.get_session()
 
     @property
     def settings(self) -> Settings:
@@ -66,8 +66,9 @@ class AwsDependencies:
         return self._timing
 
     def client(self, service: str) -> Any:
-        """A boto3 client of ``service`` with the policy's retries and timeouts."""
-        return self._session.client(service, config=client_config(service, self._timing))
+        """A botocore client of ``service`` with the policy's retries and timeouts (botocore,
+        not boto3: see :mod:`image_gateway.adapters.boto`)."""
+        return self._session.create_client(service, config=client_config(service, self._timing))
 
     @cached_property
     def dynamodb(self) -> Any:

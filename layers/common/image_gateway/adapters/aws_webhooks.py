@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from image_gateway.adapters.eventbridge import EventBridgeWebhookFailures
 from image_gateway.adapters.kms_webhook_secrets import KmsWebhookSecrets
 from image_gateway.adapters.sqs_webhooks import SqsWebhookDeliveries
 from image_gateway.config import Settings
 from image_gateway.timing import TimingPolicy
-from image_gateway.webhook_transport import SafePoster
+
+if TYPE_CHECKING:  # httpx: imported by the delivery function only (see transport)
+    from image_gateway.webhook_transport import SafePoster
 
 
 class AwsWebhooks:
@@ -50,7 +52,13 @@ class AwsWebhooks:
 
     @cached_property
     def transport(self) -> SafePoster:
-        """SSRF-safe POSTs to callers' webhook URLs (no redirects)."""
+        """SSRF-safe POSTs to callers' webhook URLs (no redirects).
+
+        Imported here: only the delivery function posts, and the module imports httpx (about
+        15 ms that the API's cold start would otherwise pay for the secret routes).
+        """
+        from image_gateway.webhook_transport import SafePoster
+
         return SafePoster(
             self._settings.fetch_allow_private_hosts,
             timeout=self._timing.webhook_timeout_seconds,

@@ -1,8 +1,7 @@
 """The request gate of the client API: what every request passes before any route sees it.
 
-The API function runs :func:`admit` in its ``lambda_handler``, before ``app.resolve`` (Powertools
-validates bodies in a middleware that runs before any user middleware, so authentication cannot
-be one). In order:
+The API function runs :func:`admit` in its ``lambda_handler``, before the router
+(:mod:`image_gateway.http.router`) looks at the route. In order:
 
 1. **Authentication**, on every route but the public ones (the OpenAPI document): no key or an
    unknown one is a 401 ``unauthorized`` before the body is looked at, so a caller without a
@@ -10,7 +9,7 @@ be one). In order:
 2. For routes with a JSON body: the **media type** (:func:`~.json_body.require_json`, 415
    ``unsupported_media_type``), the **size** (413 ``body_too_large``) and the **bytes** (UTF-8,
    400 ``invalid_json``). The admitted event carries the body as text and the canonical
-   ``content-type``, so Powertools never decodes bytes itself; it parses the text once with
+   ``content-type``; the route parses the text once with
    :func:`~.json_body.decode_json_object`.
 
 Pure functions of the API Gateway (HTTP API, payload 2.0) event: no AWS, no Powertools, so the
@@ -69,8 +68,7 @@ def admit(
         return Admitted(dict(event), client_id)
     require_json(headers.get("content-type"))
     text = body_text(event, max_bytes=max_body_bytes)
-    require_content(text)  # Powertools would pass an empty body to validation as None
-    # Powertools compares the media type case-sensitively: hand it the canonical one.
+    require_content(text)  # an empty body is a 400 saying so, not a validation error
     headers["content-type"] = JSON_MEDIA_TYPE
     return Admitted(
         {**event, "headers": headers, "body": text, "isBase64Encoded": False}, client_id
@@ -93,6 +91,23 @@ def body_text(event: Mapping[str, Any], *, max_bytes: int) -> str:
         PayloadTooLarge: ``body_too_large``.
         InvalidRequest: ``invalid_json``, for bytes that are not UTF-8.
     """
+    data = body_bytes(event, max_bytes=max_bytes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            f"the body is not UTF-8 text (byte {exc.start} is invalid): JSON must be UTF-8",
+            code="invalid_json",
+        ) from None
+
+
+def body_bytes(event: Mapping[str, Any], *, max_bytes: int) -> bytes:
+    """The body's bytes (base64-decoded if it came encoded), at most ``max_bytes``.
+
+    Raises:
+        PayloadTooLarge: ``body_too_large``.
+        InvalidRequest: ``invalid_json``, for a body that cannot be read.
+    """
     raw = event.get("body") or ""
     if not isinstance(raw, str):
         raise InvalidRequest("the body could not be read", code="invalid_json")
@@ -107,13 +122,7 @@ def body_text(event: Mapping[str, Any], *, max_bytes: int) -> str:
         data = raw.encode("utf-8", "surrogatepass")
     if len(data) > max_bytes:
         raise _too_large(max_bytes)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(
-            f"the body is not UTF-8 text (byte {exc.start} is invalid): JSON must be UTF-8",
-            code="invalid_json",
-        ) from None
+    return data
 
 
 def request_id(event: Mapping[str, Any]) -> str | None:

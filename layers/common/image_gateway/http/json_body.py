@@ -73,7 +73,7 @@ def require_content(text: str) -> None:
 def decode_json_object(text: str) -> dict[str, Any]:
     """The JSON object in ``text``; every way it can be wrong is a 400 ``invalid_json``.
 
-    Powertools takes this as its ``json_body_deserializer``, so the body is parsed once, here.
+    The API's router (``Request.json``) calls it, so the body is parsed once, here.
 
     Raises:
         InvalidRequest: ``invalid_json``, with a message saying what to fix.

@@ -22,6 +22,8 @@ class ObjectCreated(BaseModel):
     size: int | None = None
     etag: str | None = None
     version_id: str | None = None
+    event_id: str | None = None
+    """EventBridge's id of the notification: the task's ``request_id``."""
 
     @classmethod
     def from_eventbridge(cls, event: Mapping[str, Any]) -> ObjectCreated:
@@ -42,6 +44,7 @@ class ObjectCreated(BaseModel):
             size=obj.get("size"),
             etag=str(etag).strip('"') if etag else None,
             version_id=str(version) if version and version != "null" else None,
+            event_id=str(event["id"]) if event.get("id") else None,
         )
 
 

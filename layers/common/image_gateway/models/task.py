@@ -219,6 +219,11 @@ class Task(BaseModel):
     bad_responses: int = 0
     finalized_by: str | None = None
     idempotency_key: str | None = None
+    request_id: str | None = Field(
+        default=None,
+        description="the caller's request that created it (API Gateway's or the inbox "
+        "notification's id): every log line of the task carries it",
+    )
     source: SourceObject | None = Field(default=None, description="the inbox upload, if any")
     output_key_stem: str | None = Field(
         default=None,

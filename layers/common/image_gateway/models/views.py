@@ -136,6 +136,15 @@ class TaskSummary(BaseModel):
         )
 
 
+class TaskListQuery(BaseModel):
+    """``GET /v1/tasks``'s query string (other parameters are ignored)."""
+
+    limit: int = Field(20, ge=1, le=100, description="tasks per page")
+    cursor: str | None = Field(
+        None, max_length=2048, description="the next_cursor of the page before"
+    )
+
+
 class TaskList(BaseModel):
     """A page of tasks, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
 

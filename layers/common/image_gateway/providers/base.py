@@ -14,10 +14,11 @@ Two kinds of provider exist, and an adapter may be both (apimodels picks per req
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -52,6 +53,11 @@ class Mode(StrEnum):
 
 InputRef = int | Literal["mask"]
 """A multipart file part's content: input image number ``i``, or the mask."""
+InputFile = tuple[str, IO[bytes], str]
+"""A multipart file part: file name, readable binary stream, content type."""
+InputOpener = Callable[[InputRef], AbstractContextManager[InputFile]]
+"""Opens input image ``i`` (or the mask) as a stream, for multipart uploads (defined here, not
+in :mod:`providers.client`, so that staging inputs at submit does not import httpx)."""
 
 
 @dataclass(frozen=True)

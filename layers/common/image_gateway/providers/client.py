@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack, closing
-from typing import IO, Any
+from contextlib import ExitStack, closing
+from typing import Any
 
 import httpx
 
@@ -19,18 +19,14 @@ from image_gateway.images.json_blobs import parse_json_with_blobs
 from image_gateway.models.request import ImageRequest
 from image_gateway.providers.base import (
     HttpCall,
-    InputRef,
+    InputFile,
+    InputOpener,
     Provider,
     ProviderInputs,
     ProviderStatus,
 )
 
 _MAX_ERROR_BODY = 64 * 1024
-
-InputFile = tuple[str, IO[bytes], str]
-"""A multipart file part: file name, readable binary stream, content type."""
-InputOpener = Callable[[InputRef], AbstractContextManager[InputFile]]
-"""Opens input image ``i`` (or the mask) as a stream, for multipart uploads."""
 
 
 class ProviderClient:

@@ -30,6 +30,7 @@ from image_gateway.errors import (
     Unprocessable,
     UnsafeUrl,
 )
+from image_gateway.log_context import working_on
 from image_gateway.models.task import ProviderAttempt, Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies
 from image_gateway.providers.base import Mode, ProviderState
@@ -58,6 +59,7 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
     if task is None:
         logger.error("dispatch: unknown task", extra={"task_id": task_id})
         return None
+    working_on(task.task_id, task.request_id)
     if not _attempt_due(task, provider):
         logger.info(  # finished, already taken, or handed to another provider: a stale message
             "dispatch: nothing to do",
@@ -196,6 +198,8 @@ def _call_sync(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate)
 def give_up(deps: Dependencies, task_id: str, provider: str) -> Task | None:
     """A message the dispatch function failed on every delivery: fail the task, with its event."""
     task = deps.tasks.get(task_id)
+    if task is not None:
+        working_on(task.task_id, task.request_id)
     if task is None or task.status.terminal or task.provider != provider:
         return task
     error = TaskError(

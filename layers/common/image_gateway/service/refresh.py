@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
@@ -20,7 +21,8 @@ from image_gateway.errors import (
     ProviderError,
     UnsafeUrl,
 )
-from image_gateway.models.task import ImageOutput, Task, TaskError, TaskStatus
+from image_gateway.log_context import working_on
+from image_gateway.models.task import ImageOutput, Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, TaskNotFound
 from image_gateway.providers.base import ProviderState, ProviderStatus, ResultImage
 from image_gateway.service.lifecycle import change_status, fail_task, publish_pending_event
@@ -51,12 +53,15 @@ def refresh_task(
     by: str,
     status: ProviderStatus | None = None,
     emit_missing_event: bool = False,
+    learned_at: datetime | None = None,
 ) -> RefreshResult:
     """Bring the task up to date with its provider; finalise it when the provider is done.
 
     ``status`` is the provider's answer when the caller already has it (a batch query).
     ``emit_missing_event`` (the sweeper) re-emits the current status's event if the bus refused
     it earlier; callbacks and polls never do, so losers of a race add no duplicate.
+    ``learned_at``: when the gateway heard that the provider may be done (a callback's arrival);
+    by default, when the provider's answer is read. The gateway's overhead is measured from it.
     Raises :class:`TaskNotFound` for an unknown id and :class:`RetryLater` when the provider
     or the download failed in a way worth retrying.
     """
@@ -65,6 +70,7 @@ def refresh_task(
         if status is not None:
             status.close()
         raise TaskNotFound(task_id)
+    working_on(task.task_id, task.request_id)
     if emit_missing_event:
         task = publish_pending_event(deps, task)
     if task.status.terminal or task.provider_task_id is None:
@@ -91,17 +97,30 @@ def refresh_task(
             assert status.error is not None
             failure = TaskError.from_provider_error(status.error)
             return RefreshResult(fail_task(deps, task_id, failure, by=by).task)
-        return RefreshResult(finalize_success(deps, task, status.images, by=by))
+        return RefreshResult(
+            finalize_success(deps, task, status.images, by=by, learned_at=learned_at)
+        )
 
 
-def finalize_success(deps: Dependencies, task: Task, images: list[ResultImage], *, by: str) -> Task:
+def finalize_success(
+    deps: Dependencies,
+    task: Task,
+    images: list[ResultImage],
+    *,
+    by: str,
+    learned_at: datetime | None = None,
+) -> Task:
     """Store the provider's images in S3 and mark the task succeeded (one event).
+
+    ``learned_at`` (default: now) is when the gateway learned the provider was done; the time
+    from it to the published event is the ``GatewayOverheadSeconds`` metric.
 
     Bad bytes, an oversized or unsafe result fail the task; a transient download failure
     raises :class:`RetryLater` (what was stored stays: the retry writes the same keys). Outputs
     the finished task does not name (it failed, or someone else finished it first: a cancel, an
     expiry) are deleted again, so nothing is left in the bucket with no task pointing at it.
     """
+    learned_at = learned_at or utc_now()
     stored: list[ImageOutput] = []
     try:
         for index, image in enumerate(images):
@@ -128,9 +147,19 @@ def finalize_success(deps: Dependencies, task: Task, images: list[ResultImage], 
 
     finished = change_status(deps, task.task_id, TaskStatus.SUCCEEDED, by=by, change=record)
     if finished.changed:
+        _measure_overhead(deps, finished.task, learned_at)
         return finished.task
     logger.info("already finalised elsewhere", extra={"task_id": task.task_id, "by": by})
     return _discard_unnamed(deps, finished.task, stored)
+
+
+def _measure_overhead(deps: Dependencies, task: Task, learned_at: datetime) -> None:
+    """The gateway's own time: provider done (as the gateway learned it) -> event published."""
+    if TaskStatus.SUCCEEDED not in task.events_published:
+        return  # the bus refused it: the sweeper re-emits it later, overhead not measured
+    seconds = max(0.0, (utc_now() - learned_at).total_seconds())
+    dimensions = {"Provider": task.provider, "Path": task.path or "none"}
+    deps.metrics.put("GatewayOverheadSeconds", seconds, "Seconds", dimensions)
 
 
 def _discard_unnamed(deps: Dependencies, task: Task, stored: list[ImageOutput]) -> Task:

@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 
 from image_gateway.errors import InvalidRequest
 from image_gateway.idempotency import fingerprint
+from image_gateway.log_context import working_on
 from image_gateway.models.request import ImageRequest, Operation
 from image_gateway.models.task import SourceObject, Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies
@@ -51,6 +52,7 @@ def submit_task(
     task_id: str | None = None,
     source: SourceObject | None = None,
     output_key_stem: str | None = None,
+    request_id: str | None = None,
 ) -> Submission:
     """Record the task (``queued``) and queue its first attempt; no provider is called here.
 
@@ -59,11 +61,12 @@ def submit_task(
     may bring their own ``task_id`` (claimed beforehand for deduplication), the ``source``
     object the task was made from, and where its output goes. ``callback_base_url`` is where
     providers call back when the stack has no ``PUBLIC_BASE_URL`` (the URL the API was called
-    on).
+    on). ``request_id`` is the caller's request (recorded; every log line of the task names it).
     """
     candidates = candidate_providers(deps, request)
     check_callback_url(deps, request.callback_url)
     task_id = task_id or new_task_id()
+    working_on(task_id, request_id)
     if idempotency_key is not None:
         earlier = deps.idempotency.claim(
             client_id, idempotency_key, fingerprint(request.model_dump_json()), task_id
@@ -100,6 +103,7 @@ def submit_task(
         deadline_at=deadline,
         check_at=deadline,
         idempotency_key=idempotency_key,
+        request_id=request_id,
         source=source,
         output_key_stem=output_key_stem,
         callback_base_url=callback_base_url,
@@ -118,12 +122,14 @@ def reject_task(
     task_id: str,
     operation: Operation,
     source: SourceObject | None = None,
+    request_id: str | None = None,
 ) -> Task:
     """Record a task that could not be submitted, as failed with ``error`` (and its event).
 
     For entry points without a caller to answer (the S3 inbox): a bad upload still gets a task
     and an ``Image Task Failed`` event saying why.
     """
+    working_on(task_id, request_id)
     now = utc_now()
     task = Task(
         task_id=task_id,
@@ -136,6 +142,7 @@ def reject_task(
         updated_at=now,
         check_at=now,
         source=source,
+        request_id=request_id,
     )
     deps.tasks.create(task)
     logger.info("task rejected", extra={"task_id": task_id, "code": error.code})

@@ -103,7 +103,7 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
         logger.info("upload superseded by a newer one", extra=log)
         return UploadResult(UploadOutcome.SUPERSEDED)
     except GatewayError as error:
-        return _rejected(inbox, task_id, source, prompt, error)
+        return _rejected(inbox, task_id, source, prompt, error, request_id=created.event_id)
     try:
         submit_task(
             deps,
@@ -111,10 +111,19 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
             client_id=client_id,
             task_id=task_id,
             source=source,
+            request_id=created.event_id,
             output_key_stem=rule.output_key_stem(source.key, client_id=client_id, task_id=task_id),
         )
     except GatewayError as error:  # the API's validation and routing refused it
-        return _rejected(inbox, task_id, source, request.prompt, error, request=request)
+        return _rejected(
+            inbox,
+            task_id,
+            source,
+            request.prompt,
+            error,
+            request=request,
+            request_id=created.event_id,
+        )
     logger.info("upload submitted", extra={**log, "task_id": task_id})
     return UploadResult(UploadOutcome.SUBMITTED, task_id)
 
@@ -137,7 +146,7 @@ def _edit_request(
             code="mask_missing",
         )
     check = InputCheck(inbox.settings.max_pixels)
-    with discarded_on_failure(inbox.staging) as written:
+    with discarded_on_failure(lambda: inbox.staging) as written:
         photo = _stage(inbox, obj, f"{stem}/0", what="the upload", check=check)
         written.append(photo.key)
         images = [_ref(photo)]
@@ -204,6 +213,7 @@ def _rejected(
     error: GatewayError,
     *,
     request: ImageRequest | None = None,
+    request_id: str | None = None,
 ) -> UploadResult:
     """End the upload's task as failed with ``error`` (creating the task if needed)."""
     deps = inbox.core
@@ -222,5 +232,6 @@ def _rejected(
         task_id=task_id,
         operation=Operation.EDIT,
         source=source,
+        request_id=request_id,
     )
     return UploadResult(UploadOutcome.REJECTED, task_id)

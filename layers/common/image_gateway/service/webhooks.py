@@ -18,10 +18,10 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import httpx
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import DownloadFailed, InvalidRequest, NotFound, UnsafeUrl
+from image_gateway.log_context import working_on
 from image_gateway.models.task import DeliveryRecord, Task, TaskStatus, utc_now
 from image_gateway.models.views import TaskView, WebhookPayload, WebhookSecretView
 from image_gateway.models.webhooks import (
@@ -164,6 +164,7 @@ def deliver(
     if task is None or task.request.callback_url is None:
         logger.warning("webhook for a missing task dropped", extra={"task_id": message.task_id})
         return None
+    working_on(task.task_id, task.request_id)
     status_at = _status_time(task, message.status) or started
     body = render_body(deps, task, message.status, status_at)
     secrets = deps.webhooks.secrets.get(task.client_id).signing_secrets(started)
@@ -180,6 +181,10 @@ def deliver(
         error = failed.message
     record = _outcome(deps, message, started, http_status, error, draw)
     _record(deps, task.task_id, record)
+    deps.metrics.put("WebhookAttempts", 1, "Count", {"Outcome": record.outcome})
+    if record.outcome == "delivered":  # the status change -> the receiver's 2xx
+        seconds = max(0.0, (now() - status_at).total_seconds())
+        deps.metrics.put("WebhookDeliverySeconds", seconds, "Seconds", {})
     logger.info(
         "webhook attempt",
         extra={
@@ -245,6 +250,8 @@ def _give_up(deps: Dependencies, message: DeliveryMessage, error: str) -> None:
         deps.webhooks.deliveries.dead_letter(message)
     except QueueUnavailable:
         logger.exception("webhook not dead-lettered", extra={"task_id": message.task_id})
+    import httpx  # the delivery function's path only: the API imports this module, not httpx
+
     task = deps.tasks.require(message.task_id)
     url = httpx.URL(task.request.callback_url or "")
     detail = WebhookFailedDetail(

@@ -1,0 +1,227 @@
+"""The API's operations as its OpenAPI document describes them: one :class:`Operation` per route.
+
+What each route takes (its body and query models, the same the handlers validate with) and
+answers (every success and error status, with a model and an example), with its summary, tag and
+description. :mod:`image_gateway.http.contract` renders the document from this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from image_gateway.http.examples import (
+    LIST_EXAMPLE,
+    PROVIDERS_EXAMPLE,
+    TASK_EXAMPLE,
+    UPLOADS_EXAMPLE,
+)
+from image_gateway.models.request import ImageRequest
+from image_gateway.models.uploads import UploadPlan, UploadRequest
+from image_gateway.models.views import (
+    ProviderList,
+    TaskList,
+    TaskListQuery,
+    TaskView,
+    WebhookRedelivery,
+    WebhookSecretView,
+)
+
+TITLE = "Image Task Gateway"
+VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one route answers, as the document shows it."""
+
+    operation_id: str
+    tag: str
+    summary: str
+    success: dict[int, tuple[str, type[BaseModel] | None, dict[str, Any]]]
+    errors: tuple[int, ...]
+    description: str = ""
+    public: bool = False
+    request_example: dict[str, Any] | None = None
+    headers: list[dict[str, Any]] = field(default_factory=list)
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+
+
+_IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Send the same key again (with the same body) to get the first answer "
+    "back (200) instead of a second task.",
+    "schema": {"type": "string", "maxLength": 255},
+}
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("post", "/v1/images"): Operation(
+        "createImage",
+        "tasks",
+        "Submit a generation or an edit",
+        {
+            202: ("The task, recorded and queued for a provider", TaskView, TASK_EXAMPLE),
+            200: (
+                "A replay: the task an earlier request with this Idempotency-Key made",
+                TaskView,
+                TASK_EXAMPLE,
+            ),
+        },
+        (400, 401, 404, 409, 413, 415, 422, 500),
+        request_example={
+            "prompt": "a lighthouse at dawn",
+            "aspect_ratio": "16:9",
+            "resolution": "2K",
+            "metadata": {"order": "42"},
+        },
+        headers=[_IDEMPOTENCY_HEADER],
+        body=ImageRequest,
+        description="A generation (no `images`) or an edit (`images`, optional `mask`). The task "
+        "is recorded `queued` and its first provider attempt queued; no provider is called "
+        "before the answer. Give `size` (WxH) or `aspect_ratio` + `resolution`; `provider` or "
+        "`providers` (a fallback list) choose who makes it. Images are `https://` URLs, "
+        "`data:image/...;base64,` URLs or `s3://` refs from `POST /v1/uploads`.",
+    ),
+    ("get", "/v1/tasks/{task_id}"): Operation(
+        "getTask",
+        "tasks",
+        "A task: status, timings, error, outputs with download URLs",
+        {200: ("The task", TaskView, TASK_EXAMPLE)},
+        (401, 404, 500),
+        description="Another client's task is a 404 like an unknown one. `outputs[].url` are "
+        "presigned download URLs, valid for a limited time: read the task again for fresh ones.",
+    ),
+    ("get", "/v1/tasks"): Operation(
+        "listTasks",
+        "tasks",
+        "The caller's tasks, newest first",
+        {
+            200: (
+                "A page of tasks; pass next_cursor as cursor for the next",
+                TaskList,
+                LIST_EXAMPLE,
+            )
+        },
+        (400, 401, 500),
+        query=TaskListQuery,
+        description="`limit` 1-100 (20 by default); `cursor` is the `next_cursor` of the page "
+        "before (null on the last page).",
+    ),
+    ("post", "/v1/tasks/{task_id}/cancel"): Operation(
+        "cancelTask",
+        "tasks",
+        "Cancel a task that has not finished",
+        {200: ("The task, cancelled", TaskView, {**TASK_EXAMPLE, "status": "cancelled"})},
+        (401, 404, 409, 500),
+        description="A task that has not finished becomes `cancelled` (a provider may still "
+        "finish it; its result is then discarded). A finished task answers 409.",
+    ),
+    ("post", "/v1/uploads"): Operation(
+        "createUploads",
+        "uploads",
+        "Presigned PUT URLs for input images too large to send inline",
+        {201: ("One upload slot per file, in the order asked", UploadPlan, UPLOADS_EXAMPLE)},
+        (400, 401, 413, 415, 500),
+        request_example={"files": [{"content_type": "image/png", "bytes": 5242880}]},
+        body=UploadRequest,
+        description="One slot per file (up to 17: sixteen images and a mask): PUT the file's "
+        "exact bytes to `url` with `headers`, then name it by `ref` in `images` or `mask` of "
+        "`POST /v1/images`.",
+    ),
+    ("get", "/v1/providers"): Operation(
+        "listProviders",
+        "providers",
+        "Every provider: enabled or not, default order, capabilities, prices, health",
+        {200: ("The providers", ProviderList, PROVIDERS_EXAMPLE)},
+        (401, 500),
+        description="Capabilities and prices as configured (the providers parameter); "
+        "`health` is the provider's circuit breaker (`closed`, `open` until `until`, "
+        "`half_open`) and its success rate over its recent calls.",
+    ),
+    ("post", "/v1/tasks/{task_id}/webhooks/redeliver"): Operation(
+        "redeliverWebhook",
+        "webhooks",
+        "Send the task's latest webhook again",
+        {
+            202: (
+                "A new attempt of the same webhook-id is queued",
+                WebhookRedelivery,
+                {"webhook_id": "msg_tsk_0123456789abcdef0123456789abcdef_succeeded", "attempt": 4},
+            )
+        },
+        (401, 404, 500),
+        description="The latest delivery of the task (same `webhook-id`, so receivers "
+        "deduplicate it) is sent once more, signed with the current secret(s). A task without "
+        "a delivery yet answers 404 `no_delivery`.",
+    ),
+    ("get", "/v1/webhook-secret"): Operation(
+        "getWebhookSecret",
+        "webhooks",
+        "The caller's webhook signing secret",
+        {
+            200: (
+                "The current whsec_ secret (made on first use)",
+                WebhookSecretView,
+                {
+                    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                    "previous_secret_valid_until": None,
+                },
+            )
+        },
+        (401, 500),
+        description="Verify deliveries to your `callback_url` with it (Standard Webhooks: "
+        "`webhook-id`, `webhook-timestamp`, `webhook-signature`).",
+    ),
+    ("post", "/v1/webhook-secret/rotate"): Operation(
+        "rotateWebhookSecret",
+        "webhooks",
+        "A new webhook signing secret",
+        {
+            200: (
+                "The new secret; the previous one also signs deliveries until the time given",
+                WebhookSecretView,
+                {
+                    "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                    "previous_secret_valid_until": "2026-12-02T12:00:00Z",
+                },
+            )
+        },
+        (401, 500),
+        description="For 24 h every delivery carries two signatures (new and previous), so "
+        "receivers can switch over.",
+    ),
+    ("get", "/v1/openapi.json"): Operation(
+        "getOpenApiDocument",
+        "meta",
+        "This document (no key needed)",
+        {200: ("The OpenAPI document", None, {"openapi": "3.1.0", "info": {"title": TITLE}})},
+        (),
+        public=True,
+        description="OpenAPI 3.1; Swagger UI renders it at `/docs`.",
+    ),
+}
+
+TAGS = [
+    {"name": "tasks", "description": "Submit image tasks, read them, list them, cancel them."},
+    {"name": "uploads", "description": "Upload large input images straight to the bucket."},
+    {"name": "providers", "description": "The providers this gateway routes to."},
+    {"name": "webhooks", "description": "Signed deliveries to your callback_url."},
+    {"name": "meta", "description": "This API's own description."},
+]
+DESCRIPTION = (
+    "GPT-Image-2 generation and editing through third-party providers, as tasks. Submit with "
+    "`POST /v1/images` (202 and the task, queued), then read `GET /v1/tasks/{task_id}` until "
+    "its status is `succeeded` (outputs carry presigned download URLs), `failed`, `cancelled` "
+    "or `expired`. Every request but this document's needs `Authorization: Bearer <key>`. "
+    'Every answer that is not a success is `{"error": {"code", "message", ...}}` with a '
+    "stable `code`. Not described here: the OpenAI-compatible surface for the official `openai` "
+    "SDK (`POST /openai/v1/images/generations` and `POST /openai/v1/images/edits`, OpenAI's "
+    "fields, answers and error shape), which is served by its own Lambda function URL (stack "
+    "output `OpenAiBaseUrl`) so that a call may wait for its image; its tasks are ordinary "
+    'tasks of this API (`x-task-id`). See the README, "OpenAI-compatible API".'
+)

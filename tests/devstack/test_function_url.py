@@ -1,0 +1,76 @@
+"""devstack's Lambda function URL: every path to one function, events as Lambda sends them."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.router import LAMBDA_PAYLOAD_LIMIT, LocalFunctionUrl
+
+
+class EchoRuntime:
+    """Keeps each event and answers 201 with a header (what a handler's result looks like)."""
+
+    concurrency = 1
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def invoke(self, name: str, event: Any) -> Any:
+        self.events.append({"function": name, **event})
+        return {"statusCode": 201, "headers": {"x-task-id": "tsk_1"}, "body": "{}"}
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[EchoRuntime, str]]:
+    runtime = EchoRuntime()
+    url = LocalFunctionUrl(runtime, "imagegw-dev-OpenAiCompatFunction")  # type: ignore[arg-type]
+    url.start()
+    try:
+        yield runtime, url.base_url
+    finally:
+        url.stop()
+
+
+def test_any_path_reaches_the_function_as_a_default_route_event(
+    served: tuple[EchoRuntime, str],
+) -> None:
+    runtime, base = served
+
+    answer = httpx.post(f"{base}/openai/v1/images/generations", json={"prompt": "x"})
+
+    assert answer.status_code == 201 and answer.headers["x-task-id"] == "tsk_1"
+    (event,) = runtime.events
+    assert event["function"] == "imagegw-dev-OpenAiCompatFunction"
+    assert (event["routeKey"], event["rawPath"]) == ("$default", "/openai/v1/images/generations")
+    assert event["isBase64Encoded"] is False and event["body"] == '{"prompt":"x"}'
+
+
+def test_a_multipart_body_arrives_base64_encoded_byte_for_byte(
+    served: tuple[EchoRuntime, str],
+) -> None:
+    runtime, base = served
+    request = httpx.Request(
+        "POST", f"{base}/x", files={"image": ("a.png", b"\x89PNG\r\n", "image/png")}
+    )
+    sent = request.read()
+
+    httpx.Client().send(request)
+
+    (event,) = runtime.events
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == sent
+
+
+def test_a_body_over_lambdas_limit_gets_413_without_an_invocation(
+    served: tuple[EchoRuntime, str],
+) -> None:
+    runtime, base = served
+
+    answer = httpx.post(f"{base}/x", content=b"a" * (LAMBDA_PAYLOAD_LIMIT + 1))
+
+    assert answer.status_code == 413 and runtime.events == []
