@@ -226,9 +226,11 @@ class Cli:
                     str(caps.get("max_input_images", "-")),
                     "yes" if caps.get("mask") else "no",
                     "yes" if p.price else "-",
+                    p.breaker,
                 ]
             )
-        header = ["provider", "enabled", "rank", "modes", "callback", "inputs", "mask", "prices"]
+        header = ["provider", "enabled", "rank", "modes", "callback", "inputs", "mask", "prices",
+                  "breaker"]  # fmt: skip
         self.emit([p.__dict__ for p in found], table(header, lines))
         return EXIT_OK
 

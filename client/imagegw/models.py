@@ -218,6 +218,8 @@ class ProviderInfo:
     default_rank: int | None
     capabilities: dict[str, Any]
     price: dict[str, Any] | None
+    health: dict[str, Any] | None = None
+    """Its circuit breaker: ``state`` (closed, open, half_open), ``until``, ``success_rate``."""
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> ProviderInfo:
@@ -228,7 +230,16 @@ class ProviderInfo:
             default_rank=data.get("default_rank"),
             capabilities=dict(data.get("capabilities") or {}),
             price=data.get("price"),
+            health=data.get("health"),
         )
+
+    @property
+    def breaker(self) -> str:
+        """The breaker in a few words: ``closed``, ``open until 12:02:40``, ``half_open``."""
+        health = self.health or {}
+        state = str(health.get("state") or "-")
+        until = health.get("until")
+        return f"{state} until {str(until)[11:19]}" if state == "open" and until else state
 
 
 class ImageOptions(TypedDict, total=False):

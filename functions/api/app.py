@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
 from image_gateway.adapters.aws import LazyDependencies
 from image_gateway.errors import GatewayError, NotFound
+from image_gateway.health.ports import Circuit
 from image_gateway.http.gate import (
     RoutePolicy,
     admit,
@@ -30,6 +31,7 @@ from image_gateway.http.gate import (
     request_id,
 )
 from image_gateway.http.router import Reply, Request, Router
+from image_gateway.models.circuits import ProviderHealthView
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
 from image_gateway.models.uploads import UploadRequest
@@ -43,6 +45,7 @@ from image_gateway.models.views import (
     WebhookRedelivery,
 )
 from image_gateway.providers.registry import PROVIDER_TYPES
+from image_gateway.service.health import read_circuits
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.limits import client_usage
 from image_gateway.service.progress import expected_seconds
@@ -160,9 +163,12 @@ def create_uploads(request: Request) -> Reply:
 
 @router.route("GET /v1/providers")
 def list_providers(request: Request) -> Reply:
-    """Every provider this gateway knows: enabled or not, default order, capabilities, prices."""
-    directory = DEPS.get().directory
+    """Every provider this gateway knows: enabled or not, default order, capabilities, prices,
+    and its circuit breaker's state and recent success rate."""
+    deps = DEPS.get()
+    directory = deps.directory
     order = directory.order()
+    circuits, now = read_circuits(deps), deps.health.now()
     rows = []
     for name in PROVIDER_TYPES:
         price = directory.price(name)
@@ -173,6 +179,7 @@ def list_providers(request: Request) -> Reply:
                 default_rank=order.index(name) + 1 if name in order else None,
                 capabilities=directory.provider(name).capabilities.describe(),
                 price=None if price is None else price.model_dump(),
+                health=ProviderHealthView.of(circuits.get(name) or Circuit(name), now),
             )
         )
     return Reply.of(200, ProviderList(default_order=order, providers=rows))

@@ -23,6 +23,7 @@ class EventLog:
         self._sqs = boto3.client("sqs")
         self._queue_url = queue_url
         self._events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._others: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, daemon=True)
@@ -36,7 +37,10 @@ class EventLog:
             for message in batch.get("Messages", []):
                 event = json.loads(message["Body"])
                 with self._lock:
-                    self._events[event["detail"]["task_id"]].append(event)
+                    if event["detail-type"].startswith("Image Task"):
+                        self._events[event["detail"]["task_id"]].append(event)
+                    else:  # about something else than one task (a provider's breaker)
+                        self._others.append(event)
                 self._sqs.delete_message(
                     QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
                 )
@@ -71,6 +75,23 @@ class EventLog:
                     return event
             time.sleep(0.05)
         raise AssertionError(f"no {detail_type!r} event for {task_id}: {self.for_task(task_id)}")
+
+    def wait_for_other(
+        self, detail_type: str, match: dict[str, Any], timeout: float = 10
+    ) -> dict[str, Any]:
+        """The first event of that type, not about a task, whose detail includes ``match``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                found = [
+                    e
+                    for e in self._others
+                    if e["detail-type"] == detail_type and match.items() <= e["detail"].items()
+                ]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no {detail_type!r} event with {match}: {self._others}")
 
     def close(self) -> None:
         """Stop draining."""

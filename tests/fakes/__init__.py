@@ -14,6 +14,7 @@ from image_gateway.config import Settings
 from image_gateway.providers.directory import ProviderDirectory
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
+from tests.fakes.health import FakeHealth, InMemoryCircuitStore, RecordingCircuitEvents
 from tests.fakes.inbox import FakeInboxDependencies, InMemoryInbox
 from tests.fakes.limits import InMemoryUsageLedger, ManualClock
 from tests.fakes.messaging import (
@@ -41,9 +42,11 @@ from tests.fakes.webhooks import (
 
 __all__ = [
     "FakeDependencies",
+    "FakeHealth",
     "FakeInboxDependencies",
     "FakeWebhooks",
     "InMemoryApiKeys",
+    "InMemoryCircuitStore",
     "InMemoryDispatchQueue",
     "InMemoryFetcher",
     "InMemoryFinalizeQueue",
@@ -59,6 +62,7 @@ __all__ = [
     "ManualClock",
     "MetricPoint",
     "ProviderScript",
+    "RecordingCircuitEvents",
     "RecordingEventPublisher",
     "RecordingMetrics",
     "RecordingWebhookTransport",
@@ -128,6 +132,7 @@ class FakeDependencies:
         self._signer = WebhookSigner(b"fake-webhook-secret")
         self._metrics = RecordingMetrics()
         self._webhooks = FakeWebhooks()
+        self._health = FakeHealth()
 
     def configure(self, **document: Any) -> None:
         """Replace the providers parameter's content (applies at once: no cache)."""
@@ -222,3 +227,8 @@ class FakeDependencies:
     def webhooks(self) -> FakeWebhooks:
         """Webhook secrets, the delivery queue and callers' receivers, in memory."""
         return self._webhooks
+
+    @property
+    def health(self) -> FakeHealth:
+        """Provider circuit breakers, their events and a clock, in memory."""
+        return self._health

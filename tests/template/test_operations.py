@@ -243,6 +243,7 @@ def test_the_readme_names_every_metric_the_services_emit_and_every_alarm() -> No
         "GatewayOverheadSeconds",
         "WebhookAttempts",
         "TasksSubmitted",
+        "ProviderCircuitChanged",
     } <= emitted
     for name in emitted:
         assert f"`{name}`" in section, name

@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 from image_gateway.inbox.objects import ObjectCreated
+from image_gateway.models.circuits import (
+    CIRCUIT_CHANGED_DETAIL_TYPE,
+    CircuitChangedDetail,
+    circuit_changed_schema,
+)
 from image_gateway.models.events import DETAIL_TYPES, TaskEventDetail, event_detail_schema
 from image_gateway.models.views import webhook_payload_schema
 from image_gateway.models.webhooks import DeliveryMessage, webhook_failed_schema
@@ -38,6 +43,11 @@ def test_the_published_webhook_failed_event_schema_matches_the_model() -> None:
     assert published == webhook_failed_schema(), "regenerate with `make schema`"
 
 
+def test_the_published_circuit_changed_event_schema_matches_the_model() -> None:
+    published = json.loads((EVENTS / "schema" / "provider-circuit-changed.v1.json").read_text())
+    assert published == circuit_changed_schema(), "regenerate with `make schema`"
+
+
 def test_the_sample_webhook_queue_event_is_a_delivery_message() -> None:
     event = json.loads((EVENTS / "callers-webhook-sqs.json").read_text())
     (record,) = event["Records"]
@@ -50,6 +60,15 @@ def test_the_sample_eventbridge_event_is_a_valid_version_1_detail() -> None:
     detail = TaskEventDetail.model_validate(event["detail"])
     assert event["detail-type"] == DETAIL_TYPES[detail.status] == detail.detail_type
     assert event["source"] == "image-gateway"
+
+
+def test_the_sample_circuit_changed_event_is_a_valid_version_1_detail() -> None:
+    event = json.loads((EVENTS / "eventbridge-provider-circuit-changed.json").read_text())
+    detail = CircuitChangedDetail.model_validate(event["detail"])
+    assert event["detail-type"] == CIRCUIT_CHANGED_DETAIL_TYPE
+    assert event["source"] == "image-gateway"
+    at_ms = round(detail.changed_at.timestamp() * 1000)
+    assert detail.event_id == f"{detail.provider}:{detail.state}:{at_ms}"
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from image_gateway.auth import WebhookSigner
     from image_gateway.config import Settings
+    from image_gateway.health.ports import HealthPorts
     from image_gateway.images.inputs import ImageCheck
     from image_gateway.images.store import StoredImage
     from image_gateway.limits.ports import UsageLedger
@@ -347,3 +348,7 @@ class Dependencies(Protocol):
     @property
     def webhooks(self) -> WebhookPorts:
         """Signed webhooks to callers: secrets, the delivery queue, the HTTP transport."""
+
+    @property
+    def health(self) -> HealthPorts:
+        """Provider health: every provider's circuit breaker, its events, its clock."""

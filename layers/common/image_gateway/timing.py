@@ -78,6 +78,16 @@ class TimingPolicy:
     """An open-task entry never settled (a crash before its task was written) is dropped this
     long after the task's deadline."""
 
+    # -- provider health: the circuit breaker (each provider may override in the parameter) ----
+    breaker_failures: int = 5
+    """Retryable failures of one provider within the window that open its breaker ..."""
+    breaker_window_seconds: float = 60.0
+    """... counted over this window (a success starts the count again) ..."""
+    breaker_cooldown_seconds: float = 30.0
+    """... and how long it stays open before one trial call is let through (half-open)."""
+    breaker_recent_calls: int = 20
+    """The last calls a provider's recent success rate is read from (``GET /v1/providers``)."""
+
     # -- queues (template.yaml) -------------------------------------------------------------------
     dispatch_max_receives: int = 3
     """Deliveries of a dispatch message before it goes to the dead-letter queue."""

@@ -394,3 +394,37 @@ def test_usage_shows_the_callers_day(api: ModuleType, deps: FakeDependencies, ke
     assert status == 200
     assert (body["client_id"], body["open_tasks"], body["daily_budget_usd"]) == ("c", 1, 2.5)
     assert body["rate"]["used"] == 1
+
+
+def test_the_providers_listing_shows_each_providers_breaker(
+    api: ModuleType, deps: FakeDependencies, key: str
+) -> None:
+    # GIVEN apimart's breaker open for 30 s more after 2 successes and 3 failures, pmock's
+    # cool-down over (half-open), and no record of the others
+    from image_gateway.health.ports import Circuit, CircuitState
+
+    now = deps.health.now()
+    stored = [
+        Circuit("apimart", CircuitState.OPEN, open_until=now + 30, recent="SSFFF", version=1),
+        Circuit("pmock", CircuitState.OPEN, open_until=now - 1, recent="F", version=1),
+    ]
+    for circuit in stored:
+        assert deps.health.circuits.put(circuit, expires_at=now + 86400)
+
+    # WHEN the caller lists the providers
+    status, body = call(api, event("GET /v1/providers", key=key, content_type=None))
+
+    # THEN each row carries its breaker's state, until when it is open, and its success rate
+    assert status == 200
+    health = {row["name"]: row["health"] for row in body["providers"]}
+    assert health["apimart"]["state"] == "open"
+    assert health["apimart"]["until"] is not None
+    assert (health["apimart"]["recent_calls"], health["apimart"]["success_rate"]) == (5, 0.4)
+    assert (health["pmock"]["state"], health["pmock"]["until"]) == ("half_open", None)
+    assert health["openai"] == {
+        "state": "closed",
+        "until": None,
+        "changed_at": None,
+        "recent_calls": 0,
+        "success_rate": None,
+    }

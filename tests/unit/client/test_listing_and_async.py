@@ -44,7 +44,9 @@ def test_providers_are_read_with_their_capabilities(
         "GET /v1/providers",
         {"default_order": ["apimart"], "providers": [
             {"name": "apimart", "enabled": True, "default_rank": 1,
-             "capabilities": {"modes": ["async"], "callback": True}, "price": None}]},
+             "capabilities": {"modes": ["async"], "callback": True}, "price": None,
+             "health": {"state": "open", "until": "2026-12-01T12:02:40.929000Z",
+                        "recent_calls": 5, "success_rate": 0.4}}]},
     )  # fmt: skip
 
     (apimart,) = gateway.providers()
@@ -52,6 +54,7 @@ def test_providers_are_read_with_their_capabilities(
     assert (apimart.name, apimart.enabled, apimart.capabilities["callback"]) == (
         "apimart", True, True,
     )  # fmt: skip
+    assert apimart.breaker == "open until 12:02:40"
 
 
 def test_the_async_client_submits_waits_and_downloads(tmp_path: Path) -> None:

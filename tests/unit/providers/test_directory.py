@@ -211,8 +211,22 @@ def test_given_an_unknown_provider_name_when_parsing_then_it_is_providers_config
         '{"ordre": ["apimart"]}',
         '{"prices": {"apimodels": {"per_image": {"8K": {"low": 1}}}}}',
         '{"prices": {"apimodels": {"per_image": {"1K": {"ultra": 1}}}}}',
+        '{"breaker": {"midjourney": {"failures": 3}}}',
+        '{"breaker": {"apimart": {"failures": 0}}}',
+        '{"breaker": {"apimart": {"cooldown_seconds": -1}}}',
+        '{"breaker": {"apimart": {"threshold": 3}}}',
     ],
-    ids=["not-json", "order-not-a-list", "unknown-key", "unknown-tier", "unknown-quality"],
+    ids=[
+        "not-json",
+        "order-not-a-list",
+        "unknown-key",
+        "unknown-tier",
+        "unknown-quality",
+        "breaker-of-an-unknown-provider",
+        "breaker-of-no-failures",
+        "breaker-negative-cool-down",
+        "breaker-unknown-field",
+    ],
 )
 def test_given_a_malformed_document_when_parsing_then_it_is_providers_config_invalid(
     document: str,
@@ -364,6 +378,18 @@ def test_given_prices_in_the_document_when_estimating_then_the_directory_uses_th
     assert directory.estimate("apimodels", request, plan) == 0.10
     assert directory.estimate("apimart", request, None) is None
     assert directory.price("apimart") is None
+
+
+def test_given_a_breaker_for_one_provider_when_asked_then_only_its_fields_are_set(
+    settings: Settings,
+) -> None:
+    document = json.dumps({"breaker": {"apimart": {"failures": 3, "cooldown_seconds": 10}}})
+    directory = ProviderDirectory(settings, FakeLoader(document))
+
+    apimart = directory.breaker("apimart")
+
+    assert (apimart.failures, apimart.window_seconds, apimart.cooldown_seconds) == (3, None, 10)
+    assert directory.breaker("pmock").failures is None
 
 
 def test_given_a_zero_ttl_when_asked_twice_then_the_document_is_read_again(

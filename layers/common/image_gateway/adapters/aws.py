@@ -19,12 +19,13 @@ import botocore.session
 from image_gateway.adapters.aws_webhooks import AwsWebhooks
 from image_gateway.adapters.boto import SecretCache, client_config
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+from image_gateway.adapters.dynamodb_circuits import AwsHealth
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
 from image_gateway.adapters.dynamodb_limits import DynamoDBUsageLedger
 from image_gateway.adapters.dynamodb_slots import DynamoDBProviderSlots
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
 from image_gateway.adapters.emf_metrics import EmfMetrics
-from image_gateway.adapters.eventbridge import EventBridgePublisher
+from image_gateway.adapters.eventbridge import EventBridgeCircuitEvents, EventBridgePublisher
 from image_gateway.adapters.s3_images import S3ImageStore
 from image_gateway.adapters.sqs_dispatch import SqsDispatchQueue
 from image_gateway.adapters.stepfunctions_poll import StepFunctionsPollLoops
@@ -135,6 +136,17 @@ class AwsDependencies:
     def slots(self) -> DynamoDBProviderSlots:
         """Per-provider concurrency leases (in the tasks table)."""
         return DynamoDBProviderSlots(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def health(self) -> AwsHealth:
+        """Every provider's circuit breaker (in the tasks table) and its events."""
+        return AwsHealth(
+            self.dynamodb,
+            self.settings.table_name,
+            lambda: EventBridgeCircuitEvents(
+                self.client("events"), self.settings.event_bus_name, self.settings.event_source
+            ),
+        )
 
     @cached_property
     def poll_loops(self) -> StepFunctionsPollLoops:

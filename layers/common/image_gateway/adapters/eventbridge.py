@@ -6,6 +6,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from image_gateway.models.circuits import CIRCUIT_CHANGED_DETAIL_TYPE, CircuitChangedDetail
 from image_gateway.models.events import TaskEventDetail
 from image_gateway.models.task import Task
 from image_gateway.models.webhooks import WEBHOOK_FAILED_DETAIL_TYPE, WebhookFailedDetail
@@ -57,6 +58,31 @@ class EventBridgeWebhookFailures:
             "EventBusName": self._bus,
             "Source": self._source,
             "DetailType": WEBHOOK_FAILED_DETAIL_TYPE,
+            "Detail": detail.model_dump_json(),
+            "Resources": [],
+        }
+        try:
+            answer = self._events.put_events(Entries=[entry])
+        except (BotoCoreError, ClientError) as exc:
+            raise EventPublishError(f"PutEvents failed for {detail.event_id}: {exc}") from exc
+        if answer.get("FailedEntryCount", 0):
+            raise EventPublishError(f"PutEvents refused {detail.event_id}")
+
+
+class EventBridgeCircuitEvents:
+    """Puts ``Provider Circuit Changed`` on the custom bus (``health.ports.CircuitEvents``)."""
+
+    def __init__(self, events_client: Any, bus_name: str, source: str) -> None:
+        self._events = events_client
+        self._bus = bus_name
+        self._source = source
+
+    def publish(self, detail: CircuitChangedDetail) -> None:
+        """Emit the event; EventPublishError when the bus refuses it."""
+        entry = {
+            "EventBusName": self._bus,
+            "Source": self._source,
+            "DetailType": CIRCUIT_CHANGED_DETAIL_TYPE,
             "Detail": detail.model_dump_json(),
             "Resources": [],
         }

@@ -60,6 +60,13 @@ PROVIDERS_EXAMPLE: dict[str, Any] = {
             "default_rank": 1,
             "capabilities": {"modes": ["edit", "generate"], "callback": True, "max_images": 16},
             "price": None,
+            "health": {
+                "state": "open",
+                "until": "2026-12-01T12:02:40.929000Z",
+                "changed_at": TIME,
+                "recent_calls": 20,
+                "success_rate": 0.65,
+            },
         }
     ],
 }

@@ -138,10 +138,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/providers"): Operation(
         "listProviders",
         "providers",
-        "Every provider: enabled or not, default order, capabilities, prices",
+        "Every provider: enabled or not, default order, capabilities, prices, health",
         {200: ("The providers", ProviderList, PROVIDERS_EXAMPLE)},
         (401, 500),
-        description="Capabilities and prices as configured (the providers parameter).",
+        description="Capabilities and prices as configured (the providers parameter); "
+        "`health` is the provider's circuit breaker (`closed`, `open` until `until`, "
+        "`half_open`) and its success rate over its recent calls.",
     ),
     ("get", "/v1/usage"): Operation(
         "getUsage",

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from image_gateway.models.circuits import ProviderHealthView
 from image_gateway.models.task import (
     DeliveryRecord,
     ImageOutput,
@@ -163,6 +164,10 @@ class ProviderView(BaseModel):
     )
     price: dict[str, Any] | None = Field(
         description="USD per image by tier and quality (per_image) and its source, if configured"
+    )
+    health: ProviderHealthView = Field(
+        default_factory=lambda: ProviderHealthView(state="closed"),
+        description="its circuit breaker: state, until when it is open, recent success rate",
     )
 
 

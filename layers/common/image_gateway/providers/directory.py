@@ -7,7 +7,8 @@ They live in one SSM parameter (``PROVIDERS_PARAMETER``, JSON, read at most once
       "disabled": ["openai"],                                       # never used while listed
       "options":  {"apimart": {"official_fallback": false}, "pmock": {...}},
       "prices":   {"apimodels": {"per_image": {"1K": {"low": 0.005, ...}, ...}}},
-      "concurrency": {"apimodels": 4}                                # default 16 each
+      "concurrency": {"apimodels": 4},                               # default 16 each
+      "breaker":  {"apimart": {"failures": 3, "window_seconds": 60, "cooldown_seconds": 30}}
     }
 
 Every key is optional: without ``order`` the stack's ``DEFAULT_PROVIDERS`` apply, ``disabled``
@@ -67,6 +68,16 @@ class PriceTable(BaseModel):
         return None if price is None else round(price * request.n, 6)
 
 
+class BreakerConfig(BaseModel):
+    """One provider's circuit breaker thresholds; a field left out is TimingPolicy's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    failures: int | None = Field(default=None, ge=1, le=1000)
+    window_seconds: float | None = Field(default=None, gt=0, le=86400)
+    cooldown_seconds: float | None = Field(default=None, gt=0, le=86400)
+
+
 class ProviderConfig(BaseModel):
     """The providers parameter, validated."""
 
@@ -81,8 +92,12 @@ class ProviderConfig(BaseModel):
         default_factory=dict,
         description="calls in flight per provider; more wait in the dispatch queue",
     )
+    breaker: dict[str, BreakerConfig] = Field(
+        default_factory=dict,
+        description="circuit breaker thresholds per provider (real-world seconds)",
+    )
 
-    @field_validator("order", "disabled", "options", "prices", "concurrency")
+    @field_validator("order", "disabled", "options", "prices", "concurrency", "breaker")
     @classmethod
     def _known(cls, names: Any) -> Any:
         for name in names or []:
@@ -170,6 +185,10 @@ class ProviderDirectory:
     def concurrency(self, name: str) -> int:
         """How many calls to ``name`` may be in flight at once (the rest wait in the queue)."""
         return self.config.concurrency.get(name, DEFAULT_CONCURRENCY)
+
+    def breaker(self, name: str) -> BreakerConfig:
+        """The circuit breaker thresholds configured for ``name`` (unset fields: None)."""
+        return self.config.breaker.get(name) or BreakerConfig()
 
     def price(self, name: str) -> PriceTable | None:
         """The configured price table of ``name``."""

@@ -40,6 +40,7 @@ from image_gateway.service.handoff import (
     queue_attempt,
     record_accepted,
 )
+from image_gateway.service.health import Gate, admit, read_circuits, record_call, release
 from image_gateway.service.lifecycle import change_status, fail_task
 from image_gateway.service.refresh import RetryLater, finalize_success
 from image_gateway.service.routing import Candidate, qualify
@@ -65,6 +66,7 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
             extra={"task_id": task_id, "status": task.status, "provider": task.provider},
         )
         return task
+    circuits = read_circuits(deps)  # every breaker, one read: this decision and the fallback's
     usable, refusals, _ = qualify(deps, [provider], task.request)
     if not usable:  # disabled, or unable to honour it since submit: on to the next provider
         refusal = refusals[0] if refusals else None
@@ -74,24 +76,38 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
             retryable=True,
             code=refusal.code if refusal else "provider_disabled",
         )
-        return after_failure(deps, task, error)
+        return after_failure(deps, task, error, circuits)
     candidate = usable[0]
-    timeout = _call_timeout(deps, candidate, task)
+    lease = _call_timeout(deps, candidate, task) + deps.timing.slot_lease_margin_seconds
+    gate = admit(
+        deps,
+        task,
+        circuits,
+        lambda: [c.provider.name for c in qualify(deps, task.fallbacks, task.request)[0]],
+        lease,
+    )
+    if gate is None:  # its breaker is open and another provider is ready: go there, unpaid
+        skipped = ProviderError(
+            f"{provider} was skipped: its circuit breaker is open after repeated failures",
+            provider=provider,
+            retryable=True,
+            code="provider_circuit_open",
+        )
+        return after_failure(deps, task, skipped, circuits)
     slot = deps.slots.acquire(
-        provider,
-        task_id,
-        limit=deps.directory.concurrency(provider),
-        lease_seconds=timeout + deps.timing.slot_lease_margin_seconds,
+        provider, task_id, limit=deps.directory.concurrency(provider), lease_seconds=lease
     )
     if slot is None:  # the provider is at its concurrency limit: wait in the queue
+        release(deps, gate)
         delay = round(deps.settings.scaled(deps.timing.provider_busy_retry_seconds))
         logger.info("provider busy: attempt queued again", extra={"task_id": task_id})
         return queue_attempt(deps, task, provider, delay_seconds=max(1, delay))
     try:
         if candidate.provider.mode(task.request) is Mode.SYNC:
-            return _call_sync(deps, task, candidate)
-        return _create(deps, task, candidate)
+            return _call_sync(deps, task, candidate, gate)
+        return _create(deps, task, candidate, gate)
     finally:
+        release(deps, gate)
         deps.slots.release(slot)
 
 
@@ -111,7 +127,7 @@ def _call_timeout(deps: Dependencies, candidate: Candidate, task: Task) -> float
     return deps.settings.provider_timeout_seconds
 
 
-def _create(deps: Dependencies, task: Task, candidate: Candidate) -> Task:
+def _create(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate) -> Task:
     """An async provider's create call; submitted (poll loop started) or on to the next one."""
     provider = candidate.provider
     url = callback_url(deps, task, candidate)
@@ -120,7 +136,9 @@ def _create(deps: Dependencies, task: Task, candidate: Candidate) -> Task:
             task.request, provider_inputs(deps, task.request), url
         )
     except ProviderError as error:
+        record_call(deps, gate, error)
         return after_failure(deps, task, error)
+    record_call(deps, gate, None)
     expected = provider.expected_latency_seconds(task.request)
     submitted, recorded = record_accepted(
         deps,
@@ -139,7 +157,7 @@ def _create(deps: Dependencies, task: Task, candidate: Candidate) -> Task:
     return submitted
 
 
-def _call_sync(deps: Dependencies, task: Task, candidate: Candidate) -> Task:
+def _call_sync(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate) -> Task:
     """A sync provider's one long call; the image is stored like a callback's would be."""
     provider = candidate.provider.name
     task, recorded = record_accepted(deps, task, candidate, path="sync")
@@ -156,6 +174,7 @@ def _call_sync(deps: Dependencies, task: Task, candidate: Candidate) -> Task:
     try:
         status = deps.providers.client(provider).run_sync(task.request, inputs, opener)
     except ProviderError as error:
+        record_call(deps, gate, error)
         return after_failure(deps, task, error)
     except DownloadFailed as exc:
         if exc.retryable:
@@ -167,6 +186,7 @@ def _call_sync(deps: Dependencies, task: Task, candidate: Candidate) -> Task:
         refusal = TaskError(code=exc.code, message=exc.message, provider=provider)
         return fail_task(deps, task.task_id, refusal, by="dispatch").task
 
+    record_call(deps, gate, None)
     with status:
         if status.state is not ProviderState.SUCCEEDED:  # parse_sync only returns successes
             raise RuntimeError(f"{provider} sync answer in state {status.state}")

@@ -14,6 +14,7 @@ from datetime import timedelta
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import ProviderError
+from image_gateway.health.ports import Circuit
 from image_gateway.models.task import (
     FinishPath,
     ProviderAttempt,
@@ -23,6 +24,7 @@ from image_gateway.models.task import (
     utc_now,
 )
 from image_gateway.ports import Dependencies, QueueUnavailable
+from image_gateway.service.health import order_by_health
 from image_gateway.service.lifecycle import change_status, fail_task
 from image_gateway.service.routing import Candidate, qualify
 
@@ -114,8 +116,14 @@ class _TaskEnded(Exception):
     """The task ended (cancelled) while we were talking to a provider."""
 
 
-def after_failure(deps: Dependencies, task: Task, error: ProviderError) -> Task:
-    """Record a failed attempt; a retryable one moves on to the next provider, if any is left."""
+def after_failure(
+    deps: Dependencies,
+    task: Task,
+    error: ProviderError,
+    circuits: dict[str, Circuit] | None = None,
+) -> Task:
+    """Record a failed attempt; a retryable one moves on to the next provider, if any is left
+    (those whose breaker lets a call through first; ``circuits`` if already read)."""
     logger.warning(
         "provider attempt failed",
         extra={"task_id": task.task_id, "provider": task.provider, "code": error.code},
@@ -123,6 +131,8 @@ def after_failure(deps: Dependencies, task: Task, error: ProviderError) -> Task:
     attempts = [*task.attempts, failed_attempt(task.provider, error)]
     # the providers left that are (still) enabled and able to honour the request, in order
     usable = [c.provider.name for c in qualify(deps, task.fallbacks, task.request)[0]]
+    if error.retryable:
+        usable = order_by_health(deps, usable, circuits)
     if error.retryable and usable:
         following, *rest = usable
 

@@ -11,6 +11,7 @@ from image_gateway.errors import Unprocessable
 from image_gateway.models.request import ImageRequest
 from image_gateway.ports import Dependencies
 from image_gateway.providers.base import Provider, SizePlan
+from image_gateway.service.health import order_by_health
 
 
 @dataclass(frozen=True)
@@ -22,15 +23,17 @@ class Candidate:
 
 
 def candidate_providers(deps: Dependencies, request: ImageRequest) -> list[Candidate]:
-    """The providers to try, in order: enabled, and able to honour the request.
+    """The providers to try, in order: enabled, and able to honour the request, those whose
+    circuit breaker is open last (by the end of their cool-down, so none is ever dropped).
 
     A pinned provider or the caller's list, else the configured default order. When no provider
     qualifies, the 422 names every provider's reason (and, for sizes, what each one supports).
     """
     names = [request.provider] if request.provider else request.providers or deps.directory.order()
     usable, refusals, disabled = qualify(deps, names, request)
-    if usable:
-        return usable
+    if usable:  # those whose circuit breaker lets a call through first (one read)
+        by_name = {c.provider.name: c for c in usable}
+        return [by_name[n] for n in order_by_health(deps, list(by_name))]
     if len(refusals) == 1 and not disabled:
         raise refusals[0]
     if refusals:

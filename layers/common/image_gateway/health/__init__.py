@@ -1,0 +1,1 @@
+"""Provider health: each provider's circuit breaker, kept in shared state (the tasks table)."""

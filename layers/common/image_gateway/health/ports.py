@@ -1,0 +1,105 @@
+"""Ports of provider health (``Dependencies.health``), each a small Protocol.
+
+Like :mod:`image_gateway.ports`: one AWS adapter each (``adapters/dynamodb_circuits.py``,
+``adapters/eventbridge.py``), one in-memory fake in ``tests/fakes/health.py``, one contract
+suite in ``tests/contract``. The rules that change a circuit are pure functions of
+:mod:`image_gateway.health.breaker`; the store only keeps circuits, with a conditional write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from image_gateway.models.circuits import CircuitChangedDetail
+
+
+class CircuitState(StrEnum):
+    """A provider's breaker: ``closed`` (calls go through), ``open`` (calls are skipped until
+    the cool-down ends), ``half_open`` (one trial call decides)."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """One provider's breaker as stored; times are epoch seconds.
+
+    ``state`` is what was written: ``open`` stays stored after its cool-down ended (the breaker
+    is then half-open for everyone, see :func:`image_gateway.health.breaker.phase`) until a
+    caller claims the trial, which stores ``half_open`` with ``trial_holder``.
+    """
+
+    provider: str
+    state: CircuitState = CircuitState.CLOSED
+    failures: tuple[float, ...] = ()
+    """When each counted failure of the current window happened (closed breakers only)."""
+    open_until: float | None = None
+    """The end of the cool-down (open)."""
+    trial_holder: str | None = None
+    """The task whose call is the trial (half-open)."""
+    trial_until: float | None = None
+    """The trial's lease: a holder that crashed frees it then."""
+    recent: str = ""
+    """The last calls' outcomes, oldest first: ``S`` (success) or ``F`` (counted failure)."""
+    changed_at: float | None = None
+    """When ``state`` last changed."""
+    version: int = 0
+    """0: never stored; each write adds one (the conditional write's guard)."""
+
+    @property
+    def success_rate(self) -> float | None:
+        """Successes over the recent calls (None without any)."""
+        return round(self.recent.count("S") / len(self.recent), 3) if self.recent else None
+
+
+class CircuitStore(Protocol):
+    """Every provider's breaker, read at once (one request) and changed by conditional writes."""
+
+    def all(self) -> dict[str, Circuit]:
+        """The stored circuits by provider (a provider without one is closed)."""
+        ...
+
+    def get(self, provider: str) -> Circuit:
+        """One provider's circuit, read consistently (a closed one at version 0 if none)."""
+        ...
+
+    def put(self, circuit: Circuit, *, expires_at: float) -> bool:
+        """Store ``circuit`` if the stored version is ``circuit.version - 1`` (none for 1);
+        False when another writer got there first. The record is forgotten after
+        ``expires_at`` (TTL): an idle provider's breaker ends closed."""
+        ...
+
+    def reset(self, provider: str) -> None:
+        """Forget the provider's circuit (closed again; operators and tests)."""
+        ...
+
+
+class CircuitEvents(Protocol):
+    """``Provider Circuit Changed`` events on the bus (EventPublishError when refused)."""
+
+    def publish(self, detail: CircuitChangedDetail) -> None:
+        """Announce a breaker's change of state."""
+        ...
+
+
+class HealthPorts(Protocol):
+    """The breakers' store, their events, and the clock they run on."""
+
+    @property
+    def circuits(self) -> CircuitStore:
+        """Every provider's breaker."""
+        ...
+
+    @property
+    def events(self) -> CircuitEvents:
+        """State changes on the bus."""
+        ...
+
+    def now(self) -> float:
+        """Epoch seconds (the fake's clock moves only when a test moves it)."""
+        ...
