@@ -141,3 +141,14 @@ def test_each_webhook_attempt_is_counted_by_outcome_and_a_delivery_timed(
     assert deps.metrics.values("WebhookAttempts", Outcome="delivered") == [1.0]
     [seconds] = deps.metrics.values("WebhookDeliverySeconds")
     assert seconds >= 5  # the first retry waits 5 s
+
+
+def test_a_task_a_provider_accepts_is_counted_submitted_by_provider_and_path(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a task on apimart (callbacks) WHEN dispatched, and the message delivered twice
+    task = submit_and_dispatch(deps, fox(provider="apimart"), client_id="c").task
+    change_status(deps, task.task_id, TaskStatus.SUBMITTED, by="dispatch")
+
+    # THEN one submission, by provider and path
+    assert deps.metrics.values("TasksSubmitted", Provider="apimart", Path="callback") == [1.0]

@@ -78,7 +78,12 @@ TERMINAL_METRICS = {
 
 
 def _measure(deps: Dependencies, task: Task) -> None:
-    """The operator's metrics of a task that just ended (only the winning writer gets here)."""
+    """The operator's metrics of a task that a provider just took or that just ended (only the
+    winning writer gets here)."""
+    if task.status is TaskStatus.SUBMITTED:  # a provider accepted it (its first, or a fallback)
+        dimensions = {"Provider": task.provider, "Path": task.path or "none"}
+        deps.metrics.put("TasksSubmitted", 1, "Count", dimensions)
+        return
     name = TERMINAL_METRICS.get(task.status)
     if name is None:
         return
