@@ -295,7 +295,11 @@ class CallRecorder:
                 call.index_wru = sum(index_write_units(ix, old, new) for ix in self.indexes)
                 call.wru += call.index_wru
                 self._items[key] = new
+        elif call.operation == "TransactWriteItems":
+            # a transactional write is billed twice a standard one: 2 WRU per item (up to 1 KB;
+            # the client-limit counters submit writes are small), failed or not
+            call.wru = 2.0 * len(params.get("TransactItems", []))
         elif call.operation in ("UpdateItem", "DeleteItem", "BatchWriteItem"):
-            call.wru = 1.0  # not used by the gateway; counted at the minimum
+            call.wru = 1.0  # counted at the minimum (limit counters, leases: items under 1 KB)
         else:
             call.rru = 0.5
