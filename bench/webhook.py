@@ -31,6 +31,7 @@ import httpx
 from bench.stack import BenchStack
 from bench.stats import percentile, summary
 from devstack.stack import SIMULATOR_API_KEY
+from devstack.waiting import wait_until
 
 CALLBACK_DELAY_S = 0.3
 SUBSCRIBER = "bench-subscriber"
@@ -96,7 +97,10 @@ def _task(bench: BenchStack, prompt: str) -> str:
 def _render(bench: BenchStack, task_id: str) -> None:
     """Ask the simulator about the task once, so it has drawn the image before the clock starts
     (as it has when it calls back: it draws the image to write the callback)."""
-    provider_task_id = bench.task(task_id)["provider_task_id"]
+    # submit is storage-first: the dispatch function hands the task to apimart just after
+    provider_task_id = wait_until(
+        lambda: bench.task(task_id).get("provider_task_id"), timeout=30, interval=0.01
+    )
     httpx.get(
         f"{bench.info.simulator_url}/apimart/v1/tasks/{provider_task_id}",
         headers={"Authorization": f"Bearer {SIMULATOR_API_KEY}"},
