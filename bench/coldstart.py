@@ -21,6 +21,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+
 from bench.stack import ZERO_LATENCY, BenchStack
 from bench.stats import summary
 from devstack.template import ROOT
@@ -160,6 +162,11 @@ def _events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
         poll_tasks.append(task_id)
     # The api children's tasks are finished by the simulator's callback to this process, so
     # the sweeper children (run last) find nothing due and measure an idle sweep.
+    # The submit comes from a client of its own, as a caller's first request would: by now the
+    # bench's client has hundreds of open tasks (some never finished on purpose), and its usage
+    # item (the open-task set that client limits keep) is far larger than a client's at its
+    # default limit of 100.
+    cold_key = DynamoDBApiKeyStore(bench.ddb, bench.info.table_name).create_key("coldstart")
     _, submit_event = bench.http_event(
         "POST",
         "/v1/images",
@@ -169,6 +176,7 @@ def _events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
             "aspect_ratio": "1:1",
             "resolution": "1K",
         },
+        api_key=cold_key,
     )
     return {
         "ApiFunction": [submit_event] * rounds,

@@ -73,9 +73,15 @@ class BenchStack:
 
     # -- driving the handlers in-process -----------------------------------------------------
     def http_event(
-        self, method: str, path: str, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        api_key: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """The function behind a route and the API Gateway v2 event for this request."""
+        """The function behind a route and the API Gateway v2 event for this request (by the
+        bench's client, or the one ``api_key`` names)."""
         api = self.devstack.api
         assert api is not None
         found = api.match(method, path)
@@ -84,7 +90,7 @@ class BenchStack:
         route, params = found
         data = json.dumps(body).encode() if body is not None else b""
         headers = {
-            "authorization": f"Bearer {self.info.api_key}",
+            "authorization": f"Bearer {api_key or self.info.api_key}",
             "content-type": "application/json",
             "host": api.base_url.removeprefix("http://"),
         }

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 
-from image_gateway.adapters.aws_webhooks import AwsWebhooks
-from image_gateway.adapters.boto import SecretCache, client_config
+from image_gateway.adapters.boto import SecretCache, client_config, new_session
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from image_gateway.adapters.dynamodb_circuits import AwsHealth
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
@@ -34,6 +33,7 @@ from image_gateway.config import Settings
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
 if TYPE_CHECKING:  # imported where they are built (see the module docstring)
+    from image_gateway.adapters.aws_webhooks import AwsWebhooks
     from image_gateway.adapters.http_providers import HttpProviderClients
     from image_gateway.adapters.s3_inbox import S3InboxObjects
     from image_gateway.fetch import SafeFetcher
@@ -54,7 +54,7 @@ class AwsDependencies:
     ) -> None:
         self._settings = settings
         self._timing = timing
-        self._session = session or botocore.session.get_session()
+        self._session = session or new_session()
 
     @property
     def settings(self) -> Settings:
@@ -210,6 +210,8 @@ class AwsDependencies:
     @cached_property
     def webhooks(self) -> AwsWebhooks:
         """Signed webhooks to callers: KMS-encrypted secrets, the SQS queues, SSRF-safe POSTs."""
+        from image_gateway.adapters.aws_webhooks import AwsWebhooks
+
         return AwsWebhooks(self.settings, self.timing, self.dynamodb, self.client)
 
 

@@ -9,12 +9,44 @@ cold start on Python 3.13 (measured on the built layer: ``python -X importtime``
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
+import botocore.session
 from botocore.config import Config
+from botocore.loaders import Loader
 
 from image_gateway.timing import TimingPolicy
+
+SERVICES = frozenset(
+    {"dynamodb", "events", "kms", "s3", "secretsmanager", "sqs", "ssm", "stepfunctions"}
+)
+"""Every AWS service the adapters make a client of (a test checks the adapters against it)."""
+
+
+class _KnownServicesLoader(Loader):  # type: ignore[misc]  # botocore has no types
+    """botocore's loader, told which services exist instead of listing its data directory.
+
+    Before loading a service's model, botocore checks the name against every service it has a
+    model of, which lists about 400 directories (twice: the model and the endpoint rules). On
+    the built layer with Python 3.13 that was 11 ms of the first event's three clients
+    (API: 58 -> 47 ms, best of six). The models themselves load as before; a name outside
+    :data:`SERVICES` is an ``UnknownServiceError``, as it would be for a misspelt one.
+    """
+
+    def list_available_services(self, type_name: str) -> list[str]:
+        """The services the adapters use (see the class)."""
+        return sorted(SERVICES)
+
+
+def new_session() -> botocore.session.Session:
+    """A botocore session whose loader knows :data:`SERVICES` (``AWS_DATA_PATH`` honoured)."""
+    session = botocore.session.get_session()
+    data_path = session.get_config_variable("data_path")
+    extra = [p for p in (data_path or "").split(os.pathsep) if p]
+    session.register_component("data_loader", _KnownServicesLoader(extra_search_paths=extra))
+    return session
 
 
 def client_config(service: str, timing: TimingPolicy) -> Config:

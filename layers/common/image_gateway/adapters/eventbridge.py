@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from image_gateway.models.circuits import CIRCUIT_CHANGED_DETAIL_TYPE, CircuitChangedDetail
 from image_gateway.models.events import TaskEventDetail
 from image_gateway.models.task import Task
 from image_gateway.models.webhooks import WEBHOOK_FAILED_DETAIL_TYPE, WebhookFailedDetail
 from image_gateway.ports import EventPublishError
+
+if TYPE_CHECKING:  # the circuit model is imported when one changes (rare): not at cold start
+    from image_gateway.models.circuits import CircuitChangedDetail
 
 
 class EventBridgePublisher:
@@ -79,10 +81,12 @@ class EventBridgeCircuitEvents:
 
     def publish(self, detail: CircuitChangedDetail) -> None:
         """Emit the event; EventPublishError when the bus refuses it."""
+        from image_gateway.models import circuits
+
         entry = {
             "EventBusName": self._bus,
             "Source": self._source,
-            "DetailType": CIRCUIT_CHANGED_DETAIL_TYPE,
+            "DetailType": circuits.CIRCUIT_CHANGED_DETAIL_TYPE,
             "Detail": detail.model_dump_json(),
             "Resources": [],
         }

@@ -14,7 +14,7 @@ from typing import Any
 
 import botocore.session
 
-from image_gateway.adapters.boto import SecretCache, client_config
+from image_gateway.adapters.boto import SecretCache, client_config, new_session
 from image_gateway.adapters.sqs_finalize import SqsFinalizeQueue
 from image_gateway.auth import WebhookSigner
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
@@ -33,7 +33,7 @@ class AwsCallbackDependencies:
     ) -> None:
         self._settings = settings
         self._timing = timing
-        self._session = session or botocore.session.get_session()
+        self._session = session or new_session()
 
     def _client(self, service: str) -> Any:
         return self._session.create_client(service, config=client_config(service, self._timing))

@@ -30,7 +30,6 @@ from image_gateway.health.breaker import (
     usable,
 )
 from image_gateway.health.ports import Circuit, CircuitState
-from image_gateway.models.circuits import CircuitChangedDetail
 from image_gateway.models.task import Task
 from image_gateway.ports import Dependencies, EventPublishError
 
@@ -204,6 +203,10 @@ def _change(
 def _announce(
     deps: Dependencies, before: CircuitState, after: Circuit, *, reason: str, task_id: str | None
 ) -> None:
+    from image_gateway.models.circuits import (
+        CircuitChangedDetail,  # a change is rare: not at import
+    )
+
     detail = CircuitChangedDetail.of(before, after, reason=reason, task_id=task_id)
     logger.warning(
         "provider circuit changed",
