@@ -91,8 +91,10 @@ class LocalAws:
         ).raise_for_status()
 
     def stop(self) -> None:
-        """Stop serving."""
+        """Forget every resource (moto's backends live as long as the process: a later stack in
+        the same process, like each of ``make bench``'s figures, starts empty), stop serving."""
         if self._server is not None:
+            httpx.post(f"{self.url}/moto-api/reset", timeout=30).raise_for_status()
             self._server.shutdown()
             self._server.server_close()
         if self._thread is not None:
