@@ -15,84 +15,57 @@ if TYPE_CHECKING:  # the circuit model is imported when one changes (rare): not 
     from image_gateway.models.circuits import CircuitChangedDetail
 
 
-class EventBridgePublisher:
-    """Puts one event per terminal (and submitted) status; checks FailedEntryCount."""
+class _Bus:
+    """One custom bus: puts one event and turns every way that fails into EventPublishError."""
 
     def __init__(self, events_client: Any, bus_name: str, source: str) -> None:
         self._events = events_client
         self._bus = bus_name
         self._source = source
 
-    def publish(self, task: Task) -> TaskEventDetail:
-        """Emit the event for the task's current status and return its detail."""
-        detail = TaskEventDetail.from_task(task)
+    def _put(self, detail_type: str, detail_json: str, event_id: str) -> None:
         entry = {
             "EventBusName": self._bus,
             "Source": self._source,
-            "DetailType": detail.detail_type,
-            "Detail": detail.model_dump_json(),
+            "DetailType": detail_type,
+            "Detail": detail_json,
             "Resources": [],
         }
         try:
             answer = self._events.put_events(Entries=[entry])
         except (BotoCoreError, ClientError) as exc:  # throttled past retries, bus gone, network
-            raise EventPublishError(f"PutEvents failed for {detail.event_id}: {exc}") from exc
+            raise EventPublishError(f"PutEvents failed for {event_id}: {exc}") from exc
         if answer.get("FailedEntryCount", 0):
             failed = answer["Entries"][0]
             raise EventPublishError(
-                f"PutEvents refused {detail.event_id}: "
+                f"PutEvents refused {event_id}: "
                 f"{failed.get('ErrorCode')} {failed.get('ErrorMessage')}"
             )
+
+
+class EventBridgePublisher(_Bus):
+    """Puts one event per terminal (and submitted) status; checks FailedEntryCount."""
+
+    def publish(self, task: Task) -> TaskEventDetail:
+        """Emit the event for the task's current status and return its detail."""
+        detail = TaskEventDetail.from_task(task)
+        self._put(detail.detail_type, detail.model_dump_json(), detail.event_id)
         return detail
 
 
-class EventBridgeWebhookFailures:
+class EventBridgeWebhookFailures(_Bus):
     """Puts ``Image Task Webhook Failed`` on the custom bus (``webhook_ports.WebhookFailures``)."""
-
-    def __init__(self, events_client: Any, bus_name: str, source: str) -> None:
-        self._events = events_client
-        self._bus = bus_name
-        self._source = source
 
     def publish(self, detail: WebhookFailedDetail) -> None:
         """Emit the event; EventPublishError when the bus refuses it."""
-        entry = {
-            "EventBusName": self._bus,
-            "Source": self._source,
-            "DetailType": WEBHOOK_FAILED_DETAIL_TYPE,
-            "Detail": detail.model_dump_json(),
-            "Resources": [],
-        }
-        try:
-            answer = self._events.put_events(Entries=[entry])
-        except (BotoCoreError, ClientError) as exc:
-            raise EventPublishError(f"PutEvents failed for {detail.event_id}: {exc}") from exc
-        if answer.get("FailedEntryCount", 0):
-            raise EventPublishError(f"PutEvents refused {detail.event_id}")
+        self._put(WEBHOOK_FAILED_DETAIL_TYPE, detail.model_dump_json(), detail.event_id)
 
 
-class EventBridgeCircuitEvents:
+class EventBridgeCircuitEvents(_Bus):
     """Puts ``Provider Circuit Changed`` on the custom bus (``health.ports.CircuitEvents``)."""
-
-    def __init__(self, events_client: Any, bus_name: str, source: str) -> None:
-        self._events = events_client
-        self._bus = bus_name
-        self._source = source
 
     def publish(self, detail: CircuitChangedDetail) -> None:
         """Emit the event; EventPublishError when the bus refuses it."""
         from image_gateway.models import circuits
 
-        entry = {
-            "EventBusName": self._bus,
-            "Source": self._source,
-            "DetailType": circuits.CIRCUIT_CHANGED_DETAIL_TYPE,
-            "Detail": detail.model_dump_json(),
-            "Resources": [],
-        }
-        try:
-            answer = self._events.put_events(Entries=[entry])
-        except (BotoCoreError, ClientError) as exc:
-            raise EventPublishError(f"PutEvents failed for {detail.event_id}: {exc}") from exc
-        if answer.get("FailedEntryCount", 0):
-            raise EventPublishError(f"PutEvents refused {detail.event_id}")
+        self._put(circuits.CIRCUIT_CHANGED_DETAIL_TYPE, detail.model_dump_json(), detail.event_id)
