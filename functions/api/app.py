@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
-from image_gateway.adapters.aws import LazyDependencies
+from image_gateway.adapters.aws import lazy_dependencies
 from image_gateway.errors import GatewayError, NotFound
 from image_gateway.health.ports import Circuit
 from image_gateway.http.gate import (
@@ -57,7 +57,7 @@ logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
 router = Router()
-DEPS = LazyDependencies()
+DEPS = lazy_dependencies()
 MAX_TASK_ID_CHARS = 128
 ROUTES = RoutePolicy(
     public=frozenset({"GET /v1/openapi.json"}),

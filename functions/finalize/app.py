@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
-from image_gateway.adapters.aws import LazyDependencies
+from image_gateway.adapters.aws import lazy_dependencies
 from image_gateway.ports import TaskNotFound
 from image_gateway.service.refresh import RetryLater, refresh_task
 
@@ -31,7 +31,7 @@ logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
 # A failed record stops only the rest of its own task's messages (other tasks go on).
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-DEPS = LazyDependencies()
+DEPS = lazy_dependencies()
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -7,12 +7,12 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
-from image_gateway.adapters.aws import LazyDependencies
+from image_gateway.adapters.aws import lazy_dependencies
 from image_gateway.service.sweep import sweep
 
 logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
-DEPS = LazyDependencies()
+DEPS = lazy_dependencies()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
-from image_gateway.adapters.aws import LazyInboxDependencies
+from image_gateway.adapters.aws import lazy_inbox_dependencies
 from image_gateway.inbox.objects import ObjectCreated
 from image_gateway.service.upload_edit import edit_upload
 
@@ -27,7 +27,7 @@ logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
-DEPS = LazyInboxDependencies()
+DEPS = lazy_inbox_dependencies()
 
 
 def record_handler(record: SQSRecord) -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from image_gateway.adapters.webhook import LazyCallbackDependencies
+from image_gateway.adapters.webhook import lazy_callback_dependencies
 from image_gateway.json_log import JsonLogger
 from image_gateway.service.callback import CallbackOutcome, accept_callback
 
 logger = JsonLogger()
-DEPS = LazyCallbackDependencies()
+DEPS = lazy_callback_dependencies()
 
 _ANSWERS = {
     CallbackOutcome.REFUSED: (401, {"error": {"code": "invalid_token", "message": "bad token"}}),

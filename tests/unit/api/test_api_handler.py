@@ -35,7 +35,7 @@ class LambdaContextStub:
 
 
 class FixedDependencies:
-    """Stands in for ``LazyDependencies``: always the same fakes."""
+    """Stands in for ``lazy_dependencies``: always the same fakes."""
 
     def __init__(self, deps: FakeDependencies) -> None:
         self.deps = deps

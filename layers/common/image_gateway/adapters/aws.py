@@ -1,6 +1,6 @@
 """AwsDependencies: the ports wired to AWS (or moto) and to the providers over HTTP.
 
-Handlers keep one per execution environment (:class:`LazyDependencies`, built at the first
+Handlers keep one per execution environment (:func:`lazy_dependencies`, built at the first
 event, never at import); every client is built on first use, so a function pays only for the
 clients its route touches. The same goes for imports: the provider clients (httpx and every
 provider adapter), the URL fetcher, the provider directory and the inbox's pieces are imported
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 
-from image_gateway.adapters.boto import SecretCache, client_config, new_session
+from image_gateway.adapters.boto import PerEnvironment, SecretCache, client_config, new_session
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from image_gateway.adapters.dynamodb_circuits import AwsHealth
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
@@ -215,21 +215,9 @@ class AwsDependencies:
         return AwsWebhooks(self.settings, self.timing, self.dynamodb, self.client)
 
 
-class LazyDependencies:
+def lazy_dependencies() -> PerEnvironment[AwsDependencies]:
     """One ``AwsDependencies`` per execution environment, built at the first event."""
-
-    def __init__(self) -> None:
-        self._deps: AwsDependencies | None = None
-
-    def get(self) -> AwsDependencies:
-        """Build on first use from the function's environment."""
-        if self._deps is None:
-            self._deps = AwsDependencies(Settings.from_env())
-        return self._deps
-
-    def reset(self) -> None:
-        """Forget the built dependencies (tests and devstack restarts)."""
-        self._deps = None
+    return PerEnvironment(lambda: AwsDependencies(Settings.from_env()))
 
 
 class AwsInboxDependencies:
@@ -276,18 +264,12 @@ class AwsInboxDependencies:
         )
 
 
-class LazyInboxDependencies:
+def lazy_inbox_dependencies() -> PerEnvironment[AwsInboxDependencies]:
     """One ``AwsInboxDependencies`` per execution environment, built at the first event."""
 
-    def __init__(self) -> None:
-        self._deps: AwsInboxDependencies | None = None
+    def build() -> AwsInboxDependencies:
+        from image_gateway.inbox.settings import InboxSettings
 
-    def get(self) -> AwsInboxDependencies:
-        """Build on first use from the function's environment."""
-        if self._deps is None:
-            from image_gateway.inbox.settings import InboxSettings
+        return AwsInboxDependencies(AwsDependencies(Settings.from_env()), InboxSettings.from_env())
 
-            self._deps = AwsInboxDependencies(
-                AwsDependencies(Settings.from_env()), InboxSettings.from_env()
-            )
-        return self._deps
+    return PerEnvironment(build)

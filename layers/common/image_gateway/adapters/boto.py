@@ -11,13 +11,32 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import botocore.session
 from botocore.config import Config
 from botocore.loaders import Loader
 
 from image_gateway.timing import TimingPolicy
+
+T = TypeVar("T")
+
+
+class PerEnvironment(Generic[T]):
+    """What a handler keeps for its execution environment: built by ``build`` at the first
+    event (never at import, so a cold start pays only for what its first route needs)."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._built: T | None = None
+
+    def get(self) -> T:
+        """The built value (built now, the first time)."""
+        if self._built is None:
+            self._built = self._build()
+        return self._built
+
 
 SERVICES = frozenset(
     {"dynamodb", "events", "kms", "s3", "secretsmanager", "sqs", "ssm", "stepfunctions"}

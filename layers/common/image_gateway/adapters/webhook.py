@@ -14,7 +14,7 @@ from typing import Any
 
 import botocore.session
 
-from image_gateway.adapters.boto import SecretCache, client_config, new_session
+from image_gateway.adapters.boto import PerEnvironment, SecretCache, client_config, new_session
 from image_gateway.adapters.sqs_finalize import SqsFinalizeQueue
 from image_gateway.auth import WebhookSigner
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
@@ -60,18 +60,6 @@ class AwsCallbackDependencies:
         return SqsFinalizeQueue(self._client("sqs"), self._settings.finalize_queue_url)
 
 
-class LazyCallbackDependencies:
+def lazy_callback_dependencies() -> PerEnvironment[AwsCallbackDependencies]:
     """One ``AwsCallbackDependencies`` per execution environment, built at the first event."""
-
-    def __init__(self) -> None:
-        self._deps: AwsCallbackDependencies | None = None
-
-    def get(self) -> AwsCallbackDependencies:
-        """Build on first use from the function's environment."""
-        if self._deps is None:
-            self._deps = AwsCallbackDependencies(WebhookSettings.from_env())
-        return self._deps
-
-    def reset(self) -> None:
-        """Forget the built dependencies (tests and devstack restarts)."""
-        self._deps = None
+    return PerEnvironment(lambda: AwsCallbackDependencies(WebhookSettings.from_env()))
