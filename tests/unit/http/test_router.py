@@ -9,7 +9,7 @@ import pytest
 from image_gateway.errors import Conflict
 from image_gateway.http.router import Reply, Request, Router
 from image_gateway.models.views import TaskListQuery
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class Body(BaseModel):
@@ -147,3 +147,17 @@ def test_anything_else_a_handler_raises_reaches_the_caller() -> None:
 
     with pytest.raises(RuntimeError):
         router.dispatch(_event("GET /boom"), "c")
+
+
+def test_a_model_the_gateway_builds_itself_failing_is_not_the_callers_400() -> None:
+    # GIVEN a handler whose own model (not the request's) fails validation: a bug
+    router = Router()
+
+    @router.route("GET /bug")
+    def bug(request: Request) -> Reply:
+        Body.model_validate({"n": "not a number"})
+        return Reply(200, "{}")
+
+    # THEN it is not rendered as the caller's validation_error: it reaches the handler's 500
+    with pytest.raises(ValidationError):
+        router.dispatch(_event("GET /bug"), "c")

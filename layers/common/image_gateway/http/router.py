@@ -50,17 +50,21 @@ class Request:
     def json(self, model: type[M]) -> M:
         """The body, parsed once with the safe decoder and validated by ``model``.
 
-        Raises ``InvalidRequest`` (``invalid_json``) or ``ValidationError`` (a 400
+        Raises ``InvalidRequest`` (``invalid_json``) or :class:`InputInvalid` (a 400
         ``validation_error`` once :meth:`Router.dispatch` renders it).
         """
-        return model.model_validate(decode_json_object(self.body or ""))
+        body = decode_json_object(self.body or "")
+        try:
+            return model.model_validate(body)
+        except ValidationError as invalid:
+            raise InputInvalid(invalid, prefix="") from None
 
     def query_as(self, model: type[M]) -> M:
         """The query string validated by ``model`` (errors name the field ``query.<name>``)."""
         try:
             return model.model_validate(dict(self.query))
         except ValidationError as invalid:
-            raise QueryInvalid(invalid) from None
+            raise InputInvalid(invalid, prefix="query.") from None
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,14 @@ class Reply:
 Handler = Callable[[Request], Reply]
 
 
-class QueryInvalid(Exception):
-    """A query string its model refused (rendered like a body's validation error)."""
+class InputInvalid(Exception):
+    """A body or query its model refused: the caller's mistake, a 400 (a model the gateway
+    builds itself failing is a bug, and stays a 500)."""
 
-    def __init__(self, error: ValidationError) -> None:
+    def __init__(self, error: ValidationError, *, prefix: str) -> None:
         super().__init__(str(error))
         self.error = error
+        self.prefix = prefix
 
 
 class Router:
@@ -158,10 +164,8 @@ class Router:
             return handler(request)
         except GatewayError as error:
             return error_reply(error)
-        except ValidationError as invalid:
-            return validation_reply(invalid, prefix="")
-        except QueryInvalid as invalid:
-            return validation_reply(invalid.error, prefix="query.")
+        except InputInvalid as invalid:
+            return validation_reply(invalid.error, prefix=invalid.prefix)
 
 
 def error_reply(error: GatewayError) -> Reply:
