@@ -19,6 +19,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from image_gateway.adapters.aws import AwsDependencies as Dependencies
+from image_gateway.adapters.boto import PerEnvironment
 from image_gateway.config import Settings
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import TaskStatus
@@ -150,7 +151,8 @@ def test_given_a_dispatch_that_crashes_on_every_delivery_then_the_dlq_fails_the_
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ImageTaskGateway")  # as the template
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "dispatch")
     function = _load_dispatch_function()
-    function.DEPS._deps = Dependencies(Settings.from_env({**env, "BUCKET_NAME": "no-such-bucket"}))
+    broken = Dependencies(Settings.from_env({**env, "BUCKET_NAME": "no-such-bucket"}))
+    monkeypatch.setattr(function, "DEPS", PerEnvironment(lambda: broken))
     monkeypatch.setenv("DISPATCH_DEAD_LETTER_QUEUE_ARN", _arn(sqs, dlq))
     context = FakeContext("dispatch", 512, 300, "arn:aws:lambda:us-east-1:1:function:dispatch")
     deliveries = 0
