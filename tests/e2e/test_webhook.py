@@ -69,8 +69,10 @@ def test_a_callback_is_answered_before_the_image_is_fetched(
     task = wait_terminal(api, created["task_id"])
     assert task["status"] == "succeeded"
     assert task["history"][-1]["by"] == "callback"
-    [download] = downloads(info, task)
-    assert answered < download["time"] + STALL_S  # the download was not done when answered
+    # (the sweeper may look at a task whose callback is late by its clock and fetch it too,
+    # under load: the conditional status write keeps one success; the first fetch is the one)
+    first = min(downloads(info, task), key=lambda d: float(d["time"]))
+    assert answered < first["time"] + STALL_S  # the download was not done when answered
     events.wait_for(task["task_id"], "Image Task Succeeded")
 
 
