@@ -67,7 +67,7 @@ class BenchStack:
         self.ddb.update_item(
             TableName=self.info.table_name,
             Key={"pk": {"S": f"LIMITS#{self.info.client_id}"}, "sk": {"S": "LIMITS"}},
-            UpdateExpression="SET requests_per_minute = :rate, max_open_tasks = :open",
+            UpdateExpression="SET requests_per_minute = :rate, max_running_tasks = :open",
             ExpressionAttributeValues={":rate": {"N": "1000000"}, ":open": {"N": "1000000"}},
         )
 

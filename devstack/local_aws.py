@@ -77,6 +77,9 @@ class LocalAws:
         )
         from werkzeug.serving import make_server
 
+        from devstack import moto_patches
+
+        moto_patches.apply()  # transactions that cost the same whatever the table holds
         app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             "127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler

@@ -12,3 +12,11 @@ import pytest
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Stable sort: everything else first, then tests/e2e."""
     items.sort(key=lambda item: "/tests/e2e/" in str(item.path))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """moto's transactions as devstack runs them: without a copy of the whole table
+    (``devstack/moto_patches.py``), so a test holding thousands of items stays linear."""
+    from devstack import moto_patches
+
+    moto_patches.apply()

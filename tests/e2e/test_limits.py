@@ -1,9 +1,9 @@
 """Per-client limits through devstack: a client over its rate gets 429 with Retry-After, a $0.05
-budget is refused once two $0.025 images reached it, the open-task limit frees a place when a
-task ends, and GET /v1/usage shows each; an inbox upload over its owner's limit becomes a failed
-task. Every API test has a client (and API key) of its own, with limits the operator sets in the
-tasks table as the README says, so no other test is touched; the inbox's client is limited only
-for the moment of its test."""
+budget is refused once two $0.025 images reached it, work over the running limit waits its turn
+(and all of it succeeds), a full queue is 429 queue_full, and GET /v1/usage shows each; an inbox
+upload over its owner's rate becomes a failed task. Every API test has a client (and API key) of
+its own, with limits the operator sets in the tasks table as the README says, so no other test
+is touched; the inbox's client is limited only for the moment of its test."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from devstack.waiting import wait_until
 from tests.e2e.support import EventLog
 
 ClientFactory = Callable[..., httpx.Client]
+TERMINAL = {"succeeded", "failed", "cancelled", "expired"}
 
 
 @pytest.fixture
@@ -137,26 +138,61 @@ def test_a_005_budget_is_refused_once_the_estimated_spend_reaches_it(
     assert _submit(api, "budget free").status_code == 202
 
 
-def test_the_open_task_limit_frees_a_place_when_a_task_ends(
+def test_over_its_running_limit_a_clients_work_waits_its_turn_and_all_of_it_succeeds(
     limited_client: ClientFactory,
 ) -> None:
-    # GIVEN a client allowed 2 open tasks, with two the provider never finishes
-    api = limited_client(max_open_tasks=2)
+    # GIVEN a client allowed 2 running tasks
+    api = limited_client(max_running_tasks=2)
+
+    # WHEN it submits 12 at once THEN every one is accepted (no 429 for concurrency)
+    answers = [_submit(api, f"queued {n}", provider="mountsea-async") for n in range(12)]
+    assert [a.status_code for a in answers] == [202] * 12
+    usage = api.get("/v1/usage").json()
+    assert usage["running_tasks"] + usage["queued_tasks"] <= 12
+    assert usage["max_running_tasks"] == 2
+    waiting = [a.json() for a in answers if a.json()["waiting_for"] == "client_limit"]
+    assert waiting, "with 2 places, some of 12 tasks must wait for their client's limit"
+
+    # THEN they all succeed, none expired, and at no moment did more than 2 run
+    ids = [a.json()["task_id"] for a in answers]
+
+    def finished() -> list[dict[str, Any]] | None:
+        views = [api.get(f"/v1/tasks/{task_id}").json() for task_id in ids]
+        assert api.get("/v1/usage").json()["running_tasks"] <= 2
+        return views if all(v["status"] in TERMINAL for v in views) else None
+
+    views = wait_until(finished, timeout=120, interval=0.3)
+    assert [v["status"] for v in views] == ["succeeded"] * 12
+    usage = api.get("/v1/usage").json()
+    assert (usage["running_tasks"], usage["queued_tasks"]) == (0, 0)
+
+
+def test_a_cancelled_task_frees_its_place_once_and_a_full_queue_is_429_queue_full(
+    limited_client: ClientFactory,
+) -> None:
+    # GIVEN a client allowed 1 running and 1 queued task, with one the provider never finishes
+    api = limited_client(max_running_tasks=1, max_queued_tasks=1)
     never = {"provider": "mountsea-async"}
-    held = [_submit(api, f"open {n} [sim:never]", **never) for n in range(2)]
-    assert [a.status_code for a in held] == [202, 202]
+    held = _submit(api, "run [sim:never]", **never)
+    queued = _submit(api, "wait [sim:never]", **never)
+    assert (held.status_code, queued.status_code) == (202, 202)
+    assert queued.json()["waiting_for"] == "client_limit"
 
-    # WHEN it submits a third THEN 429 too_many_open_tasks, and usage counts 2 open
-    _assert_429(_submit(api, "open 3"), "too_many_open_tasks")
-    assert api.get("/v1/usage").json()["open_tasks"] == 2
+    # WHEN it submits a third THEN 429 queue_full, and usage counts 1 running and 1 queued
+    _assert_429(_submit(api, "third"), "queue_full")
+    usage = api.get("/v1/usage").json()
+    assert (usage["running_tasks"], usage["queued_tasks"]) == (1, 1)
 
-    # WHEN one is cancelled (cancelling it again changes nothing) THEN exactly one place is free
-    task_id = held[0].json()["task_id"]
+    # WHEN the running one is cancelled (cancelling it again changes nothing) THEN the queued
+    # one takes its place, exactly once
+    task_id = held.json()["task_id"]
     assert api.post(f"/v1/tasks/{task_id}/cancel").status_code == 200
     assert api.post(f"/v1/tasks/{task_id}/cancel").status_code == 409
-    assert api.get("/v1/usage").json()["open_tasks"] == 1
-    assert _submit(api, "open 4 [sim:never]", **never).status_code == 202
-    _assert_429(_submit(api, "open 5"), "too_many_open_tasks")
+    usage = api.get("/v1/usage").json()
+    assert (usage["running_tasks"], usage["queued_tasks"]) == (1, 0)
+    started = api.get(f"/v1/tasks/{queued.json()['task_id']}").json()
+    assert started["admitted_at"] is not None
+    assert started["waiting_for"] in (None, "dispatch")
 
 
 def test_an_inbox_upload_over_its_owners_limit_is_a_failed_task_with_the_code(

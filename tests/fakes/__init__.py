@@ -123,10 +123,7 @@ class FakeDependencies:
         self._idempotency = InMemoryIdempotencyStore()
         self._api_keys = InMemoryApiKeys()
         self.clock = ManualClock()
-        self._usage = InMemoryUsageLedger(
-            clock=self.clock,
-            prune_after_seconds=self._settings.scaled(timing.open_entry_prune_seconds),
-        )
+        self._usage = InMemoryUsageLedger(clock=self.clock)
         self._providers = ScriptedProviders(self._directory, default_image)
         self._fetcher = InMemoryFetcher(max_bytes=self._settings.max_image_bytes)
         self._signer = WebhookSigner(b"fake-webhook-secret")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -11,11 +11,14 @@ from image_gateway.limits.ports import (
     RATE_WINDOW_SECONDS,
     Admission,
     ClientLimits,
+    LedgerBusy,
     LimitKind,
     LimitOverrides,
+    Settlement,
     UsageCounts,
     UsageHold,
     refusal,
+    ticket,
     usd,
     utc_day,
     window_start,
@@ -39,24 +42,35 @@ class ManualClock:
 
 
 @dataclass
-class _Day:
-    spent: Decimal = Decimal(0)
-    pending: set[str] = field(default_factory=set)
+class _Hold:
+    client_id: str
+    hold: UsageHold
+    running: bool
+
+
+@dataclass
+class _Counts:
+    running: int = 0
+    queued: int = 0
 
 
 class InMemoryUsageLedger:
-    """``UsageLedger`` in memory: the same counters as the DynamoDB items, under one lock."""
+    """``UsageLedger`` in memory: the same counters, holds and queues as the DynamoDB items,
+    under one lock."""
 
-    def __init__(self, *, clock: ManualClock | None = None, prune_after_seconds: float) -> None:
+    def __init__(self, *, clock: ManualClock | None = None) -> None:
         self.clock = clock or ManualClock()
-        self._prune_after = prune_after_seconds
         self._lock = threading.Lock()
         self.limits: dict[str, LimitOverrides] = {}
         self._rate: dict[tuple[str, int], int] = {}
-        self._open: dict[str, set[str]] = {}
-        self._days: dict[tuple[str, str], _Day] = {}
+        self._counts: dict[str, _Counts] = {}
+        self._holds: dict[str, _Hold] = {}
+        self._queues: dict[str, dict[str, str]] = {}  # client -> ticket -> task id
+        self._spent: dict[tuple[str, str], Decimal] = {}
         self.refuse_next = 0
         """Settlements to refuse (raise) before the ledger works again, like a throttled table."""
+        self.busy_next = 0
+        """Reservations to answer LedgerBusy (every retry conflicted) before working again."""
 
     def set_limits(self, client_id: str, **values: float | int | None) -> None:
         """What the operator's ``update-item`` does: set one client's limits."""
@@ -67,69 +81,96 @@ class InMemoryUsageLedger:
         return self.limits.get(client_id, LimitOverrides())
 
     def reserve(
-        self,
-        client_id: str,
-        task_id: str,
-        *,
-        limits: ClientLimits,
-        cost_usd: float,
-        deadline: datetime,
+        self, client_id: str, task_id: str, *, limits: ClientLimits, cost_usd: float
     ) -> Admission:
-        """All three counters or none (pruning overdue open entries once, as the adapter)."""
+        """All counters or none, as the adapter's transaction."""
         now = self.clock()
         outright = limits.refused_outright(cost_usd)
         if outright is not None:
             return refusal(outright, now)
         hold = UsageHold(
-            day=utc_day(now),
-            reserved_usd=float(usd(cost_usd)),
-            open_entry=f"{int(deadline.timestamp())}#{task_id}",
+            day=utc_day(now), reserved_usd=float(usd(cost_usd)), ticket=ticket(now, task_id)
         )
         with self._lock:
+            if self.busy_next > 0:
+                self.busy_next -= 1
+                raise LedgerBusy("the counters kept changing")
+            earlier = self._holds.get(task_id)
+            if earlier is not None:
+                return Admission(hold=earlier.hold, started=earlier.running)
             rate_key = (client_id, window_start(now))
-            open_set = self._open.setdefault(client_id, set())
-            day = self._days.setdefault((client_id, hold.day), _Day())
+            counts = self._counts.setdefault(client_id, _Counts())
+            spent = self._spent.get((client_id, hold.day), Decimal(0))
             room = limits.budget_room(cost_usd)
             if self._rate.get(rate_key, 0) >= limits.requests_per_minute:
                 return refusal(LimitKind.RATE, now)
-            if len(open_set) >= limits.max_open_tasks:
-                open_set -= {
-                    e for e in open_set if int(e.split("#", 1)[0]) + self._prune_after < now
-                }
-                if len(open_set) >= limits.max_open_tasks:
-                    return refusal(LimitKind.OPEN_TASKS, now)
-            if room is not None and day.spent > room:
+            start = counts.running < limits.max_running_tasks and counts.queued == 0
+            if not start and counts.queued >= limits.max_queued_tasks:
+                return refusal(LimitKind.QUEUE_FULL, now)
+            if room is not None and spent > room:
                 return refusal(LimitKind.BUDGET, now)
             self._rate[rate_key] = self._rate.get(rate_key, 0) + 1
-            open_set.add(hold.open_entry)
-            day.spent += usd(cost_usd)
-            day.pending.add(task_id)
-        return Admission(hold=hold)
+            self._spent[(client_id, hold.day)] = spent + usd(cost_usd)
+            self._holds[task_id] = _Hold(client_id, hold, running=start)
+            if start:
+                counts.running += 1
+            else:
+                counts.queued += 1
+                self._queues.setdefault(client_id, {})[hold.ticket] = task_id
+        return Admission(hold=hold, started=start)
 
-    def settle(self, client_id: str, hold: UsageHold, *, cost_usd: float) -> bool:
-        """Free the open entry; the day's spend becomes ``cost_usd`` for this task, once."""
-        task_id = hold.open_entry.split("#", 1)[1]
+    def start_next(self, client_id: str, *, limits: ClientLimits) -> list[str]:
+        """The oldest queued tasks, while places are free."""
+        started: list[str] = []
+        with self._lock:
+            counts = self._counts.setdefault(client_id, _Counts())
+            queue = self._queues.setdefault(client_id, {})
+            while counts.running < limits.max_running_tasks and queue:
+                oldest = min(queue)
+                task_id = queue.pop(oldest)
+                self._holds[task_id].running = True
+                counts.running += 1
+                counts.queued -= 1
+                started.append(task_id)
+        return started
+
+    def is_running(self, client_id: str, hold: UsageHold) -> bool | None:
+        """The hold's state (None: settled)."""
+        with self._lock:
+            held = self._holds.get(hold.task_id)
+            return None if held is None else held.running
+
+    def settle(self, client_id: str, hold: UsageHold, *, cost_usd: float) -> Settlement:
+        """Free the task's place; the day's spend becomes ``cost_usd`` for this task, once."""
         with self._lock:
             if self.refuse_next > 0:
                 self.refuse_next -= 1
                 raise ConnectionError("the ledger refused the settlement")
-            self._open.get(client_id, set()).discard(hold.open_entry)
-            day = self._days.get((client_id, hold.day))
-            if day is None or task_id not in day.pending:
-                return False
-            day.pending.discard(task_id)
-            day.spent += usd(cost_usd) - usd(hold.reserved_usd)
-        return True
+            held = self._holds.pop(hold.task_id, None)
+            if held is None:
+                return Settlement.NONE
+            counts = self._counts.setdefault(client_id, _Counts())
+            if held.running:
+                counts.running -= 1
+            else:
+                counts.queued -= 1
+                self._queues.get(client_id, {}).pop(hold.ticket, None)
+            key = (client_id, hold.day)
+            self._spent[key] = (
+                self._spent.get(key, Decimal(0)) + usd(cost_usd) - usd(hold.reserved_usd)
+            )
+        return Settlement.RUNNING if held.running else Settlement.QUEUED
 
     def usage(self, client_id: str) -> UsageCounts:
         """The client's counters now."""
         now = self.clock()
         with self._lock:
-            day = self._days.get((client_id, utc_day(now)), _Day())
+            counts = self._counts.get(client_id, _Counts())
             return UsageCounts(
                 day=utc_day(now),
-                spent_usd=float(day.spent),
-                open_tasks=len(self._open.get(client_id, set())),
+                spent_usd=float(self._spent.get((client_id, utc_day(now)), Decimal(0))),
+                running=counts.running,
+                queued=counts.queued,
                 window_start=datetime.fromtimestamp(window_start(now), UTC),
                 window_seconds=RATE_WINDOW_SECONDS,
                 window_requests=self._rate.get((client_id, window_start(now)), 0),

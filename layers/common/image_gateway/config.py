@@ -84,8 +84,19 @@ class Settings(BaseModel):
     client_requests_per_minute: int = Field(
         default=600, ge=0, description="submits per minute per client, unless its own are set"
     )
-    client_max_open_tasks: int = Field(
-        default=100, ge=0, description="unfinished tasks per client, unless its own are set"
+    client_max_running_tasks: int = Field(
+        default=100,
+        ge=0,
+        description="tasks per client at providers at once (more wait their turn), unless its "
+        "own are set",
+    )
+    client_max_queued_tasks: int = Field(
+        default=10_000,
+        ge=0,
+        description="tasks per client waiting for a running place (more get 429 queue_full)",
+    )
+    queue_timeout_seconds: int = Field(
+        default=86_400, gt=0, description="a task that never reached a provider expires after"
     )
     client_daily_budget_usd: float | None = Field(
         default=None, ge=0, description="estimated spend per client and UTC day; None: none"
@@ -122,7 +133,9 @@ class Settings(BaseModel):
             "webhook_dead_letter_queue_url": "WEBHOOK_DEAD_LETTER_QUEUE_URL",
             "webhook_key_id": "WEBHOOK_KEY_ID",
             "client_requests_per_minute": "CLIENT_REQUESTS_PER_MINUTE",
-            "client_max_open_tasks": "CLIENT_MAX_OPEN_TASKS",
+            "client_max_running_tasks": "CLIENT_MAX_RUNNING_TASKS",
+            "client_max_queued_tasks": "CLIENT_MAX_QUEUED_TASKS",
+            "queue_timeout_seconds": "QUEUE_TIMEOUT_SECONDS",
             "client_daily_budget_usd": "CLIENT_DAILY_BUDGET_USD",
         }
         for field, var in optional.items():

@@ -101,6 +101,22 @@ class TooManyRequests(GatewayError):
         return {"Retry-After": str(self.retry_after_seconds)}
 
 
+class ServiceBusy(GatewayError):
+    """The gateway's own shared state kept meeting other writes (every jittered retry spent);
+    nothing was written. Retry after ``retry_after_seconds``."""
+
+    status_code = 503
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after_seconds: int, **details: Any) -> None:
+        super().__init__(message, retry_after_seconds=retry_after_seconds, **details)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        """``Retry-After`` in whole seconds."""
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
 class InvalidImage(GatewayError):
     """Bytes that are not a PNG, JPEG or WebP image we can read."""
 

@@ -72,11 +72,12 @@ class TimingPolicy:
     """A concurrency lease lasts the call's timeout plus this (a crashed holder's runs out)."""
 
     # -- per-client limits -------------------------------------------------------------------------
-    open_tasks_retry_after_seconds: float = 10.0
-    """Retry-After of a 429 ``too_many_open_tasks`` (when a task ends is not known)."""
-    open_entry_prune_seconds: float = 3600.0
-    """An open-task entry never settled (a crash before its task was written) is dropped this
-    long after the task's deadline."""
+    queue_full_retry_after_seconds: float = 60.0
+    """Retry-After of a 429 ``queue_full`` (when queued tasks start is not known)."""
+    queue_recheck_seconds: float = 900.0
+    """A task still queued this long after it was submitted (or last looked at) is looked at
+    by the sweeper: started if its client has a free place, its attempt sent again if it was
+    started but never reached a provider (a crash between two writes loses nothing)."""
 
     # -- provider health: the circuit breaker (each provider may override in the parameter) ----
     breaker_failures: int = 5
@@ -156,6 +157,9 @@ class TimingPolicy:
     """boto3 connect timeout."""
     task_write_attempts: int = 5
     """Optimistic-concurrency attempts of one task update before giving up."""
+    ledger_write_attempts: int = 8
+    """Tries of one per-client ledger transaction that met another, with full-jitter backoff
+    (20 ms doubling: about 2.5 s at most in all); then 503 ``busy`` with Retry-After."""
 
     def poll_wait(self, base_interval: float, attempt: int) -> float:
         """Seconds before poll ``attempt + 1`` (real-world, unscaled)."""

@@ -1,23 +1,25 @@
 """DynamoDBUsageLedger under contention, which moto never produces: DynamoDB cancels a
-transaction that meets another on the same items (``TransactionConflict``); the reservation is
-tried again, and a conflict that never ends is an error, not a refusal. DynamoDB's answers are
-stubbed at the wire (botocore's Stubber)."""
+transaction that meets another on the same items (``TransactionConflict``); it is tried again
+after a jittered pause that grows, and a conflict that never ends is ``LedgerBusy`` (the API's
+503 with Retry-After), never a refusal nor a 500. DynamoDB's answers are stubbed at the wire
+(botocore's Stubber)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 from image_gateway.adapters.dynamodb_limits import DynamoDBUsageLedger
-from image_gateway.limits.ports import ClientLimits, LimitKind
+from image_gateway.limits.ports import ClientLimits, LedgerBusy, LimitKind, Settlement, UsageHold
 
 from tests.fakes.limits import START
 
-LIMITS = ClientLimits(requests_per_minute=10, max_open_tasks=10, daily_budget_usd=None)
-DEADLINE = datetime.fromtimestamp(START + 900, UTC)
+LIMITS = ClientLimits(
+    requests_per_minute=10, max_running_tasks=10, max_queued_tasks=10, daily_budget_usd=None
+)
+NO_COUNTS: dict[str, Any] = {}  # a client with no counts item yet
 
 
 def _cancelled(stubber: Stubber, *codes: str) -> None:
@@ -31,49 +33,100 @@ def _cancelled(stubber: Stubber, *codes: str) -> None:
     )
 
 
+def _counts(stubber: Stubber, running: int = 0) -> None:
+    item = {"running": {"N": str(running)}} if running else {}
+    stubber.add_response("get_item", {"Item": item} if item else {})
+
+
 @pytest.fixture
-def wired() -> tuple[DynamoDBUsageLedger, Stubber]:
+def wired() -> tuple[DynamoDBUsageLedger, Stubber, list[float]]:
     client = boto3.client(
         "dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
+    pauses: list[float] = []
     ledger = DynamoDBUsageLedger(
-        client, "tasks", prune_after_seconds=3600, write_attempts=3, clock=lambda: START
+        client,
+        "tasks",
+        write_attempts=3,
+        backoff_seconds=0.02,
+        clock=lambda: START,
+        pause=pauses.append,
     )
-    return ledger, Stubber(client)
+    return ledger, Stubber(client), pauses
 
 
-def test_a_reservation_that_met_another_transaction_is_tried_again(
-    wired: tuple[DynamoDBUsageLedger, Stubber],
+def test_a_reservation_that_met_another_transaction_is_tried_again_after_a_pause(
+    wired: tuple[DynamoDBUsageLedger, Stubber, list[float]],
 ) -> None:
-    ledger, stubber = wired
-    _cancelled(stubber, "TransactionConflict", "None", "None")
+    ledger, stubber, pauses = wired
+    _counts(stubber)
+    _cancelled(stubber, "None", "TransactionConflict", "None", "None")
+    _counts(stubber)
     stubber.add_response("transact_write_items", {})
 
     with stubber:
-        admission = ledger.reserve("c", "t1", limits=LIMITS, cost_usd=0.0, deadline=DEADLINE)
+        admission = ledger.reserve("c", "t1", limits=LIMITS, cost_usd=0.0)
 
-    assert admission.hold is not None and admission.refused is None
+    assert admission.hold is not None and admission.started is True
+    assert len(pauses) == 1 and 0 <= pauses[0] <= 0.02
     stubber.assert_no_pending_responses()
 
 
 def test_a_limit_is_told_apart_from_a_conflict(
-    wired: tuple[DynamoDBUsageLedger, Stubber],
+    wired: tuple[DynamoDBUsageLedger, Stubber, list[float]],
 ) -> None:
-    ledger, stubber = wired
-    _cancelled(stubber, "ConditionalCheckFailed", "TransactionConflict", "None")
+    ledger, stubber, _ = wired
+    _counts(stubber)
+    _cancelled(stubber, "ConditionalCheckFailed", "TransactionConflict", "None", "None")
 
     with stubber:
-        admission = ledger.reserve("c", "t1", limits=LIMITS, cost_usd=0.0, deadline=DEADLINE)
+        admission = ledger.reserve("c", "t1", limits=LIMITS, cost_usd=0.0)
 
     assert admission.refused is LimitKind.RATE
 
 
-def test_a_conflict_that_never_ends_is_an_error(
-    wired: tuple[DynamoDBUsageLedger, Stubber],
+def test_counts_that_moved_since_they_were_read_are_read_again(
+    wired: tuple[DynamoDBUsageLedger, Stubber, list[float]],
 ) -> None:
-    ledger, stubber = wired
-    for _ in range(3):
-        _cancelled(stubber, "None", "TransactionConflict", "None")
+    ledger, stubber, _ = wired
+    _counts(stubber, running=9)
+    _cancelled(stubber, "None", "ConditionalCheckFailed", "None", "None")  # the 10th place went
+    _counts(stubber, running=10)
+    stubber.add_response("transact_write_items", {})
 
-    with stubber, pytest.raises(RuntimeError, match="kept conflicting"):
-        ledger.reserve("c", "t1", limits=LIMITS, cost_usd=0.0, deadline=DEADLINE)
+    with stubber:
+        admission = ledger.reserve("c", "t1", limits=LIMITS, cost_usd=0.0)
+
+    assert admission.hold is not None and admission.started is False  # it queues instead
+
+
+def test_a_conflict_that_never_ends_is_ledger_busy_with_growing_pauses(
+    wired: tuple[DynamoDBUsageLedger, Stubber, list[float]],
+) -> None:
+    ledger, stubber, pauses = wired
+    for _ in range(3):
+        _counts(stubber)
+        _cancelled(stubber, "None", "TransactionConflict", "None", "None")
+
+    with stubber, pytest.raises(LedgerBusy, match="kept changing"):
+        ledger.reserve("c", "t1", limits=LIMITS, cost_usd=0.0)
+
+    assert len(pauses) == 2
+    assert pauses[0] <= 0.02 and pauses[1] <= 0.04
+
+
+def test_a_settlement_that_met_another_is_tried_again(
+    wired: tuple[DynamoDBUsageLedger, Stubber, list[float]],
+) -> None:
+    ledger, stubber, _ = wired
+    hold = UsageHold(day="2026-12-01", reserved_usd=0.0, ticket="000000000000001#t1")
+    held = {"Item": {"state": {"S": "running"}}}
+    stubber.add_response("get_item", held)
+    _cancelled(stubber, "None", "TransactionConflict", "None")
+    stubber.add_response("get_item", held)
+    stubber.add_response("transact_write_items", {})
+
+    with stubber:
+        settled = ledger.settle("c", hold, cost_usd=0.0)
+
+    assert settled is Settlement.RUNNING

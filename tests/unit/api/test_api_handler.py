@@ -392,7 +392,8 @@ def test_usage_shows_the_callers_day(api: ModuleType, deps: FakeDependencies, ke
     status, body = call(api, event("GET /v1/usage", key=key, content_type=None))
 
     assert status == 200
-    assert (body["client_id"], body["open_tasks"], body["daily_budget_usd"]) == ("c", 1, 2.5)
+    assert (body["client_id"], body["running_tasks"], body["daily_budget_usd"]) == ("c", 1, 2.5)
+    assert (body["queued_tasks"], body["max_queued_tasks"]) == (0, 10_000)
     assert body["rate"]["used"] == 1
 
 

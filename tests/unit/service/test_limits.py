@@ -1,5 +1,7 @@
-"""Per-client limits in the submit flow: the rate window, open tasks (freed exactly once when a
-task ends), the daily budget (reserved at submit, settled to the final estimate), and usage.
+"""Per-client limits in the submit flow: the rate window, running places (over them a task is
+accepted and queued, and starts oldest first when a running task ends; a place is freed
+exactly once), the queue's cap, the daily budget (reserved at submit, settled to the final
+estimate), deadlines that count from the first attempt, and usage.
 
 The ledger's clock is the fakes' ``deps.clock`` (10 s into a minute of 2026-12-01): moved by
 hand, never slept on.
@@ -7,9 +9,11 @@ hand, never slept on.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from image_gateway.errors import InvalidImage, ProviderRejected, TooManyRequests
-from image_gateway.models.task import TaskStatus
+from image_gateway.errors import InvalidImage, ProviderRejected, ServiceBusy, TooManyRequests
+from image_gateway.models.task import Task, TaskStatus, utc_now
 from image_gateway.service.lifecycle import cancel_task, change_status
 from image_gateway.service.limits import client_usage
 from image_gateway.service.submit import Submission, submit_task
@@ -88,27 +92,62 @@ def test_an_idempotent_replay_is_not_counted_again(deps: FakeDependencies) -> No
     assert deps.usage.usage("c").window_requests == 1
 
 
-# -- open tasks ----------------------------------------------------------------------------------
-def test_at_its_open_task_limit_a_client_waits_for_a_task_to_end(deps: FakeDependencies) -> None:
-    # GIVEN a client allowed 1 open task, with one queued
-    deps.usage.set_limits("c", max_open_tasks=1)
-    submit(deps)
+# -- running places and the client's queue -------------------------------------------------------
+def test_over_its_running_limit_a_task_is_accepted_and_waits_its_turn(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a client allowed 1 running task, with one running
+    deps.usage.set_limits("c", max_running_tasks=1)
+    first = submit(deps).task
 
-    # WHEN it submits another THEN 429 too_many_open_tasks, retry in 10 s (the timing policy)
-    error = refusal(deps)
-    assert (error.code, error.retry_after_seconds) == ("too_many_open_tasks", 10)
-    assert "1 unfinished tasks" in error.message
+    # WHEN it submits another THEN it is accepted, queued for its client's limit, not dispatched
+    second = submit(deps).task
+    assert second.status is TaskStatus.QUEUED and second.admitted_at is None
+    assert deps.dispatch_queue.messages == [(first.task_id, "mountsea-compat")]
+    assert deps.metrics.values("TasksQueuedForClientLimit") == [1.0]
 
-    # and once the first task ended (the sync provider made it), the next one is admitted
+    # WHEN the first ends (the sync provider made it) THEN the second starts and ends too
     drain(deps)
-    assert submit(deps).task.status is TaskStatus.QUEUED
+    assert deps.tasks.require(first.task_id).status is TaskStatus.SUCCEEDED
+    started = deps.tasks.require(second.task_id)
+    assert started.status is TaskStatus.SUCCEEDED and started.admitted_at is not None
+
+
+def test_queued_tasks_start_oldest_first(deps: FakeDependencies) -> None:
+    # GIVEN a client allowed 1 running task, and three more waiting
+    deps.usage.set_limits("c", max_running_tasks=1)
+    running = submit(deps).task
+    waiting = []
+    for _ in range(3):
+        deps.clock.advance(0.5)
+        waiting.append(submit(deps).task)
+    deps.dispatch_queue.take()
+
+    # WHEN the running one is cancelled THEN the oldest waiting one is dispatched, only it
+    cancel_task(deps, running)
+    assert deps.dispatch_queue.messages == [(waiting[0].task_id, "mountsea-compat")]
+    usage = deps.usage.usage("c")
+    assert (usage.running, usage.queued) == (1, 2)
+
+
+def test_a_cancelled_queued_task_leaves_the_queue_without_starting(
+    deps: FakeDependencies,
+) -> None:
+    deps.usage.set_limits("c", max_running_tasks=1)
+    running, waiting = submit(deps).task, submit(deps).task
+
+    cancel_task(deps, waiting)
+
+    assert deps.usage.usage("c").queued == 0
+    cancel_task(deps, running)
+    assert deps.usage.usage("c").running == 0
 
 
 def test_an_ended_task_frees_its_place_exactly_once_whoever_tries_again(
     deps: FakeDependencies,
 ) -> None:
-    # GIVEN two open tasks of a client allowed 2
-    deps.usage.set_limits("c", max_open_tasks=2)
+    # GIVEN two running tasks of a client allowed 2
+    deps.usage.set_limits("c", max_running_tasks=2)
     first, second = submit(deps).task, submit(deps).task
 
     # WHEN the first is cancelled, then a late finaliser and a second cancel try to end it too,
@@ -120,19 +159,97 @@ def test_an_ended_task_frees_its_place_exactly_once_whoever_tries_again(
     make_due(deps, first.task_id)
     sweep(deps)
 
-    # THEN its place was freed once: the second task still holds one, so one more fits, not two
+    # THEN its place was freed once: the second task still holds one, so one more runs, the
+    # next waits
     assert late.changed is False
-    assert deps.usage.usage("c").open_tasks == 1
-    submit(deps)
-    assert refusal(deps).code == "too_many_open_tasks"
+    assert deps.usage.usage("c").running == 1
+    assert submit(deps).task.admitted_at is not None
+    assert submit(deps).task.admitted_at is None
     assert deps.tasks.require(second.task_id).status is TaskStatus.QUEUED
+
+
+def test_over_the_queues_cap_a_submit_gets_429_queue_full(deps: FakeDependencies) -> None:
+    deps.usage.set_limits("c", max_running_tasks=1, max_queued_tasks=1)
+    submit(deps)
+    submit(deps)
+
+    error = refusal(deps)
+
+    assert (error.code, error.retry_after_seconds) == ("queue_full", 60)
+    assert "1 tasks waiting" in error.message
+
+
+def test_a_ledger_that_keeps_conflicting_answers_503_with_retry_after(
+    deps: FakeDependencies,
+) -> None:
+    deps.usage.busy_next = 1
+
+    with pytest.raises(ServiceBusy) as busy:
+        submit(deps)
+
+    assert (busy.value.status_code, busy.value.code) == (503, "busy")
+    assert busy.value.headers() == {"Retry-After": "1"}
+    assert deps.tasks.all() == []
+
+
+def test_a_queued_tasks_deadline_is_the_queues_until_its_first_attempt(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a waiting task
+    deps.usage.set_limits("c", max_running_tasks=1)
+    running, waiting = submit(deps).task, submit(deps).task
+    queue_bound = deps.settings.scaled(deps.settings.queue_timeout_seconds)
+    assert waiting.deadline_at is not None
+    assert waiting.deadline_at - waiting.created_at == timedelta(seconds=queue_bound)
+
+    # WHEN it starts and reaches its provider THEN its provider deadline counts from there
+    drain(deps)
+    done = deps.tasks.require(waiting.task_id)
+    assert done.submitted_at is not None and done.deadline_at is not None
+    provider_budget = deps.settings.scaled(deps.settings.task_deadline_seconds)
+    assert done.deadline_at - done.submitted_at == timedelta(seconds=provider_budget)
+    assert running.task_id != waiting.task_id
+
+
+def test_a_task_that_never_reached_a_provider_expires_with_queue_timeout(
+    deps: FakeDependencies,
+) -> None:
+    deps.usage.set_limits("c", max_running_tasks=0)  # paused: everything waits
+    waiting = submit(deps).task
+
+    def overdue(task: Task) -> None:
+        task.deadline_at = task.check_at = utc_now() - timedelta(seconds=1)
+
+    deps.tasks.update(waiting.task_id, overdue)
+    sweep(deps)
+
+    expired = deps.tasks.require(waiting.task_id)
+    assert expired.status is TaskStatus.EXPIRED
+    assert expired.error is not None and expired.error.code == "queue_timeout"
+    assert "never reached a provider" in expired.error.message
+    assert deps.usage.usage("c").queued == 0
+
+
+def test_the_sweeper_starts_a_task_whose_wake_up_was_lost(deps: FakeDependencies) -> None:
+    # GIVEN a waiting task whose client has a free place nobody gave it (a crash between writes)
+    deps.usage.set_limits("c", max_running_tasks=1)
+    running, waiting = submit(deps).task, submit(deps).task
+    deps.usage.settle("c", running.usage_hold, cost_usd=0.0)  # type: ignore[arg-type]
+    deps.dispatch_queue.take()
+
+    # WHEN the sweeper looks at it
+    make_due(deps, waiting.task_id)
+    sweep(deps)
+
+    # THEN it starts
+    assert deps.dispatch_queue.messages == [(waiting.task_id, "mountsea-compat")]
+    assert deps.tasks.require(waiting.task_id).admitted_at is not None
 
 
 def test_a_settlement_that_failed_is_made_by_the_sweeper_before_the_event(
     deps: FakeDependencies,
 ) -> None:
-    # GIVEN a client allowed 1 open task, and a ledger that refuses the next settlement
-    deps.usage.set_limits("c", max_open_tasks=1)
+    # GIVEN a ledger that refuses the next settlement
     task = submit(deps).task
     deps.usage.refuse_next = 1
 
@@ -140,26 +257,26 @@ def test_a_settlement_that_failed_is_made_by_the_sweeper_before_the_event(
     drain(deps)
     assert deps.tasks.require(task.task_id).status is TaskStatus.SUCCEEDED
     assert deps.events.for_task(task.task_id) == ["Image Task Submitted"]
-    assert deps.usage.usage("c").open_tasks == 1
+    assert deps.usage.usage("c").running == 1
 
     # WHEN the sweeper comes THEN it settles, then publishes
     make_due(deps, task.task_id)
     sweep(deps)
-    assert deps.usage.usage("c").open_tasks == 0
+    assert deps.usage.usage("c").running == 0
     assert deps.events.for_task(task.task_id)[-1] == "Image Task Succeeded"
 
 
 def test_a_submit_that_fails_after_its_reservation_gives_it_back(deps: FakeDependencies) -> None:
-    # GIVEN a client allowed 1 open task WHEN an edit is refused for its input after the
+    # GIVEN a client allowed 1 running task WHEN an edit is refused for its input after the
     # reservation THEN the place and the spend are free again
-    deps.usage.set_limits("c", max_open_tasks=1)
+    deps.usage.set_limits("c", max_running_tasks=1)
     deps.configure(prices=APIMODELS_PRICES)
     with pytest.raises(InvalidImage):
         submit(deps, images=[data_url(b"GIF89a not an image we take")])
 
     usage = deps.usage.usage("c")
-    assert (usage.open_tasks, usage.spent_usd) == (0, 0.0)
-    assert submit(deps).task.status is TaskStatus.QUEUED
+    assert (usage.running, usage.spent_usd) == (0, 0.0)
+    assert submit(deps).task.admitted_at is not None
 
 
 # -- the budget ----------------------------------------------------------------------------------
@@ -230,7 +347,7 @@ def test_the_stacks_defaults_apply_to_clients_the_operator_did_not_set(
     view = client_usage(deps, "c")
     assert (view.rate.limit_per_minute, view.rate.used, view.rate.remaining) == (1, 1, 0)
     assert view.rate.resets_at.isoformat() == "2026-12-01T12:01:00+00:00"
-    assert (view.daily_budget_usd, view.max_open_tasks) == (0.01, 100)
+    assert (view.daily_budget_usd, view.max_running_tasks) == (0.01, 100)
 
 
 def test_usage_shows_the_day_of_a_client_without_limits_of_its_own(deps: FakeDependencies) -> None:
@@ -238,9 +355,15 @@ def test_usage_shows_the_day_of_a_client_without_limits_of_its_own(deps: FakeDep
 
     view = client_usage(deps, "c")
 
-    assert (view.client_id, view.day, view.open_tasks, view.spent_usd) == ("c", "2026-12-01", 1, 0)
+    assert (view.client_id, view.day, view.running_tasks, view.spent_usd) == (
+        "c",
+        "2026-12-01",
+        1,
+        0,
+    )
     assert (view.daily_budget_usd, view.budget_remaining_usd) == (None, None)
-    assert (view.max_open_tasks, view.rate.limit_per_minute) == (100, 600)
+    assert (view.max_running_tasks, view.rate.limit_per_minute) == (100, 600)
+    assert (view.queued_tasks, view.max_queued_tasks) == (0, 10_000)
 
 
 # -- the S3 inbox --------------------------------------------------------------------------------
@@ -264,5 +387,5 @@ def test_an_upload_over_its_owners_limit_becomes_a_failed_task_with_the_code(
     assert task.error is not None and task.error.code == "rate_limited"
     assert deps.events.for_task(task.task_id) == ["Image Task Failed"]
     assert deps.metrics.values("RequestsThrottled", Code="rate_limited") == [1.0]
-    # and a failed rejection holds no place: the open tasks are the first upload's only
-    assert deps.usage.usage("inbox-client").open_tasks == 1
+    # and a failed rejection holds no place: the running task is the first upload's only
+    assert deps.usage.usage("inbox-client").running == 1

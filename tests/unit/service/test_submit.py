@@ -16,25 +16,37 @@ from tests.unit.service.conftest import DepsFactory
 from tests.unit.service.support import data_url, drain, fox, png
 
 
-def test_a_submitted_task_gets_the_stacks_deadline(deps: FakeDependencies) -> None:
+def test_a_task_gets_the_stacks_deadline_from_its_first_provider_attempt(
+    deps: FakeDependencies,
+) -> None:
     # GIVEN the default 900 s deadline WHEN a request is submitted
-    # THEN the stored task is due at its deadline (a polled provider needs no earlier look)
+    # THEN until it reaches a provider only the queue's 24 h bound runs, and the sweeper looks
+    # at it once after the queue recheck (a crash between writes loses nothing)
     task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
-
     stored = deps.tasks.require(task.task_id)
-    assert stored.deadline_at is not None
-    assert stored.deadline_at - stored.created_at == timedelta(seconds=900)
-    assert stored.check_at == stored.deadline_at
+    assert stored.deadline_at is not None and stored.check_at is not None
+    assert stored.deadline_at - stored.created_at == timedelta(seconds=86_400)
+    assert stored.check_at - stored.created_at == timedelta(seconds=900)
+
+    # WHEN its provider takes it THEN the 900 s count from that attempt, and the stored task is
+    # due at its deadline (a polled provider needs no earlier look)
+    drain(deps)
+    taken = deps.tasks.require(task.task_id)
+    assert taken.submitted_at is not None and taken.deadline_at is not None
+    assert taken.deadline_at - taken.submitted_at == timedelta(seconds=900)
+    assert taken.check_at == taken.deadline_at
 
 
 def test_the_deadline_follows_the_time_scale(make_deps: DepsFactory) -> None:
-    # GIVEN devstack's time scale (0.02) WHEN a request is submitted THEN 1000 s become 20 s
+    # GIVEN devstack's time scale (0.02) WHEN a request is handed over THEN 1000 s become 20 s
     deps = make_deps(time_scale=0.02, task_deadline_seconds=1000)
 
     task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+    drain(deps)
 
-    assert task.deadline_at is not None
-    assert task.deadline_at - task.created_at == timedelta(seconds=20)
+    taken = deps.tasks.require(task.task_id)
+    assert taken.submitted_at is not None and taken.deadline_at is not None
+    assert taken.deadline_at - taken.submitted_at == timedelta(seconds=20)
 
 
 def test_a_submitted_task_records_who_asked_and_what_size(deps: FakeDependencies) -> None:

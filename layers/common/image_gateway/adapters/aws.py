@@ -109,8 +109,7 @@ class AwsDependencies:
         return DynamoDBUsageLedger(
             self.dynamodb,
             self.settings.table_name,
-            prune_after_seconds=self.settings.scaled(self.timing.open_entry_prune_seconds),
-            write_attempts=self.timing.task_write_attempts,
+            write_attempts=self.timing.ledger_write_attempts,
         )
 
     @cached_property

@@ -1,18 +1,26 @@
-"""DynamoDBUsageLedger: per-client limits and counters in the tasks table (adapter of
+"""DynamoDBUsageLedger: per-client limits, counters and queues in the tasks table (adapter of
 ``limits.ports.UsageLedger``).
 
-Item layout, all under ``pk=LIMITS#<client>``:
-- ``sk=LIMITS``: the operator's ``requests_per_minute``, ``max_open_tasks``,
-  ``daily_budget_usd`` (each optional; set with ``aws dynamodb update-item``, README);
-- ``sk=RATE#<window start, epoch s>``: ``request_count`` (TTL an hour after the window);
-- ``sk=OPEN``: ``open_tasks``, a string set of ``<deadline epoch s>#<task id>`` entries;
-- ``sk=DAY#<YYYY-MM-DD>``: ``spent_usd`` and ``pending`` (string set of unsettled task ids),
-  TTL a week after the day.
-A reservation is one ``TransactWriteItems`` of three conditional updates (all or nothing; the
-cancellation reasons say which limit refused). Settling deletes the set entries, so a second
-settlement finds nothing to delete: the day's update is conditional on ``pending`` holding the
-task, the open entry's ``DELETE`` is a no-op. An open entry whose task never settled (a crash
-between the reservation and the task's write) is pruned once its deadline is long past.
+Item layout (every item a fixed size: none grows with a client's open work):
+- ``LIMITS#<client>`` / ``LIMITS``: the operator's ``requests_per_minute``,
+  ``max_running_tasks``, ``max_queued_tasks``, ``daily_budget_usd`` (each optional; set with
+  ``aws dynamodb update-item``, README);
+- ``LIMITS#<client>`` / ``RATE#<window start, epoch s>``: ``request_count`` (TTL an hour after);
+- ``LIMITS#<client>`` / ``COUNTS``: ``running`` and ``queued``, two numbers;
+- ``LIMITS#<client>`` / ``DAY#<YYYY-MM-DD>``: ``spent_usd`` (TTL a week after the day);
+- ``HOLD#<task id>`` / ``HOLD``: the task's marker: ``client_id``, ``state`` (running or
+  queued), ``ticket``, ``day``, ``reserved_usd``;
+- ``QUEUE#<client>`` / ``<ticket>``: a queued task's place in its client's queue; a query reads
+  the oldest first.
+
+A reservation is one ``TransactWriteItems`` (rate window, counts, day, hold, and the queue
+entry when it waits): all or nothing, and the cancellation reasons say which limit refused.
+Starting a queued task moves it in one transaction (queue entry deleted, hold to running,
+counts), conditional on a free place, so two starters never start the same task or more than
+the limit. Settling deletes the hold in the same transaction as the counts and the day's
+adjustment, conditional on the hold's state: only the first settlement finds it. Every
+transaction that meets another (``TransactionConflict``) is tried again after a jittered,
+growing pause; when every try met one, :class:`LedgerBusy`.
 """
 
 from __future__ import annotations
@@ -23,18 +31,32 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from image_gateway.adapters.dynamodb_client_queue import (
+    HOLD_TTL_SECONDS,
+    QUEUED,
+    RUNNING,
+    DynamoDBClientQueue,
+    busy,
+    hold_key,
+    limits_key,
+    number,
+    queue_key,
+    read_counts,
+    read_item,
+)
+from image_gateway.adapters.dynamodb_transactions import Conflict, Transactions
 from image_gateway.limits.ports import (
     RATE_WINDOW_SECONDS,
     Admission,
     ClientLimits,
     LimitKind,
     LimitOverrides,
+    Settlement,
     UsageCounts,
     UsageHold,
     next_utc_day,
     refusal,
+    ticket,
     usd,
     utc_day,
     window_start,
@@ -42,38 +64,39 @@ from image_gateway.limits.ports import (
 
 _RATE_TTL_SECONDS = 3600
 _DAY_TTL_SECONDS = 8 * 86400
-_OPEN_TTL_SECONDS = 90 * 86400
-_ORDER = (LimitKind.RATE, LimitKind.OPEN_TASKS, LimitKind.BUDGET)  # the transaction's items
-
-
-class _Conflict(Exception):
-    """The reservation's transaction met another one on the same items (nothing written)."""
 
 
 class DynamoDBUsageLedger:
-    """The ledger on DynamoDB; ``clock`` (epoch seconds) is injectable for tests."""
+    """The ledger on DynamoDB; ``clock`` (epoch seconds) and ``pause`` are injectable."""
 
     def __init__(
         self,
         dynamodb_client: Any,
         table_name: str,
         *,
-        prune_after_seconds: float,
-        write_attempts: int = 5,
+        write_attempts: int = 8,
+        backoff_seconds: float = 0.02,
         clock: Callable[[], float] = time.time,
+        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self._ddb = dynamodb_client
         self._table = table_name
-        self._prune_after = prune_after_seconds
-        self._attempts = write_attempts
+        self._tx = Transactions(
+            dynamodb_client,
+            table_name,
+            attempts=write_attempts,
+            backoff_seconds=backoff_seconds,
+            pause=pause,
+        )
         self._clock = clock
+        self._queue = DynamoDBClientQueue(dynamodb_client, self._tx)
 
-    def _key(self, client_id: str, sk: str) -> dict[str, Any]:
-        return {"pk": {"S": f"LIMITS#{client_id}"}, "sk": {"S": sk}}
+    def _get(self, key: dict[str, Any]) -> dict[str, Any]:
+        return read_item(self._ddb, self._table, key)
 
     def overrides(self, client_id: str) -> LimitOverrides:
         """The operator's ``LIMITS`` item (absent attributes: None)."""
-        item = self._ddb.get_item(TableName=self._table, Key=self._key(client_id, "LIMITS")).get(
+        item = self._ddb.get_item(TableName=self._table, Key=limits_key(client_id, "LIMITS")).get(
             "Item", {}
         )
 
@@ -81,173 +104,212 @@ class DynamoDBUsageLedger:
             value = item.get(name, {}).get("N")
             return None if value is None else Decimal(value)
 
-        rate, open_tasks, budget = (
-            number(n) for n in ("requests_per_minute", "max_open_tasks", "daily_budget_usd")
+        rate, running, queued, budget = (
+            number(n)
+            for n in (
+                "requests_per_minute",
+                "max_running_tasks",
+                "max_queued_tasks",
+                "daily_budget_usd",
+            )
         )
         return LimitOverrides(
             requests_per_minute=None if rate is None else int(rate),
-            max_open_tasks=None if open_tasks is None else int(open_tasks),
+            max_running_tasks=None if running is None else int(running),
+            max_queued_tasks=None if queued is None else int(queued),
             daily_budget_usd=None if budget is None else float(budget),
         )
 
+    # -- reserve --------------------------------------------------------------------------------
     def reserve(
-        self,
-        client_id: str,
-        task_id: str,
-        *,
-        limits: ClientLimits,
-        cost_usd: float,
-        deadline: datetime,
+        self, client_id: str, task_id: str, *, limits: ClientLimits, cost_usd: float
     ) -> Admission:
-        """One transaction of the three counters (see the module), tried again when it met
-        another (``write_attempts`` in all) and once after pruning long-overdue open entries."""
+        """One transaction (see the module): running when a place is free and nobody of the
+        client waits, else queued; tried again after a conflict or a counter that moved."""
         now = self._clock()
         outright = limits.refused_outright(cost_usd)
         if outright is not None:
             return refusal(outright, now)
         hold = UsageHold(
-            day=utc_day(now),
-            reserved_usd=float(usd(cost_usd)),
-            open_entry=f"{int(deadline.timestamp())}#{task_id}",
+            day=utc_day(now), reserved_usd=float(usd(cost_usd)), ticket=ticket(now, task_id)
         )
-        pruned = False
-        for _ in range(self._attempts):
-            try:
-                refused = self._transact(client_id, task_id, hold, limits, cost_usd, now)
-            except _Conflict:  # another transaction of this client's items: try again
-                continue
-            if refused is None:
-                return Admission(hold=hold)
-            if refused is LimitKind.OPEN_TASKS and not pruned and self._prune(client_id, now):
-                pruned = True
-                continue
-            return refusal(refused, now)
-        raise RuntimeError(f"usage of {client_id} kept conflicting ({self._attempts} attempts)")
 
-    def _transact(
+        def attempt() -> Admission:
+            running, queued = read_counts(self._ddb, self._table, client_id)
+            start = running < limits.max_running_tasks and queued == 0
+            if not start and queued >= limits.max_queued_tasks:
+                return refusal(LimitKind.QUEUE_FULL, now)
+            refused = self._reserve(client_id, hold, limits, cost_usd, now, start=start)
+            if refused is _HELD:  # reserved before (a retried delivery): that reservation
+                return self._earlier(hold.task_id)
+            if isinstance(refused, LimitKind):
+                return refusal(refused, now)
+            return Admission(hold=hold, started=start)
+
+        return self._tx.retrying(attempt, busy(f"reserving for {client_id}"))
+
+    def _reserve(
         self,
         client_id: str,
-        task_id: str,
         hold: UsageHold,
         limits: ClientLimits,
         cost_usd: float,
         now: float,
-    ) -> LimitKind | None:
+        *,
+        start: bool,
+    ) -> LimitKind | object | None:
         window = window_start(now)
         budget = limits.budget_room(cost_usd)
-        day_condition = (
-            None if budget is None else "attribute_not_exists(spent_usd) OR spent_usd <= :room"
-        )
-        updates = [
-            {
-                "Key": self._key(client_id, f"RATE#{window}"),
-                "UpdateExpression": "ADD request_count :one SET expires_at = :ttl",
-                "ConditionExpression": "attribute_not_exists(request_count)"
-                " OR request_count < :limit",
+        if start:
+            counts: dict[str, Any] = {
+                "UpdateExpression": "ADD running :one",
+                "ConditionExpression": "(attribute_not_exists(running) OR running < :max)"
+                " AND (attribute_not_exists(queued) OR queued <= :zero)",
                 "ExpressionAttributeValues": {
+                    ":one": {"N": "1"},
+                    ":zero": {"N": "0"},
+                    ":max": {"N": str(limits.max_running_tasks)},
+                },
+            }
+        else:
+            counts = {
+                "UpdateExpression": "ADD queued :one",
+                "ConditionExpression": "attribute_not_exists(queued) OR queued < :max",
+                "ExpressionAttributeValues": {
+                    ":one": {"N": "1"},
+                    ":max": {"N": str(limits.max_queued_tasks)},
+                },
+            }
+        day: dict[str, Any] = {
+            "UpdateExpression": "ADD spent_usd :cost SET expires_at = :ttl",
+            "ExpressionAttributeValues": {
+                ":cost": {"N": str(usd(cost_usd))},
+                ":ttl": {"N": str(int(next_utc_day(now)) + _DAY_TTL_SECONDS)},
+            },
+        }
+        if budget is not None:
+            day["ConditionExpression"] = "attribute_not_exists(spent_usd) OR spent_usd <= :room"
+            day["ExpressionAttributeValues"][":room"] = {"N": str(budget)}
+        items: list[dict[str, Any]] = [
+            self._tx.update(
+                limits_key(client_id, f"RATE#{window}"),
+                UpdateExpression="ADD request_count :one SET expires_at = :ttl",
+                ConditionExpression="attribute_not_exists(request_count) OR request_count < :limit",
+                ExpressionAttributeValues={
                     ":one": {"N": "1"},
                     ":limit": {"N": str(limits.requests_per_minute)},
                     ":ttl": {"N": str(window + RATE_WINDOW_SECONDS + _RATE_TTL_SECONDS)},
                 },
-            },
-            {
-                "Key": self._key(client_id, "OPEN"),
-                "UpdateExpression": "ADD open_tasks :entry SET expires_at = :ttl",
-                "ConditionExpression": "attribute_not_exists(open_tasks)"
-                " OR size(open_tasks) < :max",
-                "ExpressionAttributeValues": {
-                    ":entry": {"SS": [hold.open_entry]},
-                    ":max": {"N": str(limits.max_open_tasks)},
-                    ":ttl": {"N": str(int(now) + _OPEN_TTL_SECONDS)},
+            ),
+            self._tx.update(limits_key(client_id, "COUNTS"), **counts),
+            self._tx.update(limits_key(client_id, f"DAY#{hold.day}"), **day),
+            self._tx.put(
+                {
+                    **hold_key(hold.task_id),
+                    "client_id": {"S": client_id},
+                    "state": {"S": RUNNING if start else QUEUED},
+                    "ticket": {"S": hold.ticket},
+                    "day": {"S": hold.day},
+                    "reserved_usd": {"N": str(usd(cost_usd))},
+                    "expires_at": {"N": str(int(now) + HOLD_TTL_SECONDS)},
                 },
-            },
-            {
-                "Key": self._key(client_id, f"DAY#{hold.day}"),
-                "UpdateExpression": "ADD spent_usd :cost, pending :task SET expires_at = :ttl",
-                "ExpressionAttributeValues": {
-                    ":cost": {"N": str(usd(cost_usd))},
-                    ":task": {"SS": [task_id]},
-                    ":ttl": {"N": str(int(next_utc_day(now)) + _DAY_TTL_SECONDS)},
-                    **({} if budget is None else {":room": {"N": str(budget)}}),
-                },
-                **({} if day_condition is None else {"ConditionExpression": day_condition}),
-            },
+                ConditionExpression="attribute_not_exists(pk)",
+            ),
         ]
-        try:
-            self._ddb.transact_write_items(
-                TransactItems=[{"Update": {"TableName": self._table, **u}} for u in updates]
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons = exc.response.get("CancellationReasons") or []
-            for kind, reason in zip(_ORDER, reasons, strict=False):
-                if reason.get("Code") == "ConditionalCheckFailed":
-                    return kind
-            if any(r.get("Code") == "TransactionConflict" for r in reasons):
-                raise _Conflict from None
-            raise
-        return None
+        if not start:
+            items.append(self._queue_put(client_id, hold.ticket, now))
+        failed = self._tx.write(items)
+        if failed is None:
+            return None
+        if failed == 0:
+            return LimitKind.RATE
+        if failed == 2:
+            return LimitKind.BUDGET
+        if failed == 3:
+            return _HELD
+        raise Conflict  # the counts moved since they were read: decide again
 
-    def _prune(self, client_id: str, now: float) -> bool:
-        """Drop open entries whose deadline passed ``prune_after_seconds`` ago; any dropped?"""
-        item = self._ddb.get_item(
-            TableName=self._table, Key=self._key(client_id, "OPEN"), ConsistentRead=True
-        ).get("Item", {})
-        entries = item.get("open_tasks", {}).get("SS", [])
-        stale = [e for e in entries if int(e.split("#", 1)[0]) + self._prune_after < now]
-        if stale:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=self._key(client_id, "OPEN"),
-                UpdateExpression="DELETE open_tasks :stale",
-                ExpressionAttributeValues={":stale": {"SS": stale}},
-            )
-        return bool(stale)
-
-    def settle(self, client_id: str, hold: UsageHold, *, cost_usd: float) -> bool:
-        """Free the open entry; move the day's spend from the reservation to ``cost_usd``."""
-        self._ddb.update_item(
-            TableName=self._table,
-            Key=self._key(client_id, "OPEN"),
-            UpdateExpression="DELETE open_tasks :entry",
-            ExpressionAttributeValues={":entry": {"SS": [hold.open_entry]}},
+    def _earlier(self, task_id: str) -> Admission:
+        item = self._get(hold_key(task_id))
+        if not item:  # settled meanwhile: nothing of it is left to hold
+            raise Conflict
+        hold = UsageHold(
+            day=item["day"]["S"],
+            reserved_usd=float(Decimal(item["reserved_usd"]["N"])),
+            ticket=item["ticket"]["S"],
         )
-        task_id = hold.open_entry.split("#", 1)[1]
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=self._key(client_id, f"DAY#{hold.day}"),
-                UpdateExpression="ADD spent_usd :delta DELETE pending :task",
-                ConditionExpression="contains(pending, :id)",
-                ExpressionAttributeValues={
-                    ":delta": {"N": str(usd(cost_usd) - usd(hold.reserved_usd))},
-                    ":task": {"SS": [task_id]},
-                    ":id": {"S": task_id},
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False  # settled before
-        return True
+        return Admission(hold=hold, started=item["state"]["S"] == RUNNING)
 
+    def _queue_put(self, client_id: str, ticket_: str, now: float) -> dict[str, Any]:
+        ttl = {"N": str(int(now) + HOLD_TTL_SECONDS)}
+        return self._tx.put({**queue_key(client_id, ticket_), "expires_at": ttl})
+
+    # -- start queued tasks (the client's queue) --------------------------------------------
+    def start_next(self, client_id: str, *, limits: ClientLimits) -> list[str]:
+        """Oldest queued first, while a place is free (``DynamoDBClientQueue``)."""
+        return self._queue.start_next(client_id, limits=limits)
+
+    def is_running(self, client_id: str, hold: UsageHold) -> bool | None:
+        """The hold's state (None: settled, or never reserved)."""
+        return self._queue.is_running(hold)
+
+    # -- settle ---------------------------------------------------------------------------------
+    def settle(self, client_id: str, hold: UsageHold, *, cost_usd: float) -> Settlement:
+        """Delete the hold, give its place back, move the day's spend to ``cost_usd``."""
+
+        def attempt() -> Settlement:
+            state = self._get(hold_key(hold.task_id)).get("state", {}).get("S")
+            if state is None:
+                return Settlement.NONE
+            items = [
+                self._tx.delete(
+                    hold_key(hold.task_id),
+                    ConditionExpression="#s = :state",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues={":state": {"S": state}},
+                ),
+                self._tx.update(
+                    limits_key(client_id, "COUNTS"),
+                    UpdateExpression=f"ADD {state} :minus",
+                    ExpressionAttributeValues={":minus": {"N": "-1"}},
+                ),
+                self._tx.update(
+                    limits_key(client_id, f"DAY#{hold.day}"),
+                    UpdateExpression="ADD spent_usd :delta",
+                    ExpressionAttributeValues={
+                        ":delta": {"N": str(usd(cost_usd) - usd(hold.reserved_usd))}
+                    },
+                ),
+            ]
+            if state == QUEUED:
+                items.append(self._tx.delete(queue_key(client_id, hold.ticket)))
+            if self._tx.write(items) is not None:
+                raise Conflict  # started or settled meanwhile: read the hold again
+            return Settlement.RUNNING if state == RUNNING else Settlement.QUEUED
+
+        return self._tx.retrying(attempt, busy(f"settling {hold.task_id}"))
+
+    # -- usage ----------------------------------------------------------------------------------
     def usage(self, client_id: str) -> UsageCounts:
-        """One BatchGetItem of the open set, today's spend and the current window."""
+        """One BatchGetItem of the counts, today's spend and the current window."""
         now = self._clock()
         day, window = utc_day(now), window_start(now)
-        keys = [self._key(client_id, sk) for sk in ("OPEN", f"DAY#{day}", f"RATE#{window}")]
+        keys = [limits_key(client_id, sk) for sk in ("COUNTS", f"DAY#{day}", f"RATE#{window}")]
         answer = self._ddb.batch_get_item(
             RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
         )
         items = {i["sk"]["S"]: i for i in answer.get("Responses", {}).get(self._table, [])}
         spent = items.get(f"DAY#{day}", {}).get("spent_usd", {}).get("N", "0")
-        count = items.get(f"RATE#{window}", {}).get("request_count", {}).get("N", "0")
+        counts = items.get("COUNTS", {})
         return UsageCounts(
             day=day,
             spent_usd=float(Decimal(spent)),
-            open_tasks=len(items.get("OPEN", {}).get("open_tasks", {}).get("SS", [])),
+            running=number(counts, "running"),
+            queued=number(counts, "queued"),
             window_start=datetime.fromtimestamp(window, UTC),
             window_seconds=RATE_WINDOW_SECONDS,
-            window_requests=int(count),
+            window_requests=number(items.get(f"RATE#{window}", {}), "request_count"),
         )
+
+
+_HELD = object()

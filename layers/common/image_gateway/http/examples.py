@@ -88,8 +88,10 @@ USAGE_EXAMPLE: dict[str, Any] = {
     "spent_usd": 0.05,
     "daily_budget_usd": 5.0,
     "budget_remaining_usd": 4.95,
-    "open_tasks": 2,
-    "max_open_tasks": 100,
+    "running_tasks": 100,
+    "max_running_tasks": 100,
+    "queued_tasks": 240,
+    "max_queued_tasks": 10000,
     "rate": {
         "limit_per_minute": 300,
         "used": 3,

@@ -5,7 +5,8 @@ The document (SSM String parameter, edited by operators without a redeploy)::
     {"rules": [{"prefix": "products/", "prompt": "Put the product on a white background",
                 "size": "1024x1024", "quality": "medium", "background": "opaque",
                 "output_format": "png", "providers": ["mountsea-async"],
-                "output_prefix": "outputs/inbox/products/", "mask": "optional"}]}
+                "output_prefix": "outputs/inbox/products/", "mask": "optional",
+                "client": "team-products"}]}
 
 The longest matching prefix wins. ``output_prefix`` must stay under ``outputs/`` of the images
 bucket (so results can never land in the inbox); it defaults to ``outputs/{client}/{prefix}``.
@@ -44,6 +45,12 @@ class InboxRule(BaseModel):
     output_prefix: str | None = Field(default=None, max_length=512)
     mask: Literal["optional", "required"] = Field(
         default="optional", description="required: a photo without name.mask.png fails"
+    )
+    client: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="the client the uploads belong to (their limits, queue, budget and output "
+        "folder); default: the inbox's own client (the stack's InboxClientId)",
     )
 
     @field_validator("output_prefix")

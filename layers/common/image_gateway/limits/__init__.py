@@ -1,1 +1,2 @@
-"""Per-client limits: a request rate, open tasks, and a daily spend budget."""
+"""Per-client limits: a request rate, running places with a queue behind them, and a daily
+spend budget."""

@@ -1,18 +1,23 @@
-"""The usage ledger port: per-client counters that admit or refuse a submit, and settle it.
+"""The usage ledger port: per-client counters that admit a submit (now, or to wait its turn),
+start queued tasks oldest first, and settle each task once.
 
 Adapter :class:`image_gateway.adapters.dynamodb_limits.DynamoDBUsageLedger` (items in the tasks
 table), fake ``tests.fakes.InMemoryUsageLedger``; both pass ``tests/contract/test_usage_ledger``.
 The ledger keeps its own clock (the rate window and the UTC day are its business), so flows and
 tests never compute windows themselves; fakes take an injected clock.
 
-Three counters per client, all changed in one all-or-nothing reservation at submit:
+Per client, every counter is a number and every task its own marker, so no item grows with a
+client's open work and a submit or a settlement costs the same at 10 and at 50,000 open tasks:
 
 - **requests in the current rate window** (fixed windows of ``window_seconds``);
-- **open tasks**: a set of entries, one per task not yet settled, so that settling twice (a
-  duplicate terminal writer, the sweeper's retry) removes it once;
+- **running** and **queued** tasks: a task is *running* from when it gets one of its client's
+  ``max_running_tasks`` places until it is settled; over that it is *queued* (up to
+  ``max_queued_tasks``, then ``queue_full``) and waits in its client's queue, oldest first, for
+  :meth:`UsageLedger.start_next` to give it a place a settled task freed;
 - **the day's spend** (UTC): the estimates reserved at submit, adjusted to each task's final
-  estimate when it is settled (a failed task's is 0), with the unsettled task ids alongside,
-  so a second settlement of the same task changes nothing.
+  estimate when it is settled (a failed task's is 0);
+- **one hold per task** (its marker: running or queued, its day and its reserved estimate),
+  deleted by the settlement that wins, so a second settlement of the same task changes nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ class LimitKind(StrEnum):
     """Which limit refused a submit; the value is the error's stable code."""
 
     RATE = "rate_limited"
-    OPEN_TASKS = "too_many_open_tasks"
+    QUEUE_FULL = "queue_full"
     BUDGET = "budget_exceeded"
 
 
@@ -45,7 +50,8 @@ class LimitOverrides:
     """What the operator set for one client (None: the stack's default applies)."""
 
     requests_per_minute: int | None = None
-    max_open_tasks: int | None = None
+    max_running_tasks: int | None = None
+    max_queued_tasks: int | None = None
     daily_budget_usd: float | None = None
 
 
@@ -54,14 +60,16 @@ class ClientLimits:
     """The limits in force for one client: its overrides over the stack's defaults."""
 
     requests_per_minute: int
-    max_open_tasks: int
+    max_running_tasks: int
+    max_queued_tasks: int
     daily_budget_usd: float | None
 
     def over(self, overrides: LimitOverrides) -> ClientLimits:
         """These defaults with ``overrides`` applied."""
         return ClientLimits(
             requests_per_minute=_pick(overrides.requests_per_minute, self.requests_per_minute),
-            max_open_tasks=_pick(overrides.max_open_tasks, self.max_open_tasks),
+            max_running_tasks=_pick(overrides.max_running_tasks, self.max_running_tasks),
+            max_queued_tasks=_pick(overrides.max_queued_tasks, self.max_queued_tasks),
             daily_budget_usd=_pick(overrides.daily_budget_usd, self.daily_budget_usd),
         )
 
@@ -73,12 +81,12 @@ class ClientLimits:
         return usd(self.daily_budget_usd) - usd(cost_usd)
 
     def refused_outright(self, cost_usd: float) -> LimitKind | None:
-        """The limit no counter value can meet (a rate or open-task limit of 0, a request
-        dearer than the whole budget): refused without a write."""
+        """The limit no counter value can meet (a rate of 0, no place to run nor to wait, a
+        request dearer than the whole budget): refused without a write."""
         if self.requests_per_minute <= 0:
             return LimitKind.RATE
-        if self.max_open_tasks <= 0:
-            return LimitKind.OPEN_TASKS
+        if self.max_running_tasks <= 0 and self.max_queued_tasks <= 0:
+            return LimitKind.QUEUE_FULL
         room = self.budget_room(cost_usd)
         if room is not None and room < 0:
             return LimitKind.BUDGET
@@ -101,16 +109,45 @@ class UsageHold(BaseModel):
 
     day: str = Field(description="the UTC day (YYYY-MM-DD) whose spend the task counts in")
     reserved_usd: float = Field(description="the estimate reserved at submit")
-    open_entry: str = Field(description="the task's entry in the open-task set")
+    ticket: str = Field(
+        description="the task's place in its client's queue: submit time (epoch ms, 15 digits) "
+        "and task id, so that the oldest sorts first"
+    )
+
+    @property
+    def task_id(self) -> str:
+        """The task the hold is for."""
+        return self.ticket.split("#", 1)[1]
+
+
+def ticket(now: float, task_id: str) -> str:
+    """A hold's queue ticket for ``task_id`` submitted at ``now`` (epoch s)."""
+    return f"{int(now * 1000):015d}#{task_id}"
 
 
 @dataclass(frozen=True)
 class Admission:
-    """What a reservation did: the hold, or the limit that refused (and when to retry)."""
+    """What a reservation did: the hold (running at once, or queued), or the limit that
+    refused (and when to retry)."""
 
     hold: UsageHold | None
+    started: bool = False
     refused: LimitKind | None = None
-    retry_after_seconds: int | None = None  # None: the caller decides
+    retry_after_seconds: int | None = None
+
+
+class Settlement(StrEnum):
+    """What a settlement freed: a running place (the next queued task may start), a place in
+    the queue, or nothing (settled before)."""
+
+    RUNNING = "running"
+    QUEUED = "queued"
+    NONE = "none"
+
+
+class LedgerBusy(Exception):
+    """The client's counters kept meeting other writes (every jittered retry spent): the
+    caller answers 503 with a Retry-After, or leaves the work to the sweeper."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +156,8 @@ class UsageCounts:
 
     day: str
     spent_usd: float
-    open_tasks: int
+    running: int
+    queued: int
     window_start: datetime
     window_seconds: int
     window_requests: int
@@ -147,7 +185,8 @@ def next_utc_day(now: float) -> float:
 
 
 def refusal(kind: LimitKind, now: float) -> Admission:
-    """A refusal by ``kind`` at ``now``: retry at the next window or day (open tasks: None)."""
+    """A refusal by ``kind`` at ``now``: retry at the next window or day (a full queue: None,
+    the caller decides)."""
     if kind is LimitKind.RATE:
         retry: int | None = seconds_until(now, window_start(now) + RATE_WINDOW_SECONDS)
     elif kind is LimitKind.BUDGET:
@@ -158,33 +197,38 @@ def refusal(kind: LimitKind, now: float) -> Admission:
 
 
 class UsageLedger(Protocol):
-    """Per-client counters: reserve at submit (all or nothing), settle once at the end."""
+    """Per-client counters: reserve at submit (all or nothing), start queued tasks in order,
+    settle each task once at its end."""
 
     def overrides(self, client_id: str) -> LimitOverrides:
         """The operator's limits for ``client_id`` (all None when none are set)."""
         ...
 
     def reserve(
-        self,
-        client_id: str,
-        task_id: str,
-        *,
-        limits: ClientLimits,
-        cost_usd: float,
-        deadline: datetime,
+        self, client_id: str, task_id: str, *, limits: ClientLimits, cost_usd: float
     ) -> Admission:
-        """Count one request in the rate window, one open task (until ``deadline``, after which
-        a never-settled entry may be pruned) and ``cost_usd`` of today's spend, or nothing at all
-        when a limit refuses (the first of rate, open tasks, budget). A budget refuses when
+        """Count one request in the rate window, ``cost_usd`` of today's spend and the task as
+        running (a place is free and nobody waits) or queued (``started`` False), or nothing at
+        all when a limit refuses (the first of rate, queue full, budget). A budget refuses when
         today's spend plus ``cost_usd`` would pass it. ``retry_after_seconds``: the rate
-        window's end, or the next UTC day; None for open tasks."""
+        window's end, or the next UTC day; None for a full queue. Raises :class:`LedgerBusy`."""
         ...
 
-    def settle(self, client_id: str, hold: UsageHold, *, cost_usd: float) -> bool:
-        """Free the task's open entry and turn its reserved estimate into ``cost_usd``; True
-        the first time, False when the hold was already settled (nothing changes)."""
+    def start_next(self, client_id: str, *, limits: ClientLimits) -> list[str]:
+        """Move the client's oldest queued tasks to running while it has free places; the ids
+        moved (each by exactly one caller, however many ask at once)."""
+        ...
+
+    def is_running(self, client_id: str, hold: UsageHold) -> bool | None:
+        """Whether the hold has a running place (False: queued; None: settled or unknown)."""
+        ...
+
+    def settle(self, client_id: str, hold: UsageHold, *, cost_usd: float) -> Settlement:
+        """Free the task's place (running or queued) and turn its reserved estimate into
+        ``cost_usd``, the first time; :attr:`Settlement.NONE` when it was settled before
+        (nothing changes). Raises :class:`LedgerBusy`."""
         ...
 
     def usage(self, client_id: str) -> UsageCounts:
-        """The client's counters now: today's spend, open tasks, the current rate window."""
+        """The client's counters now: today's spend, running and queued, the rate window."""
         ...

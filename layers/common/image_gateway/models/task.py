@@ -206,9 +206,18 @@ class Task(BaseModel):
     request: ImageRequest = Field(description="normalised: client data URLs replaced by s3://")
     created_at: datetime
     updated_at: datetime
+    admitted_at: datetime | None = Field(
+        default=None,
+        description="when it got one of its client's running places (None: it waits in its "
+        "client's queue)",
+    )
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
-    deadline_at: datetime | None = Field(default=None, description="expired after this")
+    deadline_at: datetime | None = Field(
+        default=None,
+        description="expired after this: the queue's bound until its first provider attempt, "
+        "then the provider deadline counted from that attempt",
+    )
     check_at: datetime | None = Field(
         default=None, description="when the sweeper should look at it if nothing else has"
     )

@@ -33,7 +33,8 @@ class RateWindowView(BaseModel):
 
 
 class UsageView(BaseModel):
-    """A client's day: spend against its budget, open tasks against their limit, the rate."""
+    """A client's day: spend against its budget, running and queued tasks against their
+    limits, the rate."""
 
     client_id: str
     day: str = Field(description="the UTC day (YYYY-MM-DD) the spend is counted in")
@@ -43,6 +44,15 @@ class UsageView(BaseModel):
     )
     daily_budget_usd: float | None = Field(description="null: no budget")
     budget_remaining_usd: float | None
-    open_tasks: int = Field(description="tasks not yet succeeded, failed, cancelled or expired")
-    max_open_tasks: int
+    running_tasks: int = Field(
+        description="tasks holding one of the client's running places: at a provider, or on "
+        "their way to one"
+    )
+    max_running_tasks: int = Field(description="running places; tasks over it queue")
+    queued_tasks: int = Field(
+        description="accepted tasks waiting for a running place (they start oldest first)"
+    )
+    max_queued_tasks: int = Field(
+        description="queued tasks past which a submit gets 429 queue_full"
+    )
     rate: RateWindowView

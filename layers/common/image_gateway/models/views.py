@@ -17,6 +17,7 @@ from image_gateway.models.task import (
     StatusChange,
     Task,
     TaskError,
+    TaskStatus,
 )
 
 
@@ -58,6 +59,22 @@ class TaskView(BaseModel):
         default_factory=list, description="webhook attempts to callback_url, oldest first"
     )
     url: str
+    admitted_at: datetime | None = Field(
+        default=None,
+        description="when it got one of its client's running places; null while it waits in "
+        "its client's queue",
+    )
+    deadline_at: datetime | None = Field(
+        default=None,
+        description="when it expires: the queue's bound (QueueTimeoutSeconds) until its first "
+        "provider attempt, then the provider deadline counted from that attempt",
+    )
+    waiting_for: str | None = Field(
+        default=None,
+        description="why a queued task has not reached a provider yet: client_limit (every "
+        "running place of its client is taken; it starts when one ends, oldest first) or "
+        "dispatch (it has a place and waits for the dispatch function or a provider slot)",
+    )
 
     @classmethod
     def from_task(
@@ -93,7 +110,17 @@ class TaskView(BaseModel):
             source=task.source,
             deliveries=task.deliveries,
             url=f"{base_path}/v1/tasks/{task.task_id}",
+            admitted_at=task.admitted_at,
+            deadline_at=task.deadline_at,
+            waiting_for=waiting_for(task),
         )
+
+
+def waiting_for(task: Task) -> str | None:
+    """``client_limit`` or ``dispatch`` for a task still queued (see ``TaskView``), else None."""
+    if task.status is not TaskStatus.QUEUED:
+        return None
+    return "client_limit" if task.admitted_at is None else "dispatch"
 
 
 class TaskSummary(BaseModel):

@@ -110,7 +110,9 @@ def create_and_wait(
         first_attempt_delay_seconds=deps.timing.compat_dispatch_safety_delay_seconds,
     )
     task = submission.task
-    if not submission.replayed:  # a replay's attempt belongs to the request that made it
+    # a replay's attempt belongs to the request that made it; a task waiting for its client's
+    # running limit is dispatched when it starts (the wait below simply lasts longer)
+    if submission.started:
         task = attempt_here(deps, task)
     left = budget_seconds - (clock.now() - started)
     outcome = wait_for_task(deps, task, budget_seconds=max(0.0, left), clock=clock)

@@ -85,12 +85,16 @@ def record_accepted(
         t.path = path
         t.size_sent = candidate.plan.sent
         t.cost_estimate_usd = deps.directory.estimate(provider.name, t.request, candidate.plan)
-        t.submitted_at = t.submitted_at or utc_now()
+        if t.submitted_at is None:  # its first attempt: the provider deadline starts now
+            t.submitted_at = utc_now()
+            budget = deps.settings.scaled(deps.settings.task_deadline_seconds)
+            t.deadline_at = t.submitted_at + timedelta(seconds=budget)
+            t.check_at = t.deadline_at
         if path != "sync":
             t.attempts.append(attempt)
         if path == "callback" and expected_seconds is not None:  # the sweeper polls a late one
             grace = deps.settings.scaled(deps.timing.callback_grace(expected_seconds))
-            t.check_at = utc_now() + timedelta(seconds=grace)
+            t.check_at = min(utc_now() + timedelta(seconds=grace), t.deadline_at or utc_now())
 
     return _apply(deps, task.task_id, record)
 

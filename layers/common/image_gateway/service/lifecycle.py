@@ -158,9 +158,18 @@ def expire_task(deps: Dependencies, task_id: str, *, by: str) -> Transition:
     """End the task as expired: its deadline passed without a result."""
 
     def set_error(task: Task) -> None:
+        if task.submitted_at is None:  # it waited its turn the whole time
+            task.error = TaskError(
+                code="queue_timeout",
+                message="the task never reached a provider: it waited in the gateway's queue "
+                "(its client's running limit, or busy providers) until the queue's bound "
+                "(QueueTimeoutSeconds) passed",
+            )
+            return
         task.error = TaskError(
             code="deadline_exceeded",
-            message="the provider did not finish before the task's deadline",
+            message="the provider did not finish before the task's deadline (counted from its "
+            "first provider attempt)",
             provider=task.provider,
         )
 

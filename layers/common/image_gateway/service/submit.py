@@ -22,7 +22,12 @@ from image_gateway.models.task import SourceObject, Task, TaskError, TaskStatus,
 from image_gateway.ports import Dependencies
 from image_gateway.service.handoff import queue_attempt
 from image_gateway.service.lifecycle import change_status
-from image_gateway.service.limits import hold_usage, release_usage
+from image_gateway.service.limits import (
+    dispatch_admitted,
+    hold_usage,
+    release_usage,
+    start_queued,
+)
 from image_gateway.service.routing import candidate_providers
 from image_gateway.service.staging import stage_inputs
 from image_gateway.service.webhooks import check_callback_url
@@ -36,6 +41,9 @@ class Submission:
 
     task: Task
     replayed: bool = False
+    started: bool = False
+    """True when the task got a running place at once and its first attempt was queued (with
+    ``first_attempt_delay_seconds``); False for a replay or a task waiting its turn."""
 
 
 def new_task_id() -> str:
@@ -86,15 +94,16 @@ def submit_task(
             return Submission(task=task, replayed=True)
 
     now = utc_now()
-    deadline = now + timedelta(seconds=deps.settings.scaled(deps.settings.task_deadline_seconds))
+    # until its first provider attempt only the queue's bound runs (handoff starts the
+    # provider deadline then): time spent waiting its turn never counts against a provider
+    deadline = now + timedelta(seconds=deps.settings.scaled(deps.settings.queue_timeout_seconds))
     try:  # the client's limits first: a refused request (429) stages and writes nothing
-        hold = hold_usage(
-            deps, request, candidates, client_id=client_id, task_id=task_id, deadline=deadline
-        )
+        admission = hold_usage(deps, request, candidates, client_id=client_id, task_id=task_id)
     except Exception:
         _release_key(deps, client_id, idempotency_key, task_id)
         raise
     first, *rest = [c.provider.name for c in candidates]
+    recheck = now + timedelta(seconds=deps.settings.scaled(deps.timing.queue_recheck_seconds))
     try:
         stored_request, _ = stage_inputs(deps, request, client_id=client_id, task_id=task_id)
         task = Task(
@@ -108,24 +117,42 @@ def submit_task(
             request=stored_request,
             created_at=now,
             updated_at=now,
+            admitted_at=now if admission.started else None,
             deadline_at=deadline,
-            check_at=deadline,
+            check_at=min(recheck, deadline),
             idempotency_key=idempotency_key,
             request_id=request_id,
             source=source,
             output_key_stem=output_key_stem,
             callback_base_url=callback_base_url,
-            usage_hold=hold,
+            usage_hold=admission.hold,
         )
         deps.tasks.create(task)
     except Exception:  # refused (or failed) before its task exists: a retry must not be blocked
-        release_usage(deps, client_id, hold)
+        release_usage(deps, client_id, admission)
         _release_key(deps, client_id, idempotency_key, task_id)
         raise
+    if not admission.started:
+        logger.info(
+            "task queued for its client's limit", extra={"task_id": task_id, "client_id": client_id}
+        )
+        return Submission(task=_start_if_free(deps, task))
     logger.info("task queued", extra={"task_id": task_id, "client_id": client_id})
     return Submission(
-        task=queue_attempt(deps, task, first, delay_seconds=first_attempt_delay_seconds)
+        task=queue_attempt(deps, task, first, delay_seconds=first_attempt_delay_seconds),
+        started=True,
     )
+
+
+def _start_if_free(deps: Dependencies, task: Task) -> Task:
+    """A task that must wait: start the client's queue in case a place freed since the
+    reservation (its settler found this task's entry missing or its record unwritten), and
+    dispatch this task if it was given a place before its record existed."""
+    start_queued(deps, task.client_id)
+    hold = task.usage_hold
+    if hold is not None and deps.usage.is_running(task.client_id, hold):
+        dispatch_admitted(deps, task.task_id)
+    return deps.tasks.require(task.task_id)
 
 
 def _release_key(

@@ -11,10 +11,11 @@ from datetime import timedelta
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import ProviderError
-from image_gateway.models.task import Task, utc_now
+from image_gateway.models.task import Task, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, TaskNotFound
 from image_gateway.providers.base import ProviderStatus
 from image_gateway.service.lifecycle import expire_task
+from image_gateway.service.limits import dispatch_admitted, send_attempt, start_queued
 from image_gateway.service.refresh import RetryLater, refresh_task
 
 logger = Logger(child=True)
@@ -70,12 +71,41 @@ def _sweep_one(deps: Dependencies, task_id: str, status: ProviderStatus | None) 
     if task.deadline_at is not None and utc_now() >= task.deadline_at:
         expire_task(deps, task_id, by="sweeper")
         return
-    step = timedelta(seconds=deps.settings.scaled(deps.timing.sweep_recheck_seconds))
+    recheck = deps.timing.sweep_recheck_seconds
+    if task.status is TaskStatus.QUEUED:
+        _nudge_queued(deps, task)
+        recheck = deps.timing.queue_recheck_seconds
+    step = timedelta(seconds=deps.settings.scaled(recheck))
 
     def later(t: Task) -> None:  # look again after the recheck interval, or at the deadline
         t.check_at = min(utc_now() + step, t.deadline_at or utc_now() + step)
 
     deps.tasks.update(task_id, later)
+
+
+def _nudge_queued(deps: Dependencies, task: Task) -> None:
+    """A task still waiting its turn long after it was submitted: whatever a crash between two
+    writes left undone is done now. A free place of its client is given to its oldest queued
+    task; a task given a place but never marked gets its attempt; a task marked long ago that
+    never reached a provider gets its attempt sent again (the dispatch function ignores an
+    attempt already made)."""
+    hold = task.usage_hold
+    if hold is None:
+        return
+    running = deps.usage.is_running(task.client_id, hold)
+    if running is False:
+        start_queued(deps, task.client_id)
+        running = deps.usage.is_running(task.client_id, hold)
+    if not running:
+        return
+    if task.admitted_at is None:
+        dispatch_admitted(deps, task.task_id)
+        return
+    logger.warning(
+        "admitted task never reached a provider: attempt sent again",
+        extra={"task_id": task.task_id},
+    )
+    send_attempt(deps, task)
 
 
 def _batch_statuses(deps: Dependencies, tasks: list[Task]) -> dict[str, ProviderStatus]:

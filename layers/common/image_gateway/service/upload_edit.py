@@ -23,7 +23,7 @@ from image_gateway.inbox.objects import InboxObject, ObjectCreated, SourceSupers
 from image_gateway.inbox.ports import InboxDependencies
 from image_gateway.inbox.rules import InboxRule
 from image_gateway.models.request import MAX_PROMPT_CHARS, ImageRequest, Operation
-from image_gateway.models.task import SourceObject, TaskError
+from image_gateway.models.task import SourceObject, TaskError, TaskStatus
 from image_gateway.service.lifecycle import fail_task
 from image_gateway.service.staging import discarded_on_failure
 from image_gateway.service.submit import new_task_id, reject_task, submit_task
@@ -77,17 +77,15 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
         return UploadResult(UploadOutcome.SKIPPED)
 
     identity = upload_identity(created.bucket, created.key, created.etag, created.version_id)
-    task_id = new_task_id()
-    earlier = deps.idempotency.claim(client_id, identity, identity, task_id)
-    if earlier is not None:
-        if deps.tasks.get(earlier) is not None:
-            logger.info("duplicate upload", extra={**log, "task_id": earlier})
-            return UploadResult(UploadOutcome.DUPLICATE, earlier)
-        task_id = earlier  # an earlier delivery stopped before writing its task: finish it
+    task_id, duplicate = _claim(inbox, identity)
+    if duplicate:
+        logger.info("duplicate upload", extra={**log, "task_id": task_id})
+        return UploadResult(UploadOutcome.DUPLICATE, task_id)
     source = SourceObject(
         bucket=created.bucket, key=created.key, version_id=created.version_id, etag=created.etag
     )
     prompt = _NO_PROMPT
+    owner = client_id
     try:
         obj = inbox.objects.head(created)
         source = SourceObject(
@@ -98,21 +96,24 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
         if rule is None:
             raise UploadRejected(f"no inbox rule matches {obj.key}", code="no_rule")
         prompt = obj.metadata.get(PROMPT_METADATA_KEY) or rule.prompt
-        request = _edit_request(inbox, rule, obj, prompt, task_id)
+        owner = rule.client or client_id  # two teams' drops need not share one limit
+        request = _edit_request(inbox, rule, obj, prompt, task_id, owner)
     except SourceSuperseded:
         logger.info("upload superseded by a newer one", extra=log)
         return UploadResult(UploadOutcome.SUPERSEDED)
     except GatewayError as error:
-        return _rejected(inbox, task_id, source, prompt, error, request_id=created.event_id)
+        return _rejected(
+            inbox, task_id, source, prompt, error, request_id=created.event_id, owner=owner
+        )
     try:
         submit_task(
             deps,
             request,
-            client_id=client_id,
+            client_id=owner,
             task_id=task_id,
             source=source,
             request_id=created.event_id,
-            output_key_stem=rule.output_key_stem(source.key, client_id=client_id, task_id=task_id),
+            output_key_stem=rule.output_key_stem(source.key, client_id=owner, task_id=task_id),
         )
     except GatewayError as error:  # the API's validation and routing refused it
         return _rejected(
@@ -123,20 +124,57 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
             error,
             request=request,
             request_id=created.event_id,
+            owner=owner,
         )
     logger.info("upload submitted", extra={**log, "task_id": task_id})
     return UploadResult(UploadOutcome.SUBMITTED, task_id)
 
 
+_ENDED_WITHOUT_IMAGE = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED})
+
+
+def _claim(inbox: InboxDependencies, identity: str) -> tuple[str, bool]:
+    """The task id this upload gets, and whether it is an earlier task's duplicate.
+
+    The same bytes at the same key count as a duplicate of an earlier task that is open or
+    succeeded; an earlier task that failed, was cancelled or expired gives the upload a new
+    task (a re-upload is how a user tries again). An earlier delivery that stopped before
+    writing its task is finished under the id it claimed.
+    """
+    deps, client_id = inbox.core, inbox.settings.client_id
+    task_id = new_task_id()
+    earlier = deps.idempotency.claim(client_id, identity, identity, task_id)
+    if earlier is None:
+        return task_id, False
+    task = deps.tasks.get(earlier)
+    if task is None:
+        return earlier, False
+    if task.status not in _ENDED_WITHOUT_IMAGE:
+        return earlier, True
+    deps.idempotency.release(client_id, identity, earlier)
+    again = deps.idempotency.claim(client_id, identity, identity, task_id)
+    if again is None:
+        logger.info(
+            "re-upload of an upload whose task ended without an image: a new task",
+            extra={"earlier": earlier, "task_id": task_id},
+        )
+        return task_id, False
+    return again, True  # another delivery of this re-upload claimed it first
+
+
 def _edit_request(
-    inbox: InboxDependencies, rule: InboxRule, obj: InboxObject, prompt: str, task_id: str
+    inbox: InboxDependencies,
+    rule: InboxRule,
+    obj: InboxObject,
+    prompt: str,
+    task_id: str,
+    client_id: str,
 ) -> ImageRequest:
     """Stage the photo (and its mask and references) in the images bucket; build the request.
 
     Each is checked like an API input (:class:`InputCheck`, the inbox's pixel limit; the mask
     against the photo's size); when one is refused, the ones already staged are deleted again.
     """
-    client_id = inbox.settings.client_id
     stem = f"inputs/{client_id}/{task_id}"
     companions = find_companions(obj.key, inbox.objects.siblings(photo_stem(obj.key)))
     if rule.mask == "required" and companions.mask is None:
@@ -214,6 +252,7 @@ def _rejected(
     *,
     request: ImageRequest | None = None,
     request_id: str | None = None,
+    owner: str | None = None,
 ) -> UploadResult:
     """End the upload's task as failed with ``error`` (creating the task if needed)."""
     deps = inbox.core
@@ -228,7 +267,7 @@ def _rejected(
         deps,
         request or ImageRequest(prompt=prompt.strip()[:MAX_PROMPT_CHARS] or _NO_PROMPT),
         task_error,
-        client_id=inbox.settings.client_id,
+        client_id=owner or inbox.settings.client_id,
         task_id=task_id,
         operation=Operation.EDIT,
         source=source,

@@ -1,0 +1,101 @@
+"""A pinned, smoke-tested patch of moto 5.2.5: ``TransactWriteItems`` without a table copy.
+
+moto makes a transaction all-or-nothing by deep-copying every table it touches before it starts
+and putting the copy back when an item's condition fails. That copy costs the whole table, so a
+transaction slows down with every item stored (about 8 MB and several seconds of one core per
+transaction once a table holds a few thousand tasks: the stalls the capacity audit saw in
+devstack, and an O(n²) contract test). DynamoDB's transactions cost the same whatever the table
+holds; so must devstack's.
+
+The patch keeps moto's own transaction code and changes one thing: the table is not copied.
+Instead, each item the transaction names is copied before moto runs, and on a cancelled or
+refused transaction exactly those items are put back (an item the transaction created is
+removed). The answer (``CancellationReasons``, validation errors) is moto's, unchanged.
+``tests/devstack/test_moto_patches.py`` pins the behaviour on the moto version in
+``requirements-dev.txt``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+_PATCHED = "_image_gateway_cheap_transactions"
+
+
+class _NoTableCopy:
+    """Stands in for the ``copy`` module inside moto's DynamoDB backend: a Table is "copied" as
+    itself (its items are restored one by one by the patch); everything else is copied."""
+
+    def __init__(self, table_type: type) -> None:
+        self._table_type = table_type
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        if isinstance(value, self._table_type):
+            return value
+        return copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+def apply() -> None:
+    """Patch moto's DynamoDB backend in this process (idempotent)."""
+    from moto.dynamodb import models as ddb_models
+    from moto.dynamodb.models.table import Table
+
+    backend = ddb_models.DynamoDBBackend
+    if getattr(backend, _PATCHED, False):
+        return
+    original = backend.transact_write_items
+    setattr(ddb_models, "copy", _NoTableCopy(Table))  # noqa: B010 (a module attribute)
+
+    @functools.wraps(original)
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = _save_items(self, transact_items)
+        try:
+            original(self, transact_items)
+        except Exception:
+            _restore_items(self, saved)
+            raise
+
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    setattr(backend, _PATCHED, True)
+
+
+def _save_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """(table, hash, range, copy of the item or None) for every item the transaction names."""
+    saved: list[tuple[Any, ...]] = []
+    for entry in transact_items:
+        for op_type, op in entry.items():
+            table_name = op.get("TableName")
+            if table_name not in backend.tables:
+                continue
+            table = backend.tables[table_name]
+            if op_type == "Put":
+                attrs = op.get("Item", {})
+                key = {table.hash_key_attr: attrs.get(table.hash_key_attr)}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs.get(table.range_key_attr)
+            else:
+                key = op.get("Key", {})
+            try:
+                hash_key, range_key = backend.get_keys_value(table, key)
+            except Exception:  # noqa: S112 - a malformed key: moto's own call refuses it
+                continue
+            current = table.get_item(hash_key, range_key)
+            saved.append((table, hash_key, range_key, copy.deepcopy(current)))
+    return saved
+
+
+def _restore_items(backend: Any, saved: list[tuple[Any, ...]]) -> None:
+    """Put every saved item back as it was before the transaction."""
+    for table, hash_key, range_key, item in reversed(saved):
+        if item is None:
+            if table.get_item(hash_key, range_key) is not None:
+                table.delete_item(hash_key, range_key)
+        elif range_key is not None:
+            table.items[hash_key][range_key] = item
+        else:
+            table.items[hash_key] = item

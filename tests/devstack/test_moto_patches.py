@@ -1,0 +1,113 @@
+"""devstack's patch of moto's TransactWriteItems: all or nothing, without copying the table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from devstack import moto_patches
+
+
+@pytest.fixture
+def table() -> Iterator[tuple[Any, str]]:
+    """A pk/sk table on in-process moto with the patch applied."""
+    moto_patches.apply()
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield ddb, "t"
+
+
+def _key(pk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": "x"}}
+
+
+def _items(ddb: Any, name: str) -> dict[str, dict[str, Any]]:
+    return {i["pk"]["S"]: i for i in ddb.scan(TableName=name)["Items"]}
+
+
+def test_a_transaction_whose_condition_fails_leaves_every_item_as_it_was(
+    table: tuple[Any, str],
+) -> None:
+    ddb, name = table
+    ddb.put_item(TableName=name, Item={**_key("a"), "n": {"N": "1"}})
+    before = _items(ddb, name)
+
+    with pytest.raises(ClientError) as refused:
+        ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": name,
+                        "Key": _key("a"),
+                        "UpdateExpression": "ADD n :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {"Put": {"TableName": name, "Item": {**_key("new"), "n": {"N": "9"}}}},
+                {
+                    "Update": {
+                        "TableName": name,
+                        "Key": _key("absent"),
+                        "UpdateExpression": "SET n = :one",
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+            ]
+        )
+
+    reasons = [r["Code"] for r in refused.value.response["CancellationReasons"]]
+    assert reasons == ["None", "None", "ConditionalCheckFailed"]
+    assert _items(ddb, name) == before  # a's update undone, the new item removed
+
+
+def test_a_transaction_that_passes_writes_every_item(table: tuple[Any, str]) -> None:
+    ddb, name = table
+    ddb.put_item(TableName=name, Item={**_key("a"), "n": {"N": "1"}})
+
+    ddb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": name,
+                    "Key": _key("a"),
+                    "UpdateExpression": "ADD n :one",
+                    "ConditionExpression": "n = :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            },
+            {"Put": {"TableName": name, "Item": {**_key("b"), "n": {"N": "5"}}}},
+            {"Delete": {"TableName": name, "Key": _key("gone")}},
+        ]
+    )
+
+    items = _items(ddb, name)
+    assert (items["a"]["n"], items["b"]["n"]) == ({"N": "2"}, {"N": "5"})
+
+
+def test_the_table_is_not_copied() -> None:
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    moto_patches.apply()
+    table = Table("x", account_id="123456789012", region="us-east-1", schema=[], attr=[])
+
+    assert models.copy.deepcopy(table) is table
+    assert models.copy.deepcopy({"a": [1]}) == {"a": [1]}
