@@ -83,6 +83,7 @@ def _view(task: Task) -> TaskView:
         presign=_presign,
         base_path="",
         expected_seconds=expected_seconds(DEPS.get().settings, task),
+        images_bucket=DEPS.get().images.bucket,
     )
 
 

@@ -89,7 +89,10 @@ def record_accepted(
         if path != "sync":
             t.attempts.append(attempt)
         if path == "callback" and expected_seconds is not None:  # the sweeper polls a late one
-            grace = deps.settings.scaled(deps.timing.callback_grace(expected_seconds))
+            grace = max(
+                deps.timing.callback_grace_floor_seconds,
+                deps.settings.scaled(deps.timing.callback_grace(expected_seconds)),
+            )
             t.check_at = utc_now() + timedelta(seconds=grace)
 
     return _apply(deps, task.task_id, record)
@@ -165,9 +168,11 @@ def fail_with_attempts(
 
 def failed_attempt(provider: str, error: ProviderError) -> ProviderAttempt:
     """The record of one try that failed with ``error``."""
+    now = utc_now()
     return ProviderAttempt(
         provider=provider,
-        at=utc_now(),
+        at=now,
+        finished_at=now,
         outcome="failed",
         error=TaskError.from_provider_error(error),
     )
