@@ -95,3 +95,31 @@ def test_emf_lines_carry_a_millisecond_timestamp(capsys: pytest.CaptureFixture[s
     document = json.loads(capsys.readouterr().out)
     assert isinstance(document["_aws"]["Timestamp"], int)
     assert document["_aws"]["Timestamp"] > 1_700_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("variables", "written"),
+    [
+        ({}, True),
+        ({"POWERTOOLS_METRICS_DISABLED": "true"}, False),
+        ({"POWERTOOLS_METRICS_DISABLED": "false"}, True),
+        ({"POWERTOOLS_DEV": "true"}, False),
+        ({"POWERTOOLS_DEV": "true", "POWERTOOLS_METRICS_DISABLED": "false"}, True),
+    ],
+)
+def test_emf_lines_follow_powertools_metrics_disabled(
+    variables: dict[str, str],
+    written: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN Powertools' variables WHEN a value is put THEN a line is written only if enabled
+    for name in ("POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+
+    EmfMetrics.from_environment(NAMESPACE).put("TasksSucceeded", 1, "Count", {"Provider": "p"})
+
+    assert bool(capsys.readouterr().out) is written
