@@ -34,7 +34,7 @@ def started(state_file: Path, *, ignore_sigint: bool) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        preexec_fn=background,  # noqa: PLW1509 (a signal disposition only)
+        preexec_fn=background,
     )  # fmt: skip
     assert process.stdout is not None
     deadline = time.monotonic() + 120
