@@ -7,6 +7,7 @@ CloudWatch reads it: each line's directive, one series per dimension set.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -123,3 +124,19 @@ def test_emf_lines_follow_powertools_metrics_disabled(
     EmfMetrics.from_environment(NAMESPACE).put("TasksSucceeded", 1, "Count", {"Provider": "p"})
 
     assert bool(capsys.readouterr().out) is written
+
+
+def test_a_handler_that_counted_nothing_flushes_without_a_warning() -> None:
+    # GIVEN Powertools' Metrics of a handler that expects invocations without metrics
+    from aws_lambda_powertools import Metrics
+    from image_gateway.metrics import expect_invocations_without_metrics
+
+    metrics = Metrics(namespace=NAMESPACE, service="test")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        expect_invocations_without_metrics()
+        # WHEN an invocation ends with nothing counted
+        metrics.flush_metrics()
+
+    # THEN Powertools says nothing about it
+    assert [str(w.message) for w in caught] == []
