@@ -4,10 +4,40 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
+from pathlib import Path
+from types import FrameType
 
 from devstack.stack import DevStack, StackConfig
+
+
+class Stopped(Exception):
+    """SIGINT or SIGTERM arrived: stop the stack (its workers and state file) and exit."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # Once: a second signal must not cut the stop itself short (it takes a second or two).
+    for each in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(each, signal.SIG_IGN)
+    raise Stopped(signal.Signals(signum).name)
+
+
+def stop_on_signals() -> None:
+    """Stop cleanly on SIGINT and SIGTERM. A shell starts a background job (``&``) with
+    SIGINT ignored, and Python dies of SIGTERM without cleaning up: both are set here, so
+    ``kill`` and Ctrl-C end every worker process and remove the state file."""
+    for each in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(each, _stop)
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the current folder when inside it (what a reader can type)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,14 +51,32 @@ def main(argv: list[str] | None = None) -> int:
         help="multiplies provider latencies and gateway waits (default 0.02)",
     )
     parser.add_argument("--log-level", default=None, help="Lambda log level (default WARNING)")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=StackConfig.state_file,
+        help="where `up` writes the running stack's URLs and key (imagegw reads it)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         from devstack.demo import main as demo_main
 
         return demo_main()
+    config = StackConfig(
+        time_scale=args.time_scale,
+        log_level=args.log_level or "INFO",
+        state_file=args.state_file,
+    )
+    stop_on_signals()
+    try:
+        return _run(config)
+    except Stopped:
+        return 0
+
+
+def _run(config: StackConfig) -> int:
     from devstack.demo import TRY_COMMAND
 
-    config = StackConfig(time_scale=args.time_scale, log_level=args.log_level or "INFO")
     with DevStack(config) as stack:
         info = stack.info
         assert info is not None
@@ -46,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rules      ssm {info.outputs['InboxRulesParameterName']}")
         print(f"bus        {info.event_bus_name}   (EventBusName)")
         print(f"keys       {info.outputs['ProviderKeysSecretArn']}   (ProviderKeysSecretArn)")
-        print(f"state      {config.state_file}")
+        print(f"state      {shown(config.state_file)}")
         credentials = " ".join(
             f"{name}={os.environ[name]}"
             for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")

@@ -1,6 +1,7 @@
 """The demo: one task on every provider, through the real HTTP API of a local stack, each
-finished by its own path (provider callback, Step Functions poll loop, or a sync call from the
-dispatch queue); then a photo uploaded with boto3 to the S3 inbox, edited by the default rule.
+meant for its own path (provider callback, Step Functions poll loop, or a sync call from the
+dispatch queue; the table's "finished by" says which path actually finished it); then a photo
+uploaded with boto3 to the S3 inbox, edited by the default rule.
 
 It prints each task's status changes with timestamps, a table (provider, path, size asked and
 produced, seconds, cost estimate, S3 key), the EventBridge events as a subscriber queue received
@@ -193,6 +194,7 @@ def run_demo(info: StackInfo) -> int:
                 [
                     task["provider"],
                     str(task["path"]),
+                    _finished_by(task),
                     str(task["size_requested"]),
                     str(task["size_produced"]),
                     f"{task['duration_ms'] / 1000:.2f}",
@@ -201,7 +203,17 @@ def run_demo(info: StackInfo) -> int:
                 ]
             )
     _print_table(
-        ["provider", "path", "size asked", "produced", "seconds", "cost est.", "S3 key"], rows
+        [
+            "provider",
+            "path",
+            "finished by",
+            "size asked",
+            "produced",
+            "seconds",
+            "cost est.",
+            "S3 key",
+        ],
+        rows,
     )
     failures += run_inbox_demo(info)
     failures += _print_events(queue_url, expected=len(jobs) * 2 + 2)
@@ -275,6 +287,16 @@ def run_cli_demo(info: StackInfo) -> int:
         _say(f"imagegw exited {done.returncode}")
         return 1
     return 0
+
+
+FINISHERS = {"dispatch": "sync"}
+"""What ended a task, as the table names it: the dispatch queue's call is the sync path."""
+
+
+def _finished_by(task: dict[str, Any]) -> str:
+    """The path that actually finished the task (the task records it: ``finished_by``)."""
+    by = str(task.get("finished_by"))
+    return FINISHERS.get(by, by)
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:

@@ -57,6 +57,10 @@ class StackConfig:
     measurements that patch this process (``bench`` counts calls by patching botocore)."""
     workers_per_function: int = 4
     """Worker processes one function may have (``process`` runtime); one starts eagerly."""
+    metrics: bool = False
+    """Whether functions print their metrics (EMF lines) as Lambda would for CloudWatch; off
+    by default (``POWERTOOLS_METRICS_DISABLED=true``): a terminal shows the story, not the
+    plumbing. The tests of the metrics turn them on."""
 
 
 @dataclass
@@ -95,7 +99,7 @@ class DevStack:
         overrides = {
             **self.aws.environment,
             "POWERTOOLS_LOG_LEVEL": self.config.log_level,
-            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "false" if self.config.metrics else "true",
         }
         self.runtime: FunctionRuntime = (
             InlineRuntime(overrides)

@@ -222,6 +222,7 @@ class AsyncGateway:
         """Poll until the task is terminal (the policy of ``Gateway.wait_for``)."""
         deadline = None if timeout is None else self._clock() + timeout
         late_looks = errors = 0
+        seen = task.state
         if on_update is not None:
             on_update(task)
         while not task.done:
@@ -247,8 +248,9 @@ class AsyncGateway:
                 if errors >= self.backoff.max_errors:
                     raise
                 continue
-            if on_update is not None:
+            if on_update is not None and task.state != seen:
                 on_update(task)
+            seen = task.state
         return task
 
     async def download_output(

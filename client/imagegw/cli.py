@@ -223,7 +223,7 @@ class Cli:
                     str(p.default_rank or "-"),
                     ",".join(caps.get("modes", [])) or "-",
                     "yes" if caps.get("callback") else "no",
-                    str(caps.get("max_input_images", "-")),
+                    str(caps.get("max_images", "-")),
                     "yes" if caps.get("mask") else "no",
                     "yes" if p.price else "-",
                     p.breaker,
@@ -354,11 +354,15 @@ def describe(info: TaskInfo) -> str:
     """``imagegw show``: the task, its history and its attempts, for people."""
     cost = "no price" if info.cost_estimate_usd is None else f"${info.cost_estimate_usd:.3f}"
     took = seconds(info.duration_ms / 1000) if info.duration_ms is not None else "still open"
+    ended = f", finished by {info.finished_by}" if info.finished_by else ""
+    inputs = f", {info.input_images} input image(s)" if info.input_images else ""
     lines = [
         f"task      {info.task_id}",
         f"status    {info.status}",
-        f"operation {info.operation}",
-        f"provider  {info.provider} ({info.path or 'not yet submitted'})",
+        f"prompt    {info.prompt}",
+        f"operation {info.operation}{inputs}",
+        f"asked     quality {info.quality or '-'}, format {info.output_format or '-'}",
+        f"provider  {info.provider} ({info.path or 'not yet submitted'}{ended})",
         f"size      asked {info.size_requested or 'auto'}, sent {info.size_sent or '-'}, "
         f"made {info.size_produced or '-'}",
         f"cost      {cost}",
@@ -378,8 +382,9 @@ def describe(info: TaskInfo) -> str:
         for a in info.attempts:
             error = f"  {a.error.code}: {a.error.message}" if a.error else ""
             when = stamp(a.at) if a.at else "-"
+            until = f" until {stamp(a.finished_at)}" if a.finished_at else ""
             lines.append(f"  {when}  {a.provider:<16} {a.outcome:<10}"
-                         f"{a.provider_task_id or ''}{error}")  # fmt: skip
+                         f"{a.provider_task_id or ''}{until}{error}")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -50,6 +50,7 @@ from imagegw.protocol import (
 )
 
 OnUpdate = Callable[[TaskInfo], None]
+"""Called by ``wait`` with the first snapshot, then with each one that changed."""
 
 
 def since(moment: datetime | None) -> float:
@@ -243,6 +244,7 @@ class Gateway:
         """Poll until the task is terminal (see ``Task.wait``); WaitTimeout carries the last."""
         deadline = None if timeout is None else self._clock() + timeout
         late_looks = errors = 0
+        seen = task.state
         if on_update is not None:
             on_update(task)
         while not task.done:
@@ -268,8 +270,9 @@ class Gateway:
                 if errors >= self.backoff.max_errors:
                     raise
                 continue
-            if on_update is not None:
+            if on_update is not None and task.state != seen:
                 on_update(task)
+            seen = task.state
         return task
 
     def download_output(
@@ -341,7 +344,9 @@ class Task:
     ) -> TaskInfo:
         """Poll until the task is terminal, backing off around the provider's expected latency.
 
-        ``on_update`` is called with every snapshot read (the first one at once). Raises
+        ``on_update`` is called with the first snapshot at once, then with each one that
+        changed (``TaskInfo.state``: status, provider, history, attempts, images or error; not
+        at every look). Raises
         ``TaskFailed`` when it ended without an image (unless ``raise_on_failure=False``) and
         ``WaitTimeout`` when ``timeout`` seconds pass first (the task goes on).
         """

@@ -95,6 +95,7 @@ class Attempt:
     at: datetime | None
     provider_task_id: str | None = None
     error: TaskErrorInfo | None = None
+    finished_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,20 @@ class TaskInfo:
     attempts: tuple[Attempt, ...]
     metadata: dict[str, str]
     raw: dict[str, Any] = field(repr=False, compare=False)
+    prompt: str = ""
+    quality: str | None = None
+    output_format: str | None = None
+    input_images: int = 0
+    finished_by: str | None = None
+
+    @property
+    def state(self) -> tuple[object, ...]:
+        """What a watcher sees change: status, provider, history, attempts, images, error.
+
+        Not the download URLs: they are signed again at every read.
+        """
+        images = tuple(o.key for o in self.outputs)
+        return (self.status, self.provider, self.history, self.attempts, images, self.error)
 
     @property
     def done(self) -> bool:
@@ -163,11 +178,17 @@ class TaskInfo:
                     at=_time(a.get("at")),
                     provider_task_id=a.get("provider_task_id"),
                     error=TaskErrorInfo.parse(a.get("error")),
+                    finished_at=_time(a.get("finished_at")),
                 )
                 for a in data.get("attempts") or []
             ),
             metadata=dict(data.get("metadata") or {}),
             raw=data,
+            prompt=str(data.get("prompt") or ""),
+            quality=data.get("quality"),
+            output_format=data.get("output_format"),
+            input_images=int(data.get("input_images") or 0),
+            finished_by=data.get("finished_by"),
         )
 
 

@@ -31,6 +31,7 @@ from image_gateway.http.gate import (
     request_id,
 )
 from image_gateway.http.router import Reply, Request, Router
+from image_gateway.metrics import expect_invocations_without_metrics
 from image_gateway.models.circuits import ProviderHealthView
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
@@ -56,6 +57,7 @@ from image_gateway.service.webhooks import current_secret, redeliver, rotate_sec
 logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
+expect_invocations_without_metrics()  # most invocations count nothing
 router = Router()
 DEPS = lazy_dependencies()
 MAX_TASK_ID_CHARS = 128
@@ -83,6 +85,7 @@ def _view(task: Task) -> TaskView:
         presign=_presign,
         base_path="",
         expected_seconds=expected_seconds(DEPS.get().settings, task),
+        images_bucket=DEPS.get().images.bucket,
     )
 
 

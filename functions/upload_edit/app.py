@@ -21,11 +21,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
 from image_gateway.adapters.aws import lazy_inbox_dependencies
 from image_gateway.inbox.objects import ObjectCreated
+from image_gateway.metrics import expect_invocations_without_metrics
 from image_gateway.service.upload_edit import edit_upload
 
 logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
+expect_invocations_without_metrics()  # most invocations count nothing
 processor = BatchProcessor(event_type=EventType.SQS)
 DEPS = lazy_inbox_dependencies()
 

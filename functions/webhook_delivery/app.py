@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
 from image_gateway.adapters.aws import lazy_dependencies
+from image_gateway.metrics import expect_invocations_without_metrics
 from image_gateway.models.webhooks import DeliveryMessage
 from image_gateway.service.webhooks import deliver
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
+expect_invocations_without_metrics()  # most invocations count nothing
 processor = BatchProcessor(event_type=EventType.SQS)
 DEPS = lazy_dependencies()
 

@@ -7,6 +7,7 @@ CloudWatch reads it: each line's directive, one series per dimension set.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -95,3 +96,47 @@ def test_emf_lines_carry_a_millisecond_timestamp(capsys: pytest.CaptureFixture[s
     document = json.loads(capsys.readouterr().out)
     assert isinstance(document["_aws"]["Timestamp"], int)
     assert document["_aws"]["Timestamp"] > 1_700_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("variables", "written"),
+    [
+        ({}, True),
+        ({"POWERTOOLS_METRICS_DISABLED": "true"}, False),
+        ({"POWERTOOLS_METRICS_DISABLED": "false"}, True),
+        ({"POWERTOOLS_DEV": "true"}, False),
+        ({"POWERTOOLS_DEV": "true", "POWERTOOLS_METRICS_DISABLED": "false"}, True),
+    ],
+)
+def test_emf_lines_follow_powertools_metrics_disabled(
+    variables: dict[str, str],
+    written: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN Powertools' variables WHEN a value is put THEN a line is written only if enabled
+    for name in ("POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_DEV"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+
+    EmfMetrics.from_environment(NAMESPACE).put("TasksSucceeded", 1, "Count", {"Provider": "p"})
+
+    assert bool(capsys.readouterr().out) is written
+
+
+def test_a_handler_that_counted_nothing_flushes_without_a_warning() -> None:
+    # GIVEN Powertools' Metrics of a handler that expects invocations without metrics
+    from aws_lambda_powertools import Metrics
+    from image_gateway.metrics import expect_invocations_without_metrics
+
+    metrics = Metrics(namespace=NAMESPACE, service="test")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        expect_invocations_without_metrics()
+        # WHEN an invocation ends with nothing counted
+        metrics.flush_metrics()
+
+    # THEN Powertools says nothing about it
+    assert [str(w.message) for w in caught] == []

@@ -220,3 +220,31 @@ def test_without_flags_or_environment_a_running_devstack_is_found(
     assert done.code == 0, done.stderr
     assert isinstance(json.loads(done.stdout), list)
     assert os.environ.get("IMAGEGW_URL") is None
+
+
+def test_the_providers_table_says_what_get_v1_providers_says(
+    info: StackInfo, api: httpx.Client, tmp_path: Path
+) -> None:
+    # Given what the API says of every provider
+    answer = api.get("/v1/providers").raise_for_status().json()
+    # When the command prints its table
+    done = run(info, "providers", cwd=tmp_path)
+    keep("providers.txt", done.stdout)
+    # Then each row is that provider's name, state, rank, modes, callback, inputs and mask
+    header, *rows = [line.split() for line in done.stdout.splitlines()]
+    assert header == ["provider", "enabled", "rank", "modes", "callback", "inputs", "mask",
+                      "prices", "breaker"]  # fmt: skip
+    expected = [
+        [
+            p["name"],
+            "yes" if p["enabled"] else "no",
+            str(p["default_rank"] or "-"),
+            ",".join(p["capabilities"]["modes"]),
+            "yes" if p["capabilities"]["callback"] else "no",
+            str(p["capabilities"]["max_images"]),
+            "yes" if p["capabilities"]["mask"] else "no",
+        ]
+        for p in answer["providers"]
+    ]
+    assert [row[:7] for row in rows] == expected
+    assert dict((row[0], row[5]) for row in rows)["apimart"] == "16"

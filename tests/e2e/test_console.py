@@ -7,15 +7,21 @@ PyPI ``playwright`` package; Playwright's own browser download is never used.
 
 from __future__ import annotations
 
+import base64
+import io
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from devstack.stack import StackInfo
 from devstack.template import ROOT
+from devstack.waiting import wait_until
+from devstack.webhook_receiver import WebhookReceiver
 from tests.e2e.support import submit, wait_terminal
 
 CHROMIUM = "/usr/bin/chromium"
@@ -63,24 +69,53 @@ def _natural_width(page: Page, selector: str) -> Any:
     return handle.json_value()
 
 
-def test_the_console_shows_tasks_submits_one_and_opens_its_detail(
-    info: StackInfo, api: httpx.Client, page: Page
-) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    # Given a finished task of this client
-    created = submit(api, {"prompt": "a lighthouse", "size": "1536x1024"})
-    done = wait_terminal(api, created["task_id"])
-    assert done["status"] == "succeeded"
+STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")
+"""The console's one time format (local date and time to the millisecond)."""
 
-    # When the person opens the console and pastes the key
+
+def thumbnail_made(api: httpx.Client, task_id: str) -> str:
+    """The list row's thumbnail URL, once the finaliser stored it (bounded wait)."""
+
+    def row() -> str | None:
+        for task in api.get("/v1/tasks", params={"limit": 50}).json()["tasks"]:
+            if task["task_id"] == task_id and task["thumbnail_url"]:
+                return str(task["thumbnail_url"])
+        return None
+
+    return str(wait_until(row, timeout=15))
+
+
+def login(page: Page, info: StackInfo) -> None:
     page.goto(info.console_url)
     page.get_by_label("API key").fill(info.api_key)
     page.get_by_role("button", name="Use key").click()
 
-    # Then the finished task is in the gallery with its picture really loaded
+
+def test_the_console_shows_tasks_submits_one_and_opens_its_detail(
+    info: StackInfo, api: httpx.Client, page: Page
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # Given a finished task of this client, with its thumbnail made
+    created = submit(api, {"prompt": "a lighthouse", "size": "1536x1024"})
+    done = wait_terminal(api, created["task_id"])
+    assert done["status"] == "succeeded"
+    thumbnail_made(api, done["task_id"])
+
+    # When the person opens the console and pastes the key
+    login(page, info)
+
+    # Then the finished task is in the gallery with its thumbnail (not the image) really loaded
     card = f'#gallery li[data-task="{done["task_id"]}"]'
-    assert _natural_width(page, f"{card} img") == 1536
-    assert "succeeded" in page.inner_text(card)
+    assert _natural_width(page, f"{card} img") == 320
+    assert ".thumb.jpg" in str(page.get_attribute(f"{card} img", "src"))
+    text = page.inner_text(card)
+    assert "succeeded" in text and "a lighthouse" in text
+    # And its full id, with a button that copies it
+    assert page.inner_text(f"{card} .copyable code") == done["task_id"]
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click(f"{card} button.copy")
+    assert page.evaluate("() => navigator.clipboard.readText()") == done["task_id"]
+    assert STAMP.match(page.inner_text(f"{card} .meta > .muted").strip())
     stored = page.evaluate("() => [sessionStorage.getItem('imagegw.key'), localStorage.length]")
     assert stored == [info.api_key, 0]
 
@@ -103,13 +138,18 @@ def test_the_console_shows_tasks_submits_one_and_opens_its_detail(
     # When its detail is opened
     page.get_by_role("button", name=f"Open task {new_id}").first.click()
 
-    # Then it shows the task's history and provider attempts
+    # Then it shows the task's prompt, history and provider attempts, the attempt closed
     dialog = page.locator("dialog#detail")
     dialog.wait_for(state="visible")
     assert page.inner_text("#detail-h") == new_id
     text = dialog.inner_text()
     assert "History" in text and "Provider attempts" in text and "mountsea-async" in text
+    assert "a red bicycle" in text
     assert page.locator("#detail-body table").nth(1).locator("tr").count() >= 3  # head + 2
+    outcomes = page.locator("table.attempts td:nth-child(5)").all_inner_texts()
+    assert outcomes == ["completed"]
+    for stamp in page.locator("table.attempts td:nth-child(3)").all_inner_texts():
+        assert STAMP.match(stamp), stamp
     page.screenshot(path=str(SHOTS / "console-detail.png"))
 
     # And what it shows is labelled: every picture has alt text, every field a label
@@ -140,3 +180,64 @@ def test_the_api_reference_renders_every_operation_with_nothing_from_outside(
     page.screenshot(path=str(SHOTS / "docs.png"), full_page=False)
     # AND every file came from the gateway itself (no CDN: /docs works without internet)
     assert requested and all(url.startswith(info.api_url) for url in requested), requested
+
+
+def _data_url(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_an_edits_detail_shows_its_inputs_its_webhook_deliveries_and_tidy_attempts(
+    info: StackInfo, api: httpx.Client, page: Page
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # Given a masked edit of two images on mountsea-async, announced to a callback_url
+    photo = Image.new("RGB", (1024, 1024), (40, 90, 160))
+    ImageDraw.Draw(photo).ellipse((312, 312, 712, 712), fill=(240, 200, 40))
+    mask = Image.new("RGBA", (1024, 1024), (0, 0, 0, 255))
+    ImageDraw.Draw(mask).ellipse((362, 362, 662, 662), fill=(0, 0, 0, 0))
+    receiver = WebhookReceiver(info.webhook_secret)
+    try:
+        created = submit(api, {
+            "prompt": "Replace the centre with a glowing moon, in the style of the second picture",
+            "provider": "mountsea-async", "size": "1024x1024", "quality": "low",
+            "images": [_data_url(photo), _data_url(Image.new("RGB", (512, 768), (200, 80, 60)))],
+            "mask": _data_url(mask), "callback_url": receiver.url("/console/hook"),
+        })  # fmt: skip
+        task_id = created["task_id"]
+        assert wait_terminal(api, task_id)["status"] == "succeeded"
+        wait_until(lambda: api.get(f"/v1/tasks/{task_id}").json()["deliveries"], timeout=15)
+        thumbnail_made(api, task_id)
+
+        # When its detail is opened from the gallery
+        login(page, info)
+        page.get_by_role("button", name=f"Open task {task_id}").first.click()
+        dialog = page.locator("dialog#detail")
+        dialog.wait_for(state="visible")
+
+        # Then its inputs are shown (both images and the mask, really loaded)
+        page.wait_for_function(
+            "() => { const shown = [...document.querySelectorAll('.inputs img')]; "
+            "return shown.length === 3 && shown.every(i => i.complete && i.naturalWidth); }",
+            timeout=15_000,
+        )
+        text = dialog.inner_text()
+        assert "Inputs (2 images and a mask)" in text
+        # And its webhook deliveries, and what was asked
+        assert page.locator("table.deliveries tr").count() >= 2
+        assert "delivered" in page.inner_text("table.deliveries")
+        assert "quality" in text and "low" in text and "finished by" in text
+        # And the attempts table keeps each cell on one line: the provider task id is cut, whole
+        # in its title
+        cell = page.locator("table.attempts td.tid").first
+        assert cell.evaluate("td => getComputedStyle(td).whiteSpace") == "nowrap"
+        attempt = api.get(f"/v1/tasks/{task_id}").json()["attempts"][0]
+        assert cell.get_attribute("title") == attempt["provider_task_id"]
+        heights = page.locator("table.attempts tr").evaluate_all(
+            "rows => rows.map(r => r.getBoundingClientRect().height)"
+        )
+        assert max(heights) < 2 * min(heights), heights
+        dialog.screenshot(path=str(SHOTS / "console-edit-detail.png"))
+    finally:
+        receiver.close()

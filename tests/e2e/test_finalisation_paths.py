@@ -151,3 +151,25 @@ def test_a_callback_that_never_comes_is_covered_by_the_sweeper(api: httpx.Client
     task = wait_terminal(api, created["task_id"])
     assert task["status"] == "succeeded"
     assert task["history"][-1]["by"] == "sweeper"
+
+
+@pytest.mark.parametrize(
+    ("provider", "finisher"),
+    [("mountsea-async", "poll"), ("apimart", "callback"), ("mountsea-compat", "dispatch")],
+)
+def test_a_finished_task_closes_its_attempt_and_says_what_finished_it(
+    api: httpx.Client, provider: str, finisher: str
+) -> None:
+    # GIVEN a task on a provider of each finish path WHEN it succeeds
+    prompt = f"a quiet harbour at night, by {provider}"
+    body = {"prompt": prompt, "provider": provider, "quality": "low", "output_format": "png"}
+    task = wait_terminal(api, submit(api, body)["task_id"])
+
+    # THEN its last attempt is completed with its end time, the view names the path that
+    # finished it, and carries what was asked
+    assert task["status"] == "succeeded"
+    last = task["attempts"][-1]
+    assert (last["provider"], last["outcome"]) == (provider, "completed")
+    assert last["finished_at"] is not None
+    assert task["finished_by"] == finisher
+    assert (task["prompt"], task["quality"], task["output_format"]) == (prompt, "low", "png")

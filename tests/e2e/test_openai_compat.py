@@ -185,6 +185,28 @@ def test_seventeen_images_raise_bad_request_naming_image(client: openai.OpenAI) 
     assert refused.value.param == "image"
 
 
+def test_a_size_no_provider_makes_raises_bad_request_naming_size_briefly(
+    client: openai.OpenAI,
+) -> None:
+    # Given a size none of the stack's providers makes
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.images.generate(model="gpt-image-2", prompt="x", size="99x99")  # type: ignore[arg-type]
+
+    # Then the error names the size, says in a few lines which sizes work, and keeps every
+    # provider's own refusal apart
+    error = refused.value
+    assert error.param == "size" and error.code == "no_provider_can_honour"
+    assert len(error.message) <= 600 and "1024x1024" in error.message
+    assert isinstance(error.body, dict) and len(error.body["refusals"]) >= 2
+
+
+def test_stream_true_is_refused_with_a_code_the_readme_lists(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.images.generate(model="gpt-image-2", prompt="x", stream=True)  # type: ignore[call-overload]
+
+    assert (refused.value.code, refused.value.param) == ("invalid_request", "stream")
+
+
 def test_a_failure_at_every_provider_raises_a_5xx_with_the_task_id(
     client: openai.OpenAI, api: httpx.Client
 ) -> None:

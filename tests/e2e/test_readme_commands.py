@@ -249,10 +249,31 @@ def test_every_readme_command_runs_as_written(
     assert ran >= 15
 
 
-def test_make_devstack_prints_every_name_the_readme_uses() -> None:
+PRINTED_PORTS = {"openai": "OPENAI_PORT", "moto": "MOTO_PORT", "export": "MOTO_PORT",
+                 "simulator": "SIMULATOR_PORT"}  # fmt: skip
+"""The README's placeholder of each printed line's port (the API's, elsewhere: PORT)."""
+RANDOM_PARTS = [
+    (re.compile(r"itg_[A-Za-z0-9_-]+"), "itg_..."),
+    (re.compile(r"whsec_\S+"), "whsec_..."),
+    (re.compile(r"(bucket|Secret)-[A-Za-z0-9]+"), r"\1-XXXX"),
+]
+
+
+def as_readme_shows(line: str) -> str:
+    """A line devstack printed, with what differs at each start (ports, keys, suffixes) as the
+    README writes it."""
+    label = line.split(" ", 1)[0]
+    line = re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{PRINTED_PORTS.get(label, 'PORT')}", line)
+    for pattern, replacement in RANDOM_PARTS:
+        line = pattern.sub(replacement, line)
+    return line
+
+
+def test_make_devstack_prints_what_the_readme_shows() -> None:
     # Given the README's sample of what `make devstack` prints
     block = next(b for b in readme_blocks() if b.first.strip() == "make devstack")
-    labels = [line[2:].split()[0] for line in block.lines[1:] if line.startswith("# ")]
+    sample = [line[2:] for line in block.lines[1:] if line.startswith("# ")]
+    labels = [line.split()[0] for line in sample]
     # When it starts (and is stopped with Ctrl-C once it says how)
     process = subprocess.Popen(
         ["make", "--no-print-directory", "devstack"],  # noqa: S607
@@ -273,7 +294,11 @@ def test_make_devstack_prints_every_name_the_readme_uses() -> None:
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=30)
-    # Then every line the README shows is there, with the names its examples need
+    # Then its block (from the API line on, log lines aside) is the README's, line for line
+    first = next(i for i, line in enumerate(printed) if line.startswith("API "))
+    block_printed = [line for line in printed[first:] if line and not line.startswith("{")]
+    assert [as_readme_shows(line) for line in block_printed] == sample
+    # And the names its examples need are there
     shown = {line.split()[0]: line for line in printed if line.strip()}
     assert set(labels) <= set(shown), f"README shows {labels}, devstack printed:\n{printed}"
     assert re.match(r"images\s+s3://imagegw-dev-imagesbucket-\w+/", shown["images"])

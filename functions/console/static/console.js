@@ -33,11 +33,47 @@
   }
   const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
-  const time = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour12: false }) +
-    "." + String(new Date(iso).getMilliseconds()).padStart(3, "0") : "");
+  // One time format everywhere: the local date and time to the millisecond, 24 h.
+  const pad = (n, width = 2) => String(n).padStart(width, "0");
+  const time = (iso) => {
+    if (!iso) return "-";
+    const d = new Date(iso);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  };
   const seconds = (s) => (s === null || s === undefined ? "-" :
     s < 60 ? `${s.toFixed(s < 10 ? 1 : 0)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
-  const money = (usd) => (usd === null || usd === undefined ? "no price set" : `$${usd.toFixed(3)}`);
+  // One way for each case: a task that made no image is not billed (the gateway records 0 for
+  // it, priced provider or not); otherwise the estimate, or "no price set" when its provider
+  // has no price configured.
+  const ENDED_WITHOUT_IMAGE = new Set(["failed", "cancelled", "expired"]);
+  const money = (task) => (ENDED_WITHOUT_IMAGE.has(task.status) ? "not billed"
+    : task.cost_estimate_usd === null || task.cost_estimate_usd === undefined ? "no price set"
+      : `$${task.cost_estimate_usd.toFixed(3)}`);
+  const asked = (task) => [task.quality && `quality ${task.quality}`, task.output_format,
+    task.input_images ? `${task.input_images} input image${task.input_images > 1 ? "s" : ""}` : null]
+    .filter(Boolean).join(" · ");
+
+  // The full id, and a button that copies it (the clipboard API where the page may use it).
+  function copyable(text, label) {
+    const button = el("button", { type: "button", class: "copy", title: `Copy ${label}`,
+      "aria-label": `Copy ${label} ${text}` }, "Copy");
+    button.addEventListener("click", async (event) => {
+      event.stopPropagation();
+      try {
+        await navigator.clipboard.writeText(text);
+      } catch {
+        const range = document.createRange();
+        range.selectNodeContents(button.previousSibling);
+        getSelection().removeAllRanges();
+        getSelection().addRange(range);
+        document.execCommand("copy");
+      }
+      button.textContent = "Copied";
+      setTimeout(() => { button.textContent = "Copy"; }, 1500);
+    });
+    return el("span", { class: "copyable" }, el("code", { class: "id" }, text), button);
+  }
   const elapsedOf = (task) => ((task.finished_at ? Date.parse(task.finished_at) : Date.now()) -
     Date.parse(task.created_at)) / 1000;
 
@@ -145,9 +181,11 @@
   }
 
   function picture(task, className) {
-    if (task.output_url) {
+    // the small preview the finaliser stored next to the image; the image until it is there
+    const source = task.thumbnail_url || task.output_url;
+    if (source) {
       return el("img", {
-        class: className, src: task.output_url, loading: "lazy", decoding: "async",
+        class: className, src: source, loading: "lazy", decoding: "async",
         referrerpolicy: "no-referrer",
         alt: `Image made by task ${task.task_id} (${task.size_produced || "size unknown"})`,
       });
@@ -163,13 +201,15 @@
         onclick: () => openDetail(task.task_id) }, picture(task, "thumb")),
       el("div", { class: "meta" },
         statusBadge(task.status),
-        el("span", { class: "id", title: task.task_id }, task.task_id),
+        el("span", { class: "prompt", title: task.prompt }, task.prompt),
+        copyable(task.task_id, "task id"),
         el("span", {}, `${task.operation} · ${task.provider}${task.path ? ` (${task.path})` : ""}`),
         el("span", {}, sizes),
-        el("span", {}, `${money(task.cost_estimate_usd)} · ` +
+        asked(task) ? el("span", {}, asked(task)) : null,
+        el("span", {}, `${money(task)} · ` +
           (task.duration_ms !== null ? seconds(task.duration_ms / 1000) : "running")),
         task.error ? el("span", { class: "err" }, `${task.error.code}: ${task.error.message}`) : null,
-        el("span", { class: "muted" }, new Date(task.created_at).toLocaleString())));
+        el("span", { class: "muted" }, time(task.created_at))));
   }
 
   async function loadGallery(reset) {
@@ -195,7 +235,7 @@
   // -- one task: live progress and detail -----------------------------------------------------
   function steps(task) {
     const lines = task.history.map((change) =>
-      el("li", {}, `${time(change.at)}  ${change.status.padEnd(9)} (${change.by})`));
+      el("li", {}, `${time(change.at)}  ${change.status} (${change.by})`));
     for (const attempt of task.attempts) {
       if (attempt.outcome === "failed" && attempt.error) {
         lines.push(el("li", { class: "err" },
@@ -212,7 +252,7 @@
     const output = task.outputs[0];
     return el("div", { class: "card", "data-task": task.task_id, "data-status": task.status },
       el("div", { class: "meta" },
-        el("strong", {}, "New task ", el("code", {}, task.task_id)),
+        el("strong", {}, "New task"), copyable(task.task_id, "task id"),
         statusBadge(task.status),
         el("span", {}, `${task.provider}${task.path ? ` (${task.path})` : ""} · ` +
           `${seconds(elapsed)} elapsed` + (expected ? `, typically ${seconds(expected)}` : "")),
@@ -250,19 +290,27 @@
   function detailBody(task) {
     const output = task.outputs[0];
     const facts = el("table", {}, el("caption", {}, "Task"),
+      row("task id", copyable(task.task_id, "task id")),
       row("status", statusBadge(task.status)),
-      row("operation", task.operation),
+      row("prompt", el("span", { class: "prompt-full" }, task.prompt)),
+      row("operation", task.operation + (task.input_images ?
+        ` (${task.input_images} input image${task.input_images > 1 ? "s" : ""})` : "")),
+      row("quality", task.quality),
+      row("format", task.output_format),
+      row("background", task.background),
       row("provider", `${task.provider}${task.path ? ` (${task.path})` : ""}`),
+      row("finished by", task.finished_by),
       row("model", task.model),
       row("size asked", task.size_requested),
       row("size sent", task.size_sent),
       row("size made", task.size_produced),
-      row("cost estimate", money(task.cost_estimate_usd)),
-      row("created", new Date(task.created_at).toLocaleString()),
+      row("cost estimate", money(task)),
+      row("created", time(task.created_at)),
+      row("finished", task.finished_at ? time(task.finished_at) : null),
       row("took", task.duration_ms !== null ? seconds(task.duration_ms / 1000) : "still open"),
       row("typical", task.expected_seconds ? seconds(task.expected_seconds) : null),
       output ? row("image", `${output.content_type}, ${output.bytes} bytes`) : null,
-      output ? row("sha256", el("code", {}, output.sha256)) : null,
+      output ? row("sha256", el("code", { class: "hash" }, output.sha256)) : null,
       task.error ? row("error", el("span", { class: "err" },
         `${task.error.code}: ${task.error.message}`)) : null,
       ...Object.entries(task.metadata || {}).map(([k, v]) => row(`metadata ${k}`, v)));
@@ -271,25 +319,47 @@
         el("th", { scope: "col" }, "by")),
       task.history.map((c) => el("tr", {}, el("td", {}, c.status), el("td", {}, time(c.at)),
         el("td", {}, c.by))));
-    const attempts = el("table", {}, el("caption", {}, "Provider attempts"),
-      el("tr", {}, ...["provider", "task id", "at", "outcome", "error"].map(
+    const attempts = el("table", { class: "attempts" }, el("caption", {}, "Provider attempts"),
+      el("tr", {}, ...["provider", "provider task", "started", "ended", "outcome", "error"].map(
         (h) => el("th", { scope: "col" }, h))),
-      task.attempts.map((a) => el("tr", {}, el("td", {}, a.provider),
-        el("td", {}, a.provider_task_id || "-"), el("td", { class: "nowrap" }, time(a.at)),
+      task.attempts.map((a) => el("tr", {}, el("td", { class: "nowrap" }, a.provider),
+        el("td", { class: "tid", title: a.provider_task_id || "" }, a.provider_task_id || "-"),
+        el("td", { class: "nowrap" }, time(a.at)),
+        el("td", { class: "nowrap" }, a.finished_at ? time(a.finished_at) : "-"),
         el("td", { class: "nowrap" }, a.outcome),
-        el("td", {}, a.error ? `${a.error.code}: ${a.error.message}` : "-"))));
+        el("td", {}, a.error ? [el("code", { class: "nowrap" }, a.error.code), `: ${a.error.message}`]
+          : "-"))));
+    const deliveries = el("table", { class: "deliveries" },
+      el("caption", {}, `Webhook deliveries (${task.deliveries.length})`),
+      el("tr", {}, ...["event", "attempt", "at", "outcome", "HTTP", "error", "next try"].map(
+        (h) => el("th", { scope: "col" }, h))),
+      task.deliveries.map((d) => el("tr", { class: d.outcome === "delivered" ? null : "err" },
+        el("td", { class: "nowrap" }, d.event), el("td", {}, String(d.attempt)),
+        el("td", { class: "nowrap" }, time(d.at)), el("td", { class: "nowrap" }, d.outcome),
+        el("td", {}, d.http_status ?? "-"), el("td", {}, d.error || "-"),
+        el("td", { class: "nowrap" }, d.next_attempt_at ? time(d.next_attempt_at) : "-"))));
+    const inputs = task.inputs.length ? el("figure", { class: "inputs" },
+      el("figcaption", {}, `Inputs (${task.input_images} image${task.input_images === 1 ? "" : "s"}` +
+        `${task.inputs.some((i) => i.role === "mask") ? " and a mask" : ""})`),
+      task.inputs.map((input, index) => (input.url
+        ? el("img", { src: input.url, referrerpolicy: "no-referrer", loading: "lazy",
+          class: `input ${input.role}`, alt: input.role === "mask" ? "The mask of the edit"
+            : `Input image ${index + 1} of the edit` })
+        : el("span", { class: "muted" }, `${input.role}: not in the gateway's bucket`)))) : null;
     const actions = el("div", { class: "actions" },
       output ? el("a", { href: output.url, rel: "noreferrer", target: "_blank" }, "Open the image")
         : null,
       TERMINAL.has(task.status) ? null : el("button", { type: "button", onclick: () => cancel(task) },
         "Cancel task"),
       el("span", { class: "muted" }, "From a terminal: ",
-        el("code", {}, `imagegw show ${task.task_id}`)));
+        el("code", { class: "command" }, `imagegw show ${task.task_id}`)));
     const image = output ? el("img", { src: output.url, referrerpolicy: "no-referrer",
       alt: `Image made by task ${task.task_id} (${output.width}x${output.height})` })
       : picture({ ...task, output_url: null }, "thumb");
-    return el("div", { class: "detail-grid" }, el("div", {}, image, actions),
-      el("div", {}, facts, changes, task.attempts.length ? attempts : null));
+    return el("div", { class: "detail-grid" }, el("div", {}, image, actions, inputs),
+      el("div", {}, facts, changes),
+      el("div", { class: "wide" }, task.attempts.length ? attempts : null,
+        task.deliveries.length ? deliveries : null));
   }
 
   async function openDetail(taskId) {

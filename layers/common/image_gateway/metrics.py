@@ -6,6 +6,7 @@ The adapter is :class:`image_gateway.adapters.emf_metrics.EmfMetrics`, the fake
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Literal, Protocol
 
@@ -23,3 +24,14 @@ class Metrics(Protocol):
         client id.
         """
         ...
+
+
+def expect_invocations_without_metrics() -> None:
+    """Silence Powertools' "No application metrics to publish" warning of ``log_metrics``.
+
+    A handler that counts something on some invocations only (the API: a submit, not a read)
+    publishes nothing on the others, which is normal; the warning would print on each of them
+    (and on every invocation once ``POWERTOOLS_METRICS_DISABLED`` is true). The filter is the one
+    Powertools' documentation gives.
+    """
+    warnings.filterwarnings("ignore", "No application metrics to publish*")

@@ -53,7 +53,11 @@ class TimingPolicy:
     max_bad_responses: int = 3
     """Garbage from a provider's status endpoint this many times running fails the task."""
     callback_grace_factor: float = 2.0
-    """A callback provider silent for this many expected latencies gets one poll (sweeper)."""
+    """A callback provider silent for this many expected latencies gets one poll (sweeper) ..."""
+    callback_grace_floor_seconds: float = 8.0
+    """... but never before this many real seconds, whatever the time scale: devstack's 0.02
+    turns 2 x 40 s into 1.6 s, less than a loaded machine may take to carry a callback through
+    its queue, and the sweeper would finish the task the callback was about to."""
 
     # -- the sweeper ------------------------------------------------------------------------------
     sweep_recheck_seconds: float = 60.0

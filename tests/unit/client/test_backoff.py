@@ -46,21 +46,42 @@ def test_without_an_expected_latency_looks_start_at_half_a_second() -> None:
     ]
 
 
-def test_wait_sleeps_by_the_policy_and_reports_every_snapshot(
+def test_wait_sleeps_by_the_policy_and_reports_the_changes(
     gateway: Gateway, server: ScriptedGateway, clock: FakeClock
 ) -> None:
     # Given a task whose provider got it just now and typically takes 30 s
-    server.on("GET /v1/tasks/tsk_1", view("running"), view("running"), view("succeeded"))
+    running = view("running")
+    server.on("GET /v1/tasks/tsk_1", running, dict(running), view("succeeded"))
     task = gateway.task("tsk_1")
     seen: list[str] = []
 
     # When the caller waits
     info = task.wait(on_update=lambda t: seen.append(t.status))
 
-    # Then it looked twice, five seconds apart, and saw each snapshot
+    # Then it looked twice, five seconds apart, and was told of the first snapshot and the change
     assert info.status == "succeeded"
-    assert seen == ["running", "running", "succeeded"]
+    assert seen == ["running", "succeeded"]
     assert clock.sleeps == [5.0, 5.0]
+
+
+def test_wait_calls_back_on_each_change_not_on_each_look(
+    gateway: Gateway, server: ScriptedGateway, clock: FakeClock
+) -> None:
+    # Given a task read four times: the same running snapshot twice, then a fallback to
+    # another provider, then its end
+    running = view("running", provider="apimart")
+    moved = {**running, "provider": "mountsea-async"}
+    done = {**running, "status": "succeeded"}
+    server.on("GET /v1/tasks/tsk_1", running, dict(running), moved, done)
+    task = gateway.task("tsk_1")
+    seen: list[tuple[str, str]] = []
+
+    # When the caller waits
+    task.wait(on_update=lambda t: seen.append((t.status, t.provider)))
+
+    # Then it heard of the first snapshot and of each change, once
+    assert seen == [("running", "apimart"), ("running", "mountsea-async"), ("succeeded", "apimart")]
+    assert len(clock.sleeps) == 3
 
 
 def test_wait_backs_off_once_the_expected_latency_has_passed(

@@ -48,6 +48,23 @@ def test_a_callback_task_is_due_for_one_poll_after_the_grace(deps: FakeDependenc
     )
 
 
+def test_under_a_small_time_scale_the_callback_grace_keeps_its_floor(
+    make_deps: DepsFactory,
+) -> None:
+    # GIVEN devstack's time scale (2 x 40 s x 0.02 = 1.6 s) WHEN apimart takes a task
+    # THEN the sweeper waits the floor's real seconds, so the callback path finishes its task
+    deps = make_deps(time_scale=0.02)
+    task = submit_and_dispatch(deps, fox(provider="apimart"), client_id="c").task
+
+    assert task.check_at is not None and task.submitted_at is not None
+    waited = (task.check_at - task.submitted_at).total_seconds()
+    assert (
+        deps.timing.callback_grace_floor_seconds
+        <= waited
+        < deps.timing.callback_grace_floor_seconds + 1
+    )
+
+
 def test_without_a_public_url_the_requests_own_base_url_is_used(make_deps: DepsFactory) -> None:
     # GIVEN no PUBLIC_BASE_URL WHEN the API hands over with the URL it was called on
     # THEN the callback goes there

@@ -99,3 +99,38 @@ def test_an_unknown_provider_is_a_bad_request(deps: FakeDependencies) -> None:
         candidate_providers(deps, fox(provider="nobody"))
 
     assert refused.value.code == "unknown_provider"
+
+
+def test_a_size_no_provider_makes_names_the_field_and_what_would_work_briefly(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a size no provider makes WHEN routed over every provider
+    with pytest.raises(Unprocessable) as refused:
+        candidate_providers(deps, fox(size="99x99"))
+
+    # THEN the 422 names the size field and, in a short message, the sizes that would work;
+    # each provider's own refusal (its full list) stays under refusals
+    error = refused.value
+    assert error.code == "no_provider_can_honour" and error.details["field"] == "size"
+    assert len(error.message) <= 600
+    assert "99x99" in error.message and "1024x1024" in error.message
+    assert "size_policy='nearest'" in error.message
+    assert {r["provider"] for r in error.details["refusals"]} == set(deps.directory.order())
+    assert all(r["supported"] for r in error.details["refusals"])
+
+
+def test_refusals_of_different_fields_name_no_single_field(deps: FakeDependencies) -> None:
+    # GIVEN one provider refusing the mask and another the size WHEN routed
+    with pytest.raises(Unprocessable) as refused:
+        candidate_providers(
+            deps,
+            fox(
+                providers=["apimart", "mountsea-async"],
+                size="1000x1000",
+                images=["https://example.com/a.png"],
+                mask="https://example.com/m.png",
+            ),
+        )
+
+    # THEN no one field is named
+    assert "field" not in refused.value.details

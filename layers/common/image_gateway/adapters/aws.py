@@ -198,8 +198,10 @@ class AwsDependencies:
 
     @cached_property
     def metrics(self) -> EmfMetrics:
-        """Operator metrics as EMF lines (the template's POWERTOOLS_METRICS_NAMESPACE)."""
-        return EmfMetrics(os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ImageTaskGateway"))
+        """Operator metrics as EMF lines (the template's POWERTOOLS_METRICS_NAMESPACE), none
+        when POWERTOOLS_METRICS_DISABLED is true."""
+        namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ImageTaskGateway")
+        return EmfMetrics.from_environment(namespace)
 
     @cached_property
     def signer(self) -> WebhookSigner:

@@ -22,14 +22,31 @@ def _stdout(line: str) -> None:
 
 
 class EmfMetrics:
-    """``ports.Metrics`` writing one EMF line per value (namespace from the template)."""
+    """``ports.Metrics`` writing one EMF line per value (namespace from the template).
 
-    def __init__(self, namespace: str, *, write: Callable[[str], None] = _stdout) -> None:
+    ``enabled=False`` writes nothing: what ``POWERTOOLS_METRICS_DISABLED=true`` asks of
+    Powertools' own metrics (devstack sets it, so a terminal shows logs, not metric JSON).
+    """
+
+    def __init__(
+        self, namespace: str, *, write: Callable[[str], None] = _stdout, enabled: bool = True
+    ) -> None:
         self._namespace = namespace
         self._write = write
+        self._enabled = enabled
+
+    @classmethod
+    def from_environment(cls, namespace: str) -> EmfMetrics:
+        """Enabled unless Powertools' metrics are disabled (its own rules: the
+        ``POWERTOOLS_METRICS_DISABLED`` and ``POWERTOOLS_DEV`` variables)."""
+        from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+        return cls(namespace, enabled=not is_metrics_disabled())
 
     def put(self, name: str, value: float, unit: MetricUnit, dimensions: Mapping[str, str]) -> None:
         """One EMF line: the value under every leading part of ``dimensions`` (at least none)."""
+        if not self._enabled:
+            return
         keys = list(dimensions)
         sets = [keys[:n] for n in range(1, len(keys) + 1)] or [[]]
         document = {

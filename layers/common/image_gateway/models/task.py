@@ -67,7 +67,37 @@ def move_task(
         task.check_at = now  # until its event is out, the sweeper may re-emit it
     if change is not None:
         change(task)
+    if target in TERMINAL_STATUSES:
+        task.finished_by = by
+        close_open_attempt(task, now)
     return task
+
+
+ATTEMPT_OUTCOMES: dict[TaskStatus, AttemptOutcome] = {
+    TaskStatus.SUCCEEDED: "completed",
+    TaskStatus.FAILED: "failed",
+    TaskStatus.CANCELLED: "cancelled",
+    TaskStatus.EXPIRED: "expired",
+}
+"""The outcome an open attempt is closed with when its task ends in each terminal status."""
+
+
+def close_open_attempt(task: Task, now: datetime) -> None:
+    """Close the attempt still ``submitted`` at the task's provider with the task's own end
+    (every path ends a task through ``move_task``, so none is left open)."""
+    for index in range(len(task.attempts) - 1, -1, -1):
+        attempt = task.attempts[index]
+        if attempt.outcome != "submitted" or attempt.provider != task.provider:
+            continue
+        failed = task.status is not TaskStatus.SUCCEEDED
+        task.attempts[index] = attempt.model_copy(
+            update={
+                "outcome": ATTEMPT_OUTCOMES[task.status],
+                "finished_at": now,
+                "error": task.error if failed else None,
+            }
+        )
+        return
 
 
 def change_task(task: Task, change: Callable[[Task], None]) -> Task:
@@ -87,6 +117,10 @@ def can_transition(current: TaskStatus, target: TaskStatus) -> bool:
 def utc_now() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
+
+
+THUMBNAIL_EDGE = 320
+"""A thumbnail's longest side, in pixels (the console's gallery shows them)."""
 
 
 class ImageOutput(BaseModel):
@@ -145,15 +179,23 @@ class StatusChange(BaseModel):
     by: str = Field(description="what caused it: api, callback, poll, sweeper, cancel")
 
 
+AttemptOutcome = Literal["submitted", "completed", "failed", "cancelled", "expired"]
+"""Where one try at one provider ended (``submitted`` while the provider still works on it)."""
+
+
 class ProviderAttempt(BaseModel):
     """One try at one provider."""
 
     provider: str
     provider_task_id: str | None = None
-    at: datetime
-    outcome: Literal["submitted", "completed", "failed"] = Field(
-        description="submitted: an async task was created; completed: a sync call answered "
-        "with the image; failed: see error"
+    at: datetime = Field(description="when the provider was called")
+    outcome: AttemptOutcome = Field(
+        description="submitted: the provider took the task and is working on it; completed: "
+        "it made the image; failed: see error; cancelled / expired: the task was cancelled or "
+        "passed its deadline while the provider worked"
+    )
+    finished_at: datetime | None = Field(
+        default=None, description="when the attempt ended (None while submitted)"
     )
     error: TaskError | None = None
 
@@ -222,12 +264,22 @@ class Task(BaseModel):
         default=None, description="when the sweeper should look at it if nothing else has"
     )
     outputs: list[ImageOutput] = Field(default_factory=list)
+    thumbnail_key: str | None = Field(
+        default=None,
+        description=f"the first output's JPEG preview (at most {THUMBNAIL_EDGE} px a side), "
+        "stored next to it by the finaliser once the task succeeded",
+    )
     error: TaskError | None = None
     history: list[StatusChange] = Field(default_factory=list)
     attempts: list[ProviderAttempt] = Field(default_factory=list)
     polls: int = 0
     bad_responses: int = 0
     finalized_by: str | None = None
+    finished_by: str | None = Field(
+        default=None,
+        description="what ended it (the terminal status's ``by``): callback, poll, dispatch "
+        "(a sync call, or a hand-off that failed), sweeper, cancel, compat, submit",
+    )
     idempotency_key: str | None = None
     request_id: str | None = Field(
         default=None,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from image_gateway.models.circuits import ProviderHealthView
+from image_gateway.models.request import parse_s3_ref
 from image_gateway.models.task import (
+    THUMBNAIL_EDGE,
     DeliveryRecord,
     ImageOutput,
     ProviderAttempt,
@@ -27,16 +29,56 @@ class OutputView(ImageOutput):
     url: str
 
 
-class TaskView(BaseModel):
+class InputImageView(BaseModel):
+    """One input of an edit: a reference image or the mask."""
+
+    role: Literal["image", "mask"]
+    url: str | None = Field(
+        description="a short-lived download URL of the stored input, or the https URL as the "
+        "caller gave it; None for an object outside the gateway's bucket (an inbox upload)"
+    )
+
+
+class RequestFields(BaseModel):
+    """What the caller asked for, as a person reading a task looks for it."""
+
+    prompt: str = Field(description="the prompt as submitted")
+    quality: str = Field(description="auto, low, medium or high")
+    output_format: str = Field(description="png, jpeg or webp")
+    background: str = Field(description="auto, transparent or opaque")
+    input_images: int = Field(description="reference images of an edit (the mask not counted)")
+    size_requested: str | None = Field(
+        description="the size asked for, canonical: auto, WxH or ratio@tier"
+    )
+
+    @staticmethod
+    def of(task: Task) -> dict[str, Any]:
+        """The request fields of ``task`` as keyword arguments of a view."""
+        request = task.request
+        return {
+            "prompt": request.prompt,
+            "quality": request.quality,
+            "output_format": request.output_format,
+            "background": request.background,
+            "input_images": len(request.images),
+            "size_requested": task.size_requested,
+        }
+
+
+class TaskView(RequestFields):
     """``GET /v1/tasks/{id}`` and the body of ``POST /v1/images``."""
 
     task_id: str
     status: str
     operation: str
     provider: str
-    path: str | None
+    path: str | None = Field(description="the path planned when a provider took it")
+    finished_by: str | None = Field(
+        default=None,
+        description="what ended it: callback, poll, dispatch (a sync call, or a failed "
+        "hand-off), sweeper, cancel, compat or submit; None while it runs",
+    )
     model: str
-    size_requested: str | None
     size_sent: str | None
     size_produced: str | None
     cost_estimate_usd: float | None
@@ -55,6 +97,9 @@ class TaskView(BaseModel):
     attempts: list[ProviderAttempt]
     history: list[StatusChange]
     source: SourceObject | None = None
+    inputs: list[InputImageView] = Field(
+        default_factory=list, description="an edit's reference images, then its mask"
+    )
     deliveries: list[DeliveryRecord] = Field(
         default_factory=list, description="webhook attempts to callback_url, oldest first"
     )
@@ -84,16 +129,18 @@ class TaskView(BaseModel):
         presign: Callable[[str], str],
         base_path: str,
         expected_seconds: float | None = None,
+        images_bucket: str | None = None,
     ) -> TaskView:
-        """Map a task; ``presign`` turns an S3 key into a download URL."""
+        """Map a task; ``presign`` turns an S3 key of ``images_bucket`` into a download URL."""
         return cls(
+            **RequestFields.of(task),
             task_id=task.task_id,
             status=task.status.value,
             operation=task.operation.value,
             provider=task.provider,
             path=task.path,
+            finished_by=task.finished_by,
             model=task.model,
-            size_requested=task.size_requested,
             size_sent=task.size_sent,
             size_produced=task.size_produced,
             cost_estimate_usd=task.cost_estimate_usd,
@@ -108,6 +155,7 @@ class TaskView(BaseModel):
             attempts=task.attempts,
             history=task.history,
             source=task.source,
+            inputs=input_views(task, presign, images_bucket),
             deliveries=task.deliveries,
             url=f"{base_path}/v1/tasks/{task.task_id}",
             admitted_at=task.admitted_at,
@@ -123,7 +171,26 @@ def waiting_for(task: Task) -> str | None:
     return "client_limit" if task.admitted_at is None else "dispatch"
 
 
-class TaskSummary(BaseModel):
+def input_views(
+    task: Task, presign: Callable[[str], str], images_bucket: str | None
+) -> list[InputImageView]:
+    """The task's inputs with a URL a browser can show (stored ones presigned)."""
+
+    def url(ref: str) -> str | None:
+        if ref.startswith("https://"):
+            return ref
+        if not ref.startswith("s3://") or images_bucket is None:
+            return None
+        bucket, key = parse_s3_ref(ref)
+        return presign(key) if bucket == images_bucket else None
+
+    views = [InputImageView(role="image", url=url(ref)) for ref in task.request.images]
+    if task.request.mask is not None:
+        views.append(InputImageView(role="mask", url=url(task.request.mask)))
+    return views
+
+
+class TaskSummary(RequestFields):
     """One row of ``GET /v1/tasks``: enough for a gallery without reading each task."""
 
     task_id: str
@@ -133,7 +200,7 @@ class TaskSummary(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     path: str | None = None
-    size_requested: str | None = None
+    finished_by: str | None = None
     size_produced: str | None = None
     cost_estimate_usd: float | None = None
     duration_ms: int | None = None
@@ -141,12 +208,19 @@ class TaskSummary(BaseModel):
     output_url: str | None = Field(
         default=None, description="a short-lived download URL of the first image, once made"
     )
+    thumbnail_url: str | None = Field(
+        default=None,
+        description="a short-lived URL of the first image's small preview (JPEG, at most "
+        f"{THUMBNAIL_EDGE} px a side), once made; None until then (use output_url)",
+    )
 
     @classmethod
     def from_task(cls, task: Task, *, presign: Callable[[str], str] | None = None) -> TaskSummary:
         """Map a task to its list row; ``presign`` (an S3 key to a URL) adds ``output_url``."""
         first = task.outputs[0] if task.outputs else None
+        thumbnail = task.thumbnail_key
         return cls(
+            **RequestFields.of(task),
             task_id=task.task_id,
             status=task.status.value,
             operation=task.operation.value,
@@ -154,12 +228,13 @@ class TaskSummary(BaseModel):
             created_at=task.created_at,
             finished_at=task.finished_at,
             path=task.path,
-            size_requested=task.size_requested,
+            finished_by=task.finished_by,
             size_produced=task.size_produced,
             cost_estimate_usd=task.cost_estimate_usd,
             duration_ms=task.duration_ms(),
             error=task.error,
             output_url=None if first is None or presign is None else presign(first.key),
+            thumbnail_url=None if thumbnail is None or presign is None else presign(thumbnail),
         )
 
 

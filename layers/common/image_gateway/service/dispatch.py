@@ -171,6 +171,7 @@ def _call_sync(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate)
 
     inputs = provider_inputs(deps, task.request)
     opener = input_opener(deps, task.request)
+    called_at = utc_now()
     try:
         status = deps.providers.client(provider).run_sync(task.request, inputs, opener)
     except ProviderError as error:
@@ -190,7 +191,9 @@ def _call_sync(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate)
     with status:
         if status.state is not ProviderState.SUCCEEDED:  # parse_sync only returns successes
             raise RuntimeError(f"{provider} sync answer in state {status.state}")
-        attempt = ProviderAttempt(provider=provider, at=utc_now(), outcome="completed")
+        attempt = ProviderAttempt(
+            provider=provider, at=called_at, finished_at=utc_now(), outcome="completed"
+        )
         recorded_task = deps.tasks.update(task.task_id, lambda t: t.attempts.append(attempt))
         return finalize_success(deps, recorded_task, status.images, by="dispatch")
 

@@ -93,7 +93,10 @@ def record_accepted(
         if path != "sync":
             t.attempts.append(attempt)
         if path == "callback" and expected_seconds is not None:  # the sweeper polls a late one
-            grace = deps.settings.scaled(deps.timing.callback_grace(expected_seconds))
+            grace = max(
+                deps.timing.callback_grace_floor_seconds,
+                deps.settings.scaled(deps.timing.callback_grace(expected_seconds)),
+            )
             t.check_at = min(utc_now() + timedelta(seconds=grace), t.deadline_at or utc_now())
 
     return _apply(deps, task.task_id, record)
@@ -169,9 +172,11 @@ def fail_with_attempts(
 
 def failed_attempt(provider: str, error: ProviderError) -> ProviderAttempt:
     """The record of one try that failed with ``error``."""
+    now = utc_now()
     return ProviderAttempt(
         provider=provider,
-        at=utc_now(),
+        at=now,
+        finished_at=now,
         outcome="failed",
         error=TaskError.from_provider_error(error),
     )

@@ -148,9 +148,35 @@ def finalize_success(
     finished = change_status(deps, task.task_id, TaskStatus.SUCCEEDED, by=by, change=record)
     if finished.changed:
         _measure_overhead(deps, finished.task, learned_at)
-        return finished.task
+        return add_thumbnail(deps, finished.task)
     logger.info("already finalised elsewhere", extra={"task_id": task.task_id, "by": by})
     return _discard_unnamed(deps, finished.task, stored)
+
+
+def add_thumbnail(deps: Dependencies, task: Task) -> Task:
+    """Store a small JPEG of the first output next to it (``{stem}.thumb.jpg``) and name it on
+    the task, once: only the writer that finished the task makes it, after its event is out.
+
+    The gallery falls back to the image itself without one, so a failure is only logged.
+    """
+    if not task.outputs or task.thumbnail_key is not None:
+        return task
+    from image_gateway.images.thumbnail import make_thumbnail
+
+    first = task.outputs[0]
+    try:
+        preview = make_thumbnail(deps.images.open_stream(first.key))
+        stored = deps.images.store(
+            [preview], f"{first.key.rsplit('.', 1)[0]}.thumb", metadata=output_metadata(task)
+        )
+    except Exception:  # best effort: the output and the task are already what they should be
+        logger.warning("thumbnail not made", extra={"task_id": task.task_id}, exc_info=True)
+        return task
+
+    def name(t: Task) -> None:
+        t.thumbnail_key = stored.key
+
+    return deps.tasks.update(task.task_id, name)
 
 
 def _measure_overhead(deps: Dependencies, task: Task, learned_at: datetime) -> None:

@@ -5,12 +5,14 @@ Capability and size checks run here, before anything is written or spent.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from image_gateway.errors import Unprocessable
 from image_gateway.models.request import ImageRequest
 from image_gateway.ports import Dependencies
 from image_gateway.providers.base import Provider, SizePlan
+from image_gateway.providers.sizes import requested_label
 from image_gateway.service.health import order_by_health
 
 
@@ -37,11 +39,19 @@ def candidate_providers(deps: Dependencies, request: ImageRequest) -> list[Candi
     if len(refusals) == 1 and not disabled:
         raise refusals[0]
     if refusals:
-        reasons = "; ".join(r.message for r in refusals)
+        fields = {r.details.get("field") for r in refusals}
+        field = fields.pop() if len(fields) == 1 else None
+        sized = field in SIZE_FIELDS and all("supported" in r.details for r in refusals)
+        reasons = (
+            size_reasons(requested_label(request), refusals)
+            if sized
+            else "no enabled provider can honour this request: "
+            + "; ".join(r.message for r in refusals)
+        )
         raise Unprocessable(
-            f"no enabled provider can honour this request: {reasons}"
-            + (f" (disabled: {', '.join(disabled)})" if disabled else ""),
+            reasons + (f" (disabled: {', '.join(disabled)})" if disabled else ""),
             code="no_provider_can_honour",
+            **({"field": field} if field else {}),
             refusals=[{"message": r.message, **r.details} for r in refusals],
         )
     raise Unprocessable(
@@ -67,3 +77,41 @@ def qualify(
         except Unprocessable as refusal:
             refusals.append(refusal)
     return usable, refusals, disabled
+
+
+SIZE_FIELDS = frozenset({"size", "aspect_ratio"})
+"""The fields of a size refusal (``Provider.check``)."""
+SIZES_NAMED = 8
+"""Sizes a refusal names at most; ``refusals`` keeps every provider's full list."""
+_PIXEL_SIZE = re.compile(r"^\d+x\d+$")
+
+
+def size_reasons(requested: str, refusals: list[Unprocessable]) -> str:
+    """A short reason for a size no provider makes: the sizes most providers make (an ``auto``
+    or aspect ratio + resolution alternative), and the ``nearest`` policy. Every provider's
+    own list stays in the refusal's ``refusals``."""
+    makers: dict[str, list[str]] = {}
+    ratios: list[str] = []
+    for refusal in refusals:
+        provider = str(refusal.details.get("provider"))
+        for entry in refusal.details["supported"]:
+            if _PIXEL_SIZE.match(entry):
+                makers.setdefault(entry, []).append(provider)
+            elif entry.startswith("aspect_ratio") and provider not in ratios:
+                ratios.append(provider)
+    common = sorted(makers, key=lambda size: (-len(makers[size]), makers[size][0]))
+    named = ", ".join(f"{size} ({len(makers[size])})" for size in common[:SIZES_NAMED])
+    more = f" and {len(common) - SIZES_NAMED} more" if len(common) > SIZES_NAMED else ""
+    ratio = f"; aspect_ratio + resolution (1K/2K/4K) at {_names(ratios)}" if ratios else ""
+    return (
+        f"no enabled provider makes size {requested} exactly. Sizes that work (providers that make "
+        f"them): {named or 'none'}{more}{ratio}; size 'auto' everywhere. Or send "
+        "size_policy='nearest' for each provider's nearest size (every provider's list: "
+        "refusals)"
+    )
+
+
+def _names(providers: list[str]) -> str:
+    return ", ".join(providers[:4]) + (
+        f" and {len(providers) - 4} more" if len(providers) > 4 else ""
+    )

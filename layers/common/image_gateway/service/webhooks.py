@@ -40,6 +40,8 @@ logger = Logger(child=True)
 
 MAX_SQS_DELAY_SECONDS = 900
 MAX_BODY_BYTES = 20_000
+WEBHOOK_PROMPT_CHARS = 2_000
+"""A prompt longer than the body allows is cut to this in a webhook (GET /v1/tasks has it all)."""
 MAX_RECORDS = 50
 """Delivery records kept on a task (the newest)."""
 
@@ -131,12 +133,16 @@ def render_body(deps: Dependencies, task: Task, status: TaskStatus, at: datetime
         presign=lambda key: deps.images.presigned_get_url(key, settings.output_url_ttl_seconds),
         base_path=settings.public_base_url or task.callback_base_url or "",
         expected_seconds=expected_seconds(settings, task),
+        images_bucket=deps.images.bucket,
     )
     view.deliveries = []  # the receiver's own log is not its business; GET /v1/tasks has it
     payload = WebhookPayload(type=event_type(status), timestamp=at, data=view)
     body = _dump(payload)
     if len(body) > MAX_BODY_BYTES:  # many fallbacks: the full history stays on GET /v1/tasks
         view.attempts, view.history = view.attempts[-3:], view.history[-3:]
+        body = _dump(payload)
+    if len(body) > MAX_BODY_BYTES:  # a long prompt: its start says which task it is
+        view.prompt = view.prompt[:WEBHOOK_PROMPT_CHARS] + "…"
         body = _dump(payload)
     return body
 
