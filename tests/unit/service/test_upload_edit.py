@@ -8,7 +8,8 @@ import pytest
 from image_gateway.inbox.objects import ObjectCreated
 from image_gateway.inbox.settings import InboxSettings
 from image_gateway.models.request import MAX_PROMPT_CHARS, Operation
-from image_gateway.models.task import Task, TaskStatus
+from image_gateway.models.task import Task, TaskError, TaskStatus
+from image_gateway.service.lifecycle import fail_task
 from image_gateway.service.poll import poll_step
 from image_gateway.service.upload_edit import (
     UploadOutcome,
@@ -221,6 +222,49 @@ def test_the_same_bytes_uploaded_again_find_the_first_task(
 
     # THEN it is the same upload (same ETag): the first task
     assert (again.outcome, again.task_id) == (UploadOutcome.DUPLICATE, first.task_id)
+
+
+def test_a_reupload_of_a_photo_whose_task_failed_makes_a_new_task(
+    inbox: FakeInboxDependencies, photo: bytes
+) -> None:
+    # GIVEN an upload whose task failed (the provider refused it)
+    first = edit_upload(inbox, inbox.objects.put("products/shoe.png", photo))
+    assert first.task_id is not None
+    fail_task(inbox.core, first.task_id, TaskError(code="provider_error", message="x"), by="test")
+
+    # WHEN the same bytes are uploaded again at the same key
+    again = edit_upload(inbox, inbox.objects.put("products/shoe.png", photo))
+
+    # THEN it is a new task (a re-upload is how a user tries again), and a third delivery of
+    # that re-upload finds the new one
+    assert again.outcome is UploadOutcome.SUBMITTED and again.task_id != first.task_id
+    third = edit_upload(inbox, inbox.objects.put("products/shoe.png", photo))
+    assert (third.outcome, third.task_id) == (UploadOutcome.DUPLICATE, again.task_id)
+
+
+def test_a_rule_may_name_the_client_its_uploads_belong_to(
+    deps: FakeDependencies, photo: bytes
+) -> None:
+    # GIVEN a rule for team-b's folder naming its client
+    rules: dict[str, Any] = {
+        "rules": [
+            {"prefix": "products/", "prompt": "White background"},
+            {"prefix": "team-b/", "prompt": "Studio light", "client": "team-b"},
+        ]
+    }
+    inbox = FakeInboxDependencies(deps, rules=rules, settings=inbox_settings())
+
+    # WHEN one photo lands in each folder
+    a = edit_upload(inbox, inbox.objects.put("products/a.png", photo))
+    b = edit_upload(inbox, inbox.objects.put("team-b/b.png", photo))
+
+    # THEN each task belongs to its own client, with its own limits and output folder
+    assert a.task_id is not None and b.task_id is not None
+    assert deps.tasks.require(a.task_id).client_id == CLIENT
+    team_b = deps.tasks.require(b.task_id)
+    assert team_b.client_id == "team-b"
+    assert team_b.output_key_stem is not None and "team-b" in team_b.output_key_stem
+    assert deps.usage.usage("team-b").running == 1
 
 
 def test_a_changed_photo_at_the_same_key_is_a_new_task(
