@@ -57,7 +57,7 @@ from image_gateway.service.webhooks import current_secret, redeliver, rotate_sec
 logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
-expect_invocations_without_metrics()  # most invocations count nothing
+expect_invocations_without_metrics(metrics)  # most invocations count nothing
 router = Router()
 DEPS = lazy_dependencies()
 MAX_TASK_ID_CHARS = 128

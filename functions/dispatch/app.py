@@ -32,7 +32,7 @@ from image_gateway.service.dispatch import dispatch, give_up
 logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
-expect_invocations_without_metrics()  # most invocations count nothing
+expect_invocations_without_metrics(metrics)  # most invocations count nothing
 processor = BatchProcessor(event_type=EventType.SQS)
 DEPS = lazy_dependencies()
 

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
-expect_invocations_without_metrics()  # most invocations count nothing
+expect_invocations_without_metrics(metrics)  # most invocations count nothing
 processor = BatchProcessor(event_type=EventType.SQS)
 DEPS = lazy_dependencies()
 

@@ -140,3 +140,24 @@ def test_a_handler_that_counted_nothing_flushes_without_a_warning() -> None:
 
     # THEN Powertools says nothing about it
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_disabled_powertools_metrics_keeps_nothing_and_prints_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN metrics disabled (devstack's default) and a handler's Powertools Metrics
+    from aws_lambda_powertools import Metrics
+    from image_gateway.metrics import expect_invocations_without_metrics
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    metrics = Metrics(namespace=NAMESPACE, service="test")
+    metrics.clear_metrics()
+    expect_invocations_without_metrics(metrics)
+
+    # WHEN a warm function counts 150 values over its invocations, flushing after each
+    for _ in range(150):
+        metrics.add_metric(name="TasksSubmitted", unit="Count", value=1)
+        metrics.flush_metrics()
+
+    # THEN no raw metric line is printed (Powertools alone prints the set at its 100th value)
+    assert "_aws" not in capsys.readouterr().out
