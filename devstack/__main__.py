@@ -21,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
         help="multiplies provider latencies and gateway waits (default 0.02)",
     )
     parser.add_argument("--log-level", default=None, help="Lambda log level (default WARNING)")
+    parser.add_argument(
+        "--no-iam",
+        action="store_true",
+        help="debugging only: do not enforce the functions' IAM roles (every request allowed)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         from devstack.demo import main as demo_main
@@ -28,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         return demo_main()
     from devstack.demo import TRY_COMMAND
 
-    config = StackConfig(time_scale=args.time_scale, log_level=args.log_level or "INFO")
+    config = StackConfig(
+        time_scale=args.time_scale, log_level=args.log_level or "INFO", iam=not args.no_iam
+    )
     with DevStack(config) as stack:
         info = stack.info
         assert info is not None
