@@ -6,8 +6,10 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from devstack.stack import DevStack, StackConfig
+from devstack.template import TEMPLATE_PATH
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="debugging only: do not enforce the functions' IAM roles (every request allowed)",
     )
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=TEMPLATE_PATH,
+        help="the SAM template to run (default: the repository's template.yaml)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         from devstack.demo import main as demo_main
@@ -34,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     from devstack.demo import TRY_COMMAND
 
     config = StackConfig(
-        time_scale=args.time_scale, log_level=args.log_level or "INFO", iam=not args.no_iam
+        time_scale=args.time_scale,
+        log_level=args.log_level or "INFO",
+        iam=not args.no_iam,
+        template_path=args.template,
     )
     with DevStack(config) as stack:
         info = stack.info

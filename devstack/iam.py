@@ -138,6 +138,34 @@ def without(documents: list[dict[str, Any]], permission: Permission) -> list[dic
     return [d for d in out if d["Statement"]]
 
 
+def template_without(
+    template: dict[str, Any], function: str, action: str, resource: str
+) -> dict[str, Any]:
+    """A copy of ``template`` whose ``function`` no longer has ``action`` on the resource whose
+    logical id is ``resource`` (in its inline statements; what a reviewer would delete)."""
+    from devstack.template import references
+
+    changed = copy.deepcopy(template)
+    found = False
+    for item in changed["Resources"][function]["Properties"].get("Policies", []):
+        if not isinstance(item, dict) or "Statement" not in item:
+            continue
+        kept = []
+        for statement in _as_list(item["Statement"]):
+            actions = _as_list(statement.get("Action", []))
+            if action in actions and resource in set(references(statement.get("Resource"))):
+                found = True
+                actions = [a for a in actions if a != action]
+                if not actions:
+                    continue
+                statement = {**statement, "Action": actions}
+            kept.append(statement)
+        item["Statement"] = kept
+    if not found:
+        raise ValueError(f"{function} has no {action} on {resource} to take out")
+    return changed
+
+
 def for_moto(document: dict[str, Any]) -> dict[str, Any]:
     """The document as moto can evaluate it: without conditions (see the module docstring)."""
     statements = [
@@ -157,7 +185,7 @@ def put_role_policies(iam: Any, role: str, documents: list[dict[str, Any]]) -> N
     """Make ``documents`` the role's inline policies (replacing whatever it had)."""
     for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
         iam.delete_role_policy(RoleName=role, PolicyName=name)
-    for index, document in enumerate(documents):
+    for index, document in enumerate(d for d in documents if _as_list(d["Statement"])):
         iam.put_role_policy(
             RoleName=role,
             PolicyName=f"policy-{index}",
