@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -237,6 +238,26 @@ def create_admin(iam: Any, account: str) -> None:
     key.access_key_id, key.secret_access_key = ADMIN_KEY
 
 
+STATES_KEY: Final = ("ak", "sk")
+"""The key moto 5.2.5's Step Functions signs its Lambda calls with (``boto_client_for``)."""
+
+
+def create_state_machine_identity(iam: Any, account: str, documents: list[dict[str, Any]]) -> None:
+    """The identity moto's Step Functions calls Lambda as: a user with the state machine's
+    policies (its role on AWS), whose key is the one moto signs with."""
+    from moto.iam.models import iam_backends
+
+    iam.create_user(UserName="devstack-states")
+    for index, document in enumerate(d for d in documents if _as_list(d["Statement"])):
+        iam.put_user_policy(
+            UserName="devstack-states",
+            PolicyName=f"policy-{index}",
+            PolicyDocument=json.dumps(for_moto(document)),
+        )
+    key = iam_backends[account]["aws"].create_access_key("devstack-states")
+    key.access_key_id, key.secret_access_key = STATES_KEY
+
+
 def set_enforcement(moto_url: str, *, on: bool) -> None:
     """Switch moto's authentication and authorisation on (every request) or off."""
     httpx.post(
@@ -339,6 +360,17 @@ def _key_resource(response: Any) -> str:
         return "*"
 
 
+def _function_resource(response: Any) -> str:
+    """Lambda's REST paths name the function: ``/2015-03-31/functions/{name}/invocations``."""
+    parts = str(response.path).split("/")
+    if "functions" not in parts or parts.index("functions") + 1 >= len(parts):
+        return "*"
+    name = urllib.parse.unquote(parts[parts.index("functions") + 1])
+    if name.startswith("arn:"):
+        return name
+    return _arn("lambda", response.region, response.current_account, f"function:{name}")
+
+
 def _state_machine_resource(response: Any) -> str:
     return str(_json_param(response, "stateMachineArn", "executionArn") or "*")
 
@@ -352,6 +384,7 @@ def patch_moto_resources() -> None:
     ``_authenticate_and_authorize_normal_action``; ``tests/devstack/test_iam.py`` checks it."""
     if _PATCHED:
         return
+    from moto.awslambda.responses import LambdaResponse
     from moto.dynamodb.responses import DynamoHandler
     from moto.events.responses import EventsHandler
     from moto.kms.responses import KmsResponse
@@ -365,6 +398,7 @@ def patch_moto_resources() -> None:
         SimpleSystemManagerResponse: _parameter_resource,
         KmsResponse: _key_resource,
         StepFunctionResponse: _state_machine_resource,
+        LambdaResponse: _function_resource,
     }
     for cls, resolve in resolvers.items():
         cls._determine_resource = resolve  # type: ignore[attr-defined]
@@ -383,6 +417,16 @@ def patch_moto_resources() -> None:
                 original(self, arn)
 
     DynamoHandler._authenticate_and_authorize_normal_action = authorise_dynamodb  # type: ignore[method-assign]
+
+    lambda_original = LambdaResponse._authenticate_and_authorize_normal_action
+
+    def authorise_lambda(self: Any, resource: str = "*") -> None:
+        # IAM's action for the Invoke operation is lambda:InvokeFunction; moto checks lambda:Invoke
+        action = self._get_action()
+        with _acting_as(self, "InvokeFunction" if action == "Invoke" else action):
+            lambda_original(self, resource)
+
+    LambdaResponse._authenticate_and_authorize_normal_action = authorise_lambda  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from typing import Any, Final
 import boto3
 
 from devstack.event_sources import QueueSource, Schedule, rate_seconds
-from devstack.iam import execution_role, policy_documents
+from devstack.iam import create_state_machine_identity, execution_role, policy_documents
 from devstack.router import Route
 from devstack.runtime import FunctionRuntime, LocalFunction, code_dir_of
 from devstack.template import ROOT, Resolver, creation_order
@@ -267,6 +267,10 @@ def _create_state_machine(p: Provisioning, logical_id: str, props: dict[str, Any
     definition = (ROOT / props["DefinitionUri"]).read_text()
     for key, value in p.resolver.resolve(props.get("DefinitionSubstitutions", {})).items():
         definition = definition.replace("${" + key + "}", str(value))
+    if p.iam:  # moto runs the machine and calls Lambda with one fixed key: give it this role
+        documents = p.resolver.resolve(policy_documents(props.get("Policies", [])))
+        create_state_machine_identity(p.clients["iam"], ACCOUNT, documents)
+        p.policies[logical_id] = documents
     arn = p.clients["stepfunctions"].create_state_machine(
         name=f"{STACK_NAME}-{logical_id}",
         definition=definition,
