@@ -44,11 +44,12 @@ help:
 	@echo "make deploy    make build, then sam deploy --guided (DEPLOY_FLAGS= to reuse samconfig.toml)"
 	@echo "make tools     install sam and aws in .venv-sam/bin"
 
-$(STAMP): requirements-dev.txt layers/common/requirements.txt layers/common/pyproject.toml \
+$(STAMP): requirements-dev.txt requirements-nodeps.txt layers/common/requirements.txt layers/common/pyproject.toml \
 		client/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -e layers/common -e client
+	$(PY) -m pip install --quiet --no-deps $$(grep -E '^aws-sam-translator==' requirements-nodeps.txt)
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from devstack.stack import DevStack, StackConfig
+from devstack.template import TEMPLATE_PATH
 
 
 class Stopped(Exception):
@@ -57,6 +58,17 @@ def main(argv: list[str] | None = None) -> int:
         default=StackConfig.state_file,
         help="where `up` writes the running stack's URLs and key (imagegw reads it)",
     )
+    parser.add_argument(
+        "--no-iam",
+        action="store_true",
+        help="debugging only: do not enforce the functions' IAM roles (every request allowed)",
+    )
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=TEMPLATE_PATH,
+        help="the SAM template to run (default: the repository's template.yaml)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         from devstack.demo import main as demo_main
@@ -66,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         time_scale=args.time_scale,
         log_level=args.log_level or "INFO",
         state_file=args.state_file,
+        iam=not args.no_iam,
+        template_path=args.template,
     )
     stop_on_signals()
     try:

@@ -97,6 +97,8 @@ class LocalAws:
         """Forget every resource (moto's backends live as long as the process: a later stack in
         the same process, like each of ``make bench``'s figures, starts empty), stop serving."""
         if self._server is not None:
+            # IAM enforcement is moto's process-wide setting: a later stack provisions unchecked
+            httpx.post(f"{self.url}/moto-api/reset-auth", content=b"inf", timeout=30)
             httpx.post(f"{self.url}/moto-api/reset", timeout=30).raise_for_status()
             self._server.shutdown()
             self._server.server_close()

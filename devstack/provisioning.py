@@ -18,6 +18,7 @@ from typing import Any, Final
 import boto3
 
 from devstack.event_sources import QueueSource, Schedule, rate_seconds
+from devstack.iam import create_state_machine_identity, execution_role, policy_documents
 from devstack.router import Route
 from devstack.runtime import FunctionRuntime, LocalFunction, code_dir_of
 from devstack.template import ROOT, Resolver, creation_order
@@ -38,6 +39,7 @@ CLIENTS: Final = (
     "sqs",
     "ssm",
     "sns",
+    "sts",
 )
 
 
@@ -57,12 +59,17 @@ class Provisioning:
     """Logical id -> URL of every queue."""
     function_urls: dict[str, str] = field(default_factory=dict)
     """Logical id -> name of every function with a ``FunctionUrlConfig`` (served on a port)."""
+    iam: bool = True
+    """Each function runs as its own role (``devstack.iam``); off: all share one, unchecked."""
+    policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Logical id -> the resolved policy documents of each function's execution role."""
 
 
 def provision(
-    template: dict[str, Any], resolver: Resolver, runtime: FunctionRuntime
+    template: dict[str, Any], resolver: Resolver, runtime: FunctionRuntime, *, iam: bool = True
 ) -> Provisioning:
-    """Create every resource of ``template`` that devstack knows how to create, in order."""
+    """Create every resource of ``template`` that devstack knows how to create, in order
+    (with ``iam``, each function's execution role from its ``Policies``)."""
     session = boto3.Session(region_name=REGION)
     clients = {name: session.client(name) for name in CLIENTS}
     role_arn = clients["iam"].create_role(
@@ -75,6 +82,7 @@ def provision(
         globals_fn=template.get("Globals", {}).get("Function", {}),
         role_arn=role_arn,
         runtime=runtime,
+        iam=iam,
     )
     resources: dict[str, Any] = template["Resources"]
     for logical_id in creation_order(template):
@@ -197,6 +205,11 @@ def _create_function(p: Provisioning, logical_id: str, props: dict[str, Any]) ->
     }
     environment = {k: str(v) for k, v in p.resolver.resolve(env).items()}
     name = f"{STACK_NAME}-{logical_id}"
+    role_arn, credentials = p.role_arn, dict[str, str]()
+    if p.iam:  # as Lambda does: the role's temporary credentials in the environment
+        documents = p.resolver.resolve(policy_documents(props.get("Policies", [])))
+        role_arn, credentials = execution_role(p.clients, name, documents)
+        p.policies[logical_id] = documents
     function = LocalFunction(
         logical_id=logical_id,
         name=name,
@@ -205,12 +218,13 @@ def _create_function(p: Provisioning, logical_id: str, props: dict[str, Any]) ->
         environment=environment,
         timeout=int(merged.get("Timeout", 3)),
         memory_mb=int(merged.get("MemorySize", 128)),
+        credentials=credentials,
     )
     p.runtime.register(function)
     arn = p.clients["lambda"].create_function(
         FunctionName=name,
         Runtime=merged["Runtime"],
-        Role=p.role_arn,
+        Role=role_arn,
         Handler=merged["Handler"],
         Code={"ZipFile": _placeholder_zip()},
         Timeout=function.timeout,
@@ -253,6 +267,10 @@ def _create_state_machine(p: Provisioning, logical_id: str, props: dict[str, Any
     definition = (ROOT / props["DefinitionUri"]).read_text()
     for key, value in p.resolver.resolve(props.get("DefinitionSubstitutions", {})).items():
         definition = definition.replace("${" + key + "}", str(value))
+    if p.iam:  # moto runs the machine and calls Lambda with one fixed key: give it this role
+        documents = p.resolver.resolve(policy_documents(props.get("Policies", [])))
+        create_state_machine_identity(p.clients["iam"], ACCOUNT, documents)
+        p.policies[logical_id] = documents
     arn = p.clients["stepfunctions"].create_state_machine(
         name=f"{STACK_NAME}-{logical_id}",
         definition=definition,

@@ -18,7 +18,7 @@ import os
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
@@ -49,6 +49,8 @@ class LocalFunction:
     environment: dict[str, str]
     timeout: int
     memory_mb: int
+    credentials: dict[str, str] = field(default_factory=dict)
+    """The execution role's credentials (``AWS_ACCESS_KEY_ID``...): none, devstack's own."""
     module: ModuleType | None = None
     invocations: int = 0
 
@@ -140,12 +142,14 @@ class FunctionRegistry:
         return list({id(f): f for f in self._functions.values()}.values())
 
     def function_environment(self, function: LocalFunction) -> dict[str, str]:
-        """The template's variables, Lambda's own, then devstack's overrides (which win)."""
+        """The template's variables, Lambda's own, devstack's overrides (which win over both),
+        then the function's role credentials (which win over devstack's own)."""
         return {
             **function.environment,
             "AWS_LAMBDA_FUNCTION_NAME": function.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
             **self._environment,
+            **function.credentials,
         }
 
 

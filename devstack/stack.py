@@ -13,18 +13,25 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import boto3
 
 from devstack.event_sources import EventSources
+from devstack.iam import (
+    create_admin,
+    patch_moto_resources,
+    put_role_policies,
+    role_name,
+    set_enforcement,
+)
 from devstack.local_aws import LocalAws
 from devstack.process_runtime import ProcessRuntime
 from devstack.provisioning import ACCOUNT, REGION, STACK_NAME, Provisioning, provision
 from devstack.router import LocalFunctionUrl, LocalHttpApi
 from devstack.runtime import FunctionRuntime, InlineRuntime, patch_moto_lambda
 from devstack.simulator import ProviderSimulator
-from devstack.template import ROOT, Resolver, load_template, parameter_defaults
+from devstack.template import ROOT, TEMPLATE_PATH, Resolver, load_template, parameter_defaults
 from devstack.waiting import wait_until
 
 __all__ = [
@@ -61,6 +68,11 @@ class StackConfig:
     """Whether functions print their metrics (EMF lines) as Lambda would for CloudWatch; off
     by default (``POWERTOOLS_METRICS_DISABLED=true``): a terminal shows the story, not the
     plumbing. The tests of the metrics turn them on."""
+    iam: bool = True
+    """Each function runs as its own execution role and moto enforces it (``devstack.iam``).
+    Off (``--no-iam``) only to debug: every request is then allowed."""
+    template_path: Path = TEMPLATE_PATH
+    """The template to run (a test may run a changed copy)."""
 
 
 @dataclass
@@ -94,7 +106,7 @@ class DevStack:
 
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
-        self.template = load_template()
+        self.template = load_template(self.config.template_path)
         self.aws = LocalAws(REGION)
         overrides = {
             **self.aws.environment,
@@ -112,6 +124,8 @@ class DevStack:
         self.info: StackInfo | None = None
         self.event_sources: EventSources | None = None
         self.queue_urls: dict[str, str] = {}
+        self.policies: dict[str, list[dict[str, Any]]] = {}
+        """Logical id -> the policy documents of each function's role (with ``iam``)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> StackInfo:
@@ -124,6 +138,7 @@ class DevStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
         self.aws.start()
         patch_moto_lambda(self.runtime)
+        patch_moto_resources()
 
         self.simulator = ProviderSimulator(
             host="127.0.0.1", port=0, time_scale=self.config.time_scale, api_key=SIMULATOR_API_KEY
@@ -132,7 +147,8 @@ class DevStack:
         self.api = LocalHttpApi(self.runtime, routes=[])
         self.api.start()
 
-        provisioning = provision(self.template, self._resolver(), self.runtime)
+        provisioning = provision(self.template, self._resolver(), self.runtime, iam=self.config.iam)
+        self.policies = provisioning.policies
         self.api.set_routes(provisioning.routes)
         for logical_id, function in provisioning.function_urls.items():
             url = LocalFunctionUrl(self.runtime, function)
@@ -142,6 +158,9 @@ class DevStack:
             provisioning.resolver.attributes[f"{logical_id}Url.FunctionUrl"] = url.base_url + "/"
         self.queue_urls = dict(provisioning.queue_urls)
         self.info = self._seed(provisioning)
+        if self.config.iam:  # provisioned: from now on every request is checked
+            create_admin(provisioning.clients["iam"], ACCOUNT)
+            set_enforcement(self.aws.url, on=True)
         self.event_sources = EventSources(
             self.runtime,
             region=REGION,
@@ -196,6 +215,14 @@ class DevStack:
         values["ProviderTimeoutSeconds"] = str(self.config.provider_timeout_seconds)
         values["FetchAllowPrivateHosts"] = "127.0.0.1"
         return values
+
+    def set_policies(self, logical_id: str, documents: list[dict[str, Any]]) -> None:
+        """Replace a function's role policies; moto checks the next request against them."""
+        put_role_policies(
+            boto3.client("iam", region_name=REGION),
+            role_name(self.runtime.get(logical_id).name),
+            documents,
+        )
 
     def queue_idle(self, logical_id: str) -> bool:
         """True when the queue has no message waiting or in flight (bounded waits in tests)."""

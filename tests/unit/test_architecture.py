@@ -117,12 +117,15 @@ def test_the_webhook_imports_only_its_cold_path() -> None:
     assert imported & forbidden == set()
     assert {m for m in imported if m.startswith("image_gateway.")} == {
         "image_gateway.adapters",
+        "image_gateway.adapters.access_denied",
         "image_gateway.adapters.boto",
+        "image_gateway.adapters.emf_metrics",
         "image_gateway.adapters.sqs_finalize",
         "image_gateway.adapters.webhook",
         "image_gateway.auth",
         "image_gateway.errors",
         "image_gateway.json_log",
+        "image_gateway.metrics",
         "image_gateway.ports",
         "image_gateway.service",
         "image_gateway.service.callback",

@@ -55,6 +55,10 @@ class JsonLogger:
         """Log at WARNING."""
         self._write("WARNING", message, extra)
 
+    def error(self, message: str, **extra: Any) -> None:
+        """Log at ERROR."""
+        self._write("ERROR", message, extra)
+
     def _write(self, level: str, message: str, extra: dict[str, Any]) -> None:
         if _LEVELS[level] < self._level:
             return

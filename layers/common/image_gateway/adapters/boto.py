@@ -18,6 +18,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.loaders import Loader
 
+from image_gateway.adapters.access_denied import watch_access_denied
 from image_gateway.timing import TimingPolicy
 
 T = TypeVar("T")
@@ -60,11 +61,13 @@ class _KnownServicesLoader(Loader):  # type: ignore[misc]  # botocore has no typ
 
 
 def new_session() -> botocore.session.Session:
-    """A botocore session whose loader knows :data:`SERVICES` (``AWS_DATA_PATH`` honoured)."""
+    """A botocore session whose loader knows :data:`SERVICES` (``AWS_DATA_PATH`` honoured),
+    and whose refused calls are logged and counted (:mod:`image_gateway.adapters.access_denied`)."""
     session = botocore.session.get_session()
     data_path = session.get_config_variable("data_path")
     extra = [p for p in (data_path or "").split(os.pathsep) if p]
     session.register_component("data_loader", _KnownServicesLoader(extra_search_paths=extra))
+    watch_access_denied(session)
     return session
 
 
