@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from image_gateway.standard_webhooks import signed_headers
+from image_gateway.webhooks.signing import signed_headers
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devstack.stack import StackInfo

@@ -9,16 +9,16 @@ from datetime import timedelta
 import pytest
 from image_gateway.errors import Conflict, DownloadFailed, InvalidRequest, NotFound, UnsafeUrl
 from image_gateway.models.task import Task, TaskStatus, utc_now
-from image_gateway.models.webhooks import DeliveryMessage
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.refresh import refresh_task
 from image_gateway.service.submit import submit_task
-from image_gateway.service.webhooks import (
+from image_gateway.webhooks.delivery import (
     current_secret,
     deliver,
     redeliver,
     rotate_secret,
 )
+from image_gateway.webhooks.models import DeliveryMessage
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 

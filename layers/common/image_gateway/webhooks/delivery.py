@@ -24,17 +24,17 @@ from image_gateway.errors import DownloadFailed, InvalidRequest, NotFound, Unsaf
 from image_gateway.log_context import working_on
 from image_gateway.models.task import DeliveryRecord, Task, TaskStatus, utc_now
 from image_gateway.models.views import TaskView, WebhookPayload, WebhookSecretView
-from image_gateway.models.webhooks import (
+from image_gateway.ports import Dependencies, EventPublishError, QueueUnavailable
+from image_gateway.service.progress import expected_seconds
+from image_gateway.webhooks.models import (
     DEFAULT_CALLBACK_EVENTS,
     DeliveryMessage,
     WebhookFailedDetail,
     callback_event_of,
     webhook_id,
 )
-from image_gateway.ports import Dependencies, EventPublishError, QueueUnavailable
-from image_gateway.service.progress import expected_seconds
-from image_gateway.standard_webhooks import signed_headers
-from image_gateway.webhook_ports import WebhookSecretSet
+from image_gateway.webhooks.ports import WebhookSecretSet
+from image_gateway.webhooks.signing import signed_headers
 
 logger = Logger(child=True)
 
