@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from image_gateway.errors import InvalidImage, InvalidRequest, NotFound, PayloadTooLarge
+from image_gateway.errors import InvalidImage, NotFound, PayloadTooLarge
 from image_gateway.service.staging import input_opener, provider_inputs, stage_inputs
 
 from tests.fakes import FakeDependencies
@@ -67,11 +67,11 @@ def test_a_reference_outside_the_callers_inputs_is_refused(
     deps: FakeDependencies, reference: str
 ) -> None:
     # GIVEN an s3:// reference to another client's inputs or another bucket
-    # WHEN staged THEN 400 s3_reference_forbidden (never presigned)
-    with pytest.raises(InvalidRequest) as refused:
+    # WHEN staged THEN 404 input_not_found, as for a missing object (never presigned)
+    with pytest.raises(NotFound) as refused:
         stage_inputs(deps, fox(images=[reference]), client_id="c", task_id="t")
 
-    assert refused.value.code == "s3_reference_forbidden"
+    assert refused.value.code == "input_not_found"
 
 
 def test_a_reference_to_a_missing_object_is_not_found(deps: FakeDependencies) -> None:

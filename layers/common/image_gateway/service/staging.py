@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
 
-from image_gateway.errors import InvalidImage, InvalidRequest, NotFound, PayloadTooLarge
+from image_gateway.errors import InvalidImage, NotFound, PayloadTooLarge
 from image_gateway.images.inputs import InputCheck
 from image_gateway.images.sniff import sniff_head, sniff_image
 from image_gateway.models.request import (
@@ -54,7 +54,8 @@ def stage_inputs(
 
     Raises what refused an input (InvalidImage with ``invalid_image``,
     ``image_too_many_pixels`` or ``mask_size_mismatch``; PayloadTooLarge;
-    ``s3_reference_forbidden``; ``input_not_found``), after deleting what it had stored.
+    ``input_not_found`` for a missing object or another client's), after deleting what it had
+    stored.
     """
     max_pixels = deps.settings.max_input_pixels
     stem = f"inputs/{client_id}/{task_id}"
@@ -129,9 +130,11 @@ def _stage(
         )
     bucket, key = parse_s3_ref(value)
     if bucket != deps.images.bucket or not key.startswith(f"inputs/{client_id}/"):
-        raise InvalidRequest(
-            f"s3 references must point into s3://{deps.images.bucket}/inputs/{client_id}/",
-            code="s3_reference_forbidden",
+        # another client's object is a 404 like a missing one (as another client's task is)
+        raise NotFound(
+            f"{value} is not one of your inputs: refer to s3://{deps.images.bucket}/"
+            f"inputs/{client_id}/... (a ref from POST /v1/uploads)",
+            code="input_not_found",
         )
     try:  # the object was checked whole when it was stored: its header says enough now
         info = sniff_head(deps.images.open_stream(key))

@@ -20,7 +20,12 @@ from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
-from image_gateway.errors import DownloadFailed, InvalidRequest, NotFound, UnsafeUrl
+from image_gateway.errors import (
+    DownloadFailed,
+    NotFound,
+    Unprocessable,
+    UnsafeUrl,
+)
 from image_gateway.log_context import working_on
 from image_gateway.models.task import DeliveryRecord, Task, TaskStatus, utc_now
 from image_gateway.models.views import TaskView, WebhookPayload, WebhookSecretView
@@ -45,18 +50,19 @@ MAX_RECORDS = 50
 
 
 def check_callback_url(deps: Dependencies, url: str | None) -> None:
-    """Refuse at submit a ``callback_url`` that could never be delivered to (400)."""
+    """Refuse at submit a ``callback_url`` that could never be delivered to (422: a well-formed
+    URL, refused once its host is looked at)."""
     if url is None:
         return
     try:
         deps.webhooks.transport.check_url(url)
     except UnsafeUrl as refused:
-        raise InvalidRequest(
+        raise Unprocessable(
             f"callback_url refused: {refused.message}", code="callback_url_refused"
         ) from None
     except DownloadFailed as failed:
         if not failed.retryable:  # a name that does not exist; a resolver hiccup is let through
-            raise InvalidRequest(
+            raise Unprocessable(
                 f"callback_url refused: {failed.message}", code="callback_url_refused"
             ) from None
 
