@@ -189,6 +189,47 @@ def test_an_incomplete_inline_png_is_an_invalid_image(deps: FakeDependencies, im
     assert deps.images.objects == {}
 
 
+@pytest.mark.parametrize(
+    "image",
+    [png_header(64, 64), truncated_png(), png(64, 64) + b"\0" * 1_000_000],
+    ids=["header-only", "truncated", "trailing-bytes"],
+)
+def test_an_uploaded_input_is_checked_whole_like_an_inline_one(
+    deps: FakeDependencies, image: bytes
+) -> None:
+    # GIVEN a file PUT to an upload slot (S3 held it only to its declared size and type)
+    deps.images.objects["inputs/c/uploads/upl_1/0.png"] = image
+
+    # WHEN a request refers to it THEN refused at submit as the same file inline is
+    with pytest.raises(InvalidImage) as refused:
+        stage_inputs(
+            deps,
+            fox(images=["s3://images/inputs/c/uploads/upl_1/0.png"]),
+            client_id="c",
+            task_id="t",
+        )
+    with pytest.raises(InvalidImage) as inline:
+        stage_inputs(deps, fox(images=[data_url(image)]), client_id="c", task_id="t2")
+
+    assert refused.value.code == inline.value.code == "invalid_image"
+    assert str(refused.value.message).startswith("images[0]: ")
+
+
+def test_an_uploaded_input_over_the_image_limit_is_refused(make_deps: DepsFactory) -> None:
+    # GIVEN a stack whose images may have 1,000 bytes, and a larger uploaded file
+    deps = make_deps(max_image_bytes=1_000)
+    deps.images.objects["inputs/c/uploads/upl_1/0.png"] = png(64, 64) + b"\0" * 1_000
+
+    # WHEN a request refers to it THEN 413, naming the input
+    with pytest.raises(PayloadTooLarge, match=r"^images\[0\]: "):
+        stage_inputs(
+            deps,
+            fox(images=["s3://images/inputs/c/uploads/upl_1/0.png"]),
+            client_id="c",
+            task_id="t",
+        )
+
+
 def test_the_pixel_limit_comes_from_the_settings(make_deps: DepsFactory) -> None:
     # GIVEN a stack whose inputs may have 64x64 pixels WHEN a 65x64 image is staged THEN refused
     deps = make_deps(max_input_pixels=64 * 64)
