@@ -52,6 +52,9 @@ class TimingPolicy:
     # -- provider answers -----------------------------------------------------------------------
     max_bad_responses: int = 3
     """Garbage from a provider's status endpoint this many times running fails the task."""
+    max_download_failures: int = 3
+    """A result that fails to download this many times (a timeout, a refused connection, an
+    unreachable host) fails the task ``provider_download_failed`` instead of waiting for expiry."""
     callback_grace_factor: float = 2.0
     """A callback provider silent for this many expected latencies gets one poll (sweeper)."""
 

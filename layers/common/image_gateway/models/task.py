@@ -227,6 +227,7 @@ class Task(BaseModel):
     attempts: list[ProviderAttempt] = Field(default_factory=list)
     polls: int = 0
     bad_responses: int = 0
+    download_failures: int = 0
     finalized_by: str | None = None
     idempotency_key: str | None = None
     request_id: str | None = Field(
