@@ -137,7 +137,7 @@ def finalize_success(
     except DownloadFailed as exc:
         message = exc.message
         if exc.retryable:
-            failures = _count_download_failure(deps, task)
+            failures = count_download_failure(deps, task)
             if failures < deps.timing.max_download_failures:
                 raise RetryLater(exc.message) from exc
             message = f"{exc.message} ({failures} tries)"
@@ -156,15 +156,15 @@ def finalize_success(
     return _discard_unnamed(deps, finished.task, stored)
 
 
-def _count_download_failure(deps: Dependencies, task: Task) -> int:
-    """Count one more failed download of the task's result; the count so far."""
+def count_download_failure(deps: Dependencies, task: Task) -> int:
+    """Count one more failed download for the task (its inputs or its result); the count so far."""
 
     def count(t: Task) -> None:
         t.download_failures += 1
 
     counted = deps.tasks.update(task.task_id, count)
     logger.warning(
-        "result download failed",
+        "download failed",
         extra={"task_id": task.task_id, "count": counted.download_failures},
     )
     return counted.download_failures
