@@ -39,7 +39,16 @@ GROUPS: dict[str, dict[str, list[Any]]] = {
         "resolution": [ABSENT, None, "2K"],
     },
     "inputs": {
-        "images": [ABSENT, [], [URL], ["ftp://x/y.png"], ["s3://bucket/inputs/c/0.png"]],
+        "images": [
+            ABSENT,
+            [],
+            [URL],
+            ["ftp://x/y.png"],
+            ["s3://bucket/inputs/c/0.png"],
+            ["s3://b.c/ \u2000"],
+            ["data:image/png;base64, "],
+            ["data:image/png;base64,iVBO\n"],
+        ],
         "mask": [ABSENT, None, URL, "https://"],
         "input_fidelity": [ABSENT, None, "low"],
     },

@@ -24,8 +24,10 @@ _SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 # \s (Python's adds \x1c-\x1f, ECMA's has no \x85 and adds \ufeff): the document never says \s.
 _WS = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 SPACE, NOT_SPACE = f"[{_WS}]", f"[^{_WS}]"
-_DATA_URL = rf"data:image/(png|jpeg|jpg|webp);base64,[A-Za-z0-9+/={_WS}]+"
-_S3_REF = r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.+)"
+# Each ends on a character strip() keeps, so the document (which sees the value unstripped)
+# cannot accept a value that is empty where it matters once stripped.
+_DATA_URL = rf"data:image/(png|jpeg|jpg|webp);base64,[A-Za-z0-9+/={_WS}]*[A-Za-z0-9+/=]"
+_S3_REF = rf"s3://([a-z0-9][a-z0-9.\-]{{1,61}}[a-z0-9])/([^\n]*{NOT_SPACE})"
 _DATA_URL_RE = re.compile(f"^{_DATA_URL}$", re.DOTALL)
 _S3_REF_RE = re.compile(f"^{_S3_REF}$")
 PROVIDER_NAME_PATTERN = r"^[a-z][a-z0-9\-]{1,40}$"
