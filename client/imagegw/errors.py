@@ -76,7 +76,8 @@ class PayloadTooLarge(ApiError):
 
 
 class Unprocessable(ApiError):
-    """422: no provider can make this (``unsupported_by_provider``, ``no_provider_can_honour``)."""
+    """422: well-formed but refused once looked at: no provider can make this
+    (``unsupported_by_provider``, ``no_provider_can_honour``), or ``callback_url_refused``."""
 
 
 class RateLimited(ApiError):

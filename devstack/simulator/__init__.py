@@ -63,6 +63,7 @@ marker                      effect
 `[sim:bad-image]`           the task completes but its "image" bytes are not an image
 `[sim:noise]`               full-frame seeded noise, fast PNG encoder: realistically large files
 `[sim:url-string]`          apimart: `result.images[0].url` is a string, not a list
+`[sim:unreachable-result]`  apimart: the result URL names a port nothing listens on
 `[sim:duplicate-callback]`  apimart, apimodels: the terminal callback is delivered twice
 `[sim:late-callback]`       apimart, apimodels: one more callback 2 s x time_scale (>= 0.2 s)
                             later

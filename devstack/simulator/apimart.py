@@ -212,6 +212,8 @@ class ApimartSimulator:
         data["progress"] = 100
         if outcome.completed:
             url = f"{self._base_url()}/files/{task.task_id}/0.png"
+            if "unreachable-result" in task.faults:  # port 1: nothing listens, refused at once
+                url = f"http://127.0.0.1:1/files/{task.task_id}/0.png"
             data["result"] = {
                 "images": [
                     {

@@ -26,6 +26,7 @@ FAULT_MARKERS: Final = frozenset(
         "bad-image",
         "noise",
         "url-string",
+        "unreachable-result",
         "duplicate-callback",
         "late-callback",
         "no-callback",

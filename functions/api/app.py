@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
 from image_gateway.adapters.aws import lazy_dependencies
 from image_gateway.errors import GatewayError, NotFound
-from image_gateway.health.ports import Circuit
+from image_gateway.health.circuit import Circuit
 from image_gateway.http.gate import (
     RoutePolicy,
     admit,
@@ -52,7 +52,7 @@ from image_gateway.service.limits import client_usage
 from image_gateway.service.progress import expected_seconds
 from image_gateway.service.submit import submit_task
 from image_gateway.service.uploads import plan_uploads
-from image_gateway.service.webhooks import current_secret, redeliver, rotate_secret
+from image_gateway.webhooks.delivery import current_secret, redeliver, rotate_secret
 
 logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it

@@ -1,7 +1,7 @@
 """Signed webhooks to callers, from SQS: one attempt of one delivery per record.
 
 Each record of ``WebhookQueue`` is a ``DeliveryMessage``; the attempt is made, recorded on the
-task, and the next one queued (or the delivery dead-lettered) by ``service.webhooks.deliver``.
+task, and the next one queued (or the delivery dead-lettered) by ``webhooks.delivery.deliver``.
 A record that raises (DynamoDB or KMS down) is received again after the visibility timeout.
 """
 
@@ -21,8 +21,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
 from image_gateway.adapters.aws import lazy_dependencies
 from image_gateway.metrics import expect_invocations_without_metrics
-from image_gateway.models.webhooks import DeliveryMessage
-from image_gateway.service.webhooks import deliver
+from image_gateway.webhooks.delivery import deliver
+from image_gateway.webhooks.models import DeliveryMessage
 from pydantic import ValidationError
 
 logger = Logger()

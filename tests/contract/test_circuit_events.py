@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from image_gateway.adapters.eventbridge import EventBridgeCircuitEvents
-from image_gateway.health.ports import Circuit, CircuitEvents, CircuitState
+from image_gateway.health.circuit import Circuit, CircuitState
+from image_gateway.health.ports import CircuitEvents
 from image_gateway.models.circuits import CIRCUIT_CHANGED_DETAIL_TYPE, CircuitChangedDetail
 from image_gateway.ports import EventPublishError
 

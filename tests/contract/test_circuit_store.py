@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 from image_gateway.adapters.dynamodb_circuits import DynamoDBCircuitStore
-from image_gateway.health.ports import Circuit, CircuitState, CircuitStore
+from image_gateway.health.circuit import Circuit, CircuitState
+from image_gateway.health.ports import CircuitStore
 
 from tests.fakes import InMemoryCircuitStore
 

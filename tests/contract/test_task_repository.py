@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
 from image_gateway.errors import InvalidRequest
-from image_gateway.models.task import Task, TaskStatus, utc_now
-from image_gateway.ports import ForbiddenTransition, TaskExists, TaskNotFound, TaskRepository
+from image_gateway.models.task import ForbiddenTransition, Task, TaskStatus, utc_now
+from image_gateway.ports import TaskExists, TaskNotFound, TaskRepository
 
 from tests.fakes import InMemoryTaskStore
 

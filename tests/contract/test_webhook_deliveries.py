@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from image_gateway.adapters.sqs_webhooks import SqsWebhookDeliveries
 from image_gateway.models.task import TaskStatus
-from image_gateway.models.webhooks import DeliveryMessage
 from image_gateway.ports import QueueUnavailable
-from image_gateway.webhook_ports import WebhookDeliveries
+from image_gateway.webhooks.models import DeliveryMessage
+from image_gateway.webhooks.ports import WebhookDeliveries
 
 from tests.fakes import InMemoryWebhookDeliveries
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from image_gateway.adapters.eventbridge import EventBridgeWebhookFailures
-from image_gateway.models.webhooks import WEBHOOK_FAILED_DETAIL_TYPE, WebhookFailedDetail
 from image_gateway.ports import EventPublishError
-from image_gateway.webhook_ports import WebhookFailures
+from image_gateway.webhooks.models import WEBHOOK_FAILED_DETAIL_TYPE, WebhookFailedDetail
+from image_gateway.webhooks.ports import WebhookFailures
 
 from tests.contract.test_event_publisher import SOURCE, RefusingOnce
 from tests.fakes.webhooks import RecordingWebhookFailures

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from image_gateway.adapters.kms_webhook_secrets import KmsWebhookSecrets
-from image_gateway.webhook_ports import WebhookSecrets
+from image_gateway.webhooks.ports import WebhookSecrets
 
 from tests.contract.conftest import REGION
 from tests.fakes import InMemoryWebhookSecrets

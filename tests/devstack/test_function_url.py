@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from devstack.router import LAMBDA_PAYLOAD_LIMIT, LocalFunctionUrl
+from devstack.router import LAMBDA_PAYLOAD_LIMIT, LocalFunctionUrl, LocalHttpApi, Route
+from devstack.runtime import FunctionError
 
 
 class EchoRuntime:
@@ -74,3 +76,58 @@ def test_a_body_over_lambdas_limit_gets_413_without_an_invocation(
     answer = httpx.post(f"{base}/x", content=b"a" * (LAMBDA_PAYLOAD_LIMIT + 1))
 
     assert answer.status_code == 413 and runtime.events == []
+
+
+def test_a_multipart_body_over_the_limit_once_base64_encoded_gets_413_without_an_invocation(
+    served: tuple[EchoRuntime, str],
+) -> None:
+    # GIVEN a 4.8 MB multipart upload: under 6 MiB as sent, over it base64-encoded (as on AWS)
+    runtime, base = served
+    request = httpx.Request(
+        "POST", f"{base}/x", files={"image": ("a.png", b"\0" * 4_800_000, "image/png")}
+    )
+
+    # WHEN sent THEN Lambda's 413, and the function never runs
+    answer = httpx.Client().send(request)
+
+    assert answer.status_code == 413 and runtime.events == []
+
+
+def test_a_json_body_is_not_encoded_so_five_megabytes_reach_the_function(
+    served: tuple[EchoRuntime, str],
+) -> None:
+    runtime, base = served
+
+    answer = httpx.post(f"{base}/x", json={"prompt": "a" * 5_000_000})
+
+    assert answer.status_code == 201 and len(runtime.events) == 1
+
+
+class FailingRuntime:
+    """Every invocation fails, as a handler that raised does."""
+
+    concurrency = 1
+
+    def invoke(self, name: str, event: Any) -> Any:
+        raise FunctionError(name, "RuntimeError", "boom")
+
+
+def test_a_failed_callback_invocation_is_logged_without_its_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN the router serving the provider callback route, whose function fails
+    route = Route("POST", "/webhooks/{provider}/{taskId}/{token}", "imagegw-dev-WebhookFunction")
+    api = LocalHttpApi(FailingRuntime(), routes=[route])  # type: ignore[arg-type]
+    api.start()
+    token = "tok_secret_1234567890"
+    try:
+        # WHEN a provider calls back THEN 500, and no log line carries the token
+        with caplog.at_level(logging.DEBUG):
+            answer = httpx.post(f"{api.base_url}/webhooks/apimart/tsk_1/{token}", json={})
+    finally:
+        api.stop()
+
+    assert answer.status_code == 500
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("devstack")]
+    assert logged, "the failure is logged"
+    assert all(token not in line for line in logged)

@@ -292,6 +292,18 @@ def test_url_string_marker_gives_a_plain_string_url(
     assert http.get(url).status_code == 200
 
 
+def test_unreachable_result_marker_names_a_url_nothing_answers(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a finished apimart task with the unreachable-result marker
+    task_id = apimart_task_id(http, sim, prompt=f"{INSTANT} [sim:unreachable-result]")
+    # When it is queried
+    url = apimart_finished(http, sim, task_id)["result"]["images"][0]["url"][0]
+    # Then its result URL refuses the connection
+    with pytest.raises(httpx.ConnectError):
+        http.get(url)
+
+
 def test_stall_first_file_marker_holds_only_the_first_download(
     sim: ProviderSimulator, http: httpx.Client
 ) -> None:

@@ -91,7 +91,7 @@ def test_a_failing_provider_is_skipped_while_its_breaker_is_open_then_one_trial_
         assert (task["status"], task["provider"]) == ("succeeded", "mountsea-async")
         assert [(a["provider"], a["outcome"]) for a in task["attempts"]] == [
             ("apimart", "failed"),
-            ("mountsea-async", "submitted"),
+            ("mountsea-async", "completed"),
         ]
     assert len(_apimart_requests_with(info, f"{marker}-fail-")) == FAILURES
 
@@ -116,7 +116,7 @@ def test_a_failing_provider_is_skipped_while_its_breaker_is_open_then_one_trial_
         task = wait_terminal(api, created["task_id"])
         assert (task["status"], task["provider"]) == ("succeeded", "mountsea-async")
         assert [(a["provider"], a["outcome"]) for a in task["attempts"]] == [
-            ("mountsea-async", "submitted")
+            ("mountsea-async", "completed")
         ]
     # AND the simulator's journal proves apimart never received them
     assert _apimart_requests_with(info, f"{marker}-skip-") == []

@@ -53,6 +53,18 @@ def test_a_result_that_is_not_an_image_fails_the_task(api: httpx.Client) -> None
     assert task["error"]["code"] == "provider_bad_image"
 
 
+def test_a_result_at_an_unreachable_host_fails_with_a_download_error_not_expiry(
+    api: httpx.Client,
+) -> None:
+    # GIVEN a provider whose result URL refuses every connection
+    created = submit(api, {"prompt": "x [sim:unreachable-result]", "provider": "apimart"})
+
+    # WHEN its retries are spent THEN the task failed with a download error (before its deadline)
+    task = wait_terminal(api, created["task_id"])
+    assert task["status"] == "failed"
+    assert task["error"]["code"] == "provider_download_failed"
+
+
 def test_a_moderation_refusal_fails_without_falling_back(
     api: httpx.Client, events: EventLog
 ) -> None:
@@ -76,7 +88,7 @@ def test_an_unavailable_provider_falls_back_to_the_next_one(api: httpx.Client) -
     task = wait_terminal(api, created["task_id"])
     assert [(a["provider"], a["outcome"]) for a in task["attempts"]] == [
         ("apimart", "failed"),
-        ("mountsea-async", "submitted"),
+        ("mountsea-async", "completed"),
     ]
     assert task["attempts"][0]["error"]["code"] == "provider_unavailable"
     assert (task["status"], task["provider"]) == ("succeeded", "mountsea-async")

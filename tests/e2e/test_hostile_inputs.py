@@ -270,3 +270,28 @@ def test_a_result_delivered_after_a_cancel_is_not_left_in_outputs(
         s3.put_bucket_versioning(
             Bucket=info.bucket_name, VersioningConfiguration={"Status": "Suspended"}
         )
+
+
+@pytest.mark.parametrize(
+    "image",
+    [truncated_png(), png_header(64, 64), real_png(64, 64) + b"\0" * 1_000_000],
+    ids=["truncated", "header-only", "trailing-bytes"],
+)
+def test_a_bad_file_put_through_an_upload_slot_is_refused_at_submit_like_inline(
+    api: httpx.Client, image: bytes
+) -> None:
+    # GIVEN the file PUT to an upload slot (S3 holds it only to its declared size and type)
+    plan = api.post(
+        "/v1/uploads", json={"files": [{"content_type": "image/png", "bytes": len(image)}]}
+    )
+    assert plan.status_code == 201, plan.text
+    slot = plan.json()["uploads"][0]
+    assert httpx.put(slot["url"], content=image, headers=slot["headers"]).status_code == 200
+
+    # WHEN a request refers to it, and the same file is sent inline
+    uploaded = api.post("/v1/images", json={"prompt": f"{MARK} a kite", "images": [slot["ref"]]})
+    inline = api.post("/v1/images", json={"prompt": f"{MARK} a kite", "images": [_data_url(image)]})
+
+    # THEN both are refused at submit with the same status and code
+    assert (uploaded.status_code, uploaded.json()["error"]["code"]) == (400, "invalid_image")
+    assert (inline.status_code, inline.json()["error"]["code"]) == (400, "invalid_image")

@@ -221,7 +221,7 @@ def test_an_async_provider_answering_503_falls_back_and_both_attempts_are_record
     assert (task["status"], task["provider"], task["path"]) == ("succeeded", "pmock", "poll")
     assert [(a["provider"], a["outcome"]) for a in task["attempts"]] == [
         ("apimart", "failed"),
-        ("pmock", "submitted"),
+        ("pmock", "completed"),
     ]
     assert task["attempts"][0]["error"]["code"] == "provider_unavailable"
     events.wait_for(task["task_id"], "Image Task Succeeded")

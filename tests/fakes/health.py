@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
-from image_gateway.health.ports import Circuit
+from image_gateway.health.circuit import Circuit
 from image_gateway.models.circuits import CircuitChangedDetail
 from image_gateway.ports import EventPublishError
 

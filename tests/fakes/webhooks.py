@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from image_gateway.errors import DownloadFailed, UnsafeUrl
-from image_gateway.models.webhooks import DeliveryMessage, WebhookFailedDetail
 from image_gateway.ports import EventPublishError, QueueUnavailable
-from image_gateway.standard_webhooks import new_secret
-from image_gateway.webhook_ports import WebhookSecretSet
+from image_gateway.webhooks.models import DeliveryMessage, WebhookFailedDetail
+from image_gateway.webhooks.ports import WebhookSecretSet
+from image_gateway.webhooks.signing import new_secret
 
 
 class InMemoryWebhookSecrets:

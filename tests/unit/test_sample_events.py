@@ -14,7 +14,7 @@ from image_gateway.models.circuits import (
 )
 from image_gateway.models.events import DETAIL_TYPES, TaskEventDetail, event_detail_schema
 from image_gateway.models.views import webhook_payload_schema
-from image_gateway.models.webhooks import DeliveryMessage, webhook_failed_schema
+from image_gateway.webhooks.models import DeliveryMessage, webhook_failed_schema
 
 from devstack.template import ROOT, load_template
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from image_gateway.images.inputs import DEFAULT_MAX_INPUT_PIXELS
+from image_gateway.models.uploads import DEFAULT_MAX_IMAGE_BYTES
 from image_gateway.providers.registry import DEFAULT_BASE_URLS, PROVIDER_NAMES
 
 
@@ -69,7 +70,7 @@ class Settings(BaseModel):
         default=900, gt=0, description="presigned PUT URLs of POST /v1/uploads"
     )
     fetch_allow_private_hosts: frozenset[str] = frozenset()
-    max_image_bytes: int = 50 * 1024 * 1024
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     max_input_pixels: int = Field(
         default=DEFAULT_MAX_INPUT_PIXELS,
         gt=0,

@@ -77,7 +77,8 @@ class UnsupportedMediaType(GatewayError):
 
 
 class Unprocessable(GatewayError):
-    """Well-formed, but the chosen provider cannot honour it."""
+    """Well-formed, but refused once looked at: the chosen provider cannot honour it, or a
+    ``callback_url``'s host is private or does not exist."""
 
     status_code = 422
     code = "unsupported_by_provider"

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from image_gateway.providers.base import InputOpener, Provider, ProviderInputs, ProviderStatus
     from image_gateway.providers.directory import ProviderDirectory
     from image_gateway.timing import TimingPolicy
-    from image_gateway.webhook_ports import WebhookPorts
+    from image_gateway.webhooks.ports import WebhookPorts
 
 
 # -- the task repository -------------------------------------------------------------------------
@@ -37,15 +37,6 @@ class TaskNotFound(Exception):
 
 class TaskExists(Exception):
     """A task with that id was already created."""
-
-
-class ForbiddenTransition(Exception):
-    """The status machine does not allow this change (or the task is already terminal)."""
-
-    def __init__(self, task: Task, target: TaskStatus) -> None:
-        super().__init__(f"task {task.task_id}: {task.status} -> {target} is not allowed")
-        self.task = task
-        self.target = target
 
 
 @dataclass(frozen=True)
@@ -82,7 +73,10 @@ class TaskRepository(Protocol):
         by: str,
         change: Callable[[Task], None] | None = None,
     ) -> Task:
-        """Move the task to ``target`` (applying ``change``); ForbiddenTransition if not allowed."""
+        """Move the task to ``target`` (applying ``change``).
+
+        Raises ``models.task.ForbiddenTransition`` when the status machine does not allow it.
+        """
 
     def update(self, task_id: str, change: Callable[[Task], None]) -> Task:
         """Change fields of a task without changing its status."""

@@ -52,6 +52,10 @@ class TimingPolicy:
     # -- provider answers -----------------------------------------------------------------------
     max_bad_responses: int = 3
     """Garbage from a provider's status endpoint this many times running fails the task."""
+    max_download_failures: int = 3
+    """A task's downloads that fail this many times (a timeout, a refused connection, an
+    unreachable host) fail it: ``provider_download_failed`` for its result,
+    ``input_download_failed`` for an input a sync call sends, instead of waiting for expiry."""
     callback_grace_factor: float = 2.0
     """A callback provider silent for this many expected latencies gets one poll (sweeper) ..."""
     callback_grace_floor_seconds: float = 8.0

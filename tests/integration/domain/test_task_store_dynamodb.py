@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from image_gateway.adapters.dynamodb_tasks import TASK_RETENTION
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore as TaskStore
-from image_gateway.models.task import Task, TaskStatus, utc_now
-from image_gateway.ports import ForbiddenTransition
+from image_gateway.models.task import ForbiddenTransition, Task, TaskStatus, utc_now
 
 TaskFactory = Callable[..., Task]
 ReadRaw = Callable[[str], dict[str, Any]]

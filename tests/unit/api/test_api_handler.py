@@ -402,7 +402,7 @@ def test_the_providers_listing_shows_each_providers_breaker(
 ) -> None:
     # GIVEN apimart's breaker open for 30 s more after 2 successes and 3 failures, pmock's
     # cool-down over (half-open), and no record of the others
-    from image_gateway.health.ports import Circuit, CircuitState
+    from image_gateway.health.circuit import Circuit, CircuitState
 
     now = deps.health.now()
     stored = [

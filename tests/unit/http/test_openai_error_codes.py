@@ -38,6 +38,8 @@ ELSEWHERE = {
     "source_unreadable": "the S3 inbox",
     "upload_rejected": "the S3 inbox (UploadRejected's default)",
     "providers_config_invalid": "the operator's providers parameter (an internal_error here)",
+    "body_too_large": "the native API's JSON body over 6 MiB; behind a function URL Lambda's own "
+    "6 MB request limit answers 413 first (README, OpenAI-compatible API, request size)",
     "conflict": "Conflict's default: every raise names its own code",
     "not_found": "NotFound's default: every raise on this surface names its own code",
     "download_failed": "DownloadFailed's default: a hand-off or finaliser renames it "

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 from image_gateway.errors import DownloadFailed, UnsafeUrl
-from image_gateway.webhook_transport import SafePoster
+from image_gateway.webhooks.transport import SafePoster
 
 
 class Receiver(BaseHTTPRequestHandler):

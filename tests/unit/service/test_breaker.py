@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from image_gateway.errors import ProviderBadResponse, ProviderRejected
 from image_gateway.health.breaker import BreakerPolicy
-from image_gateway.health.ports import Circuit, CircuitState
+from image_gateway.health.circuit import Circuit, CircuitState
 from image_gateway.models.task import Task, TaskStatus
 from image_gateway.service.dispatch import dispatch
 from image_gateway.service.health import admit, policy_for, read_circuits

@@ -207,6 +207,24 @@ def test_an_input_download_that_timed_out_is_retried(deps: FakeDependencies) -> 
     assert deps.tasks.require(task.task_id).status is TaskStatus.RUNNING
 
 
+def test_an_input_at_an_unreachable_host_fails_the_task_once_its_retries_are_spent(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN an input URL whose host never answers
+    deps.fetcher.failures[PHOTO_URL] = DownloadFailed("could not connect", retryable=True)
+    task = queued(deps, fox(provider="mountsea-compat", images=[PHOTO_URL]))
+
+    # WHEN the message is delivered max_download_failures times THEN the first ones retry and
+    # the last one fails the task with a download error (not left to expire)
+    for _ in range(deps.timing.max_download_failures - 1):
+        with pytest.raises(RetryLater):
+            run(deps, task)
+    failed = run(deps, task)
+
+    assert failed.status is TaskStatus.FAILED
+    assert failed.error is not None and failed.error.code == "input_download_failed"
+
+
 def test_an_input_that_is_not_an_image_fails_the_task(deps: FakeDependencies) -> None:
     # GIVEN an input URL serving HTML WHEN dispatched THEN invalid_image
     deps.fetcher.bodies[PHOTO_URL] = b"<html>login</html>"

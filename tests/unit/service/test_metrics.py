@@ -10,7 +10,7 @@ from image_gateway.providers.base import ProviderState
 from image_gateway.service.lifecycle import change_status, fail_task
 from image_gateway.service.refresh import refresh_task
 from image_gateway.service.sweep import OVERDUE_METRIC, sweep
-from image_gateway.service.webhooks import deliver
+from image_gateway.webhooks.delivery import deliver
 
 from tests.fakes import FakeDependencies
 from tests.unit.service.support import fox, make_due, make_overdue, submit_and_dispatch

@@ -384,6 +384,25 @@ def test_a_download_that_timed_out_is_retried_and_then_succeeds(
     assert callback(deps, task).status is TaskStatus.SUCCEEDED
 
 
+def test_a_result_at_an_unreachable_host_fails_the_task_once_its_retries_are_spent(
+    deps: FakeDependencies, task: Task
+) -> None:
+    # GIVEN a result URL whose host never answers
+    deps.providers.script("apimart").image_url = RESULT_URL
+    deps.fetcher.failures[RESULT_URL] = DownloadFailed("could not connect", retryable=True)
+
+    # WHEN finalised max_download_failures times THEN the first ones retry, the last one fails
+    # it with a download error (not left to expire at its deadline)
+    for _ in range(deps.timing.max_download_failures - 1):
+        with pytest.raises(RetryLater):
+            callback(deps, task)
+    failed = callback(deps, task)
+
+    assert failed.status is TaskStatus.FAILED
+    assert failed.error is not None and failed.error.code == "provider_download_failed"
+    assert failed.download_failures == deps.timing.max_download_failures
+
+
 # -- nothing left behind -------------------------------------------------------------------------
 def outputs_of(deps: FakeDependencies, task: Task) -> list[str]:
     """Keys under outputs/ that belong to the task (what the bucket holds for it)."""

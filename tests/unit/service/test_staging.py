@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from image_gateway.errors import InvalidImage, InvalidRequest, NotFound, PayloadTooLarge
+from image_gateway.errors import InvalidImage, NotFound, PayloadTooLarge
 from image_gateway.service.staging import input_opener, provider_inputs, stage_inputs
 
 from tests.fakes import FakeDependencies
@@ -67,11 +67,11 @@ def test_a_reference_outside_the_callers_inputs_is_refused(
     deps: FakeDependencies, reference: str
 ) -> None:
     # GIVEN an s3:// reference to another client's inputs or another bucket
-    # WHEN staged THEN 400 s3_reference_forbidden (never presigned)
-    with pytest.raises(InvalidRequest) as refused:
+    # WHEN staged THEN 404 input_not_found, as for a missing object (never presigned)
+    with pytest.raises(NotFound) as refused:
         stage_inputs(deps, fox(images=[reference]), client_id="c", task_id="t")
 
-    assert refused.value.code == "s3_reference_forbidden"
+    assert refused.value.code == "input_not_found"
 
 
 def test_a_reference_to_a_missing_object_is_not_found(deps: FakeDependencies) -> None:
@@ -187,6 +187,47 @@ def test_an_incomplete_inline_png_is_an_invalid_image(deps: FakeDependencies, im
 
     assert refused.value.code == "invalid_image"
     assert deps.images.objects == {}
+
+
+@pytest.mark.parametrize(
+    "image",
+    [png_header(64, 64), truncated_png(), png(64, 64) + b"\0" * 1_000_000],
+    ids=["header-only", "truncated", "trailing-bytes"],
+)
+def test_an_uploaded_input_is_checked_whole_like_an_inline_one(
+    deps: FakeDependencies, image: bytes
+) -> None:
+    # GIVEN a file PUT to an upload slot (S3 held it only to its declared size and type)
+    deps.images.objects["inputs/c/uploads/upl_1/0.png"] = image
+
+    # WHEN a request refers to it THEN refused at submit as the same file inline is
+    with pytest.raises(InvalidImage) as refused:
+        stage_inputs(
+            deps,
+            fox(images=["s3://images/inputs/c/uploads/upl_1/0.png"]),
+            client_id="c",
+            task_id="t",
+        )
+    with pytest.raises(InvalidImage) as inline:
+        stage_inputs(deps, fox(images=[data_url(image)]), client_id="c", task_id="t2")
+
+    assert refused.value.code == inline.value.code == "invalid_image"
+    assert str(refused.value.message).startswith("images[0]: ")
+
+
+def test_an_uploaded_input_over_the_image_limit_is_refused(make_deps: DepsFactory) -> None:
+    # GIVEN a stack whose images may have 1,000 bytes, and a larger uploaded file
+    deps = make_deps(max_image_bytes=1_000)
+    deps.images.objects["inputs/c/uploads/upl_1/0.png"] = png(64, 64) + b"\0" * 1_000
+
+    # WHEN a request refers to it THEN 413, naming the input
+    with pytest.raises(PayloadTooLarge, match=r"^images\[0\]: "):
+        stage_inputs(
+            deps,
+            fox(images=["s3://images/inputs/c/uploads/upl_1/0.png"]),
+            client_id="c",
+            task_id="t",
+        )
 
 
 def test_the_pixel_limit_comes_from_the_settings(make_deps: DepsFactory) -> None:

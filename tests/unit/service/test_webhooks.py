@@ -7,18 +7,24 @@ import json
 from datetime import timedelta
 
 import pytest
-from image_gateway.errors import Conflict, DownloadFailed, InvalidRequest, NotFound, UnsafeUrl
+from image_gateway.errors import (
+    Conflict,
+    DownloadFailed,
+    NotFound,
+    Unprocessable,
+    UnsafeUrl,
+)
 from image_gateway.models.task import Task, TaskStatus, utc_now
-from image_gateway.models.webhooks import DeliveryMessage
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.refresh import refresh_task
 from image_gateway.service.submit import submit_task
-from image_gateway.service.webhooks import (
+from image_gateway.webhooks.delivery import (
     current_secret,
     deliver,
     redeliver,
     rotate_secret,
 )
+from image_gateway.webhooks.models import DeliveryMessage
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -222,7 +228,7 @@ def test_redeliver_is_a_new_attempt_of_the_same_webhook_id(deps: FakeDependencie
     "url", ["http://receiver.example/h", "https://db.internal/h", "https://nxdomain.example/h"]
 )
 def test_an_undeliverable_url_is_refused_at_submit(deps: FakeDependencies, url: str) -> None:
-    with pytest.raises(InvalidRequest) as refused:
+    with pytest.raises(Unprocessable) as refused:
         submit_task(deps, fox(callback_url=url), client_id="c1")
 
     assert refused.value.code == "callback_url_refused"

@@ -1,4 +1,4 @@
-"""AwsWebhooks: the webhook ports on AWS (``webhook_ports.WebhookPorts``), built on first use."""
+"""AwsWebhooks: the webhook ports on AWS (``webhooks.ports.WebhookPorts``), built on first use."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from image_gateway.config import Settings
 from image_gateway.timing import TimingPolicy
 
 if TYPE_CHECKING:  # httpx: imported by the delivery function only (see transport)
-    from image_gateway.webhook_transport import SafePoster
+    from image_gateway.webhooks.transport import SafePoster
 
 
 class AwsWebhooks:
@@ -57,7 +57,7 @@ class AwsWebhooks:
         Imported here: only the delivery function posts, and the module imports httpx (about
         15 ms that the API's cold start would otherwise pay for the secret routes).
         """
-        from image_gateway.webhook_transport import SafePoster
+        from image_gateway.webhooks.transport import SafePoster
 
         return SafePoster(
             self._settings.fetch_allow_private_hosts,

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from image_gateway.adapters.eventbridge import EventBridgeCircuitEvents
-from image_gateway.health.ports import Circuit, CircuitState
+from image_gateway.health.circuit import Circuit, CircuitState
 
 PARTITION = "BREAKER"
 

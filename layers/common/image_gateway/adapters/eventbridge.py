@@ -8,8 +8,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from image_gateway.models.events import TaskEventDetail
 from image_gateway.models.task import Task
-from image_gateway.models.webhooks import WEBHOOK_FAILED_DETAIL_TYPE, WebhookFailedDetail
 from image_gateway.ports import EventPublishError
+from image_gateway.webhooks.models import WEBHOOK_FAILED_DETAIL_TYPE, WebhookFailedDetail
 
 if TYPE_CHECKING:  # the circuit model is imported when one changes (rare): not at cold start
     from image_gateway.models.circuits import CircuitChangedDetail
@@ -54,7 +54,7 @@ class EventBridgePublisher(_Bus):
 
 
 class EventBridgeWebhookFailures(_Bus):
-    """Puts ``Image Task Webhook Failed`` on the custom bus (``webhook_ports.WebhookFailures``)."""
+    """Puts ``Image Task Webhook Failed`` on the custom bus (``webhooks.ports.WebhookFailures``)."""
 
     def publish(self, detail: WebhookFailedDetail) -> None:
         """Emit the event; EventPublishError when the bus refuses it."""

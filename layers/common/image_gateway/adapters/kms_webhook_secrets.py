@@ -1,5 +1,5 @@
 """KmsWebhookSecrets: per-client webhook secrets in the tasks table, each value encrypted
-with the stack's KMS key (``ports.WebhookSecrets``).
+with the stack's KMS key (``webhooks.ports.WebhookSecrets``).
 
 One item per client (``pk = WHSEC#<client>``): the current secret and, during a rollover,
 the previous one with the time it stops signing. Every secret is a KMS ciphertext bound to
@@ -14,8 +14,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from image_gateway.standard_webhooks import new_secret
-from image_gateway.webhook_ports import WebhookSecretSet
+from image_gateway.webhooks.ports import WebhookSecretSet
+from image_gateway.webhooks.signing import new_secret
 
 
 class KmsWebhookSecrets:

@@ -1,4 +1,5 @@
-"""SqsWebhookDeliveries: webhook attempts on the delivery queue (``ports.WebhookDeliveries``)."""
+"""SqsWebhookDeliveries: webhook attempts on the delivery queue
+(``webhooks.ports.WebhookDeliveries``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from image_gateway.models.webhooks import DeliveryMessage
 from image_gateway.ports import QueueUnavailable
+from image_gateway.webhooks.models import DeliveryMessage
 
 
 class SqsWebhookDeliveries:

@@ -18,7 +18,7 @@ from image_gateway.adapters.boto import PerEnvironment, SecretCache, client_conf
 from image_gateway.adapters.sqs_finalize import SqsFinalizeQueue
 from image_gateway.auth import WebhookSigner
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
-from image_gateway.webhook_settings import WebhookSettings
+from image_gateway.webhooks.settings import WebhookSettings
 
 
 class AwsCallbackDependencies:

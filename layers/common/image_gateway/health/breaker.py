@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from image_gateway.health.ports import Circuit, CircuitState
+from image_gateway.health.circuit import Circuit, CircuitState
 
 Ticket = Literal["closed", "trial", "forced"]
 """How a call was let through: the breaker was closed, it is the half-open trial, or every

@@ -35,6 +35,7 @@ from image_gateway.models.views import (
     WebhookRedelivery,
     WebhookSecretView,
 )
+from image_gateway.providers.registry import PROVIDER_NAMES
 
 __all__ = ["OPERATIONS", "ErrorBody", "ErrorDetail", "document"]
 
@@ -43,7 +44,12 @@ _RETRY_AFTER = {"description": "Seconds to wait", "required": True, "schema": {"
 SECURITY_SCHEME = "apiKey"
 
 _ERRORS: dict[int, tuple[str, str, str]] = {
-    400: ("Bad request", "validation_error", "prompt: Field required"),
+    400: (
+        "Bad request: a field or a rule between fields (validation_error), an input image "
+        "(invalid_image...), or a cursor the gateway did not give (bad_cursor)",
+        "validation_error",
+        "prompt: Field required",
+    ),
     401: ("No API key or an unknown one", "unauthorized", "send 'Authorization: Bearer <key>'"),
     404: ("No such task (or another client's)", "task_not_found", f"no task {TASK_ID}"),
     409: (
@@ -55,7 +61,8 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
     413: ("The body is too large", "body_too_large", "the body is larger than 262,144 bytes"),
     415: ("The body is not JSON", "unsupported_media_type", "send application/json"),
     422: (
-        "Well-formed, but no chosen provider can honour it",
+        "Well-formed, but refused once looked at: no chosen provider can honour it, or "
+        "callback_url's host is private or does not exist (callback_url_refused)",
         "unsupported_by_provider",
         "openai does not support aspect_ratio 21:9",
     ),
@@ -121,7 +128,16 @@ def request_schemas() -> dict[str, Any]:
     """JSON Schemas of the request bodies (as the handlers validate them), refs into components."""
     models = [spec.body for spec in OPERATIONS.values() if spec.body is not None]
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=REF)
-    return dict(top.get("$defs", {}))
+    schemas = dict(top.get("$defs", {}))
+    _name_the_providers(schemas["ImageRequest"]["properties"])
+    return schemas
+
+
+def _name_the_providers(fields: dict[str, Any]) -> None:
+    """``provider`` and ``providers`` take the registry's names (else 400 unknown_provider)."""
+    names = {"type": "string", "enum": list(PROVIDER_NAMES)}
+    fields["provider"]["anyOf"][0] = names
+    fields["providers"]["anyOf"][0]["items"] = names
 
 
 def _request_side(path: str, spec: Operation) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from image_gateway.http.examples import (
     UPLOADS_EXAMPLE,
     USAGE_EXAMPLE,
 )
+from image_gateway.idempotency import KEY_PATTERN, MAX_KEY_CHARS
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.uploads import UploadPlan, UploadRequest
 from image_gateway.models.usage import UsageView
@@ -57,8 +58,14 @@ _IDEMPOTENCY_HEADER = {
     "in": "header",
     "required": False,
     "description": "Send the same key again (with the same body) to get the first answer "
-    "back (200) instead of a second task.",
-    "schema": {"type": "string", "maxLength": 255},
+    "back (200) instead of a second task. 1-128 printable ASCII characters (else 400 "
+    "invalid_idempotency_key).",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_CHARS,
+        "pattern": KEY_PATTERN,
+    },
 }
 
 OPERATIONS: dict[tuple[str, str], Operation] = {

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from image_gateway.health.breaker import phase
-from image_gateway.health.ports import Circuit, CircuitState
+from image_gateway.health.circuit import Circuit, CircuitState
 
 CIRCUIT_CHANGED_DETAIL_TYPE = "Provider Circuit Changed"
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from pydantic.config import JsonDict, JsonValue
 
 MAX_REFERENCE_IMAGES = 16
 MAX_PROMPT_CHARS = 32_000
@@ -17,9 +20,27 @@ MAX_SIDE_PX = 3840
 MIN_SIDE_PX = 64
 
 _SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
-_DATA_URL_RE = re.compile(r"^data:image/(png|jpeg|jpg|webp);base64,[A-Za-z0-9+/=\s]+$", re.DOTALL)
-_S3_REF_RE = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.+)$")
-_PROVIDER_RE = re.compile(r"^[a-z][a-z0-9\-]{1,40}$")
+# Whitespace as pydantic strips it (Unicode White_Space), spelled out: regex engines disagree on
+# \s (Python's adds \x1c-\x1f, ECMA's has no \x85 and adds \ufeff): the document never says \s.
+_WS = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SPACE, NOT_SPACE = f"[{_WS}]", f"[^{_WS}]"
+# Each ends on a character strip() keeps, so the document (which sees the value unstripped)
+# cannot accept a value that is empty where it matters once stripped.
+_DATA_URL = rf"data:image/(png|jpeg|jpg|webp);base64,[A-Za-z0-9+/={_WS}]*[A-Za-z0-9+/=]"
+_S3_REF = rf"s3://([a-z0-9][a-z0-9.\-]{{1,61}}[a-z0-9])/([^\n]*{NOT_SPACE})"
+_DATA_URL_RE = re.compile(f"^{_DATA_URL}$", re.DOTALL)
+_S3_REF_RE = re.compile(f"^{_S3_REF}$")
+PROVIDER_NAME_PATTERN = r"^[a-z][a-z0-9\-]{1,40}$"
+_PROVIDER_RE = re.compile(PROVIDER_NAME_PATTERN)
+
+# The document's patterns: what the validators below accept, written as JSON Schema (a test
+# checks both agree). Values are stripped first (str_strip_whitespace), hence the spaces at the
+# ends.
+_SIDE = r"(6[4-9]|[7-9]\d|[1-9]\d{2}|[12]\d{3}|3[0-7]\d{2}|38[0-3]\d|3840)"  # 64-3840
+SIZE_PATTERN = rf"^{SPACE}*(auto|{_SIDE}x{_SIDE}){SPACE}*$"
+IMAGE_REF_PATTERN = rf"^{SPACE}*(https://[\s\S]*{NOT_SPACE}|{_DATA_URL}|{_S3_REF}){SPACE}*$"
+CALLBACK_URL_PATTERN = rf"^{SPACE}*https?://{NOT_SPACE}"
+_CALLBACK_URL_RE = re.compile(CALLBACK_URL_PATTERN)
 
 AspectRatio = Literal[
     "1:1", "3:2", "2:3", "4:3", "3:4", "5:4", "4:5", "16:9", "9:16",
@@ -70,20 +91,64 @@ def parse_s3_ref(value: str) -> tuple[str, str]:
 
 
 ImageRef = Annotated[
-    str, Field(min_length=9, description="https URL, data URL, or s3://bucket/key")
+    str,
+    Field(
+        min_length=9,
+        description="https URL, data URL, or s3://bucket/key",
+        json_schema_extra={"pattern": IMAGE_REF_PATTERN},
+    ),
 ]
+
+
+def _given(field: str, then: JsonDict) -> JsonDict:
+    """JSON Schema: when ``field`` is given (and not null), the body must also meet ``then``."""
+    return {
+        "if": {"required": [field], "properties": {field: {"not": {"type": "null"}}}},
+        "then": then,
+    }
+
+
+_NOT_NULL: JsonDict = {"not": {"type": "null"}}
+RULES_BETWEEN_FIELDS: list[JsonValue] = [
+    _given("resolution", {"required": ["aspect_ratio"], "properties": {"aspect_ratio": _NOT_NULL}}),
+    _given("aspect_ratio", {"properties": {"size": {"pattern": f"^{SPACE}*auto{SPACE}*$"}}}),
+    _given("mask", {"required": ["images"], "properties": {"images": {"minItems": 1}}}),
+    _given("input_fidelity", {"required": ["images"], "properties": {"images": {"minItems": 1}}}),
+    _given("provider", {"properties": {"providers": {"type": "null"}}}),
+    _given(
+        "output_compression",
+        {
+            "required": ["output_format"],
+            "properties": {"output_format": {"enum": ["jpeg", "webp"]}},
+        },
+    ),
+    _given(
+        "callback_events", {"required": ["callback_url"], "properties": {"callback_url": _NOT_NULL}}
+    ),
+]
+"""The rules between fields :meth:`ImageRequest._check_combinations` enforces, for the document."""
 
 
 class ImageRequest(BaseModel):
     """A generation or edit request, as callers send it to ``POST /v1/images``."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"allOf": RULES_BETWEEN_FIELDS},
+    )
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        json_schema_extra={"pattern": NOT_SPACE},  # stripped first: blanks alone are empty
+    )
     model: Literal["gpt-image-2"] = "gpt-image-2"
     size: str = Field(
         default="auto",
-        description="`auto` or an exact `WxH`; or leave it `auto` and give aspect_ratio",
+        description="`auto` or an exact `WxH` (each side 64-3840); or leave it `auto` and give "
+        "aspect_ratio",
+        json_schema_extra={"pattern": SIZE_PATTERN},
     )
     aspect_ratio: AspectRatio | None = None
     resolution: Resolution | None = None
@@ -104,12 +169,18 @@ class ImageRequest(BaseModel):
     n: Literal[1] = 1
     provider: str | None = Field(default=None, description="pin one provider")
     providers: list[str] | None = Field(
-        default=None, min_length=1, max_length=8, description="ordered fallback list"
+        default=None,
+        min_length=1,
+        max_length=8,
+        description="ordered fallback list (no provider twice)",
+        json_schema_extra={"uniqueItems": True},
     )
     callback_url: str | None = Field(
         default=None,
         max_length=2048,
-        description="signed Standard Webhooks deliveries go here (https; SSRF-checked at submit)",
+        description="signed Standard Webhooks deliveries go here (https; SSRF-checked at submit: "
+        "422 callback_url_refused for a private address or a host that does not exist)",
+        json_schema_extra={"pattern": CALLBACK_URL_PATTERN},
     )
     callback_events: list[Literal["submitted", "running", "completed"]] | None = Field(
         default=None,
@@ -117,7 +188,15 @@ class ImageRequest(BaseModel):
         max_length=3,
         description="which changes are delivered to callback_url (default: completed only)",
     )
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="up to 16 keys of 1-64 characters, values of at most 256",
+        json_schema_extra={
+            "propertyNames": {"minLength": 1, "maxLength": 64, "pattern": NOT_SPACE},
+            "additionalProperties": {"type": "string", "maxLength": 256},
+        },
+    )
 
     @field_validator("size")
     @classmethod
@@ -174,7 +253,7 @@ class ImageRequest(BaseModel):
     @classmethod
     def _check_callback_url(cls, value: str | None) -> str | None:
         # http:// only reaches the hosts a stack allows (devstack); the submit check says so
-        if value is not None and not value.startswith(("https://", "http://")):
+        if value is not None and not _CALLBACK_URL_RE.match(value):
             raise ValueError("callback_url must be an https:// URL")
         return value
 

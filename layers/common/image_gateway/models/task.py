@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from image_gateway.errors import ProviderError
 from image_gateway.limits.ports import UsageHold
 from image_gateway.models.request import ImageRequest, Operation
-from image_gateway.ports import ForbiddenTransition
 
 
 class TaskStatus(StrEnum):
@@ -36,6 +35,16 @@ TERMINAL_STATUSES = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED}
 )
 
+
+class ForbiddenTransition(Exception):
+    """The status machine does not allow this change (or the task is already terminal)."""
+
+    def __init__(self, task: Task, target: TaskStatus) -> None:
+        super().__init__(f"task {task.task_id}: {task.status} -> {target} is not allowed")
+        self.task = task
+        self.target = target
+
+
 # to-status -> the statuses it may come from. Everything else is forbidden.
 ALLOWED_PREVIOUS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.QUEUED: frozenset(),
@@ -55,7 +64,7 @@ def move_task(
     """The status change every task repository makes inside its conditional write: check the
     transition, record it (history, finish time, the sweeper's next look), apply ``change``.
 
-    Raises ForbiddenTransition (``ports``) when the status machine does not allow it.
+    Raises ForbiddenTransition when the status machine does not allow it.
     """
     if task.status not in ALLOWED_PREVIOUS[target]:
         raise ForbiddenTransition(task, target)
@@ -274,6 +283,7 @@ class Task(BaseModel):
     attempts: list[ProviderAttempt] = Field(default_factory=list)
     polls: int = 0
     bad_responses: int = 0
+    download_failures: int = 0
     finalized_by: str | None = None
     finished_by: str | None = Field(
         default=None,

@@ -17,6 +17,8 @@ from image_gateway.models.request import MAX_REFERENCE_IMAGES
 
 UploadContentType = Literal["image/png", "image/jpeg", "image/webp"]
 EXTENSIONS: dict[str, str] = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+DEFAULT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
+"""The input image limit of a stack that does not set another (``Settings.max_image_bytes``)."""
 MAX_UPLOAD_FILES = MAX_REFERENCE_IMAGES + 1
 """Sixteen reference images and a mask."""
 
@@ -27,7 +29,12 @@ class UploadFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content_type: UploadContentType
-    bytes: int = Field(gt=0, description="its exact size: the URL accepts this many bytes only")
+    bytes: int = Field(
+        gt=0,
+        description="its exact size: the URL accepts this many bytes only (at most the stack's "
+        "input image limit, 50 MiB by default: else 413 image_too_large)",
+        json_schema_extra={"maximum": DEFAULT_MAX_IMAGE_BYTES},
+    )
 
 
 class UploadRequest(BaseModel):

@@ -42,7 +42,7 @@ from image_gateway.service.handoff import (
 )
 from image_gateway.service.health import Gate, admit, read_circuits, record_call, release
 from image_gateway.service.lifecycle import change_status, fail_task
-from image_gateway.service.refresh import RetryLater, finalize_success
+from image_gateway.service.refresh import RetryLater, count_download_failure, finalize_success
 from image_gateway.service.routing import Candidate, qualify
 from image_gateway.service.staging import input_opener, provider_inputs
 
@@ -177,8 +177,8 @@ def _call_sync(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate)
     except ProviderError as error:
         record_call(deps, gate, error)
         return after_failure(deps, task, error)
-    except DownloadFailed as exc:
-        if exc.retryable:
+    except DownloadFailed as exc:  # an input URL: retried until timing.max_download_failures
+        if exc.retryable and count_download_failure(deps, task) < deps.timing.max_download_failures:
             raise RetryLater(exc.message) from exc
         return _input_failed(deps, task, "input_download_failed", exc.message)
     except (InvalidImage, PayloadTooLarge, UnsafeUrl, NotFound) as exc:

@@ -14,7 +14,7 @@ from datetime import timedelta
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import ProviderError
-from image_gateway.health.ports import Circuit
+from image_gateway.health.circuit import Circuit
 from image_gateway.models.task import (
     FinishPath,
     ProviderAttempt,

@@ -29,7 +29,7 @@ from image_gateway.health.breaker import (
     release_trial,
     usable,
 )
-from image_gateway.health.ports import Circuit, CircuitState
+from image_gateway.health.circuit import Circuit, CircuitState
 from image_gateway.models.task import Task
 from image_gateway.ports import Dependencies, EventPublishError
 

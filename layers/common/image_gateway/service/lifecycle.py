@@ -4,7 +4,7 @@ Each change is a conditional write (``TaskRepository.transition``); the writer t
 the event, then records that it did. A crash between the two leaves the task on the sweeper's
 index, which emits the missing event later (``timing.event_recheck_seconds`` after the change,
 so it does not race the winner; at least once: subscribers deduplicate on ``event_id``).
-Writers that lose never emit. The caller's webhook (``service.webhooks``) is queued with the
+Writers that lose never emit. The caller's webhook (``webhooks.delivery``) is queued with the
 event, so a crash before it is made good by the same sweep (same ``webhook-id``). An ended task
 settles its client's limits (``service.limits``) just before its event, so that sweep also
 settles what a crash left unsettled.
@@ -20,10 +20,10 @@ from aws_lambda_powertools import Logger
 
 from image_gateway.errors import Conflict
 from image_gateway.models.events import DETAIL_TYPES
-from image_gateway.models.task import Task, TaskError, TaskStatus, utc_now
-from image_gateway.ports import Dependencies, EventPublishError, ForbiddenTransition
-from image_gateway.service import webhooks
+from image_gateway.models.task import ForbiddenTransition, Task, TaskError, TaskStatus, utc_now
+from image_gateway.ports import Dependencies, EventPublishError
 from image_gateway.service.limits import settle_usage
+from image_gateway.webhooks import delivery as webhooks
 
 logger = Logger(child=True)
 

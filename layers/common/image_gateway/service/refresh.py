@@ -116,7 +116,8 @@ def finalize_success(
     from it to the published event is the ``GatewayOverheadSeconds`` metric.
 
     Bad bytes, an oversized or unsafe result fail the task; a transient download failure
-    raises :class:`RetryLater` (what was stored stays: the retry writes the same keys). Outputs
+    raises :class:`RetryLater` (what was stored stays: the retry writes the same keys) until it
+    happened ``timing.max_download_failures`` times, which fails it (an unreachable host). Outputs
     the finished task does not name (it failed, or someone else finished it first: a cancel, an
     expiry) are deleted again, so nothing is left in the bucket with no task pointing at it.
     """
@@ -134,11 +135,13 @@ def finalize_success(
         error = TaskError(code=code, message=exc.message, provider=task.provider)
         return _discard_unnamed(deps, fail_task(deps, task.task_id, error, by=by).task, stored)
     except DownloadFailed as exc:
+        message = exc.message
         if exc.retryable:
-            raise RetryLater(exc.message) from exc
-        error = TaskError(
-            code="provider_download_failed", message=exc.message, provider=task.provider
-        )
+            failures = count_download_failure(deps, task)
+            if failures < deps.timing.max_download_failures:
+                raise RetryLater(exc.message) from exc
+            message = f"{exc.message} ({failures} tries)"
+        error = TaskError(code="provider_download_failed", message=message, provider=task.provider)
         return _discard_unnamed(deps, fail_task(deps, task.task_id, error, by=by).task, stored)
 
     def record(t: Task) -> None:
@@ -177,6 +180,20 @@ def add_thumbnail(deps: Dependencies, task: Task) -> Task:
         t.thumbnail_key = stored.key
 
     return deps.tasks.update(task.task_id, name)
+
+
+def count_download_failure(deps: Dependencies, task: Task) -> int:
+    """Count one more failed download for the task (its inputs or its result); the count so far."""
+
+    def count(t: Task) -> None:
+        t.download_failures += 1
+
+    counted = deps.tasks.update(task.task_id, count)
+    logger.warning(
+        "download failed",
+        extra={"task_id": task.task_id, "count": counted.download_failures},
+    )
+    return counted.download_failures
 
 
 def _measure_overhead(deps: Dependencies, task: Task, learned_at: datetime) -> None:

@@ -1,11 +1,11 @@
 """Input staging: client images stored in our bucket at submit, and handed to providers later.
 
 At submit, data URLs are stored in S3 (``inputs/{client}/{task}/{n}``) and ``s3://`` references
-are checked to be the caller's own; https URLs stay as they are (unread: the provider fetches
-them). Every input the gateway stores or holds is checked like an inbox upload
-(:class:`~image_gateway.images.inputs.InputCheck`): a complete PNG, JPEG or WebP, at most
-``max_input_pixels``, and a mask of the first image's size (when that image is ours: a data URL
-or an s3:// reference, whose header alone is read). When an input is refused, the ones already
+are checked to be the caller's own and read whole; https URLs stay as they are (unread: the
+provider fetches them). Every input the gateway stores or holds is checked like an inbox upload
+(:class:`~image_gateway.images.inputs.InputCheck`): a complete PNG, JPEG or WebP with nothing
+after its end, at most ``max_input_pixels``, and a mask of the first image's size (when that
+image is ours: a data URL or an s3:// reference). When an input is refused, the ones already
 stored for the request are deleted again. Providers get URLs (presigned for our objects) or,
 for multipart uploads, streams (:func:`input_opener`).
 """
@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
 
-from image_gateway.errors import InvalidImage, InvalidRequest, NotFound, PayloadTooLarge
+from image_gateway.errors import InvalidImage, NotFound, PayloadTooLarge
 from image_gateway.images.inputs import InputCheck
-from image_gateway.images.sniff import sniff_head, sniff_image
+from image_gateway.images.sniff import sniff_image
+from image_gateway.images.store import spooled_image
 from image_gateway.models.request import (
     ImageRequest,
     ImageSourceKind,
@@ -54,7 +55,8 @@ def stage_inputs(
 
     Raises what refused an input (InvalidImage with ``invalid_image``,
     ``image_too_many_pixels`` or ``mask_size_mismatch``; PayloadTooLarge;
-    ``s3_reference_forbidden``; ``input_not_found``), after deleting what it had stored.
+    ``input_not_found`` for a missing object or another client's), after deleting what it had
+    stored.
     """
     max_pixels = deps.settings.max_input_pixels
     stem = f"inputs/{client_id}/{task_id}"
@@ -129,15 +131,21 @@ def _stage(
         )
     bucket, key = parse_s3_ref(value)
     if bucket != deps.images.bucket or not key.startswith(f"inputs/{client_id}/"):
-        raise InvalidRequest(
-            f"s3 references must point into s3://{deps.images.bucket}/inputs/{client_id}/",
-            code="s3_reference_forbidden",
+        # another client's object is a 404 like a missing one (as another client's task is)
+        raise NotFound(
+            f"{value} is not one of your inputs: refer to s3://{deps.images.bucket}/"
+            f"inputs/{client_id}/... (a ref from POST /v1/uploads)",
+            code="input_not_found",
         )
-    try:  # the object was checked whole when it was stored: its header says enough now
-        info = sniff_head(deps.images.open_stream(key))
+    # Read whole, as a data URL is: an upload through a presigned URL was never checked (S3
+    # only held it to its declared size and type), and no provider is paid for a bad file.
+    try:
+        with spooled_image(
+            deps.images.open_stream(key), max_bytes=deps.settings.max_image_bytes, check=check
+        ) as spooled:
+            info = spooled.info
     except NotFound:
         raise NotFound(f"{value} does not exist", code="input_not_found") from None
-    check(info)
     return _Staged(value, deps.images.presigned_get_url(key, ttl), size=(info.width, info.height))
 
 

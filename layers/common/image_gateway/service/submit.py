@@ -30,7 +30,7 @@ from image_gateway.service.limits import (
 )
 from image_gateway.service.routing import candidate_providers
 from image_gateway.service.staging import stage_inputs
-from image_gateway.service.webhooks import check_callback_url
+from image_gateway.webhooks.delivery import check_callback_url
 
 logger = Logger(child=True)
 

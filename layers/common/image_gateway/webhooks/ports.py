@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from image_gateway.models.webhooks import DeliveryMessage, WebhookFailedDetail
+    from image_gateway.webhooks.models import DeliveryMessage, WebhookFailedDetail
 
 
 @dataclass(frozen=True)

@@ -20,21 +20,26 @@ from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
-from image_gateway.errors import DownloadFailed, InvalidRequest, NotFound, UnsafeUrl
+from image_gateway.errors import (
+    DownloadFailed,
+    NotFound,
+    Unprocessable,
+    UnsafeUrl,
+)
 from image_gateway.log_context import working_on
 from image_gateway.models.task import DeliveryRecord, Task, TaskStatus, utc_now
 from image_gateway.models.views import TaskView, WebhookPayload, WebhookSecretView
-from image_gateway.models.webhooks import (
+from image_gateway.ports import Dependencies, EventPublishError, QueueUnavailable
+from image_gateway.service.progress import expected_seconds
+from image_gateway.webhooks.models import (
     DEFAULT_CALLBACK_EVENTS,
     DeliveryMessage,
     WebhookFailedDetail,
     callback_event_of,
     webhook_id,
 )
-from image_gateway.ports import Dependencies, EventPublishError, QueueUnavailable
-from image_gateway.service.progress import expected_seconds
-from image_gateway.standard_webhooks import signed_headers
-from image_gateway.webhook_ports import WebhookSecretSet
+from image_gateway.webhooks.ports import WebhookSecretSet
+from image_gateway.webhooks.signing import signed_headers
 
 logger = Logger(child=True)
 
@@ -47,18 +52,19 @@ MAX_RECORDS = 50
 
 
 def check_callback_url(deps: Dependencies, url: str | None) -> None:
-    """Refuse at submit a ``callback_url`` that could never be delivered to (400)."""
+    """Refuse at submit a ``callback_url`` that could never be delivered to (422: a well-formed
+    URL, refused once its host is looked at)."""
     if url is None:
         return
     try:
         deps.webhooks.transport.check_url(url)
     except UnsafeUrl as refused:
-        raise InvalidRequest(
+        raise Unprocessable(
             f"callback_url refused: {refused.message}", code="callback_url_refused"
         ) from None
     except DownloadFailed as failed:
         if not failed.retryable:  # a name that does not exist; a resolver hiccup is let through
-            raise InvalidRequest(
+            raise Unprocessable(
                 f"callback_url refused: {failed.message}", code="callback_url_refused"
             ) from None
 

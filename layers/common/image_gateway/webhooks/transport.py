@@ -10,7 +10,7 @@ from image_gateway.fetch import SafeFetcher, _parse_url, _redact
 
 
 class SafePoster(SafeFetcher):
-    """A SafeFetcher that also POSTs (``ports.WebhookTransport``)."""
+    """A SafeFetcher that also POSTs (``webhooks.ports.WebhookTransport``)."""
 
     def post(self, url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> int:
         """POST ``body`` to ``url`` (checked, pinned to the checked address, no redirects).
