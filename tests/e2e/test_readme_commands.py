@@ -274,6 +274,10 @@ def test_make_devstack_prints_what_the_readme_shows() -> None:
     block = next(b for b in readme_blocks() if b.first.strip() == "make devstack")
     sample = [line[2:] for line in block.lines[1:] if line.startswith("# ")]
     labels = [line.split()[0] for line in sample]
+    # (it writes .devstack/stack.json as a reader's would, and removes it when stopped: the
+    # session's own stack's state file is put back afterwards, for the tests that read it)
+    state_file = ROOT / ".devstack" / "stack.json"
+    session_state = state_file.read_bytes() if state_file.exists() else None
     # When it starts (and is stopped with Ctrl-C once it says how)
     process = subprocess.Popen(
         ["make", "--no-print-directory", "devstack"],  # noqa: S607
@@ -294,6 +298,9 @@ def test_make_devstack_prints_what_the_readme_shows() -> None:
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=30)
+        if session_state is not None:
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+            state_file.write_bytes(session_state)
     # Then its block (from the API line on, log lines aside) is the README's, line for line
     first = next(i for i, line in enumerate(printed) if line.startswith("API "))
     block_printed = [line for line in printed[first:] if line and not line.startswith("{")]
