@@ -22,7 +22,7 @@ from image_gateway import log_context
 from image_gateway.adapters.aws import lazy_inbox_dependencies
 from image_gateway.inbox.objects import ObjectCreated
 from image_gateway.metrics import expect_invocations_without_metrics
-from image_gateway.service.upload_edit import edit_upload
+from image_gateway.service.upload_edit import UploadMustWait, edit_upload
 
 logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
@@ -40,7 +40,11 @@ def record_handler(record: SQSRecord) -> None:
         logger.warning("not an S3 Object Created event", extra={"why": str(exc)})
         metrics.add_metric(name="InboxMalformed", unit=MetricUnit.Count, value=1)
         return
-    result = edit_upload(DEPS.get(), created)
+    try:
+        result = edit_upload(DEPS.get(), created)
+    except UploadMustWait:  # the record fails: SQS delivers it again after its visibility
+        metrics.add_metric(name="InboxWaits", unit=MetricUnit.Count, value=1)
+        raise
     metrics.add_metric(name=f"Inbox{result.outcome.value.title()}", unit=MetricUnit.Count, value=1)
 
 

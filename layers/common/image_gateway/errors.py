@@ -96,6 +96,10 @@ class TooManyRequests(GatewayError):
     ) -> None:
         super().__init__(message, code=code, retry_after_seconds=retry_after_seconds, **details)
         self.retry_after_seconds = retry_after_seconds
+        self.passes_with_time = False
+        """True when the same request will pass later by itself (the minute's rate, a full
+        queue); an entry point with no caller to answer (the S3 inbox) waits instead of
+        failing."""
 
     def headers(self) -> dict[str, str]:
         """``Retry-After`` in whole seconds."""

@@ -18,7 +18,7 @@ from image_gateway.service.lifecycle import cancel_task, change_status
 from image_gateway.service.limits import client_usage
 from image_gateway.service.submit import Submission, submit_task
 from image_gateway.service.sweep import sweep
-from image_gateway.service.upload_edit import UploadOutcome, edit_upload
+from image_gateway.service.upload_edit import UploadMustWait, UploadOutcome, edit_upload
 
 from tests.fakes import FakeDependencies, FakeInboxDependencies
 from tests.unit.service.conftest import DepsFactory
@@ -367,7 +367,7 @@ def test_usage_shows_the_day_of_a_client_without_limits_of_its_own(deps: FakeDep
 
 
 # -- the S3 inbox --------------------------------------------------------------------------------
-def test_an_upload_over_its_owners_limit_becomes_a_failed_task_with_the_code(
+def test_an_upload_over_its_owners_rate_waits_for_the_next_minute(
     deps: FakeDependencies,
 ) -> None:
     # GIVEN the inbox's client allowed 1 submit a minute, and a rule for products/
@@ -375,17 +375,37 @@ def test_an_upload_over_its_owners_limit_becomes_a_failed_task_with_the_code(
     inbox = FakeInboxDependencies(deps, rules=rules)
     deps.usage.set_limits("inbox-client", requests_per_minute=1)
     first = edit_upload(inbox, inbox.objects.put("products/a.png", png(64, 64)))
+    second_upload = inbox.objects.put("products/b.png", png(64, 64, "red"))
 
-    # WHEN a second photo arrives in the same minute
-    second = edit_upload(inbox, inbox.objects.put("products/b.png", png(64, 64, "red")))
+    # WHEN a second photo arrives in the same minute THEN it waits: nothing fails, the
+    # notification is to be delivered again
+    with pytest.raises(UploadMustWait):
+        edit_upload(inbox, second_upload)
+    assert first.outcome is UploadOutcome.SUBMITTED
+    assert [t.task_id for t in deps.tasks.all()] == [first.task_id]
+    assert deps.metrics.values("RequestsThrottled", Code="rate_limited") == [1.0]
+
+    # WHEN it is delivered again in the next minute THEN it is submitted
+    deps.clock.advance(60)
+    again = edit_upload(inbox, second_upload)
+    assert again.outcome is UploadOutcome.SUBMITTED
+
+
+def test_an_upload_of_a_client_whose_rate_is_zero_becomes_a_failed_task_with_the_code(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN the inbox's client blocked by its operator (a rate of 0 never passes with time)
+    rules = {"rules": [{"prefix": "products/", "prompt": "White background"}]}
+    inbox = FakeInboxDependencies(deps, rules=rules)
+    deps.usage.set_limits("inbox-client", requests_per_minute=0)
+
+    # WHEN a photo arrives
+    result = edit_upload(inbox, inbox.objects.put("products/a.png", png(64, 64)))
 
     # THEN it is a failed task with rate_limited and its event, not an error for the queue
-    assert (first.outcome, second.outcome) == (UploadOutcome.SUBMITTED, UploadOutcome.REJECTED)
-    assert second.task_id is not None
-    task = deps.tasks.require(second.task_id)
+    assert result.outcome is UploadOutcome.REJECTED and result.task_id is not None
+    task = deps.tasks.require(result.task_id)
     assert task.status is TaskStatus.FAILED
     assert task.error is not None and task.error.code == "rate_limited"
     assert deps.events.for_task(task.task_id) == ["Image Task Failed"]
-    assert deps.metrics.values("RequestsThrottled", Code="rate_limited") == [1.0]
-    # and a failed rejection holds no place: the running task is the first upload's only
-    assert deps.usage.usage("inbox-client").running == 1
+    assert deps.usage.usage("inbox-client").running == 0

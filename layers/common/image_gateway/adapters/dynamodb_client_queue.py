@@ -22,6 +22,7 @@ from image_gateway.limits.ports import ClientLimits, LedgerBusy, UsageHold
 HOLD_TTL_SECONDS = 90 * 86400  # far past any task's life: only a lost marker ever expires
 RUNNING, QUEUED = "running", "queued"
 _START_BATCH = 10  # queued tasks read per query when several places are free
+_START_ROUNDS = 50  # a starter gives up after this many reads; the next settlement goes on
 _STARTED, _FULL, _TAKEN = object(), object(), object()
 
 
@@ -79,7 +80,7 @@ class DynamoDBClientQueue:
     def start_next(self, client_id: str, *, limits: ClientLimits) -> list[str]:
         """Oldest queued first, one transaction each, while a place is free (see the module)."""
         started: list[str] = []
-        while True:
+        for _ in range(_START_ROUNDS):  # bounded: each round starts one or rereads moved state
             running, queued = read_counts(self._ddb, self._tx.table, client_id)
             room = limits.max_running_tasks - running
             if room <= 0 or queued <= 0:
@@ -93,17 +94,14 @@ class DynamoDBClientQueue:
             ).get("Items", [])
             if not entries:
                 return started
-            moved_any = False
-            for entry in entries:
+            for entry in entries:  # one taken by another starter is skipped: read again after
                 ticket_ = entry["sk"]["S"]
                 outcome = self._start(client_id, ticket_, limits)
                 if outcome is _FULL:
                     return started
                 if outcome is _STARTED:
                     started.append(ticket_.split("#", 1)[1])
-                    moved_any = True
-            if not moved_any:  # others took every one we read: read again (they moved on)
-                continue
+        return started
 
     def _start(self, client_id: str, ticket_: str, limits: ClientLimits) -> object:
         task_id = ticket_.split("#", 1)[1]

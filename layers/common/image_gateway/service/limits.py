@@ -109,7 +109,12 @@ def hold_usage(
         cost=cost,
         retry=retry,
     )
-    raise TooManyRequests(message, code=kind.value, retry_after_seconds=retry)
+    refusal = TooManyRequests(message, code=kind.value, retry_after_seconds=retry)
+    # the minute's rate and a full queue pass with time; a limit of 0 or a spent budget do not
+    refusal.passes_with_time = kind is not LimitKind.BUDGET and (
+        limits.refused_outright(cost) is None
+    )
+    raise refusal
 
 
 def release_usage(deps: Dependencies, client_id: str, admission: Admission) -> None:

@@ -15,7 +15,14 @@ from enum import StrEnum
 
 from aws_lambda_powertools import Logger
 
-from image_gateway.errors import GatewayError, InvalidImage, PayloadTooLarge, UploadRejected
+from image_gateway.errors import (
+    GatewayError,
+    InvalidImage,
+    PayloadTooLarge,
+    ServiceBusy,
+    TooManyRequests,
+    UploadRejected,
+)
 from image_gateway.images.inputs import InputCheck
 from image_gateway.images.store import StoredImage
 from image_gateway.inbox.naming import classify_key, find_companions, photo_stem
@@ -43,6 +50,12 @@ class UploadOutcome(StrEnum):
     SKIPPED = "skipped"
     SUPERSEDED = "superseded"
     IGNORED = "ignored"
+
+
+class UploadMustWait(Exception):
+    """The upload's client is over its rate or its queue is full (or its counters are busy):
+    nothing was written; the notification is delivered again later (the inbox queue's
+    visibility timeout), and the photo is submitted then."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,21 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
             source=source,
             request_id=created.event_id,
             output_key_stem=rule.output_key_stem(source.key, client_id=owner, task_id=task_id),
+        )
+    except (TooManyRequests, ServiceBusy) as error:
+        if isinstance(error, ServiceBusy) or error.passes_with_time:
+            # a drop folder never fails a photo for a limit: the notification comes again
+            logger.info("upload waits for its client's limits", extra={**log, "code": error.code})
+            raise UploadMustWait(error.message) from error
+        return _rejected(
+            inbox,
+            task_id,
+            source,
+            request.prompt,
+            error,
+            request=request,
+            request_id=created.event_id,
+            owner=owner,
         )
     except GatewayError as error:  # the API's validation and routing refused it
         return _rejected(
