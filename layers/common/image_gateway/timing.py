@@ -68,6 +68,10 @@ class TimingPolicy:
     """An open task the sweeper looked at is looked at again after this (or at its deadline)."""
     event_recheck_seconds: float = 30.0
     """A finished task's event is re-emitted by the sweeper only if still missing after this."""
+    event_recheck_floor_seconds: float = 5.0
+    """... but never sooner than this many real seconds, whatever the time scale: devstack's
+    0.02 turns 30 s into 0.6 s, less than a loaded machine may take between the winner's status
+    change and its event's record, and the sweeper would emit the event a second time."""
     sweep_due_per_shard: int = 100
     """Due tasks read per index shard per sweep."""
     batch_status_size: int = 20

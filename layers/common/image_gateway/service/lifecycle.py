@@ -51,7 +51,11 @@ def change_status(
     if target is TaskStatus.FAILED:
         change = _free(change)
     if target.terminal:  # the sweeper re-emits the event only if the winner never could
-        change = _recheck_after(change, deps.settings.scaled(deps.timing.event_recheck_seconds))
+        recheck = max(
+            deps.timing.event_recheck_floor_seconds,
+            deps.settings.scaled(deps.timing.event_recheck_seconds),
+        )
+        change = _recheck_after(change, recheck)
     try:
         task = deps.tasks.transition(task_id, target, by=by, change=change)
     except ForbiddenTransition as refused:
