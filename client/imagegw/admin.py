@@ -344,9 +344,8 @@ class Admin:
                 "after this change",
             )
         )
-        self.say(diff or "no change")
         if self.args.dry_run or (not diff and mine == before_mine):
-            self.emit({"written": False, "effective": json.loads(after)}, "")
+            self.emit({"written": False, "effective": json.loads(after)}, diff or "no change")
             return 0
         self.stack.client("ssm").put_parameter(
             Name=name,
@@ -356,7 +355,7 @@ class Admin:
             Description="imagegw admin providers set: the operator's settings over the stack's",
         )
         self.say(f"written to {name}; the functions read it within a minute")
-        self.emit({"written": True, "effective": json.loads(after)}, "")
+        self.emit({"written": True, "effective": json.loads(after)}, diff or "no change")
         return 0
 
 
@@ -370,8 +369,8 @@ def _limit_value(name: str, text: str) -> int | float:
     except ValueError:
         flag = "--" + name.replace("_", "-")
         raise InputError(f"{flag} wants a number or 'default', got {text!r}") from None
-    if value < 0 or (value == 0 and name != "daily_budget_usd"):
-        raise InputError(f"--{name.replace('_', '-')} must be positive, got {text!r}")
+    if value < 0:  # 0 is allowed: a running limit of 0 pauses the client (README)
+        raise InputError(f"--{name.replace('_', '-')} must be 0 or more, got {text!r}")
     return value
 
 

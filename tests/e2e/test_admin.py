@@ -79,10 +79,10 @@ def test_providers_set_refuses_an_unknown_provider_and_writes_nothing() -> None:
 
 
 def test_providers_set_shows_a_diff_and_the_change_is_in_force() -> None:
-    code, _, said = admin("providers", "set", "--concurrency", "apimodels=7")
+    code, diff, _ = admin("providers", "set", "--concurrency", "apimodels=7")
     _, shown, _ = admin("providers", "show", "--json")
     admin("providers", "set", "--reset")
 
     assert code == 0
-    assert '+    "apimodels": 7' in said
+    assert '+    "apimodels": 7' in diff
     assert json.loads(shown)["effective"]["concurrency"]["apimodels"] == 7

@@ -27,9 +27,18 @@ def test_a_grace_period_without_a_number_is_a_usage_error() -> None:
         duration("a day")
 
 
-def test_a_limit_must_be_a_positive_whole_number() -> None:
-    with pytest.raises(InputError, match="--max-running-tasks must be positive"):
-        _limit_value("max_running_tasks", "0")
+def test_a_limit_may_not_be_negative() -> None:
+    with pytest.raises(InputError, match="--max-running-tasks must be 0 or more"):
+        _limit_value("max_running_tasks", "-1")
+
+
+def test_a_running_limit_of_zero_is_accepted_it_pauses_the_client() -> None:
+    assert _limit_value("max_running_tasks", "0") == 0
+
+
+def test_a_limit_that_is_not_a_number_is_refused() -> None:
+    with pytest.raises(InputError, match="wants a number or 'default'"):
+        _limit_value("requests_per_minute", "lots")
 
 
 def test_a_budget_may_be_a_decimal() -> None:
