@@ -31,7 +31,7 @@ RUNTIMEVENV := .venv-runtime
 CHECKOVVENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: help venv tools browser build deploy demo devstack test lint typecheck template-check unit \
+.PHONY: help venv tools browser build deploy delete demo devstack test lint typecheck template-check unit \
 	e2e bench clean schema
 
 help:
@@ -42,6 +42,7 @@ help:
 	@echo "make bench     run the benchmarks (bench/results.json, bench/RESULTS.md, README section)"
 	@echo "make build     sam build (needs python3.13; installs the SAM CLI in .venv-sam)"
 	@echo "make deploy    make build, then sam deploy --guided (DEPLOY_FLAGS= to reuse samconfig.toml)"
+	@echo "make delete    sam delete: the stack, except what it retains (README, Deploying)"
 	@echo "make tools     install sam and aws in .venv-sam/bin"
 
 $(STAMP): requirements-dev.txt requirements-nodeps.txt layers/common/requirements.txt layers/common/pyproject.toml \
@@ -93,6 +94,12 @@ build: $(SAMVENV)/.installed
 
 deploy: build tools
 	$(SAM) deploy --template-file $(SAM_BUILD_DIR)/template.yaml $(DEPLOY_FLAGS)
+
+# sam delete asks for the stack (or reads samconfig.toml) and confirms; DELETE_FLAGS passes more,
+# e.g. DELETE_FLAGS="--stack-name imagegw --no-prompts". Retained resources: README, Deploying.
+DELETE_FLAGS ?=
+delete: tools
+	$(SAM) delete $(DELETE_FLAGS)
 
 demo: $(STAMP)
 	$(PY) -m devstack demo

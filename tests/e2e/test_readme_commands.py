@@ -41,6 +41,8 @@ NOT_RUN = {
     "make demo": "`make test` is what CI runs (this test is part of it); `make demo` starts a "
     "devstack of its own and runs devstack/demo.py for minutes",
     "make devstack": "runs until Ctrl-C: test_make_devstack_prints_every_name_the_readme_uses",
+    "make delete": "deletes a stack on AWS and its retained data (an AWS account); what is "
+    "retained is checked by tests/template/test_deletion_policies.py",
     "make build": "`make deploy` needs an AWS account (it stops at sam's own prompt without one); "
     "`make build` runs in tests/template/test_built_layer.py",
 }
