@@ -403,5 +403,12 @@ def _changed(mine: dict[str, Any], args: argparse.Namespace, defaults: str) -> d
 
 def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``imagegw admin``: find the stack, run the action."""
+    try:
+        import image_gateway  # noqa: F401 (the gateway's own code: key store, ledger, model)
+    except ImportError:
+        raise ConfigError(
+            "imagegw admin needs the gateway's package: run it from the repository's "
+            ".venv (make venv), or pip install -e layers/common boto3"
+        ) from None
     stack = find_stack(args.stack, args.region)
     return Admin(args, stack, out, err).run()
