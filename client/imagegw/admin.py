@@ -184,7 +184,7 @@ class Admin:
         try:
             return int(handler())
         except GatewayError as exc:  # not found, conflict, an invalid providers document
-            raise InputError(f"{exc.message} ({exc.code})") from None
+            raise InputError(exc.message, code=exc.code) from None
 
     def emit(self, document: Any, human: str) -> None:
         """JSON with --json, else the human text (stdout)."""
