@@ -31,7 +31,7 @@ RUNTIMEVENV := .venv-runtime
 CHECKOVVENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: help venv tools browser build deploy demo devstack test lint typecheck template-check unit \
+.PHONY: help venv tools browser build deploy delete demo devstack docs test lint typecheck template-check unit \
 	e2e bench clean schema
 
 help:
@@ -39,9 +39,11 @@ help:
 	@echo "make devstack  start devstack and keep it running (prints URL and API key)"
 	@echo "make test      install everything the tests need, lint, type-check, check the template, run all tests"
 	@echo "               (tests/unit first, with a 90% coverage gate on the service layer)"
+	@echo "make docs      build the docs site into site/ (mkdocs build --strict)"
 	@echo "make bench     run the benchmarks (bench/results.json, bench/RESULTS.md, README section)"
 	@echo "make build     sam build (needs python3.13; installs the SAM CLI in .venv-sam)"
 	@echo "make deploy    make build, then sam deploy --guided (DEPLOY_FLAGS= to reuse samconfig.toml)"
+	@echo "make delete    sam delete: the stack, except what it retains (README, Deploying)"
 	@echo "make tools     install sam and aws in .venv-sam/bin"
 
 $(STAMP): requirements-dev.txt requirements-nodeps.txt layers/common/requirements.txt layers/common/pyproject.toml \
@@ -94,11 +96,21 @@ build: $(SAMVENV)/.installed
 deploy: build tools
 	$(SAM) deploy --template-file $(SAM_BUILD_DIR)/template.yaml $(DEPLOY_FLAGS)
 
+# sam delete asks for the stack (or reads samconfig.toml) and confirms; DELETE_FLAGS passes more,
+# e.g. DELETE_FLAGS="--stack-name imagegw --no-prompts". Retained resources: README, Deploying.
+DELETE_FLAGS ?=
+delete: tools
+	$(SAM) delete $(DELETE_FLAGS)
+
 demo: $(STAMP)
 	$(PY) -m devstack demo
 
 devstack: $(STAMP)
 	$(PY) -m devstack up
+
+# The docs site into site/; --strict (also in mkdocs.yml): a broken link or a missing page fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -124,12 +136,12 @@ e2e: $(STAMP) tools browser
 # so tests/unit runs first with a coverage gate, then everything else.
 COVERAGE_GATE := --cov=image_gateway.service --cov-report=term --cov-fail-under=90
 
-test: lint typecheck template-check tools browser $(RUNTIMEVENV)/.installed
+test: lint typecheck template-check docs tools browser $(RUNTIMEVENV)/.installed
 	$(PY) -m pytest tests/unit -p no:cacheprovider $(COVERAGE_GATE)
 	$(PY) -m pytest tests -p no:cacheprovider --ignore=tests/unit
 
 clean:
-	rm -rf $(VENV) $(SAMVENV) $(RUNTIMEVENV) $(CHECKOVVENV) .aws-sam .devstack .pytest_cache .mypy_cache .ruff_cache \
+	rm -rf $(VENV) $(SAMVENV) $(RUNTIMEVENV) $(CHECKOVVENV) .aws-sam .devstack site .pytest_cache .mypy_cache .ruff_cache \
 		test-artifacts
 
 # The cold-start figure imports what `make build` makes (bench/artefact.py runs it).

@@ -108,7 +108,7 @@ def _run(config: StackConfig) -> int:
         print(f"rules      ssm {info.outputs['InboxRulesParameterName']}")
         print(f"bus        {info.event_bus_name}   (EventBusName)")
         print(f"keys       {info.outputs['ProviderKeysSecretArn']}   (ProviderKeysSecretArn)")
-        print(f"state      {shown(config.state_file)}")
+        print(f"state      {shown(config.state_file) if config.state_file else 'none'}")
         credentials = " ".join(
             f"{name}={os.environ[name]}"
             for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")

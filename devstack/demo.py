@@ -372,10 +372,16 @@ def _print_events(queue_url: str, *, expected: int) -> int:
     return 0
 
 
+def demo_config() -> StackConfig:
+    """The demo's stack: no state file, so a running ``make devstack`` keeps its own (the demo
+    passes its URL and key to imagegw itself)."""
+    return StackConfig(state_file=None)
+
+
 def main() -> int:
     """``make demo``: start devstack, run the demo, stop."""
     _say("starting devstack: moto server, provider simulator, local HTTP API ...")
-    with DevStack(StackConfig()) as stack:
+    with DevStack(demo_config()) as stack:
         assert stack.info is not None
         info = stack.info
         _say(

@@ -56,7 +56,9 @@ class StackConfig:
     provider_timeout_seconds: int = 5  # the simulator answers in milliseconds; hangs fail fast
     log_level: str = "WARNING"
     run_schedules: bool = True
-    state_file: Path = ROOT / ".devstack" / "stack.json"
+    state_file: Path | None = ROOT / ".devstack" / "stack.json"
+    """Where clients (imagegw) find the running stack; None: nowhere (``make demo``'s own
+    stack, so it can run next to ``make devstack`` without taking or removing its file)."""
     client_id: str = "demo"
     runtime: Literal["process", "inline"] = "process"
     """How handlers run. ``process``: each function in its own worker processes, concurrently,
@@ -290,13 +292,15 @@ class DevStack:
         )
 
     def _write_state(self, info: StackInfo) -> None:
+        if self.config.state_file is None:
+            return
         self.config.state_file.parent.mkdir(parents=True, exist_ok=True)
         self.config.state_file.write_text(json.dumps(info.__dict__, indent=2))
 
     def _forget_state(self) -> None:
         """Remove the state file if it still describes this stack (clients such as imagegw
         read it to find a running stack; a stopped one must not be found)."""
-        if self.info is None:
+        if self.info is None or self.config.state_file is None:
             return
         try:
             state = json.loads(self.config.state_file.read_text())

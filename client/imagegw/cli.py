@@ -3,6 +3,7 @@
     imagegw generate "a lighthouse at dawn" --aspect 16:9 --resolution 2K -o lighthouse.png
     imagegw edit photo.png --ref style.png --mask mask.png "add a moon" --size 1024x1024
     imagegw show|wait|cancel TASK      imagegw list      imagegw providers
+    imagegw admin keys|limits|providers ...   (the operator's, with AWS credentials)
 
 Progress goes to stderr (a live line on a terminal, plain lines otherwise); stdout gets the
 saved file's path, or with ``--json`` one JSON document. Exit codes: 0 done; 1 the task ended
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=20, help="rows (default 20)")
     listing.add_argument("--all", action="store_true", help="every task, all pages")
     commands.add_parser("providers", parents=[common], help="providers and what they can do")
+    from imagegw import admin  # the operator's commands (they need boto3 only when run)
+
+    admin.add_parser(commands, common)
     return parser
 
 
@@ -147,6 +151,10 @@ class Cli:
     # -- commands ------------------------------------------------------------------------------
     def run(self) -> int:
         """Dispatch to the command."""
+        if self.args.command == "admin":  # AWS credentials, not the gateway's API
+            from imagegw import admin
+
+            return admin.main(self.args, self.out, self.err)
         self.gateway = Gateway(self.args.url, self.args.key)
         with self.gateway:
             handler: Callable[[Gateway], int] = getattr(self, f"cmd_{self.args.command}")

@@ -37,6 +37,15 @@ def find_stack_file(start: Path) -> Path | None:
     return None
 
 
+def missing_message(url: str | None, key: str | None) -> str:
+    """What to say when the URL, the key or both were found nowhere."""
+    missing = " and no ".join(n for n, v in (("gateway URL", url), ("API key", key)) if not v)
+    return (
+        f"no {missing} given: pass --url and --key, set IMAGEGW_URL and IMAGEGW_KEY, or run "
+        "`make devstack` in the repository (imagegw then reads its .devstack/stack.json)"
+    )
+
+
 def resolve(
     url: str | None = None,
     key: str | None = None,
@@ -71,9 +80,5 @@ def resolve(
                 key = str(state["api_key"])
                 sources.append(str(found))
     if not url or not key:
-        missing = " and ".join(n for n, v in (("a URL", url), ("an API key", key)) if not v)
-        raise ConfigError(
-            f"no gateway {missing}: pass --url/--key, set IMAGEGW_URL and IMAGEGW_KEY, "
-            "or run `make devstack` in the repository (its .devstack/stack.json is read)"
-        )
+        raise ConfigError(missing_message(url, key))
     return Connection(url=url.rstrip("/"), key=key, source=", ".join(dict.fromkeys(sources)))

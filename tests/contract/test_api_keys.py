@@ -6,25 +6,38 @@ altered key, or a key an operator disabled is a 401.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from image_gateway.auth import hash_api_key
-from image_gateway.errors import Unauthorized
+from image_gateway.errors import Conflict, NotFound, Unauthorized
 from image_gateway.ports import ApiKeys
 
 from tests.fakes import InMemoryApiKeys
 
 
+class Clock:
+    """UTC now, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @dataclass
 class KeysUnderTest:
-    """The key store, and how an operator turns one key off in it."""
+    """The key store, how an operator turns one key off in it, and its clock."""
 
-    keys: ApiKeys
+    keys: Any  # ApiKeys, with the operator's methods (list_keys, set_disabled, rotate, get)
     disable: Callable[[str], None]
+    clock: Clock
 
 
 def _disable_in_table(dynamodb: Any, table_name: str) -> Callable[[str], None]:
@@ -44,13 +57,16 @@ def _disable_in_table(dynamodb: Any, table_name: str) -> Callable[[str], None]:
 @pytest.fixture
 def under_test(implementation: str, request: pytest.FixtureRequest) -> KeysUnderTest:
     """An empty key store: the fake, or the DynamoDB adapter on a fresh template table."""
+    clock = Clock()
     if implementation == "memory":
-        fake = InMemoryApiKeys()
-        return KeysUnderTest(fake, fake.disable)
+        fake = InMemoryApiKeys(clock)
+        return KeysUnderTest(fake, fake.disable, clock)
     dynamodb = request.getfixturevalue("dynamodb")
     table_name = request.getfixturevalue("tasks_table")
     return KeysUnderTest(
-        DynamoDBApiKeyStore(dynamodb, table_name), _disable_in_table(dynamodb, table_name)
+        DynamoDBApiKeyStore(dynamodb, table_name, clock=clock),
+        _disable_in_table(dynamodb, table_name),
+        clock,
     )
 
 
@@ -148,3 +164,97 @@ def test_given_one_disabled_key_when_the_clients_other_key_is_used_then_it_still
     under_test.disable(disabled)
 
     assert under_test.keys.client_for(f"Bearer {other}") == "client-a"
+
+
+# -- the operator's side: list, disable/enable, rotate, last used ---------------------------------
+def test_given_keys_of_two_clients_when_one_clients_are_listed_then_only_its_show_without_secret(
+    under_test: KeysUnderTest,
+) -> None:
+    secret = under_test.keys.create_key("client-a", name="ci")
+    under_test.keys.create_key("client-b")
+
+    listed = under_test.keys.list_keys("client-a")
+
+    assert [(r.client_id, r.name, r.key_id.startswith("key_")) for r in listed] == [
+        ("client-a", "ci", True)
+    ]
+    assert secret not in json.dumps([r.__dict__ for r in listed])
+
+
+def test_given_keys_of_two_clients_when_all_are_listed_then_both_show(
+    under_test: KeysUnderTest,
+) -> None:
+    under_test.keys.create_key("client-b")
+    under_test.keys.create_key("client-a")
+
+    assert [r.client_id for r in under_test.keys.list_keys()] == ["client-a", "client-b"]
+
+
+def test_given_a_key_disabled_by_id_when_used_then_401_and_enabled_again_it_works(
+    under_test: KeysUnderTest,
+) -> None:
+    api_key = under_test.keys.create_key("client-a")
+    key_id = under_test.keys.list_keys("client-a")[0].key_id
+
+    under_test.keys.set_disabled(key_id, True)
+    with pytest.raises(Unauthorized):
+        under_test.keys.client_for(f"Bearer {api_key}")
+    under_test.keys.set_disabled(key_id, False)
+
+    assert under_test.keys.client_for(f"Bearer {api_key}") == "client-a"
+
+
+def test_given_an_unknown_key_id_when_disabled_then_not_found(under_test: KeysUnderTest) -> None:
+    with pytest.raises(NotFound):
+        under_test.keys.set_disabled("key_0000000000000000", True)
+
+
+def test_given_a_rotated_key_when_the_grace_passes_then_the_old_stops_and_the_new_works(
+    under_test: KeysUnderTest,
+) -> None:
+    old = under_test.keys.create_key("client-a", name="ci")
+    old_id = under_test.keys.list_keys("client-a")[0].key_id
+
+    new, record, old_record = under_test.keys.rotate(old_id, grace=timedelta(hours=24))
+    still_works = under_test.keys.client_for(f"Bearer {old}")
+    under_test.clock.now += timedelta(hours=24)
+
+    assert (still_works, record.client_id, record.name) == ("client-a", "client-a", "ci")
+    assert old_record.disabled_after == (under_test.clock.now).isoformat()
+    assert under_test.keys.client_for(f"Bearer {new}") == "client-a"
+    with pytest.raises(Unauthorized):
+        under_test.keys.client_for(f"Bearer {old}")
+
+
+def test_given_a_disabled_key_when_rotated_then_conflict(under_test: KeysUnderTest) -> None:
+    under_test.keys.create_key("client-a")
+    key_id = under_test.keys.list_keys("client-a")[0].key_id
+    under_test.keys.set_disabled(key_id, True)
+
+    with pytest.raises(Conflict):
+        under_test.keys.rotate(key_id, grace=timedelta(0))
+
+
+def test_given_a_key_used_twice_within_an_hour_then_last_used_is_the_first_use(
+    under_test: KeysUnderTest,
+) -> None:
+    api_key = under_test.keys.create_key("client-a")
+    first_use = under_test.clock.now
+
+    under_test.keys.client_for(f"Bearer {api_key}")
+    under_test.clock.now += timedelta(minutes=59)
+    under_test.keys.client_for(f"Bearer {api_key}")
+
+    assert under_test.keys.list_keys()[0].last_used_at == first_use.isoformat()
+
+
+def test_given_a_key_used_again_after_an_hour_then_last_used_moves(
+    under_test: KeysUnderTest,
+) -> None:
+    api_key = under_test.keys.create_key("client-a")
+    under_test.keys.client_for(f"Bearer {api_key}")
+
+    under_test.clock.now += timedelta(hours=1, seconds=1)
+    under_test.keys.client_for(f"Bearer {api_key}")
+
+    assert under_test.keys.list_keys()[0].last_used_at == under_test.clock.now.isoformat()

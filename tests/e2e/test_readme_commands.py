@@ -41,6 +41,8 @@ NOT_RUN = {
     "make demo": "`make test` is what CI runs (this test is part of it); `make demo` starts a "
     "devstack of its own and runs devstack/demo.py for minutes",
     "make devstack": "runs until Ctrl-C: test_make_devstack_prints_every_name_the_readme_uses",
+    "make delete": "deletes a stack on AWS and its retained data (an AWS account); what is "
+    "retained is checked by tests/template/test_deletion_policies.py",
     "make build": "`make deploy` needs an AWS account (it stops at sam's own prompt without one); "
     "`make build` runs in tests/template/test_built_layer.py",
 }
@@ -198,16 +200,19 @@ def _check(command: str, output: str, info: StackInfo) -> None:
         assert body.get("error") is None, f"{command}\nanswered {output[:500]}"
     elif command.startswith(".venv/bin/imagegw"):
         assert output.strip(), f"{command}\nprinted nothing on stdout"
+        if " admin keys create " in command:  # the new key, printed once, works
+            _check_key(output.strip(), info)
         if " -o " in command:  # the saved file's path, a real image
             assert open_image(Path(ROOT / output.strip()).read_bytes()).size[0] > 0
     elif command.startswith("aws s3 ls"):
         assert re.search(r"photo\.tsk_\w+\.png", output), f"{command}\nlisted {output!r}"
-    elif "create_key" in command:
-        key = output.strip()
-        assert key.startswith("itg_")
-        with httpx.Client(base_url=info.api_url, timeout=30) as client:
-            listed = client.get("/v1/tasks", headers={"Authorization": f"Bearer {key}"})
-        assert listed.status_code == 200, listed.text
+
+
+def _check_key(key: str, info: StackInfo) -> None:
+    assert key.startswith("itg_")
+    with httpx.Client(base_url=info.api_url, timeout=30) as client:
+        listed = client.get("/v1/tasks", headers={"Authorization": f"Bearer {key}"})
+    assert listed.status_code == 200, listed.text
 
 
 def test_every_readme_command_runs_as_written(

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from image_gateway.auth import bearer_key, hash_api_key, new_api_key
+from image_gateway.auth import (
+    LAST_USED_EVERY_SECONDS,
+    ApiKeyRecord,
+    bearer_key,
+    hash_api_key,
+    key_id_of,
+    new_api_key,
+)
 from image_gateway.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from image_gateway.idempotency import check_key
 from image_gateway.images.base64_stream import iter_base64_decoded
@@ -308,25 +316,75 @@ class InMemoryIdempotencyStore:
 
 
 class InMemoryApiKeys:
-    """Hashed API keys in a dict."""
+    """Hashed API keys in a dict; ``clock`` (UTC now) is injectable."""
 
-    def __init__(self) -> None:
-        self._clients: dict[str, str] = {}
-        self.disabled: set[str] = set()
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
+        self._records: dict[str, ApiKeyRecord] = {}
+        self._clock = clock
+        self.last_used_writes = 0
 
     def create_key(self, client_id: str, *, name: str = "default") -> str:
         """A new key (stored hashed)."""
+        return self.create(client_id, name=name)[0]
+
+    def create(self, client_id: str, *, name: str = "default") -> tuple[str, ApiKeyRecord]:
+        """A new key and its record."""
         api_key = new_api_key(client_id)
-        self._clients[hash_api_key(api_key)] = client_id
-        return api_key
+        digest = hash_api_key(api_key)
+        record = ApiKeyRecord(key_id_of(digest), client_id, name, self._clock().isoformat())
+        self._records[digest] = record
+        return api_key, record
 
     def client_for(self, authorization: str | None) -> str:
         """The client behind the header, or Unauthorized."""
         digest = hash_api_key(bearer_key(authorization))
-        if digest not in self._clients or digest in self.disabled:
+        record = self._records.get(digest)
+        now = self._clock()
+        if record is None or not record.active(now):
             raise Unauthorized("API key not recognised")
-        return self._clients[digest]
+        last = record.last_used_at
+        cutoff = now - timedelta(seconds=LAST_USED_EVERY_SECONDS)
+        if last is None or datetime.fromisoformat(last) <= cutoff:
+            self._records[digest] = dataclasses.replace(record, last_used_at=now.isoformat())
+            self.last_used_writes += 1
+        return record.client_id
 
     def disable(self, api_key: str) -> None:
         """Turn a key off (what an operator does in the table)."""
-        self.disabled.add(hash_api_key(api_key))
+        digest = hash_api_key(api_key)
+        self._records[digest] = dataclasses.replace(self._records[digest], disabled=True)
+
+    def list_keys(self, client_id: str | None = None) -> list[ApiKeyRecord]:
+        """Every key, or the client's, by client then creation time."""
+        found = [r for r in self._records.values() if client_id in (None, r.client_id)]
+        return sorted(found, key=lambda r: (r.client_id, r.created_at, r.key_id))
+
+    def get(self, key_id: str) -> ApiKeyRecord:
+        """The key ``key_id`` (NotFound)."""
+        return self._records[self._digest(key_id)]
+
+    def set_disabled(self, key_id: str, disabled: bool) -> ApiKeyRecord:
+        """Turn a key off or on."""
+        digest = self._digest(key_id)
+        changes: dict[str, object] = {"disabled": disabled}
+        if not disabled:
+            changes["disabled_after"] = None
+        self._records[digest] = dataclasses.replace(self._records[digest], **changes)  # type: ignore[arg-type]
+        return self._records[digest]
+
+    def rotate(self, key_id: str, *, grace: timedelta) -> tuple[str, ApiKeyRecord, ApiKeyRecord]:
+        """A new key; the old one stops after ``grace``."""
+        digest = self._digest(key_id)
+        old = self._records[digest]
+        if not old.active(self._clock()):
+            raise Conflict(f"{key_id} is disabled already: create a key instead")
+        api_key, record = self.create(old.client_id, name=old.name)
+        until = (self._clock() + grace).isoformat()
+        self._records[digest] = dataclasses.replace(old, disabled_after=until)
+        return api_key, record, self._records[digest]
+
+    def _digest(self, key_id: str) -> str:
+        for digest, record in self._records.items():
+            if record.key_id == key_id:
+                return digest
+        raise NotFound(f"no API key {key_id!r}")

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
 
 from image_gateway.errors import Unauthorized
 
@@ -16,6 +18,36 @@ _CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def hash_api_key(api_key: str) -> str:
     """The SHA-256 hex digest under which a key is stored (keys are random, so no salt needed)."""
     return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def key_id_of(digest: str) -> str:
+    """The public id of the key stored under ``digest``: safe to show, log and type (a prefix
+    of the hash of 256 random bits tells nothing about the key)."""
+    return "key_" + digest[:16]
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """What an operator sees of a key: everything but the key itself."""
+
+    key_id: str
+    client_id: str
+    name: str
+    created_at: str
+    last_used_at: str | None = None
+    disabled: bool = False
+    disabled_after: str | None = None
+    """Set by a rotation: the key stops working at this time (ISO 8601, UTC)."""
+
+    def active(self, now: datetime) -> bool:
+        """Whether the key authenticates at ``now``."""
+        if self.disabled:
+            return False
+        return self.disabled_after is None or now < datetime.fromisoformat(self.disabled_after)
+
+
+LAST_USED_EVERY_SECONDS = 3600
+"""``last_used_at`` is written at most this often per key: never a write on every request."""
 
 
 def bearer_key(authorization: str | None) -> str:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from imagegw.config import resolve
+from imagegw.config import missing_message, resolve
 from imagegw.errors import ConfigError
 
 
@@ -53,4 +53,18 @@ def test_nothing_anywhere_is_a_config_error_saying_what_to_do(tmp_path: Path) ->
         resolve(environ={"IMAGEGW_URL": "https://env.example"}, cwd=tmp_path)
 
     assert caught.value.code == "not_configured"
-    assert "an API key" in caught.value.message
+    assert caught.value.message.startswith("no API key given: pass --url and --key")
+
+
+@pytest.mark.parametrize(
+    ("url", "key", "start"),
+    [
+        (None, None, "no gateway URL and no API key given: "),
+        ("http://gw", None, "no API key given: "),
+        (None, "itg_k", "no gateway URL given: "),
+    ],
+)
+def test_the_not_configured_message_names_what_is_missing_in_a_sentence(
+    url: str | None, key: str | None, start: str
+) -> None:
+    assert missing_message(url, key).startswith(start)

@@ -154,15 +154,26 @@ class AwsDependencies:
 
     @cached_property
     def directory(self) -> ProviderDirectory:
-        """Provider order, enabled set, options and prices (SSM parameter, cached)."""
+        """Provider order, enabled set, options and prices (SSM parameters, cached)."""
         from image_gateway.providers.directory import ProviderDirectory
 
         name = self.settings.providers_parameter
         if name is None:
             return ProviderDirectory(self.settings, None)
+        from image_gateway.providers.settings import loader
+
+        def get(parameter: str) -> str:
+            return str(self.ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
+
+        def get_optional(parameter: str) -> str | None:
+            try:
+                return get(parameter)
+            except self.ssm.exceptions.ParameterNotFound:
+                return None  # the operator has set nothing yet
+
         return ProviderDirectory(
             self.settings,
-            lambda: str(self.ssm.get_parameter(Name=name)["Parameter"]["Value"]),
+            loader(get, get_optional, name),  # the operator's settings over the stack's defaults
             ttl_seconds=self.settings.scaled(self.timing.providers_cache_seconds),
         )
 

@@ -1,6 +1,7 @@
 """Provider settings that change without a redeploy: order, enabled, options and prices.
 
-They live in one SSM parameter (``PROVIDERS_PARAMETER``, JSON, read at most once a minute):
+They live in SSM (read at most once a minute): the stack's defaults in ``PROVIDERS_PARAMETER``,
+the operator's settings over them in ``<that name>/operator`` (``providers/settings.py``):
 
     {
       "order":    ["apimart", "mountsea-async", "apimodels", ...],   # default fallback order
