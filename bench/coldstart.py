@@ -45,6 +45,23 @@ FUNCTIONS = (
     "WebhookDeliveryFunction",
     "ConsoleFunction",
 )
+FIRST_EVENTS = {
+    "ApiFunction": "POST /v1/images by a client of its own (apimart, callback path): 202",
+    "WebhookFunction": "apimart's callback for a task: token checked, queued, 202",
+    "FinalizeFunction": "the queued callback: provider asked, image downloaded and stored, "
+    "task succeeded, event published",
+    "PollFunction": "one poll step of a mountsea-async task that is done: finalised",
+    "SweeperFunction": "the schedule, on a stack with nothing due (an idle sweep)",
+    "UploadEditFunction": "the repository's sample inbox event (an upload it cannot use)",
+    "DispatchFunction": "a task just submitted, taken off the dispatch queue: apimart's create "
+    "call, task submitted",
+    "OpenAiCompatFunction": "images.generate through the function URL, mountsea-compat (sync): "
+    "the image in the answer",
+    "WebhookDeliveryFunction": "the first attempt of a finished task's webhook, to a local "
+    "receiver that verifies it",
+    "ConsoleFunction": "GET /console (the page)",
+}
+"""Each function's first event, as the report says it."""
 # The inbox function's first event: the repository's sample (an upload it cannot use, so the
 # task it creates fails; the cold path is the same).
 UPLOAD_EVENT = ROOT / "events" / "upload-edit-sqs.json"
@@ -355,6 +372,7 @@ def run(
             "import_ms": summary([s["import_ms"] for s in samples[function]]),
             "first_event_ms": summary([s["first_event_ms"] for s in samples[function]]),
             "ratio": ratio,
+            "first_event": FIRST_EVENTS[function],
             "target_ratio": target(function),
             "met": ratio["median"] <= target(function),
             "statuses": sorted({str(s["status"]) for s in samples[function]}),

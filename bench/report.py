@@ -207,6 +207,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"- **{name}**: import {_ms(fig['import_ms'])}, first event "
                 f"{_ms(fig['first_event_ms'])}, peak RSS {fig['maxrss_mb']['median']:.0f} MB. "
                 f"Imports: {top}."
+                + (f" First event: {fig['first_event']}." if fig.get("first_event") else "")
             )
         parts.append("")
     parts += [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.coldstart import DEFAULT_TARGET, FUNCTIONS, target
+from bench.coldstart import DEFAULT_TARGET, FIRST_EVENTS, FUNCTIONS, target
 from devstack.template import load_template
 
 
@@ -23,6 +23,8 @@ def test_every_function_of_the_template_is_measured() -> None:
     # Then it is exactly those, once each
     assert measured == deployed
     assert len(FUNCTIONS) == len(measured)
+    # and the report says what each one's first event is
+    assert set(FIRST_EVENTS) == measured
 
 
 def test_every_measured_function_has_a_target_of_at_most_twice_boto3() -> None:
