@@ -32,7 +32,7 @@ CHECKOVVENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
 .PHONY: help venv tools browser build deploy delete demo devstack docs test lint typecheck template-check unit \
-	e2e bench clean schema
+	e2e bench clean schema botocore-models
 
 help:
 	@echo "make demo      start devstack (moto + provider simulator + local API) and run the demo"
@@ -147,6 +147,11 @@ clean:
 # The cold-start figure imports what `make build` makes (bench/artefact.py runs it).
 bench: $(STAMP) $(SAMVENV)/.installed $(RUNTIMEVENV)/.installed
 	$(PY) -m bench
+
+# The adapters' botocore models, cut to the operations they call (image_gateway.adapters.boto):
+# run after changing OPERATIONS or the boto3 pin (a test says when they are out of date).
+botocore-models: $(STAMP)
+	$(PY) -m image_gateway.adapters.trimmed_models
 
 schema: $(STAMP)
 	$(PY) -c "import json; from image_gateway.models.events import event_detail_schema as s; \

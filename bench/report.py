@@ -205,8 +205,11 @@ def markdown(results: dict[str, Any]) -> str:
             top = ", ".join(f"{i['package']} {i['self_ms']:.0f} ms" for i in fig["top_imports"])
             parts.append(
                 f"- **{name}**: import {_ms(fig['import_ms'])}, first event "
-                f"{_ms(fig['first_event_ms'])}, peak RSS {fig['maxrss_mb']['median']:.0f} MB. "
+                f"{_ms(fig['first_event_ms'])}, peak RSS {fig['maxrss_mb']['median']:.0f} MB"
+                + (f", CPU {_x(fig['cpu_ratio'])} the floor's" if "cpu_ratio" in fig else "")
+                + ". "
                 f"Imports: {top}."
+                + (f" First event: {fig['first_event']}." if fig.get("first_event") else "")
             )
         parts.append("")
     parts += [

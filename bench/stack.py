@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -96,6 +96,74 @@ class BenchStack:
         }
         event = api.to_event(method, path, headers, data, route, params, headers["host"])
         return route.function, event
+
+    def function_url_event(
+        self, function: str, method: str, path: str, body: dict[str, Any], *, api_key: str
+    ) -> dict[str, Any]:
+        """The event Lambda sends ``function`` for a JSON request to its function URL."""
+        url = self.devstack.function_urls[function]
+        route, params = url.match(method, path) or (None, {})
+        assert route is not None
+        host = url.base_url.removeprefix("http://")
+        headers = {
+            "authorization": f"Bearer {api_key}",
+            "content-type": "application/json",
+            "host": host,
+        }
+        return url.to_event(method, path, headers, json.dumps(body).encode(), route, params, host)
+
+    def held_messages(
+        self,
+        function: str,
+        queue_url: str,
+        count: int,
+        make: Callable[[], object],
+        timeout: float = 60.0,
+    ) -> list[dict[str, Any]]:
+        """SQS events for ``function``, one per message that ``make`` (called ``count`` times)
+        leads to on its queue: taken off the queue while the stack's pollers of the function
+        are held, so the function has not seen them (a cold start's first event)."""
+        sources = self.devstack.event_sources
+        assert sources is not None
+        arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        queue_arn = arn["Attributes"]["QueueArn"]
+        taken: list[dict[str, Any]] = []
+        with sources.held(self.devstack.runtime.get(function).name):
+            for _ in range(count):
+                make()
+            deadline = time.monotonic() + timeout
+            while len(taken) < count:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(taken)} of {count} messages for {function}")
+                batch = self.sqs.receive_message(
+                    QueueUrl=queue_url,
+                    MaxNumberOfMessages=min(10, count - len(taken)),
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                ).get("Messages", [])
+                for message in batch:
+                    self.sqs.delete_message(
+                        QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+                taken.extend(batch)
+        return [
+            {
+                "Records": [
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "attributes": m.get("Attributes", {}),
+                        "messageAttributes": {},
+                        "md5OfBody": m.get("MD5OfBody", ""),
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": queue_arn,
+                        "awsRegion": "us-east-1",
+                    }
+                ]
+            }
+            for m in taken
+        ]
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /v1/images through the api function; the task view it answered."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -82,6 +82,10 @@ class EventSources:
         self._schedules = list(schedules)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Functions whose queues are held (see :meth:`held`), and each one's pollers at work.
+        self._holding = threading.Condition()
+        self._held: set[str] = set()
+        self._busy: dict[str, int] = {}
 
     def start(self) -> None:
         """Start polling every queue and running every schedule."""
@@ -104,6 +108,41 @@ class EventSources:
         """Wait (bounded, per thread) for the threads to finish after :meth:`stop`."""
         for thread in self._threads:
             thread.join(timeout=timeout)
+
+    @contextlib.contextmanager
+    def held(self, function: str) -> Iterator[None]:
+        """While inside, no poller of ``function``'s queues (its physical name, as the queue
+        sources name it) receives: its messages wait in the
+        queue (for a benchmark to take them as a function's first event). On entering, a
+        receive or invocation already under way ends first."""
+        with self._holding:
+            self._held.add(function)
+            while self._busy.get(function, 0):
+                self._holding.wait()
+        try:
+            yield
+        finally:
+            with self._holding:
+                self._held.discard(function)
+                self._holding.notify_all()
+
+    @contextlib.contextmanager
+    def _at_work(self, function: str) -> Iterator[bool]:
+        """A poller's turn: False (after a short wait) while its function is held."""
+        with self._holding:
+            if function in self._held:
+                self._holding.wait(timeout=0.1)
+                at_work = False
+            else:
+                self._busy[function] = self._busy.get(function, 0) + 1
+                at_work = True
+        try:
+            yield at_work
+        finally:
+            if at_work:
+                with self._holding:
+                    self._busy[function] -= 1
+                    self._holding.notify_all()
 
     def _spawn(self, name: str, target: Any, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -136,35 +175,43 @@ class EventSources:
         sqs = boto3.client("sqs", region_name=self._region)
         retry_after = max(1, round(source.visibility_timeout * self._time_scale))
         while not self._stop.is_set():
-            try:
-                with receiving or contextlib.nullcontext():
-                    if self._stop.is_set():  # stopped while waiting for the other pollers
-                        return
-                    batch = sqs.receive_message(
-                        QueueUrl=source.queue_url,
-                        MaxNumberOfMessages=source.batch_size,
-                        WaitTimeSeconds=1,
-                        AttributeNames=["All"],
-                    ).get("Messages", [])
-                if not batch:
-                    continue
-                failed = self._invoke_with_batch(source, batch)
-                for message in batch:
-                    if message["MessageId"] in failed:
-                        sqs.change_message_visibility(
-                            QueueUrl=source.queue_url,
-                            ReceiptHandle=message["ReceiptHandle"],
-                            VisibilityTimeout=retry_after,
-                        )
-                    else:
-                        sqs.delete_message(
-                            QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                        )
-            except Exception:
-                if self._stop.is_set():
+            with self._at_work(source.function) as at_work:
+                if at_work:
+                    self._poll_once(sqs, source, receiving, retry_after)
+
+    def _poll_once(
+        self, sqs: Any, source: QueueSource, receiving: threading.Lock | None, retry_after: int
+    ) -> None:
+        """One receive, its invocation, and the deletes or retries it leads to."""
+        try:
+            with receiving or contextlib.nullcontext():
+                if self._stop.is_set():  # stopped while waiting for the other pollers
                     return
-                _log.exception("polling %s failed", source.queue_url)
-                self._stop.wait(0.5)
+                batch = sqs.receive_message(
+                    QueueUrl=source.queue_url,
+                    MaxNumberOfMessages=source.batch_size,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                ).get("Messages", [])
+            if not batch:
+                return
+            failed = self._invoke_with_batch(source, batch)
+            for message in batch:
+                if message["MessageId"] in failed:
+                    sqs.change_message_visibility(
+                        QueueUrl=source.queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=retry_after,
+                    )
+                else:
+                    sqs.delete_message(
+                        QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+        except Exception:
+            if self._stop.is_set():
+                return
+            _log.exception("polling %s failed", source.queue_url)
+            self._stop.wait(0.5)
 
     def _invoke_with_batch(self, source: QueueSource, batch: list[dict[str, Any]]) -> set[str]:
         """Invoke the function with an SQS event; the ids of the records that failed."""

@@ -16,25 +16,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import (
-    SqsFifoPartialProcessor,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
 from image_gateway.adapters.aws import lazy_dependencies
 from image_gateway.ports import TaskNotFound
 from image_gateway.service.refresh import RetryLater, refresh_task
+from image_gateway.sqs_batch import SqsRecord, process_batch
 
 logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
-# A failed record stops only the rest of its own task's messages (other tasks go on).
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 DEPS = lazy_dependencies()
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SqsRecord) -> None:
     """One verified callback: refresh the task now (RetryLater fails the record)."""
     try:
         task_id = str(json.loads(record.body)["task_id"])
@@ -53,19 +47,18 @@ def record_handler(record: SQSRecord) -> None:
     logger.info("callback handled", extra={"status": result.task.status.value})
 
 
-def _sent_at(record: SQSRecord) -> datetime | None:
+def _sent_at(record: SqsRecord) -> datetime | None:
     """When the webhook queued the callback (SQS's SentTimestamp): the gateway's overhead is
     measured from the callback's arrival, so it includes the queue hop."""
+    sent = record.sent_timestamp
     try:
-        return datetime.fromtimestamp(int(record.attributes.sent_timestamp) / 1000, UTC)
-    except (KeyError, TypeError, ValueError):
+        return None if sent is None else datetime.fromtimestamp(int(sent) / 1000, UTC)
+    except (ValueError, OverflowError):
         return None
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS FIFO batch entry point (partial batch responses; batch size 1 in the template)."""
-    answer = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-    return dict(answer)
+    # A failed record stops only the rest of its own task's messages (other tasks go on).
+    return process_batch(event, record_handler, skip_group_on_error=True)

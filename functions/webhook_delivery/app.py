@@ -11,16 +11,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
 from image_gateway.adapters.aws import lazy_dependencies
 from image_gateway.metrics import expect_invocations_without_metrics
+from image_gateway.sqs_batch import SqsRecord, process_batch
 from image_gateway.webhooks.delivery import deliver
 from image_gateway.webhooks.models import DeliveryMessage
 from pydantic import ValidationError
@@ -29,11 +24,10 @@ logger = Logger()
 log_context.follow(logger)  # every line names its task and the request behind it
 metrics = Metrics()
 expect_invocations_without_metrics(metrics)  # most invocations count nothing
-processor = BatchProcessor(event_type=EventType.SQS)
 DEPS = lazy_dependencies()
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SqsRecord) -> None:
     """One attempt (or a chained wait passed on)."""
     try:
         message = DeliveryMessage.model_validate_json(record.body)
@@ -50,7 +44,4 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS batch entry point (partial batch responses)."""
-    answer = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-    return dict(answer)
+    return process_batch(event, record_handler)

@@ -142,3 +142,31 @@ def test_a_failed_fifo_record_comes_back_after_the_scaled_visibility_timeout(
     assert runtime.handled == ["a0", "a1"]
     assert runtime.calls == 3
     assert time.monotonic() - started >= 1.0
+
+
+def test_a_held_functions_messages_wait_in_the_queue_until_it_is_released(
+    aws: LocalAws,
+) -> None:
+    # Given a queue whose pollers run, and its function held
+    source = fifo_source()
+    runtime = RecordingRuntime(hold_s=0.0)
+    sources = EventSources(runtime, region=REGION, time_scale=0.1, queues=[source])
+    sources.start()
+    try:
+        with sources.held("fn"):
+            # When a message arrives while it is held
+            send(source, "task-a", "a0")
+            sqs = boto3.client("sqs", region_name=REGION)
+            # Then the message is still there to be taken (the function never saw it)
+            taken = sqs.receive_message(QueueUrl=source.queue_url, WaitTimeSeconds=2)
+            assert [json.loads(m["Body"])["n"] for m in taken.get("Messages", [])] == ["a0"]
+            assert runtime.calls == 0
+            sqs.delete_message(
+                QueueUrl=source.queue_url, ReceiptHandle=taken["Messages"][0]["ReceiptHandle"]
+            )
+        # and once released, the next message is handled as before
+        send(source, "task-a", "a1")
+        wait_until(lambda: runtime.handled == ["a1"], timeout_s=30)
+    finally:
+        sources.stop()
+        sources.join()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from botocore import xform_name
 from botocore.exceptions import UnknownServiceError
-from image_gateway.adapters.boto import SERVICES, new_session
+from botocore.loaders import Loader
+from image_gateway.adapters.boto import MODELS_DIR, OPERATIONS, SERVICES, new_session
+from image_gateway.adapters.trimmed_models import build
 
 from devstack.template import ROOT
 
@@ -43,3 +47,54 @@ def test_a_service_the_gateway_does_not_use_is_unknown(monkeypatch: pytest.Monke
 
     with pytest.raises(UnknownServiceError):
         new_session().create_client("ec2")
+
+
+def _operations_named_in(paths: list[Path]) -> set[tuple[str, str]]:
+    """(service, operation) of every botocore client method or presigned operation named in
+    ``paths``: ``.get_item(`` or ``"get_object"``, matched against botocore's full models."""
+    loader = Loader()
+    by_method = {
+        xform_name(operation): (service, operation)
+        for service in SERVICES
+        for operation in loader.load_service_model(service, "service-2")["operations"]
+    }
+    named = set()
+    for path in paths:
+        text = path.read_text()
+        for name in re.findall(r"\.([a-z][a-z0-9_]*)\(|[\"']([a-z][a-z0-9_]*)[\"']", text):
+            method = name[0] or name[1]
+            if method in by_method:
+                named.add(by_method[method])
+    return named
+
+
+def test_every_operation_an_adapter_calls_is_in_the_trimmed_models() -> None:
+    # GIVEN every AWS operation the adapters name (calls, and presigned URLs' operations)
+    named = _operations_named_in(sorted(ADAPTERS.glob("*.py")))
+
+    # THEN each is one of OPERATIONS, and each of OPERATIONS is used
+    listed = {(service, op) for service, ops in OPERATIONS.items() for op in ops}
+    assert named, "no AWS call found: has the adapters' style changed?"
+    assert named <= listed, sorted(named - listed)
+    assert listed <= named, sorted(listed - named)
+
+
+def test_the_committed_trimmed_models_are_what_the_pinned_botocore_makes() -> None:
+    # GIVEN the models made from the installed (pinned) botocore and OPERATIONS
+    expected = build()
+
+    # THEN the committed files are exactly those (else: make botocore-models)
+    committed = {
+        path.relative_to(MODELS_DIR): path.read_text() for path in MODELS_DIR.rglob("*.json")
+    }
+    assert committed.keys() == expected.keys()
+    stale = [str(path) for path, text in expected.items() if committed[path] != text]
+    assert not stale, f"out of date, run `make botocore-models`: {stale}"
+
+
+def test_a_client_has_exactly_the_listed_operations(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+    client = new_session().create_client("dynamodb")
+
+    assert set(client.meta.service_model.operation_names) == OPERATIONS["dynamodb"]

@@ -66,3 +66,16 @@ def test_results_md_says_what_was_imported_and_keeps_the_dev_tree_and_no_bytecod
     assert "625 unchecked-hash cpython-313 .pyc files" in text
     assert "| ApiFunction | 300 ms (300-300) | 3.00x (3.00-3.00) | 600 ms (600-600) |" in text
     assert "cold start: ApiFunction (dev tree, Python 3.11.7: import + first event)" in text
+
+
+def test_results_md_gives_each_functions_cpu_ratio_and_first_event_when_measured() -> None:
+    # Given a function measured with its CPU time and a described first event
+    results = _results()
+    api = results["coldstart"]["functions"]["ApiFunction"]
+    api["cpu_ratio"] = _spread(1.8)
+    api["first_event"] = "POST /v1/images"
+    # When RESULTS.md is made
+    text = markdown(results)
+    # Then its line says both
+    assert "CPU 1.80x (1.80-1.80) the floor's" in text
+    assert "First event: POST /v1/images." in text

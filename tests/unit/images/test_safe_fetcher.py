@@ -346,3 +346,26 @@ def test_errors_never_carry_the_query_string(fetcher: SafeFetcher, server: str) 
 
     assert "/missing.png" in failure.value.message
     assert "s3cr3t" not in str(failure.value.to_body())
+
+
+def test_every_http_client_of_the_process_shares_one_tls_context() -> None:
+    # Given two fetchers and the provider clients' HTTP client, as one finaliser builds them
+    from image_gateway.adapters.aws import AwsDependencies
+    from image_gateway.config import Settings
+    from image_gateway.fetch import tls_context
+
+    settings = Settings.from_env(
+        {
+            "TABLE_NAME": "t",
+            "BUCKET_NAME": "b",
+            "EVENT_BUS_NAME": "bus",
+            "WEBHOOK_SECRET_ARN": "arn:webhook",
+            "PROVIDER_KEYS_SECRET_ARN": "arn:keys",
+        }
+    )
+    deps = AwsDependencies(settings)
+    clients = [SafeFetcher()._http(), SafeFetcher()._http(), deps.providers._http]
+    # When their TLS contexts are compared
+    contexts = {id(c._transport._pool._ssl_context) for c in clients}  # type: ignore[attr-defined]
+    # Then the CA bundle was loaded once, into the shared context
+    assert contexts == {id(tls_context())}

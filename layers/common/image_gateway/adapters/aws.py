@@ -190,12 +190,13 @@ class AwsDependencies:
         import httpx
 
         from image_gateway.adapters.http_providers import HttpProviderClients
+        from image_gateway.fetch import tls_context
 
         return HttpProviderClients(
             self.settings,
             self.directory,
             lambda: self.secrets.get(self.settings.provider_keys_secret_arn),
-            httpx.Client(follow_redirects=False),
+            httpx.Client(follow_redirects=False, verify=tls_context()),
         )
 
     @cached_property
