@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from image_gateway.models.circuits import ProviderHealthView
+from image_gateway.models.measured import MeasuredView
 from image_gateway.models.request import parse_s3_ref
 from image_gateway.models.task import (
     THUMBNAIL_EDGE,
@@ -270,6 +271,11 @@ class ProviderView(BaseModel):
     health: ProviderHealthView = Field(
         default_factory=lambda: ProviderHealthView(state="closed"),
         description="its circuit breaker: state, until when it is open, recent success rate",
+    )
+    measured: MeasuredView | None = Field(
+        default=None,
+        description="latency and success measured over the rolling window (routing policies "
+        "latency, reliability and balanced read these); None when nothing was measured",
     )
 
 
