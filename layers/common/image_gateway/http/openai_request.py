@@ -2,7 +2,8 @@
 
 ``POST /openai/v1/images/generations`` takes OpenAI's JSON body, ``.../edits`` its multipart
 upload (``image`` or ``image[]``, up to 16 files, and ``mask``), with OpenAI's field names.
-Gateway options ride in the SDK's ``extra_body``: ``provider``, ``providers``, ``size_policy``,
+Gateway options ride in the SDK's ``extra_body``: ``provider``, ``providers``, ``routing``,
+``max_price_usd``, ``max_seconds``, ``size_policy``,
 ``aspect_ratio`` + ``resolution``, ``metadata``, ``callback_url``, ``callback_events`` (in a
 multipart body the SDK sends lists as ``name[]`` and objects as ``name[key]``). The result is
 an ordinary :class:`ImageRequest`, validated by the same model as ``POST /v1/images``; every
@@ -40,6 +41,9 @@ PASSED_THROUGH = (
 GATEWAY_OPTIONS = (
     "provider",
     "providers",
+    "routing",
+    "max_price_usd",
+    "max_seconds",
     "size_policy",
     "aspect_ratio",
     "resolution",

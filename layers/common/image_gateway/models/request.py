@@ -47,6 +47,8 @@ AspectRatio = Literal[
     "2:1", "1:2", "3:1", "1:3", "21:9", "9:21",
 ]  # fmt: skip
 Resolution = Literal["1K", "2K", "4K"]
+RoutingPolicy = Literal["order", "price", "latency", "reliability", "balanced"]
+"""How the providers a request may use are ranked (README, "Routing")."""
 
 
 class Operation(StrEnum):
@@ -174,6 +176,26 @@ class ImageRequest(BaseModel):
         max_length=8,
         description="ordered fallback list (no provider twice)",
         json_schema_extra={"uniqueItems": True},
+    )
+    routing: RoutingPolicy | None = Field(
+        default=None,
+        description="how the providers are ranked: `order` (the list's or the stack's order), "
+        "`price` (cheapest for the tier and quality), `latency` (lowest measured p50), "
+        "`reliability` (highest measured success rate), `balanced` (cheapest among the "
+        "reliable and fast enough); default: the client's, else the stack's, else `order`",
+    )
+    max_price_usd: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="a provider whose price for this request is higher (or unknown) is never "
+        "used, not even as a fallback; 422 price_limit_exceeded naming the cheapest if none fits",
+    )
+    max_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=86400,
+        description="providers whose measured p90 time to done is within this go first",
     )
     callback_url: str | None = Field(
         default=None,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from image_gateway.models.circuits import ProviderHealthView
 from image_gateway.models.measured import MeasuredView
 from image_gateway.models.request import parse_s3_ref
+from image_gateway.models.routing import RoutingDecision
 from image_gateway.models.task import (
     THUMBNAIL_EDGE,
     DeliveryRecord,
@@ -97,6 +98,11 @@ class TaskView(RequestFields):
     metadata: dict[str, str]
     attempts: list[ProviderAttempt]
     history: list[StatusChange]
+    routing: RoutingDecision | None = Field(
+        default=None,
+        description="why it went where it went: the routing policy (and whether the request, "
+        "the client or the stack chose it) and the ranking of providers it saw",
+    )
     source: SourceObject | None = None
     inputs: list[InputImageView] = Field(
         default_factory=list, description="an edit's reference images, then its mask"
@@ -141,6 +147,7 @@ class TaskView(RequestFields):
             provider=task.provider,
             path=task.path,
             finished_by=task.finished_by,
+            routing=task.routing,
             model=task.model,
             size_sent=task.size_sent,
             size_produced=task.size_produced,
