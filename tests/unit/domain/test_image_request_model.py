@@ -222,3 +222,25 @@ def test_given_aspect_ratio_and_resolution_when_tiered_then_the_resolution_is_th
     request = ImageRequest(prompt="x", aspect_ratio="21:9", resolution=resolution)
 
     assert request.tier() == resolution
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"routing": "fastest"}, "routing"),
+        ({"max_price_usd": 0}, "max_price_usd"),
+        ({"max_price_usd": -1}, "max_price_usd"),
+        ({"max_seconds": 0}, "max_seconds"),
+    ],
+    ids=["unknown-policy", "zero-price", "negative-price", "zero-seconds"],
+)
+def test_given_a_bad_routing_option_when_validated_then_the_field_is_named(
+    fields: dict[str, Any], field: str
+) -> None:
+    assert names_field(rejected(prompt="a fox", **fields), field)
+
+
+def test_given_routing_options_when_validated_then_they_are_kept() -> None:
+    request = ImageRequest(prompt="a fox", routing="balanced", max_price_usd=0.05, max_seconds=30)
+
+    assert (request.routing, request.max_price_usd, request.max_seconds) == ("balanced", 0.05, 30)
