@@ -228,11 +228,12 @@ def test_given_aspect_ratio_and_resolution_when_tiered_then_the_resolution_is_th
     ("fields", "field"),
     [
         ({"routing": "fastest"}, "routing"),
-        ({"max_price_usd": 0}, "max_price_usd"),
-        ({"max_price_usd": -1}, "max_price_usd"),
-        ({"max_seconds": 0}, "max_seconds"),
+        ({"routing": {"max_price_usd": 0}}, "max_price_usd"),
+        ({"routing": {"max_price_usd": -1}}, "max_price_usd"),
+        ({"routing": {"max_seconds": 0}}, "max_seconds"),
+        ({"routing": {"policy": "price", "max_price": 1}}, "max_price"),
     ],
-    ids=["unknown-policy", "zero-price", "negative-price", "zero-seconds"],
+    ids=["unknown-policy", "zero-price", "negative-price", "zero-seconds", "unknown-bound"],
 )
 def test_given_a_bad_routing_option_when_validated_then_the_field_is_named(
     fields: dict[str, Any], field: str
@@ -241,6 +242,15 @@ def test_given_a_bad_routing_option_when_validated_then_the_field_is_named(
 
 
 def test_given_routing_options_when_validated_then_they_are_kept() -> None:
-    request = ImageRequest(prompt="a fox", routing="balanced", max_price_usd=0.05, max_seconds=30)
+    plain = ImageRequest(prompt="a fox", routing="price")
+    bounded = ImageRequest(
+        prompt="a fox",
+        routing={"policy": "balanced", "max_price_usd": 0.05, "max_seconds": 30},
+    )
 
-    assert (request.routing, request.max_price_usd, request.max_seconds) == ("balanced", 0.05, 30)
+    assert (plain.routing_policy, plain.max_price_usd) == ("price", None)
+    assert (bounded.routing_policy, bounded.max_price_usd, bounded.max_seconds) == (
+        "balanced",
+        0.05,
+        30,
+    )

@@ -160,9 +160,7 @@ def test_routing_options_ride_in_the_body(deps: FakeDependencies, key: str) -> N
         key,
         prompt="a fox",
         providers=["mountsea-async", "mountsea-compat"],
-        routing="price",
-        max_price_usd=0.02,
-        max_seconds=60,
+        routing={"policy": "price", "max_price_usd": 0.02, "max_seconds": 60},
     )
 
     # THEN the task went to the cheapest, the dearer one is skipped, and the decision says so
@@ -178,11 +176,13 @@ def test_routing_options_ride_in_the_body(deps: FakeDependencies, key: str) -> N
 
 def test_multipart_routing_options_are_typed() -> None:
     raw, content_type = multipart(
-        [("image", png(64, 64))], prompt="x", routing="latency", max_price_usd="0.05"
+        [("image", png(64, 64))],
+        prompt="x",
+        **{"routing[policy]": "latency", "routing[max_price_usd]": "0.05"},
     )
     compat = edit_from_parts(parse_multipart(raw, content_type.split("boundary=")[1]))
 
-    assert (compat.request.routing, compat.request.max_price_usd) == ("latency", 0.05)
+    assert (compat.request.routing_policy, compat.request.max_price_usd) == ("latency", 0.05)
 
 
 def test_a_wrong_key_is_a_401_in_openais_shape_and_writes_nothing(

@@ -164,7 +164,9 @@ def test_max_price_leaves_out_a_provider_over_it_even_as_a_fallback(
 ) -> None:
     # GIVEN apimart at 0.04 WHEN submitted in order with max_price_usd 0.035
     deps.configure(prices=PRICES)
-    task = submit_task(deps, fox(providers=THREE, max_price_usd=0.035), client_id="c").task
+    task = submit_task(
+        deps, fox(providers=THREE, routing={"max_price_usd": 0.035}), client_id="c"
+    ).task
 
     # THEN it is neither the provider nor a fallback, and the ranking says why
     assert [task.provider, *task.fallbacks] == ["mountsea-async", "mountsea-compat"]
@@ -180,7 +182,7 @@ def test_max_price_with_no_provider_under_it_is_a_422_naming_the_cheapest(
     deps.configure(prices=PRICES)
 
     with pytest.raises(Unprocessable) as refused:
-        order(deps, max_price_usd=0.01)
+        order(deps, routing={"max_price_usd": 0.01})
 
     assert refused.value.code == "price_limit_exceeded"
     assert "mountsea-async at 0.02 USD" in refused.value.message
@@ -191,7 +193,7 @@ def test_max_price_leaves_out_a_provider_without_a_price(deps: FakeDependencies)
     # GIVEN apimart unpriced WHEN routed with max_price_usd THEN it is never used
     deps.configure(prices={k: v for k, v in PRICES.items() if k != "apimart"})
 
-    assert order(deps, max_price_usd=1.0) == ["mountsea-async", "mountsea-compat"]
+    assert order(deps, routing={"max_price_usd": 1.0}) == ["mountsea-async", "mountsea-compat"]
 
 
 def test_max_seconds_moves_providers_whose_p90_is_over_it_last(deps: FakeDependencies) -> None:
@@ -200,7 +202,11 @@ def test_max_seconds_moves_providers_whose_p90_is_over_it_last(deps: FakeDepende
     measure(deps, "mountsea-async", 2.0)
     measure(deps, "mountsea-compat", 2.0)
 
-    assert order(deps, max_seconds=10) == ["mountsea-async", "mountsea-compat", "apimart"]
+    assert order(deps, routing={"max_seconds": 10}) == [
+        "mountsea-async",
+        "mountsea-compat",
+        "apimart",
+    ]
 
 
 def test_a_policy_stays_within_the_callers_providers(deps: FakeDependencies) -> None:

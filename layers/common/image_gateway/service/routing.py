@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import get_args
+from typing import cast, get_args
 
 from aws_lambda_powertools import Logger
 
@@ -94,12 +94,12 @@ def routing_policy(
 ) -> tuple[RoutingPolicy, PolicySource]:
     """The policy in force: the request's, else the client's (its limits item), else the
     stack's (the providers parameter), else ``order``."""
-    if request.routing is not None:
-        return request.routing, "request"
+    if request.routing_policy is not None:
+        return request.routing_policy, "request"
     if client_id is not None:
         chosen = deps.usage.overrides(client_id).routing
         if chosen in get_args(RoutingPolicy):
-            return chosen, "client"  # type: ignore[return-value]
+            return cast(RoutingPolicy, chosen), "client"
         if chosen is not None:  # an operator's typo must not refuse the client's requests
             logger.warning("unknown routing policy in a client's limits", extra={"policy": chosen})
     stack = deps.directory.config.routing
@@ -184,7 +184,7 @@ def _over_price(request: ImageRequest, contenders: list[Contender]) -> Unprocess
             f"no provider able to make this request has a price configured, so none can be "
             f"held to max_price_usd {limit}: drop max_price_usd, or ask the operator for prices",
             code="price_limit_exceeded",
-            field="max_price_usd",
+            field="routing.max_price_usd",
         )
     cheapest = min(priced, key=lambda c: c.price or 0.0)
     return Unprocessable(
