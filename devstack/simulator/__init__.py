@@ -80,6 +80,10 @@ Admin endpoints (no auth): `GET /_sim/health`, `GET /_sim/requests` (every provi
 provider, method, path, query, `body` (parsed JSON, or for multipart/form-data its fields and
 its files as filename, content type and byte count; long strings cut), header names, status),
 `GET /_sim/callbacks` (every webhook attempt), `POST /_sim/reset` (clears both lists).
+Runtime profiles change a provider while the simulator runs: `POST /_sim/profile` with
+`{"provider": "apimart", "latency_seconds": 3, "fail_rate": 0.1}` gives its new tasks that
+latency (real seconds, not scaled; a prompt's `[sim:latency=S]` still wins) and makes that
+share of its creates answer 503; `GET /_sim/profile` shows them, `DELETE` resets them all.
 """
 
 from devstack.simulator.server import ProviderSimulator

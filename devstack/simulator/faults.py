@@ -5,10 +5,12 @@ The markers and their effects are listed in the package docstring (`devstack.sim
 
 from __future__ import annotations
 
+import random
 import re
 import threading
-from dataclasses import dataclass
-from typing import Final
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from devstack.simulator.wire import SimResponse, json_response, raw_response
 
@@ -75,7 +77,9 @@ class Faults:
                     continue
             elif name in FAULT_MARKERS and (value is None or value == provider):
                 names.add(name)
-        return cls(frozenset(names), seconds.get("latency"), seconds.get("stall-first-file"))
+        found = cls(frozenset(names), seconds.get("latency"), seconds.get("stall-first-file"))
+        profiles = ACTIVE_PROFILES.get()
+        return found if profiles is None or provider is None else profiles.apply(found, provider)
 
     def __contains__(self, name: object) -> bool:
         return name in self.markers
@@ -98,3 +102,72 @@ def create_fault_response(
     if "create-timeout" in faults:
         stop.wait(CREATE_TIMEOUT_S)
     return None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A provider's runtime profile (``POST /_sim/profile``): every new task of it takes
+    ``latency_seconds`` (real seconds, not scaled; a prompt's ``[sim:latency=S]`` still wins),
+    and a share ``fail_rate`` of its creates answers 503 (retryable: the provider's fault)."""
+
+    latency_seconds: float | None = None
+    fail_rate: float = 0.0
+
+    @classmethod
+    def parse(cls, body: Any) -> tuple[str, Profile]:
+        """``{"provider", "latency_seconds", "fail_rate"}`` -> (provider, profile); ValueError
+        says what is wrong."""
+        if not isinstance(body, dict) or not isinstance(body.get("provider"), str):
+            raise ValueError("give a JSON object with provider (and latency_seconds, fail_rate)")
+        unknown = set(body) - {"provider", "latency_seconds", "fail_rate"}
+        if unknown:
+            raise ValueError(f"unknown fields: {sorted(unknown)}")
+        latency, fail_rate = body.get("latency_seconds"), body.get("fail_rate", 0.0)
+        if latency is not None and (not isinstance(latency, int | float) or latency < 0):
+            raise ValueError("latency_seconds must be a number >= 0 (real seconds) or null")
+        if not isinstance(fail_rate, int | float) or not 0 <= fail_rate <= 1:
+            raise ValueError("fail_rate must be a number from 0 to 1")
+        return body["provider"], cls(None if latency is None else float(latency), float(fail_rate))
+
+
+class RuntimeProfiles:
+    """Each provider's runtime profile, changed while the simulator runs (thread-safe)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._profiles: dict[str, Profile] = {}
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+
+    def set(self, provider: str, profile: Profile) -> None:
+        """Give ``provider`` this profile (replacing its previous one)."""
+        with self._lock:
+            self._profiles[provider] = profile
+
+    def reset(self) -> None:
+        """Every provider back to its documented behaviour."""
+        with self._lock:
+            self._profiles.clear()
+
+    def show(self) -> dict[str, dict[str, float | None]]:
+        """The profiles by provider, as ``GET /_sim/profile`` answers."""
+        with self._lock:
+            return {
+                name: {"latency_seconds": p.latency_seconds, "fail_rate": p.fail_rate}
+                for name, p in sorted(self._profiles.items())
+            }
+
+    def apply(self, faults: Faults, provider: str) -> Faults:
+        """The faults of a new task of ``provider`` with its profile applied."""
+        with self._lock:
+            profile = self._profiles.get(provider)
+            fails = profile is not None and self._random.random() < profile.fail_rate
+        if profile is None:
+            return faults
+        latency = faults.latency_s if faults.latency_s is not None else profile.latency_seconds
+        markers = faults.markers | {"create-503"} if fails else faults.markers
+        return replace(faults, markers=markers, latency_s=latency)
+
+
+ACTIVE_PROFILES: ContextVar[RuntimeProfiles | None] = ContextVar("sim_profiles", default=None)
+"""The profiles of the simulator answering the current request (set by the server around each
+provider request, so that every dialect's ``Faults.parse`` applies them)."""

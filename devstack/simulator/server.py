@@ -19,6 +19,7 @@ import httpx
 
 from devstack.simulator import apimart, apimodels, mountsea, openai_compat, pmock
 from devstack.simulator.callbacks import CallbackScheduler, WebhookSender
+from devstack.simulator.faults import ACTIVE_PROFILES, Profile, RuntimeProfiles
 from devstack.simulator.render import ImageDownloader
 from devstack.simulator.tasks import TaskStore
 from devstack.simulator.wire import (
@@ -187,6 +188,8 @@ class ProviderSimulator:
         self._requested_port = port
         self._stop = threading.Event()
         self._journal = _Journal(max_logged_requests)
+        self.profiles = RuntimeProfiles()
+        """Runtime profiles per provider (``/_sim/profile``): latency and failure rate."""
         self._client = httpx.Client(trust_env=False)
         self._store = TaskStore(ImageDownloader(self._client), max_tasks, max_image_bytes)
         self._scheduler = CallbackScheduler()
@@ -281,7 +284,7 @@ class ProviderSimulator:
     ) -> SimResponse:
         """Answer one HTTP request (headers keyed by their original names)."""
         if path.startswith("/_sim/"):
-            return self._admin(method, path)
+            return self._admin(method, path, body)
         query = dict(parse_qsl(query_string, keep_blank_values=True))
         lowered = {name.lower(): value for name, value in headers.items()}
         mount = self._route(path)
@@ -300,18 +303,23 @@ class ProviderSimulator:
             response = json_response(404, {"error": f"no such path: {path}"})
         else:
             request = SimRequest(method, path[len(mount.prefix) :] or "/", query, lowered, body)
+            active = ACTIVE_PROFILES.set(self.profiles)  # this simulator's runtime profiles
             try:
                 response = self._handlers[mount.provider].handle(request)
             except Exception:  # A simulator bug must answer 500, not drop the connection.
                 _log.exception("simulator failed on %s %s", method, path)
                 response = json_response(500, {"error": "simulator internal error"})
+            finally:
+                ACTIVE_PROFILES.reset(active)
         entry["status"] = response.status
         return response
 
     def _route(self, path: str) -> Mount | None:
         return next((mount for mount in self._routes if mount.answers(path)), None)
 
-    def _admin(self, method: str, path: str) -> SimResponse:
+    def _admin(self, method: str, path: str, body: bytes = b"") -> SimResponse:
+        if path == "/_sim/profile":
+            return self._profile(method, body)
         if method == "GET" and path == "/_sim/health":
             return json_response(200, {"ok": True})
         if method == "GET" and path == "/_sim/requests":
@@ -322,6 +330,23 @@ class ProviderSimulator:
             self._journal.reset()
             return json_response(200, {"ok": True})
         return json_response(404, {"error": f"no such admin endpoint: {method} {path}"})
+
+    def _profile(self, method: str, body: bytes) -> SimResponse:
+        """``/_sim/profile``: POST sets one provider's, DELETE resets all, GET shows them."""
+        if method == "GET":
+            return json_response(200, self.profiles.show())
+        if method == "DELETE":
+            self.profiles.reset()
+            return json_response(200, self.profiles.show())
+        if method != "POST":
+            return json_response(405, {"error": "GET, POST or DELETE /_sim/profile"})
+        try:
+            provider, profile = Profile.parse(json.loads(body or b"null"))
+            self.provider_base_url(provider)  # ValueError for an unknown provider
+        except ValueError as exc:
+            return json_response(400, {"error": str(exc)})
+        self.profiles.set(provider, profile)
+        return json_response(200, self.profiles.show())
 
 
 class _Journal:

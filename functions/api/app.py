@@ -23,6 +23,7 @@ from image_gateway import log_context
 from image_gateway.adapters.aws import lazy_dependencies
 from image_gateway.errors import GatewayError, NotFound
 from image_gateway.health.circuit import Circuit
+from image_gateway.health.measure import Bucket, Measured, summarise
 from image_gateway.http.gate import (
     RoutePolicy,
     admit,
@@ -33,7 +34,8 @@ from image_gateway.http.gate import (
 from image_gateway.http.router import Reply, Request, Router
 from image_gateway.metrics import expect_invocations_without_metrics
 from image_gateway.models.circuits import ProviderHealthView
-from image_gateway.models.request import ImageRequest
+from image_gateway.models.measured import MeasuredFigures, MeasuredTier, MeasuredView
+from image_gateway.models.request import ImageRequest, Operation, Resolution
 from image_gateway.models.task import Task
 from image_gateway.models.uploads import UploadRequest
 from image_gateway.models.views import (
@@ -46,7 +48,7 @@ from image_gateway.models.views import (
     WebhookRedelivery,
 )
 from image_gateway.providers.registry import PROVIDER_TYPES
-from image_gateway.service.health import read_circuits
+from image_gateway.service.health import measured_by_tier, read_circuits
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.limits import client_usage
 from image_gateway.service.progress import expected_seconds
@@ -167,7 +169,7 @@ def create_uploads(request: Request) -> Reply:
 @router.route("GET /v1/providers")
 def list_providers(request: Request) -> Reply:
     """Every provider this gateway knows: enabled or not, default order, capabilities, prices,
-    and its circuit breaker's state and recent success rate."""
+    its circuit breaker's state and recent success rate, and what its calls measured."""
     deps = DEPS.get()
     directory = deps.directory
     order = directory.order()
@@ -175,6 +177,7 @@ def list_providers(request: Request) -> Reply:
     rows = []
     for name in PROVIDER_TYPES:
         price = directory.price(name)
+        figures, buckets = measured_by_tier(deps, name)  # one query each
         rows.append(
             ProviderView(
                 name=name,
@@ -183,9 +186,23 @@ def list_providers(request: Request) -> Reply:
                 capabilities=directory.provider(name).capabilities.describe(),
                 price=None if price is None else price.model_dump(),
                 health=ProviderHealthView.of(circuits.get(name) or Circuit(name), now),
+                measured=_measured_view(figures, buckets),
             )
         )
     return Reply.of(200, ProviderList(default_order=order, providers=rows))
+
+
+def _measured_view(figures: Measured, buckets: list[Bucket]) -> MeasuredView | None:
+    if not figures.samples:
+        return None
+    tiers: dict[tuple[Operation, Resolution], list[Bucket]] = {}
+    for bucket in buckets:
+        tiers.setdefault((bucket.operation, bucket.tier), []).append(bucket)
+    by_tier = [
+        MeasuredTier(operation=op, tier=tier, **MeasuredFigures.of(summarise(group)).model_dump())
+        for (op, tier), group in sorted(tiers.items())
+    ]
+    return MeasuredView(**MeasuredFigures.of(figures).model_dump(), by_tier=by_tier)
 
 
 @router.route("GET /v1/usage")

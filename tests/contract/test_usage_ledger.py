@@ -81,13 +81,16 @@ def under_test(implementation: str, request: pytest.FixtureRequest) -> LedgerUnd
         return LedgerUnderTest(fake, clock, fake.set_limits, lambda: None)
     dynamodb, table = request.getfixturevalue("dynamodb"), request.getfixturevalue("tasks_table")
 
-    def set_limits(client_id: str, **values: float) -> None:
+    def set_limits(client_id: str, **values: float | str) -> None:
         names = ", ".join(f"{k} = :{k}" for k in values)
         dynamodb.update_item(
             TableName=table,
             Key={"pk": {"S": f"LIMITS#{client_id}"}, "sk": {"S": "LIMITS"}},
             UpdateExpression=f"SET {names}",
-            ExpressionAttributeValues={f":{k}": {"N": str(v)} for k, v in values.items()},
+            ExpressionAttributeValues={
+                f":{k}": {"S": v} if isinstance(v, str) else {"N": str(v)}
+                for k, v in values.items()
+            },
         )
 
     def largest_item() -> int:
@@ -306,10 +309,16 @@ def test_a_running_limit_of_zero_queues_everything(under_test: LedgerUnderTest) 
 def test_the_operators_limits_are_read_back(under_test: LedgerUnderTest) -> None:
     assert under_test.ledger.overrides("c1") == LimitOverrides()
 
-    under_test.set_limits("c1", requests_per_minute=5, max_queued_tasks=7, daily_budget_usd=0.05)
+    under_test.set_limits(
+        "c1", requests_per_minute=5, max_queued_tasks=7, daily_budget_usd=0.05, routing="price"
+    )
 
     assert under_test.ledger.overrides("c1") == LimitOverrides(
-        requests_per_minute=5, max_running_tasks=None, max_queued_tasks=7, daily_budget_usd=0.05
+        requests_per_minute=5,
+        max_running_tasks=None,
+        max_queued_tasks=7,
+        daily_budget_usd=0.05,
+        routing="price",
     )
     assert under_test.ledger.overrides("c2") == LimitOverrides()
 

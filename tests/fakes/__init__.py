@@ -14,7 +14,12 @@ from image_gateway.config import Settings
 from image_gateway.providers.directory import ProviderDirectory
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
-from tests.fakes.health import FakeHealth, InMemoryCircuitStore, RecordingCircuitEvents
+from tests.fakes.health import (
+    FakeHealth,
+    InMemoryCircuitStore,
+    InMemoryMeasurementStore,
+    RecordingCircuitEvents,
+)
 from tests.fakes.inbox import FakeInboxDependencies, InMemoryInbox
 from tests.fakes.limits import InMemoryUsageLedger, ManualClock
 from tests.fakes.messaging import (
@@ -53,6 +58,7 @@ __all__ = [
     "InMemoryIdempotencyStore",
     "InMemoryImageStore",
     "InMemoryInbox",
+    "InMemoryMeasurementStore",
     "InMemoryPollLoops",
     "InMemoryProviderSlots",
     "InMemoryTaskStore",

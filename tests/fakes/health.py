@@ -1,7 +1,9 @@
 """In-memory fakes of the provider health ports: the circuits, their events, a clock.
 
 ``InMemoryCircuitStore`` passes the same contract suite as ``DynamoDBCircuitStore``
-(``tests/contract/test_circuit_store.py``): a put wins only over the version before it. The
+(``tests/contract/test_circuit_store.py``): a put wins only over the version before it;
+``InMemoryMeasurementStore`` the same as ``DynamoDBMeasurementStore``
+(``tests/contract/test_measurement_store.py``). The
 clock moves only when a test moves it (``FakeHealth.advance``): no sleeps.
 """
 
@@ -12,6 +14,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from image_gateway.health.circuit import Circuit
+from image_gateway.health.measure import (
+    Bucket,
+    Sample,
+    bucket_start,
+    latency_bucket,
+)
 from image_gateway.models.circuits import CircuitChangedDetail
 from image_gateway.ports import EventPublishError
 
@@ -66,6 +74,42 @@ class InMemoryCircuitStore:
             self._circuits.pop(provider, None)
 
 
+class InMemoryMeasurementStore:
+    """Counters per provider, operation, tier and minute in a dict (the adapter's ``ADD``)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[str, str, str, int], Bucket] = {}
+        self._lock = threading.Lock()
+        self.adds = 0
+
+    def add(self, sample: Sample) -> None:
+        """Count the sample in its record."""
+        start = bucket_start(sample.at)
+        key = (sample.provider, sample.operation.value, sample.tier, start)
+        with self._lock:
+            self.adds += 1
+            old = self._buckets.get(key) or Bucket(
+                sample.provider, sample.operation, sample.tier, start
+            )
+            latency = list(old.latency)
+            if sample.answered and sample.seconds is not None:
+                latency[latency_bucket(sample.seconds)] += 1
+            self._buckets[key] = replace(
+                old,
+                answers=old.answers + int(sample.answered),
+                failures=old.failures + int(not sample.answered),
+                latency=tuple(latency),
+            )
+
+    def window(self, provider: str, since: int) -> list[Bucket]:
+        """The provider's records from minute ``since`` on."""
+        with self._lock:
+            return [
+                b for (name, *_), b in sorted(self._buckets.items())
+                if name == provider and b.start >= since
+            ]  # fmt: skip
+
+
 class RecordingCircuitEvents:
     """Keeps every ``Provider Circuit Changed`` detail; ``refuse`` makes publish fail."""
 
@@ -89,6 +133,7 @@ class FakeHealth:
 
     def __init__(self) -> None:
         self.circuits = InMemoryCircuitStore()
+        self.measurements = InMemoryMeasurementStore()
         self.events = RecordingCircuitEvents()
         self.clock = START
 

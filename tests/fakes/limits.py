@@ -72,7 +72,7 @@ class InMemoryUsageLedger:
         self.busy_next = 0
         """Reservations to answer LedgerBusy (every retry conflicted) before working again."""
 
-    def set_limits(self, client_id: str, **values: float | int | None) -> None:
+    def set_limits(self, client_id: str, **values: float | int | str | None) -> None:
         """What the operator's ``update-item`` does: set one client's limits."""
         self.limits[client_id] = LimitOverrides(**values)  # type: ignore[arg-type]
 

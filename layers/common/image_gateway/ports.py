@@ -345,4 +345,5 @@ class Dependencies(Protocol):
 
     @property
     def health(self) -> HealthPorts:
-        """Provider health: every provider's circuit breaker, its events, its clock."""
+        """Provider health: every provider's circuit breaker, its measurements, its events, its
+        clock."""

@@ -429,3 +429,32 @@ def test_the_providers_listing_shows_each_providers_breaker(
         "recent_calls": 0,
         "success_rate": None,
     }
+
+
+def test_the_providers_listing_shows_what_each_provider_measured(
+    api: ModuleType, deps: FakeDependencies, key: str
+) -> None:
+    # GIVEN apimart made three 1K images (2 s each) and failed once, and nothing measured
+    # for pmock
+    from image_gateway.health.measure import Sample
+    from image_gateway.models.request import Operation
+
+    now = deps.health.now()
+    for answered in (True, True, True, False):
+        deps.health.measurements.add(
+            Sample("apimart", Operation.GENERATE, "1K", now, answered, 2.0 if answered else None)
+        )
+
+    # WHEN the caller lists the providers
+    status, body = call(api, event("GET /v1/providers", key=key, content_type=None))
+
+    # THEN apimart's row says what was measured over the window, per tier too; pmock's nothing
+    assert status == 200
+    rows = {row["name"]: row for row in body["providers"]}
+    figures = rows["apimart"]["measured"]
+    assert (figures["samples"], figures["success_rate"], figures["window"]) == (4, 0.75, "15m")
+    assert 1.5 < figures["latency_p50_seconds"] <= figures["latency_p90_seconds"] <= 2.0
+    assert [(t["operation"], t["tier"], t["samples"]) for t in figures["by_tier"]] == [
+        ("generate", "1K", 4)
+    ]
+    assert rows["pmock"]["measured"] is None

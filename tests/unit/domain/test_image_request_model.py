@@ -222,3 +222,35 @@ def test_given_aspect_ratio_and_resolution_when_tiered_then_the_resolution_is_th
     request = ImageRequest(prompt="x", aspect_ratio="21:9", resolution=resolution)
 
     assert request.tier() == resolution
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"routing": "fastest"}, "routing"),
+        ({"routing": {"max_price_usd": 0}}, "max_price_usd"),
+        ({"routing": {"max_price_usd": -1}}, "max_price_usd"),
+        ({"routing": {"max_seconds": 0}}, "max_seconds"),
+        ({"routing": {"policy": "price", "max_price": 1}}, "max_price"),
+    ],
+    ids=["unknown-policy", "zero-price", "negative-price", "zero-seconds", "unknown-bound"],
+)
+def test_given_a_bad_routing_option_when_validated_then_the_field_is_named(
+    fields: dict[str, Any], field: str
+) -> None:
+    assert names_field(rejected(prompt="a fox", **fields), field)
+
+
+def test_given_routing_options_when_validated_then_they_are_kept() -> None:
+    plain = ImageRequest(prompt="a fox", routing="price")
+    bounded = ImageRequest(
+        prompt="a fox",
+        routing={"policy": "balanced", "max_price_usd": 0.05, "max_seconds": 30},
+    )
+
+    assert (plain.routing_policy, plain.max_price_usd) == ("price", None)
+    assert (bounded.routing_policy, bounded.max_price_usd, bounded.max_seconds) == (
+        "balanced",
+        0.05,
+        30,
+    )

@@ -147,6 +147,44 @@ def test_gateway_options_ride_in_the_body(deps: FakeDependencies, key: str) -> N
     assert task.metadata == {"order": "42"} and task.provider == "mountsea-async"
 
 
+def test_routing_options_ride_in_the_body(deps: FakeDependencies, key: str) -> None:
+    # GIVEN mountsea-compat the cheapest WHEN extra_body asks for price routing with a bound
+    deps.configure(
+        prices={
+            "mountsea-compat": {"per_image": {"1K": {"medium": 0.01}}},
+            "mountsea-async": {"per_image": {"1K": {"medium": 0.05}}},
+        }
+    )
+    result = generate(
+        deps,
+        key,
+        prompt="a fox",
+        providers=["mountsea-async", "mountsea-compat"],
+        routing={"policy": "price", "max_price_usd": 0.02, "max_seconds": 60},
+    )
+
+    # THEN the task went to the cheapest, the dearer one is skipped, and the decision says so
+    task = deps.tasks.require(result["headers"]["x-task-id"])
+    assert task.provider == "mountsea-compat" and task.fallbacks == []
+    assert task.routing is not None
+    assert (task.routing.policy, task.routing.max_price_usd, task.routing.max_seconds) == (
+        "price",
+        0.02,
+        60,
+    )
+
+
+def test_multipart_routing_options_are_typed() -> None:
+    raw, content_type = multipart(
+        [("image", png(64, 64))],
+        prompt="x",
+        **{"routing[policy]": "latency", "routing[max_price_usd]": "0.05"},
+    )
+    compat = edit_from_parts(parse_multipart(raw, content_type.split("boundary=")[1]))
+
+    assert (compat.request.routing_policy, compat.request.max_price_usd) == ("latency", 0.05)
+
+
 def test_a_wrong_key_is_a_401_in_openais_shape_and_writes_nothing(
     deps: FakeDependencies,
 ) -> None:

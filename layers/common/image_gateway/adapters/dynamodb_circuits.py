@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from image_gateway.adapters.dynamodb_measurements import DynamoDBMeasurementStore
 from image_gateway.adapters.eventbridge import EventBridgeCircuitEvents
 from image_gateway.health.circuit import Circuit, CircuitState
 
@@ -132,6 +133,11 @@ class AwsHealth:
     def circuits(self) -> DynamoDBCircuitStore:
         """Every provider's breaker, in the tasks table."""
         return DynamoDBCircuitStore(self._dynamodb, self._table)
+
+    @cached_property
+    def measurements(self) -> DynamoDBMeasurementStore:
+        """Each provider's measured calls, in the tasks table."""
+        return DynamoDBMeasurementStore(self._dynamodb, self._table)
 
     @cached_property
     def events(self) -> EventBridgeCircuitEvents:

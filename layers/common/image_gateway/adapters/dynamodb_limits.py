@@ -3,8 +3,8 @@
 
 Item layout (every item a fixed size: none grows with a client's open work):
 - ``LIMITS#<client>`` / ``LIMITS``: the operator's ``requests_per_minute``,
-  ``max_running_tasks``, ``max_queued_tasks``, ``daily_budget_usd`` (each optional; set with
-  ``aws dynamodb update-item``, README);
+  ``max_running_tasks``, ``max_queued_tasks``, ``daily_budget_usd``, ``routing`` (a string;
+  each optional; set with ``aws dynamodb update-item``, README);
 - ``LIMITS#<client>`` / ``RATE#<window start, epoch s>``: ``request_count`` (TTL an hour after);
 - ``LIMITS#<client>`` / ``COUNTS``: ``running`` and ``queued``, two numbers;
 - ``LIMITS#<client>`` / ``DAY#<YYYY-MM-DD>``: ``spent_usd`` (TTL a week after the day);
@@ -118,6 +118,7 @@ class DynamoDBUsageLedger:
             max_running_tasks=None if running is None else int(running),
             max_queued_tasks=None if queued is None else int(queued),
             daily_budget_usd=None if budget is None else float(budget),
+            routing=item.get("routing", {}).get("S"),
         )
 
     # -- reserve --------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Ports of provider health (``Dependencies.health``), each a small Protocol.
 
 Like :mod:`image_gateway.ports`: one AWS adapter each (``adapters/dynamodb_circuits.py``,
-``adapters/eventbridge.py``), one in-memory fake in ``tests/fakes/health.py``, one contract
-suite in ``tests/contract``. The rules that change a circuit are pure functions of
-:mod:`image_gateway.health.breaker`; the store only keeps circuits, with a conditional write.
+``adapters/dynamodb_measurements.py``, ``adapters/eventbridge.py``), one in-memory fake in
+``tests/fakes/health.py``, one contract suite in ``tests/contract``. The rules that change a
+circuit are pure functions of :mod:`image_gateway.health.breaker`; the store only keeps
+circuits, with a conditional write; the measurements are counters (``health.measure``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from image_gateway.health.circuit import Circuit
+    from image_gateway.health.measure import Bucket, Sample
     from image_gateway.models.circuits import CircuitChangedDetail
 
 
@@ -37,6 +39,20 @@ class CircuitStore(Protocol):
         ...
 
 
+class MeasurementStore(Protocol):
+    """Each provider's measured calls: counters per operation, tier and minute
+    (``health.measure``), added to atomically and read by window."""
+
+    def add(self, sample: Sample) -> None:
+        """Count one attempt in its provider's record of its minute (one atomic increment;
+        the record is created on first use and forgotten a day after its minute)."""
+        ...
+
+    def window(self, provider: str, since: int) -> list[Bucket]:
+        """The provider's records of the minutes from ``since`` (epoch seconds) on."""
+        ...
+
+
 class CircuitEvents(Protocol):
     """``Provider Circuit Changed`` events on the bus (EventPublishError when refused)."""
 
@@ -51,6 +67,11 @@ class HealthPorts(Protocol):
     @property
     def circuits(self) -> CircuitStore:
         """Every provider's breaker."""
+        ...
+
+    @property
+    def measurements(self) -> MeasurementStore:
+        """What each provider's recent calls measured (routing by latency and success)."""
         ...
 
     @property

@@ -81,6 +81,24 @@ PROVIDERS_EXAMPLE: dict[str, Any] = {
                 "recent_calls": 20,
                 "success_rate": 0.65,
             },
+            "measured": {
+                "latency_p50_seconds": 18.4,
+                "latency_p90_seconds": 31.0,
+                "success_rate": 0.65,
+                "samples": 40,
+                "window": "15m",
+                "by_tier": [
+                    {
+                        "operation": "generate",
+                        "tier": "1K",
+                        "latency_p50_seconds": 18.4,
+                        "latency_p90_seconds": 31.0,
+                        "success_rate": 0.65,
+                        "samples": 40,
+                        "window": "15m",
+                    }
+                ],
+            },
         }
     ],
 }

@@ -2,7 +2,8 @@
 
 ``POST /openai/v1/images/generations`` takes OpenAI's JSON body, ``.../edits`` its multipart
 upload (``image`` or ``image[]``, up to 16 files, and ``mask``), with OpenAI's field names.
-Gateway options ride in the SDK's ``extra_body``: ``provider``, ``providers``, ``size_policy``,
+Gateway options ride in the SDK's ``extra_body``: ``provider``, ``providers``, ``routing`` (a
+policy, or an object with ``policy``, ``max_price_usd``, ``max_seconds``), ``size_policy``,
 ``aspect_ratio`` + ``resolution``, ``metadata``, ``callback_url``, ``callback_events`` (in a
 multipart body the SDK sends lists as ``name[]`` and objects as ``name[key]``). The result is
 an ordinary :class:`ImageRequest`, validated by the same model as ``POST /v1/images``; every
@@ -40,6 +41,7 @@ PASSED_THROUGH = (
 GATEWAY_OPTIONS = (
     "provider",
     "providers",
+    "routing",
     "size_policy",
     "aspect_ratio",
     "resolution",
@@ -160,6 +162,10 @@ def _add_field(fields: dict[str, Any], name: str, value: str) -> None:
             return
         if base == "metadata" and key:
             fields.setdefault("metadata", {})[key] = value
+            return
+        if base == "routing" and key:  # an object (policy and bounds): its fields typed later
+            routing = fields.get("routing")
+            fields["routing"] = {**(routing if isinstance(routing, dict) else {}), key: value}
             return
         raise _refuse(name, f"unknown parameter {name!r}", code="unknown_parameter")
     if name in _INTEGERS and re.fullmatch(r"-?\d{1,9}", value):

@@ -53,6 +53,8 @@ class LimitOverrides:
     max_running_tasks: int | None = None
     max_queued_tasks: int | None = None
     daily_budget_usd: float | None = None
+    routing: str | None = None
+    """The client's routing policy (``service.routing`` checks the name)."""
 
 
 @dataclass(frozen=True)

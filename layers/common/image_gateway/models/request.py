@@ -47,6 +47,8 @@ AspectRatio = Literal[
     "2:1", "1:2", "3:1", "1:3", "21:9", "9:21",
 ]  # fmt: skip
 Resolution = Literal["1K", "2K", "4K"]
+RoutingPolicy = Literal["order", "price", "latency", "reliability", "balanced"]
+"""How the providers a request may use are ranked (README, "Routing")."""
 
 
 class Operation(StrEnum):
@@ -129,6 +131,29 @@ RULES_BETWEEN_FIELDS: list[JsonValue] = [
 """The rules between fields :meth:`ImageRequest._check_combinations` enforces, for the document."""
 
 
+class Routing(BaseModel):
+    """A routing policy with bounds (``routing`` of a request, as an object)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: RoutingPolicy | None = Field(
+        default=None, description="the policy; default: the client's, the stack's, or order"
+    )
+    max_price_usd: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="a provider whose price for this request is higher (or unknown) is never "
+        "used, not even as a fallback; 422 price_limit_exceeded naming the cheapest if none fits",
+    )
+    max_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=86400,
+        description="providers whose measured p90 time to done is within this go first",
+    )
+
+
 class ImageRequest(BaseModel):
     """A generation or edit request, as callers send it to ``POST /v1/images``."""
 
@@ -174,6 +199,15 @@ class ImageRequest(BaseModel):
         max_length=8,
         description="ordered fallback list (no provider twice)",
         json_schema_extra={"uniqueItems": True},
+    )
+    routing: RoutingPolicy | Routing | None = Field(
+        default=None,
+        description='how the providers are ranked (README, "Routing"): a policy, `order` (the '
+        "list's or the stack's order), `price` (cheapest for the tier and quality), `latency` "
+        "(lowest measured p50), `reliability` (highest measured success rate), `balanced` "
+        "(cheapest among the reliable and fast enough); or an object with `policy` and the "
+        "bounds `max_price_usd`, `max_seconds`; default: the client's, else the stack's, else "
+        "`order`",
     )
     callback_url: str | None = Field(
         default=None,
@@ -296,6 +330,21 @@ class ImageRequest(BaseModel):
         """The exact size asked for, when the caller gave ``WxH``."""
         match = _SIZE_RE.match(self.size)
         return (int(match.group(1)), int(match.group(2))) if match else None
+
+    @property
+    def routing_policy(self) -> RoutingPolicy | None:
+        """The policy the request asks for (None: the client's or the stack's applies)."""
+        return self.routing.policy if isinstance(self.routing, Routing) else self.routing
+
+    @property
+    def max_price_usd(self) -> float | None:
+        """``routing.max_price_usd``, when the request gives it."""
+        return self.routing.max_price_usd if isinstance(self.routing, Routing) else None
+
+    @property
+    def max_seconds(self) -> float | None:
+        """``routing.max_seconds``, when the request gives it."""
+        return self.routing.max_seconds if isinstance(self.routing, Routing) else None
 
     def tier(self) -> Resolution:
         """The 1K/2K/4K tier the request falls in (long edge <=1536, <=2048, above)."""

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from image_gateway.errors import ProviderError
 from image_gateway.limits.ports import UsageHold
 from image_gateway.models.request import ImageRequest, Operation
+from image_gateway.models.routing import RoutingDecision
 
 
 class TaskStatus(StrEnum):
@@ -250,6 +251,9 @@ class Task(BaseModel):
     )
     fallbacks: list[str] = Field(
         default_factory=list, description="providers still to try after a retryable failure"
+    )
+    routing: RoutingDecision | None = Field(
+        default=None, description="which policy ranked its providers, and the ranking it saw"
     )
     callback_base_url: str | None = Field(
         default=None, description="where providers call back (the URL the API was called on)"

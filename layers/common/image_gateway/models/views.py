@@ -9,7 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from image_gateway.models.circuits import ProviderHealthView
+from image_gateway.models.measured import MeasuredView
 from image_gateway.models.request import parse_s3_ref
+from image_gateway.models.routing import RoutingDecision
 from image_gateway.models.task import (
     THUMBNAIL_EDGE,
     DeliveryRecord,
@@ -96,6 +98,11 @@ class TaskView(RequestFields):
     metadata: dict[str, str]
     attempts: list[ProviderAttempt]
     history: list[StatusChange]
+    routing: RoutingDecision | None = Field(
+        default=None,
+        description="why it went where it went: the routing policy (and whether the request, "
+        "the client or the stack chose it) and the ranking of providers it saw",
+    )
     source: SourceObject | None = None
     inputs: list[InputImageView] = Field(
         default_factory=list, description="an edit's reference images, then its mask"
@@ -140,6 +147,7 @@ class TaskView(RequestFields):
             provider=task.provider,
             path=task.path,
             finished_by=task.finished_by,
+            routing=task.routing,
             model=task.model,
             size_sent=task.size_sent,
             size_produced=task.size_produced,
@@ -270,6 +278,11 @@ class ProviderView(BaseModel):
     health: ProviderHealthView = Field(
         default_factory=lambda: ProviderHealthView(state="closed"),
         description="its circuit breaker: state, until when it is open, recent success rate",
+    )
+    measured: MeasuredView | None = Field(
+        default=None,
+        description="latency and success measured over the rolling window (routing policies "
+        "latency, reliability and balanced read these); None when nothing was measured",
     )
 
 

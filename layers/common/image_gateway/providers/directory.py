@@ -9,7 +9,8 @@ the operator's settings over them in ``<that name>/operator`` (``providers/setti
       "options":  {"apimart": {"official_fallback": false}, "pmock": {...}},
       "prices":   {"apimodels": {"per_image": {"1K": {"low": 0.005, ...}, ...}}},
       "concurrency": {"apimodels": 4},                               # default 16 each
-      "breaker":  {"apimart": {"failures": 3, "window_seconds": 60, "cooldown_seconds": 30}}
+      "breaker":  {"apimart": {"failures": 3, "window_seconds": 60, "cooldown_seconds": 30}},
+      "routing":  "price"                                           # the stack's policy
     }
 
 Every key is optional: without ``order`` the stack's ``DEFAULT_PROVIDERS`` apply, ``disabled``
@@ -36,7 +37,7 @@ from pydantic import (
 
 from image_gateway.config import Settings
 from image_gateway.errors import GatewayError, InvalidRequest
-from image_gateway.models.request import ImageRequest
+from image_gateway.models.request import ImageRequest, RoutingPolicy
 from image_gateway.providers.base import Provider, SizePlan
 from image_gateway.providers.registry import PROVIDER_TYPES
 
@@ -97,10 +98,14 @@ class ProviderConfig(BaseModel):
         default_factory=dict,
         description="circuit breaker thresholds per provider (real-world seconds)",
     )
+    routing: RoutingPolicy | None = Field(
+        default=None,
+        description="the stack's routing policy (a client's or a request's wins); None: order",
+    )
 
     @field_validator("order", "disabled", "options", "prices", "concurrency", "breaker")
     @classmethod
-    def _known(cls, names: Any) -> Any:
+    def _known(cls, names: Any) -> Any:  # provider names (routing is a policy, not a name)
         for name in names or []:
             if name not in PROVIDER_TYPES:
                 raise ValueError(f"unknown provider {name!r}; known: {sorted(PROVIDER_TYPES)}")

@@ -8,6 +8,11 @@ the ``ProviderCircuitChanged`` metric) only from the writer whose conditional wr
 Cost: a routing decision (a submit, a dispatch) reads every provider's circuit with one request
 (:func:`read_circuits`); a call writes its provider's circuit only when something changed (a
 healthy provider's steady successes change nothing once its recent calls are all successes).
+
+Measurements (:mod:`image_gateway.health.measure`): the writer that won a task's terminal
+status counts each of its attempts once (:func:`record_measurements`, one atomic increment
+each); a routing decision that needs them reads one query per candidate provider
+(:func:`measured`), and the default ``order`` policy reads none.
 """
 
 from __future__ import annotations
@@ -30,6 +35,16 @@ from image_gateway.health.breaker import (
     usable,
 )
 from image_gateway.health.circuit import Circuit, CircuitState
+from image_gateway.health.measure import (
+    Bucket,
+    Measured,
+    Sample,
+    seconds_between,
+    summarise,
+    verdict,
+    window_start,
+)
+from image_gateway.models.request import Operation, Resolution
 from image_gateway.models.task import Task
 from image_gateway.ports import Dependencies, EventPublishError
 
@@ -78,6 +93,57 @@ def order_by_health(
         return names
     found = read_circuits(deps) if circuits is None else circuits
     return by_health(names, found, deps.health.now())
+
+
+def record_measurements(deps: Dependencies, task: Task) -> int:
+    """Count each attempt of a task that just ended in its provider's measurements (only the
+    winning writer of the terminal status calls this); the number of samples written. A store
+    failure is logged, never raised: the task has ended whatever routing learns from it."""
+    tier, now, written = task.request.tier(), deps.health.now(), 0
+    for attempt in task.attempts:
+        error = attempt.error
+        answered = verdict(
+            attempt.outcome, error.code if error else None, error.retryable if error else False
+        )
+        if answered is None:
+            continue
+        seconds = (
+            seconds_between(attempt.at, attempt.finished_at)
+            if attempt.outcome == "completed"
+            else None
+        )
+        sample = Sample(attempt.provider, task.operation, tier, now, answered, seconds)
+        try:
+            deps.health.measurements.add(sample)
+        except Exception:  # routing loses one sample; the task is unaffected
+            logger.exception("measurement not recorded", extra={"task_id": task.task_id})
+            continue
+        written += 1
+    return written
+
+
+def measured(
+    deps: Dependencies,
+    provider: str,
+    *,
+    operation: Operation | None = None,
+    tier: Resolution | None = None,
+) -> Measured:
+    """A provider's figures over the window, for one operation and tier or (None) all."""
+    buckets = deps.health.measurements.window(provider, window_start(deps.health.now()))
+    return summarise(
+        [
+            b
+            for b in buckets
+            if (operation is None or b.operation is operation) and (tier is None or b.tier == tier)
+        ]
+    )
+
+
+def measured_by_tier(deps: Dependencies, provider: str) -> tuple[Measured, list[Bucket]]:
+    """A provider's figures over the window (every operation and tier) and its records."""
+    buckets = deps.health.measurements.window(provider, window_start(deps.health.now()))
+    return summarise(buckets), buckets
 
 
 @dataclass

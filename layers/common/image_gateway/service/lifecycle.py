@@ -22,6 +22,7 @@ from image_gateway.errors import Conflict
 from image_gateway.models.events import DETAIL_TYPES
 from image_gateway.models.task import ForbiddenTransition, Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, EventPublishError
+from image_gateway.service.health import record_measurements
 from image_gateway.service.limits import settle_usage
 from image_gateway.webhooks import delivery as webhooks
 
@@ -91,6 +92,7 @@ def _measure(deps: Dependencies, task: Task) -> None:
     name = TERMINAL_METRICS.get(task.status)
     if name is None:
         return
+    record_measurements(deps, task)  # routing's figures: each attempt once, by this winner
     provider = {"Provider": task.provider}
     deps.metrics.put(name, 1, "Count", {**provider, "Path": task.path or "none"})
     tried_before = sum(1 for attempt in task.attempts if attempt.outcome == "failed")

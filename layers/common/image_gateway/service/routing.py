@@ -1,19 +1,32 @@
-"""Provider selection: which providers to try for a request, in which order, and why not others.
+"""Provider selection: which providers to try for a request, in order, and why not others.
 
-Capability and size checks run here, before anything is written or spent.
+Capability and size checks run here, before anything is written or spent. The providers able
+to make the request are then ranked by the routing policy (``health.ranking``: the request's,
+else the client's, else the stack's, else ``order``), within the caller's ``provider`` /
+``providers`` when given; the breaker has the last word (providers it would refuse go last).
+The decision, with the ranking it saw, is stored on the task (``routing`` of its view).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast, get_args
+
+from aws_lambda_powertools import Logger
 
 from image_gateway.errors import Unprocessable
-from image_gateway.models.request import ImageRequest
+from image_gateway.health.breaker import usable as breaker_usable
+from image_gateway.health.circuit import Circuit
+from image_gateway.health.ranking import MEASURED_POLICIES, Contender, Ranked, explores, rank
+from image_gateway.models.request import ImageRequest, RoutingPolicy
+from image_gateway.models.routing import PolicySource, RankingRow, RoutingDecision
 from image_gateway.ports import Dependencies
 from image_gateway.providers.base import Provider, SizePlan
 from image_gateway.providers.sizes import requested_label
-from image_gateway.service.health import order_by_health
+from image_gateway.service.health import measured, order_by_health, read_circuits
+
+logger = Logger(child=True)
 
 
 @dataclass(frozen=True)
@@ -24,18 +37,34 @@ class Candidate:
     plan: SizePlan
 
 
+@dataclass(frozen=True)
+class Route:
+    """The providers to try, in order, and the decision that ordered them."""
+
+    candidates: list[Candidate]
+    decision: RoutingDecision
+
+
 def candidate_providers(deps: Dependencies, request: ImageRequest) -> list[Candidate]:
-    """The providers to try, in order: enabled, and able to honour the request, those whose
-    circuit breaker is open last (by the end of their cool-down, so none is ever dropped).
+    """The providers to try, in order (``route`` without a client or a task)."""
+    return route(deps, request).candidates
+
+
+def route(
+    deps: Dependencies, request: ImageRequest, *, client_id: str | None = None, token: str = ""
+) -> Route:
+    """The providers to try, in order: enabled, able to honour the request, ranked by the
+    routing policy, those whose circuit breaker is open last (by the end of their cool-down,
+    so none is ever dropped); ``token`` (the task id) decides exploration.
 
     A pinned provider or the caller's list, else the configured default order. When no provider
-    qualifies, the 422 names every provider's reason (and, for sizes, what each one supports).
+    qualifies, the 422 names every provider's reason (and, for sizes, what each one supports);
+    when ``max_price_usd`` leaves none, 422 ``price_limit_exceeded`` names the cheapest.
     """
     names = [request.provider] if request.provider else request.providers or deps.directory.order()
     usable, refusals, disabled = qualify(deps, names, request)
-    if usable:  # those whose circuit breaker lets a call through first (one read)
-        by_name = {c.provider.name: c for c in usable}
-        return [by_name[n] for n in order_by_health(deps, list(by_name))]
+    if usable:
+        return _ranked(deps, request, usable, refusals, client_id=client_id, token=token)
     if len(refusals) == 1 and not disabled:
         raise refusals[0]
     if refusals:
@@ -57,6 +86,113 @@ def candidate_providers(deps: Dependencies, request: ImageRequest) -> list[Candi
     raise Unprocessable(
         f"none of the providers {', '.join(names)} is enabled in this stack",
         code="no_provider_available",
+    )
+
+
+def routing_policy(
+    deps: Dependencies, request: ImageRequest, client_id: str | None
+) -> tuple[RoutingPolicy, PolicySource]:
+    """The policy in force: the request's, else the client's (its limits item), else the
+    stack's (the providers parameter), else ``order``."""
+    if request.routing_policy is not None:
+        return request.routing_policy, "request"
+    if client_id is not None:
+        chosen = deps.usage.overrides(client_id).routing
+        if chosen in get_args(RoutingPolicy):
+            return cast(RoutingPolicy, chosen), "client"
+        if chosen is not None:  # an operator's typo must not refuse the client's requests
+            logger.warning("unknown routing policy in a client's limits", extra={"policy": chosen})
+    stack = deps.directory.config.routing
+    return (stack, "stack") if stack is not None else ("order", "default")
+
+
+def _ranked(
+    deps: Dependencies,
+    request: ImageRequest,
+    usable: list[Candidate],
+    refusals: list[Unprocessable],
+    *,
+    client_id: str | None,
+    token: str,
+) -> Route:
+    policy, source = routing_policy(deps, request, client_id)
+    reads = policy in MEASURED_POLICIES or request.max_seconds is not None
+    contenders = [
+        Contender(
+            c.provider.name,
+            deps.directory.estimate(c.provider.name, request, c.plan),
+            measured(deps, c.provider.name, operation=request.operation, tier=request.tier())
+            if reads
+            else None,
+        )
+        for c in usable
+    ]
+    ranked = rank(
+        policy,
+        contenders,
+        max_price_usd=request.max_price_usd,
+        max_seconds=request.max_seconds,
+        explore=reads and explores(token),
+    )
+    kept = [r.contender.name for r in ranked if r.skipped is None]
+    if not kept:
+        raise _over_price(request, contenders)
+    circuits: dict[str, Circuit] = read_circuits(deps) if len(kept) > 1 else {}
+    ordered = order_by_health(deps, kept, circuits)  # the breaker wins over every policy
+    now = deps.health.now()
+    held_back = {n for n in kept if not breaker_usable(circuits.get(n) or Circuit(n), now)}
+    by_name = {c.provider.name: c for c in usable}
+    rows = {r.contender.name: _row(r, reads, n in held_back) for n, r in _named(ranked)}
+    decision = RoutingDecision(
+        policy=policy,
+        chosen_by=source,
+        max_price_usd=request.max_price_usd,
+        max_seconds=request.max_seconds,
+        ranking=[rows[n] for n in ordered]
+        + [rows[r.contender.name] for r in ranked if r.skipped is not None]
+        + [
+            RankingRow(provider=str(r.details.get("provider")), skipped=r.message) for r in refusals
+        ],
+    )
+    return Route([by_name[n] for n in ordered], decision)
+
+
+def _named(ranked: list[Ranked]) -> list[tuple[str, Ranked]]:
+    return [(r.contender.name, r) for r in ranked]
+
+
+def _row(ranked: Ranked, reads: bool, held_back: bool) -> RankingRow:
+    contender, figures = ranked.contender, ranked.contender.figures
+    note = "breaker open: tried after the usable ones" if held_back else ranked.note
+    return RankingRow(
+        provider=contender.name,
+        price_usd=contender.price,
+        latency_p50_seconds=figures.latency_p50_seconds if figures else None,
+        latency_p90_seconds=figures.latency_p90_seconds if figures else None,
+        success_rate=figures.success_rate if figures else None,
+        samples=figures.samples if figures and reads else None,
+        skipped=ranked.skipped,
+        note=note,
+    )
+
+
+def _over_price(request: ImageRequest, contenders: list[Contender]) -> Unprocessable:
+    priced = [c for c in contenders if c.price is not None]
+    limit = f"{request.max_price_usd:g}"
+    if not priced:
+        return Unprocessable(
+            f"no provider able to make this request has a price configured, so none can be "
+            f"held to max_price_usd {limit}: drop max_price_usd, or ask the operator for prices",
+            code="price_limit_exceeded",
+            field="routing.max_price_usd",
+        )
+    cheapest = min(priced, key=lambda c: c.price or 0.0)
+    return Unprocessable(
+        f"no provider makes this request for max_price_usd {limit}: the cheapest is "
+        f"{cheapest.name} at {cheapest.price:g} USD",
+        code="price_limit_exceeded",
+        field="max_price_usd",
+        cheapest={"provider": cheapest.name, "price_usd": cheapest.price},
     )
 
 

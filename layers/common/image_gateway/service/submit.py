@@ -28,7 +28,7 @@ from image_gateway.service.limits import (
     release_usage,
     start_queued,
 )
-from image_gateway.service.routing import candidate_providers
+from image_gateway.service.routing import route
 from image_gateway.service.staging import stage_inputs
 from image_gateway.webhooks.delivery import check_callback_url
 
@@ -76,9 +76,10 @@ def submit_task(
     ``first_attempt_delay_seconds`` delays the queued first attempt: an entry point that makes
     the attempt itself (the OpenAI-compatible call) leaves it on the queue as a safety net.
     """
-    candidates = candidate_providers(deps, request)
-    check_callback_url(deps, request.callback_url)
     task_id = task_id or new_task_id()
+    routed = route(deps, request, client_id=client_id, token=task_id)
+    candidates = routed.candidates
+    check_callback_url(deps, request.callback_url)
     working_on(task_id, request_id)
     if idempotency_key is not None:
         earlier = deps.idempotency.claim(
@@ -113,6 +114,7 @@ def submit_task(
             model=request.model,
             provider=first,
             fallbacks=rest,
+            routing=routed.decision,
             size_requested=candidates[0].plan.requested,
             request=stored_request,
             created_at=now,
