@@ -33,7 +33,7 @@ from image_gateway.models.task import (
 )
 from image_gateway.ports import TaskExists, TaskNotFound, TaskPage
 
-OPEN_SHARDS = 4
+OPEN_SHARDS = 16  # the open-task index: 16 partitions of 1,000 WCU/s each (docs/capacity.md)
 BATCH_GET_KEYS = 100  # BatchGetItem's most keys per call
 TASK_RETENTION = timedelta(days=90)
 BY_CLIENT_INDEX = "ByClient"
