@@ -240,6 +240,9 @@ class TaskSummary(RequestFields):
 
 MAX_IDS_PER_LOOKUP = 100
 MAX_TASK_ID_CHARS = 128
+# 100 task ids (36 characters each) with their commas, well inside API Gateway's 10 KB for
+# the request line and headers together.
+MAX_IDS_CHARS = 4_900
 
 
 class TaskListQuery(BaseModel):
@@ -252,8 +255,8 @@ class TaskListQuery(BaseModel):
     )
     ids: str | None = Field(
         None,
-        max_length=MAX_IDS_PER_LOOKUP * (MAX_TASK_ID_CHARS + 1),
-        pattern=r"^[^,]+(,[^,]+)*$",
+        max_length=MAX_IDS_CHARS,
+        pattern=r"^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$",
         description=f"up to {MAX_IDS_PER_LOOKUP} task ids, comma-separated: answers those "
         "tasks in full (a TaskBatch) instead of a page; ids that are unknown or another "
         "client's are listed in not_found",
