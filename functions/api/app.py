@@ -35,14 +35,13 @@ from image_gateway.metrics import expect_invocations_without_metrics
 from image_gateway.models.circuits import ProviderHealthView
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
+from image_gateway.models.task_query import MAX_TASK_ID_CHARS, TaskListQuery
 from image_gateway.models.uploads import UploadRequest
 from image_gateway.models.views import (
-    MAX_TASK_ID_CHARS,
     ProviderList,
     ProviderView,
     TaskBatch,
     TaskList,
-    TaskListQuery,
     TaskSummary,
     TaskView,
     WebhookRedelivery,
