@@ -11,7 +11,7 @@ with Gateway() as gw:                      # IMAGEGW_URL / IMAGEGW_KEY, or a run
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Unpack
@@ -24,6 +24,7 @@ from imagegw.errors import (
     ConnectionFailed,
     ImagegwError,
     InputError,
+    NotFound,
     TaskFailed,
     WaitTimeout,
 )
@@ -49,6 +50,7 @@ from imagegw.protocol import (
     worth_retrying,
 )
 
+IDS_PER_CALL = 100  # GET /v1/tasks?ids= takes up to 100 ids
 OnUpdate = Callable[[TaskInfo], None]
 """Called by ``wait`` with the first snapshot, then with each one that changed."""
 
@@ -207,6 +209,18 @@ class Gateway:
         """``GET /v1/tasks/{id}``."""
         return TaskInfo.parse(self.call("GET", f"/v1/tasks/{task_id}"))
 
+    def get_tasks(self, task_ids: Iterable[str]) -> dict[str, TaskInfo]:
+        """``GET /v1/tasks?ids=``: many tasks, one call per 100 ids; by id, the unknown absent."""
+        unique = list(dict.fromkeys(task_ids))
+        found: dict[str, TaskInfo] = {}
+        for start in range(0, len(unique), IDS_PER_CALL):
+            chunk = unique[start : start + IDS_PER_CALL]
+            answer = self.call("GET", "/v1/tasks", params={"ids": ",".join(chunk)})
+            for data in answer["tasks"]:
+                info = TaskInfo.parse(data)
+                found[info.task_id] = info
+        return found
+
     def cancel(self, task_id: str) -> TaskInfo:
         """Cancel an open task (``Conflict`` ``task_not_cancellable`` once it has ended)."""
         return TaskInfo.parse(self.call("POST", f"/v1/tasks/{task_id}/cancel"))
@@ -275,6 +289,79 @@ class Gateway:
             seen = task.state
         return task
 
+    def wait_all(
+        self,
+        tasks: Iterable[Task | TaskInfo | str],
+        *,
+        timeout: float | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> list[TaskInfo]:
+        """Poll many tasks until each is terminal; their last snapshots, in the order given.
+
+        One ``GET /v1/tasks?ids=`` per 100 open tasks per look (not one call per task), paced
+        by the task due soonest under the same backoff as :meth:`wait_for`; ``on_update`` is
+        called with each task's first snapshot, then each change. Raises ``WaitTimeout`` (for
+        the first task still open) when ``timeout`` passes, ``NotFound`` (404) for an id that is
+        not the caller's task. Failed tasks are returned, not raised.
+        """
+        deadline = None if timeout is None else self._clock() + timeout
+        given = list(tasks)
+        known = {t.task_id: t for t in given if isinstance(t, TaskInfo)}
+        known.update({t.id: t.info for t in given if isinstance(t, Task)})
+        order = list(
+            dict.fromkeys(
+                t if isinstance(t, str) else t.task_id if isinstance(t, TaskInfo) else t.id
+                for t in given
+            )
+        )
+        latest = {**self._read_all([i for i in order if i not in known]), **known}
+        late_looks = dict.fromkeys(order, 0)
+        errors = 0
+        if on_update is not None:
+            for info in latest.values():
+                on_update(info)
+        while open_ids := [i for i in order if not latest[i].done]:
+            delay = min(
+                self.backoff.delay(
+                    elapsed=provider_elapsed(latest[i]),
+                    expected=latest[i].expected_seconds,
+                    late_looks=late_looks[i],
+                )
+                for i in open_ids
+            )
+            for i in open_ids:
+                expected = latest[i].expected_seconds
+                if expected is None or provider_elapsed(latest[i]) >= expected:
+                    late_looks[i] += 1
+            if deadline is not None:
+                left = deadline - self._clock()
+                if left <= 0:
+                    raise WaitTimeout(latest[open_ids[0]], timeout or 0)
+                delay = min(delay, left)
+            self._sleep(delay)
+            try:
+                fresh = self._read_all(open_ids)
+                errors = 0
+            except (ConnectionFailed, ApiError) as exc:
+                if isinstance(exc, ApiError) and not exc.retryable:
+                    raise
+                errors += 1
+                if errors >= self.backoff.max_errors:
+                    raise
+                continue
+            for task_id, info in fresh.items():
+                if on_update is not None and info.state != latest[task_id].state:
+                    on_update(info)
+                latest[task_id] = info
+        return [latest[i] for i in order]
+
+    def _read_all(self, task_ids: list[str]) -> dict[str, TaskInfo]:
+        found = self.get_tasks(task_ids)
+        missing = [i for i in task_ids if i not in found]
+        if missing:
+            raise NotFound(404, "task_not_found", f"no task {missing[0]}")
+        return found
+
     def download_output(
         self, task: TaskInfo, dest: Destination, *, index: int = 0, verify: bool = True
     ) -> Path:
@@ -308,6 +395,12 @@ class Gateway:
                 raise
             return writer.commit(verify=verify)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _task_id(task: Task | TaskInfo | str) -> str:
+    if isinstance(task, str):
+        return task
+    return task.task_id if isinstance(task, TaskInfo) else task.id
 
 
 class Task:

@@ -1,4 +1,4 @@
-"""Client API: POST /v1/images, GET /v1/tasks[/{id}], POST /v1/tasks/{id}/cancel,
+"""Client API: POST /v1/images, GET /v1/tasks[/{id}] (and ?ids=a,b,...), POST /v1/tasks/{id}/cancel,
 GET /v1/providers, GET /v1/usage, POST /v1/uploads, the webhook secret routes, OpenAPI.
 
 Every request passes the gate (``image_gateway.http.gate``) first: the API key (401 before any
@@ -37,12 +37,13 @@ from image_gateway.models.circuits import ProviderHealthView
 from image_gateway.models.measured import MeasuredFigures, MeasuredTier, MeasuredView
 from image_gateway.models.request import ImageRequest, Operation, Resolution
 from image_gateway.models.task import Task
+from image_gateway.models.task_query import MAX_TASK_ID_CHARS, TaskListQuery
 from image_gateway.models.uploads import UploadRequest
 from image_gateway.models.views import (
     ProviderList,
     ProviderView,
+    TaskBatch,
     TaskList,
-    TaskListQuery,
     TaskSummary,
     TaskView,
     WebhookRedelivery,
@@ -62,7 +63,6 @@ metrics = Metrics()
 expect_invocations_without_metrics(metrics)  # most invocations count nothing
 router = Router()
 DEPS = lazy_dependencies()
-MAX_TASK_ID_CHARS = 128
 ROUTES = RoutePolicy(
     public=frozenset({"GET /v1/openapi.json"}),
     json_body=frozenset({"POST /v1/images", "POST /v1/uploads"}),
@@ -100,6 +100,15 @@ def _own_task(request: Request) -> Task:
     return task
 
 
+def _own_tasks(caller: str, task_ids: list[str]) -> TaskBatch:
+    found = DEPS.get().tasks.get_many(task_ids)
+    mine = {i: t for i, t in found.items() if t.client_id == caller}  # others' are not found
+    return TaskBatch(
+        tasks=[_view(mine[i]) for i in task_ids if i in mine],
+        not_found=[i for i in task_ids if i not in mine],
+    )
+
+
 @router.route("POST /v1/images")
 def create_image(request: Request) -> Reply:
     """Submit a generation (no images) or an edit (images, optional mask); 202 + the task."""
@@ -123,8 +132,11 @@ def get_task(request: Request) -> Reply:
 
 @router.route("GET /v1/tasks")
 def list_tasks(request: Request) -> Reply:
-    """The caller's tasks, newest first, paginated with ``cursor``."""
+    """The caller's tasks, newest first, paginated with ``cursor``; with ``ids``, those tasks
+    in full (one BatchGetItem per 100) and the ids that are not the caller's tasks."""
     query = request.query_as(TaskListQuery)
+    if query.ids is not None:
+        return Reply.of(200, _own_tasks(request.caller, query.id_list()))
     page = DEPS.get().tasks.list_for_client(request.caller, limit=query.limit, cursor=query.cursor)
     body = TaskList(
         tasks=[TaskSummary.from_task(t, presign=_presign) for t in page.tasks],

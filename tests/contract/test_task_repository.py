@@ -75,6 +75,36 @@ def test_given_an_unknown_id_when_read_then_there_is_no_task(task_store: TaskRep
     assert task_store.get("task-missing") is None
 
 
+def test_given_known_and_unknown_ids_when_read_together_then_only_the_known_come_back(
+    task_store: TaskRepository, make_task: TaskFactory
+) -> None:
+    first, second = make_task(), make_task()
+    task_store.create(first)
+    task_store.create(second)
+
+    found = task_store.get_many([first.task_id, "task-missing", second.task_id, first.task_id])
+
+    assert found == {first.task_id: first, second.task_id: second}
+
+
+def test_given_more_ids_than_one_batch_holds_when_read_together_then_every_task_comes_back(
+    task_store: TaskRepository, make_task: TaskFactory
+) -> None:
+    tasks = [make_task() for _ in range(130)]  # two BatchGetItem calls of at most 100 keys
+    for task in tasks:
+        task_store.create(task)
+
+    found = task_store.get_many([t.task_id for t in tasks])
+
+    assert sorted(found) == sorted(t.task_id for t in tasks)
+
+
+def test_given_no_ids_when_read_together_then_nothing_comes_back(
+    task_store: TaskRepository,
+) -> None:
+    assert task_store.get_many([]) == {}
+
+
 def test_given_an_unknown_id_when_required_then_it_is_task_not_found(
     task_store: TaskRepository,
 ) -> None:

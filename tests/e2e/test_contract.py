@@ -45,7 +45,8 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 
 [[operations]]
 include-name = "GET /v1/tasks"
-# 400 bad_cursor: a cursor is opaque; only a next_cursor the gateway gave is one
+# 400 bad_cursor: a cursor is opaque; only a next_cursor the gateway gave is one. 400
+# validation_error: ids takes no limit or cursor, and at most 100 ids (each described)
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429"]
 """
 MAX_EXAMPLES = 400  # per operation and phase: ~1,800 cases in ~3 minutes on 2 busy cores

@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -68,6 +68,11 @@ class InMemoryTaskStore:
         if task is None:
             raise TaskNotFound(task_id)
         return task
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        """The tasks of these ids that exist, by id."""
+        found = (self.get(i) for i in dict.fromkeys(task_ids))
+        return {t.task_id: t for t in found if t is not None}
 
     def all(self) -> list[Task]:
         """Every task (for assertions)."""

@@ -205,7 +205,8 @@ def test_every_provider_has_a_failure_rate_alarm_over_its_ended_tasks(provider: 
     watching = [
         name
         for name, alarm in ALARMS.items()
-        if any(
+        if name != "ProviderSlotWaitsAlarm"  # its own test: every provider's slot waits
+        and any(
             d == {"Name": "Provider", "Value": provider}
             for metric in _metric_stats(alarm)
             for d in metric.get("Dimensions", [])
@@ -251,3 +252,55 @@ def test_the_readme_names_every_metric_the_services_emit_and_every_alarm() -> No
         documented = f"`{name}`" in section or name.endswith("FailureRateAlarm")
         assert documented, name
     assert "`<Provider>FailureRateAlarm`" in section
+
+
+@pytest.mark.parametrize("provider", PROVIDER_NAMES)
+def test_every_providers_slot_waits_count_in_the_slot_waits_alarm(provider: str) -> None:
+    read = _metric_stats(ALARMS["ProviderSlotWaitsAlarm"])
+    assert {"Name": "Provider", "Value": provider} in [
+        d for m in read if m["MetricName"] == "ProviderSlotWaits" for d in m["Dimensions"]
+    ]
+
+
+@pytest.mark.parametrize("queue", ["DispatchQueue", "FinalizeQueue", "InboxQueue"])
+def test_each_work_queue_has_an_age_alarm(queue: str) -> None:
+    watching = [
+        name
+        for name, alarm in ALARMS.items()
+        if any(
+            m["MetricName"] == "ApproximateAgeOfOldestMessage"
+            and {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}
+            in m["Dimensions"]
+            for m in _metric_stats(alarm)
+        )
+    ]
+    assert len(watching) == 1, watching
+    assert ALARMS[watching[0]]["Properties"]["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
+
+
+@pytest.mark.parametrize("index", [None, "ByClient", "OpenByCheckTime"])
+def test_dynamodb_throttles_of_the_table_and_each_index_raise_an_alarm(index: str | None) -> None:
+    read = _metric_stats(ALARMS["DynamoDbThrottlesAlarm"])
+    for name in ("ReadThrottleEvents", "WriteThrottleEvents"):
+        dims = [m["Dimensions"] for m in read if m["MetricName"] == name]
+        wanted = [{"Name": "TableName", "Value": {"Ref": "TasksTable"}}]
+        if index:
+            wanted.append({"Name": "GlobalSecondaryIndexName", "Value": index})
+        assert wanted in dims, (name, index)
+
+
+def test_api_gateway_throttles_are_counted_from_the_access_log_per_route() -> None:
+    filters = {
+        n: r["Properties"]
+        for n, r in TEMPLATE["Resources"].items()
+        if r["Type"] == "AWS::Logs::MetricFilter"
+        and r["Properties"]["LogGroupName"] == {"Ref": "HttpApiAccessLogs"}
+    }
+    names = {f["MetricTransformations"][0]["MetricName"]: f for f in filters.values()}
+    assert set(names) >= {"ApiThrottledRequests", "ApiThrottledRequestsByRoute"}
+    by_route = names["ApiThrottledRequestsByRoute"]["MetricTransformations"][0]
+    assert by_route["Dimensions"] == [{"Key": "Route", "Value": "$.routeKey"}]
+    log_format = _props("HttpApi")["AccessLogSettings"]["Format"]
+    for field in ("status", "integrationLatencyMs", "routeKey"):
+        assert f'"{field}"' in log_format  # the filter reads these fields of each line
+    assert _props("ApiThrottledAlarm")["MetricName"] == "ApiThrottledRequests"

@@ -114,3 +114,10 @@ def test_poll_backoff_grows_by_the_factor_and_stops_at_the_cap() -> None:
     assert waits[:3] == [4.0, 6.0, 9.0]
     assert max(waits) == DEFAULT_TIMING.poll_wait_cap_seconds
     assert waits == sorted(waits)
+
+
+def test_a_sweep_run_ends_before_the_next_is_scheduled_and_well_inside_its_timeout() -> None:
+    # the sweep runs every minute; its reading stops after sweep_run_seconds, leaving the rest
+    # of the function's timeout for the last page (a page of 4 x 100 tasks, each a few reads)
+    assert DEFAULT_TIMING.sweep_run_seconds < 60, POLICY
+    assert _function_timeout("SweeperFunction") >= 4 * DEFAULT_TIMING.sweep_run_seconds, POLICY

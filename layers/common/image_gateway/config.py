@@ -83,7 +83,7 @@ class Settings(BaseModel):
     )
 
     client_requests_per_minute: int = Field(
-        default=600, ge=0, description="submits per minute per client, unless its own are set"
+        default=6_000, ge=0, description="submits per minute per client, unless its own are set"
     )
     client_max_running_tasks: int = Field(
         default=100,
@@ -92,7 +92,7 @@ class Settings(BaseModel):
         "own are set",
     )
     client_max_queued_tasks: int = Field(
-        default=10_000,
+        default=50_000,
         ge=0,
         description="tasks per client waiting for a running place (more get 429 queue_full)",
     )

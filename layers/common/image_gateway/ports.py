@@ -7,7 +7,7 @@ the domain import this module, never boto3 or botocore.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,6 +55,9 @@ class TaskRepository(Protocol):
 
     def require(self, task_id: str) -> Task:
         """The task, or raise :class:`TaskNotFound`."""
+
+    def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]:
+        """The tasks of these ids that exist, by id (any number of ids; unknown ones absent)."""
 
     def list_for_client(self, client_id: str, *, limit: int, cursor: str | None) -> TaskPage:
         """A page of the client's tasks, newest first; a foreign or bad cursor is a 400."""

@@ -73,13 +73,28 @@ class TimingPolicy:
     0.02 turns 30 s into 0.6 s, less than a loaded machine may take between the winner's status
     change and its event's record, and the sweeper would emit the event a second time."""
     sweep_due_per_shard: int = 100
-    """Due tasks read per index shard per sweep."""
+    """Due tasks read per index shard per page; a sweep reads page after page ..."""
+    sweep_run_seconds: float = 45.0
+    """... while pages come back full, until it has run this long (real seconds; the sweep
+    runs every minute, so one run ends before the next starts; the function's timeout, 300 s,
+    leaves room for the last page)."""
     batch_status_size: int = 20
     """Tasks per batch status query (apimart documents no limit; kept small)."""
 
     # -- hand-off (the dispatch function) --------------------------------------------------------
     provider_busy_retry_seconds: float = 5.0
-    """A provider at its concurrency limit: the attempt is queued again after this."""
+    """A provider at its concurrency limit: the attempt is queued again after at least this ..."""
+    provider_busy_growth: float = 0.5
+    """... or this share of the time it has waited for the provider so far, if longer (each
+    wait grows with the last: few looks at a long-busy provider, no requeue storm) ..."""
+    provider_busy_retry_cap_seconds: float = 60.0
+    """... never longer than this ..."""
+    provider_busy_jitter_fraction: float = 0.2
+    """... drawn in +/- this fraction of itself, so tasks that met a full provider together
+    do not come back together."""
+    provider_busy_spill_seconds: float = 120.0
+    """An attempt that has waited this long for a busy provider moves on to the next provider
+    of its fallbacks that can take it (none left: it keeps waiting, within its deadline)."""
     slot_lease_margin_seconds: float = 60.0
     """A concurrency lease lasts the call's timeout plus this (a crashed holder's runs out)."""
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from image_gateway.adapters.dynamodb_tasks import TASK_RETENTION
+from image_gateway.adapters.dynamodb_tasks import OPEN_SHARDS, TASK_RETENTION
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore as TaskStore
 from image_gateway.models.task import ForbiddenTransition, Task, TaskStatus, utc_now
 
@@ -76,7 +76,7 @@ def test_given_an_open_task_with_a_check_time_when_created_then_the_sweeper_inde
     task_store.create(task)
 
     item = read_raw(task.task_id)
-    assert item["open_pk"]["S"] in {f"OPEN#{shard}" for shard in range(4)}
+    assert item["open_pk"]["S"] in {f"OPEN#{shard}" for shard in range(OPEN_SHARDS)}
     assert item["check_ts"] == {"N": str(int(check_at.timestamp()))}
 
 

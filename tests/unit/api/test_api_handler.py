@@ -393,7 +393,7 @@ def test_usage_shows_the_callers_day(api: ModuleType, deps: FakeDependencies, ke
 
     assert status == 200
     assert (body["client_id"], body["running_tasks"], body["daily_budget_usd"]) == ("c", 1, 2.5)
-    assert (body["queued_tasks"], body["max_queued_tasks"]) == (0, 10_000)
+    assert (body["queued_tasks"], body["max_queued_tasks"]) == (0, 50_000)
     assert body["rate"]["used"] == 1
 
 
@@ -458,3 +458,101 @@ def test_the_providers_listing_shows_what_each_provider_measured(
         ("generate", "1K", 4)
     ]
     assert rows["pmock"]["measured"] is None
+
+
+# -- GET /v1/tasks?ids=... -----------------------------------------------------------------------
+def with_query(request: dict[str, Any], **query: str) -> dict[str, Any]:
+    """``request`` with a query string (API Gateway joins repeated names with commas)."""
+    request["queryStringParameters"] = query
+    request["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
+    return request
+
+
+def submitted(api: ModuleType, key: str) -> str:
+    """The id of a task the caller of ``key`` submits."""
+    status, body = call(api, event("POST /v1/images", key=key, body=GOOD_BODY))
+    assert status == 202, body
+    return str(body["task_id"])
+
+
+def test_ids_answer_each_asked_task_in_full_in_the_order_asked(
+    api: ModuleType, deps: FakeDependencies, key: str
+) -> None:
+    # GIVEN three tasks of the caller
+    ids = [submitted(api, key) for _ in range(3)]
+    asked = [ids[2], ids[0], ids[1]]
+
+    # WHEN it reads them by id in one call
+    status, body = call(
+        api, with_query(event("GET /v1/tasks", key=key, content_type=None), ids=",".join(asked))
+    )
+
+    # THEN each comes back as GET /v1/tasks/{id} answers it, in the order asked
+    assert status == 200
+    assert [t["task_id"] for t in body["tasks"]] == asked
+    one = call(api, event(f"GET /v1/tasks/{ids[2]}", key=key, content_type=None))[1]
+    assert body["tasks"][0].keys() == one.keys()
+    assert body["not_found"] == []
+
+
+def test_ids_of_unknown_and_foreign_tasks_are_not_found_alike(
+    api: ModuleType, deps: FakeDependencies, key: str
+) -> None:
+    # GIVEN a task of the caller and a task of another client
+    mine = submitted(api, key)
+    theirs = submitted(api, deps.api_keys.create_key("other"))
+
+    # WHEN the caller asks for both and an unknown id
+    status, body = call(
+        api,
+        with_query(
+            event("GET /v1/tasks", key=key, content_type=None), ids=f"{theirs},{mine},tsk_nope"
+        ),
+    )
+
+    # THEN only its own task comes back; the other two are not found, told apart by nothing
+    assert status == 200
+    assert [t["task_id"] for t in body["tasks"]] == [mine]
+    assert body["not_found"] == [theirs, "tsk_nope"]
+
+
+@pytest.mark.parametrize(
+    ("query", "why"),
+    [
+        ({"ids": ",".join(f"tsk_{i}" for i in range(101))}, "over 100 ids"),
+        ({"ids": ""}, "no id"),
+        ({"ids": "a,,b"}, "an empty id"),
+        ({"ids": "x" * 129}, "an id longer than any task id"),
+        ({"ids": "a", "cursor": "abc"}, "ids with a cursor"),
+        ({"ids": "a", "limit": "5"}, "ids with a limit"),
+    ],
+)
+def test_a_bad_ids_query_is_a_400_validation_error(
+    api: ModuleType, deps: FakeDependencies, key: str, query: dict[str, str], why: str
+) -> None:
+    # GIVEN a query with <why> WHEN the caller reads tasks THEN 400 validation_error
+    request = with_query(event("GET /v1/tasks", key=key, content_type=None), **query)
+    assert error_of(api, request) == (400, "validation_error"), why
+
+
+def test_a_hundred_ids_are_read_in_one_store_call(
+    api: ModuleType, deps: FakeDependencies, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a hundred tasks of the caller, and the store counting its batch reads
+    first = deps.tasks.require(submitted(api, key))
+    ids = [first.task_id] + [f"tsk_copy{n}" for n in range(99)]
+    for task_id in ids[1:]:
+        deps.tasks.create(first.model_copy(update={"task_id": task_id}))
+    reads: list[int] = []
+    get_many = deps.tasks.get_many
+    monkeypatch.setattr(deps.tasks, "get_many", lambda i: reads.append(len(i)) or get_many(i))
+
+    # WHEN the caller asks for a hundred tasks by id
+    status, body = call(
+        api, with_query(event("GET /v1/tasks", key=key, content_type=None), ids=",".join(ids))
+    )
+
+    # THEN one read of all hundred answers them all
+    assert status == 200
+    assert len(body["tasks"]) == 100
+    assert reads == [100]

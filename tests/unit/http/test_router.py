@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from image_gateway.errors import Conflict
 from image_gateway.http.router import Reply, Request, Router
-from image_gateway.models.views import TaskListQuery
+from image_gateway.models.task_query import TaskListQuery
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from image_gateway.errors import DownloadFailed, ProviderRejected
 from image_gateway.models.request import ImageRequest
-from image_gateway.models.task import Task, TaskStatus
-from image_gateway.service.dispatch import dispatch, give_up
+from image_gateway.models.task import Task, TaskStatus, utc_now
+from image_gateway.service.dispatch import busy_delay, dispatch, give_up
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.poll import poll_step
 from image_gateway.service.refresh import RetryLater
 from image_gateway.service.submit import submit_task
+from image_gateway.timing import TimingPolicy
 
 from tests.fakes import FakeDependencies, unavailable
 from tests.unit.service.support import data_url, fox, png, submit_and_dispatch
@@ -451,3 +454,73 @@ def test_the_default_concurrency_lets_sixteen_calls_in_flight(deps: FakeDependen
 
     assert run(deps, task).status is TaskStatus.QUEUED
     assert deps.providers.calls == []
+
+
+def busy_apimart(deps: FakeDependencies, request: ImageRequest, waited: float) -> Task:
+    """A task whose attempt at apimart (one slot, held by another) has waited ``waited`` s."""
+    deps.configure(concurrency={"apimart": 1})
+    assert deps.slots.acquire("apimart", "other", limit=1, lease_seconds=300) is not None
+    task = queued(deps, request)
+
+    def admitted_earlier(t: Task) -> None:
+        t.admitted_at = utc_now() - timedelta(seconds=waited)
+
+    return deps.tasks.update(task.task_id, admitted_earlier)
+
+
+def test_a_busy_providers_wait_grows_with_the_time_waited_up_to_the_cap() -> None:
+    # GIVEN the default policy without jitter, at time scale 1
+    timing = TimingPolicy(provider_busy_jitter_fraction=0.0)
+
+    # WHEN the attempt has waited 0 s, 30 s, 90 s and an hour THEN: the base, then half the
+    # wait so far, never over the cap
+    delays = [busy_delay(timing, float, waited) for waited in (0, 30, 90, 3600)]
+    assert delays == [5, 15, 45, 60]
+
+
+def test_a_busy_providers_wait_is_jittered_within_its_fraction() -> None:
+    # GIVEN a wait of 40 s with 20 % jitter WHEN drawn many times THEN spread in 32-48 s
+    timing = TimingPolicy(provider_busy_growth=1.0, provider_busy_retry_cap_seconds=100)
+    drawn = {busy_delay(timing, float, 40) for _ in range(200)}
+    assert min(drawn) >= 32 and max(drawn) <= 48 and len(drawn) > 5
+
+
+def test_an_attempt_busy_past_the_spill_bound_moves_to_the_next_provider(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN an attempt that has waited longer than provider_busy_spill_seconds for apimart
+    waited = deps.timing.provider_busy_spill_seconds + 1
+    task = busy_apimart(deps, fox(providers=["apimart", "mountsea-async"]), waited)
+
+    # WHEN it is dispatched again
+    moved = run(deps, task)
+
+    # THEN it spills to the fallback at once, the busy wait recorded as a failed attempt
+    assert moved.provider == "mountsea-async"
+    assert deps.dispatch_queue.messages == [(task.task_id, "mountsea-async")]
+    assert deps.dispatch_queue.delays[-1] == 0
+    assert [(a.provider, a.error and a.error.code) for a in moved.attempts] == [
+        ("apimart", "provider_busy")
+    ]
+
+
+def test_an_attempt_busy_past_the_spill_bound_without_fallbacks_keeps_waiting(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a task pinned to apimart that has waited past the spill bound
+    task = busy_apimart(deps, fox(provider="apimart"), deps.timing.provider_busy_spill_seconds)
+
+    # WHEN it is dispatched again THEN it waits for apimart again, about the capped delay
+    waiting = run(deps, task)
+
+    assert waiting.status is TaskStatus.QUEUED and waiting.provider == "apimart"
+    assert deps.dispatch_queue.messages == [(task.task_id, "apimart")]
+    cap = deps.timing.provider_busy_retry_cap_seconds
+    assert cap * 0.8 - 1 <= deps.dispatch_queue.delays[-1] <= cap * 1.2 + 1
+
+
+def test_each_busy_look_is_counted_as_a_provider_slot_wait(deps: FakeDependencies) -> None:
+    # GIVEN apimart busy WHEN the attempt is dispatched THEN one ProviderSlotWaits for apimart
+    run(deps, busy_apimart(deps, fox(provider="apimart"), 0))
+
+    assert deps.metrics.values("ProviderSlotWaits", Provider="apimart") == [1.0]

@@ -362,8 +362,8 @@ def test_usage_shows_the_day_of_a_client_without_limits_of_its_own(deps: FakeDep
         0,
     )
     assert (view.daily_budget_usd, view.budget_remaining_usd) == (None, None)
-    assert (view.max_running_tasks, view.rate.limit_per_minute) == (100, 600)
-    assert (view.queued_tasks, view.max_queued_tasks) == (0, 10_000)
+    assert (view.max_running_tasks, view.rate.limit_per_minute) == (100, 6_000)
+    assert (view.queued_tasks, view.max_queued_tasks) == (0, 50_000)
 
 
 # -- the S3 inbox --------------------------------------------------------------------------------

@@ -189,13 +189,27 @@ def test_a_task_the_batch_answer_leaves_out_is_read_on_its_own(deps: FakeDepende
     assert deps.tasks.require(known.task_id).status is TaskStatus.SUCCEEDED
 
 
-def test_a_sweep_reads_at_most_its_share_of_due_tasks(make_deps: DepsFactory) -> None:
-    # GIVEN sweep_due_per_shard = 2 and three due tasks WHEN swept THEN two are looked at
-    deps = make_deps(timing=TimingPolicy(sweep_due_per_shard=2))
+def test_a_sweep_out_of_time_reads_no_page_after_its_first(make_deps: DepsFactory) -> None:
+    # GIVEN sweep_due_per_shard = 2, three due tasks, and a first page that took the whole run
+    deps = make_deps(timing=TimingPolicy(sweep_due_per_shard=2, sweep_run_seconds=45))
     for _ in range(3):
         late_callback(deps)
+    ticks = iter([0.0, 46.0])
 
-    assert len(sweep(deps)) == 2
+    # WHEN swept THEN two are looked at; the third waits for the next run
+    assert len(sweep(deps, clock=lambda: next(ticks))) == 2
+
+
+def test_a_sweep_with_time_left_reads_page_after_page_until_none_is_due(
+    make_deps: DepsFactory,
+) -> None:
+    # GIVEN sweep_due_per_shard = 2 and seven due tasks, and a run that has time
+    deps = make_deps(timing=TimingPolicy(sweep_due_per_shard=2))
+    tasks = {late_callback(deps).task_id for _ in range(7)}
+
+    # WHEN swept THEN every one is looked at, once
+    seen = sweep(deps, clock=lambda: 0.0)
+    assert sorted(seen) == sorted(tasks)
 
 
 # -- overdue tasks -------------------------------------------------------------------------------

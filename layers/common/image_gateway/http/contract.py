@@ -30,6 +30,7 @@ from image_gateway.models.uploads import UploadPlan
 from image_gateway.models.usage import UsageView
 from image_gateway.models.views import (
     ProviderList,
+    TaskBatch,
     TaskList,
     TaskView,
     WebhookRedelivery,
@@ -180,6 +181,7 @@ def response_schemas() -> dict[str, Any]:
     models: list[type[BaseModel]] = [
         TaskView,
         TaskList,
+        TaskBatch,
         ProviderList,
         UploadPlan,
         WebhookSecretView,
@@ -207,7 +209,13 @@ def _describe(operation: dict[str, Any], spec: Operation) -> None:
         content["example"] = spec.request_example
     responses: dict[str, Any] = {}
     for status, (text, model, example) in spec.success.items():
-        schema = {"type": "object"} if model is None else {"$ref": REF.format(model=model.__name__)}
+        schema: dict[str, Any]
+        if model is None:
+            schema = {"type": "object"}
+        elif isinstance(model, tuple):
+            schema = {"anyOf": [{"$ref": REF.format(model=m.__name__)} for m in model]}
+        else:
+            schema = {"$ref": REF.format(model=model.__name__)}
         responses[str(status)] = {
             "description": text,
             "content": {"application/json": {"schema": schema, "example": example}},

@@ -21,12 +21,13 @@ from image_gateway.http.examples import (
 )
 from image_gateway.idempotency import KEY_PATTERN, MAX_KEY_CHARS
 from image_gateway.models.request import ImageRequest
+from image_gateway.models.task_query import TaskListQuery
 from image_gateway.models.uploads import UploadPlan, UploadRequest
 from image_gateway.models.usage import UsageView
 from image_gateway.models.views import (
     ProviderList,
+    TaskBatch,
     TaskList,
-    TaskListQuery,
     TaskView,
     WebhookRedelivery,
     WebhookSecretView,
@@ -36,6 +37,10 @@ TITLE = "Image Task Gateway"
 VERSION = "1.0.0"
 
 
+# A status's body: one model, none, or the models it may be (the document's anyOf).
+Body = type[BaseModel] | tuple[type[BaseModel], ...] | None
+
+
 @dataclass(frozen=True)
 class Operation:
     """What one route answers, as the document shows it."""
@@ -43,7 +48,10 @@ class Operation:
     operation_id: str
     tag: str
     summary: str
-    success: dict[int, tuple[str, type[BaseModel] | None, dict[str, Any]]]
+    # A status's body: one model, none, or a tuple of models it may be (the document's anyOf).
+    success: dict[
+        int, tuple[str, type[BaseModel] | tuple[type[BaseModel], ...] | None, dict[str, Any]]
+    ]
     errors: tuple[int, ...]
     description: str = ""
     public: bool = False
@@ -108,18 +116,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/tasks"): Operation(
         "listTasks",
         "tasks",
-        "The caller's tasks, newest first",
+        "The caller's tasks, newest first; or, with ids, up to 100 tasks in full",
         {
             200: (
-                "A page of tasks; pass next_cursor as cursor for the next",
-                TaskList,
+                "A page of tasks (TaskList; pass next_cursor as cursor for the next), or with "
+                "`ids` the tasks asked for (TaskBatch)",
+                (TaskList, TaskBatch),
                 LIST_EXAMPLE,
             )
         },
         (400, 401, 500),
         query=TaskListQuery,
         description="`limit` 1-100 (20 by default); `cursor` is the `next_cursor` of the page "
-        "before (null on the last page).",
+        "before (null on the last page). With `ids` (up to 100 comma-separated task ids, no "
+        "`limit` or `cursor`): one call reads them all, each as `GET /v1/tasks/{task_id}` "
+        "answers it, in the order asked; ids that are unknown or another client's are in "
+        "`not_found` (one call instead of one per task when waiting on many).",
     ),
     ("post", "/v1/tasks/{task_id}/cancel"): Operation(
         "cancelTask",

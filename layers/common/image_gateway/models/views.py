@@ -246,13 +246,12 @@ class TaskSummary(RequestFields):
         )
 
 
-class TaskListQuery(BaseModel):
-    """``GET /v1/tasks``'s query string (other parameters are ignored)."""
+class TaskBatch(BaseModel):
+    """``GET /v1/tasks?ids=...``: the caller's tasks among the ids asked for, in full, in the
+    order asked; the other ids (unknown, or another client's: the same to the caller)."""
 
-    limit: int = Field(20, ge=1, le=100, description="tasks per page")
-    cursor: str | None = Field(
-        None, max_length=2048, description="the next_cursor of the page before"
-    )
+    tasks: list[TaskView]
+    not_found: list[str]
 
 
 class TaskList(BaseModel):

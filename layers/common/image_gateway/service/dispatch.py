@@ -8,8 +8,10 @@ the dispatch function makes the call, within the provider's concurrency limit:
   finalised like a callback would.
 A retryable failure (5xx, 429, timeout, connection, a provider disabled meanwhile) queues an
 attempt at the next provider left in ``task.fallbacks``; anything else fails the task. A
-provider at its concurrency limit gets the attempt queued again a little later: a rate limit
-becomes queueing, not failures. If the function dies mid-call, SQS delivers the message again;
+provider at its concurrency limit gets the attempt queued again later, each wait longer than
+the last (jittered, capped: no requeue storm), and after ``provider_busy_spill_seconds`` of
+waiting the attempt spills to the next provider in ``fallbacks``: a rate limit becomes
+queueing, not failures. If the function dies mid-call, SQS delivers the message again;
 after the queue's ``maxReceiveCount`` deliveries the dead-letter queue's record fails the task
 (:func:`give_up`).
 
@@ -18,6 +20,10 @@ crashed before it was recorded may be paid twice. That is the price of not losin
 """
 
 from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
@@ -30,6 +36,7 @@ from image_gateway.errors import (
     Unprocessable,
     UnsafeUrl,
 )
+from image_gateway.health.circuit import Circuit
 from image_gateway.log_context import working_on
 from image_gateway.models.task import ProviderAttempt, Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies
@@ -45,6 +52,7 @@ from image_gateway.service.lifecycle import change_status, fail_task
 from image_gateway.service.refresh import RetryLater, count_download_failure, finalize_success
 from image_gateway.service.routing import Candidate, qualify
 from image_gateway.service.staging import input_opener, provider_inputs
+from image_gateway.timing import TimingPolicy
 
 logger = Logger(child=True)
 
@@ -99,9 +107,7 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
     )
     if slot is None:  # the provider is at its concurrency limit: wait in the queue
         release(deps, gate)
-        delay = round(deps.settings.scaled(deps.timing.provider_busy_retry_seconds))
-        logger.info("provider busy: attempt queued again", extra={"task_id": task_id})
-        return queue_attempt(deps, task, provider, delay_seconds=max(1, delay))
+        return _provider_busy(deps, task, provider, circuits)
     try:
         if candidate.provider.mode(task.request) is Mode.SYNC:
             return _call_sync(deps, task, candidate, gate)
@@ -109,6 +115,46 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
     finally:
         release(deps, gate)
         deps.slots.release(slot)
+
+
+def _provider_busy(
+    deps: Dependencies, task: Task, provider: str, circuits: dict[str, Circuit]
+) -> Task:
+    """Wait for a slot again later (a growing, jittered delay), or, once the attempt has waited
+    ``provider_busy_spill_seconds``, move on to the next provider of the fallbacks."""
+    timing = deps.timing
+    waited = (utc_now() - waiting_since(task)).total_seconds()
+    deps.metrics.put("ProviderSlotWaits", 1, "Count", {"Provider": provider})
+    spill = waited >= deps.settings.scaled(timing.provider_busy_spill_seconds)
+    if spill and qualify(deps, task.fallbacks, task.request)[0]:
+        logger.info("provider busy too long: on to the next", extra={"task_id": task.task_id})
+        busy = ProviderError(
+            f"{provider} stayed at its concurrency limit for {waited:.0f} s",
+            provider=provider,
+            retryable=True,
+            code="provider_busy",
+        )
+        return after_failure(deps, task, busy, circuits)
+    delay = busy_delay(timing, deps.settings.scaled, waited)
+    logger.info("provider busy: attempt queued again", extra={"task_id": task.task_id})
+    return queue_attempt(deps, task, provider, delay_seconds=delay)
+
+
+def waiting_since(task: Task) -> datetime:
+    """When the current provider got the task's attempt: its last failed attempt at another
+    provider, else when it left its client's queue (else when it was submitted)."""
+    ended = [a.finished_at or a.at for a in task.attempts]
+    return max([task.admitted_at or task.created_at, *ended])
+
+
+def busy_delay(timing: TimingPolicy, scaled: Callable[[float], float], waited: float) -> int:
+    """Whole seconds (SQS DelaySeconds, at least 1) before a busy provider is tried again:
+    the base or a share of the wait so far, capped, jittered; ``waited`` is real (scaled)."""
+    base = scaled(timing.provider_busy_retry_seconds)
+    cap = scaled(timing.provider_busy_retry_cap_seconds)
+    delay = min(cap, max(base, waited * timing.provider_busy_growth))
+    jitter = timing.provider_busy_jitter_fraction
+    return max(1, round(delay * random.uniform(1 - jitter, 1 + jitter)))
 
 
 def _attempt_due(task: Task, provider: str) -> bool:

@@ -6,6 +6,8 @@ Tasks of a provider with a batch status query are read with one call per
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from aws_lambda_powertools import Logger
@@ -21,15 +23,33 @@ from image_gateway.service.refresh import RetryLater, refresh_task
 logger = Logger(child=True)
 
 
-def sweep(deps: Dependencies) -> list[str]:
-    """Look at every task whose check time passed; the ids it looked at."""
+def sweep(deps: Dependencies, *, clock: Callable[[], float] = time.monotonic) -> list[str]:
+    """Look at every task whose check time passed; the ids it looked at.
+
+    Reads ``sweep_due_per_shard`` due tasks per index shard, handles them, and reads again
+    while a page came back full and the run is younger than ``sweep_run_seconds`` (so the
+    recovery rate grows with the backlog, and one run ends before the next minute's starts).
+    """
+    started = clock()
     limit = deps.timing.sweep_due_per_shard
-    due = [
-        t
-        for task_id in deps.tasks.tasks_due(utc_now(), limit=limit)
-        if (t := deps.tasks.get(task_id))
-    ]
-    _measure_overdue(deps, due)
+    seen: list[str] = []
+    looked: set[str] = set()
+    overdue: list[float] = []
+    while True:
+        ids = list(deps.tasks.tasks_due(utc_now(), limit=limit))
+        fresh = [i for i in dict.fromkeys(ids) if i not in looked]  # the index may lag a write
+        due = [t for task_id in fresh if (t := deps.tasks.get(task_id))]
+        overdue.extend(_overdue(due))
+        looked.update(fresh)
+        seen.extend(_sweep_page(deps, due))
+        more = len(ids) >= limit and fresh  # a full page: more may be due behind it
+        if not more or clock() - started >= deps.timing.sweep_run_seconds:
+            break
+    deps.metrics.put(OVERDUE_METRIC, max(overdue, default=0.0), "Seconds", {})
+    return seen
+
+
+def _sweep_page(deps: Dependencies, due: list[Task]) -> list[str]:
     prefetched = _batch_statuses(deps, due)
     seen: list[str] = []
     try:
@@ -46,15 +66,14 @@ OVERDUE_METRIC = "OldestOpenTaskOverdueSeconds"
 """Published every sweep (0 when none): the OverdueTaskAlarm reads it, and its absence."""
 
 
-def _measure_overdue(deps: Dependencies, due: list[Task]) -> None:
-    """How far past its deadline the oldest open task is; a working sweep keeps it near 0."""
+def _overdue(due: list[Task]) -> list[float]:
+    """How far past its deadline each open task is; a working sweep keeps the oldest near 0."""
     now = utc_now()
-    overdue = [
+    return [
         (now - t.deadline_at).total_seconds()
         for t in due
         if not t.status.terminal and t.deadline_at is not None and t.deadline_at < now
     ]
-    deps.metrics.put(OVERDUE_METRIC, max(overdue, default=0.0), "Seconds", {})
 
 
 def _sweep_one(deps: Dependencies, task_id: str, status: ProviderStatus | None) -> None:
