@@ -151,6 +151,16 @@ def _run_figure(
         results["volume"] = {"fairness": fair, "ledger": ledger, "client_job": job}
 
 
+def merge_results(previous: dict[str, Any], rerun: dict[str, Any]) -> dict[str, Any]:
+    """``previous`` with the figures of ``rerun`` replaced; the full run's meta is kept and
+    the re-run is listed in it (``meta.reruns``), so the report says which figure is newer."""
+    merged = {**previous, **{k: v for k, v in rerun.items() if k != "meta"}}
+    meta = dict(previous.get("meta", rerun["meta"]))
+    meta["reruns"] = [*meta.get("reruns", []), rerun["meta"]]
+    merged["meta"] = meta
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the figures, print the table, write results.json, RESULTS.md and the README section."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -158,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=FIGURES, default=list(FIGURES))
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     parser.add_argument("--output", type=Path, default=HERE)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other figures of the output's results.json (a figure re-run alone)",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     quick = args.quick
@@ -188,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         "figures": args.only,
     }
     args.output.mkdir(parents=True, exist_ok=True)
+    previous = args.output / "results.json"
+    if args.merge and previous.exists():
+        results = merge_results(json.loads(previous.read_text()), results)
     (args.output / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     (args.output / "RESULTS.md").write_text(markdown(results))
     if not args.no_readme:

@@ -237,6 +237,11 @@ def markdown(results: dict[str, Any]) -> str:
         "(p25-p75) over repeated runs unless it says min-max; every ratio is to a baseline "
         "measured in the same run. Method: the docstrings of `bench/*.py`.",
         "",
+        *[
+            f"Re-run alone since (`--only ... --merge`): {', '.join(r['figures'])} on "
+            f"{r['finished_at']}, in {r['seconds']:.0f} s.\n"
+            for r in meta.get("reruns", [])
+        ],
         _table(HEADER, rows(results)),
         "",
     ]

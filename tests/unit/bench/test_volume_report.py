@@ -61,3 +61,17 @@ def test_a_slow_second_client_a_growing_ledger_and_failures_are_missed() -> None
 def test_no_volume_figure_adds_no_row() -> None:
     # Given results without the volume figure / Then no row
     assert volume_rows(None) == []
+
+
+def test_a_figure_rerun_alone_replaces_only_its_own_results_and_is_listed() -> None:
+    # Given a full run's results and a re-run of the volume figure alone
+    from bench.__main__ import merge_results
+
+    full = {"cost": {"x": 1}, "volume": {"old": 1}, "meta": {"finished_at": "day 1"}}
+    rerun = {"volume": {"new": 2}, "caveats": ["c"], "meta": {"finished_at": "day 2"}}
+    # When they are merged
+    merged = merge_results(full, rerun)
+    # Then the other figures and the full run's meta stay, and the re-run is listed
+    assert merged["cost"] == {"x": 1} and merged["volume"] == {"new": 2}
+    assert merged["meta"]["finished_at"] == "day 1"
+    assert merged["meta"]["reruns"] == [{"finished_at": "day 2"}]
