@@ -1,4 +1,4 @@
-"""Figure 7: volume. One client's 1,000 tasks beside another's 20; the ledger's cost per submit
+"""Figure 7: volume. One client's flood of tasks beside another's 20; the ledger's cost per submit
 at 10 and at 1,000 open tasks; the ``imagegw`` client's submit-then-wait job with no retry code.
 
 Fairness: client B's 20 tasks run alone on the stack first (the baseline), then client A submits
