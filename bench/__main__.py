@@ -159,7 +159,9 @@ def merge_results(previous: dict[str, Any], rerun: dict[str, Any]) -> dict[str, 
     the re-run is listed in it (``meta.reruns``), so the report says which figure is newer."""
     merged = {**previous, **{k: v for k, v in rerun.items() if k != "meta"}}
     meta = dict(previous.get("meta", rerun["meta"]))
-    meta["reruns"] = [*meta.get("reruns", []), rerun["meta"]]
+    again = set(rerun["meta"]["figures"])  # an earlier re-run of the same figures is replaced
+    kept = [r for r in meta.get("reruns", []) if not set(r["figures"]) <= again]
+    meta["reruns"] = [*kept, rerun["meta"]]
     merged["meta"] = meta
     return merged
 

@@ -67,11 +67,21 @@ def test_a_figure_rerun_alone_replaces_only_its_own_results_and_is_listed() -> N
     # Given a full run's results and a re-run of the volume figure alone
     from bench.__main__ import merge_results
 
-    full = {"cost": {"x": 1}, "volume": {"old": 1}, "meta": {"finished_at": "day 1"}}
-    rerun = {"volume": {"new": 2}, "caveats": ["c"], "meta": {"finished_at": "day 2"}}
+    full: dict[str, Any] = {
+        "cost": {"x": 1},
+        "volume": {"old": 1},
+        "meta": {"finished_at": "day 1"},
+    }
+    earlier = {"figures": ["volume"], "finished_at": "day 1.5"}
+    full["meta"]["reruns"] = [earlier]
+    rerun = {
+        "volume": {"new": 2},
+        "caveats": ["c"],
+        "meta": {"figures": ["volume"], "finished_at": "day 2"},
+    }
     # When they are merged
     merged = merge_results(full, rerun)
-    # Then the other figures and the full run's meta stay, and the re-run is listed
+    # Then the other figures and the full run's meta stay, and only the latest re-run is listed
     assert merged["cost"] == {"x": 1} and merged["volume"] == {"new": 2}
     assert merged["meta"]["finished_at"] == "day 1"
-    assert merged["meta"]["reruns"] == [{"finished_at": "day 2"}]
+    assert merged["meta"]["reruns"] == [rerun["meta"]]
