@@ -182,6 +182,18 @@ def volume_rows(volume: dict[str, Any] | None) -> list[Row]:
             _met(fair["met"]),
         )
     )
+    waits = fair.get("b_to_provider_seconds")
+    if waits and waits.get("alone") and waits.get("beside"):
+        out.append(
+            (
+                "volume: client B's wait before its provider got the task (created -> submitted)",
+                f"{waits['beside']['median']:.1f} s beside A",
+                f"alone {waits['alone']['median']:.1f} s",
+                "-",
+                "-",
+                "-",
+            )
+        )
     ledger = volume["ledger"]
     small = ledger["at"][str(ledger["open_small"])]["wru"]
     large = ledger["at"][str(ledger["open_large"])]["wru"]

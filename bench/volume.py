@@ -101,6 +101,14 @@ def _seconds_to_done(doc: dict[str, Any]) -> float:
     return (finished - created).total_seconds()
 
 
+def _seconds_to_provider(doc: dict[str, Any]) -> float | None:
+    """created_at to submitted_at: how long the task waited before reaching its provider."""
+    if not doc.get("submitted_at"):
+        return None
+    created = datetime.fromisoformat(doc["created_at"])
+    return (datetime.fromisoformat(doc["submitted_at"]) - created).total_seconds()
+
+
 def _statuses(docs: list[dict[str, Any]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for doc in docs:
@@ -129,6 +137,11 @@ def fairness(bench: BenchStack, *, tasks_a: int, tasks_b: int, progress: Any) ->
     loaded = summary([_seconds_to_done(d) for d in beside if d.get("finished_at")])
     a_done = [_seconds_to_done(d) for d in flood if d.get("finished_at")]
     ratio = loaded["median"] / base["median"]
+    # where B's extra time went: before its provider got the task, or after
+    waits = {
+        name: [w for d in docs if (w := _seconds_to_provider(d)) is not None]
+        for name, docs in (("alone", alone), ("beside", beside))
+    }
     everyone = alone + beside + flood
     succeeded = sum(1 for d in everyone if d["status"] == "succeeded")
     return {
@@ -139,6 +152,7 @@ def fairness(bench: BenchStack, *, tasks_a: int, tasks_b: int, progress: Any) ->
         "b_beside_a_seconds": loaded,
         "a_seconds": summary(a_done) if a_done else None,
         "a_wall_seconds": seconds,
+        "b_to_provider_seconds": {k: summary(v) if v else None for k, v in waits.items()},
         "ratio": ratio,
         "target_ratio": FAIRNESS_TARGET,
         "statuses": _statuses(everyone),
