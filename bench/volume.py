@@ -1,6 +1,11 @@
 """Figure 7: volume. One client's flood of tasks beside another's 20; the ledger's cost per submit
 at 10 and at 1,000 open tasks; the ``imagegw`` client's submit-then-wait job with no retry code.
 
+Fairness and the client job run on a devstack as a deployment runs: every function in worker
+processes of its own, concurrently, with the sweeper on schedule, at devstack's default time
+scale (:func:`parallel_stack`). The ledger's write units need the call recorder, which only the
+inline bench stack has (one invocation at a time in this process).
+
 Fairness: client B's 20 tasks run alone on the stack first (the baseline), then client A submits
 its tasks (8 threads, A keeps its default running limit, so most of them queue) and B submits
 the same 20 just after. B's median time-to-done (``created_at`` to ``finished_at`` of the task
@@ -20,13 +25,20 @@ stack's default.
 
 from __future__ import annotations
 
+import json
 import statistics
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from imagegw import Gateway
@@ -34,6 +46,7 @@ from imagegw import Gateway
 from bench.cost import item_size, write_units
 from bench.stack import TERMINAL, BenchStack
 from bench.stats import summary
+from devstack.stack import DevStack, StackConfig, StackInfo
 
 PROVIDER = "mountsea-async"  # async and poll-only: the stack's own polling, no callbacks
 THREADS = 8
@@ -43,6 +56,35 @@ LIFTED_RATE = 1_000_000
 LEDGER_SAMPLES = 5
 
 
+@dataclass
+class Stack:
+    """What the fairness and client-job figures need of a running stack."""
+
+    info: StackInfo
+    ddb: Any
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        """The stored task document."""
+        item = self.ddb.get_item(
+            TableName=self.info.table_name,
+            Key={"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}},
+            ConsistentRead=True,
+        )["Item"]
+        doc: dict[str, Any] = json.loads(item["doc"]["S"])
+        return doc
+
+
+@contextmanager
+def parallel_stack() -> Iterator[Stack]:
+    """devstack as ``make devstack`` runs it (worker processes, schedules on, time scale 0.02),
+    with its state file out of the way of a developer's running devstack."""
+    state = Path(tempfile.mkdtemp(prefix="bench-volume-")) / "stack.json"
+    config = StackConfig(log_level="ERROR", state_file=state, runtime="process")
+    with DevStack(config) as devstack:
+        assert devstack.info is not None
+        yield Stack(devstack.info, boto3.client("dynamodb"))
+
+
 def _body(prompt: str) -> dict[str, Any]:
     return {"prompt": prompt, "provider": PROVIDER, "size": "1024x1024"}
 
@@ -50,7 +92,7 @@ def _body(prompt: str) -> dict[str, Any]:
 class _Client:
     """A client of the stack with its own API key and limits, over the local HTTP API."""
 
-    def __init__(self, bench: BenchStack, name: str, **limits: int) -> None:
+    def __init__(self, bench: BenchStack | Stack, name: str, **limits: int) -> None:
         self.bench = bench
         self.id = f"{name}-{uuid.uuid4().hex[:6]}"
         self.key = DynamoDBApiKeyStore(bench.ddb, bench.info.table_name).create_key(self.id)
@@ -81,7 +123,7 @@ class _Client:
             return list(pool.map(one, prompts))
 
 
-def _views(bench: BenchStack, task_ids: list[str], timeout: float) -> list[dict[str, Any]]:
+def _views(bench: BenchStack | Stack, task_ids: list[str], timeout: float) -> list[dict[str, Any]]:
     """Wait until every task is terminal (bounded); their stored documents."""
     deadline = time.monotonic() + timeout
     pending = list(task_ids)
@@ -116,11 +158,11 @@ def _statuses(docs: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def fairness(bench: BenchStack, *, tasks_a: int, tasks_b: int, progress: Any) -> dict[str, Any]:
+def fairness(bench: Stack, *, tasks_a: int, tasks_b: int, progress: Any) -> dict[str, Any]:
     """B's median time-to-done beside A's ``tasks_a`` tasks, over B alone on the same stack."""
     client_a = _Client(bench, "volume-a", requests_per_minute=LIFTED_RATE)
     client_b = _Client(bench, "volume-b")
-    timeout = 240 + tasks_a * 0.5
+    timeout = 300 + tasks_a * 1.0
     started = time.monotonic()
     alone = _views(bench, client_b.submit_many([f"alone {i}" for i in range(tasks_b)]), timeout)
     progress(f"  B alone: {tasks_b} tasks in {time.monotonic() - started:.1f} s")
@@ -236,7 +278,7 @@ def ledger(bench: BenchStack, *, small: int, large: int, progress: Any) -> dict[
     }
 
 
-def client_job(bench: BenchStack, *, images: int, progress: Any) -> dict[str, Any]:
+def client_job(bench: Stack, *, images: int, progress: Any) -> dict[str, Any]:
     """The ``imagegw`` client submits ``images`` tasks and waits for each: no retry code here."""
     client = _Client(bench, "volume-sdk", requests_per_minute=LIFTED_RATE)
     failures: list[str] = []
@@ -245,7 +287,7 @@ def client_job(bench: BenchStack, *, images: int, progress: Any) -> dict[str, An
     def job(i: int) -> bool:
         with Gateway(bench.info.api_url, client.key) as gateway:
             task = gateway.submit(_body(f"job {i}"))
-            info = task.wait(timeout=240 + images * 0.5, raise_on_failure=False)
+            info = task.wait(timeout=300 + images * 1.0, raise_on_failure=False)
             return info.succeeded
 
     with ThreadPoolExecutor(THREADS) as pool:
