@@ -158,6 +158,67 @@ def rows(results: dict[str, Any]) -> list[Row]:
                 "-",
             )
         )
+    out += volume_rows(results.get("volume"))
+    return out
+
+
+def volume_rows(volume: dict[str, Any] | None) -> list[Row]:
+    """Volume rows: fairness between two clients, the ledger at many open tasks, the client."""
+    if not volume:
+        return []
+    out: list[Row] = []
+    fair = volume["fairness"]
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(fair["statuses"].items()))
+    out.append(
+        (
+            f"volume: client B's {fair['tasks_b']} tasks beside A's {fair['tasks_a']} "
+            f"(time to done; all tasks: {statuses})",
+            f"{fair['b_beside_a_seconds']['median']:.1f} s "
+            f"({fair['b_beside_a_seconds']['p25']:.1f}-{fair['b_beside_a_seconds']['p75']:.1f})",
+            f"B alone {fair['b_alone_seconds']['median']:.1f} s "
+            f"({fair['b_alone_seconds']['p25']:.1f}-{fair['b_alone_seconds']['p75']:.1f})",
+            f"{fair['ratio']:.2f}x",
+            f"<= {fair['target_ratio']}x, all succeed",
+            _met(fair["met"]),
+        )
+    )
+    waits = fair.get("b_to_provider_seconds")
+    if waits and waits.get("alone") and waits.get("beside"):
+        out.append(
+            (
+                "volume: client B's wait before its provider got the task (created -> submitted)",
+                f"{waits['beside']['median']:.1f} s beside A",
+                f"alone {waits['alone']['median']:.1f} s",
+                "-",
+                "-",
+                "-",
+            )
+        )
+    ledger = volume["ledger"]
+    small = ledger["at"][str(ledger["open_small"])]["wru"]
+    large = ledger["at"][str(ledger["open_large"])]["wru"]
+    out.append(
+        (
+            f"volume: DynamoDB write units per submit at {ledger['open_large']} open tasks",
+            f"{large['median']:.1f} WRU ({large['min']:.1f}-{large['max']:.1f})",
+            f"at {ledger['open_small']} open tasks {small['median']:.1f} WRU",
+            f"{ledger['ratio']:.2f}x",
+            f"<= {ledger['target_ratio']}x",
+            _met(ledger["met"]),
+        )
+    )
+    job = volume["client_job"]
+    out.append(
+        (
+            f"volume: imagegw submit-then-wait of {job['images']} images, no retry code "
+            f"({job['threads']} threads)",
+            f"{job['failed']} failed ({job['seconds']:.0f} s)",
+            "-",
+            "-",
+            f"{job['target_failed']} failed",
+            _met(job["met"]),
+        )
+    )
     return out
 
 
@@ -188,6 +249,11 @@ def markdown(results: dict[str, Any]) -> str:
         "(p25-p75) over repeated runs unless it says min-max; every ratio is to a baseline "
         "measured in the same run. Method: the docstrings of `bench/*.py`.",
         "",
+        *[
+            f"Re-run alone since (`--only ... --merge`): {', '.join(r['figures'])} on "
+            f"{r['finished_at']}, in {r['seconds']:.0f} s.\n"
+            for r in meta.get("reruns", [])
+        ],
         _table(HEADER, rows(results)),
         "",
     ]

@@ -1,0 +1,312 @@
+"""Figure 7: volume. One client's flood of tasks beside another's 20; the ledger's cost per submit
+at 10 and at 1,000 open tasks; the ``imagegw`` client's submit-then-wait job with no retry code.
+
+Fairness and the client job run on a devstack as a deployment runs: every function in worker
+processes of its own, concurrently, with the sweeper on schedule, at devstack's default time
+scale (:func:`parallel_stack`). The ledger's write units need the call recorder, which only the
+inline bench stack has (one invocation at a time in this process).
+
+Fairness: client B's 20 tasks run alone on the stack first (the baseline), then client A submits
+its tasks (8 threads, A keeps its default running limit, so most of them queue) and B submits
+the same 20 just after. B's median time-to-done (``created_at`` to ``finished_at`` of the task
+view) over the baseline's is the ratio; every task of A and B must succeed.
+
+Ledger write units: a paused client (``max_running_tasks`` 0, so every task stays queued) holds
+10 open tasks, then 1,000; at each, submits of one more task are recorded (the call recorder)
+and every write of the submit is priced on the item it left in the table (read back outside
+the invocation, so not counted): 1 WRU per KB, twice that in a transaction, at least one per
+item. A deleted item is priced at the minimum.
+
+The clients are made the operator's way: an API key, then an ``update-item`` on the client's
+``LIMITS`` item (README, "Per-client limits, queueing and budgets"). Only the per-minute rate is
+lifted for the clients that submit hundreds of tasks in a minute; the running limit stays the
+stack's default.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+from imagegw import Gateway
+
+from bench.cost import item_size, write_units
+from bench.stack import TERMINAL, BenchStack
+from bench.stats import summary
+from devstack.stack import DevStack, StackConfig, StackInfo
+
+PROVIDER = "mountsea-async"  # async and poll-only: the stack's own polling, no callbacks
+THREADS = 8
+FAIRNESS_TARGET = 2.0
+WRU_TARGET = 1.1
+LIFTED_RATE = 1_000_000
+LEDGER_SAMPLES = 5
+
+
+@dataclass
+class Stack:
+    """What the fairness and client-job figures need of a running stack."""
+
+    info: StackInfo
+    ddb: Any
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        """The stored task document."""
+        item = self.ddb.get_item(
+            TableName=self.info.table_name,
+            Key={"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}},
+            ConsistentRead=True,
+        )["Item"]
+        doc: dict[str, Any] = json.loads(item["doc"]["S"])
+        return doc
+
+
+@contextmanager
+def parallel_stack() -> Iterator[Stack]:
+    """devstack as ``make devstack`` runs it (worker processes, schedules on, time scale 0.02),
+    with its state file out of the way of a developer's running devstack."""
+    state = Path(tempfile.mkdtemp(prefix="bench-volume-")) / "stack.json"
+    config = StackConfig(log_level="ERROR", state_file=state, runtime="process")
+    with DevStack(config) as devstack:
+        assert devstack.info is not None
+        yield Stack(devstack.info, boto3.client("dynamodb"))
+
+
+def _body(prompt: str) -> dict[str, Any]:
+    return {"prompt": prompt, "provider": PROVIDER, "size": "1024x1024"}
+
+
+class _Client:
+    """A client of the stack with its own API key and limits, over the local HTTP API."""
+
+    def __init__(self, bench: BenchStack | Stack, name: str, **limits: int) -> None:
+        self.bench = bench
+        self.id = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.key = DynamoDBApiKeyStore(bench.ddb, bench.info.table_name).create_key(self.id)
+        if limits:
+            names = ", ".join(f"{k} = :{k}" for k in limits)
+            bench.ddb.update_item(
+                TableName=bench.info.table_name,
+                Key={"pk": {"S": f"LIMITS#{self.id}"}, "sk": {"S": "LIMITS"}},
+                UpdateExpression=f"SET {names}",
+                ExpressionAttributeValues={f":{k}": {"N": str(v)} for k, v in limits.items()},
+            )
+
+    def submit_many(self, prompts: list[str]) -> list[str]:
+        """Submit every prompt with ``THREADS`` threads; the task ids, in order."""
+
+        def one(prompt: str) -> str:
+            with httpx.Client(
+                base_url=self.bench.info.api_url,
+                headers={"Authorization": f"Bearer {self.key}"},
+                timeout=120,
+            ) as http:
+                answer = http.post("/v1/images", json=_body(prompt))
+                if answer.status_code != 202:
+                    raise RuntimeError(f"submit answered {answer.status_code}: {answer.text}")
+                return str(answer.json()["task_id"])
+
+        with ThreadPoolExecutor(THREADS) as pool:
+            return list(pool.map(one, prompts))
+
+
+def _views(bench: BenchStack | Stack, task_ids: list[str], timeout: float) -> list[dict[str, Any]]:
+    """Wait until every task is terminal (bounded); their stored documents."""
+    deadline = time.monotonic() + timeout
+    pending = list(task_ids)
+    while pending:
+        pending = [t for t in pending if bench.task(t)["status"] not in TERMINAL]
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(pending)} of {len(task_ids)} tasks not done")
+        time.sleep(0.5)
+    return [bench.task(t) for t in task_ids]
+
+
+def _seconds_to_done(doc: dict[str, Any]) -> float:
+    created = datetime.fromisoformat(doc["created_at"])
+    finished = datetime.fromisoformat(doc["finished_at"])
+    return (finished - created).total_seconds()
+
+
+def _seconds_to_provider(doc: dict[str, Any]) -> float | None:
+    """created_at to submitted_at: how long the task waited before reaching its provider."""
+    if not doc.get("submitted_at"):
+        return None
+    created = datetime.fromisoformat(doc["created_at"])
+    return (datetime.fromisoformat(doc["submitted_at"]) - created).total_seconds()
+
+
+def _statuses(docs: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for doc in docs:
+        out[doc["status"]] = out.get(doc["status"], 0) + 1
+    return out
+
+
+def fairness(bench: Stack, *, tasks_a: int, tasks_b: int, progress: Any) -> dict[str, Any]:
+    """B's median time-to-done beside A's ``tasks_a`` tasks, over B alone on the same stack."""
+    client_a = _Client(bench, "volume-a", requests_per_minute=LIFTED_RATE)
+    client_b = _Client(bench, "volume-b")
+    timeout = 300 + tasks_a * 1.0
+    started = time.monotonic()
+    alone = _views(bench, client_b.submit_many([f"alone {i}" for i in range(tasks_b)]), timeout)
+    progress(f"  B alone: {tasks_b} tasks in {time.monotonic() - started:.1f} s")
+    started = time.monotonic()
+    ids_a = client_a.submit_many([f"flood {i}" for i in range(tasks_a)])
+    ids_b = client_b.submit_many([f"beside {i}" for i in range(tasks_b)])
+    progress(f"  A's {tasks_a} and B's {tasks_b} submitted in {time.monotonic() - started:.1f} s")
+    beside = _views(bench, ids_b, timeout)
+    progress(f"  B beside A: done after {time.monotonic() - started:.1f} s")
+    flood = _views(bench, ids_a, timeout)
+    seconds = time.monotonic() - started
+    progress(f"  A: {tasks_a} tasks done after {seconds:.1f} s")
+    base = summary([_seconds_to_done(d) for d in alone if d.get("finished_at")])
+    loaded = summary([_seconds_to_done(d) for d in beside if d.get("finished_at")])
+    a_done = [_seconds_to_done(d) for d in flood if d.get("finished_at")]
+    ratio = loaded["median"] / base["median"]
+    # where B's extra time went: before its provider got the task, or after
+    waits = {
+        name: [w for d in docs if (w := _seconds_to_provider(d)) is not None]
+        for name, docs in (("alone", alone), ("beside", beside))
+    }
+    everyone = alone + beside + flood
+    succeeded = sum(1 for d in everyone if d["status"] == "succeeded")
+    return {
+        "provider": PROVIDER,
+        "tasks_a": tasks_a,
+        "tasks_b": tasks_b,
+        "b_alone_seconds": base,
+        "b_beside_a_seconds": loaded,
+        "a_seconds": summary(a_done) if a_done else None,
+        "a_wall_seconds": seconds,
+        "b_to_provider_seconds": {k: summary(v) if v else None for k, v in waits.items()},
+        "ratio": ratio,
+        "target_ratio": FAIRNESS_TARGET,
+        "statuses": _statuses(everyone),
+        "expired": sum(1 for d in everyone if d["status"] == "expired"),
+        "met": ratio <= FAIRNESS_TARGET and succeeded == len(everyone),
+    }
+
+
+def _priced_submit(bench: BenchStack, key: str, prompt: str) -> tuple[float, int]:
+    """One submit through the api function, recorded; its write units and writes."""
+    recorder = bench.recorder
+    recorder.reset()
+    recorder.keep_params = True
+    try:
+        function, event = bench.http_event("POST", "/v1/images", _body(prompt), api_key=key)
+        answer = bench.devstack.runtime.invoke(function, event)
+        if answer["statusCode"] != 202:
+            raise RuntimeError(f"submit answered {answer['statusCode']}: {answer['body']}")
+        calls = [c for c in recorder.aws if c.service == "dynamodb"]
+    finally:
+        recorder.keep_params = False
+    wru = 0.0
+    writes = 0
+    for call in calls:
+        params = call.params or {}
+        if call.operation == "TransactWriteItems":
+            for entry in params.get("TransactItems", []):
+                (kind, spec), *_ = entry.items()
+                key_ = spec["Item"] if kind == "Put" else spec["Key"]
+                wru += 2 * _units_now(bench, spec["TableName"], key_)
+                writes += 1
+        elif call.operation in ("PutItem", "UpdateItem", "DeleteItem"):
+            key_ = params["Item"] if call.operation == "PutItem" else params["Key"]
+            wru += _units_now(bench, params["TableName"], key_)
+            writes += 1
+        elif call.operation == "BatchWriteItem":
+            for table, requests in params.get("RequestItems", {}).items():
+                for request in requests:
+                    (kind, spec), *_ = request.items()
+                    key_ = spec["Item"] if kind == "PutRequest" else spec["Key"]
+                    wru += _units_now(bench, table, key_)
+                    writes += 1
+    return wru, writes
+
+
+def _units_now(bench: BenchStack, table: str, key: dict[str, Any]) -> int:
+    """Write units of the item at ``key`` as the write left it (observer read, not counted)."""
+    found = bench.ddb.get_item(
+        TableName=table,
+        Key={"pk": key["pk"], "sk": key["sk"]},
+        ConsistentRead=True,
+    ).get("Item")
+    return write_units(item_size(found) if found else 0)
+
+
+def ledger(bench: BenchStack, *, small: int, large: int, progress: Any) -> dict[str, Any]:
+    """Write units per submit of a paused client at ``small`` and at ``large`` open tasks."""
+    paused = _Client(bench, "volume-paused", max_running_tasks=0, requests_per_minute=LIFTED_RATE)
+    out: dict[str, Any] = {}
+    open_tasks = 0
+    for target in (small, large):
+        open_tasks += len(
+            paused.submit_many([f"held {i} [sim:never]" for i in range(target - open_tasks)])
+        )
+        samples = [
+            _priced_submit(bench, paused.key, f"measured {i} [sim:never]")
+            for i in range(LEDGER_SAMPLES)
+        ]
+        open_tasks += LEDGER_SAMPLES
+        wru = [s[0] for s in samples]
+        out[str(target)] = {"wru": summary(wru), "writes": samples[0][1]}
+        progress(f"  submit at {target} open tasks: {statistics.median(wru):.1f} WRU")
+    ratio = out[str(large)]["wru"]["median"] / out[str(small)]["wru"]["median"]
+    return {
+        "open_small": small,
+        "open_large": large,
+        "at": out,
+        "ratio": ratio,
+        "target_ratio": WRU_TARGET,
+        "met": ratio <= WRU_TARGET,
+    }
+
+
+def client_job(bench: Stack, *, images: int, progress: Any) -> dict[str, Any]:
+    """The ``imagegw`` client submits ``images`` tasks and waits for each: no retry code here."""
+    client = _Client(bench, "volume-sdk", requests_per_minute=LIFTED_RATE)
+    failures: list[str] = []
+    started = time.monotonic()
+
+    def job(i: int) -> bool:
+        with Gateway(bench.info.api_url, client.key) as gateway:
+            task = gateway.submit(_body(f"job {i}"))
+            info = task.wait(timeout=300 + images * 1.0, raise_on_failure=False)
+            return info.succeeded
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        futures = [pool.submit(job, i) for i in range(images)]
+        succeeded = 0
+        for future in futures:
+            try:
+                succeeded += bool(future.result())
+            except Exception as exc:  # counted: what a caller without retry code would see
+                failures.append(f"{type(exc).__name__}: {exc}")
+    seconds = time.monotonic() - started
+    progress(f"  imagegw job: {succeeded}/{images} succeeded in {seconds:.1f} s")
+    return {
+        "images": images,
+        "succeeded": succeeded,
+        "failed": images - succeeded,
+        "errors": failures[:5],
+        "seconds": seconds,
+        "threads": THREADS,
+        "target_failed": 0,
+        "met": succeeded == images,
+    }
