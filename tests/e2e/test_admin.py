@@ -64,6 +64,7 @@ def test_limits_set_then_show_gives_the_clients_own_limits() -> None:
         "max_running_tasks": 3,
         "max_queued_tasks": None,
         "daily_budget_usd": None,
+        "routing": None,
     }
 
 

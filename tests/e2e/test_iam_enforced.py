@@ -30,7 +30,10 @@ class DevstackProcess:
         self.lines: list[str] = []
         self._ready = threading.Event()
         self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            [sys.executable, "-m", "devstack", "up", "--template", str(template)],
+            [  # its own state file: the session's .devstack/stack.json stays the session's
+                *(sys.executable, "-m", "devstack", "up", "--template", str(template)),
+                *("--state-file", str(template.with_name("stack.json"))),
+            ],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
