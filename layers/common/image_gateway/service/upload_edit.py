@@ -128,9 +128,8 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
             request_id=created.event_id,
             output_key_stem=rule.output_key_stem(source.key, client_id=owner, task_id=task_id),
         )
-    except (TooManyRequests, ServiceBusy) as error:
-        if isinstance(error, ServiceBusy) or error.passes_with_time:
-            # a drop folder never fails a photo for a limit: the notification comes again
+    except GatewayError as error:  # the API's validation, routing and limits refused it
+        if _passes_with_time(error):  # a drop folder never fails a photo for such a limit
             logger.info("upload waits for its client's limits", extra={**log, "code": error.code})
             raise UploadMustWait(error.message) from error
         return _rejected(
@@ -143,19 +142,15 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
             request_id=created.event_id,
             owner=owner,
         )
-    except GatewayError as error:  # the API's validation and routing refused it
-        return _rejected(
-            inbox,
-            task_id,
-            source,
-            request.prompt,
-            error,
-            request=request,
-            request_id=created.event_id,
-            owner=owner,
-        )
     logger.info("upload submitted", extra={**log, "task_id": task_id})
     return UploadResult(UploadOutcome.SUBMITTED, task_id)
+
+
+def _passes_with_time(error: GatewayError) -> bool:
+    """Busy counters, the minute's rate, a full queue: the same upload passes later."""
+    if isinstance(error, ServiceBusy):
+        return True
+    return isinstance(error, TooManyRequests) and error.passes_with_time
 
 
 _ENDED_WITHOUT_IMAGE = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.EXPIRED})
