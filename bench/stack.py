@@ -234,13 +234,7 @@ class BenchStack:
     # -- observing (never counted) -------------------------------------------------------------
     def task(self, task_id: str) -> dict[str, Any]:
         """The stored task document."""
-        item = self.ddb.get_item(
-            TableName=self.info.table_name,
-            Key={"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}},
-            ConsistentRead=True,
-        )["Item"]
-        doc: dict[str, Any] = json.loads(item["doc"]["S"])
-        return doc
+        return stored_task(self.ddb, self.info.table_name, task_id)
 
     def settled(self, task_id: str) -> bool:
         """Terminal, its event published, and its poll loop (if any) finished."""
@@ -326,3 +320,14 @@ def bench_stack(time_scale: float = 0.1) -> Iterator[BenchStack]:
             yield BenchStack(devstack, recorder)
         finally:
             recorder.uninstall()
+
+
+def stored_task(ddb: Any, table: str, task_id: str) -> dict[str, Any]:
+    """A task's stored document, read consistently (outside any invocation: never counted)."""
+    item = ddb.get_item(
+        TableName=table,
+        Key={"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}},
+        ConsistentRead=True,
+    )["Item"]
+    doc: dict[str, Any] = json.loads(item["doc"]["S"])
+    return doc

@@ -25,7 +25,6 @@ stack's default.
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -44,7 +43,7 @@ from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 from imagegw import Gateway
 
 from bench.cost import item_size, write_units
-from bench.stack import TERMINAL, BenchStack
+from bench.stack import TERMINAL, BenchStack, stored_task
 from bench.stats import summary
 from devstack.stack import DevStack, StackConfig, StackInfo
 
@@ -65,13 +64,7 @@ class Stack:
 
     def task(self, task_id: str) -> dict[str, Any]:
         """The stored task document."""
-        item = self.ddb.get_item(
-            TableName=self.info.table_name,
-            Key={"pk": {"S": f"TASK#{task_id}"}, "sk": {"S": "TASK"}},
-            ConsistentRead=True,
-        )["Item"]
-        doc: dict[str, Any] = json.loads(item["doc"]["S"])
-        return doc
+        return stored_task(self.ddb, self.info.table_name, task_id)
 
 
 @contextmanager
