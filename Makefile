@@ -32,7 +32,7 @@ CHECKOVVENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
 .PHONY: help venv tools browser build deploy delete demo devstack docs test lint typecheck template-check unit \
-	e2e bench clean schema botocore-models
+	e2e bench clean schema botocore-models iam-check
 
 help:
 	@echo "make demo      start devstack (moto + provider simulator + local API) and run the demo"
@@ -40,6 +40,7 @@ help:
 	@echo "make test      install everything the tests need, lint, type-check, check the template, run all tests"
 	@echo "               (tests/unit first, with a 90% coverage gate on the service layer)"
 	@echo "make docs      build the docs site into site/ (mkdocs build --strict)"
+	@echo "make iam-check take each IAM permission out in turn: a named scenario must fail (docs/iam-mutations.md)"
 	@echo "make bench     run the benchmarks (bench/results.json, bench/RESULTS.md, README section)"
 	@echo "make build     sam build (needs python3.13; installs the SAM CLI in .venv-sam)"
 	@echo "make deploy    make build, then sam deploy --guided (DEPLOY_FLAGS= to reuse samconfig.toml)"
@@ -139,6 +140,11 @@ COVERAGE_GATE := --cov=image_gateway.service --cov-report=term --cov-fail-under=
 test: lint typecheck template-check docs tools browser $(RUNTIMEVENV)/.installed
 	$(PY) -m pytest tests/unit -p no:cacheprovider $(COVERAGE_GATE)
 	$(PY) -m pytest tests -p no:cacheprovider --ignore=tests/unit
+
+# Least privilege, the other way round: each permission of each function's role, taken out in
+# turn on one IAM-enforced devstack, fails the scenario mapped to it (devstack/iam_mutations.py).
+iam-check: $(STAMP)
+	$(PY) -m devstack.iam_mutations
 
 clean:
 	rm -rf $(VENV) $(SAMVENV) $(RUNTIMEVENV) $(CHECKOVVENV) .aws-sam .devstack site .pytest_cache .mypy_cache .ruff_cache \

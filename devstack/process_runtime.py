@@ -361,6 +361,18 @@ class ProcessRuntime(FunctionRegistry):
             with self._counting:
                 function.invocations += 1
 
+    def restart(self, name: str) -> None:
+        """Replace the function's workers with new ones (cold starts: caches emptied, as after
+        a deploy); in-flight invocations of the old ones fail."""
+        function = self.get(name)
+        pool = _Pool(lambda: self._start_worker(function, pool), self._size)
+        with self._pools_lock:
+            old = self._pools[function.logical_id]
+            self._pools[function.logical_id] = pool
+        old.close()
+        if self._prestart:
+            pool.prestart()
+
     def worker_pids(self, name: str) -> list[int]:
         """Process ids of the function's live workers."""
         return self._pools[self.get(name).logical_id].pids()

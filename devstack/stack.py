@@ -26,7 +26,7 @@ from devstack.iam import (
     set_enforcement,
 )
 from devstack.local_aws import LocalAws
-from devstack.process_runtime import ProcessRuntime
+from devstack.process_runtime import LogSink, ProcessRuntime
 from devstack.provisioning import ACCOUNT, REGION, STACK_NAME, Provisioning, provision
 from devstack.router import LocalFunctionUrl, LocalHttpApi
 from devstack.runtime import FunctionRuntime, InlineRuntime, patch_moto_lambda
@@ -75,6 +75,9 @@ class StackConfig:
     Off (``--no-iam``) only to debug: every request is then allowed."""
     template_path: Path = TEMPLATE_PATH
     """The template to run (a test may run a changed copy)."""
+    log_sink: LogSink | None = None
+    """Where the functions' output lines go (``process`` runtime); None: this process's
+    stdout and stderr. ``devstack.iam_mutations`` reads the refusals they log."""
 
 
 @dataclass
@@ -118,7 +121,11 @@ class DevStack:
         self.runtime: FunctionRuntime = (
             InlineRuntime(overrides)
             if self.config.runtime == "inline"
-            else ProcessRuntime(overrides, workers_per_function=self.config.workers_per_function)
+            else ProcessRuntime(
+                overrides,
+                workers_per_function=self.config.workers_per_function,
+                sink=self.config.log_sink,
+            )
         )
         self.simulator: ProviderSimulator | None = None
         self.api: LocalHttpApi | None = None
