@@ -1023,7 +1023,7 @@ def check_one(ctx: Context, mutation: Mutation, scenario: Scenario) -> Outcome:
         mutation,
         name,
         "denied",
-        f"{failure}; logged: {logged[0].action} on {logged[0].resource}",
+        f"logged: {logged[0].action} on {logged[0].resource}; {failure}",
         seconds,
     )
 
