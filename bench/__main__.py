@@ -185,11 +185,11 @@ def merge_results(previous: dict[str, Any], rerun: dict[str, Any]) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the figures, print the table, write results.json, RESULTS.md and the README section."""
+    """Run the figures, print the table, write results.json, RESULTS.md and docs/performance.md."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
     parser.add_argument("--only", nargs="*", choices=FIGURES, default=list(FIGURES))
-    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--no-readme", action="store_true", help="leave docs/performance.md alone")
     parser.add_argument("--output", type=Path, default=HERE)
     parser.add_argument(
         "--merge",
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.output / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     (args.output / "RESULTS.md").write_text(markdown(results))
     if not args.no_readme:
-        update_readme(HERE.parent / "README.md", results)
+        update_readme(HERE.parent / "docs" / "performance.md", results)
     print()
     print(console(results))
     progress(f"done: {args.output / 'results.json'}, {args.output / 'RESULTS.md'}")

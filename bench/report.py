@@ -1,4 +1,4 @@
-"""Turn results into the console table, bench/RESULTS.md and the README section."""
+"""Turn results into the console table, bench/RESULTS.md and docs/performance.md's section."""
 
 from __future__ import annotations
 
@@ -406,14 +406,14 @@ def _cost_details(cost: dict[str, Any]) -> list[str]:
 
 
 def readme_section(results: dict[str, Any]) -> str:
-    """The README's short section, between markers so that reruns replace it."""
+    """docs/performance.md's section, between markers so that reruns replace it."""
     body = [
         README_START,
         README_TITLE,
         "",
         "Measured by `make bench` on devstack (a 2-core machine; ratios are to baselines "
         "measured in the same run; full table, method and caveats in "
-        "[bench/RESULTS.md](bench/RESULTS.md)).",
+        "[bench/RESULTS.md](../bench/RESULTS.md)).",
         "",
         _table(HEADER, rows(results)),
         README_END,
@@ -422,7 +422,7 @@ def readme_section(results: dict[str, Any]) -> str:
 
 
 def update_readme(readme: Path, results: dict[str, Any]) -> None:
-    """Replace the generated section in the README, or append it."""
+    """Replace the generated section in the page (docs/performance.md), or append it."""
     text = readme.read_text()
     section = readme_section(results)
     pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
