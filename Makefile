@@ -41,10 +41,10 @@ help:
 	@echo "               (tests/unit first, with a 90% coverage gate on the service layer)"
 	@echo "make docs      build the docs site into site/ (mkdocs build --strict)"
 	@echo "make iam-check take each IAM permission out in turn: a named scenario must fail (docs/iam-mutations.md)"
-	@echo "make bench     run the benchmarks (bench/results.json, bench/RESULTS.md, README section)"
+	@echo "make bench     run the benchmarks (bench/results.json, bench/RESULTS.md, docs/performance.md)"
 	@echo "make build     sam build (needs python3.13; installs the SAM CLI in .venv-sam)"
 	@echo "make deploy    make build, then sam deploy --guided (DEPLOY_FLAGS= to reuse samconfig.toml)"
-	@echo "make delete    sam delete: the stack, except what it retains (README, Deploying)"
+	@echo "make delete    sam delete: the stack, except what it retains (docs/deploy.md)"
 	@echo "make tools     install sam and aws in .venv-sam/bin"
 
 $(STAMP): requirements-dev.txt requirements-nodeps.txt layers/common/requirements.txt layers/common/pyproject.toml \
@@ -98,7 +98,7 @@ deploy: build tools
 	$(SAM) deploy --template-file $(SAM_BUILD_DIR)/template.yaml $(DEPLOY_FLAGS)
 
 # sam delete asks for the stack (or reads samconfig.toml) and confirms; DELETE_FLAGS passes more,
-# e.g. DELETE_FLAGS="--stack-name imagegw --no-prompts". Retained resources: README, Deploying.
+# e.g. DELETE_FLAGS="--stack-name imagegw --no-prompts". Retained resources: docs/deploy.md.
 DELETE_FLAGS ?=
 delete: tools
 	$(SAM) delete $(DELETE_FLAGS)

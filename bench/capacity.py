@@ -197,7 +197,7 @@ def _client_limits(t: Template) -> list[Hop]:
         Hop(
             "the gateway's per-client submit rate",
             "none (the gateway's own limit)",
-            "README, 'Per-client limits, queueing and budgets'",
+            "docs/limits.md",
             f"`ClientRequestsPerMinute` = {_n(per_minute)}",
             _n(per_minute / 60),
             "-",
@@ -206,7 +206,7 @@ def _client_limits(t: Template) -> list[Hop]:
         Hop(
             "the gateway's per-client open tasks (running + queued)",
             "none (the gateway's own limit)",
-            "README, 'Per-client limits, queueing and budgets'",
+            "docs/limits.md",
             f"`ClientMaxRunningTasks` + `ClientMaxQueuedTasks` = {_n(open_tasks)}",
             _n(open_tasks) + " tasks",
             "-",

@@ -19,6 +19,8 @@ import boto3
 
 from bench.cost import GlobalIndex
 from bench.counting import CallRecorder
+from devstack.event_sources import sqs_event_record
+from devstack.provisioning import REGION
 from devstack.runtime import InlineRuntime
 from devstack.stack import DevStack, StackConfig, StackInfo
 from devstack.template import load_template
@@ -146,24 +148,7 @@ class BenchStack:
                         QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"]
                     )
                 taken.extend(batch)
-        return [
-            {
-                "Records": [
-                    {
-                        "messageId": m["MessageId"],
-                        "receiptHandle": m["ReceiptHandle"],
-                        "body": m["Body"],
-                        "attributes": m.get("Attributes", {}),
-                        "messageAttributes": {},
-                        "md5OfBody": m.get("MD5OfBody", ""),
-                        "eventSource": "aws:sqs",
-                        "eventSourceARN": queue_arn,
-                        "awsRegion": "us-east-1",
-                    }
-                ]
-            }
-            for m in taken
-        ]
+        return [{"Records": [sqs_event_record(m, queue_arn, REGION)]} for m in taken]
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /v1/images through the api function; the task view it answered."""

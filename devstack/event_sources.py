@@ -32,6 +32,22 @@ _RATE_UNITS: Final = {
 }
 
 
+def sqs_event_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One record of Lambda's SQS event, made from a ``ReceiveMessage`` message (with its
+    ``Attributes``), as Lambda's poller hands it to the function."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
 @dataclass(frozen=True)
 class QueueSource:
     """An SQS event source of a function (Events: Type: SQS)."""
@@ -215,22 +231,7 @@ class EventSources:
 
     def _invoke_with_batch(self, source: QueueSource, batch: list[dict[str, Any]]) -> set[str]:
         """Invoke the function with an SQS event; the ids of the records that failed."""
-        event = {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "md5OfBody": m.get("MD5OfBody", ""),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": source.queue_arn,
-                    "awsRegion": self._region,
-                }
-                for m in batch
-            ]
-        }
+        event = {"Records": [sqs_event_record(m, source.queue_arn, self._region) for m in batch]}
         try:
             answer = self._runtime.invoke(source.function, event) or {}
         except FunctionError as error:  # the worker already logged the handler's traceback

@@ -1,12 +1,15 @@
-"""The README's commands run as written against devstack.
+"""The commands of the README and of the docs pages (docs/*.md) run as written against devstack.
 
-Every ```bash block of the README is run here, in order, in one shell session (variables and
+Every ```bash block of README.md, then of each docs page in the site's order (mkdocs.yml's
+nav, then any page not in it), is run here, in order, in one shell session (variables and
 exports carry over, as in a terminal opened in the repository's folder), or named in NOT_RUN
-with the reason. The session starts as the README's setup notes leave a reader: devstack's
+with the reason. A block that needs an AWS account says so where it stands, in its title
+(```bash title="needs an AWS account"), and is listed in ON_AWS: the two must agree, so no
+block is skipped unseen. The session starts as the setup notes leave a reader: devstack's
 ``export`` line pasted, the AWS CLI of ``make tools`` on PATH. Placeholders are filled in with
 the running stack's values (PLACEHOLDERS); a placeholder the test does not know fails it, so
-the README and this test change together. Whatever the commands change in the shared stack
-(the inbox rules, the provider keys) is put back afterwards.
+the docs and this test change together. Whatever the commands change in the shared stack (the
+inbox rules, the provider keys) is put back afterwards.
 """
 
 from __future__ import annotations
@@ -35,26 +38,41 @@ from devstack.template import ROOT
 from tests.e2e.support import open_image
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 TOOLS = ROOT / ".venv-sam" / "bin"
 # Blocks not run here, by their first line, and why.
 NOT_RUN = {
     "make demo": "`make test` is what CI runs (this test is part of it); `make demo` starts a "
     "devstack of its own and runs devstack/demo.py for minutes",
-    "make devstack": "runs until Ctrl-C: test_make_devstack_prints_every_name_the_readme_uses",
-    "make delete": "deletes a stack on AWS and its retained data (an AWS account); what is "
-    "retained is checked by tests/template/test_deletion_policies.py",
-    "make build": "`make deploy` needs an AWS account (it stops at sam's own prompt without one); "
-    "`make build` runs in tests/template/test_built_layer.py",
+    "make devstack": "runs until Ctrl-C: test_make_devstack_prints_what_the_readme_shows",
+}
+AWS_TITLE = 'title="needs an AWS account"'
+# Blocks that need an AWS account (marked with AWS_TITLE in the page), by their first line.
+ON_AWS = {
+    "make build": "`make deploy` runs sam deploy on an account (it stops at sam's own prompt "
+    "without one); `make build` runs in tests/template/test_built_layer.py",
+    ".venv-sam/bin/sam list stack-outputs --stack-name <stack name> --output table": "reads a "
+    "CloudFormation stack; devstack's outputs are in .devstack/stack.json",
+    ".venv/bin/imagegw admin --stack <stack name> keys create my-app --name first": "--stack "
+    "reads the stack's CloudFormation outputs; the same command without --stack runs here "
+    "against devstack (docs/deploy.md, tests/e2e/test_admin.py)",
+    "API=<ApiUrl output>; KEY=<the key keys create printed>": "the deployed API; the same calls "
+    "run here against devstack (docs/api.md, docs/quickstart.md)",
+    "make delete": "deletes a stack on AWS and its retained data; what is retained is checked "
+    "by tests/template/test_deletion_policies.py",
 }
 UNFILLED = re.compile(r"PORT|XXXX|<[^>]+>|itg_\.\.\.|tsk_\.\.\.|base64,\.\.\.")
 
 
 @dataclass
 class Block:
-    """One ```bash block: the section it is in and its commands (continuations joined)."""
+    """One ```bash block: its file, the section it is in and its commands (continuations
+    joined); ``on_aws`` when its title says it needs an AWS account."""
 
+    source: str
     section: str
     lines: list[str]
+    on_aws: bool = False
     commands: list[str] = field(default_factory=list)
 
     @property
@@ -62,22 +80,38 @@ class Block:
         return self.lines[0]
 
 
-def readme_blocks() -> list[Block]:
-    """Every bash block of the README, split into the commands a shell would run."""
+def pages() -> list[Path]:
+    """README.md, then the docs pages in the site's order (mkdocs.yml's nav, then the rest)."""
+    nav = re.findall(r"^\s+(?:#\s*)?- [^:]+: (\S+\.md)\b", (ROOT / "mkdocs.yml").read_text(), re.M)
+    listed = [DOCS / name for name in nav if (DOCS / name).exists()]
+    return [README, *listed, *sorted(set(DOCS.glob("*.md")) - set(listed))]
+
+
+def file_blocks(path: Path) -> list[Block]:
+    """Every bash block of one Markdown file, with the ``## `` section it is in."""
     blocks: list[Block] = []
     section, current = "", None
-    for line in README.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if current is None:
-            if line.startswith("## "):
-                section = line[3:]
-            elif line.strip() == "```bash":
-                current = Block(section, [])
+            if line.startswith(("# ", "## ")):
+                section = line.split(" ", 1)[1]
+            elif re.fullmatch(r"```bash(\s.*)?", line.strip()):
+                info = line.strip()[len("```bash") :].strip()
+                assert info in ("", AWS_TITLE), f"{path.name}: unknown block title {info!r}"
+                current = Block(path.name, section, [], on_aws=info == AWS_TITLE)
             continue
         if line.strip() == "```":
             blocks.append(current)
             current = None
         else:
             current.lines.append(line)
+    return blocks
+
+
+def readme_blocks() -> list[Block]:
+    """Every bash block of the README and the docs pages, split into the commands a shell
+    would run."""
+    blocks = [block for path in pages() for block in file_blocks(path)]
     for block in blocks:
         pending = ""
         for line in block.lines:
@@ -92,7 +126,7 @@ def readme_blocks() -> list[Block]:
                 continue
             block.commands.append(pending)
             pending = ""
-        assert not pending, f"unfinished command in README block {block.first!r}"
+        assert not pending, f"unfinished command in {block.source} block {block.first!r}"
     return blocks
 
 
@@ -166,7 +200,7 @@ def _running_task(api: httpx.Client) -> str:
     return task_id
 
 
-def _placeholders(info: StackInfo, api: httpx.Client, photo: Path, mask: Path) -> dict[str, str]:
+def _placeholders(info: StackInfo, api: httpx.Client) -> dict[str, str]:
     """What the reader fills in, from the running stack."""
     stack_name = info.outputs["InboxRulesParameterName"].split("/")[1]
     return {
@@ -180,8 +214,6 @@ def _placeholders(info: StackInfo, api: httpx.Client, photo: Path, mask: Path) -
         "/<stack>/": f"/{stack_name}/",
         "<TasksTableName>": info.table_name,
         "<ProviderKeysSecretArn output>": info.outputs["ProviderKeysSecretArn"],
-        " photo.png ": f" {photo} ",
-        " mask.png ": f" {mask} ",
     }
 
 
@@ -189,7 +221,7 @@ def _fill(command: str, values: dict[str, str]) -> str:
     for placeholder, value in values.items():
         command = command.replace(placeholder, value)
     unfilled = UNFILLED.findall(command)
-    assert not unfilled, f"README placeholder(s) {unfilled} this test cannot fill: {command}"
+    assert not unfilled, f"placeholder(s) {unfilled} this test cannot fill: {command}"
     return command
 
 
@@ -215,20 +247,24 @@ def _check_key(key: str, info: StackInfo) -> None:
     assert listed.status_code == 200, listed.text
 
 
+def test_the_blocks_that_need_aws_are_the_ones_listed() -> None:
+    # Given the blocks of the README and the docs
+    blocks = readme_blocks()
+
+    # When the ones whose title says they need an AWS account are taken
+    marked = {block.first.split("#")[0].strip() for block in blocks if block.on_aws}
+
+    # Then they are the ones ON_AWS lists (with why each cannot run here), no more, no fewer
+    assert marked == set(ON_AWS)
+
+
 def test_every_readme_command_runs_as_written(
-    info: StackInfo, api: httpx.Client, restored: None, tmp_path: Path
+    info: StackInfo, api: httpx.Client, restored: None
 ) -> None:
-    # Given the README's blocks and a terminal set up as the README says
+    # Given the README's and the docs' blocks and a terminal set up as they say
     blocks = readme_blocks()
     assert {b.first.split("#")[0].strip() for b in blocks} >= set(NOT_RUN)
-    photo, mask = tmp_path / "photo.png", tmp_path / "mask.png"
-    photo.write_bytes(base64.b64decode(_png_data_url().split(",", 1)[1]))
-    # The mask of the README's edit: the size of the image it masks (the 16:9 2K lighthouse),
-    # with a transparent centre (repaint there).
-    mask_image = Image.new("RGBA", (2048, 1152), (200, 40, 40, 255))
-    mask_image.paste((0, 0, 0, 0), (512, 288, 1536, 864))
-    mask_image.save(mask, format="PNG")
-    values = _placeholders(info, api, photo, mask)
+    values = _placeholders(info, api)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PATH"] = f"{TOOLS}{os.pathsep}{env['PATH']}"
     env.update(
@@ -241,13 +277,13 @@ def test_every_readme_command_runs_as_written(
     ran = 0
     # When every command of every block that is not named in NOT_RUN runs in order
     for block in blocks:
-        if block.first.split("#")[0].strip() in NOT_RUN:
+        if block.on_aws or block.first.split("#")[0].strip() in NOT_RUN:
             continue
         if any("tsk_..." in raw for raw in block.commands):  # still running when it is read
             values["tsk_..."] = _running_task(api)
         for raw in block.commands:
             command = _fill(raw, values)
-            # Then it exits 0 (a listing: once the edit is there) and shows what the README says
+            # Then it exits 0 (a listing: once the edit is there) and shows what the page says
             wait = 60 if command.startswith("aws s3 ls") else 0
             _check(command, terminal.run(command, until_it_works=wait), info)
             ran += 1
@@ -276,7 +312,7 @@ def as_readme_shows(line: str) -> str:
 
 def test_make_devstack_prints_what_the_readme_shows() -> None:
     # Given the README's sample of what `make devstack` prints
-    block = next(b for b in readme_blocks() if b.first.strip() == "make devstack")
+    block = next(b for b in readme_blocks() if b.first.strip() == "make devstack" and b.lines[1:])
     sample = [line[2:] for line in block.lines[1:] if line.startswith("# ")]
     labels = [line.split()[0] for line in sample]
     # (it writes .devstack/stack.json as a reader's would, and removes it when stopped: the

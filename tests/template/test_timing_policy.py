@@ -1,7 +1,8 @@
 """The AWS-side waits and retries in template.yaml and the ASL are the TimingPolicy's numbers.
 
-``image_gateway.timing.TimingPolicy`` is the one home of the gateway's timing; the README's
-table is written from it. A number changed on one side only fails here, naming both places.
+``image_gateway.timing.TimingPolicy`` is the one home of the gateway's timing; the timing
+table (docs/timing.md) is written from it. A number changed on one side only fails here,
+naming both places.
 """
 
 from __future__ import annotations

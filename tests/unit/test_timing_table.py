@@ -1,4 +1,4 @@
-"""The README's timing table shows the TimingPolicy's values (and the template's)."""
+"""The timing table of docs/timing.md shows the TimingPolicy's values (and the template's)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from image_gateway.timing import DEFAULT_TIMING
 
 from devstack.template import ROOT, load_template
 
-SECTION = (ROOT / "README.md").read_text().split("## Timing: every wait, retry and deadline")[1]
+SECTION = (ROOT / "docs/timing.md").read_text().split("# Timing: every wait, retry and deadline")[1]
 TABLE = SECTION.split("\n## ")[0]
 ROWS = [row.split(" | ") for row in re.findall(r"^\| (.+) \|$", TABLE, re.MULTILINE)]
 
@@ -24,7 +24,7 @@ def test_every_field_of_the_policy_has_a_row() -> None:
     }
     fields = {f.name for f in dataclasses.fields(DEFAULT_TIMING)}
 
-    assert fields <= documented, f"README.md timing table lacks {sorted(fields - documented)}"
+    assert fields <= documented, f"docs/timing.md timing table lacks {sorted(fields - documented)}"
 
 
 def test_each_numeric_fields_row_shows_its_value() -> None:

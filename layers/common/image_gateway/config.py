@@ -8,13 +8,37 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from image_gateway.images.inputs import DEFAULT_MAX_INPUT_PIXELS
 from image_gateway.models.uploads import DEFAULT_MAX_IMAGE_BYTES
 from image_gateway.providers.registry import DEFAULT_BASE_URLS, PROVIDER_NAMES
+
+OPTIONAL_ENVIRONMENT: Final[dict[str, str]] = {
+    "event_source": "EVENT_SOURCE",
+    "state_machine_arn": "STATE_MACHINE_ARN",
+    "dispatch_queue_url": "DISPATCH_QUEUE_URL",
+    "providers_parameter": "PROVIDERS_PARAMETER",
+    "provider_sync_timeout_seconds": "PROVIDER_SYNC_TIMEOUT_SECONDS",
+    "public_base_url": "PUBLIC_BASE_URL",
+    "callback_base_url": "CALLBACK_BASE_URL",
+    "time_scale": "TIME_SCALE",
+    "task_deadline_seconds": "TASK_DEADLINE_SECONDS",
+    "provider_timeout_seconds": "PROVIDER_TIMEOUT_SECONDS",
+    "output_url_ttl_seconds": "OUTPUT_URL_TTL_SECONDS",
+    "webhook_queue_url": "WEBHOOK_QUEUE_URL",
+    "webhook_dead_letter_queue_url": "WEBHOOK_DEAD_LETTER_QUEUE_URL",
+    "webhook_key_id": "WEBHOOK_KEY_ID",
+    "client_requests_per_minute": "CLIENT_REQUESTS_PER_MINUTE",
+    "client_max_running_tasks": "CLIENT_MAX_RUNNING_TASKS",
+    "client_max_queued_tasks": "CLIENT_MAX_QUEUED_TASKS",
+    "queue_timeout_seconds": "QUEUE_TIMEOUT_SECONDS",
+    "client_daily_budget_usd": "CLIENT_DAILY_BUDGET_USD",
+}
+"""Settings read from an environment variable when it is set (else the field's default; the
+template's parameter defaults must agree: tests/template/test_settings_defaults.py)."""
 
 
 class Settings(BaseModel):
@@ -118,28 +142,7 @@ class Settings(BaseModel):
                 h.strip() for h in env.get("FETCH_ALLOW_PRIVATE_HOSTS", "").split(",") if h.strip()
             ),
         }
-        optional = {
-            "event_source": "EVENT_SOURCE",
-            "state_machine_arn": "STATE_MACHINE_ARN",
-            "dispatch_queue_url": "DISPATCH_QUEUE_URL",
-            "providers_parameter": "PROVIDERS_PARAMETER",
-            "provider_sync_timeout_seconds": "PROVIDER_SYNC_TIMEOUT_SECONDS",
-            "public_base_url": "PUBLIC_BASE_URL",
-            "callback_base_url": "CALLBACK_BASE_URL",
-            "time_scale": "TIME_SCALE",
-            "task_deadline_seconds": "TASK_DEADLINE_SECONDS",
-            "provider_timeout_seconds": "PROVIDER_TIMEOUT_SECONDS",
-            "output_url_ttl_seconds": "OUTPUT_URL_TTL_SECONDS",
-            "webhook_queue_url": "WEBHOOK_QUEUE_URL",
-            "webhook_dead_letter_queue_url": "WEBHOOK_DEAD_LETTER_QUEUE_URL",
-            "webhook_key_id": "WEBHOOK_KEY_ID",
-            "client_requests_per_minute": "CLIENT_REQUESTS_PER_MINUTE",
-            "client_max_running_tasks": "CLIENT_MAX_RUNNING_TASKS",
-            "client_max_queued_tasks": "CLIENT_MAX_QUEUED_TASKS",
-            "queue_timeout_seconds": "QUEUE_TIMEOUT_SECONDS",
-            "client_daily_budget_usd": "CLIENT_DAILY_BUDGET_USD",
-        }
-        for field, var in optional.items():
+        for field, var in OPTIONAL_ENVIRONMENT.items():
             if env.get(var):
                 raw[field] = env[var]
         if env.get("DEFAULT_PROVIDERS"):

@@ -58,6 +58,21 @@ def test_a_slow_second_client_a_growing_ledger_and_failures_are_missed() -> None
     assert rows[2][1] == "3 failed (90 s)"
 
 
+def test_the_run_at_the_default_limit_is_shown_for_the_record_without_a_target() -> None:
+    # Given the sized run (A's limit 8) met, and a run at the default limit 14 times slower
+    volume = _volume(beside_s=3.0, large_wru=8.0, failed=0)
+    volume["fairness"]["a_running_limit"] = 8
+    at_default = {**volume["fairness"], "a_running_limit": None}
+    at_default.update(b_beside_a_seconds=_spread(28.0), ratio=14.0, met=False)
+    volume["fairness_default_limit"] = at_default
+    # When the rows are made
+    rows = volume_rows(volume)
+    # Then the sized run carries the target and the default-limit run is only recorded
+    assert "running limit 8" in rows[0][0] and (rows[0][3], rows[0][5]) == ("1.50x", "met")
+    assert "the default running limit" in rows[1][0]
+    assert (rows[1][3], rows[1][4], rows[1][5]) == ("14.00x", "for the record", "-")
+
+
 def test_no_volume_figure_adds_no_row() -> None:
     # Given results without the volume figure / Then no row
     assert volume_rows(None) == []

@@ -1,4 +1,4 @@
-"""The README's table of the OpenAI-compatible surface's errors names every code it can answer.
+"""docs/openai.md's table of the OpenAI-compatible surface's errors names every code it answers.
 
 The codes are read from the source: every ``code=`` given to an error, every error class's
 default ``code``, and the few made another way (``EXTRA``, each checked to be in its module).
@@ -39,7 +39,7 @@ ELSEWHERE = {
     "upload_rejected": "the S3 inbox (UploadRejected's default)",
     "providers_config_invalid": "the operator's providers parameter (an internal_error here)",
     "body_too_large": "the native API's JSON body over 6 MiB; behind a function URL Lambda's own "
-    "6 MB request limit answers 413 first (README, OpenAI-compatible API, request size)",
+    "6 MB request limit answers 413 first (docs/openai.md, request size)",
     "conflict": "Conflict's default: every raise names its own code",
     "not_found": "NotFound's default: every raise on this surface names its own code",
     "download_failed": "DownloadFailed's default: a hand-off or finaliser renames it "
@@ -71,9 +71,8 @@ def source_codes() -> set[str]:
 
 
 def openai_table_codes() -> set[str]:
-    """The backticked codes of the OpenAI section's error table in README.md."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## OpenAI-compatible API") :]
+    """The backticked codes of the error table in docs/openai.md."""
+    section = (ROOT / "docs/openai.md").read_text()
     table = section[section.index("| status | SDK exception |") :]
     rows = table[: table.index("\n\n")].splitlines()[2:]
     codes: set[str] = set()
@@ -95,7 +94,7 @@ def test_every_code_the_surface_can_answer_is_in_the_readme_table() -> None:
 
     missing = sorted(answerable - documented)
 
-    assert not missing, f"README's OpenAI error table lacks {missing} (or add them to ELSEWHERE)"
+    assert not missing, f"docs/openai.md's error table lacks {missing} (or add them to ELSEWHERE)"
 
 
 def test_stream_true_has_its_code_in_the_table() -> None:
@@ -110,4 +109,4 @@ def test_the_table_names_no_code_the_source_does_not_have() -> None:
 
     stale = sorted(openai_table_codes() - known - words)
 
-    assert not stale, f"README's OpenAI error table names codes nothing answers: {stale}"
+    assert not stale, f"docs/openai.md's error table names codes nothing answers: {stale}"

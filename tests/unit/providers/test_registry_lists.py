@@ -12,13 +12,13 @@ from image_gateway.providers.registry import ADAPTER_MODULES, DEFAULT_BASE_URLS,
 
 from devstack.template import ROOT, load_template
 
-README = (ROOT / "README.md").read_text()
+PROVIDERS_PAGE = (ROOT / "docs/providers.md").read_text()
 
 
 def _section(title: str) -> str:
-    start = README.index(f"## {title}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end != -1 else None]
+    start = PROVIDERS_PAGE.index(f"# {title}\n")
+    end = PROVIDERS_PAGE.find("\n## ", start + 1)
+    return PROVIDERS_PAGE[start : end if end != -1 else None]
 
 
 def _first_column(table_text: str) -> list[str]:
@@ -29,7 +29,7 @@ def test_the_readme_providers_table_has_one_row_per_registered_provider() -> Non
     rows = _first_column(_section("Providers").split("**Sizes.**")[0])
 
     assert sorted(rows) == sorted(PROVIDER_NAMES), (
-        "README.md, section Providers: the first table needs exactly one row per provider "
+        "docs/providers.md: the first table needs exactly one row per provider "
         f"of image_gateway/providers/registry.py (has {rows})"
     )
 
@@ -39,7 +39,7 @@ def test_the_readme_base_url_table_shows_each_providers_documented_url() -> None
     rows = dict(re.findall(r"^\| `([a-z0-9-]+)` \| (https://[^ |]+) \|", section, re.MULTILINE))
 
     assert rows == dict(DEFAULT_BASE_URLS), (
-        "README.md, section Providers, 'Keys and URLs' table: one row per provider with the "
+        "docs/providers.md, 'Keys and URLs' table: one row per provider with the "
         "base URL of image_gateway/providers/registry.py"
     )
 
