@@ -1,5 +1,6 @@
-"""The IAM mutation check's tables: every permission of template.yaml is mapped to a scenario
-or listed as AWS-only, and a new one is reported unmapped (it cannot go unchecked)."""
+"""The IAM mutation check's tables: every permission of template.yaml is mapped to a scenario,
+listed as AWS-only or as not on demand (with the reason), and a new one is reported unmapped
+(it cannot go unchecked)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import copy
 from typing import Any
 
 from devstack.iam import policy_documents
-from devstack.iam_mutations import AWS_ONLY, PENDING, SCENARIOS, mutations, unmapped
+from devstack.iam_mutations import (
+    AWS_ONLY,
+    NOT_ON_DEMAND,
+    PENDING,
+    SCENARIOS,
+    mutations,
+    unmapped,
+)
 from devstack.template import load_template
 
 
@@ -24,11 +32,13 @@ def test_every_permission_of_the_template_has_a_scenario_or_a_reason() -> None:
     # Given the template as shipped WHEN its permissions are listed
     template = load_template()
     found = mutations(template, _unresolved(template))
-    # THEN each is in exactly one table (a scenario, AWS-only, pending), and none is stale
+    # THEN each is in exactly one table (a scenario, AWS-only, not on demand, pending), none
+    # is stale, and none is left pending
     assert [m.key for m in unmapped(found)] == []
-    tables = [set(SCENARIOS), set(AWS_ONLY), set(PENDING)]
+    tables = [set(SCENARIOS), set(AWS_ONLY), set(NOT_ON_DEMAND), set(PENDING)]
     assert sum(len(t) for t in tables) == len(set().union(*tables)) == len(found)
     assert set().union(*tables) == {m.key for m in found}
+    assert PENDING == {}
 
 
 def test_a_new_permission_is_reported_unmapped() -> None:
