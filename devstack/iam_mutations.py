@@ -13,8 +13,10 @@ resources of its statement, the check:
 
 A permission whose scenario still passes without it is *unused*: the check fails and lists it.
 A permission moto cannot show (conditions, resource policies, a call only AWS makes) is in
-:data:`AWS_ONLY` with the reason; docs/development.md (IAM) lists the same. A permission in
-neither table fails the check at once: each new permission gets a scenario that needs it.
+:data:`AWS_ONLY` with the reason; one needed only on a path no scenario can take on demand (an
+S3 failure mid-upload, a lost race) is in :data:`NOT_ON_DEMAND`, naming the code and its test;
+docs/development.md (IAM) lists both. A permission in no table fails the check at once: each
+new permission gets a scenario that needs it (``--try`` finds one among candidates).
 
 Every scenario first runs on the template as shipped (the control): one that fails there
 proves nothing, and fails the check.
@@ -1026,7 +1028,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("UploadEditFunction", "s3:DeleteObject", "ImagesBucket/inputs/*"): inbox_mask_refused,
     ("UploadEditFunction", "ssm:GetParameter", "InboxRulesParameter"): inbox_upload,
     ("UploadEditFunction", "sqs:SendMessage", "DispatchQueue"): inbox_upload,
-    ("UploadEditFunction", "events:PutEvents", "EventBus"): inbox_upload,
+    ("UploadEditFunction", "events:PutEvents", "EventBus"): inbox_mask_refused,
 }
 """Each permission the check proves, and the quickest scenario that needs it (found by a
 discovery run, ``--only ... --try a,b``: the first candidate that failed without it)."""
@@ -1148,12 +1150,10 @@ def check_one(ctx: Context, mutation: Mutation, scenario: Scenario) -> Outcome:
         return Outcome(
             mutation, name, "unproven", f"{failure}; refusals seen: {seen or 'none'}", seconds
         )
+    # the line naming that action (a transaction's refusal is logged as TransactWriteItems)
+    shown = next((d for d in logged if d.action == mutation.action), logged[0])
     return Outcome(
-        mutation,
-        name,
-        "denied",
-        f"logged: {logged[0].action} on {logged[0].resource}; {failure}",
-        seconds,
+        mutation, name, "denied", f"logged: {shown.action} on {shown.resource}; {failure}", seconds
     )
 
 
@@ -1272,12 +1272,12 @@ def report(outcomes: list[Outcome], seconds: float) -> str:
         m = o.mutation
         detail = o.detail.replace("|", "\\|").replace("\n", " ")[:140]
         lines.append(
-            f"| {m.function} | `{m.action}` | {m.resource} | {o.scenario} |"
+            f"| {m.function} | `{m.action}` | `{m.resource}` | {o.scenario} |"
             f" {o.verdict}: {detail} | {o.seconds:.1f} |"
         )
     lines += ["", "## Unused", ""]
     lines += [
-        f"- {o.mutation.function} `{o.mutation.action}` on {o.mutation.resource}"
+        f"- {o.mutation.function} `{o.mutation.action}` on `{o.mutation.resource}`"
         for o in outcomes
         if o.verdict == "unused"
     ] or ["None."]
@@ -1287,7 +1287,7 @@ def report(outcomes: list[Outcome], seconds: float) -> str:
     ):
         lines += ["", f"## {title}", ""]
         lines += [
-            f"- {o.mutation.function} `{o.mutation.action}` on {o.mutation.resource}: {o.detail}"
+            f"- {o.mutation.function} `{o.mutation.action}` on `{o.mutation.resource}`: {o.detail}"
             for o in outcomes
             if o.verdict == verdict
         ] or ["None."]
