@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
 from image_gateway.errors import InvalidRequest
+from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import ForbiddenTransition, Task, TaskStatus, utc_now
 from image_gateway.ports import TaskExists, TaskNotFound, TaskRepository
 
@@ -295,6 +296,21 @@ def test_given_another_clients_tasks_when_listing_then_they_never_appear(
     page = task_store.list_for_client("client-b", limit=10, cursor=None)
 
     assert [t.client_id for t in page.tasks] == ["client-b"]
+
+
+def test_given_a_task_of_n_images_when_listing_then_its_parts_are_not_listed_but_can_be_read(
+    task_store: TaskRepository, make_task: TaskFactory
+) -> None:
+    parent = make_task(client_id="client-n", request=ImageRequest(prompt="a fox", n=2))
+    task_store.create(parent)
+    for index in range(2):
+        part = make_task(client_id="client-n", parent_id=parent.task_id, part_index=index)
+        task_store.create(part)
+
+    page = task_store.list_for_client("client-n", limit=10, cursor=None)
+
+    assert [t.task_id for t in page.tasks] == [parent.task_id]
+    assert task_store.require(part.task_id).parent_id == parent.task_id
 
 
 def test_given_a_client_without_tasks_when_listing_then_the_page_is_empty_and_final(

@@ -200,7 +200,7 @@ def test_a_wrong_key_is_a_401_in_openais_shape_and_writes_nothing(
     ("body", "param", "code"),
     [
         ({"prompt": "a fox", "colour": "red"}, "colour", "unknown_parameter"),
-        ({"prompt": "a fox", "n": 2}, "n", "validation_error"),
+        ({"prompt": "a fox", "n": 11}, "n", "validation_error"),
         ({"prompt": "a fox", "size": "big"}, "size", "validation_error"),
         ({"prompt": "a fox", "model": "dall-e-3"}, "model", "validation_error"),
         ({"prompt": "a fox", "stream": True}, "stream", "invalid_request"),

@@ -67,6 +67,16 @@ class RequestFields(BaseModel):
         }
 
 
+class PartView(BaseModel):
+    """One ended image of a task of n images (its outputs are the task's, in order)."""
+
+    index: int = Field(description="0-based: the image's place in the task's outputs")
+    task_id: str = Field(description="the part task that made it (GET /v1/tasks/{id} reads it)")
+    status: str
+    provider: str
+    error: TaskError | None = None
+
+
 class TaskView(RequestFields):
     """``GET /v1/tasks/{id}`` and the body of ``POST /v1/images``."""
 
@@ -121,6 +131,14 @@ class TaskView(RequestFields):
         description="when it expires: the queue's bound (QueueTimeoutSeconds) until its first "
         "provider attempt, then the provider deadline counted from that attempt",
     )
+    n: int = Field(default=1, description="images asked for (1-10; docs/images-n.md)")
+    parts: list[PartView] = Field(
+        default_factory=list,
+        description="n > 1: each image that ended so far (succeeded, or why not), by index",
+    )
+    parent_id: str | None = Field(
+        default=None, description="a part: the task of n images it makes one image of"
+    )
     waiting_for: str | None = Field(
         default=None,
         description="why a queued task has not reached a provider yet: client_limit (every "
@@ -169,6 +187,12 @@ class TaskView(RequestFields):
             admitted_at=task.admitted_at,
             deadline_at=task.deadline_at,
             waiting_for=waiting_for(task),
+            n=task.request.n,
+            parts=[
+                PartView(**e.model_dump(exclude={"outputs", "cost_estimate_usd"}))
+                for e in task.parts
+            ],
+            parent_id=task.parent_id,
         )
 
 
