@@ -10,6 +10,7 @@ from image_gateway.errors import ProviderError, TooManyRequests
 from image_gateway.models.parts import part_id, record_part
 from image_gateway.models.request import Operation
 from image_gateway.models.task import ImageOutput, Task, TaskStatus, utc_now
+from image_gateway.ports import TaskExists
 from image_gateway.service.dispatch import dispatch
 from image_gateway.service.lifecycle import cancel_task, publish_pending_event
 from image_gateway.service.parts import PART_MISSING_AFTER
@@ -19,7 +20,7 @@ from image_gateway.service.sweep import sweep
 
 from tests.fakes import FakeDependencies
 from tests.unit.service.conftest import DepsFactory
-from tests.unit.service.support import drain, fox
+from tests.unit.service.support import data_url, drain, fox, png
 
 PRICES = {"mountsea-compat": {"per_image": {"1K": {"medium": 0.01}}}}
 SYNC = {"provider": "mountsea-compat"}
@@ -311,3 +312,39 @@ def test_the_sweeper_records_a_part_never_made_as_failed(deps: FakeDependencies)
     assert done.status is TaskStatus.SUCCEEDED and len(done.outputs) == 1
     assert done.error is not None and done.error.code == "partial_failure"
     assert "image 1: dispatch_failed" in done.error.message
+
+
+def test_a_part_refused_after_the_check_cancels_the_parts_made_and_fails_the_parent(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a task id whose second part's id is already taken (a part refused mid-submit)
+    deps.tasks.create(
+        open_parent(deps, recorded=0, age=timedelta(0)).model_copy(
+            update={"task_id": "tsk_x_1", "parent_id": None, "parts": []}
+        )
+    )
+
+    # WHEN 3 images are asked for under that id
+    with pytest.raises(TaskExists):
+        submit_task(deps, fox(n=3, **SYNC), client_id="c", task_id="tsk_x")
+
+    # THEN the part made is cancelled and never called, and the parent failed saying why
+    assert deps.tasks.require("tsk_x_0").status is TaskStatus.CANCELLED
+    parent = deps.tasks.require("tsk_x")
+    assert parent.status is TaskStatus.FAILED and parent.error is not None
+    assert parent.error.message.startswith("image 1 of 3 was refused")
+    drain(deps)
+    assert deps.providers.calls_to("mountsea-compat", "sync") == []
+
+
+def test_an_edit_of_n_images_stores_its_inputs_once(deps: FakeDependencies) -> None:
+    # WHEN an edit of 2 images is asked for with an inline image
+    parent = submit_task(deps, fox(n=2, images=[data_url(png(64, 64))], **SYNC), client_id="c").task
+    drain(deps)
+
+    # THEN the input was stored once, under the parent, and both parts were made from it
+    assert [k for k in deps.images.objects if k.startswith("inputs/")] == [
+        f"inputs/c/{parent.task_id}/0.png"
+    ]
+    done = deps.tasks.require(parent.task_id)
+    assert done.status is TaskStatus.SUCCEEDED and len(done.outputs) == 2

@@ -198,7 +198,7 @@ class TaskView(RequestFields):
 
 def waiting_for(task: Task) -> str | None:
     """``client_limit`` or ``dispatch`` for a task still queued (see ``TaskView``), else None."""
-    if task.status is not TaskStatus.QUEUED:
+    if task.status is not TaskStatus.QUEUED or task.is_parent:  # a parent: its parts wait
         return None
     return "client_limit" if task.admitted_at is None else "dispatch"
 
