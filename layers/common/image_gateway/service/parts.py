@@ -38,8 +38,8 @@ from image_gateway.models.task import SourceObject, Task, TaskError, TaskStatus,
 from image_gateway.ports import Dependencies
 from image_gateway.service.lifecycle import change_status, fail_task, finish_parent
 from image_gateway.service.limits import client_limits, reserved_estimate
-from image_gateway.service.refresh import output_key_stem
-from image_gateway.service.routing import route
+from image_gateway.service.refresh import output_key_stem as stem_of_output
+from image_gateway.service.routing import Candidate, route
 from image_gateway.service.staging import stage_inputs
 
 logger = Logger(child=True)
@@ -61,7 +61,7 @@ def submit_parent(
     idempotency_key: str | None,
     callback_base_url: str | None,
     source: SourceObject | None,
-    output_key_stem_: str | None,
+    output_key_stem: str | None,
     request_id: str | None,
 ) -> Task:
     """Record the parent of ``request.n`` images and submit its parts; the parent.
@@ -89,7 +89,7 @@ def submit_parent(
         idempotency_key=idempotency_key,
         request_id=request_id,
         source=source,
-        output_key_stem=output_key_stem_,
+        output_key_stem=output_key_stem,
         callback_base_url=callback_base_url,
     )
     deps.tasks.create(parent)
@@ -103,7 +103,7 @@ def submit_parent(
                 callback_base_url=callback_base_url,
                 task_id=part_id(task_id, index),
                 source=source,
-                output_key_stem=output_key_stem(parent, index),
+                output_key_stem=stem_of_output(parent, index),
                 request_id=request_id,
                 part_of=(task_id, index),
             )
@@ -115,7 +115,7 @@ def submit_parent(
 
 
 def _check_room(
-    deps: Dependencies, one: ImageRequest, candidates: list[Any], *, client_id: str, n: int
+    deps: Dependencies, one: ImageRequest, candidates: list[Candidate], *, client_id: str, n: int
 ) -> None:
     """Refuse (429, nothing written) a request whose ``n`` parts the client's counters, read
     once, cannot all take; each part still reserves its own place, atomically, after this."""

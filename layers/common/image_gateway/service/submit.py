@@ -108,7 +108,7 @@ def submit_task(
                 idempotency_key=idempotency_key,
                 callback_base_url=callback_base_url,
                 source=source,
-                output_key_stem_=output_key_stem,
+                output_key_stem=output_key_stem,
                 request_id=request_id,
             )
         except Exception:
