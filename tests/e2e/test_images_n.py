@@ -87,3 +87,23 @@ def test_one_image_failing_at_every_provider_leaves_the_others_and_says_one_of_t
     assert len(failed) == 1 and failed[0]["provider"] == "mountsea-async"
     part = api.get(f"/v1/tasks/{failed[0]['task_id']}").raise_for_status().json()
     assert [a["provider"] for a in part["attempts"]] == ["apimart", "mountsea-async"]
+
+
+def test_the_openai_sdk_gets_the_images_made_when_one_of_three_fails_everywhere(
+    client: openai.OpenAI,
+) -> None:
+    # GIVEN a prompt whose first create at each provider answers 503 (one part fails at both)
+    prompt = f"three herons [sim:first-creates-503=1] {uuid.uuid4().hex}"
+
+    # WHEN the SDK asks for 3 images with a fallback provider
+    raw = client.images.with_raw_response.generate(
+        model="gpt-image-2",
+        prompt=prompt,
+        n=3,
+        size="1024x1024",
+        extra_body={"providers": ["apimart", "mountsea-async"]},
+    )
+
+    # THEN the answer is a 200 with the 2 images made, and says one failed
+    assert len(raw.parse().data or []) == 2
+    assert raw.headers["x-images-failed"] == "1"

@@ -88,7 +88,8 @@ class TaskView(RequestFields):
     finished_by: str | None = Field(
         default=None,
         description="what ended it: callback, poll, dispatch (a sync call, or a failed "
-        "hand-off), sweeper, cancel, compat or submit; None while it runs",
+        "hand-off), sweeper, cancel, compat, submit or parts (a task of n images); None while "
+        "it runs",
     )
     model: str
     size_sent: str | None
