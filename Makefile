@@ -110,7 +110,21 @@ devstack: $(STAMP)
 	$(PY) -m devstack up
 
 # The docs site into site/; --strict (also in mkdocs.yml): a broken link or a missing page fails.
-docs: $(STAMP)
+# Its diagrams are drawn by Mermaid, served with the site (mkdocs-material would fetch it from
+# unpkg.com when a page loads: no diagram offline). The pinned tarball comes from the npm
+# registry; its SHA-256 is checked before the one file the site needs is taken out of it.
+MERMAID_VERSION := 11.4.1
+MERMAID_SHA256 := ec7b61b391aaa24bf666fd20e48d0a626eeb4a95b95bc6b3016a122d7f0bc2af
+MERMAID_JS := docs/assets/vendor/mermaid.min.js
+
+$(MERMAID_JS):
+	@mkdir -p $(dir $@) .cache/npm
+	cd .cache/npm && npm pack --silent mermaid@$(MERMAID_VERSION) >/dev/null
+	echo "$(MERMAID_SHA256)  .cache/npm/mermaid-$(MERMAID_VERSION).tgz" | sha256sum -c --quiet
+	tar -xzOf .cache/npm/mermaid-$(MERMAID_VERSION).tgz package/dist/mermaid.min.js > $@.tmp
+	mv $@.tmp $@
+
+docs: $(STAMP) $(MERMAID_JS)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 lint: $(STAMP)
@@ -147,7 +161,7 @@ iam-check: $(STAMP)
 	$(PY) -m devstack.iam_mutations
 
 clean:
-	rm -rf $(VENV) $(SAMVENV) $(RUNTIMEVENV) $(CHECKOVVENV) .aws-sam .devstack site .pytest_cache .mypy_cache .ruff_cache \
+	rm -rf $(VENV) $(SAMVENV) $(RUNTIMEVENV) $(CHECKOVVENV) .aws-sam .devstack site .cache docs/assets/vendor .pytest_cache .mypy_cache .ruff_cache \
 		test-artifacts
 
 # The cold-start figure imports what `make build` makes (bench/artefact.py runs it).

@@ -65,7 +65,7 @@ class BenchStack:
     def _lift_client_limits(self) -> None:
         """The bench's client opens hundreds of tasks within a minute (some are never finished,
         on purpose), past the stack's per-client defaults: lift its limits the operator's way
-        (README, "Per-client limits and budgets"), so every figure measures the gateway."""
+        (docs/limits.md), so every figure measures the gateway."""
         self.ddb.update_item(
             TableName=self.info.table_name,
             Key={"pk": {"S": f"LIMITS#{self.info.client_id}"}, "sk": {"S": "LIMITS"}},

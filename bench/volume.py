@@ -27,7 +27,7 @@ the invocation, so not counted): 1 WRU per KB, twice that in a transaction, at l
 item. A deleted item is priced at the minimum.
 
 The clients are made the operator's way: an API key, then an ``update-item`` on the client's
-``LIMITS`` item (README, "Per-client limits, queueing and budgets"). Only the per-minute rate is
+``LIMITS`` item (docs/limits.md). Only the per-minute rate is
 lifted for the clients that submit hundreds of tasks in a minute; the running limit stays the
 stack's default.
 """

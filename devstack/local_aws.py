@@ -80,6 +80,7 @@ class LocalAws:
         from devstack import moto_patches
 
         moto_patches.apply()  # transactions that cost the same whatever the table holds
+        moto_patches.apply_server()  # a request's service found once per host, not each time
         app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             "127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler

@@ -13,6 +13,14 @@ refused transaction exactly those items are put back (an item the transaction cr
 removed). The answer (``CancellationReasons``, validation errors) is moto's, unchanged.
 ``tests/devstack/test_moto_patches.py`` pins the behaviour on the moto version in
 ``requirements-dev.txt``.
+
+A second patch (:func:`apply_server`) is for moto's server: it finds the service of every
+request by listing moto's package folder (``os.listdir`` plus an ``isdir`` for each of about
+150 services) and then matching hundreds of URL patterns, under one lock that every request
+takes: 0.75-0.9 ms of CPU per request on this machine (DynamoDB, SQS), one request at a time,
+about a tenth of what a request costs devstack in all. The answer depends only on the
+request's host, so it is remembered per host (misses are not: moto prints its warning each
+time, as before).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import functools
 from typing import Any
 
 _PATCHED = "_image_gateway_cheap_transactions"
+_SERVER_PATCHED = "_image_gateway_backend_per_host"
 
 
 class _NoTableCopy:
@@ -99,3 +108,27 @@ def _restore_items(backend: Any, saved: list[tuple[Any, ...]]) -> None:
             table.items[hash_key][range_key] = item
         else:
             table.items[hash_key] = item
+
+
+def apply_server() -> None:
+    """Patch moto's server in this process to find a host's backend once (idempotent)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    if getattr(DomainDispatcherApplication, _SERVER_PATCHED, False):
+        return
+    original = DomainDispatcherApplication.get_backend_for_host
+    found: dict[str, Any] = {}  # host -> backend name: static for the process
+
+    @functools.wraps(original)
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host is None:
+            return None
+        backend = found.get(host)
+        if backend is None:
+            backend = original(self, host)
+            if backend is not None:
+                found[host] = backend
+        return backend
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+    setattr(DomainDispatcherApplication, _SERVER_PATCHED, True)

@@ -8,7 +8,7 @@ never through the public API, which has no admin route:
     imagegw admin limits show|set CLIENT ...        imagegw admin providers show|set ...
 
 The stack is ``--stack NAME`` (its outputs are read from CloudFormation), else a running
-devstack's ``.devstack/stack.json`` (its moto endpoint and administrator key, as the README's
+devstack's ``.devstack/stack.json`` (its moto endpoint and administrator key, as the docs'
 ``aws`` commands use). They reuse the gateway's own code (the ``image_gateway`` package, which
 ``make venv`` installs): the key store, the limits ledger, and the model that validates the
 providers parameter, so what ``providers set`` writes is what the functions accept.
@@ -369,7 +369,7 @@ def _limit_value(name: str, text: str) -> int | float:
     except ValueError:
         flag = "--" + name.replace("_", "-")
         raise InputError(f"{flag} wants a number or 'default', got {text!r}") from None
-    if value < 0:  # 0 is allowed: a running limit of 0 pauses the client (README)
+    if value < 0:  # 0 is allowed: a running limit of 0 pauses the client (docs/limits.md)
         raise InputError(f"--{name.replace('_', '-')} must be 0 or more, got {text!r}")
     return value
 

@@ -111,3 +111,44 @@ def test_the_table_is_not_copied() -> None:
 
     assert models.copy.deepcopy(table) is table
     assert models.copy.deepcopy({"a": [1]}) == {"a": [1]}
+
+
+HOSTS = [
+    "dynamodb.us-east-1.amazonaws.com",
+    "sqs.us-east-1.amazonaws.com",
+    "s3.amazonaws.com",
+    "bucket.s3.amazonaws.com",
+    "events.us-east-1.amazonaws.com",
+    "states.us-east-1.amazonaws.com",
+    "ssm.us-east-1.amazonaws.com",
+    "secretsmanager.us-east-1.amazonaws.com",
+    "kms.us-east-1.amazonaws.com",
+    "sts.amazonaws.com",
+    "iam.amazonaws.com",
+    "monitoring.us-east-1.amazonaws.com",
+]
+
+
+def test_the_server_finds_each_hosts_backend_as_moto_does_and_only_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    # Given moto's own answers for the hosts devstack's clients call
+    app = DomainDispatcherApplication(create_backend_app)
+    unpatched = {host: app.get_backend_for_host(host) for host in HOSTS}
+    assert None not in unpatched.values(), unpatched
+    # When the server patch is applied and each host is asked once
+    moto_patches.apply_server()
+    first = {host: app.get_backend_for_host(host) for host in HOSTS}
+    # Then the answers are moto's
+    assert first == unpatched
+
+    # And later requests no longer list moto's package folder (the per-request cost)
+    def listing() -> list[str]:
+        raise AssertionError("moto's folder listed again")
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", listing)
+    assert {host: app.get_backend_for_host(host) for host in HOSTS} == unpatched
+    assert app.get_backend_for_host(None) is None

@@ -234,8 +234,9 @@ def _check(command: str, output: str, info: StackInfo) -> None:
         assert output.strip(), f"{command}\nprinted nothing on stdout"
         if " admin keys create " in command:  # the new key, printed once, works
             _check_key(output.strip(), info)
-        if " -o " in command:  # the saved file's path, a real image
-            assert open_image(Path(ROOT / output.strip()).read_bytes()).size[0] > 0
+        if " -o " in command:  # the saved files' paths (one a line, n of them), real images
+            for saved in output.split():
+                assert open_image(Path(ROOT / saved).read_bytes()).size[0] > 0
     elif command.startswith("aws s3 ls"):
         assert re.search(r"photo\.tsk_\w+\.png", output), f"{command}\nlisted {output!r}"
 

@@ -2,7 +2,7 @@
 
 Every function logs with Powertools' Logger except the webhook: importing Powertools costs it
 about 8 ms of a cold start measured against ``import boto3`` (~120 ms here, with a 1.5x
-target: README, "What it costs and how fast it is"), and the webhook logs one line per call.
+target: docs/performance.md), and the webhook logs one line per call.
 This writes the same keys (``level``, ``location``, ``message``, ``timestamp``, ``service``,
 ``cold_start``, ``function_name``, ``function_memory_size``, ``function_arn``,
 ``function_request_id``, ``xray_trace_id``, then the appended keys), so queries over the log

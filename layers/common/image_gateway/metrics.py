@@ -15,7 +15,7 @@ MetricUnit = Literal["Count", "Seconds", "None"]
 
 
 class Metrics(Protocol):
-    """Operator metrics (CloudWatch embedded metric format; names in the README, "Operations")."""
+    """Operator metrics (CloudWatch embedded metric format; names in docs/operations.md)."""
 
     def put(self, name: str, value: float, unit: MetricUnit, dimensions: Mapping[str, str]) -> None:
         """Record one value, also rolled up to each leading part of ``dimensions``.

@@ -1,6 +1,6 @@
 """TimingPolicy: every wait, retry, batch size and cache age of the gateway, in one place.
 
-Read by every flow (``deps.timing``); the README's timing table is this model plus the stack
+Read by every flow (``deps.timing``); docs/timing.md's table is this model plus the stack
 parameters, and ``tests/template/test_timing_policy.py`` pins the AWS-side numbers of
 ``template.yaml`` and ``statemachines/poll.asl.json`` (state machine retries, queue redrive,
 visibility timeouts) to the values here. Durations are real-world seconds: flows multiply them

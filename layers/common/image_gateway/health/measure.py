@@ -1,7 +1,7 @@
 """What each provider's recent calls measured: time to done and success rate, by operation and
 resolution tier, over a rolling window. Pure rules; the store is ``health.ports.MeasurementStore``.
 
-Design (the README's "Routing" section says the same):
+Design (docs/routing.md says the same):
 
 - **Time buckets of counters.** A provider's figures for one operation and tier in one minute
   (``BUCKET_SECONDS``) are one small record of counters: ``answers`` (the image was made, or the

@@ -4,7 +4,7 @@
 ``image`` or, for several, repeated ``image[]`` file parts, and a ``mask`` part); the answer is
 ``{created, data: [{b64_json}], usage}``. Errors are ``{"error": {message, type, param, code}}``;
 ``moderation_blocked`` marks a moderation refusal. The prefix is ``/v1`` at OpenAI
-(base URL https://api.openai.com) and ``/openai/v1`` at Mountsea (README: "the official SDK
+(base URL https://api.openai.com) and ``/openai/v1`` at Mountsea (Mountsea's docs: "the official SDK
 works with base_url={base}/openai/v1"). A call can take about two minutes, so these providers
 are only ever called from the dispatch function, never inside an API request.
 """

@@ -1,7 +1,7 @@
 """WebhookSettings: the two variables the webhook function needs, read without pydantic.
 
 The webhook answers a provider at once, so its cold start is the one that matters most
-(README, "What it costs and how fast it is"): its settings are a frozen dataclass checked by
+(docs/performance.md): its settings are a frozen dataclass checked by
 hand, which imports nothing, instead of :class:`image_gateway.config.Settings` (pydantic and
 the provider registry). Every other function uses ``Settings``.
 """
