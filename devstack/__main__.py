@@ -101,7 +101,7 @@ def _run(config: StackConfig) -> int:
         print(f"webhooks   {info.webhook_secret}   (verify callback_url deliveries with it)")
         print(f"moto       {info.moto_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)")
         print(f"simulator  {info.simulator_url}")
-        # Every name the README's examples use (template.yaml's outputs, as on AWS).
+        # Every name the docs' examples use (template.yaml's outputs, as on AWS).
         print(f"table      {info.table_name}   (TasksTableName)")
         print(f"images     s3://{info.bucket_name}/outputs/   (ImagesBucketName)")
         print(f"inbox      s3://{info.outputs['InboxBucketName']}/products/   (upload to edit)")

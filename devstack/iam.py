@@ -6,11 +6,11 @@ expanded by samtranslator's own processor. devstack assumes the role (STS in mot
 function's workers with those credentials, as Lambda does. Once the stack is provisioned,
 enforcement is switched on (moto's ``/moto-api/reset-auth``): from then on every request is
 authenticated and checked against the caller's policies. The account's own credentials
-(``devstack``/``devstack``: the tests, the demo, the README's ``aws`` commands, the event
+(``devstack``/``devstack``: the tests, the demo, the docs' ``aws`` commands, the event
 sources) belong to an administrator user.
 
 moto's evaluation is basic (``moto/iam/access_control.py``); what it cannot see, devstack cannot
-enforce (README, "What devstack enforces"):
+enforce (docs/development.md, "IAM"):
 
 - moto names the resource of SQS and S3 requests only; :func:`patch_moto_resources` names the
   table (and index), bus, secret, parameter, key and state machine of the others, and checks a
@@ -38,7 +38,7 @@ from devstack.template import Resolver
 
 ADMIN_USER: Final = "devstack-admin"
 ADMIN_KEY: Final = ("devstack", "devstack")
-"""The account's own credentials (the README's ``aws`` commands use them): an administrator."""
+"""The account's own credentials (the docs' ``aws`` commands use them): an administrator."""
 
 LAMBDA_TRUST: Final = {
     "Version": "2012-10-17",
@@ -219,7 +219,7 @@ def create_admin(iam: Any, account: str) -> None:
     """The administrator user whose access key is ``devstack``/``devstack``.
 
     moto makes random keys; this one is set on moto's own object (moto runs in this process),
-    so the credentials every README command and test uses keep working under enforcement.
+    so the credentials every docs command and test uses keep working under enforcement.
     """
     from moto.iam.models import iam_backends
 
@@ -426,7 +426,7 @@ def patch_moto_resources() -> None:
         self: Any, bucket_name: str | None = None, key_name: str | None = None
     ) -> None:
         # A presigned URL carries its signer's rights in the query, not an Authorization header;
-        # moto 5.2.5 cannot check those (it fails with a 500): served unchecked, as in the README.
+        # moto 5.2.5 cannot check those (it fails with a 500): served unchecked (docs: IAM).
         if "Authorization" not in self.headers:
             return
         s3_original(self, bucket_name, key_name)

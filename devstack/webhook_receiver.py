@@ -1,5 +1,5 @@
 """A caller's webhook receiver on 127.0.0.1 that verifies every delivery with the official
-``standardwebhooks`` package, as the README's example does.
+``standardwebhooks`` package, as the docs' example does (docs/webhooks.md).
 
 Paths choose its behaviour: ``/ok/<name>`` answers 204; ``/down3/<name>`` answers 503 to its
 first three deliveries, then 204; ``/gone/<name>`` answers 410.

@@ -49,7 +49,7 @@ AspectRatio = Literal[
 ]  # fmt: skip
 Resolution = Literal["1K", "2K", "4K"]
 RoutingPolicy = Literal["order", "price", "latency", "reliability", "balanced"]
-"""How the providers a request may use are ranked (README, "Routing")."""
+"""How the providers a request may use are ranked (docs/routing.md)."""
 
 
 class Operation(StrEnum):
@@ -203,7 +203,7 @@ class ImageRequest(BaseModel):
     )
     routing: RoutingPolicy | Routing | None = Field(
         default=None,
-        description='how the providers are ranked (README, "Routing"): a policy, `order` (the '
+        description="how the providers are ranked (docs/routing.md): a policy, `order` (the "
         "list's or the stack's order), `price` (cheapest for the tier and quality), `latency` "
         "(lowest measured p50), `reliability` (highest measured success rate), `balanced` "
         "(cheapest among the reliable and fast enough); or an object with `policy` and the "

@@ -8,8 +8,8 @@ limits, routing and staging as ``POST /v1/images``). Then:
 - **the first attempt is made here**, by the dispatch flow itself
   (:func:`~image_gateway.service.dispatch.dispatch`: leases, the provider call, fallback). A
   sync provider's image arrives in this function, which is waiting anyway, instead of a second
-  function waiting for the same image (half the Lambda time on the sync path: README,
-  "OpenAI-compatible API", cost). The attempt is also queued, delayed past this function's
+  function waiting for the same image (half the Lambda time on the sync path: docs/openai.md,
+  cost). The attempt is also queued, delayed past this function's
   timeout (``compat_dispatch_safety_delay_seconds``): if this function dies mid-attempt, the
   dispatch function makes it then; otherwise that message finds the attempt made and does
   nothing. A fallback's next attempt goes through the dispatch queue as always.
