@@ -18,6 +18,7 @@ import botocore.session
 
 from image_gateway.adapters.boto import PerEnvironment, SecretCache, client_config, new_session
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+from image_gateway.adapters.dynamodb_batches import DynamoDBBatchStore
 from image_gateway.adapters.dynamodb_circuits import AwsHealth
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
 from image_gateway.adapters.dynamodb_limits import DynamoDBUsageLedger
@@ -26,6 +27,7 @@ from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
 from image_gateway.adapters.emf_metrics import EmfMetrics
 from image_gateway.adapters.eventbridge import EventBridgeCircuitEvents, EventBridgePublisher
 from image_gateway.adapters.s3_images import S3ImageStore
+from image_gateway.adapters.sqs_batches import SqsBatchQueue
 from image_gateway.adapters.sqs_dispatch import SqsDispatchQueue
 from image_gateway.adapters.stepfunctions_poll import StepFunctionsPollLoops
 from image_gateway.auth import WebhookSigner
@@ -135,6 +137,16 @@ class AwsDependencies:
     def slots(self) -> DynamoDBProviderSlots:
         """Per-provider concurrency leases (in the tasks table)."""
         return DynamoDBProviderSlots(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def batches(self) -> DynamoDBBatchStore:
+        """Batches (in the tasks table)."""
+        return DynamoDBBatchStore(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def batch_queue(self) -> SqsBatchQueue:
+        """The batch function's queue."""
+        return SqsBatchQueue(self.client("sqs"), self.settings.batch_queue_url)
 
     @cached_property
     def health(self) -> AwsHealth:

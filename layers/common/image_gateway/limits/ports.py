@@ -216,7 +216,9 @@ class UsageLedger(Protocol):
         prepaid: bool = False,
     ) -> Admission:
         """(``prepaid``: ``cost_usd`` is already in the day's spend, a batch's :meth:`prepay`;
-        it is held, neither added nor checked against the budget again.) Count one request in the rate window, ``cost_usd`` of today's spend and the task as
+        it is held, neither added nor checked against the budget again.)
+
+        Count one request in the rate window, ``cost_usd`` of today's spend and the task as
         running (a place is free and nobody waits) or queued (``started`` False), or nothing at
         all when a limit refuses (the first of rate, queue full, budget). A budget refuses when
         today's spend plus ``cost_usd`` would pass it. ``retry_after_seconds``: the rate

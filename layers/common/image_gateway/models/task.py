@@ -312,6 +312,8 @@ class Task(BaseModel):
     deliveries: list[DeliveryRecord] = Field(
         default_factory=list, description="webhook attempts to the caller's callback_url"
     )
+    batch_id: str | None = Field(default=None, description="the batch it is a line of")
+    custom_id: str | None = Field(default=None, description="its line's id in that batch")
     version: int = 0
 
     @property

@@ -22,6 +22,7 @@ from image_gateway.errors import Conflict
 from image_gateway.models.events import DETAIL_TYPES
 from image_gateway.models.task import ForbiddenTransition, Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, EventPublishError
+from image_gateway.service.batch_counts import count_in_batch
 from image_gateway.service.health import record_measurements
 from image_gateway.service.limits import settle_usage
 from image_gateway.webhooks import delivery as webhooks
@@ -132,6 +133,8 @@ def publish_pending_event(deps: Dependencies, task: Task) -> Task:
     if task.status not in DETAIL_TYPES or task.status in task.events_published:
         return task
     if not settle_usage(deps, task):  # an ended task frees its client's limits first
+        return task
+    if not count_in_batch(deps, task):  # its batch's counters, once (same retry by the sweeper)
         return task
     try:
         deps.events.publish(task)

@@ -63,6 +63,7 @@ def submit_task(
     output_key_stem: str | None = None,
     request_id: str | None = None,
     first_attempt_delay_seconds: int = 0,
+    batch: tuple[str, str] | None = None,
 ) -> Submission:
     """Record the task (``queued``) and queue its first attempt; no provider is called here.
 
@@ -75,6 +76,7 @@ def submit_task(
     on). ``request_id`` is the caller's request (recorded; every log line of the task names it).
     ``first_attempt_delay_seconds`` delays the queued first attempt: an entry point that makes
     the attempt itself (the OpenAI-compatible call) leaves it on the queue as a safety net.
+    ``batch`` (batch id, custom id): a line of a batch, whose estimate the batch prepaid.
     """
     task_id = task_id or new_task_id()
     routed = route(deps, request, client_id=client_id, token=task_id)
@@ -99,7 +101,9 @@ def submit_task(
     # provider deadline then): time spent waiting its turn never counts against a provider
     deadline = now + timedelta(seconds=deps.settings.scaled(deps.settings.queue_timeout_seconds))
     try:  # the client's limits first: a refused request (429) stages and writes nothing
-        admission = hold_usage(deps, request, candidates, client_id=client_id, task_id=task_id)
+        admission = hold_usage(
+            deps, request, candidates, client_id=client_id, task_id=task_id, prepaid=bool(batch)
+        )
     except Exception:
         _release_key(deps, client_id, idempotency_key, task_id)
         raise
@@ -128,6 +132,8 @@ def submit_task(
             output_key_stem=output_key_stem,
             callback_base_url=callback_base_url,
             usage_hold=admission.hold,
+            batch_id=batch[0] if batch else None,
+            custom_id=batch[1] if batch else None,
         )
         deps.tasks.create(task)
     except Exception:  # refused (or failed) before its task exists: a retry must not be blocked

@@ -1,0 +1,390 @@
+"""Batches: many ordinary tasks of one client under one id (issue 21).
+
+``create_batch`` (the API) validates every line like a single request (a bad line becomes an
+error row, spends nothing), prepays the whole estimate in the client's daily budget (refused at
+once with 429 ``budget_exceeded``, nothing written) and stores the batch and its lines; the
+batch function then makes the lines into tasks in chunks (``create_lines``: each an ordinary
+``submit_task``, same routing, limits and queueing, its reservation prepaid), so no API request
+makes thousands of tasks. Each task's status changes are counted on the batch
+(``service.batch_counts``); the change that ends the last task queues ``finish_batch``, which
+writes ``results.jsonl`` and announces the batch once. ``cancel_batch`` stops the lines not yet
+made and cancels the queued tasks; running ones finish.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from aws_lambda_powertools import Logger
+from pydantic import ValidationError
+
+from image_gateway.batches.ports import (
+    Batch,
+    BatchCounters,
+    BatchLine,
+    BatchStatus,
+    line_task_id,
+    new_batch_id,
+)
+from image_gateway.errors import Conflict, GatewayError, NotFound, TooManyRequests
+from image_gateway.idempotency import fingerprint
+from image_gateway.limits.ports import LimitKind, next_utc_day, seconds_until
+from image_gateway.models.batches import BatchCreateRequest, BatchResultLine, BatchResultOutput
+from image_gateway.models.request import ImageRequest
+from image_gateway.models.task import TaskError, TaskStatus, utc_now
+from image_gateway.ports import Dependencies
+from image_gateway.service.batch_counts import finish_when_done
+from image_gateway.service.lifecycle import change_status
+from image_gateway.service.limits import client_limits, reserved_estimate
+from image_gateway.service.routing import route
+from image_gateway.service.submit import submit_task
+from image_gateway.webhooks.delivery import check_callback_url
+
+logger = Logger(child=True)
+
+CHUNK_LINES = 50
+"""Lines one message of the batch function makes into tasks (well inside its timeout)."""
+MAX_LINE_BODY_BYTES = 300_000
+"""A line's body is kept in one DynamoDB item (400 KB): images go by URL or upload."""
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    """What create_batch did: the batch, and whether it is an earlier one (Idempotency-Key)."""
+
+    batch: Batch
+    replayed: bool = False
+
+
+def _error_of(exc: Exception) -> TaskError:
+    if isinstance(exc, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        ]
+        return TaskError(code="validation_error", message="; ".join(parts)[:1000])
+    if isinstance(exc, GatewayError):
+        return TaskError(code=exc.code, message=str(exc)[:1000])
+    raise exc
+
+
+def create_batch(
+    deps: Dependencies,
+    body: BatchCreateRequest,
+    *,
+    client_id: str,
+    idempotency_key: str | None = None,
+    request_id: str | None = None,
+) -> BatchSubmission:
+    """Validate every line, prepay the estimate, store the batch and queue its first chunk."""
+    check_callback_url(deps, body.callback_url)
+    batch_id = new_batch_id()
+    key = None if idempotency_key is None else f"batch:{idempotency_key}"
+    if key is not None:
+        earlier = deps.idempotency.claim(
+            client_id, key, fingerprint(body.model_dump_json()), batch_id
+        )
+        if earlier is not None:
+            found = deps.batches.get(earlier)
+            if found is None:
+                raise Conflict(
+                    "a batch with this Idempotency-Key is still being created; retry shortly",
+                    code="idempotency_in_progress",
+                )
+            return BatchSubmission(found, replayed=True)
+    try:
+        return BatchSubmission(_create(deps, body, client_id, batch_id, key, request_id))
+    except Exception:
+        if key is not None:
+            deps.idempotency.release(client_id, key, batch_id)
+        raise
+
+
+def _create(
+    deps: Dependencies,
+    body: BatchCreateRequest,
+    client_id: str,
+    batch_id: str,
+    idempotency_key: str | None,
+    request_id: str | None,
+) -> Batch:
+    lines: list[BatchLine] = []
+    for index, line in enumerate(body.requests):
+        try:
+            if len(json.dumps(line.body)) > MAX_LINE_BODY_BYTES:
+                raise _TooLarge
+            request = ImageRequest.model_validate(line.body)
+            routed = route(deps, request, client_id=client_id, token=line_task_id(batch_id, index))
+            check_callback_url(deps, request.callback_url)
+            estimate = reserved_estimate(deps, request, routed.candidates)
+            lines.append(
+                BatchLine(
+                    index=index,
+                    custom_id=line.custom_id,
+                    body=request.model_dump(mode="json", exclude_unset=True),
+                    estimate_usd=estimate,
+                )
+            )
+        except _TooLarge:
+            error = TaskError(
+                code="line_too_large",
+                message=f"a line's body may be at most {MAX_LINE_BODY_BYTES} bytes: send images "
+                "as https URLs or uploads (POST /v1/uploads, s3://), not data URLs",
+            )
+            lines.append(BatchLine(index=index, custom_id=line.custom_id, error=error))
+        except (ValidationError, GatewayError) as exc:
+            lines.append(BatchLine(index=index, custom_id=line.custom_id, error=_error_of(exc)))
+    estimate = round(sum(line.estimate_usd for line in lines), 6)
+    limits = client_limits(deps, client_id)
+    day = deps.usage.prepay(client_id, limits=limits, cost_usd=estimate) if estimate else None
+    if estimate and day is None:
+        deps.metrics.put("RequestsThrottled", 1, "Count", {"Code": LimitKind.BUDGET.value})
+        now = time.time()
+        raise TooManyRequests(
+            f"this batch's estimated ${estimate} would take the client past its daily budget "
+            f"of ${limits.daily_budget_usd}: nothing was submitted; send fewer or cheaper "
+            "requests, retry after midnight UTC (Retry-After), or ask the operator to raise it",
+            code=LimitKind.BUDGET.value,
+            retry_after_seconds=seconds_until(now, next_utc_day(now)),
+            estimated_cost_usd=estimate,
+        )
+    invalid = sum(1 for line in lines if line.error is not None)
+    batch = Batch(
+        batch_id=batch_id,
+        client_id=client_id,
+        counts=BatchCounters(total=len(lines), invalid=invalid),
+        metadata=body.metadata,
+        callback_url=body.callback_url,
+        estimated_cost_usd=estimate,
+        prepaid_day=day,
+        idempotency_key=idempotency_key,
+        request_id=request_id,
+        created_at=utc_now(),
+    )
+    try:
+        deps.batches.create(batch, lines)
+        if invalid == len(lines):  # nothing to run: its results are the error rows
+            finish_when_done(deps, batch_id, by="submit")
+        else:
+            deps.batch_queue.create_lines(batch_id, 0)
+    except Exception:
+        if day is not None:
+            deps.usage.refund(client_id, day, estimate)
+        raise
+    logger.info(
+        "batch created",
+        extra={"batch_id": batch_id, "client_id": client_id, "lines": len(lines)},
+    )
+    return batch
+
+
+class _TooLarge(Exception):
+    """A line's body over MAX_LINE_BODY_BYTES."""
+
+
+def create_lines(deps: Dependencies, batch_id: str, start: int) -> None:
+    """Make lines ``start`` .. ``start + CHUNK_LINES`` into tasks, then queue the next chunk.
+
+    A retried message finds the lines it made (their fixed task ids) and counts nothing twice.
+    A limit that passes with time (the minute's rate, a full client queue) leaves the rest to a
+    later message from the line it stopped at. A cancelled batch skips what is left.
+    """
+    batch = deps.batches.get(batch_id)
+    if batch is None or batch.status.final:
+        return
+    if batch.status is BatchStatus.CANCELLING:
+        _skip_rest(deps, batch, start)
+        return
+    for line in deps.batches.lines(batch_id, start=start, limit=CHUNK_LINES):
+        if line.error is not None or line.task_id is not None or line.skipped:
+            continue
+        retry = _make_task(deps, batch, line)
+        if retry is not None:
+            deps.batch_queue.create_lines(batch_id, line.index, delay_seconds=retry)
+            return
+    deps.batches.set_status(
+        batch_id, BatchStatus.IN_PROGRESS, allowed_from=frozenset({BatchStatus.VALIDATING})
+    )
+    following = start + CHUNK_LINES
+    if following < batch.counts.total:
+        deps.batch_queue.create_lines(batch_id, following)
+    finish_when_done(deps, batch_id, by="create")  # its tasks may all have ended already
+
+
+def _make_task(deps: Dependencies, batch: Batch, line: BatchLine) -> int | None:
+    """The line's task (made now, or found from a retried message) counted as created; the
+    seconds to wait when a limit that passes with time refused it."""
+    task_id = line_task_id(batch.batch_id, line.index)
+    if deps.tasks.get(task_id) is None:
+        try:
+            submit_task(
+                deps,
+                ImageRequest.model_validate(line.body),
+                client_id=batch.client_id,
+                task_id=task_id,
+                request_id=batch.request_id,
+                batch=(batch.batch_id, line.custom_id),
+            )
+        except TooManyRequests as refused:
+            if refused.passes_with_time:
+                return refused.retry_after_seconds or 1
+            _refuse_line(deps, batch, line, refused)
+            return None
+        except GatewayError as refused:  # the line was fine at submit and is not now
+            _refuse_line(deps, batch, line, refused)
+            return None
+    deps.batches.record_created(batch.batch_id, line.index, task_id)
+    return None
+
+
+def _refuse_line(deps: Dependencies, batch: Batch, line: BatchLine, why: GatewayError) -> None:
+    """A line refused when its task was made: skipped, its prepaid estimate refunded."""
+    logger.warning(
+        "batch line refused",
+        extra={"batch_id": batch.batch_id, "line": line.index, "code": why.code},
+    )
+    if deps.batches.record_skipped(batch.batch_id, line.index) and batch.prepaid_day:
+        deps.usage.refund(batch.client_id, batch.prepaid_day, line.estimate_usd)
+
+
+def _skip_rest(deps: Dependencies, batch: Batch, start: int) -> None:
+    refund = 0.0
+    for line in deps.batches.lines(batch.batch_id, start=start):
+        unmade = line.error is None and line.task_id is None and not line.skipped
+        if unmade and deps.batches.record_skipped(batch.batch_id, line.index):
+            refund += line.estimate_usd
+    if refund and batch.prepaid_day:
+        deps.usage.refund(batch.client_id, batch.prepaid_day, refund)
+    finish_when_done(deps, batch.batch_id, by="cancel")
+
+
+def own_batch(deps: Dependencies, client_id: str, batch_id: str) -> Batch:
+    """The caller's batch, or 404 (another client's batch does not exist)."""
+    batch = deps.batches.get(batch_id) if len(batch_id) <= 64 else None
+    if batch is None or batch.client_id != client_id:
+        raise NotFound(f"no batch {batch_id[:64]}", code="batch_not_found")
+    return batch
+
+
+def cancel_batch(deps: Dependencies, client_id: str, batch_id: str) -> Batch:
+    """Stop the batch: lines not yet made are skipped and queued tasks cancelled (by the batch
+    function); running tasks finish. 409 once the batch is final."""
+    own_batch(deps, client_id, batch_id)
+    moved = deps.batches.set_status(
+        batch_id,
+        BatchStatus.CANCELLING,
+        allowed_from=frozenset({BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS}),
+    )
+    batch = own_batch(deps, client_id, batch_id)
+    if not moved and batch.status is not BatchStatus.CANCELLING:
+        raise Conflict(
+            f"batch is already {batch.status.value} and cannot be cancelled",
+            code="batch_not_cancellable",
+            status=batch.status.value,
+        )
+    if moved:
+        deps.batch_queue.cancel(batch_id)
+    return batch
+
+
+def cancel_queued(deps: Dependencies, batch_id: str) -> None:
+    """The batch function's part of a cancel: skip unmade lines, cancel tasks still queued."""
+    batch = deps.batches.get(batch_id)
+    if batch is None:
+        return
+    _skip_rest(deps, batch, 0)
+    ids = [line.task_id for line in deps.batches.lines(batch_id) if line.task_id]
+    for start in range(0, len(ids), 100):
+        for task in deps.tasks.get_many(ids[start : start + 100]).values():
+            if task.status is TaskStatus.QUEUED and task.submitted_at is None:
+                change_status(deps, task.task_id, TaskStatus.CANCELLED, by="cancel")
+
+
+def results_key(batch: Batch) -> str:
+    """Where a batch's results file is stored in the images bucket."""
+    return f"batches/{batch.client_id}/{batch.batch_id}/results.jsonl"
+
+
+def finish_batch(deps: Dependencies, batch_id: str) -> Batch | None:
+    """Write results.jsonl (one line per request, in order) and move the batch to its final
+    status; the caller that moves it announces it. None when it was final already."""
+    batch = deps.batches.get(batch_id)
+    if batch is None or batch.status.final:
+        return None
+    body = b"".join(row.model_dump_json().encode() + b"\n" for row in _result_rows(deps, batch))
+    key = results_key(batch)
+    deps.images.put_file(key, body, content_type="application/x-ndjson")
+    counts = batch.counts
+    if batch.status is BatchStatus.CANCELLING:
+        final = BatchStatus.CANCELLED
+    elif counts.created and counts.expired == counts.created:
+        final = BatchStatus.EXPIRED
+    else:
+        final = BatchStatus.COMPLETED
+    moved = deps.batches.set_status(
+        batch_id,
+        final,
+        allowed_from=frozenset(
+            {BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING}
+        ),
+        completed_at=utc_now(),
+        results_key=key,
+    )
+    if not moved:
+        return None
+    done = deps.batches.get(batch_id)
+    logger.info("batch completed", extra={"batch_id": batch_id, "status": final.value})
+    return done
+
+
+def _result_rows(deps: Dependencies, batch: Batch) -> Iterator[BatchResultLine]:
+    ttl = deps.settings.output_url_ttl_seconds
+    page: list[BatchLine] = []
+
+    def flush() -> Iterator[BatchResultLine]:
+        tasks = deps.tasks.get_many([line.task_id for line in page if line.task_id])
+        for line in page:
+            task = tasks.get(line.task_id or "")
+            if line.error is not None:
+                yield BatchResultLine(
+                    custom_id=line.custom_id,
+                    task_id=None,
+                    status="invalid",
+                    outputs=[],
+                    error=line.error.model_dump(exclude_none=True),
+                )
+            elif task is None:
+                error = {"code": "batch_cancelled", "message": "cancelled before it became a task"}
+                yield BatchResultLine(
+                    custom_id=line.custom_id,
+                    task_id=None,
+                    status=TaskStatus.CANCELLED.value,
+                    outputs=[],
+                    error=error,
+                )
+            else:
+                yield BatchResultLine(
+                    custom_id=line.custom_id,
+                    task_id=task.task_id,
+                    status=task.status.value,
+                    outputs=[
+                        BatchResultOutput(
+                            bucket=o.bucket,
+                            key=o.key,
+                            size=o.bytes,
+                            sha256=o.sha256,
+                            url=deps.images.presigned_get_url(o.key, ttl),
+                        )
+                        for o in task.outputs
+                    ],
+                    error=None if task.error is None else task.error.model_dump(exclude_none=True),
+                )
+
+    for line in deps.batches.lines(batch.batch_id):
+        page.append(line)
+        if len(page) == 100:
+            yield from flush()
+            page = []
+    yield from flush()
