@@ -190,7 +190,7 @@ def get_batch(request: Request) -> Reply:
 def list_batches(request: Request) -> Reply:
     """The caller's batches, newest first, paginated with ``cursor``."""
     query = request.query_as(BatchListQuery)
-    page = DEPS.get().batches.list_for_client(
+    page = DEPS.get().batches.store.list_for_client(
         request.caller, limit=query.limit, cursor=query.cursor
     )
     body = BatchList(batches=[_batch_view(b) for b in page.batches], next_cursor=page.next_cursor)

@@ -16,7 +16,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway.adapters.aws import lazy_dependencies
-from image_gateway.service.batches import cancel_queued, create_lines, finish_batch
+from image_gateway.service.batch_results import finish_batch
+from image_gateway.service.batches import cancel_queued, create_lines
 from image_gateway.sqs_batch import SqsRecord, process_batch
 
 logger = Logger()

@@ -14,7 +14,7 @@ from image_gateway.config import Settings
 from image_gateway.providers.directory import ProviderDirectory
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
-from tests.fakes.batches import InMemoryBatchQueue, InMemoryBatchStore
+from tests.fakes.batches import FakeBatches, InMemoryBatchQueue, InMemoryBatchStore
 from tests.fakes.health import (
     FakeHealth,
     InMemoryCircuitStore,
@@ -137,8 +137,7 @@ class FakeDependencies:
         self._metrics = RecordingMetrics()
         self._webhooks = FakeWebhooks()
         self._health = FakeHealth()
-        self._batches = InMemoryBatchStore()
-        self._batch_queue = InMemoryBatchQueue()
+        self._batches = FakeBatches(InMemoryBatchStore(), InMemoryBatchQueue())
 
     def configure(self, **document: Any) -> None:
         """Replace the providers parameter's content (applies at once: no cache)."""
@@ -235,14 +234,9 @@ class FakeDependencies:
         return self._webhooks
 
     @property
-    def batches(self) -> InMemoryBatchStore:
-        """Batches."""
+    def batches(self) -> FakeBatches:
+        """Batches and the batch function's queue (messages recorded)."""
         return self._batches
-
-    @property
-    def batch_queue(self) -> InMemoryBatchQueue:
-        """The batch function's queue (messages recorded)."""
-        return self._batch_queue
 
     @property
     def health(self) -> FakeHealth:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from image_gateway.batches.events import BatchEventDetail
 from image_gateway.batches.ports import (
     ENDED_COUNTERS,
     Batch,
@@ -18,6 +19,7 @@ from image_gateway.batches.ports import (
 )
 from image_gateway.errors import InvalidRequest
 from image_gateway.models.task import TaskStatus
+from image_gateway.ports import EventPublishError
 
 
 class InMemoryBatchStore:
@@ -185,3 +187,27 @@ class InMemoryBatchQueue:
     def cancel(self, batch_id: str) -> None:
         """Record a cancel message."""
         self.sent.append({"kind": "cancel", "batch_id": batch_id})
+
+
+@dataclass
+class RecordingBatchEvents:
+    """Keeps every batch event; refuses the next ``refuse_next`` like PutEvents."""
+
+    published: list[BatchEventDetail] = field(default_factory=list)
+    refuse_next: int = 0
+
+    def publish(self, detail: BatchEventDetail) -> None:
+        """Record the event (EventPublishError when refusing)."""
+        if self.refuse_next > 0:
+            self.refuse_next -= 1
+            raise EventPublishError(f"refused {detail.event_id}")
+        self.published.append(detail)
+
+
+@dataclass(frozen=True)
+class FakeBatches:
+    """The batch ports in memory (satisfies ``batches.ports.BatchPorts``)."""
+
+    store: InMemoryBatchStore
+    queue: InMemoryBatchQueue
+    events: RecordingBatchEvents = field(default_factory=RecordingBatchEvents)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from image_gateway.auth import WebhookSigner
-    from image_gateway.batches.ports import BatchQueue, BatchStore
+    from image_gateway.batches.ports import BatchPorts
     from image_gateway.config import Settings
     from image_gateway.health.ports import HealthPorts
     from image_gateway.images.inputs import ImageCheck
@@ -351,12 +351,8 @@ class Dependencies(Protocol):
         """Signed webhooks to callers: secrets, the delivery queue, the HTTP transport."""
 
     @property
-    def batches(self) -> BatchStore:
-        """Batches, their lines and counters (``image_gateway.batches``)."""
-
-    @property
-    def batch_queue(self) -> BatchQueue:
-        """Work of the batch function."""
+    def batches(self) -> BatchPorts:
+        """Batches: their store (lines, counters) and the batch function's queue."""
 
     @property
     def health(self) -> HealthPorts:

@@ -22,6 +22,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from image_gateway.adapters.dynamodb_batch_lines import (
+    batch_key,
+    line_from_item,
+    line_item,
+    line_sk,
+)
 from image_gateway.adapters.dynamodb_tasks import (
     BY_CLIENT_INDEX,
     TASK_RETENTION,
@@ -38,20 +44,12 @@ from image_gateway.batches.ports import (
     BatchPage,
     BatchStatus,
 )
-from image_gateway.errors import ServiceBusy
-from image_gateway.models.task import TaskError, TaskStatus
+from image_gateway.errors import InvalidRequest, ServiceBusy
+from image_gateway.models.task import TaskStatus
 
 _COUNTERS = tuple(BatchCounters.model_fields)
 _WRITE_BATCH = 25  # BatchWriteItem's most items per call
 _NOT_MADE = "attribute_not_exists(task_id) AND attribute_not_exists(skipped)"
-
-
-def _key(batch_id: str, sk: str = "BATCH") -> dict[str, Any]:
-    return {"pk": {"S": f"BATCH#{batch_id}"}, "sk": {"S": sk}}
-
-
-def _line_sk(index: int) -> str:
-    return f"LINE#{index:06d}"
 
 
 class DynamoDBBatchStore:
@@ -89,7 +87,7 @@ class DynamoDBBatchStore:
         expires = {"N": str(int(time.time() + TASK_RETENTION.total_seconds()))}
         for start in range(0, len(lines), _WRITE_BATCH):
             requests = [
-                {"PutRequest": {"Item": {**self._line_item(batch_id, line), "expires_at": expires}}}
+                {"PutRequest": {"Item": {**line_item(batch_id, line), "expires_at": expires}}}
                 for line in lines[start : start + _WRITE_BATCH]
             ]
             for attempt in range(8):
@@ -104,21 +102,6 @@ class DynamoDBBatchStore:
                     retry_after_seconds=1,
                 )
 
-    @staticmethod
-    def _line_item(batch_id: str, line: BatchLine) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            **_key(batch_id, _line_sk(line.index)),
-            "custom_id": {"S": line.custom_id},
-            "estimate_usd": {"N": str(Decimal(str(round(line.estimate_usd, 6))))},
-        }
-        if line.body is not None:
-            item["body"] = {"S": json.dumps(line.body, separators=(",", ":"))}
-        if line.task_id is not None:
-            item["task_id"] = {"S": line.task_id}
-        if line.error is not None:
-            item["error"] = {"S": line.error.model_dump_json()}
-        return item
-
     def _to_item(self, batch: Batch) -> dict[str, Any]:
         counts = batch.counts
         doc = batch.model_dump(
@@ -126,7 +109,7 @@ class DynamoDBBatchStore:
             exclude={"status", "counts", "final_cost_usd", "finished_by", "completed_at"},
         )
         item: dict[str, Any] = {
-            **_key(batch.batch_id),
+            **batch_key(batch.batch_id),
             "status": {"S": batch.status.value},
             "client_id": {"S": batch.client_id},
             "doc": {"S": json.dumps(doc)},
@@ -145,7 +128,7 @@ class DynamoDBBatchStore:
     def get(self, batch_id: str) -> Batch | None:
         """The batch, read consistently."""
         item = self._ddb.get_item(
-            TableName=self._table, Key=_key(batch_id), ConsistentRead=True
+            TableName=self._table, Key=batch_key(batch_id), ConsistentRead=True
         ).get("Item")
         return None if item is None else self._from_item(item)
 
@@ -173,8 +156,6 @@ class DynamoDBBatchStore:
         if cursor:
             start = _decode_cursor(cursor)
             if start.get("gsi1pk", {}).get("S") != f"BATCHES#{client_id}":
-                from image_gateway.errors import InvalidRequest
-
                 raise InvalidRequest("cursor does not belong to this listing", code="bad_cursor")
             kwargs["ExclusiveStartKey"] = start
         answer = self._ddb.query(**kwargs)
@@ -193,7 +174,7 @@ class DynamoDBBatchStore:
             "KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :z",
             "ExpressionAttributeValues": {
                 ":p": {"S": f"BATCH#{batch_id}"},
-                ":a": {"S": _line_sk(start)},
+                ":a": {"S": line_sk(start)},
                 ":z": {"S": "LINE#999999"},
             },
             "ConsistentRead": True,
@@ -204,17 +185,7 @@ class DynamoDBBatchStore:
                 kwargs["Limit"] = limit - given
             answer = self._ddb.query(**kwargs)
             for item in answer.get("Items", []):
-                yield BatchLine(
-                    index=int(item["sk"]["S"].removeprefix("LINE#")),
-                    custom_id=item["custom_id"]["S"],
-                    body=json.loads(item["body"]["S"]) if "body" in item else None,
-                    estimate_usd=float(Decimal(item.get("estimate_usd", {}).get("N", "0"))),
-                    task_id=item.get("task_id", {}).get("S"),
-                    error=TaskError.model_validate_json(item["error"]["S"])
-                    if "error" in item
-                    else None,
-                    skipped="skipped" in item,
-                )
+                yield line_from_item(item)
                 given += 1
             last = answer.get("LastEvaluatedKey")
             if last is None or (limit is not None and given >= limit):
@@ -226,7 +197,7 @@ class DynamoDBBatchStore:
         """The line's ``task_id`` (only if unset) and ``ADD created, resolved``."""
         return self._once(
             self._tx.update(
-                _key(batch_id, _line_sk(index)),
+                batch_key(batch_id, line_sk(index)),
                 UpdateExpression="SET task_id = :t",
                 ConditionExpression=_NOT_MADE,
                 ExpressionAttributeValues={":t": {"S": task_id}},
@@ -239,7 +210,7 @@ class DynamoDBBatchStore:
         cancelled at once (it never started)."""
         return self._once(
             self._tx.update(
-                _key(batch_id, _line_sk(index)),
+                batch_key(batch_id, line_sk(index)),
                 UpdateExpression="SET skipped = :y",
                 ConditionExpression=_NOT_MADE,
                 ExpressionAttributeValues={":y": {"BOOL": True}},
@@ -262,7 +233,7 @@ class DynamoDBBatchStore:
             items = [self._marker(batch_id, "END", task_id)]
             if started:
                 adds["ended_started"] = 1
-                if not self._exists(_key(batch_id, f"START#{task_id}")):
+                if not self._exists(batch_key(batch_id, f"START#{task_id}")):
                     items.append(self._marker(batch_id, "START", task_id))
                     adds["started"] = 1
             items.insert(1, self._add(batch_id, cost_usd=cost_usd, **adds))
@@ -280,7 +251,7 @@ class DynamoDBBatchStore:
         try:
             self._ddb.update_item(
                 TableName=self._table,
-                Key=_key(batch_id),
+                Key=batch_key(batch_id),
                 UpdateExpression="SET finished_by = :by",
                 ConditionExpression="attribute_not_exists(finished_by) AND resolved = #total"
                 " AND ended = created",
@@ -301,7 +272,6 @@ class DynamoDBBatchStore:
         results_key: str | None = None,
     ) -> bool:
         """A conditional update of ``status`` (and the completion's fields)."""
-        names = {"#s": "status"}
         values: dict[str, Any] = {":t": {"S": target.value}}
         sets = ["#s = :t"]
         for n, (name, value) in enumerate(
@@ -320,10 +290,10 @@ class DynamoDBBatchStore:
         try:
             self._ddb.update_item(
                 TableName=self._table,
-                Key=_key(batch_id),
+                Key=batch_key(batch_id),
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression=f"#s IN ({', '.join(allowed)})",
-                ExpressionAttributeNames=names,
+                ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=values,
             )
         except self._ddb.exceptions.ConditionalCheckFailedException:
@@ -340,7 +310,7 @@ class DynamoDBBatchStore:
     def _marker(self, batch_id: str, kind: str, task_id: str) -> dict[str, Any]:
         expires = int(time.time() + TASK_RETENTION.total_seconds())
         return self._tx.put(
-            {**_key(batch_id, f"{kind}#{task_id}"), "expires_at": {"N": str(expires)}},
+            {**batch_key(batch_id, f"{kind}#{task_id}"), "expires_at": {"N": str(expires)}},
             ConditionExpression="attribute_not_exists(pk)",
         )
 
@@ -351,7 +321,7 @@ class DynamoDBBatchStore:
             terms.append("final_cost_usd :cost")
             values[":cost"] = {"N": str(Decimal(str(round(cost_usd, 6))))}
         return self._tx.update(
-            _key(batch_id),
+            batch_key(batch_id),
             UpdateExpression="ADD " + ", ".join(terms),
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues=values,

@@ -23,9 +23,9 @@ def count_in_batch(deps: Dependencies, task: Task) -> bool:
         return True
     try:
         if task.status is TaskStatus.SUBMITTED:
-            deps.batches.record_started(task.batch_id, task.task_id)
+            deps.batches.store.record_started(task.batch_id, task.task_id)
         elif task.status.terminal:
-            after = deps.batches.record_ended(
+            after = deps.batches.store.record_ended(
                 task.batch_id,
                 task.task_id,
                 task.status,
@@ -33,10 +33,10 @@ def count_in_batch(deps: Dependencies, task: Task) -> bool:
                 cost_usd=task.cost_estimate_usd or 0.0,
             )
             # counted before (a retry): look again, in case the finish this task won was lost
-            after = after or deps.batches.get(task.batch_id)
+            after = after or deps.batches.store.get(task.batch_id)
             if after is not None and after.counts.done and not after.status.final:
                 if after.finished_by == task.task_id:  # won before, its message not sent
-                    deps.batch_queue.finish(task.batch_id)
+                    deps.batches.queue.finish(task.batch_id)
                 elif after.finished_by is None:
                     finish_when_done(deps, task.batch_id, by=task.task_id)
     except Exception:
@@ -49,8 +49,8 @@ def count_in_batch(deps: Dependencies, task: Task) -> bool:
 
 def finish_when_done(deps: Dependencies, batch_id: str, *, by: str) -> bool:
     """Win the batch's finish if every task has ended, and queue its results; True if won."""
-    if not deps.batches.claim_finish(batch_id, by):
+    if not deps.batches.store.claim_finish(batch_id, by):
         return False
     logger.info("batch finished", extra={"batch_id": batch_id, "by": by})
-    deps.batch_queue.finish(batch_id)
+    deps.batches.queue.finish(batch_id)
     return True

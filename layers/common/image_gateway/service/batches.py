@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
@@ -32,7 +31,7 @@ from image_gateway.batches.ports import (
 from image_gateway.errors import Conflict, GatewayError, NotFound, TooManyRequests
 from image_gateway.idempotency import fingerprint
 from image_gateway.limits.ports import LimitKind, next_utc_day, seconds_until
-from image_gateway.models.batches import BatchCreateRequest, BatchResultLine, BatchResultOutput
+from image_gateway.models.batches import BatchCreateRequest
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies
@@ -46,7 +45,8 @@ from image_gateway.webhooks.delivery import check_callback_url
 logger = Logger(child=True)
 
 CHUNK_LINES = 50
-"""Lines one message of the batch function makes into tasks (well inside its timeout)."""
+"""Lines one message of the batch function makes into tasks (well inside its timeout); a
+batch's chunks are queued at once, so several environments make them in parallel."""
 MAX_LINE_BODY_BYTES = 300_000
 """A line's body is kept in one DynamoDB item (400 KB): images go by URL or upload."""
 
@@ -87,7 +87,7 @@ def create_batch(
             client_id, key, fingerprint(body.model_dump_json()), batch_id
         )
         if earlier is not None:
-            found = deps.batches.get(earlier)
+            found = deps.batches.store.get(earlier)
             if found is None:
                 raise Conflict(
                     "a batch with this Idempotency-Key is still being created; retry shortly",
@@ -164,11 +164,13 @@ def _create(
         created_at=utc_now(),
     )
     try:
-        deps.batches.create(batch, lines)
+        deps.batches.store.create(batch, lines)
         if invalid == len(lines):  # nothing to run: its results are the error rows
             finish_when_done(deps, batch_id, by="submit")
-        else:
-            deps.batch_queue.create_lines(batch_id, 0)
+        else:  # every chunk at once: the batch function makes them in parallel
+            for start in range(0, len(lines), CHUNK_LINES):
+                if any(line.error is None for line in lines[start : start + CHUNK_LINES]):
+                    deps.batches.queue.create_lines(batch_id, start)
     except Exception:
         if day is not None:
             deps.usage.refund(client_id, day, estimate)
@@ -185,31 +187,31 @@ class _TooLarge(Exception):
 
 
 def create_lines(deps: Dependencies, batch_id: str, start: int) -> None:
-    """Make lines ``start`` .. ``start + CHUNK_LINES`` into tasks, then queue the next chunk.
+    """Make the lines of the chunk holding line ``start`` (from it to the chunk's end) into
+    tasks.
 
     A retried message finds the lines it made (their fixed task ids) and counts nothing twice.
-    A limit that passes with time (the minute's rate, a full client queue) leaves the rest to a
-    later message from the line it stopped at. A cancelled batch skips what is left.
+    A limit that passes with time (the minute's rate, a full client queue) leaves the rest of
+    the chunk to a later message from the line it stopped at. A cancelled batch skips what is
+    left.
     """
-    batch = deps.batches.get(batch_id)
+    batch = deps.batches.store.get(batch_id)
     if batch is None or batch.status.final:
         return
     if batch.status is BatchStatus.CANCELLING:
-        _skip_rest(deps, batch, start)
+        _skip_rest(deps, batch, 0)
         return
-    for line in deps.batches.lines(batch_id, start=start, limit=CHUNK_LINES):
+    end = (start // CHUNK_LINES + 1) * CHUNK_LINES
+    for line in deps.batches.store.lines(batch_id, start=start, limit=end - start):
         if line.error is not None or line.task_id is not None or line.skipped:
             continue
         retry = _make_task(deps, batch, line)
         if retry is not None:
-            deps.batch_queue.create_lines(batch_id, line.index, delay_seconds=retry)
+            deps.batches.queue.create_lines(batch_id, line.index, delay_seconds=retry)
             return
-    deps.batches.set_status(
+    deps.batches.store.set_status(
         batch_id, BatchStatus.IN_PROGRESS, allowed_from=frozenset({BatchStatus.VALIDATING})
     )
-    following = start + CHUNK_LINES
-    if following < batch.counts.total:
-        deps.batch_queue.create_lines(batch_id, following)
     finish_when_done(deps, batch_id, by="create")  # its tasks may all have ended already
 
 
@@ -235,7 +237,7 @@ def _make_task(deps: Dependencies, batch: Batch, line: BatchLine) -> int | None:
         except GatewayError as refused:  # the line was fine at submit and is not now
             _refuse_line(deps, batch, line, refused)
             return None
-    deps.batches.record_created(batch.batch_id, line.index, task_id)
+    deps.batches.store.record_created(batch.batch_id, line.index, task_id)
     return None
 
 
@@ -245,15 +247,15 @@ def _refuse_line(deps: Dependencies, batch: Batch, line: BatchLine, why: Gateway
         "batch line refused",
         extra={"batch_id": batch.batch_id, "line": line.index, "code": why.code},
     )
-    if deps.batches.record_skipped(batch.batch_id, line.index) and batch.prepaid_day:
+    if deps.batches.store.record_skipped(batch.batch_id, line.index) and batch.prepaid_day:
         deps.usage.refund(batch.client_id, batch.prepaid_day, line.estimate_usd)
 
 
 def _skip_rest(deps: Dependencies, batch: Batch, start: int) -> None:
     refund = 0.0
-    for line in deps.batches.lines(batch.batch_id, start=start):
+    for line in deps.batches.store.lines(batch.batch_id, start=start):
         unmade = line.error is None and line.task_id is None and not line.skipped
-        if unmade and deps.batches.record_skipped(batch.batch_id, line.index):
+        if unmade and deps.batches.store.record_skipped(batch.batch_id, line.index):
             refund += line.estimate_usd
     if refund and batch.prepaid_day:
         deps.usage.refund(batch.client_id, batch.prepaid_day, refund)
@@ -262,7 +264,7 @@ def _skip_rest(deps: Dependencies, batch: Batch, start: int) -> None:
 
 def own_batch(deps: Dependencies, client_id: str, batch_id: str) -> Batch:
     """The caller's batch, or 404 (another client's batch does not exist)."""
-    batch = deps.batches.get(batch_id) if len(batch_id) <= 64 else None
+    batch = deps.batches.store.get(batch_id) if len(batch_id) <= 64 else None
     if batch is None or batch.client_id != client_id:
         raise NotFound(f"no batch {batch_id[:64]}", code="batch_not_found")
     return batch
@@ -272,7 +274,7 @@ def cancel_batch(deps: Dependencies, client_id: str, batch_id: str) -> Batch:
     """Stop the batch: lines not yet made are skipped and queued tasks cancelled (by the batch
     function); running tasks finish. 409 once the batch is final."""
     own_batch(deps, client_id, batch_id)
-    moved = deps.batches.set_status(
+    moved = deps.batches.store.set_status(
         batch_id,
         BatchStatus.CANCELLING,
         allowed_from=frozenset({BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS}),
@@ -285,106 +287,18 @@ def cancel_batch(deps: Dependencies, client_id: str, batch_id: str) -> Batch:
             status=batch.status.value,
         )
     if moved:
-        deps.batch_queue.cancel(batch_id)
+        deps.batches.queue.cancel(batch_id)
     return batch
 
 
 def cancel_queued(deps: Dependencies, batch_id: str) -> None:
     """The batch function's part of a cancel: skip unmade lines, cancel tasks still queued."""
-    batch = deps.batches.get(batch_id)
+    batch = deps.batches.store.get(batch_id)
     if batch is None:
         return
     _skip_rest(deps, batch, 0)
-    ids = [line.task_id for line in deps.batches.lines(batch_id) if line.task_id]
+    ids = [line.task_id for line in deps.batches.store.lines(batch_id) if line.task_id]
     for start in range(0, len(ids), 100):
         for task in deps.tasks.get_many(ids[start : start + 100]).values():
             if task.status is TaskStatus.QUEUED and task.submitted_at is None:
                 change_status(deps, task.task_id, TaskStatus.CANCELLED, by="cancel")
-
-
-def results_key(batch: Batch) -> str:
-    """Where a batch's results file is stored in the images bucket."""
-    return f"batches/{batch.client_id}/{batch.batch_id}/results.jsonl"
-
-
-def finish_batch(deps: Dependencies, batch_id: str) -> Batch | None:
-    """Write results.jsonl (one line per request, in order) and move the batch to its final
-    status; the caller that moves it announces it. None when it was final already."""
-    batch = deps.batches.get(batch_id)
-    if batch is None or batch.status.final:
-        return None
-    body = b"".join(row.model_dump_json().encode() + b"\n" for row in _result_rows(deps, batch))
-    key = results_key(batch)
-    deps.images.put_file(key, body, content_type="application/x-ndjson")
-    counts = batch.counts
-    if batch.status is BatchStatus.CANCELLING:
-        final = BatchStatus.CANCELLED
-    elif counts.created and counts.expired == counts.created:
-        final = BatchStatus.EXPIRED
-    else:
-        final = BatchStatus.COMPLETED
-    moved = deps.batches.set_status(
-        batch_id,
-        final,
-        allowed_from=frozenset(
-            {BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING}
-        ),
-        completed_at=utc_now(),
-        results_key=key,
-    )
-    if not moved:
-        return None
-    done = deps.batches.get(batch_id)
-    logger.info("batch completed", extra={"batch_id": batch_id, "status": final.value})
-    return done
-
-
-def _result_rows(deps: Dependencies, batch: Batch) -> Iterator[BatchResultLine]:
-    ttl = deps.settings.output_url_ttl_seconds
-    page: list[BatchLine] = []
-
-    def flush() -> Iterator[BatchResultLine]:
-        tasks = deps.tasks.get_many([line.task_id for line in page if line.task_id])
-        for line in page:
-            task = tasks.get(line.task_id or "")
-            if line.error is not None:
-                yield BatchResultLine(
-                    custom_id=line.custom_id,
-                    task_id=None,
-                    status="invalid",
-                    outputs=[],
-                    error=line.error.model_dump(exclude_none=True),
-                )
-            elif task is None:
-                error = {"code": "batch_cancelled", "message": "cancelled before it became a task"}
-                yield BatchResultLine(
-                    custom_id=line.custom_id,
-                    task_id=None,
-                    status=TaskStatus.CANCELLED.value,
-                    outputs=[],
-                    error=error,
-                )
-            else:
-                yield BatchResultLine(
-                    custom_id=line.custom_id,
-                    task_id=task.task_id,
-                    status=task.status.value,
-                    outputs=[
-                        BatchResultOutput(
-                            bucket=o.bucket,
-                            key=o.key,
-                            size=o.bytes,
-                            sha256=o.sha256,
-                            url=deps.images.presigned_get_url(o.key, ttl),
-                        )
-                        for o in task.outputs
-                    ],
-                    error=None if task.error is None else task.error.model_dump(exclude_none=True),
-                )
-
-    for line in deps.batches.lines(batch.batch_id):
-        page.append(line)
-        if len(page) == 100:
-            yield from flush()
-            page = []
-    yield from flush()
