@@ -18,7 +18,8 @@ from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 
 from devstack.stack import StackInfo
 from devstack.waiting import wait_until
-from tests.e2e.support import download, open_image
+from devstack.webhook_receiver import WebhookReceiver
+from tests.e2e.support import EventLog, download, open_image
 
 SIZES = ["1024x1024", "1536x1024", "1024x1536"]
 FINAL = {"completed", "cancelled", "expired"}
@@ -176,3 +177,31 @@ def test_a_cancelled_batch_cancels_its_queued_tasks_and_lets_running_ones_finish
         assert sorted(r["status"] for r in rows).count("cancelled") == counts["cancelled"]
         again = api.post(f"/v1/batches/{batch_id}/cancel")
         assert (again.status_code, again.json()["error"]["code"]) == (409, "batch_not_cancellable")
+
+
+def test_a_finished_batch_is_announced_once_on_the_bus_and_by_a_signed_webhook(
+    api: httpx.Client, info: StackInfo, events: EventLog
+) -> None:
+    # GIVEN a receiver holding the demo client's webhook secret
+    receiver = WebhookReceiver(info.webhook_secret)
+    try:
+        path = f"/batch/{uuid.uuid4().hex[:8]}"
+        # WHEN the demo client's batch of two, with a callback_url, completes
+        request = {"requests": [_line(0), _line(1)], "callback_url": receiver.url(path)}
+        answer = api.post("/v1/batches", json=request)
+        assert answer.status_code == 202, answer.text
+        batch_id = answer.json()["batch_id"]
+        batch = _wait_final(api, batch_id, timeout=120)
+
+        # THEN one Image Batch Completed event and one verified batch.completed webhook
+        event = events.wait_for_other("Image Batch Completed", {"batch_id": batch_id}, 30)
+        (delivery,) = receiver.wait(path, 1)
+    finally:
+        receiver.close()
+    assert event["detail"]["status"] == "completed"
+    assert event["detail"]["counts"]["succeeded"] == 2
+    assert event["detail"]["results"]["key"] == f"batches/demo/{batch_id}/results.jsonl"
+    assert delivery.payload is not None, "the signature did not verify"
+    assert delivery.payload["type"] == "batch.completed"
+    assert delivery.payload["data"]["batch_id"] == batch_id == batch["batch_id"]
+    assert len(_results(delivery.payload["data"])) == 2
