@@ -19,7 +19,7 @@ from image_gateway.idempotency import fingerprint
 from image_gateway.log_context import working_on
 from image_gateway.models.request import ImageRequest, Operation
 from image_gateway.models.task import SourceObject, Task, TaskError, TaskStatus, utc_now
-from image_gateway.ports import Dependencies
+from image_gateway.ports import Dependencies, TaskExists
 from image_gateway.service.handoff import queue_attempt
 from image_gateway.service.lifecycle import change_status
 from image_gateway.service.limits import (
@@ -136,6 +136,8 @@ def submit_task(
             custom_id=batch[1] if batch else None,
         )
         deps.tasks.create(task)
+    except TaskExists:  # made meanwhile by a retried delivery: the hold is that task's own
+        raise
     except Exception:  # refused (or failed) before its task exists: a retry must not be blocked
         release_usage(deps, client_id, admission)
         _release_key(deps, client_id, idempotency_key, task_id)
