@@ -206,7 +206,7 @@ class RecordingBatchEvents:
 
 @dataclass(frozen=True)
 class FakeBatches:
-    """The batch ports in memory (satisfies ``batches.ports.BatchPorts``)."""
+    """The batch ports in memory (satisfies ``batches.events.BatchPorts``)."""
 
     store: InMemoryBatchStore
     queue: InMemoryBatchQueue

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from image_gateway.batches.events import batch_event_schema
 from image_gateway.inbox.objects import ObjectCreated
 from image_gateway.models.circuits import (
     CIRCUIT_CHANGED_DETAIL_TYPE,
@@ -14,7 +15,6 @@ from image_gateway.models.circuits import (
 )
 from image_gateway.models.events import DETAIL_TYPES, TaskEventDetail, event_detail_schema
 from image_gateway.models.views import webhook_payload_schema
-from image_gateway.batches.events import batch_event_schema
 from image_gateway.webhooks.models import DeliveryMessage, webhook_failed_schema
 
 from devstack.template import ROOT, load_template

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from image_gateway.auth import WebhookSigner
-    from image_gateway.batches.ports import BatchPorts
+    from image_gateway.batches.events import BatchPorts
     from image_gateway.config import Settings
     from image_gateway.health.ports import HealthPorts
     from image_gateway.images.inputs import ImageCheck

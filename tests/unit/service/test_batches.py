@@ -27,7 +27,7 @@ from image_gateway.service.batches import (
     create_lines,
 )
 from image_gateway.service.lifecycle import change_status
-from image_gateway.webhooks.delivery import deliver
+from image_gateway.webhooks.batch_delivery import deliver_batch
 from pydantic import ValidationError
 
 from tests.fakes import FakeDependencies
@@ -129,7 +129,7 @@ def test_the_batch_completed_webhook_is_signed_and_carries_the_batch(
     (message,) = priced.webhooks.deliveries.take()
 
     # WHEN the delivery function makes its attempt
-    record = deliver(priced, message)
+    record = deliver_batch(priced, message)
 
     # THEN the receiver got batch.completed, signed, with the batch and its results URL
     assert record is not None and record.outcome == "delivered"

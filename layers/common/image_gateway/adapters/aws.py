@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # imported where they are built (see the module docstring)
 
 @dataclass(frozen=True)
 class AwsBatches:
-    """The batch ports on AWS (satisfies ``batches.ports.BatchPorts``)."""
+    """The batch ports on AWS (satisfies ``batches.events.BatchPorts``)."""
 
     store: DynamoDBBatchStore
     queue: SqsBatchQueue

@@ -73,7 +73,7 @@ class EventBridgeCircuitEvents(_Bus):
 
 
 class EventBridgeBatchEvents(_Bus):
-    """Puts ``Image Batch Completed`` on the custom bus (``batches.ports.BatchEvents``)."""
+    """Puts ``Image Batch Completed`` on the custom bus (``batches.events.BatchEvents``)."""
 
     def publish(self, detail: BatchEventDetail) -> None:
         """Emit the event; EventPublishError when the bus refuses it."""

@@ -1,15 +1,15 @@
 """``Image Batch Completed``: a batch's one announcement on the bus (schema version 1,
-published as events/schema/image-batch-event.v1.json), and its signed ``batch.completed``
-webhook's body."""
+published as events/schema/image-batch-event.v1.json), its signed ``batch.completed``
+webhook's body, and the ports batches use (their store, queue and bus)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from image_gateway.batches.ports import Batch, BatchStatus
+from image_gateway.batches.ports import Batch, BatchQueue, BatchStatus, BatchStore
 from image_gateway.models.batches import BatchCountsView, BatchView
 
 BATCH_DETAIL_TYPE = "Image Batch Completed"
@@ -76,3 +76,26 @@ def batch_event_schema() -> dict[str, object]:
     schema["$id"] = "https://github.com/image-task-gateway/events/image-batch-event.v1.json"
     schema["title"] = "Image Batch Completed event detail (version 1)"
     return schema
+
+
+class BatchEvents(Protocol):
+    """The bus, for ``Image Batch Completed``."""
+
+    def publish(self, detail: BatchEventDetail) -> None:
+        """Emit the event; ``ports.EventPublishError`` when the bus refuses it."""
+
+
+class BatchPorts(Protocol):
+    """What batches use: their store, the batch function's queue and the bus."""
+
+    @property
+    def events(self) -> BatchEvents:
+        """``Image Batch Completed`` on the bus."""
+
+    @property
+    def store(self) -> BatchStore:
+        """Batches, their lines and counters."""
+
+    @property
+    def queue(self) -> BatchQueue:
+        """Work of the batch function."""

@@ -25,14 +25,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
 from image_gateway.models.task import TaskError, TaskStatus
-
-if TYPE_CHECKING:
-    from image_gateway.batches.events import BatchEventDetail
 
 MAX_BATCH_LINES = 50_000
 """The most lines a batch may have (OpenAI's Batch API has the same)."""
@@ -220,26 +217,3 @@ class BatchQueue(Protocol):
 
     def finish(self, batch_id: str) -> None:
         """Write the results file of a batch whose tasks have all ended, and announce it."""
-
-
-class BatchEvents(Protocol):
-    """The bus, for ``Image Batch Completed``."""
-
-    def publish(self, detail: BatchEventDetail) -> None:
-        """Emit the event; ``ports.EventPublishError`` when the bus refuses it."""
-
-
-class BatchPorts(Protocol):
-    """What batches use: their store, the batch function's queue and the bus."""
-
-    @property
-    def events(self) -> BatchEvents:
-        """``Image Batch Completed`` on the bus."""
-
-    @property
-    def store(self) -> BatchStore:
-        """Batches, their lines and counters."""
-
-    @property
-    def queue(self) -> BatchQueue:
-        """Work of the batch function."""

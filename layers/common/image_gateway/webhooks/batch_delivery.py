@@ -4,6 +4,7 @@ as ``GET /v1/batches/{id}`` answers it as its body."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from datetime import datetime
 
@@ -12,9 +13,9 @@ from aws_lambda_powertools import Logger
 from image_gateway.batches.events import BatchWebhookPayload
 from image_gateway.batches.ports import Batch
 from image_gateway.models.batches import BatchView
-from image_gateway.models.task import DeliveryRecord, TaskStatus
+from image_gateway.models.task import DeliveryRecord, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, QueueUnavailable
-from image_gateway.webhooks.delivery import post_signed
+from image_gateway.webhooks.delivery import post_signed, waits_on
 from image_gateway.webhooks.models import DeliveryMessage
 
 logger = Logger(child=True)
@@ -38,10 +39,17 @@ def announce_batch(deps: Dependencies, batch: Batch) -> None:
 
 
 def deliver_batch(
-    deps: Dependencies, message: DeliveryMessage, started: datetime, draw: Callable[[], float]
+    deps: Dependencies,
+    message: DeliveryMessage,
+    *,
+    now: Callable[[], datetime] = utc_now,
+    draw: Callable[[], float] = random.random,
 ) -> DeliveryRecord | None:
     """One attempt of a ``batch.completed`` webhook, once the batch is final (its finisher
     queues it just before it marks it so: until then the message waits a little)."""
+    started = now()
+    if waits_on(deps, message, started):
+        return None
     batch = deps.batches.store.get(message.batch_id or "")
     if batch is None or batch.callback_url is None:
         return None

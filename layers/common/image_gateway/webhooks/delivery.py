@@ -166,6 +166,17 @@ def _dump(payload: WebhookPayload) -> bytes:
     return payload.model_dump_json(exclude={"data": {"deliveries"}}).encode()
 
 
+def waits_on(deps: Dependencies, message: DeliveryMessage, started: datetime) -> bool:
+    """Pass a chained wait on (queued again for the rest of it); True when it did."""
+    if message.not_before is None or started >= message.not_before:
+        return False
+    remaining = (message.not_before - started).total_seconds()
+    deps.webhooks.deliveries.send(
+        message, delay_seconds=min(MAX_SQS_DELAY_SECONDS, max(1, math.ceil(remaining)))
+    )
+    return True
+
+
 def deliver(
     deps: Dependencies,
     message: DeliveryMessage,
@@ -175,16 +186,8 @@ def deliver(
 ) -> DeliveryRecord | None:
     """Make one attempt (or pass a chained wait on); the record of the attempt, if one was made."""
     started = now()
-    if message.not_before is not None and started < message.not_before:
-        remaining = (message.not_before - started).total_seconds()
-        deps.webhooks.deliveries.send(
-            message, delay_seconds=min(MAX_SQS_DELAY_SECONDS, max(1, math.ceil(remaining)))
-        )
+    if waits_on(deps, message, started):
         return None
-    if message.batch_id is not None:  # imported here: a batch's webhook is the rare case
-        from image_gateway.webhooks.batch_delivery import deliver_batch
-
-        return deliver_batch(deps, message, started, draw)
     task = deps.tasks.get(message.task_id)
     if task is None or task.request.callback_url is None:
         logger.warning("webhook for a missing task dropped", extra={"task_id": message.task_id})
