@@ -119,7 +119,9 @@ def _create(
             if len(json.dumps(line.body)) > MAX_LINE_BODY_BYTES:
                 raise _TooLarge
             request = ImageRequest.model_validate(line.body)
-            routed = route(deps, request, client_id=client_id, token=line_task_id(batch_id, index))
+            # which providers qualify and the dearest estimate: the order among them (the
+            # client's routing policy, read per task when it is made) changes neither
+            routed = route(deps, request, token=line_task_id(batch_id, index))
             check_callback_url(deps, request.callback_url)
             estimate = reserved_estimate(deps, request, routed.candidates)
             lines.append(
