@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from image_gateway.batches.ports import Batch, BatchStatus
+from image_gateway.models.request import CALLBACK_URL_PATTERN, NOT_SPACE
 
 MAX_INLINE_LINES = 1_000
 """The most ``requests`` one POST may carry inline (the API's 6 MB body stays the bound)."""
@@ -34,9 +36,21 @@ class BatchCreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     requests: list[BatchLineRequest] = Field(min_length=1, max_length=MAX_INLINE_LINES)
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=16)
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="up to 16 keys of 1-64 characters, values of at most 256",
+        json_schema_extra={
+            "propertyNames": {"minLength": 1, "maxLength": 64, "pattern": NOT_SPACE},
+            "additionalProperties": {"type": "string", "maxLength": 256},
+        },
+    )
     callback_url: str | None = Field(
-        default=None, max_length=2048, description="https URL for the signed batch.completed"
+        default=None,
+        max_length=2048,
+        description="https URL for the signed batch.completed webhook (SSRF-checked: 422 "
+        "callback_url_refused for a private address or a host that does not exist)",
+        json_schema_extra={"pattern": CALLBACK_URL_PATTERN},
     )
 
     @field_validator("requests")
@@ -55,8 +69,15 @@ class BatchCreateRequest(BaseModel):
     @classmethod
     def _small(cls, value: dict[str, str]) -> dict[str, str]:
         for key, item in value.items():
-            if not 1 <= len(key) <= 64 or len(item) > 256:
+            if not key.strip() or len(key) > 64 or len(item) > 256:  # a blank key is none
                 raise ValueError("metadata keys must be 1-64 characters, values at most 256")
+        return value
+
+    @field_validator("callback_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(CALLBACK_URL_PATTERN, value):
+            raise ValueError("callback_url must be an https:// URL")
         return value
 
 

@@ -30,7 +30,7 @@ from image_gateway.batches.ports import (
     new_batch_id,
 )
 from image_gateway.errors import Conflict, GatewayError, NotFound, TooManyRequests
-from image_gateway.idempotency import fingerprint
+from image_gateway.idempotency import check_key, fingerprint
 from image_gateway.limits.ports import LimitKind, next_utc_day, seconds_until
 from image_gateway.models.batches import BatchCreateRequest
 from image_gateway.models.request import ImageRequest
@@ -82,13 +82,14 @@ def create_batch(
     request_id: str | None = None,
 ) -> BatchSubmission:
     """Validate every line, prepay the estimate, store the batch and queue its first chunk."""
+    if idempotency_key is not None:
+        check_key(idempotency_key)  # 400 invalid_idempotency_key, as POST /v1/images
     check_callback_url(deps, body.callback_url)
     batch_id = new_batch_id()
-    key = None if idempotency_key is None else f"batch:{idempotency_key}"
+    key = idempotency_key
+    owner = f"{client_id}#batches"  # a key of its own namespace: POST /v1/images may reuse it
     if key is not None:
-        earlier = deps.idempotency.claim(
-            client_id, key, fingerprint(body.model_dump_json()), batch_id
-        )
+        earlier = deps.idempotency.claim(owner, key, fingerprint(body.model_dump_json()), batch_id)
         if earlier is not None:
             found = deps.batches.store.get(earlier)
             if found is None:
@@ -101,7 +102,7 @@ def create_batch(
         return BatchSubmission(_create(deps, body, client_id, batch_id, key, request_id))
     except Exception:
         if key is not None:
-            deps.idempotency.release(client_id, key, batch_id)
+            deps.idempotency.release(owner, key, batch_id)
         raise
 
 
