@@ -178,6 +178,8 @@ schema: $(STAMP)
 	open('events/schema/image-task-event.v1.json', 'w').write(json.dumps(s(), indent=2, sort_keys=True) + '\n')"
 	$(PY) -c "import json; from image_gateway.models.views import webhook_payload_schema as s; \
 	open('events/schema/image-task-webhook.v1.json', 'w').write(json.dumps(s(), indent=2, sort_keys=True) + '\n')"
+	$(PY) -c "import json; from image_gateway.batches.events import batch_event_schema as s; \
+	open('events/schema/image-batch-event.v1.json', 'w').write(json.dumps(s(), indent=2, sort_keys=True) + '\n')"
 	$(PY) -c "import json; from image_gateway.webhooks.models import webhook_failed_schema as s; \
 	open('events/schema/image-task-webhook-failed.v1.json', 'w').write(json.dumps(s(), indent=2, sort_keys=True) + '\n')"
 	$(PY) -c "import json; from image_gateway.models.circuits import circuit_changed_schema as s; \

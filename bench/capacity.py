@@ -42,7 +42,10 @@ SECONDS = {
     "WebhookDeliveryFunction": 0.3,
     "UploadEditFunction": 2.0,
     "ConsoleFunction": 0.05,
+    "BatchFunction": 2.5,  # a chunk of 50 lines: 50 submits of ~0.05 s
 }
+BATCH_CHUNK_LINES = 50  # service.batches.CHUNK_LINES
+BATCH_WRU_PER_TASK = 8  # a batch item's start and end transactions (2 x 2 units) and markers
 SWEEP_TASK_SECONDS = 0.05  # one due task: a read, a provider status call or an expiry
 # DynamoDB write units a task spends on one item or index partition (transactional = x2).
 COUNTS_WRU_PER_TASK = 6  # the per-client COUNTS item: admit, start and settle, transactional
@@ -258,6 +261,8 @@ def _lambda(t: Template) -> list[Hop]:
                 "L-B99A9384), then set `FinalisationReservedConcurrency` to "
                 f"{_n(STACK_FINALISATIONS * seconds)}",
             ),
+            "BatchFunction": f"{_n(rate * BATCH_CHUNK_LINES)} batch lines/s made into tasks "
+            "(chunks of 50, in parallel); over it, lines wait in `BatchQueue`",
             "DispatchFunction": _verdict(
                 rate,
                 STACK_SUBMITS,
@@ -346,6 +351,15 @@ def _dynamodb(t: Template) -> list[Hop]:
             f"{_n(counts)} tasks/s",
             "-",
             _verdict(counts, CLIENT_SUBMITS, "split the ledger item"),
+        ),
+        Hop(
+            "DynamoDB, a batch's item (its counters; key BATCH#<id>)",
+            f"{PARTITION_WCU:,} write units/s per partition; a transactional write costs 2",
+            URL["ddb_partition"],
+            f"about {BATCH_WRU_PER_TASK} write units a task (start and end, each a marker + ADD)",
+            f"{_n(PARTITION_WCU / BATCH_WRU_PER_TASK)} task changes/s per batch",
+            "-",
+            "met for one client's goal (100 submits/s); a faster batch is split in several",
         ),
         Hop(
             "DynamoDB index `ByClient` (a client's listing; key CLIENT#<client>)",

@@ -46,6 +46,7 @@ FUNCTIONS = (
     "OpenAiCompatFunction",
     "WebhookDeliveryFunction",
     "ConsoleFunction",
+    "BatchFunction",
 )
 FIRST_EVENTS = {
     "ApiFunction": "POST /v1/images by a client of its own (apimart, callback path): 202",
@@ -62,6 +63,8 @@ FIRST_EVENTS = {
     "WebhookDeliveryFunction": "the first attempt of a finished task's webhook, to a local "
     "receiver that verifies it",
     "ConsoleFunction": "GET /console (the page)",
+    "BatchFunction": "the chunk of a one-line batch just created, taken off the batch queue: "
+    "its task submitted",
 }
 """Each function's first event, as the report says it."""
 # The inbox function's first event: the repository's sample (an upload it cannot use, so the
@@ -248,7 +251,8 @@ def _queued_events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
 
     The dispatch function's: a task just submitted (queued, no provider call yet), to an async
     provider that calls back, the common case. The webhook delivery function's: the first
-    attempt of a finished task's webhook to a local receiver that verifies it.
+    attempt of a finished task's webhook to a local receiver that verifies it. The batch
+    function's: the chunk message of a one-line batch.
     """
     dispatch_queue = bench.devstack.runtime.get("ApiFunction").environment["DISPATCH_QUEUE_URL"]
     webhook_queue = bench.devstack.runtime.get("WebhookDeliveryFunction").environment[
@@ -273,7 +277,21 @@ def _queued_events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
         )
     finally:
         receiver.close()
-    return {"DispatchFunction": dispatch, "WebhookDeliveryFunction": deliveries}
+    batch_queue = bench.devstack.runtime.get("BatchFunction").environment["BATCH_QUEUE_URL"]
+
+    def one_line_batch() -> None:
+        line = {"custom_id": "cold", "body": body}
+        function, event = bench.http_event("POST", "/v1/batches", {"requests": [line]})
+        answer = bench.devstack.runtime.invoke(function, event)
+        if answer["statusCode"] != 202:
+            raise RuntimeError(f"batch answered {answer['statusCode']}: {answer['body']}")
+
+    batches = bench.held_messages("BatchFunction", batch_queue, rounds, one_line_batch)
+    return {
+        "DispatchFunction": dispatch,
+        "WebhookDeliveryFunction": deliveries,
+        "BatchFunction": batches,
+    }
 
 
 def import_breakdown(bench: BenchStack, function: str, top: int = 8) -> list[dict[str, Any]]:

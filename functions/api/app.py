@@ -21,6 +21,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
 from image_gateway.adapters.aws import lazy_dependencies
+from image_gateway.batches.ports import Batch
 from image_gateway.errors import GatewayError, NotFound
 from image_gateway.health.circuit import Circuit
 from image_gateway.health.measure import Bucket, Measured, summarise
@@ -33,6 +34,7 @@ from image_gateway.http.gate import (
 )
 from image_gateway.http.router import Reply, Request, Router
 from image_gateway.metrics import expect_invocations_without_metrics
+from image_gateway.models.batches import BatchCreateRequest, BatchList, BatchListQuery, BatchView
 from image_gateway.models.circuits import ProviderHealthView
 from image_gateway.models.measured import MeasuredFigures, MeasuredTier, MeasuredView
 from image_gateway.models.request import ImageRequest, Operation, Resolution
@@ -49,6 +51,7 @@ from image_gateway.models.views import (
     WebhookRedelivery,
 )
 from image_gateway.providers.registry import PROVIDER_TYPES
+from image_gateway.service.batches import cancel_batch, create_batch, own_batch
 from image_gateway.service.health import measured_by_tier, read_circuits
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.limits import client_usage
@@ -65,7 +68,7 @@ router = Router()
 DEPS = lazy_dependencies()
 ROUTES = RoutePolicy(
     public=frozenset({"GET /v1/openapi.json"}),
-    json_body=frozenset({"POST /v1/images", "POST /v1/uploads"}),
+    json_body=frozenset({"POST /v1/images", "POST /v1/uploads", "POST /v1/batches"}),
 )
 
 
@@ -156,6 +159,49 @@ def redeliver_webhook(request: Request) -> Reply:
     """Send the task's latest webhook again: a new attempt of the same webhook-id (202)."""
     message = redeliver(DEPS.get(), _own_task(request))
     return Reply.of(202, WebhookRedelivery(webhook_id=message.webhook_id, attempt=message.attempt))
+
+
+def _batch_view(batch: Batch) -> BatchView:
+    return BatchView.from_batch(batch, presign=_presign)
+
+
+@router.route("POST /v1/batches")
+def create_batch_route(request: Request) -> Reply:
+    """Submit many image requests at once (202 + the batch); its tasks are made in chunks."""
+    submission = create_batch(
+        DEPS.get(),
+        request.json(BatchCreateRequest),
+        client_id=request.caller,
+        idempotency_key=request.headers.get("idempotency-key"),
+        request_id=request_id(request.event),
+    )
+    return Reply.of(200 if submission.replayed else 202, _batch_view(submission.batch))
+
+
+@router.route("GET /v1/batches/{batchId}")
+def get_batch(request: Request) -> Reply:
+    """A batch's status, counts, costs and (once final) its results file."""
+    return Reply.of(
+        200, _batch_view(own_batch(DEPS.get(), request.caller, request.params["batchId"]))
+    )
+
+
+@router.route("GET /v1/batches")
+def list_batches(request: Request) -> Reply:
+    """The caller's batches, newest first, paginated with ``cursor``."""
+    query = request.query_as(BatchListQuery)
+    page = DEPS.get().batches.store.list_for_client(
+        request.caller, limit=query.limit, cursor=query.cursor
+    )
+    body = BatchList(batches=[_batch_view(b) for b in page.batches], next_cursor=page.next_cursor)
+    return Reply.of(200, body)
+
+
+@router.route("POST /v1/batches/{batchId}/cancel")
+def cancel_batch_route(request: Request) -> Reply:
+    """Cancel a batch: lines not yet tasks and queued tasks are cancelled, running ones finish."""
+    batch = cancel_batch(DEPS.get(), request.caller, request.params["batchId"])
+    return Reply.of(200, _batch_view(batch))
 
 
 @router.route("GET /v1/webhook-secret")

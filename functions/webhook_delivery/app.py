@@ -35,7 +35,12 @@ def record_handler(record: SqsRecord) -> None:
         logger.error("malformed webhook message dropped", extra={"message_id": record.message_id})
         return
     logger.append_keys(task_id=message.task_id, webhook_id=message.webhook_id)
-    attempt = deliver(DEPS.get(), message)
+    if message.batch_id is not None:  # a batch.completed webhook (rare: imported here)
+        from image_gateway.webhooks.batch_delivery import deliver_batch
+
+        attempt = deliver_batch(DEPS.get(), message)
+    else:
+        attempt = deliver(DEPS.get(), message)
     if attempt is not None:
         metrics.add_metric(name=f"Webhook{attempt.outcome.title()}", unit=MetricUnit.Count, value=1)
 

@@ -369,3 +369,45 @@ def test_no_item_grows_with_a_clients_open_tasks(
         assert largest < 1024
     # and they still start in order and settle
     assert under_test.ledger.start_next("c1", limits=limits(running=101)) == ["t00100"]
+
+
+def test_a_batch_prepays_its_estimate_and_its_tasks_hold_it_without_counting_it_again(
+    under_test: LedgerUnderTest,
+) -> None:
+    # Given a client with a $1 budget that prepaid a batch of two $0.30 tasks
+    given = limits(budget=1.0)
+    day = under_test.ledger.prepay("c1", limits=given, cost_usd=0.6)
+
+    # When both tasks reserve prepaid (over what the budget would still let a single task
+    # reserve) and one ends at $0.20 and the other fails
+    first = under_test.ledger.reserve("c1", "b1", limits=given, cost_usd=0.3, prepaid=True)
+    second = under_test.ledger.reserve("c1", "b2", limits=given, cost_usd=0.3, prepaid=True)
+    spent_while_open = under_test.ledger.usage("c1").spent_usd
+    assert first.hold is not None and second.hold is not None
+    under_test.ledger.settle("c1", first.hold, cost_usd=0.2)
+    under_test.ledger.settle("c1", second.hold, cost_usd=0.0)
+
+    # Then the day's spend was the batch's estimate while they ran and their cost after
+    assert day == "2026-12-01"
+    assert spent_while_open == 0.6
+    assert under_test.ledger.usage("c1").spent_usd == 0.2
+
+
+def test_a_prepayment_over_the_budget_is_refused_and_writes_nothing(
+    under_test: LedgerUnderTest,
+) -> None:
+    under_test.admit("t1", limits(budget=1.0), cost=0.5)
+
+    day = under_test.ledger.prepay("c1", limits=limits(budget=1.0), cost_usd=0.6)
+
+    assert day is None
+    assert under_test.ledger.usage("c1").spent_usd == 0.5
+
+
+def test_a_refund_takes_back_part_of_a_prepayment(under_test: LedgerUnderTest) -> None:
+    day = under_test.ledger.prepay("c1", limits=limits(budget=1.0), cost_usd=0.6)
+    assert day is not None
+
+    under_test.ledger.refund("c1", day, 0.25)
+
+    assert under_test.ledger.usage("c1").spent_usd == 0.35

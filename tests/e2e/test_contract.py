@@ -44,6 +44,18 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
                                                      "429"]
 
 [[operations]]
+include-name = "POST /v1/batches"
+# 400: a custom_id repeated in requests (no JSON Schema keyword says "unique by one field");
+# 422: callback_url's host is private or does not resolve (the same check as POST /v1/images)
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409",
+                                                     "422", "429"]
+
+[[operations]]
+include-name = "GET /v1/batches"
+# 400 bad_cursor: a cursor is opaque; only a next_cursor the gateway gave is one
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429"]
+
+[[operations]]
 include-name = "GET /v1/tasks"
 # 400 bad_cursor: a cursor is opaque; only a next_cursor the gateway gave is one. 400
 # validation_error: ids takes no limit or cursor, and at most 100 ids (each described)

@@ -14,6 +14,7 @@ from image_gateway.config import Settings
 from image_gateway.providers.directory import ProviderDirectory
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
+from tests.fakes.batches import FakeBatches, InMemoryBatchQueue, InMemoryBatchStore
 from tests.fakes.health import (
     FakeHealth,
     InMemoryCircuitStore,
@@ -136,6 +137,7 @@ class FakeDependencies:
         self._metrics = RecordingMetrics()
         self._webhooks = FakeWebhooks()
         self._health = FakeHealth()
+        self._batches = FakeBatches(InMemoryBatchStore(), InMemoryBatchQueue())
 
     def configure(self, **document: Any) -> None:
         """Replace the providers parameter's content (applies at once: no cache)."""
@@ -230,6 +232,11 @@ class FakeDependencies:
     def webhooks(self) -> FakeWebhooks:
         """Webhook secrets, the delivery queue and callers' receivers, in memory."""
         return self._webhooks
+
+    @property
+    def batches(self) -> FakeBatches:
+        """Batches and the batch function's queue (messages recorded)."""
+        return self._batches
 
     @property
     def health(self) -> FakeHealth:

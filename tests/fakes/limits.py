@@ -81,11 +81,17 @@ class InMemoryUsageLedger:
         return self.limits.get(client_id, LimitOverrides())
 
     def reserve(
-        self, client_id: str, task_id: str, *, limits: ClientLimits, cost_usd: float
+        self,
+        client_id: str,
+        task_id: str,
+        *,
+        limits: ClientLimits,
+        cost_usd: float,
+        prepaid: bool = False,
     ) -> Admission:
         """All counters or none, as the adapter's transaction."""
         now = self.clock()
-        outright = limits.refused_outright(cost_usd)
+        outright = limits.refused_outright(0.0 if prepaid else cost_usd)
         if outright is not None:
             return refusal(outright, now)
         hold = UsageHold(
@@ -101,7 +107,7 @@ class InMemoryUsageLedger:
             rate_key = (client_id, window_start(now))
             counts = self._counts.setdefault(client_id, _Counts())
             spent = self._spent.get((client_id, hold.day), Decimal(0))
-            room = limits.budget_room(cost_usd)
+            room = None if prepaid else limits.budget_room(cost_usd)
             if self._rate.get(rate_key, 0) >= limits.requests_per_minute:
                 return refusal(LimitKind.RATE, now)
             start = counts.running < limits.max_running_tasks and counts.queued == 0
@@ -110,7 +116,7 @@ class InMemoryUsageLedger:
             if room is not None and spent > room:
                 return refusal(LimitKind.BUDGET, now)
             self._rate[rate_key] = self._rate.get(rate_key, 0) + 1
-            self._spent[(client_id, hold.day)] = spent + usd(cost_usd)
+            self._spent[(client_id, hold.day)] = spent + (0 if prepaid else usd(cost_usd))
             self._holds[task_id] = _Hold(client_id, hold, running=start)
             if start:
                 counts.running += 1
@@ -160,6 +166,23 @@ class InMemoryUsageLedger:
                 self._spent.get(key, Decimal(0)) + usd(cost_usd) - usd(hold.reserved_usd)
             )
         return Settlement.RUNNING if held.running else Settlement.QUEUED
+
+    def prepay(self, client_id: str, *, limits: ClientLimits, cost_usd: float) -> str | None:
+        """Today's spend plus ``cost_usd`` if it fits the budget."""
+        day = utc_day(self.clock())
+        with self._lock:
+            spent = self._spent.get((client_id, day), Decimal(0))
+            room = limits.budget_room(cost_usd)
+            if room is not None and spent > room:
+                return None
+            self._spent[(client_id, day)] = spent + usd(cost_usd)
+        return day
+
+    def refund(self, client_id: str, day: str, cost_usd: float) -> None:
+        """That day's spend less ``cost_usd``."""
+        with self._lock:
+            key = (client_id, day)
+            self._spent[key] = self._spent.get(key, Decimal(0)) - usd(cost_usd)
 
     def usage(self, client_id: str) -> UsageCounts:
         """The client's counters now."""

@@ -227,6 +227,10 @@ class InMemoryImageStore:
             sha256=image.sha256,
         )
 
+    def put_file(self, key: str, body: bytes, *, content_type: str) -> None:
+        """Keep the bytes under ``key``."""
+        self.objects[key] = body
+
     def store_base64(
         self,
         chunks: Iterable[bytes | str],

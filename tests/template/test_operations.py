@@ -224,6 +224,7 @@ def test_every_provider_has_a_failure_rate_alarm_over_its_ended_tasks(provider: 
 
 def test_the_operations_page_names_every_metric_the_services_emit_and_every_alarm() -> None:
     section = (ROOT / "docs/operations.md").read_text().split("# Operations")[1].split("\n## ")[0]
+    section += (ROOT / "docs/batches.md").read_text().split("## Operations")[1].split("\n## ")[0]
     sources = [
         *(ROOT / "layers/common/image_gateway").rglob("*.py"),
         *(ROOT / "functions").glob("*/app.py"),

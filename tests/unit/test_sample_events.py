@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from image_gateway.batches.events import batch_event_schema
 from image_gateway.inbox.objects import ObjectCreated
 from image_gateway.models.circuits import (
     CIRCUIT_CHANGED_DETAIL_TYPE,
@@ -31,6 +32,11 @@ TEMPLATE_ROUTES = {
 def test_the_published_event_schema_matches_the_model() -> None:
     published = json.loads((EVENTS / "schema" / "image-task-event.v1.json").read_text())
     assert published == event_detail_schema(), "regenerate with `make schema`"
+
+
+def test_the_published_batch_event_schema_matches_the_model() -> None:
+    published = json.loads((EVENTS / "schema" / "image-batch-event.v1.json").read_text())
+    assert published == batch_event_schema(), "regenerate with `make schema`"
 
 
 def test_the_published_webhook_schema_matches_the_model() -> None:

@@ -20,6 +20,7 @@ OPTIONAL_ENVIRONMENT: Final[dict[str, str]] = {
     "event_source": "EVENT_SOURCE",
     "state_machine_arn": "STATE_MACHINE_ARN",
     "dispatch_queue_url": "DISPATCH_QUEUE_URL",
+    "batch_queue_url": "BATCH_QUEUE_URL",
     "providers_parameter": "PROVIDERS_PARAMETER",
     "provider_sync_timeout_seconds": "PROVIDER_SYNC_TIMEOUT_SECONDS",
     "public_base_url": "PUBLIC_BASE_URL",
@@ -51,6 +52,9 @@ class Settings(BaseModel):
     state_machine_arn: str | None = None
     dispatch_queue_url: str | None = Field(
         default=None, description="SQS queue of sync provider calls (the dispatch function)"
+    )
+    batch_queue_url: str | None = Field(
+        default=None, description="SQS queue of batch work (the batch function)"
     )
     providers_parameter: str | None = Field(
         default=None, description="SSM parameter with provider order, options and prices"

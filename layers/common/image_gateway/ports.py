@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from image_gateway.auth import WebhookSigner
+    from image_gateway.batches.events import BatchPorts
     from image_gateway.config import Settings
     from image_gateway.health.ports import HealthPorts
     from image_gateway.images.inputs import ImageCheck
@@ -108,6 +109,9 @@ class ImageRepository(Protocol):
         called with the image's header first, and what it raises refuses the image too. A
         refused image leaves nothing behind.
         """
+
+    def put_file(self, key: str, body: bytes, *, content_type: str) -> None:
+        """Store a file that is not an image (a batch's results) at ``key``."""
 
     def store_base64(
         self,
@@ -346,6 +350,10 @@ class Dependencies(Protocol):
     @property
     def webhooks(self) -> WebhookPorts:
         """Signed webhooks to callers: secrets, the delivery queue, the HTTP transport."""
+
+    @property
+    def batches(self) -> BatchPorts:
+        """Batches: their store (lines, counters) and the batch function's queue."""
 
     @property
     def health(self) -> HealthPorts:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from image_gateway.http.contract import OPERATIONS, ErrorBody, document
+from image_gateway.models.batches import BatchList, BatchView
 from image_gateway.models.uploads import UploadPlan
 from image_gateway.models.usage import UsageView
 from image_gateway.models.views import (
@@ -35,6 +36,8 @@ MODELS: dict[str, type[BaseModel]] = {
         WebhookSecretView,
         WebhookRedelivery,
         UsageView,
+        BatchView,
+        BatchList,
         ErrorBody,
     )
 }
@@ -133,8 +136,9 @@ def test_the_document_names_exactly_the_routes_the_api_serves(
     api: ModuleType, doc: dict[str, Any]
 ) -> None:
     # GIVEN the document's operations, with its path parameter named as template.yaml names it
+    ID = "{batchId}"
     described = {
-        f"{method.upper()} {path.replace('{task_id}', '{taskId}')}"
+        f"{method.upper()} {path.replace('{task_id}', '{taskId}').replace('{batch_id}', ID)}"
         for method, path, _ in _operations(doc)
     }
 

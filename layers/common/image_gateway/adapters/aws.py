@@ -11,6 +11,7 @@ listing tasks) does not import them. Tests use ``tests/fakes`` instead, or this 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +19,20 @@ import botocore.session
 
 from image_gateway.adapters.boto import PerEnvironment, SecretCache, client_config, new_session
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+from image_gateway.adapters.dynamodb_batches import DynamoDBBatchStore
 from image_gateway.adapters.dynamodb_circuits import AwsHealth
 from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
 from image_gateway.adapters.dynamodb_limits import DynamoDBUsageLedger
 from image_gateway.adapters.dynamodb_slots import DynamoDBProviderSlots
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
 from image_gateway.adapters.emf_metrics import EmfMetrics
-from image_gateway.adapters.eventbridge import EventBridgeCircuitEvents, EventBridgePublisher
+from image_gateway.adapters.eventbridge import (
+    EventBridgeBatchEvents,
+    EventBridgeCircuitEvents,
+    EventBridgePublisher,
+)
 from image_gateway.adapters.s3_images import S3ImageStore
+from image_gateway.adapters.sqs_batches import SqsBatchQueue
 from image_gateway.adapters.sqs_dispatch import SqsDispatchQueue
 from image_gateway.adapters.stepfunctions_poll import StepFunctionsPollLoops
 from image_gateway.auth import WebhookSigner
@@ -40,6 +47,15 @@ if TYPE_CHECKING:  # imported where they are built (see the module docstring)
     from image_gateway.inbox.rules import RulesSource
     from image_gateway.inbox.settings import InboxSettings
     from image_gateway.providers.directory import ProviderDirectory
+
+
+@dataclass(frozen=True)
+class AwsBatches:
+    """The batch ports on AWS (satisfies ``batches.events.BatchPorts``)."""
+
+    store: DynamoDBBatchStore
+    queue: SqsBatchQueue
+    events: EventBridgeBatchEvents
 
 
 class AwsDependencies:
@@ -135,6 +151,17 @@ class AwsDependencies:
     def slots(self) -> DynamoDBProviderSlots:
         """Per-provider concurrency leases (in the tasks table)."""
         return DynamoDBProviderSlots(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def batches(self) -> AwsBatches:
+        """Batches (in the tasks table) and the batch function's queue."""
+        return AwsBatches(
+            DynamoDBBatchStore(self.dynamodb, self.settings.table_name),
+            SqsBatchQueue(self.client("sqs"), self.settings.batch_queue_url),
+            EventBridgeBatchEvents(
+                self.client("events"), self.settings.event_bus_name, self.settings.event_source
+            ),
+        )
 
     @cached_property
     def health(self) -> AwsHealth:

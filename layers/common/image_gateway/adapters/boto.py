@@ -44,6 +44,7 @@ OPERATIONS: dict[str, frozenset[str]] = {
     "dynamodb": frozenset(
         {
             "BatchGetItem",
+            "BatchWriteItem",
             "DeleteItem",
             "GetItem",
             "PutItem",

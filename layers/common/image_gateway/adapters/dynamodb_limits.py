@@ -123,12 +123,18 @@ class DynamoDBUsageLedger:
 
     # -- reserve --------------------------------------------------------------------------------
     def reserve(
-        self, client_id: str, task_id: str, *, limits: ClientLimits, cost_usd: float
+        self,
+        client_id: str,
+        task_id: str,
+        *,
+        limits: ClientLimits,
+        cost_usd: float,
+        prepaid: bool = False,
     ) -> Admission:
         """One transaction (see the module): running when a place is free and nobody of the
         client waits, else queued; tried again after a conflict or a counter that moved."""
         now = self._clock()
-        outright = limits.refused_outright(cost_usd)
+        outright = limits.refused_outright(0.0 if prepaid else cost_usd)
         if outright is not None:
             return refusal(outright, now)
         hold = UsageHold(
@@ -140,7 +146,9 @@ class DynamoDBUsageLedger:
             start = running < limits.max_running_tasks and queued == 0
             if not start and queued >= limits.max_queued_tasks:
                 return refusal(LimitKind.QUEUE_FULL, now)
-            refused = self._reserve(client_id, hold, limits, cost_usd, now, start=start)
+            refused = self._reserve(
+                client_id, hold, limits, cost_usd, now, start=start, prepaid=prepaid
+            )
             if refused is _HELD:  # reserved before (a retried delivery): that reservation
                 return self._earlier(hold.task_id)
             if isinstance(refused, LimitKind):
@@ -158,9 +166,10 @@ class DynamoDBUsageLedger:
         now: float,
         *,
         start: bool,
+        prepaid: bool,
     ) -> LimitKind | object | None:
         window = window_start(now)
-        budget = limits.budget_room(cost_usd)
+        budget = None if prepaid else limits.budget_room(cost_usd)
         if start:
             counts: dict[str, Any] = {
                 "UpdateExpression": "ADD running :one",
@@ -184,7 +193,7 @@ class DynamoDBUsageLedger:
         day: dict[str, Any] = {
             "UpdateExpression": "ADD spent_usd :cost SET expires_at = :ttl",
             "ExpressionAttributeValues": {
-                ":cost": {"N": str(usd(cost_usd))},
+                ":cost": {"N": "0" if prepaid else str(usd(cost_usd))},
                 ":ttl": {"N": str(int(next_utc_day(now)) + _DAY_TTL_SECONDS)},
             },
         }
@@ -289,6 +298,41 @@ class DynamoDBUsageLedger:
             return Settlement.RUNNING if state == RUNNING else Settlement.QUEUED
 
         return self._tx.retrying(attempt, busy(f"settling {hold.task_id}"))
+
+    # -- batches --------------------------------------------------------------------------------
+    def prepay(self, client_id: str, *, limits: ClientLimits, cost_usd: float) -> str | None:
+        """One conditional ``ADD`` on today's spend (the budget's room as its condition)."""
+        now = self._clock()
+        day = utc_day(now)
+        room = limits.budget_room(cost_usd)
+        if room is not None and room < 0:
+            return None
+        update: dict[str, Any] = {
+            "UpdateExpression": "ADD spent_usd :cost SET expires_at = :ttl",
+            "ExpressionAttributeValues": {
+                ":cost": {"N": str(usd(cost_usd))},
+                ":ttl": {"N": str(int(next_utc_day(now)) + _DAY_TTL_SECONDS)},
+            },
+        }
+        if room is not None:
+            update["ConditionExpression"] = "attribute_not_exists(spent_usd) OR spent_usd <= :room"
+            update["ExpressionAttributeValues"][":room"] = {"N": str(room)}
+        try:
+            self._ddb.update_item(
+                TableName=self._table, Key=limits_key(client_id, f"DAY#{day}"), **update
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            return None
+        return day
+
+    def refund(self, client_id: str, day: str, cost_usd: float) -> None:
+        """``ADD`` the negative amount to that day's spend."""
+        self._ddb.update_item(
+            TableName=self._table,
+            Key=limits_key(client_id, f"DAY#{day}"),
+            UpdateExpression="ADD spent_usd :minus",
+            ExpressionAttributeValues={":minus": {"N": str(-usd(cost_usd))}},
+        )
 
     # -- usage ----------------------------------------------------------------------------------
     def usage(self, client_id: str) -> UsageCounts:

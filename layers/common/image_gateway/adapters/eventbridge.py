@@ -12,6 +12,7 @@ from image_gateway.ports import EventPublishError
 from image_gateway.webhooks.models import WEBHOOK_FAILED_DETAIL_TYPE, WebhookFailedDetail
 
 if TYPE_CHECKING:  # the circuit model is imported when one changes (rare): not at cold start
+    from image_gateway.batches.events import BatchEventDetail
     from image_gateway.models.circuits import CircuitChangedDetail
 
 
@@ -69,3 +70,13 @@ class EventBridgeCircuitEvents(_Bus):
         from image_gateway.models import circuits
 
         self._put(circuits.CIRCUIT_CHANGED_DETAIL_TYPE, detail.model_dump_json(), detail.event_id)
+
+
+class EventBridgeBatchEvents(_Bus):
+    """Puts ``Image Batch Completed`` on the custom bus (``batches.events.BatchEvents``)."""
+
+    def publish(self, detail: BatchEventDetail) -> None:
+        """Emit the event; EventPublishError when the bus refuses it."""
+        from image_gateway.batches.events import BATCH_DETAIL_TYPE
+
+        self._put(BATCH_DETAIL_TYPE, detail.model_dump_json(), detail.event_id)

@@ -84,6 +84,10 @@ class S3ImageStore:
             sha256=image.sha256,
         )
 
+    def put_file(self, key: str, body: bytes, *, content_type: str) -> None:
+        """One PutObject (a batch's results: not an image, so not checked as one)."""
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
+
     def store_base64(
         self,
         chunks: Iterable[bytes | str],

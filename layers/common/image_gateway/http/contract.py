@@ -26,6 +26,7 @@ from image_gateway.http.operations import (
     VERSION,
     Operation,
 )
+from image_gateway.models.batches import BatchList, BatchView
 from image_gateway.models.uploads import UploadPlan
 from image_gateway.models.usage import UsageView
 from image_gateway.models.views import (
@@ -187,6 +188,8 @@ def response_schemas() -> dict[str, Any]:
         WebhookSecretView,
         WebhookRedelivery,
         UsageView,
+        BatchView,
+        BatchList,
         ErrorBody,
     ]
     _, top = models_json_schema([(m, "serialization") for m in models], ref_template=REF)

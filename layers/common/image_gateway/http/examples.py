@@ -135,3 +135,24 @@ USAGE_EXAMPLE: dict[str, Any] = {
 }
 
 # One error per status a route can answer: (code, message) of a typical one.
+
+BATCH_EXAMPLE: dict[str, Any] = {
+    "batch_id": "batch_0123456789abcdef0123456789abcdef",
+    "status": "in_progress",
+    "counts": {
+        "total": 120,
+        "queued": 40,
+        "running": 30,
+        "succeeded": 47,
+        "failed": 1,
+        "cancelled": 0,
+        "expired": 0,
+        "invalid": 2,
+    },
+    "metadata": {"shop": "42"},
+    "estimated_cost_usd": 2.95,
+    "final_cost_usd": 1.175,
+    "created_at": "2026-12-01T12:00:00Z",
+    "completed_at": None,
+    "results_url": None,
+}

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from image_gateway.http.examples import (
+    BATCH_EXAMPLE,
     LIST_EXAMPLE,
     PROVIDERS_EXAMPLE,
     TASK_EXAMPLE,
@@ -20,6 +21,7 @@ from image_gateway.http.examples import (
     USAGE_EXAMPLE,
 )
 from image_gateway.idempotency import KEY_PATTERN, MAX_KEY_CHARS
+from image_gateway.models.batches import BatchCreateRequest, BatchList, BatchListQuery, BatchView
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task_query import TaskListQuery
 from image_gateway.models.uploads import UploadPlan, UploadRequest
@@ -224,6 +226,76 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         description="For 24 h every delivery carries two signatures (new and previous), so "
         "receivers can switch over.",
     ),
+    ("post", "/v1/batches"): Operation(
+        "createBatch",
+        "batches",
+        "Submit many image requests as one batch",
+        {
+            202: ("The batch, validating: its tasks are made in chunks", BatchView, BATCH_EXAMPLE),
+            200: (
+                "A replay: the batch an earlier request with this Idempotency-Key made",
+                BatchView,
+                BATCH_EXAMPLE,
+            ),
+        },
+        (400, 401, 409, 413, 415, 422, 429, 500),
+        request_example={
+            "requests": [
+                {"custom_id": "sku-1", "body": {"prompt": "a red mug", "size": "1024x1024"}},
+                {"custom_id": "sku-2", "body": {"prompt": "a blue mug", "size": "1536x1024"}},
+            ],
+            "metadata": {"shop": "42"},
+        },
+        headers=[_IDEMPOTENCY_HEADER],
+        body=BatchCreateRequest,
+        description="Up to 1,000 `requests` inline (within the 256 KB body), each a "
+        "`custom_id` unique in the batch and a `POST /v1/images` body. Every line is validated "
+        "like a single request: a bad one becomes an `invalid` row of the results (and spends "
+        "nothing), not a refusal of the batch. The estimate of the good lines is reserved in "
+        "the client's daily budget at once: over it, 429 `budget_exceeded` with "
+        "`estimated_cost_usd` and nothing is made. Each good line becomes an ordinary task "
+        "(`batch_id`, `custom_id`), with the same routing, fallback and limits; over the "
+        "client's running limit tasks wait their turn. docs/batches.md.",
+    ),
+    ("get", "/v1/batches"): Operation(
+        "listBatches",
+        "batches",
+        "The caller's batches, newest first",
+        {
+            200: (
+                "A page of batches; pass next_cursor as cursor for the next",
+                BatchList,
+                {"batches": [BATCH_EXAMPLE], "next_cursor": None},
+            )
+        },
+        (400, 401, 500),
+        query=BatchListQuery,
+        description="`limit` 1-100 (20 by default); `cursor` is the `next_cursor` of the page "
+        "before (null on the last page).",
+    ),
+    ("get", "/v1/batches/{batch_id}"): Operation(
+        "getBatch",
+        "batches",
+        "A batch: status, counts, costs, and its results file once final",
+        {200: ("The batch", BatchView, BATCH_EXAMPLE)},
+        (401, 404, 500),
+        description="`status`: `validating` (lines being made into tasks), `in_progress`, "
+        "`completed`, `cancelling`, `cancelled` or `expired` (every task expired). Counts are "
+        "kept as each task changes, never by reading the tasks. `results_url` (presigned) "
+        "once final: one JSON line per request, in order: `custom_id`, `task_id`, `status`, "
+        "`outputs` (bucket, key, size, sha256, url) and `error`.",
+    ),
+    ("post", "/v1/batches/{batch_id}/cancel"): Operation(
+        "cancelBatch",
+        "batches",
+        "Cancel a batch: what is still queued is cancelled, running tasks finish",
+        {200: ("The batch, cancelling", BatchView, {**BATCH_EXAMPLE, "status": "cancelling"})},
+        (401, 404, 409, 500),
+        description="Lines not yet made into tasks and tasks still waiting in the client's "
+        "queue are cancelled (their estimates given back); tasks at a provider finish. The "
+        "batch is `cancelled` once they have. A final batch answers 409 "
+        "`batch_not_cancellable`.",
+    ),
     ("get", "/v1/openapi.json"): Operation(
         "getOpenApiDocument",
         "meta",
@@ -237,6 +309,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 
 TAGS = [
     {"name": "tasks", "description": "Submit image tasks, read them, list them, cancel them."},
+    {"name": "batches", "description": "Many image requests under one id, with a results file."},
     {"name": "uploads", "description": "Upload large input images straight to the bucket."},
     {"name": "providers", "description": "The providers this gateway routes to."},
     {"name": "webhooks", "description": "Signed deliveries to your callback_url."},

@@ -207,9 +207,18 @@ class UsageLedger(Protocol):
         ...
 
     def reserve(
-        self, client_id: str, task_id: str, *, limits: ClientLimits, cost_usd: float
+        self,
+        client_id: str,
+        task_id: str,
+        *,
+        limits: ClientLimits,
+        cost_usd: float,
+        prepaid: bool = False,
     ) -> Admission:
-        """Count one request in the rate window, ``cost_usd`` of today's spend and the task as
+        """(``prepaid``: ``cost_usd`` is already in the day's spend, a batch's :meth:`prepay`;
+        it is held, neither added nor checked against the budget again.)
+
+        Count one request in the rate window, ``cost_usd`` of today's spend and the task as
         running (a place is free and nobody waits) or queued (``started`` False), or nothing at
         all when a limit refuses (the first of rate, queue full, budget). A budget refuses when
         today's spend plus ``cost_usd`` would pass it. ``retry_after_seconds``: the rate
@@ -229,6 +238,15 @@ class UsageLedger(Protocol):
         """Free the task's place (running or queued) and turn its reserved estimate into
         ``cost_usd``, the first time; :attr:`Settlement.NONE` when it was settled before
         (nothing changes). Raises :class:`LedgerBusy`."""
+        ...
+
+    def prepay(self, client_id: str, *, limits: ClientLimits, cost_usd: float) -> str | None:
+        """Add ``cost_usd`` (a whole batch's estimate) to today's spend if it fits the budget:
+        the day (its tasks then reserve ``prepaid``), or None when the budget refuses."""
+        ...
+
+    def refund(self, client_id: str, day: str, cost_usd: float) -> None:
+        """Take back ``cost_usd`` of a prepayment that no task will hold (a line never made)."""
         ...
 
     def usage(self, client_id: str) -> UsageCounts:

@@ -326,6 +326,8 @@ class Task(BaseModel):
     deliveries: list[DeliveryRecord] = Field(
         default_factory=list, description="webhook attempts to the caller's callback_url"
     )
+    batch_id: str | None = Field(default=None, description="the batch it is a line of")
+    custom_id: str | None = Field(default=None, description="its line's id in that batch")
     parent_id: str | None = Field(default=None, description="a part's task of n images")
     part_index: int | None = None
     parts: list[PartRecord] = Field(default_factory=list, description="n>1: ended parts")

@@ -115,6 +115,8 @@ class TaskView(RequestFields):
         "the client or the stack chose it) and the ranking of providers it saw",
     )
     source: SourceObject | None = None
+    batch_id: str | None = Field(default=None, description="the batch it is a line of")
+    custom_id: str | None = Field(default=None, description="its line's custom_id")
     inputs: list[InputImageView] = Field(
         default_factory=list, description="an edit's reference images, then its mask"
     )
@@ -182,6 +184,8 @@ class TaskView(RequestFields):
             attempts=task.attempts,
             history=task.history,
             source=task.source,
+            batch_id=task.batch_id,
+            custom_id=task.custom_id,
             inputs=input_views(task, presign, images_bucket),
             deliveries=task.deliveries,
             url=f"{base_path}/v1/tasks/{task.task_id}",

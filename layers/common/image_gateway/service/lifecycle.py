@@ -23,6 +23,7 @@ from image_gateway.models.events import DETAIL_TYPES
 from image_gateway.models.parts import AlreadyRecorded, parent_outcome, part_ids, record_part
 from image_gateway.models.task import ForbiddenTransition, Task, TaskError, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, EventPublishError, TaskNotFound
+from image_gateway.service.batch_counts import count_in_batch
 from image_gateway.service.health import record_measurements
 from image_gateway.service.limits import settle_usage
 from image_gateway.webhooks import delivery as webhooks
@@ -142,6 +143,8 @@ def publish_pending_event(deps: Dependencies, task: Task) -> Task:
         if not report_to_parent(deps, task):
             return task
         return _mark_published(deps, task)
+    if not count_in_batch(deps, task):  # its batch's counters, once (same retry by the sweeper)
+        return task
     try:
         deps.events.publish(task)
     except EventPublishError:

@@ -76,13 +76,17 @@ def hold_usage(
     *,
     client_id: str,
     task_id: str,
+    prepaid: bool = False,
 ) -> Admission:
     """Reserve the task's place (running, or queued) in the client's limits, or raise 429
-    (``TooManyRequests``), or 503 (``ServiceBusy``) when the ledger kept conflicting."""
+    (``TooManyRequests``), or 503 (``ServiceBusy``) when the ledger kept conflicting.
+    ``prepaid``: its batch already put its estimate in the day's spend."""
     limits = client_limits(deps, client_id)
     cost = reserved_estimate(deps, request, candidates)
     try:
-        admission = deps.usage.reserve(client_id, task_id, limits=limits, cost_usd=cost)
+        admission = deps.usage.reserve(
+            client_id, task_id, limits=limits, cost_usd=cost, prepaid=prepaid
+        )
     except LedgerBusy as busy:
         deps.metrics.put("LedgerBusy", 1, "Count", {"Step": "reserve"})
         logger.warning("usage ledger busy", extra={"client_id": client_id, "why": str(busy)})

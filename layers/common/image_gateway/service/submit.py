@@ -19,7 +19,7 @@ from image_gateway.idempotency import fingerprint
 from image_gateway.log_context import working_on
 from image_gateway.models.request import ImageRequest, Operation
 from image_gateway.models.task import SourceObject, Task, TaskError, TaskStatus, utc_now
-from image_gateway.ports import Dependencies
+from image_gateway.ports import Dependencies, TaskExists
 from image_gateway.service.handoff import queue_attempt
 from image_gateway.service.lifecycle import change_status
 from image_gateway.service.limits import (
@@ -64,6 +64,7 @@ def submit_task(
     output_key_stem: str | None = None,
     request_id: str | None = None,
     first_attempt_delay_seconds: int = 0,
+    batch: tuple[str, str] | None = None,
     part_of: tuple[str, int] | None = None,
 ) -> Submission:
     """Record the task (``queued``) and queue its first attempt; no provider is called here.
@@ -77,6 +78,7 @@ def submit_task(
     on). ``request_id`` is the caller's request (recorded; every log line of the task names it).
     ``first_attempt_delay_seconds`` delays the queued first attempt: an entry point that makes
     the attempt itself (the OpenAI-compatible call) leaves it on the queue as a safety net.
+    ``batch`` (batch id, custom id): a line of a batch, whose estimate the batch prepaid.
     A request for ``n`` > 1 images becomes a parent and ``n`` parts (``service.parts``; each part
     comes back here with ``part_of``: its parent's id and its index).
     """
@@ -121,7 +123,9 @@ def submit_task(
     # provider deadline then): time spent waiting its turn never counts against a provider
     deadline = now + timedelta(seconds=deps.settings.scaled(deps.settings.queue_timeout_seconds))
     try:  # the client's limits first: a refused request (429) stages and writes nothing
-        admission = hold_usage(deps, request, candidates, client_id=client_id, task_id=task_id)
+        admission = hold_usage(
+            deps, request, candidates, client_id=client_id, task_id=task_id, prepaid=bool(batch)
+        )
     except Exception:
         _release_key(deps, client_id, idempotency_key, task_id)
         raise
@@ -150,10 +154,14 @@ def submit_task(
             output_key_stem=output_key_stem,
             callback_base_url=callback_base_url,
             usage_hold=admission.hold,
+            batch_id=batch[0] if batch else None,
+            custom_id=batch[1] if batch else None,
             parent_id=part_of[0] if part_of else None,
             part_index=part_of[1] if part_of else None,
         )
         deps.tasks.create(task)
+    except TaskExists:  # made meanwhile by a retried delivery: the hold is that task's own
+        raise
     except Exception:  # refused (or failed) before its task exists: a retry must not be blocked
         release_usage(deps, client_id, admission)
         _release_key(deps, client_id, idempotency_key, task_id)

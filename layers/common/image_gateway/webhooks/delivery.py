@@ -166,6 +166,17 @@ def _dump(payload: WebhookPayload) -> bytes:
     return payload.model_dump_json(exclude={"data": {"deliveries"}}).encode()
 
 
+def waits_on(deps: Dependencies, message: DeliveryMessage, started: datetime) -> bool:
+    """Pass a chained wait on (queued again for the rest of it); True when it did."""
+    if message.not_before is None or started >= message.not_before:
+        return False
+    remaining = (message.not_before - started).total_seconds()
+    deps.webhooks.deliveries.send(
+        message, delay_seconds=min(MAX_SQS_DELAY_SECONDS, max(1, math.ceil(remaining)))
+    )
+    return True
+
+
 def deliver(
     deps: Dependencies,
     message: DeliveryMessage,
@@ -175,11 +186,7 @@ def deliver(
 ) -> DeliveryRecord | None:
     """Make one attempt (or pass a chained wait on); the record of the attempt, if one was made."""
     started = now()
-    if message.not_before is not None and started < message.not_before:
-        remaining = (message.not_before - started).total_seconds()
-        deps.webhooks.deliveries.send(
-            message, delay_seconds=min(MAX_SQS_DELAY_SECONDS, max(1, math.ceil(remaining)))
-        )
+    if waits_on(deps, message, started):
         return None
     task = deps.tasks.get(message.task_id)
     if task is None or task.request.callback_url is None:
@@ -188,19 +195,10 @@ def deliver(
     working_on(task.task_id, task.request_id)
     status_at = _status_time(task, message.status) or started
     body = render_body(deps, task, message.status, status_at)
-    secrets = deps.webhooks.secrets.get(task.client_id).signing_secrets(started)
-    headers = signed_headers(secrets, message.webhook_id, int(started.timestamp()), body)
-    http_status: int | None = None
-    error: str | None = None
-    try:
-        http_status = deps.webhooks.transport.post(
-            task.request.callback_url, body, headers, timeout=deps.timing.webhook_timeout_seconds
-        )
-    except UnsafeUrl as refused:
-        error = f"refused: {refused.message}"
-    except DownloadFailed as failed:
-        error = failed.message
-    record = _outcome(deps, message, started, http_status, error, draw)
+    record = post_signed(
+        deps, message, task.client_id, task.request.callback_url, body, started, draw
+    )
+    http_status = record.http_status
     _record(deps, task.task_id, record)
     deps.metrics.put("WebhookAttempts", 1, "Count", {"Outcome": record.outcome})
     if record.outcome == "delivered":  # the status change -> the receiver's 2xx
@@ -219,6 +217,31 @@ def deliver(
     return record
 
 
+def post_signed(
+    deps: Dependencies,
+    message: DeliveryMessage,
+    client_id: str,
+    url: str,
+    body: bytes,
+    started: datetime,
+    draw: Callable[[], float],
+) -> DeliveryRecord:
+    """Sign and POST ``body``; the attempt's record (the next attempt queued if it failed)."""
+    secrets = deps.webhooks.secrets.get(client_id).signing_secrets(started)
+    headers = signed_headers(secrets, message.webhook_id, int(started.timestamp()), body)
+    http_status: int | None = None
+    error: str | None = None
+    try:
+        http_status = deps.webhooks.transport.post(
+            url, body, headers, timeout=deps.timing.webhook_timeout_seconds
+        )
+    except UnsafeUrl as refused:
+        error = f"refused: {refused.message}"
+    except DownloadFailed as failed:
+        error = failed.message
+    return _outcome(deps, message, started, http_status, error, draw)
+
+
 def _outcome(
     deps: Dependencies,
     message: DeliveryMessage,
@@ -233,7 +256,7 @@ def _outcome(
         return DeliveryRecord.model_validate(
             {
                 "webhook_id": message.webhook_id,
-                "event": event_type(message.status),
+                "event": "batch.completed" if message.batch_id else event_type(message.status),
                 "attempt": message.attempt,
                 "at": at,
                 "http_status": http_status,
@@ -266,11 +289,15 @@ def _outcome(
 
 
 def _give_up(deps: Dependencies, message: DeliveryMessage, error: str) -> None:
-    """The last attempt failed: to the dead-letter queue, and an event for subscribers."""
+    """The last attempt failed: to the dead-letter queue, and an event for subscribers (a
+    task's; a batch's is in the dead-letter queue and the logs)."""
     try:
         deps.webhooks.deliveries.dead_letter(message)
     except QueueUnavailable:
         logger.exception("webhook not dead-lettered", extra={"task_id": message.task_id})
+    if message.batch_id is not None:
+        logger.warning("batch webhook gave up", extra={"batch_id": message.batch_id})
+        return
     import httpx  # the delivery function's path only: the API imports this module, not httpx
 
     task = deps.tasks.require(message.task_id)

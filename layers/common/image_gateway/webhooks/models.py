@@ -55,6 +55,9 @@ class DeliveryMessage(BaseModel):
         default=None, description="not tried before this (waits over SQS's 15 min are chained)"
     )
     retries: bool = Field(default=True, description="False: a manual redelivery, tried once")
+    batch_id: str | None = Field(
+        default=None, description="a batch.completed delivery's batch (task_id is the batch's)"
+    )
 
 
 WEBHOOK_FAILED_DETAIL_TYPE = "Image Task Webhook Failed"

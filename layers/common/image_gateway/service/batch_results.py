@@ -1,0 +1,124 @@
+"""A finished batch's results file and its one announcement.
+
+``finish_batch`` runs in the batch function when the change that ended a batch's last task won
+its finish (``service.batch_counts``). It writes ``results.jsonl`` (one line per request, in
+order, read 100 tasks a call), emits ``Image Batch Completed`` and queues the signed
+``batch.completed`` webhook, then moves the batch to its final status. A crash before that
+last write makes the queue deliver the message again: the file is written again (the same
+lines) and the event sent again with the same ``event_id`` (at least once, as task events).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from aws_lambda_powertools import Logger
+
+from image_gateway.batches.events import BatchEventDetail, BatchResultsFile
+from image_gateway.batches.ports import Batch, BatchLine, BatchStatus
+from image_gateway.models.batches import BatchResultLine, BatchResultOutput
+from image_gateway.models.task import TaskStatus, utc_now
+from image_gateway.ports import Dependencies
+from image_gateway.webhooks.batch_delivery import announce_batch
+
+logger = Logger(child=True)
+
+
+def _announce(
+    deps: Dependencies, batch: Batch, status: BatchStatus, at: datetime, key: str
+) -> None:
+    """The event (raises when the bus refuses: the message is delivered again) and the
+    webhook."""
+    results = BatchResultsFile(bucket=deps.images.bucket, key=key)
+    deps.batches.events.publish(BatchEventDetail.of(batch, status, at, results))
+    announce_batch(deps, batch)
+
+
+def results_key(batch: Batch) -> str:
+    """Where a batch's results file is stored in the images bucket."""
+    return f"batches/{batch.client_id}/{batch.batch_id}/results.jsonl"
+
+
+def finish_batch(deps: Dependencies, batch_id: str) -> Batch | None:
+    """Write results.jsonl (one line per request, in order) and move the batch to its final
+    status; the caller that moves it announces it. None when it was final already."""
+    batch = deps.batches.store.get(batch_id)
+    if batch is None or batch.status.final:
+        return None
+    body = b"".join(row.model_dump_json().encode() + b"\n" for row in _result_rows(deps, batch))
+    key = results_key(batch)
+    deps.images.put_file(key, body, content_type="application/x-ndjson")
+    counts = batch.counts
+    if batch.status is BatchStatus.CANCELLING:
+        final = BatchStatus.CANCELLED
+    elif counts.created and counts.expired == counts.created:
+        final = BatchStatus.EXPIRED
+    else:
+        final = BatchStatus.COMPLETED
+    completed_at = utc_now()
+    _announce(deps, batch, final, completed_at, key)
+    moved = deps.batches.store.set_status(
+        batch_id,
+        final,
+        allowed_from=frozenset(
+            {BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING}
+        ),
+        completed_at=completed_at,
+        results_key=key,
+    )
+    if not moved:
+        return None
+    logger.info("batch completed", extra={"batch_id": batch_id, "status": final.value})
+    return deps.batches.store.get(batch_id)
+
+
+def _result_rows(deps: Dependencies, batch: Batch) -> Iterator[BatchResultLine]:
+    ttl = deps.settings.output_url_ttl_seconds
+    page: list[BatchLine] = []
+
+    def flush() -> Iterator[BatchResultLine]:
+        tasks = deps.tasks.get_many([line.task_id for line in page if line.task_id])
+        for line in page:
+            task = tasks.get(line.task_id or "")
+            if line.error is not None:
+                yield BatchResultLine(
+                    custom_id=line.custom_id,
+                    task_id=None,
+                    status="invalid",
+                    outputs=[],
+                    error=line.error.model_dump(exclude_none=True),
+                )
+            elif task is None:
+                error = {"code": "batch_cancelled", "message": "cancelled before it became a task"}
+                yield BatchResultLine(
+                    custom_id=line.custom_id,
+                    task_id=None,
+                    status=TaskStatus.CANCELLED.value,
+                    outputs=[],
+                    error=error,
+                )
+            else:
+                yield BatchResultLine(
+                    custom_id=line.custom_id,
+                    task_id=task.task_id,
+                    status=task.status.value,
+                    outputs=[
+                        BatchResultOutput(
+                            bucket=o.bucket,
+                            key=o.key,
+                            size=o.bytes,
+                            sha256=o.sha256,
+                            url=deps.images.presigned_get_url(o.key, ttl),
+                        )
+                        for o in task.outputs
+                    ],
+                    error=None if task.error is None else task.error.model_dump(exclude_none=True),
+                )
+
+    for line in deps.batches.store.lines(batch.batch_id):
+        page.append(line)
+        if len(page) == 100:
+            yield from flush()
+            page = []
+    yield from flush()
