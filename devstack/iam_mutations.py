@@ -366,8 +366,9 @@ class EventLog:
                     event = json.loads(message["Body"])
                     detail = event.get("detail", {})
                     source = (detail.get("source") or {}).get("key")
+                    owner = detail.get("task_id") or detail.get("batch_id") or ""
                     with self._lock:
-                        self._types[str(detail.get("task_id", ""))].add(str(event["detail-type"]))
+                        self._types[str(owner)].add(str(event["detail-type"]))
                         if source:
                             self._types[f"source:{source}"].add(str(event["detail-type"]))
                     self._sqs.delete_message(
@@ -885,6 +886,168 @@ def openai_two_images(ctx: Context) -> None:
         )
 
 
+def _batch(ctx: Context, lines: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """POST /v1/batches; the batch once final, which must be completed with every line made."""
+    answer = ctx.api.post("/v1/batches", json={"requests": lines, **extra})
+    if answer.status_code != 202:
+        raise ScenarioFailed(f"POST /v1/batches answered {answer.status_code}: {answer.text[:200]}")
+    batch_id = str(answer.json()["batch_id"])
+
+    def final() -> dict[str, Any] | None:
+        got = ctx.api.get(f"/v1/batches/{batch_id}")
+        if got.status_code != 200:
+            raise ScenarioFailed(f"GET /v1/batches/{batch_id} answered {got.status_code}")
+        doc: dict[str, Any] = got.json()
+        return doc if doc["status"] in ("completed", "cancelled", "expired") else None
+
+    doc: dict[str, Any] = ctx.wait(final, f"batch {batch_id} final")
+    if doc["status"] != "completed" or doc["counts"]["succeeded"] != len(lines):
+        raise ScenarioFailed(f"batch {batch_id} {doc['status']}: {doc['counts']}")
+    return doc
+
+
+def _downloads(url: str, what: str) -> bytes:
+    got = httpx.get(url, timeout=30)
+    if got.status_code != 200:
+        raise ScenarioFailed(f"{what} answered {got.status_code}")
+    return got.content
+
+
+def _results(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The batch's results file, and every image it names, downloaded by their URLs."""
+    text = _downloads(str(doc["results_url"]), "the results URL").decode()
+    rows = [json.loads(line) for line in text.splitlines() if line]
+    for row in rows:
+        for output in row["outputs"]:
+            _downloads(output["url"], f"image of {row['custom_id']}")
+    return rows
+
+
+def batch_task(ctx: Context) -> None:
+    """A batch of two lines, one of two images: the API stores it and queues its chunk, the
+    batch function makes the tasks (the line of two: a parent and its parts), the last task to
+    end queues the finish, which writes results.jsonl and announces the batch; the results URL
+    and every image's URL in it download."""
+    lines = [
+        {"custom_id": "one", "body": {"prompt": "a mug", "provider": "mountsea-compat"}},
+        {"custom_id": "two", "body": {"prompt": "a cup", "provider": "mountsea-compat", "n": 2}},
+    ]
+    doc = _batch(ctx, lines)
+    rows = _results(doc)
+    if sorted(len(r["outputs"]) for r in rows) != [1, 2]:
+        raise ScenarioFailed(f"results: {[(r['custom_id'], len(r['outputs'])) for r in rows]}")
+    ctx.wait(
+        lambda: "Image Batch Completed" in ctx.events.types(str(doc["batch_id"])),
+        "the batch's Completed event",
+    )
+
+
+def _batch_finished_by(ctx: Context, body: dict[str, Any]) -> None:
+    """A batch of one line: the task's finisher (its path) queues the batch's finish."""
+    _results(_batch(ctx, [{"custom_id": "only", "body": body}]))
+
+
+def callback_finishes_batch(ctx: Context) -> None:
+    """The callback path ends a batch's only task: the finalize function queues the finish."""
+    _batch_finished_by(ctx, {"prompt": "a jug", "provider": "apimart"})
+
+
+def poll_finishes_batch(ctx: Context) -> None:
+    """The poll loop ends a batch's only task: the poll function queues the finish."""
+    _batch_finished_by(ctx, {"prompt": "a jar", "provider": "mountsea-async"})
+
+
+def sweeper_finishes_batch(ctx: Context) -> None:
+    """The sweeper ends a batch's only task (no callback came): it queues the finish."""
+    _batch_finished_by(ctx, {"prompt": "a vase [sim:no-callback]", "provider": "apimart"})
+
+
+def batch_edit(ctx: Context) -> None:
+    """A batch line that edits an image given inline: the batch function stages it in S3."""
+    body = {
+        "prompt": "a moon",
+        "provider": "mountsea-compat",
+        "size": "1024x1024",
+        "images": [_data_url(_png(256, 256))],
+    }
+    _results(_batch(ctx, [{"custom_id": "edit", "body": body}]))
+
+
+def batch_uploaded_input(ctx: Context) -> None:
+    """A batch line naming an uploaded input (s3:// ref): the batch function reads it whole
+    (it checks the image) before the task is made."""
+    png = _png(256, 256)
+    slots = ctx.api.post(
+        "/v1/uploads", json={"files": [{"content_type": "image/png", "bytes": len(png)}]}
+    )
+    if slots.status_code not in (200, 201):
+        raise ScenarioFailed(f"POST /v1/uploads answered {slots.status_code}: {slots.text[:200]}")
+    slot = slots.json()["uploads"][0]
+    httpx.put(slot["url"], content=png, headers=slot["headers"], timeout=30).raise_for_status()
+    body = {"prompt": "a lamp", "provider": "mountsea-compat", "images": [slot["ref"]]}
+    _results(_batch(ctx, [{"custom_id": "upload", "body": body}]))
+
+
+def batch_cancel(ctx: Context) -> None:
+    """A batch whose lines all wait (a paused client) is cancelled: the batch function cancels
+    each queued task, which frees its place in the client's queue (a delete in the ledger)."""
+    with ctx.limited(max_running_tasks=0) as paused:
+        lines = [
+            {"custom_id": f"q{n}", "body": {"prompt": f"a pot {n}", "provider": "mountsea-compat"}}
+            for n in range(2)
+        ]
+        answer = paused.post("/v1/batches", json={"requests": lines})
+        if answer.status_code != 202:
+            raise ScenarioFailed(f"POST /v1/batches answered {answer.status_code}")
+        batch_id = str(answer.json()["batch_id"])
+
+        def counts() -> dict[str, Any]:
+            got = paused.get(f"/v1/batches/{batch_id}")
+            if got.status_code != 200:
+                raise ScenarioFailed(f"GET /v1/batches/{batch_id} answered {got.status_code}")
+            return dict(got.json())
+
+        ctx.wait(lambda: counts()["counts"]["queued"] == 2 and counts()["status"] == "in_progress",
+                 "both lines made and queued")  # fmt: skip
+        cancelled = paused.post(f"/v1/batches/{batch_id}/cancel")
+        if cancelled.status_code not in (200, 202):
+            raise ScenarioFailed(f"cancel answered {cancelled.status_code}: {cancelled.text[:200]}")
+        ctx.wait(
+            lambda: counts()["status"] == "cancelled" and counts()["counts"]["cancelled"] == 2,
+            "the batch cancelled with its two lines",
+        )
+        usage = paused.get("/v1/usage").json()
+        if usage.get("queued_tasks"):
+            raise ScenarioFailed(f"the client still holds queued places: {usage}")
+
+
+def batch_refused_input_deleted(ctx: Context) -> None:
+    """A batch line whose mask is not its image's size: the batch function stages the image,
+    the mask is refused (an error row), and the staged image is deleted again."""
+    before = set(_staged_inputs(ctx))
+    body = {
+        "prompt": "a cup",
+        "provider": "mountsea-compat",
+        "images": [_data_url(_png(256, 256))],
+        "mask": _data_url(_png(128, 128, hole=True)),
+    }
+    answer = ctx.api.post("/v1/batches", json={"requests": [{"custom_id": "m", "body": body}]})
+    if answer.status_code != 202:
+        raise ScenarioFailed(f"POST /v1/batches answered {answer.status_code}: {answer.text[:200]}")
+    batch_id = str(answer.json()["batch_id"])
+
+    def final() -> dict[str, Any] | None:
+        doc: dict[str, Any] = ctx.api.get(f"/v1/batches/{batch_id}").json()
+        return doc if doc["status"] in ("completed", "cancelled", "expired") else None
+
+    doc = ctx.wait(final, f"batch {batch_id} final")
+    if doc["counts"]["succeeded"]:
+        raise ScenarioFailed(f"a mask of another size was not refused: {doc['counts']}")
+    left = set(_staged_inputs(ctx)) - before
+    if left:
+        raise ScenarioFailed(f"the image stayed staged after the refusal: {sorted(left)}")
+
+
 SCENARIOS: Final[dict[Key, Scenario]] = {
     # ApiFunction
     ("ApiFunction", "kms:Encrypt", "WebhookKey"): webhook_secret,
@@ -1041,18 +1204,51 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("UploadEditFunction", "ssm:GetParameter", "InboxRulesParameter"): inbox_upload,
     ("UploadEditFunction", "sqs:SendMessage", "DispatchQueue"): inbox_upload,
     ("UploadEditFunction", "events:PutEvents", "EventBus"): inbox_mask_refused,
+    # batches (WebhookQueue and BatchQueue are statements of their own: each taken out alone)
+    ("ApiFunction", "sqs:SendMessage", "BatchQueue"): batch_task,
+    ("ApiFunction", "dynamodb:BatchWriteItem", "TasksTable"): batch_task,
+    ("FinalizeFunction", "sqs:SendMessage", "BatchQueue"): callback_finishes_batch,
+    ("PollFunction", "sqs:SendMessage", "BatchQueue"): poll_finishes_batch,
+    ("SweeperFunction", "sqs:SendMessage", "BatchQueue"): sweeper_finishes_batch,
+    ("DispatchFunction", "sqs:SendMessage", "BatchQueue"): batch_task,
+    (
+        "BatchFunction",
+        "ssm:GetParameter",
+        "ProvidersParameter,ProvidersParameter/operator",
+    ): batch_task,
+    ("BatchFunction", "dynamodb:GetItem", "TasksTable"): batch_task,
+    ("BatchFunction", "dynamodb:PutItem", "TasksTable"): batch_task,
+    ("BatchFunction", "dynamodb:Query", "TasksTable"): batch_task,
+    ("BatchFunction", "dynamodb:UpdateItem", "TasksTable"): batch_task,
+    ("BatchFunction", "dynamodb:DeleteItem", "TasksTable"): batch_cancel,
+    ("BatchFunction", "dynamodb:BatchGetItem", "TasksTable"): batch_task,
+    ("BatchFunction", "s3:PutObject", "ImagesBucket/inputs/*"): batch_edit,
+    ("BatchFunction", "s3:DeleteObject", "ImagesBucket/inputs/*"): batch_refused_input_deleted,
+    ("BatchFunction", "s3:GetObject", "ImagesBucket/inputs/*"): batch_uploaded_input,
+    ("BatchFunction", "s3:PutObject", "ImagesBucket/batches/*"): batch_task,
+    ("BatchFunction", "sqs:SendMessage", "DispatchQueue,BatchQueue,WebhookQueue"): batch_task,
+    ("BatchFunction", "events:PutEvents", "EventBus"): batch_task,
 }
 """Each permission the check proves, and the quickest scenario that needs it (found by a
 discovery run, ``--only ... --try a,b``: the first candidate that failed without it)."""
 
-_PRESIGNED = (
-    "signs presigned GET URLs of outputs (the webhook's image links): on AWS the URL carries"
-    " the signer's rights, so S3 refuses it to the receiver without s3:GetObject; moto serves"
-    " presigned URLs without checking them"
+_UNCHECKED_URLS = (
+    "on AWS the URL carries the signer's rights, so S3 refuses it to the receiver without"
+    " s3:GetObject; moto serves presigned URLs without checking them"
 )
 
 AWS_ONLY: Final[dict[Key, str]] = {
-    ("WebhookDeliveryFunction", "s3:GetObject", "ImagesBucket/outputs/*"): _PRESIGNED,
+    ("WebhookDeliveryFunction", "s3:GetObject", "ImagesBucket/outputs/*,ImagesBucket/batches/*"): (
+        "signs presigned GET URLs of outputs (a task webhook's image links) and of a batch's"
+        " results.jsonl (batch.completed): " + _UNCHECKED_URLS
+    ),
+    ("ApiFunction", "s3:GetObject", "ImagesBucket/batches/*"): (
+        "signs the presigned GET of a batch's results.jsonl (GET /v1/batches/{id}): "
+        + _UNCHECKED_URLS
+    ),
+    ("BatchFunction", "s3:GetObject", "ImagesBucket/outputs/*"): (
+        "signs the presigned GET URLs of the images in results.jsonl: " + _UNCHECKED_URLS
+    ),
 }
 """Permissions moto cannot show are needed, and why (docs/development.md, IAM)."""
 
