@@ -336,7 +336,8 @@ class Cli:
             f"batch {info.batch_id} {info.status}: {info.counts.succeeded:,} of "
             f"{info.counts.total:,} succeeded, {len(failed):,} without an image, cost {cost}"
         )
-        self.emit(document, str(folder))
+        images = [*document["saved"], *document["kept"]]
+        self.emit(document, "\n".join(sorted(images)) or str(folder))
         return EXIT_OK if not failed and info.status == "completed" else EXIT_TASK_FAILED
 
     def _resumed(self, gateway: Gateway, state: Path, digest: str) -> Batch | None:

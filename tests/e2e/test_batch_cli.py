@@ -57,6 +57,7 @@ def test_a_batch_file_is_saved_by_custom_id_and_a_second_run_downloads_nothing_a
     assert re.search(r"sku-005: invalid", first.stderr), first.stderr
     assert "11 of 12 succeeded" in first.stderr
     # And results.jsonl beside the images lists every custom_id
+    assert sorted(first.stdout.split()) == [f"out/{name}" for name in sorted(saved)]
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(r["custom_id"] for r in rows) == [f"sku-{n:03d}" for n in range(12)]
 
