@@ -66,6 +66,9 @@ def _image_options(parser: argparse.ArgumentParser) -> None:
         "--provider", action="append", metavar="NAME",
         help="pin a provider; repeat for an ordered fallback list",
     )  # fmt: skip
+    parser.add_argument(
+        "-n", type=int, metavar="1-10", help="how many images (one provider call each)"
+    )
     parser.add_argument("--metadata", action="append", metavar="KEY=VALUE", default=[])
     parser.add_argument("--idempotency-key", metavar="KEY")
     _wait_options(parser)
@@ -393,6 +396,7 @@ class Cli:
             "background": a.background,
             "output_format": a.output_format,
             "output_compression": a.output_compression,
+            "n": a.n,
         }
         if a.provider and len(a.provider) == 1:
             options["provider"] = a.provider[0]
@@ -435,13 +439,14 @@ class Cli:
             return EXIT_TASK_FAILED
         files: list[str] = []
         if not self.args.no_download:
-            path = task.download(self.args.output)
-            output = info.outputs[0]
-            self.say(
-                f"saved {path}  {output.width}x{output.height} {output.content_type}, "
-                f"{output.bytes / 1e6:.2f} MB, sha256 ok"
-            )
-            files.append(str(path))
+            for path, output in zip(task.download_all(self.args.output), info.outputs, strict=True):
+                self.say(
+                    f"saved {path}  {output.width}x{output.height} {output.content_type}, "
+                    f"{output.bytes / 1e6:.2f} MB, sha256 ok"
+                )
+                files.append(str(path))
+        if info.error is not None:  # succeeded with fewer images than asked for (n)
+            self.say(f"{info.error.code}: {info.error.message}")
         self.emit({**info.raw, "files": files}, "\n".join(files) or info.task_id)
         return EXIT_OK
 

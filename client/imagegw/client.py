@@ -525,6 +525,17 @@ class Task:
             self.wait()
         return self.gateway.download_output(self.info, dest, index=index, verify=verify)
 
+    def download_all(self, dest: Destination = ".", *, verify: bool = True) -> list[Path]:
+        """Save every image of the task (``n`` of them), in order, like :meth:`download`: in
+        a folder as ``{task id}.{ext}``, ``{task id}-1.{ext}``...; a file name gets ``-1``,
+        ``-2``... before its extension from the second image on."""
+        if not self.info.done:
+            self.wait()
+        return [
+            self.gateway.download_output(self.info, dest, index=index, verify=verify)
+            for index in range(len(self.info.outputs))
+        ]
+
     def cancel(self) -> TaskInfo:
         """Cancel the task at the gateway."""
         self.info = self.gateway.cancel(self.id)

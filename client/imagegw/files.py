@@ -20,16 +20,17 @@ Destination = str | os.PathLike[str]
 
 
 def target_path(dest: Destination, task_id: str, output: Output, index: int) -> Path:
-    """``dest`` itself for a file name; ``dest/{task id}[-i].{ext}`` for a folder.
+    """``dest/{task id}[-i].{ext}`` for a folder; for a file name, itself (image 0) or with
+    ``-i`` before its extension (image ``i`` of a task of n images).
 
     A folder is an existing directory, or a path written with a trailing slash (created).
     """
     text = os.fspath(dest)
     path = Path(text)
+    suffix = "" if index == 0 else f"-{index}"
     if path.is_dir() or text.endswith(("/", os.sep)):
-        suffix = "" if index == 0 else f"-{index}"
         return path / f"{task_id}{suffix}.{output.extension}"
-    return path
+    return path.with_name(f"{path.stem}{suffix}{path.suffix}")
 
 
 class Expected(Protocol):

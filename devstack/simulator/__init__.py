@@ -69,6 +69,8 @@ marker                      effect
                             later
 `[sim:no-callback]`         apimart, apimodels: no callback is sent
 `[sim:latency=S]`           the task takes S real seconds (not scaled by time_scale)
+`[sim:first-creates-503=K]` the first K creates of this exact prompt at each provider answer
+                            as `[sim:create-503]`, later ones work (one image of n fails)
 `[sim:stall-first-file=S]`  apimart: the first GET of the result file is held S real
                             seconds (not scaled) before it is answered; later GETs at once
 =========================== ==================================================================

@@ -41,6 +41,13 @@ CREATE_TIMEOUT_S: Final = 30.0
 """How long `[sim:create-timeout]` holds the create request (real seconds, not scaled); a
 synchronous endpoint holds a `[sim:never]` request as long, then answers 504."""
 
+FIRST_CREATES_503: Final = "first-creates-503"
+"""`[sim:first-creates-503=K]`: the first K creates of this exact prompt at each provider answer
+503; later ones work (one image of a request for n fails at every provider, the others not)."""
+_CREATES_SEEN: dict[tuple[str | None, str], int] = {}
+_CREATES_SEEN_MAX: Final = 10_000
+_CREATES_LOCK = threading.Lock()
+
 _SECONDS_MARKERS: Final = frozenset({"latency", "stall-first-file"})
 """Markers whose value is a number of real seconds, not a provider."""
 _MARKER: Final = re.compile(r"\[sim:([a-z0-9-]+)(?:=([^\]]*))?\]")
@@ -75,6 +82,9 @@ class Faults:
                     seconds[name] = max(0.0, float(value))
                 except ValueError:
                     continue
+            elif name == FIRST_CREATES_503 and value is not None and value.isdigit():
+                if _counted_create(prompt, provider) < int(value):
+                    names.add("create-503")
             elif name in FAULT_MARKERS and (value is None or value == provider):
                 names.add(name)
         found = cls(frozenset(names), seconds.get("latency"), seconds.get("stall-first-file"))
@@ -83,6 +93,16 @@ class Faults:
 
     def __contains__(self, name: object) -> bool:
         return name in self.markers
+
+
+def _counted_create(prompt: str, provider: str | None) -> int:
+    """How many creates of ``prompt`` at ``provider`` came before this one (and count it)."""
+    with _CREATES_LOCK:
+        seen = _CREATES_SEEN.get((provider, prompt), 0)
+        if len(_CREATES_SEEN) >= _CREATES_SEEN_MAX:  # a test helper: bounded, oldest forgotten
+            del _CREATES_SEEN[next(iter(_CREATES_SEEN))]
+        _CREATES_SEEN[(provider, prompt)] = seen + 1
+    return seen
 
 
 def create_fault_response(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
 from image_gateway.errors import InvalidRequest
+from image_gateway.models.parts import AlreadyRecorded, record_part
+from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import ForbiddenTransition, Task, TaskStatus, utc_now
 from image_gateway.ports import TaskExists, TaskNotFound, TaskRepository
 
@@ -295,6 +298,58 @@ def test_given_another_clients_tasks_when_listing_then_they_never_appear(
     page = task_store.list_for_client("client-b", limit=10, cursor=None)
 
     assert [t.client_id for t in page.tasks] == ["client-b"]
+
+
+def test_given_parts_ending_at_once_when_recorded_on_their_parent_then_each_counts_once(
+    task_store: TaskRepository, make_task: TaskFactory
+) -> None:
+    # GIVEN a parent of 4 images and its 4 ended parts, each reported twice at the same moment
+    parent = make_task(status=RUN, request=ImageRequest(prompt="a fox", n=4))
+    task_store.create(parent)
+    parts = [
+        make_task(status=TaskStatus.SUCCEEDED, parent_id=parent.task_id, part_index=i)
+        for i in range(4)
+    ]
+    start = threading.Barrier(8)
+    duplicates: list[str] = []
+
+    def report(part: Task) -> None:
+        start.wait()
+        for _ in range(10):  # the conditional write's losers read again and retry
+            try:
+                task_store.update(parent.task_id, lambda t: record_part(t, part))
+                return
+            except AlreadyRecorded:
+                duplicates.append(part.task_id)
+                return
+            except RuntimeError:  # too much contention for one call's attempts
+                continue
+
+    threads = [threading.Thread(target=report, args=(p,)) for p in parts + parts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN every part is on the parent once, in order, and each second report was refused
+    stored = task_store.require(parent.task_id)
+    assert [e.task_id for e in stored.parts] == [p.task_id for p in parts]
+    assert sorted(duplicates) == sorted(p.task_id for p in parts)
+
+
+def test_given_a_task_of_n_images_when_listing_then_its_parts_are_not_listed_but_can_be_read(
+    task_store: TaskRepository, make_task: TaskFactory
+) -> None:
+    parent = make_task(client_id="client-n", request=ImageRequest(prompt="a fox", n=2))
+    task_store.create(parent)
+    for index in range(2):
+        part = make_task(client_id="client-n", parent_id=parent.task_id, part_index=index)
+        task_store.create(part)
+
+    page = task_store.list_for_client("client-n", limit=10, cursor=None)
+
+    assert [t.task_id for t in page.tasks] == [parent.task_id]
+    assert task_store.require(part.task_id).parent_id == parent.task_id
 
 
 def test_given_a_client_without_tasks_when_listing_then_the_page_is_empty_and_final(

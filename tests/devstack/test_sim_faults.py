@@ -88,6 +88,18 @@ def test_create_503_marker_answers_503(
     assert response.json() == {"error": "upstream unavailable"}
 
 
+def test_first_creates_503_marker_fails_the_first_creates_of_a_prompt_at_each_provider(
+    sim: ProviderSimulator, http: httpx.Client
+) -> None:
+    # Given a prompt whose first create at each provider answers 503
+    prompt = "[sim:first-creates-503=1] three foxes"
+    # When it is created twice at apimart, then once at mountsea-async
+    first, second = (apimart_create(http, sim, prompt=prompt).status_code for _ in range(2))
+    elsewhere = mountsea_create(http, sim, prompt=prompt).status_code
+    # Then the first create at each provider failed, the second at apimart did not
+    assert (first, second, elsewhere) == (503, 200, 503)
+
+
 @pytest.mark.parametrize("provider", ["apimart", "mountsea-async"])
 def test_create_timeout_marker_outlasts_the_client_timeout(
     provider: str, sim: ProviderSimulator

@@ -35,12 +35,12 @@ def _error(answer: httpx.Response) -> dict:  # type: ignore[type-arg]
         ({"prompt": "x", "images": ["data:image/png;base64,@@@"]}, "images"),
         ({"prompt": "x", "images": ["http://example.com/a.png"]}, "images"),
         ({"prompt": "x", "colour": "blue"}, "colour"),
-        ({"prompt": "x", "n": 2}, "n"),
+        ({"prompt": "x", "n": 11}, "n"),
         ({"prompt": "x", "quality": "ultra"}, "quality"),
     ],
     ids=[
         "missing-prompt", "empty-prompt", "17-images", "size-not-WxH", "size-too-big",
-        "bad-data-url", "http-url", "unknown-field", "n-2", "bad-quality",
+        "bad-data-url", "http-url", "unknown-field", "n-11", "bad-quality",
     ],
 )  # fmt: skip
 def test_a_bad_request_is_a_400_validation_error_naming_the_field(

@@ -248,3 +248,22 @@ def test_the_providers_table_says_what_get_v1_providers_says(
     ]
     assert [row[:7] for row in rows] == expected
     assert dict((row[0], row[5]) for row in rows)["apimart"] == "16"
+
+
+def test_generate_with_n_saves_every_image_and_prints_each_path(
+    info: StackInfo, tmp_path: Path
+) -> None:
+    # When three images are asked for into a folder
+    done = run(
+        info, "generate", "three kites", "-n", "3", "--size", "1024x1024",
+        "--provider", "mountsea-compat", "-o", "kites/", cwd=tmp_path,
+    )  # fmt: skip
+
+    # Then each is saved, named by the task id and its place, and its path printed
+    assert done.code == 0, done.stderr
+    paths = [tmp_path / line for line in done.stdout.splitlines()]
+    assert [p.name.split(".")[0].split("-")[-1] for p in paths[1:]] == ["1", "2"]
+    assert len(paths) == 3 and done.stderr.count("saved ") == 3
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.size == (1024, 1024)

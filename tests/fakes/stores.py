@@ -86,7 +86,7 @@ class InMemoryTaskStore:
         if cursor:
             after = _decode_cursor(cursor, client_id)
         mine = sorted(
-            (t for t in self.all() if t.client_id == client_id),
+            (t for t in self.all() if t.client_id == client_id and t.parent_id is None),
             key=_sort_key,
             reverse=True,
         )

@@ -153,8 +153,14 @@ def test_given_an_unknown_field_when_validated_then_the_error_names_it() -> None
     assert error.errors()[0]["type"] == "extra_forbidden"
 
 
-def test_given_n_of_two_when_validated_then_the_error_names_n() -> None:
-    assert names_field(rejected(prompt="x", n=2), "n")
+@pytest.mark.parametrize("n", [0, 11, -1])
+def test_given_n_outside_one_to_ten_when_validated_then_the_error_names_n(n: int) -> None:
+    assert names_field(rejected(prompt="x", n=n), "n")
+
+
+@pytest.mark.parametrize("n", [1, 2, 10])
+def test_given_n_from_one_to_ten_when_validated_then_it_is_accepted(n: int) -> None:
+    assert ImageRequest(prompt="x", n=n).n == n
 
 
 def test_given_provider_and_providers_together_when_validated_then_the_error_names_both() -> None:

@@ -18,7 +18,7 @@ from image_gateway.http.multipart import parse_multipart
 from image_gateway.http.openai_answer import INLINE_IMAGE_MAX_BYTES, error_result, images_result
 from image_gateway.http.openai_request import edit_from_parts, generation_from_json
 from image_gateway.http.openai_routes import serve
-from image_gateway.models.task import ImageOutput, TaskStatus
+from image_gateway.models.task import ImageOutput, Task, TaskStatus
 from image_gateway.providers.base import ProviderState
 from image_gateway.service.compat import Clock
 
@@ -120,6 +120,21 @@ def test_a_generation_answers_the_image_as_b64_json_with_its_task_id(
     assert task.request.size == "1024x1024" and task.provider == "mountsea-compat"
 
 
+def test_a_generation_of_n_images_answers_n_items_of_one_task(
+    deps: FakeDependencies, key: str, result_png: bytes
+) -> None:
+    # GIVEN a sync provider WHEN images.generate asks for 3 images
+    result = generate(deps, key, prompt="a fox", n=3, size="1024x1024", provider="mountsea-compat")
+
+    # THEN 200 with 3 items, each the stored image, all of one task of 3 outputs
+    assert result["statusCode"] == 200
+    data = body_of(result)["data"]
+    assert [base64.b64decode(item["b64_json"]) for item in data] == [result_png] * 3
+    task = deps.tasks.require(result["headers"]["x-task-id"])
+    assert (task.request.n, len(task.outputs)) == (3, 3)
+    assert "x-images-failed" not in result["headers"]
+
+
 def test_response_format_url_answers_the_presigned_url(deps: FakeDependencies, key: str) -> None:
     result = generate(deps, key, prompt="a fox", response_format="url", provider="mountsea-compat")
 
@@ -200,7 +215,7 @@ def test_a_wrong_key_is_a_401_in_openais_shape_and_writes_nothing(
     ("body", "param", "code"),
     [
         ({"prompt": "a fox", "colour": "red"}, "colour", "unknown_parameter"),
-        ({"prompt": "a fox", "n": 2}, "n", "validation_error"),
+        ({"prompt": "a fox", "n": 11}, "n", "validation_error"),
         ({"prompt": "a fox", "size": "big"}, "size", "validation_error"),
         ({"prompt": "a fox", "model": "dall-e-3"}, "model", "validation_error"),
         ({"prompt": "a fox", "stream": True}, "stream", "invalid_request"),
@@ -458,6 +473,49 @@ def test_an_image_over_the_response_limit_comes_back_as_url_only(
     # THEN only its URL comes back, and the answer fits
     assert body_of(result)["data"] == [{"revised_prompt": None, "url": "OUTPUTS/C/BIG.PNG"}]
     assert INLINE_IMAGE_MAX_BYTES * 4 / 3 + 16_384 <= 6_000_000
+
+
+def _half_limit_output(index: int) -> ImageOutput:
+    return ImageOutput(
+        bucket="images",
+        key=f"outputs/c/{index}.png",
+        content_type="image/png",
+        width=3840,
+        height=2160,
+        bytes=INLINE_IMAGE_MAX_BYTES // 2 + 1,
+        sha256="0" * 64,
+    )
+
+
+def test_n_images_share_the_response_limit_and_a_partial_failure_is_said(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a task of 3 images that made 2, each over half of what an answer carries inline
+    from image_gateway.models.task import TaskError
+    from image_gateway.service.submit import submit_task
+
+    made = submit_task(deps, fox(n=3, provider="mountsea-compat"), client_id="c").task
+    error = TaskError(code="partial_failure", message="1 of 3 images failed (2 made): image 2")
+
+    def two_made(t: Task) -> None:
+        t.outputs = [_half_limit_output(0), _half_limit_output(1)]
+        t.error = error
+
+    made = deps.tasks.update(made.task_id, two_made)
+
+    # WHEN answered with b64_json asked for
+    result = images_result(
+        made, response_format="b64_json", read_image=lambda _: b"png", presign=str.upper
+    )
+
+    # THEN the first comes inline, the second (no room left) as its URL, and the failure is said
+    body = body_of(result)
+    assert [sorted(item) for item in body["data"]] == [
+        ["b64_json", "revised_prompt"],
+        ["revised_prompt", "url"],
+    ]
+    assert result["headers"]["x-images-failed"] == "1"
+    assert body["error"] == {"code": "partial_failure", "message": error.message}
 
 
 # -- whatever a caller sends, never a 500 ---------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Item layout (one table, see template.yaml):
 - ``pk=TASK#<id>, sk=TASK``: ``status``, ``client_id``, ``version``, ``doc`` (the Task as JSON);
-  ``gsi1pk=CLIENT#<client>``, ``gsi1sk=<created iso>#<id>`` for listing a client's tasks;
+  ``gsi1pk=CLIENT#<client>``, ``gsi1sk=<created iso>#<id>`` for listing a client's tasks
+  (not on the parts of a task of n images: sparse);
   ``open_pk=OPEN#<shard>``, ``check_ts`` only while the task is open or its terminal event
   is not yet published (sparse GSI: what the sweeper looks at, and when);
   ``expires_at`` (TTL).
@@ -200,10 +201,11 @@ class DynamoDBTaskStore:
             "status": {"S": task.status.value},
             "version": {"N": str(task.version)},
             "doc": {"S": task.model_dump_json()},
-            "gsi1pk": {"S": f"CLIENT#{task.client_id}"},
-            "gsi1sk": {"S": f"{task.created_at.isoformat()}#{task.task_id}"},
             "expires_at": {"N": str(int((task.created_at + TASK_RETENTION).timestamp()))},
         }
+        if task.parent_id is None:  # a part of a task of n images is not listed on its own
+            item["gsi1pk"] = {"S": f"CLIENT#{task.client_id}"}
+            item["gsi1sk"] = {"S": f"{task.created_at.isoformat()}#{task.task_id}"}
         needs_sweeper = not task.status.terminal or task.status not in task.events_published
         if needs_sweeper and task.check_at is not None:
             item["open_pk"] = {"S": _open_shard(task.task_id)}

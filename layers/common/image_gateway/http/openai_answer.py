@@ -132,13 +132,17 @@ def images_result(
 ) -> dict[str, Any]:
     """200 with OpenAI's ``ImagesResponse`` for a succeeded task (``x-task-id`` names it).
 
-    ``b64_json`` when asked for and the image fits Lambda's response limit, else ``url``.
+    ``b64_json`` when asked for and the image fits what is left of Lambda's response limit
+    (shared by the n images), else ``url``. Some of n images failed: the ones made, with
+    ``x-images-failed`` and the task's ``error`` (``partial_failure``) in the body.
     """
     data: list[dict[str, Any]] = []
+    room = INLINE_IMAGE_MAX_BYTES  # shared by every image of the answer (n of them)
     for output in task.outputs:
-        inline = response_format == "b64_json" and output.bytes <= INLINE_IMAGE_MAX_BYTES
+        inline = response_format == "b64_json" and output.bytes <= room
         item: dict[str, Any] = {"revised_prompt": None}
         if inline:
+            room -= output.bytes
             item["b64_json"] = base64.b64encode(read_image(output.key)).decode("ascii")
         else:
             item["url"] = presign(output.key)
@@ -153,6 +157,9 @@ def images_result(
         "size": task.size_produced,
     }
     headers = {"Content-Type": "application/json", "x-task-id": task.task_id}
+    if task.error is not None:  # some of n images failed: the ones made, and why the others not
+        headers["x-images-failed"] = str(task.request.n - len(task.outputs))
+        body["error"] = task.error.model_dump(include={"code", "message"})
     return _result(200, body, headers)
 
 

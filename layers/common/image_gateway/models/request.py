@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pydantic.config import JsonDict, JsonValue
 
 MAX_REFERENCE_IMAGES = 16
+MAX_IMAGES = 10  # n: one provider call each (OpenAI's own bound)
 MAX_PROMPT_CHARS = 32_000
 MAX_SIDE_PX = 3840
 MIN_SIDE_PX = 64
@@ -191,7 +192,7 @@ class ImageRequest(BaseModel):
     input_fidelity: Literal["high", "low"] | None = None
     images: list[ImageRef] = Field(default_factory=list, max_length=MAX_REFERENCE_IMAGES)
     mask: ImageRef | None = None
-    n: Literal[1] = 1
+    n: int = Field(default=1, ge=1, le=MAX_IMAGES, description="images (docs/images-n.md)")
     provider: str | None = Field(default=None, description="pin one provider")
     providers: list[str] | None = Field(
         default=None,

@@ -223,6 +223,20 @@ class DeliveryRecord(BaseModel):
     outcome: Literal["delivered", "retrying", "gone", "failed", "refused"]
 
 
+class PartRecord(BaseModel):
+    """One ended part of a task of ``n`` images, as recorded on it once (``models.parts``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    task_id: str
+    status: TaskStatus
+    provider: str
+    outputs: list[ImageOutput] = Field(default_factory=list)
+    error: TaskError | None = None
+    cost_estimate_usd: float | None = None
+
+
 FinishPath = Literal["callback", "poll", "sync"]
 """How a task is finished: provider callback, poll loop, or one sync call (dispatch queue)."""
 
@@ -314,7 +328,15 @@ class Task(BaseModel):
     )
     batch_id: str | None = Field(default=None, description="the batch it is a line of")
     custom_id: str | None = Field(default=None, description="its line's id in that batch")
+    parent_id: str | None = Field(default=None, description="a part's task of n images")
+    part_index: int | None = None
+    parts: list[PartRecord] = Field(default_factory=list, description="n>1: ended parts")
     version: int = 0
+
+    @property
+    def is_parent(self) -> bool:
+        """True for a task of n > 1 images, made by n part tasks."""
+        return self.request.n > 1 and self.parent_id is None
 
     @property
     def metadata(self) -> dict[str, str]:

@@ -67,6 +67,16 @@ class RequestFields(BaseModel):
         }
 
 
+class PartView(BaseModel):
+    """One ended image of a task of n images (its outputs are the task's, in order)."""
+
+    index: int = Field(description="0-based: the image's place in the task's outputs")
+    task_id: str = Field(description="the part task that made it (GET /v1/tasks/{id} reads it)")
+    status: str
+    provider: str
+    error: TaskError | None = None
+
+
 class TaskView(RequestFields):
     """``GET /v1/tasks/{id}`` and the body of ``POST /v1/images``."""
 
@@ -78,7 +88,8 @@ class TaskView(RequestFields):
     finished_by: str | None = Field(
         default=None,
         description="what ended it: callback, poll, dispatch (a sync call, or a failed "
-        "hand-off), sweeper, cancel, compat or submit; None while it runs",
+        "hand-off), sweeper, cancel, compat, submit or parts (a task of n images); None while "
+        "it runs",
     )
     model: str
     size_sent: str | None
@@ -122,6 +133,14 @@ class TaskView(RequestFields):
         default=None,
         description="when it expires: the queue's bound (QueueTimeoutSeconds) until its first "
         "provider attempt, then the provider deadline counted from that attempt",
+    )
+    n: int = Field(default=1, description="images asked for (1-10; docs/images-n.md)")
+    parts: list[PartView] = Field(
+        default_factory=list,
+        description="n > 1: each image that ended so far (succeeded, or why not), by index",
+    )
+    parent_id: str | None = Field(
+        default=None, description="a part: the task of n images it makes one image of"
     )
     waiting_for: str | None = Field(
         default=None,
@@ -173,12 +192,18 @@ class TaskView(RequestFields):
             admitted_at=task.admitted_at,
             deadline_at=task.deadline_at,
             waiting_for=waiting_for(task),
+            n=task.request.n,
+            parts=[
+                PartView(**e.model_dump(exclude={"outputs", "cost_estimate_usd"}))
+                for e in task.parts
+            ],
+            parent_id=task.parent_id,
         )
 
 
 def waiting_for(task: Task) -> str | None:
     """``client_limit`` or ``dispatch`` for a task still queued (see ``TaskView``), else None."""
-    if task.status is not TaskStatus.QUEUED:
+    if task.status is not TaskStatus.QUEUED or task.is_parent:  # a parent: its parts wait
         return None
     return "client_limit" if task.admitted_at is None else "dispatch"
 

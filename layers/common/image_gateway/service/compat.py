@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
 
+from image_gateway.models.parts import part_ids
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task, utc_now
 from image_gateway.ports import Dependencies
@@ -111,7 +112,8 @@ def create_and_wait(
     )
     task = submission.task
     # a replay's attempt belongs to the request that made it; a task waiting for its client's
-    # running limit is dispatched when it starts (the wait below simply lasts longer)
+    # running limit is dispatched when it starts (the wait below simply lasts longer); the
+    # parts of a task of n images go through the dispatch queue, in parallel
     if submission.started:
         task = attempt_here(deps, task)
     left = budget_seconds - (clock.now() - started)
@@ -188,11 +190,20 @@ def _first_wait(deps: Dependencies, task: Task) -> float:
 
 
 def _look(deps: Dependencies, task: Task) -> Task:
-    """Refresh the task (ask its async provider; finalise when done), or just read it."""
+    """Refresh the task (ask its async provider; finalise when done), or just read it; a task
+    of n images refreshes its open parts (the last one to end ends it), then is read."""
+    if not task.is_parent:
+        return _refresh(deps, task.task_id)
+    ended = {entry.index for entry in task.parts}
+    for index, part in enumerate(part_ids(task)):
+        if index not in ended:
+            _refresh(deps, part)
+    return deps.tasks.require(task.task_id)
+
+
+def _refresh(deps: Dependencies, task_id: str) -> Task:
     try:
-        return refresh_task(deps, task.task_id, by="compat").task
+        return refresh_task(deps, task_id, by="compat").task
     except RetryLater as transient:  # the provider or the download failed for now: look later
-        logger.info(
-            "compat look: try again", extra={"task_id": task.task_id, "why": str(transient)}
-        )
-        return deps.tasks.require(task.task_id)
+        logger.info("compat look: try again", extra={"task_id": task_id, "why": str(transient)})
+        return deps.tasks.require(task_id)

@@ -20,8 +20,9 @@ from aws_lambda_powertools import Logger
 
 from image_gateway.errors import Conflict
 from image_gateway.models.events import DETAIL_TYPES
+from image_gateway.models.parts import AlreadyRecorded, parent_outcome, part_ids, record_part
 from image_gateway.models.task import ForbiddenTransition, Task, TaskError, TaskStatus, utc_now
-from image_gateway.ports import Dependencies, EventPublishError
+from image_gateway.ports import Dependencies, EventPublishError, TaskNotFound
 from image_gateway.service.batch_counts import count_in_batch
 from image_gateway.service.health import record_measurements
 from image_gateway.service.limits import settle_usage
@@ -67,7 +68,9 @@ def change_status(
         )
         return Transition(refused.task, changed=False)
     logger.info("task status", extra={"task_id": task_id, "status": target, "by": by})
-    if task.status not in DETAIL_TYPES:  # no event to ride on (running): its webhook alone
+    if task.parent_id is not None and task.status not in DETAIL_TYPES:  # running: to its parent
+        report_to_parent(deps, task)
+    elif task.status not in DETAIL_TYPES:  # no event to ride on (running): its webhook alone
         webhooks.announce(deps, task)
     task = publish_pending_event(deps, task)
     _measure(deps, task)
@@ -85,7 +88,9 @@ TERMINAL_METRICS = {
 
 def _measure(deps: Dependencies, task: Task) -> None:
     """The operator's metrics of a task that a provider just took or that just ended (only the
-    winning writer gets here)."""
+    winning writer gets here). A task of n images is counted by its parts (provider calls)."""
+    if task.is_parent:
+        return
     if task.status is TaskStatus.SUBMITTED:  # a provider accepted it (its first, or a fallback)
         dimensions = {"Provider": task.provider, "Path": task.path or "none"}
         deps.metrics.put("TasksSubmitted", 1, "Count", dimensions)
@@ -134,6 +139,10 @@ def publish_pending_event(deps: Dependencies, task: Task) -> Task:
         return task
     if not settle_usage(deps, task):  # an ended task frees its client's limits first
         return task
+    if task.parent_id is not None:  # a part: no event of its own; its parent hears of it
+        if not report_to_parent(deps, task):
+            return task
+        return _mark_published(deps, task)
     if not count_in_batch(deps, task):  # its batch's counters, once (same retry by the sweeper)
         return task
     try:
@@ -145,6 +154,10 @@ def publish_pending_event(deps: Dependencies, task: Task) -> Task:
         return task
     # the caller's webhook rides on the event: re-emitted with it, same webhook-id
     webhooks.announce(deps, task)
+    return _mark_published(deps, task)
+
+
+def _mark_published(deps: Dependencies, task: Task) -> Task:
     status = task.status
 
     def mark(t: Task) -> None:
@@ -194,4 +207,73 @@ def cancel_task(deps: Dependencies, task: Task) -> Task:
             code="task_not_cancellable",
             status=outcome.task.status.value,
         )
+    if outcome.task.is_parent:  # its open parts too; images already made stay on it
+        for part in part_ids(outcome.task):
+            try:
+                change_status(deps, part, TaskStatus.CANCELLED, by="cancel")
+            except TaskNotFound:  # never made (the sweeper records it as failed)
+                continue
+        return deps.tasks.require(task.task_id)
     return outcome.task
+
+
+def report_to_parent(deps: Dependencies, part: Task) -> bool:
+    """Tell a part's parent of its new status: a part taken or running moves the parent along
+    (once: the transition's loser does nothing); an ended part is recorded on it exactly once
+    (``models.parts``) and the writer that records the last one ends the parent. False when
+    the parent could not be written (the sweeper comes back: the part stays on its index)."""
+    parent_id = part.parent_id
+    assert parent_id is not None
+    try:
+        if not part.status.terminal:
+            if part.status in (TaskStatus.SUBMITTED, TaskStatus.RUNNING):
+                change_status(deps, parent_id, part.status, by="parts", change=_taken)
+            return True
+        parent = _record_on(deps, parent_id, part)
+    except Exception:  # a status it only follows is not worth a retry; an end is
+        logger.exception("parent not told of its part", extra={"task_id": part.task_id})
+        return not part.status.terminal
+    try:
+        finish_parent(deps, parent)
+    except Exception:  # recorded: the sweeper's look at the parent ends it
+        logger.exception("parent not ended now", extra={"task_id": parent_id})
+    return True
+
+
+_PARENT_WRITE_ROUNDS = 3
+"""Rounds of the repository's write attempts: up to 10 parts may write their parent at once,
+and each round of contention lets at least one through."""
+
+
+def _record_on(deps: Dependencies, parent_id: str, part: Task) -> Task:
+    for round_ in range(_PARENT_WRITE_ROUNDS):
+        try:
+            return deps.tasks.update(parent_id, lambda t: record_part(t, part))
+        except AlreadyRecorded:
+            return deps.tasks.require(parent_id)
+        except RuntimeError:  # "too much write contention": the other parts got there first
+            if round_ == _PARENT_WRITE_ROUNDS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _taken(task: Task) -> None:
+    task.submitted_at = task.submitted_at or utc_now()
+
+
+def finish_parent(deps: Dependencies, parent: Task) -> Task:
+    """End a parent whose every part is recorded (``models.parts.parent_outcome``), with its
+    one event and webhook; a parent still waiting for parts, or already ended, is left as is."""
+    outcome = parent_outcome(parent)
+    if outcome is None or parent.status.terminal:
+        return parent
+    status, error = outcome
+    if status is TaskStatus.SUCCEEDED and parent.status is TaskStatus.QUEUED:
+        change_status(deps, parent.task_id, TaskStatus.SUBMITTED, by="parts", change=_taken)
+
+    def record(t: Task) -> None:
+        t.error = error
+        if status is TaskStatus.SUCCEEDED:
+            t.finalized_by = "parts"
+
+    return change_status(deps, parent.task_id, status, by="parts", change=record).task

@@ -28,6 +28,7 @@ from image_gateway.service.limits import (
     release_usage,
     start_queued,
 )
+from image_gateway.service.parts import submit_parent
 from image_gateway.service.routing import route
 from image_gateway.service.staging import stage_inputs
 from image_gateway.webhooks.delivery import check_callback_url
@@ -64,6 +65,7 @@ def submit_task(
     request_id: str | None = None,
     first_attempt_delay_seconds: int = 0,
     batch: tuple[str, str] | None = None,
+    part_of: tuple[str, int] | None = None,
 ) -> Submission:
     """Record the task (``queued``) and queue its first attempt; no provider is called here.
 
@@ -77,6 +79,8 @@ def submit_task(
     ``first_attempt_delay_seconds`` delays the queued first attempt: an entry point that makes
     the attempt itself (the OpenAI-compatible call) leaves it on the queue as a safety net.
     ``batch`` (batch id, custom id): a line of a batch, whose estimate the batch prepaid.
+    A request for ``n`` > 1 images becomes a parent and ``n`` parts (``service.parts``; each part
+    comes back here with ``part_of``: its parent's id and its index).
     """
     task_id = task_id or new_task_id()
     routed = route(deps, request, client_id=client_id, token=task_id)
@@ -95,6 +99,24 @@ def submit_task(
                     code="idempotency_in_progress",
                 )
             return Submission(task=task, replayed=True)
+    if request.n > 1:
+        try:
+            parent = submit_parent(
+                deps,
+                request,
+                submit_task,
+                client_id=client_id,
+                task_id=task_id,
+                idempotency_key=idempotency_key,
+                callback_base_url=callback_base_url,
+                source=source,
+                output_key_stem=output_key_stem,
+                request_id=request_id,
+            )
+        except Exception:
+            _release_key(deps, client_id, idempotency_key, task_id)
+            raise
+        return Submission(task=parent)
 
     now = utc_now()
     # until its first provider attempt only the queue's bound runs (handoff starts the
@@ -134,6 +156,8 @@ def submit_task(
             usage_hold=admission.hold,
             batch_id=batch[0] if batch else None,
             custom_id=batch[1] if batch else None,
+            parent_id=part_of[0] if part_of else None,
+            part_index=part_of[1] if part_of else None,
         )
         deps.tasks.create(task)
     except Exception:  # refused (or failed) before its task exists: a retry must not be blocked

@@ -18,6 +18,7 @@ from image_gateway.ports import Dependencies, TaskNotFound
 from image_gateway.providers.base import ProviderStatus
 from image_gateway.service.lifecycle import expire_task
 from image_gateway.service.limits import dispatch_admitted, send_attempt, start_queued
+from image_gateway.service.parts import check_parent
 from image_gateway.service.refresh import RetryLater, refresh_task
 
 logger = Logger(child=True)
@@ -87,7 +88,11 @@ def _sweep_one(deps: Dependencies, task_id: str, status: ProviderStatus | None) 
         return
     if task.status.terminal:
         return
-    if task.deadline_at is not None and utc_now() >= task.deadline_at:
+    if task.is_parent:  # its parts have their own deadlines; it ends with them
+        task = check_parent(deps, task)
+        if task.status.terminal:
+            return
+    elif task.deadline_at is not None and utc_now() >= task.deadline_at:
         expire_task(deps, task_id, by="sweeper")
         return
     recheck = deps.timing.sweep_recheck_seconds
