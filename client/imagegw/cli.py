@@ -3,6 +3,7 @@
     imagegw generate "a lighthouse at dawn" --aspect 16:9 --resolution 2K -o lighthouse.png
     imagegw edit photo.png --ref style.png --mask mask.png "add a moon" --size 1024x1024
     imagegw show|wait|cancel TASK      imagegw list      imagegw providers
+    imagegw batch catalogue.jsonl -o out/   (again: resumes)   imagegw batches|batch-cancel
     imagegw admin keys|limits|providers ...   (the operator's, with AWS credentials)
 
 Progress goes to stderr (a live line on a terminal, plain lines otherwise); stdout gets the
@@ -21,8 +22,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO
 
+from imagegw.batch import Batch, BatchWaitTimeout, read_requests, requests_digest
 from imagegw.client import Gateway, Task
 from imagegw.errors import (
     ApiError,
@@ -32,11 +35,12 @@ from imagegw.errors import (
     ImagegwError,
     InputError,
     IntegrityError,
+    NotFound,
     ServerError,
     WaitTimeout,
 )
 from imagegw.models import TaskInfo
-from imagegw.progress import Progress, seconds, stamp
+from imagegw.progress import BatchProgress, Progress, seconds, stamp
 
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1
@@ -44,6 +48,8 @@ EXIT_BAD_INPUT = 2
 EXIT_CONNECTION = 3
 EXIT_TIMEOUT = 4
 EXIT_INTERRUPTED = 130
+STATE_FILE = ".imagegw-batch.json"
+"""In a batch's output folder: the batch id and the digest of the file it was sent from."""
 
 
 def _image_options(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +129,27 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=20, help="rows (default 20)")
     listing.add_argument("--all", action="store_true", help="every task, all pages")
     commands.add_parser("providers", parents=[common], help="providers and what they can do")
+    batch = commands.add_parser(
+        "batch", parents=[common], help="send a JSONL file of requests as one batch, save all",
+        description="Send FILE (one {\"custom_id\", \"body\"} object per line) as one batch, "
+        "show its progress and save every image into the output folder as CUSTOM_ID.EXT. "
+        "Run it again to resume: the same file picks up the same batch and skips saved images.",
+    )  # fmt: skip
+    batch.add_argument("file", help="JSONL: one request per line")
+    batch.add_argument(
+        "-o", "--output", default=".", metavar="DIR",
+        help="folder for the images, results.jsonl and the resume state (default: .)",
+    )  # fmt: skip
+    batch.add_argument("--metadata", action="append", metavar="KEY=VALUE", default=[])
+    batch.add_argument("--callback-url", metavar="URL", help="signed batch.completed webhook")
+    batch.add_argument("--timeout", type=float, metavar="SECONDS", help="give up waiting after")
+    batch.add_argument("--no-wait", action="store_true", help="send it, print its id, return")
+    batch.add_argument("--no-download", action="store_true", help="wait, but save nothing")
+    batches = commands.add_parser("batches", parents=[common], help="your batches, newest first")
+    batches.add_argument("--limit", type=int, default=20, help="rows (default 20)")
+    commands.add_parser(
+        "batch-cancel", parents=[common], help="cancel a batch's queued lines"
+    ).add_argument("batch_id")
     from imagegw import admin  # the operator's commands (they need boto3 only when run)
 
     admin.add_parser(commands, common)
@@ -160,7 +187,8 @@ class Cli:
             return admin.main(self.args, self.out, self.err)
         self.gateway = Gateway(self.args.url, self.args.key)
         with self.gateway:
-            handler: Callable[[Gateway], int] = getattr(self, f"cmd_{self.args.command}")
+            name = self.args.command.replace("-", "_")
+            handler: Callable[[Gateway], int] = getattr(self, f"cmd_{name}")
             return handler(self.gateway)
 
     def cmd_generate(self, gateway: Gateway) -> int:
@@ -245,6 +273,117 @@ class Cli:
         self.emit([p.__dict__ for p in found], table(header, lines))
         return EXIT_OK
 
+    # -- batches -----------------------------------------------------------------------------
+    def cmd_batch(self, gateway: Gateway) -> int:
+        """``imagegw batch FILE -o DIR``: send (or resume), wait, save every image."""
+        requests = read_requests(self.args.file)
+        digest = requests_digest(requests)
+        folder = Path(self.args.output)
+        state = folder / STATE_FILE
+        batch = self._resumed(gateway, state, digest)
+        if batch is None:
+            batch = gateway.batch(
+                requests,
+                metadata=_key_values(self.args.metadata),
+                callback_url=self.args.callback_url,
+                idempotency_key=f"imagegw-batch-{digest[:48]}",
+            )
+            folder.mkdir(parents=True, exist_ok=True)
+            state.write_text(
+                json.dumps({"batch_id": batch.id, "requests_sha256": digest}) + "\n",
+                encoding="utf-8",
+            )
+            self.say(f"batch {batch.id}: {len(requests):,} requests sent ({batch.info.status})")
+        if self.args.no_wait:
+            self.emit(batch.info.raw, batch.id)
+            return EXIT_OK
+        progress = BatchProgress(self.err, live=self.err.isatty() and not self.args.quiet)
+        update = (lambda info: None) if self.args.quiet else progress.update
+        try:
+            info = batch.wait(self.args.timeout, on_update=update)
+        except KeyboardInterrupt:
+            progress.close()
+            self.say(f"stopped waiting; batch {batch.id} goes on: run the same command to resume")
+            return EXIT_INTERRUPTED
+        except BatchWaitTimeout as exc:
+            progress.close()
+            self.say(f"{exc.message}: run the same command again to resume")
+            self.emit(exc.batch.raw, batch.id)
+            return EXIT_TIMEOUT
+        progress.close()
+        document: dict[str, Any] = {"batch": info.raw, "saved": [], "kept": [], "failed": []}
+        failed = []
+        if self.args.no_download:
+            failed = [line for line in batch.results() if not line.outputs]
+        else:
+            summary = batch.download(folder)
+            (folder / "results.jsonl").write_text(
+                "".join(json.dumps(line.raw) + "\n" for line in summary.lines),
+                encoding="utf-8",
+            )
+            failed = summary.without_image
+            document["saved"] = [str(p) for p in summary.saved]
+            document["kept"] = [str(p) for p in summary.kept]
+            self.say(
+                f"saved {len(summary.saved):,} images into {folder}/, kept {len(summary.kept):,} "
+                f"already there; results.jsonl beside them"
+            )
+        document["failed"] = [line.raw for line in failed]
+        for line in failed[:10]:
+            error = line.error or {}
+            self.say(f"  {line.custom_id}: {line.status} {error.get('code', '')}".rstrip())
+        if len(failed) > 10:
+            self.say(f"  ... and {len(failed) - 10:,} more (results.jsonl)")
+        cost = f"${info.final_cost_usd:.3f}" if info.final_cost_usd else "no price"
+        self.say(
+            f"batch {info.batch_id} {info.status}: {info.counts.succeeded:,} of "
+            f"{info.counts.total:,} succeeded, {len(failed):,} without an image, cost {cost}"
+        )
+        images = [*document["saved"], *document["kept"]]
+        self.emit(document, "\n".join(sorted(images)) or str(folder))
+        return EXIT_OK if not failed and info.status == "completed" else EXIT_TASK_FAILED
+
+    def _resumed(self, gateway: Gateway, state: Path, digest: str) -> Batch | None:
+        """The batch an earlier run of the same file sent into this folder, if any."""
+        try:
+            saved = json.loads(state.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(saved, dict) or saved.get("requests_sha256") != digest:
+            return None
+        try:
+            info = gateway.get_batch(str(saved["batch_id"]))
+        except NotFound:
+            return None
+        self.say(f"resuming batch {info.batch_id} ({info.status}, {info.counts.done:,} of "
+                 f"{info.counts.total:,} done)")  # fmt: skip
+        return Batch(gateway, info)
+
+    def cmd_batches(self, gateway: Gateway) -> int:
+        """``imagegw batches``."""
+        rows = list(gateway.batches(limit=self.args.limit))
+        lines = [
+            [
+                b.batch_id,
+                b.status,
+                f"{b.counts.done:,}/{b.counts.total:,}",
+                f"{b.counts.succeeded:,}",
+                f"{b.counts.unsuccessful:,}",
+                f"${b.final_cost_usd or b.estimated_cost_usd:.3f}",
+                stamp(b.created_at) if b.created_at else "-",
+            ]
+            for b in rows
+        ]
+        header = ["batch", "status", "done", "succeeded", "without image", "cost", "created"]
+        self.emit([b.raw for b in rows], table(header, lines) if rows else "no batches yet")
+        return EXIT_OK
+
+    def cmd_batch_cancel(self, gateway: Gateway) -> int:
+        """``imagegw batch-cancel BATCH``."""
+        info = gateway.cancel_batch(self.args.batch_id)
+        self.emit(info.raw, f"{info.batch_id} {info.status}")
+        return EXIT_OK
+
     # -- waiting ------------------------------------------------------------------------------
     def _options(self) -> dict[str, Any]:
         a = self.args
@@ -263,12 +402,7 @@ class Cli:
             options["provider"] = a.provider[0]
         elif a.provider:
             options["providers"] = a.provider
-        metadata = {}
-        for item in a.metadata:
-            name, sep, value = item.partition("=")
-            if not sep or not name:
-                raise InputError(f"--metadata wants KEY=VALUE, got {item!r}")
-            metadata[name] = value
+        metadata = _key_values(a.metadata)
         if metadata:
             options["metadata"] = metadata
         return {k: v for k, v in options.items() if v is not None}
@@ -335,6 +469,17 @@ class Cli:
                 return EXIT_INTERRUPTED
         self.err.write(f"stopped waiting; the task goes on: imagegw wait {task.id}\n")
         return EXIT_INTERRUPTED
+
+
+def _key_values(items: list[str]) -> dict[str, str]:
+    """``--metadata KEY=VALUE`` flags as a dict."""
+    found = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(f"--metadata wants KEY=VALUE, got {item!r}")
+        found[name] = value
+    return found
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from typing import Any, Unpack
 
 import httpx
 
+from imagegw.batch import Batch, BatchInfo
 from imagegw.config import resolve
 from imagegw.errors import (
     ApiError,
@@ -242,6 +243,68 @@ class Gateway:
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+
+    # -- batches (imagegw.batch) -------------------------------------------------------------
+    def batch(
+        self,
+        requests: list[dict[str, Any]],
+        *,
+        metadata: dict[str, str] | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Batch:
+        """``POST /v1/batches`` with ``requests`` (``{"custom_id", "body"}`` each) inline.
+
+        With ``idempotency_key``, sending the same batch again answers the batch made the first
+        time (``imagegw batch`` passes a digest of the file: a re-run resumes it).
+        """
+        body: dict[str, Any] = {"requests": requests}
+        if metadata:
+            body["metadata"] = metadata
+        if callback_url:
+            body["callback_url"] = callback_url
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return Batch(self, BatchInfo.parse(self.call("POST", "/v1/batches", json=body,
+                                                     headers=headers)))  # fmt: skip
+
+    def get_batch(self, batch_id: str) -> BatchInfo:
+        """``GET /v1/batches/{id}``."""
+        return BatchInfo.parse(self.call("GET", f"/v1/batches/{batch_id}"))
+
+    def cancel_batch(self, batch_id: str) -> BatchInfo:
+        """``POST /v1/batches/{id}/cancel``."""
+        return BatchInfo.parse(self.call("POST", f"/v1/batches/{batch_id}/cancel"))
+
+    def batches(self, *, limit: int | None = None, page_size: int = 20) -> Iterator[BatchInfo]:
+        """The caller's batches, newest first, across every page (at most ``limit``)."""
+        cursor: str | None = None
+        count = 0
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if cursor:
+                params["cursor"] = cursor
+            page = self.call("GET", "/v1/batches", params=params)
+            for row in page["batches"]:
+                if limit is not None and count >= limit:
+                    return
+                count += 1
+                yield BatchInfo.parse(row)
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    @property
+    def storage(self) -> httpx.Client:
+        """The HTTP client for presigned storage URLs (never sends the API key)."""
+        return self._storage
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep (the injected clock's sleep in tests)."""
+        self._sleep(seconds)
+
+    def clock(self) -> float:
+        """Now, on the injected monotonic clock."""
+        return self._clock()
 
     def providers(self) -> list[ProviderInfo]:
         """``GET /v1/providers``: every provider, enabled or not, with capabilities and prices."""

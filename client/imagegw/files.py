@@ -11,7 +11,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from imagegw.errors import IntegrityError
 from imagegw.models import Output
@@ -33,10 +33,21 @@ def target_path(dest: Destination, task_id: str, output: Output, index: int) -> 
     return path.with_name(f"{path.stem}{suffix}{path.suffix}")
 
 
+class Expected(Protocol):
+    """What a download must be: a task's output, or a line of a batch's results file."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+
+
 class VerifiedWriter:
     """A temporary file that becomes ``path`` only if its bytes match ``output``."""
 
-    def __init__(self, path: Path, output: Output) -> None:
+    def __init__(self, path: Path, output: Expected) -> None:
         self.path = path
         self.output = output
         self._digest = hashlib.sha256()

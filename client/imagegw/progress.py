@@ -15,9 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from imagegw.models import Attempt, StatusChange, TaskInfo
+
+if TYPE_CHECKING:
+    from imagegw.batch import BatchInfo
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 CLEAR_LINE = "\r\x1b[2K"
@@ -192,3 +195,88 @@ class Progress:
         self.stream.write(text[: max(20, width - 1)])  # one row: CLEAR_LINE clears one
         self.stream.flush()
         self._shown = True
+
+
+class BatchProgress:
+    """One line for a whole batch: a bar of the lines done, the counts, the rate, the time left.
+
+    On a terminal the line is redrawn at each look; otherwise a plain line is printed when the
+    counts change, at most every ``heartbeat`` seconds (and always for the last snapshot).
+    The rate is the lines done per second over the last ``window`` seconds of looks.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        live: bool,
+        heartbeat: float = 10.0,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream
+        self.live = live
+        self.heartbeat = heartbeat
+        self.window = window
+        self._clock = clock
+        self._samples: list[tuple[float, int]] = []
+        self._shown = False
+        self._last_line = float("-inf")
+        self._last_text = ""
+
+    def update(self, info: BatchInfo) -> None:
+        """A new snapshot of the batch."""
+        now = self._clock()
+        self._samples.append((now, info.counts.done))
+        self._samples = [s for s in self._samples if now - s[0] <= self.window] or [
+            self._samples[-1]
+        ]
+        text = self.line(info)
+        if self.live:
+            self._clear()
+            width = shutil.get_terminal_size((100, 24)).columns
+            self.stream.write(text[: max(20, width - 1)])
+            self.stream.flush()
+            self._shown = True
+        elif info.finished or (text != self._last_text and now - self._last_line >= self.heartbeat):
+            self.stream.write(f"{stamp(datetime.now(UTC))}  {text}\n")
+            self.stream.flush()
+            self._last_line = now
+            self._last_text = text
+
+    def rate(self) -> float | None:
+        """Lines done per second over the window (None before two looks)."""
+        if len(self._samples) < 2:
+            return None
+        (t0, d0), (t1, d1) = self._samples[0], self._samples[-1]
+        return (d1 - d0) / (t1 - t0) if t1 > t0 else None
+
+    def line(self, info: BatchInfo) -> str:
+        """``[#####.....] 1,234/2,000 done · 34 failed · 100 running · 666 queued · 8.1/s ...``"""
+        c = info.counts
+        width = 20
+        filled = width if not c.total else round(width * c.done / c.total)
+        bar = "#" * filled + "." * (width - filled)
+        parts = [f"[{bar}] {c.done:,}/{c.total:,} done", f"{c.succeeded:,} succeeded"]
+        if c.unsuccessful:
+            parts.append(f"{c.unsuccessful:,} without image")
+        parts += [f"{c.running:,} running", f"{c.queued:,} queued"]
+        rate = self.rate()
+        if info.finished:
+            parts.append(info.status)
+        elif rate:
+            left = (c.total - c.done) / rate
+            parts += [f"{rate:.1f}/s", f"~{seconds(left)} left"]
+        return " · ".join(parts)
+
+    def close(self) -> None:
+        """End the live line (before printing anything else)."""
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False
+
+    def _clear(self) -> None:
+        if self._shown:
+            self.stream.write(CLEAR_LINE)
+            self._shown = False

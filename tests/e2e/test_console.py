@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -241,3 +242,45 @@ def test_an_edits_detail_shows_its_inputs_its_webhook_deliveries_and_tidy_attemp
         dialog.screenshot(path=str(SHOTS / "console-edit-detail.png"))
     finally:
         receiver.close()
+
+
+def test_the_console_lists_batches_with_their_progress_and_shows_every_image_of_a_task(
+    info: StackInfo, api: httpx.Client, page: Page
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # Given a batch of this client whose two lines take two seconds each, one asking for 2 images
+    lines = [
+        {"custom_id": "slow-0", "body": {"prompt": "a slow kite [sim:latency=2]", "n": 2}},
+        {"custom_id": "slow-1", "body": {"prompt": "a slow boat [sim:latency=2]"}},
+    ]
+    answer = api.post("/v1/batches", json={"requests": lines})
+    assert answer.status_code == 202, answer.text
+    batch_id = answer.json()["batch_id"]
+
+    # When the person opens the console
+    login(page, info)
+
+    # Then the batch is listed, first unfinished, then completed with 2/2 lines and its results
+    row = f'#batches tr[data-batch="{batch_id}"]'
+    page.wait_for_selector(row, timeout=15_000)
+    page.wait_for_selector(f"{row}[data-status=completed]", timeout=60_000)
+    text = page.inner_text(row)
+    assert "2/2" in text and "2 succeeded" in text, text
+    assert page.get_attribute(f"{row} progress", "value") == "2"
+    assert page.get_attribute(f"{row} a", "href", timeout=5_000)
+    page.locator("#batches-panel").screenshot(path=str(SHOTS / "console-batches.png"))
+
+    # When the line of two images is opened from the gallery
+    results = api.get(f"/v1/batches/{batch_id}").json()["results_url"]
+    rows = [json.loads(x) for x in httpx.get(results).text.splitlines()]
+    two = next(r["task_id"] for r in rows if r["custom_id"] == "slow-0")
+    page.get_by_role("button", name="Refresh").click()
+    page.get_by_role("button", name=f"Open task {two}").first.click()
+
+    # Then its detail shows both images, each really loaded
+    page.locator("dialog#detail").wait_for(state="visible")
+    images = page.locator("#detail-body .outputs img")
+    images.nth(1).wait_for(timeout=15_000)
+    assert images.count() == 2
+    for index in range(2):
+        assert _natural_width(page, f"#detail-body .outputs img:nth-child({index + 1})") > 0

@@ -150,6 +150,8 @@
     keyInUse(false);
     $("key").value = "";
     clearTimeout(galleryTimer);
+    clearTimeout(batchesTimer);
+    $("batches-panel").hidden = true;
   }
 
   async function start() {
@@ -162,8 +164,41 @@
     keyInUse(true);
     notice("Key in use for this tab only. Newest tasks first; open one for its history.");
     loadProviders().catch(() => {});
+    loadBatches().catch(reportError);
     const wanted = location.hash.slice(1);
     if (wanted.startsWith("tsk_")) openDetail(wanted);
+  }
+
+  // -- batches ---------------------------------------------------------------------------------
+  const BATCH_FINAL = new Set(["completed", "cancelled", "expired"]);
+  let batchesTimer = null;
+
+  function batchRow(batch) {
+    const c = batch.counts;
+    const done = c.succeeded + c.failed + c.cancelled + c.expired + c.invalid;
+    const without = done - c.succeeded;
+    const cost = batch.final_cost_usd || batch.estimated_cost_usd;
+    return el("tr", { "data-batch": batch.batch_id, "data-status": batch.status },
+      el("td", {}, copyable(batch.batch_id, "batch id")),
+      el("td", {}, statusBadge(batch.status)),
+      el("td", {}, el("progress", { max: Math.max(1, c.total), value: done,
+        "aria-label": `${done} of ${c.total} lines done` }), ` ${done}/${c.total}`),
+      el("td", {}, `${c.succeeded} succeeded` + (without ? ` · ${without} without image` : "") +
+        ` · ${c.running} running · ${c.queued} queued`),
+      el("td", {}, cost ? `$${cost.toFixed(3)}` : "no price"),
+      el("td", { class: "muted nowrap" }, time(batch.created_at)),
+      el("td", {}, batch.results_url ? el("a", { href: batch.results_url, rel: "noreferrer",
+        target: "_blank" }, "results.jsonl") : "-"));
+  }
+
+  async function loadBatches() {
+    const page = await api("v1/batches?limit=10");
+    $("batches-panel").hidden = page.batches.length === 0;
+    $("batches").tBodies[0].replaceChildren(...page.batches.map(batchRow));
+    clearTimeout(batchesTimer);
+    if (page.batches.some((b) => !BATCH_FINAL.has(b.status))) {
+      batchesTimer = setTimeout(() => loadBatches().catch(reportError), 3000);
+    }
   }
 
   async function loadProviders() {
@@ -353,8 +388,10 @@
         "Cancel task"),
       el("span", { class: "muted" }, "From a terminal: ",
         el("code", { class: "command" }, `imagegw show ${task.task_id}`)));
-    const image = output ? el("img", { src: output.url, referrerpolicy: "no-referrer",
-      alt: `Image made by task ${task.task_id} (${output.width}x${output.height})` })
+    const image = output ? el("div", { class: "outputs" }, task.outputs.map((o, index) =>
+      el("img", { src: o.url, referrerpolicy: "no-referrer",
+        alt: `Image ${index + 1} of ${task.outputs.length} made by task ${task.task_id} ` +
+          `(${o.width}x${o.height})` })))
       : picture({ ...task, output_url: null }, "thumb");
     return el("div", { class: "detail-grid" }, el("div", {}, image, actions, inputs),
       el("div", {}, facts, changes),

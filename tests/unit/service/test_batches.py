@@ -183,6 +183,35 @@ def test_prepaid_tasks_are_not_refused_by_the_budget_they_were_reserved_in(
     assert priced.usage.usage("c").spent_usd == 0.05
 
 
+def test_a_line_of_several_images_is_one_line_with_every_image_and_its_parts_prepaid(
+    priced: FakeDependencies,
+) -> None:
+    # GIVEN a budget of exactly one line of one image and one line of three ($0.10)
+    priced.usage.set_limits("c", daily_budget_usd=0.1)
+    three = {"custom_id": "sku-1", "body": {**line(1)["body"], "n": 3}}
+    batch = create_batch(priced, body(line(0), three), client_id="c").batch
+    assert batch.estimated_cost_usd == pytest.approx(0.1)
+
+    # WHEN its lines become tasks and run
+    run_batch_work(priced)
+
+    # THEN the batch completed with two lines succeeded (the parent counted once, its parts not)
+    done = priced.batches.store.get(batch.batch_id)
+    assert done is not None and done.status is BatchStatus.COMPLETED
+    assert (done.counts.total, done.counts.succeeded, done.counts.running) == (2, 2, 0)
+    # AND the line of three has three images in the results, and nothing was spent twice
+    text = priced.images.objects[f"batches/c/{batch.batch_id}/results.jsonl"].decode()
+    rows = {r["custom_id"]: r for r in map(json.loads, text.splitlines())}
+    assert len(rows["sku-1"]["outputs"]) == 3 and len(rows["sku-0"]["outputs"]) == 1
+    parent = priced.tasks.require(rows["sku-1"]["task_id"])
+    assert (parent.batch_id, parent.custom_id, len(parent.outputs)) == (
+        batch.batch_id,
+        "sku-1",
+        3,
+    )
+    assert priced.usage.usage("c").spent_usd == pytest.approx(0.1)
+
+
 def test_repeated_custom_ids_are_refused_with_the_ids() -> None:
     with pytest.raises(ValidationError, match=r"custom_id must be unique.*sku-1"):
         body(line(1), line(1))

@@ -63,15 +63,21 @@ def submit_parent(
     source: SourceObject | None,
     output_key_stem: str | None,
     request_id: str | None,
+    batch: tuple[str, str] | None = None,
 ) -> Task:
     """Record the parent of ``request.n`` images and submit its parts; the parent.
+
+    ``batch`` (batch id, custom id): the parent is a line of that batch (counted in it once,
+    when it ends); the batch prepaid its estimate (n images), so its parts reserve no budget.
 
     Raises a 429 (``TooManyRequests``) before anything is written when the client's limits
     cannot take all ``n`` parts (see the module).
     """
     one = request.model_copy(update={"n": 1, "callback_url": None, "callback_events": None})
     routed = route(deps, one, client_id=client_id, token=task_id)
-    _check_room(deps, one, routed.candidates, client_id=client_id, n=request.n)
+    _check_room(
+        deps, one, routed.candidates, client_id=client_id, n=request.n, prepaid=batch is not None
+    )
     stored, _ = stage_inputs(deps, request, client_id=client_id, task_id=task_id)
     now = utc_now()
     parent = Task(
@@ -91,6 +97,8 @@ def submit_parent(
         source=source,
         output_key_stem=output_key_stem,
         callback_base_url=callback_base_url,
+        batch_id=batch[0] if batch else None,
+        custom_id=batch[1] if batch else None,
     )
     deps.tasks.create(parent)
     part_request = stored.model_copy(update={"n": 1, "callback_url": None, "callback_events": None})
@@ -106,6 +114,7 @@ def submit_parent(
                 output_key_stem=stem_of_output(parent, index),
                 request_id=request_id,
                 part_of=(task_id, index),
+                prepaid=batch is not None,
             )
         except Exception as refused:
             _undo(deps, parent, index, refused)
@@ -115,7 +124,13 @@ def submit_parent(
 
 
 def _check_room(
-    deps: Dependencies, one: ImageRequest, candidates: list[Candidate], *, client_id: str, n: int
+    deps: Dependencies,
+    one: ImageRequest,
+    candidates: list[Candidate],
+    *,
+    client_id: str,
+    n: int,
+    prepaid: bool = False,
 ) -> None:
     """Refuse (429, nothing written) a request whose ``n`` parts the client's counters, read
     once, cannot all take; each part still reserves its own place, atomically, after this."""
@@ -130,7 +145,7 @@ def _check_room(
         kind = LimitKind.RATE
     elif counts.running + counts.queued + n > places:
         kind = LimitKind.QUEUE_FULL
-    elif room is not None and usd(counts.spent_usd) > room:
+    elif not prepaid and room is not None and usd(counts.spent_usd) > room:
         kind = LimitKind.BUDGET
     if kind is None:
         return

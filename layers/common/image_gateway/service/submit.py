@@ -66,6 +66,7 @@ def submit_task(
     first_attempt_delay_seconds: int = 0,
     batch: tuple[str, str] | None = None,
     part_of: tuple[str, int] | None = None,
+    prepaid: bool = False,
 ) -> Submission:
     """Record the task (``queued``) and queue its first attempt; no provider is called here.
 
@@ -80,7 +81,8 @@ def submit_task(
     the attempt itself (the OpenAI-compatible call) leaves it on the queue as a safety net.
     ``batch`` (batch id, custom id): a line of a batch, whose estimate the batch prepaid.
     A request for ``n`` > 1 images becomes a parent and ``n`` parts (``service.parts``; each part
-    comes back here with ``part_of``: its parent's id and its index).
+    comes back here with ``part_of``: its parent's id and its index). ``prepaid``: a part of a
+    batch's line, whose estimate the batch prepaid (its budget is not reserved again).
     """
     task_id = task_id or new_task_id()
     routed = route(deps, request, client_id=client_id, token=task_id)
@@ -112,6 +114,7 @@ def submit_task(
                 source=source,
                 output_key_stem=output_key_stem,
                 request_id=request_id,
+                batch=batch,
             )
         except Exception:
             _release_key(deps, client_id, idempotency_key, task_id)
@@ -124,7 +127,12 @@ def submit_task(
     deadline = now + timedelta(seconds=deps.settings.scaled(deps.settings.queue_timeout_seconds))
     try:  # the client's limits first: a refused request (429) stages and writes nothing
         admission = hold_usage(
-            deps, request, candidates, client_id=client_id, task_id=task_id, prepaid=bool(batch)
+            deps,
+            request,
+            candidates,
+            client_id=client_id,
+            task_id=task_id,
+            prepaid=prepaid or batch is not None,
         )
     except Exception:
         _release_key(deps, client_id, idempotency_key, task_id)
