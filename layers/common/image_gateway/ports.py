@@ -61,8 +61,7 @@ class TaskRepository(Protocol):
         """The tasks of these ids that exist, by id (any number of ids; unknown ones absent)."""
 
     def list_for_client(self, client_id: str, *, limit: int, cursor: str | None) -> TaskPage:
-        """A page of the client's tasks, newest first (not the parts of a task of n images);
-        a foreign or bad cursor is a 400."""
+        """The client's tasks (no parts of n), newest first; a bad cursor is a 400."""
 
     def tasks_due(self, now: datetime, *, limit: int = 100) -> Iterator[str]:
         """Ids of open (or not yet announced) tasks whose check time has passed."""
