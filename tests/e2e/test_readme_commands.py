@@ -61,7 +61,7 @@ ON_AWS = {
     "make delete": "deletes a stack on AWS and its retained data; what is retained is checked "
     "by tests/template/test_deletion_policies.py",
 }
-UNFILLED = re.compile(r"PORT|XXXX|<[^>]+>|itg_\.\.\.|tsk_\.\.\.|base64,\.\.\.")
+UNFILLED = re.compile(r"PORT|XXXX|<[^>]+>|itg_\.\.\.|tsk_\.\.\.|batch_\.\.\.|base64,\.\.\.")
 
 
 @dataclass
@@ -200,6 +200,18 @@ def _running_task(api: httpx.Client) -> str:
     return task_id
 
 
+def _open_batch(api: httpx.Client) -> str:
+    """A batch whose one line the provider never finishes: open, so it can be cancelled."""
+    line = {
+        "custom_id": "open",
+        "body": {"prompt": "readme [sim:never]", "provider": "mountsea-async"},
+    }
+    answer = api.post("/v1/batches", json={"requests": [line]})
+    assert answer.status_code == 202, answer.text
+    batch_id: str = answer.json()["batch_id"]
+    return batch_id
+
+
 def _placeholders(info: StackInfo, api: httpx.Client) -> dict[str, str]:
     """What the reader fills in, from the running stack."""
     stack_name = info.outputs["InboxRulesParameterName"].split("/")[1]
@@ -208,6 +220,7 @@ def _placeholders(info: StackInfo, api: httpx.Client) -> dict[str, str]:
         "KEY=itg_...": f"KEY={info.api_key}",
         "AWS_ENDPOINT_URL=http://127.0.0.1:PORT": f"AWS_ENDPOINT_URL={info.moto_url}",
         "tsk_...": _running_task(api),
+        "batch_...": _open_batch(api),
         "data:image/png;base64,...": _png_data_url(),
         "imagegw-dev-inboxbucket-XXXX": info.outputs["InboxBucketName"],
         "imagegw-dev-imagesbucket-XXXX": info.bucket_name,
@@ -282,6 +295,8 @@ def test_every_readme_command_runs_as_written(
             continue
         if any("tsk_..." in raw for raw in block.commands):  # still running when it is read
             values["tsk_..."] = _running_task(api)
+        if any("batch_..." in raw for raw in block.commands):  # still open when it is cancelled
+            values["batch_..."] = _open_batch(api)
         for raw in block.commands:
             command = _fill(raw, values)
             # Then it exits 0 (a listing: once the edit is there) and shows what the page says
