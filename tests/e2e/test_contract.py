@@ -61,7 +61,7 @@ include-name = "GET /v1/tasks"
 # validation_error: ids takes no limit or cursor, and at most 100 ids (each described)
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429"]
 """
-MAX_EXAMPLES = 250  # per operation and phase (14 operations; at 400 the batch routes took it past 7 min)
+MAX_EXAMPLES = 250  # per operation and phase (14 operations: at 400 they took over 7 min)
 MIN_CASES = 1_000
 TIME_LIMIT_SECONDS = 420
 
