@@ -70,6 +70,9 @@ class Terminal:
             stdout=slave,
             stderr=slave,
             start_new_session=True,
+            # Ctrl-C as on a person's terminal, even when the tests run as a background job
+            # (its children inherit SIGINT ignored: Python then never raises KeyboardInterrupt)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         os.close(slave)
         self.screen = ""
