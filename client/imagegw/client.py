@@ -228,18 +228,25 @@ class Gateway:
 
     def tasks(self, *, limit: int | None = None, page_size: int = 50) -> Iterator[TaskRow]:
         """The caller's tasks, newest first, across every page (at most ``limit``)."""
+        for row in self._rows("/v1/tasks", "tasks", limit=limit, page_size=page_size):
+            yield TaskRow.parse(row)
+
+    def _rows(
+        self, path: str, key: str, *, limit: int | None, page_size: int
+    ) -> Iterator[dict[str, Any]]:
+        """The rows under ``key`` of a paged listing, page after page (at most ``limit``)."""
         cursor: str | None = None
         count = 0
         while True:
             params: dict[str, Any] = {"limit": page_size}
             if cursor:
                 params["cursor"] = cursor
-            page = self.call("GET", "/v1/tasks", params=params)
-            for row in page["tasks"]:
+            page = self.call("GET", path, params=params)
+            for row in page[key]:
                 if limit is not None and count >= limit:
                     return
                 count += 1
-                yield TaskRow.parse(row)
+                yield row
             cursor = page.get("next_cursor")
             if not cursor:
                 return
@@ -277,21 +284,8 @@ class Gateway:
 
     def batches(self, *, limit: int | None = None, page_size: int = 20) -> Iterator[BatchInfo]:
         """The caller's batches, newest first, across every page (at most ``limit``)."""
-        cursor: str | None = None
-        count = 0
-        while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if cursor:
-                params["cursor"] = cursor
-            page = self.call("GET", "/v1/batches", params=params)
-            for row in page["batches"]:
-                if limit is not None and count >= limit:
-                    return
-                count += 1
-                yield BatchInfo.parse(row)
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+        for row in self._rows("/v1/batches", "batches", limit=limit, page_size=page_size):
+            yield BatchInfo.parse(row)
 
     @property
     def storage(self) -> httpx.Client:
