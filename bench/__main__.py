@@ -13,13 +13,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import artefact, coldstart, costrun, memory, overhead, throughput, volume, webhook
+from bench import (
+    artefact,
+    coldstart,
+    costrun,
+    memory,
+    overhead,
+    scale,
+    throughput,
+    volume,
+    webhook,
+)
 from bench.report import console, markdown, update_readme
 from bench.stack import bench_stack
 from devstack.stack import StackConfig
 
 HERE = Path(__file__).resolve().parent
-FIGURES = ("cost", "overhead", "throughput", "webhook", "coldstart", "memory", "volume")
+FIGURES = (
+    "cost",
+    "overhead",
+    "throughput",
+    "webhook",
+    "coldstart",
+    "memory",
+    "volume",
+    "scale",
+)
 # The volume figure runs at devstack's default time scale (what a user of devstack gets: its
 # queueing must never expire a task there); the others at 0.1, so their timings are not cut
 # short by the simulator.
@@ -31,6 +50,14 @@ VOLUME_TASKS = 1000
 VOLUME_JOB_IMAGES = 1000
 VOLUME_OPEN_TASKS = 1000
 VOLUME_QUICK = 30
+# Issue 19's done-when: 300 submits of one client from 16 threads, 150 photos dropped into the
+# inbox at once (both at the default time scale and limits: all succeed), and no item but the
+# tasks over 8 KB with 400 of one client's tasks open at a provider.
+VOLUME_BURST = 300
+VOLUME_PHOTOS = 150
+VOLUME_HELD_OPEN = 400
+SCALE_QUICK = 200
+"""Issue 20's run is 2,000 tasks of 4 clients (``scale.TASKS``); a smoke run does a tenth."""
 
 CAVEATS = [
     "Handlers run in-process on this x86-64 machine against moto and a local simulator: "
@@ -153,6 +180,9 @@ def _run_volume_on_parallel_stack(
     """Figure 7's fairness and client job, on devstack with worker processes (volume.py)."""
     count = VOLUME_QUICK if quick else VOLUME_TASKS
     images = VOLUME_QUICK if quick else VOLUME_JOB_IMAGES
+    burst = VOLUME_QUICK if quick else VOLUME_BURST
+    photos = VOLUME_QUICK if quick else VOLUME_PHOTOS
+    held = VOLUME_QUICK if quick else VOLUME_HELD_OPEN
     progress("starting devstack with worker processes for figure 'volume' (fairness, job)")
     with volume.parallel_stack() as stack:
         sized = volume.DEVSTACK_RUNNING_LIMIT
@@ -164,11 +194,20 @@ def _run_volume_on_parallel_stack(
         at_default = volume.fairness(stack, tasks_a=count, tasks_b=20, progress=progress)
         progress(f"figure 7c: imagegw submit-then-wait of {images} images, no retry code")
         job = volume.client_job(stack, images=images, progress=progress)
+        progress(f"figure 7d: {burst} submits of one client from 16 threads, default limits")
+        bursted = volume.burst(stack, submits=burst, progress=progress)
+        progress(f"figure 7e: {photos} photos dropped into the inbox at once")
+        dropped = volume.inbox_drop(stack, photos=photos, progress=progress)
+    progress(f"figure 7f: the largest item that is not a task, {held} tasks open at a provider")
+    items = volume.open_items(open_tasks=held, progress=progress)
     results["volume"] = {
         **results.get("volume", {}),
         "fairness": fair,
         "fairness_default_limit": at_default,
         "client_job": job,
+        "burst": bursted,
+        "inbox_drop": dropped,
+        "open_items": items,
     }
 
 
@@ -211,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     # client's usage item grows with its open tasks. A fresh stack costs about 15 s.
     for figure in FIGURES:
         if figure not in args.only:
+            continue
+        if figure == "scale":  # a devstack of its own, as `make devstack` runs it
+            tasks = SCALE_QUICK if quick else scale.TASKS
+            progress(f"figure 8: capacity, {tasks} tasks of {scale.CLIENTS} clients on devstack")
+            results["scale"] = scale.run(tasks=tasks, progress=progress)
             continue
         progress(f"starting devstack for figure '{figure}' (moto, provider simulator, local API)")
         with bench_stack(time_scale=TIME_SCALES.get(figure, 0.1)) as bench:

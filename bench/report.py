@@ -159,7 +159,79 @@ def rows(results: dict[str, Any]) -> list[Row]:
             )
         )
     out += volume_rows(results.get("volume"))
+    out += scale_rows(results.get("scale"))
     return out
+
+
+def scale_rows(fig: dict[str, Any] | None) -> list[Row]:
+    """Capacity at volume: the sustained rate and where work waited, devstack's pauses and
+    memory, and the requests a task makes at volume against the idle stack."""
+    if not fig:
+        return []
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(fig["statuses"].items()))
+    stages = fig["stages"]
+    before = stages["volume"]["before_provider"]
+    after = stages["volume"]["after_provider"]
+    idle_before = stages["idle"]["before_provider"]
+    idle_after = stages["idle"]["after_provider"]
+    cpu = fig.get("cpu_busy")
+    queue = fig.get("busiest_queue")
+    backlog = fig["queue_backlog"].get(queue, {}) if queue else {}
+    waited = (
+        f"most waiting messages: {queue} (mean {backlog['mean']:.0f}, max {backlog['max']})"
+        if queue
+        else "no queue backlog"
+    )
+    limit = f"CPU {cpu['median']:.0%} busy of {fig['cpus']} cores; {waited}" if cpu else waited
+    calls_idle = sum(fig["calls_per_task"]["idle"].values())
+    calls_volume = sum(fig["calls_per_task"]["volume"].values())
+    return [
+        (
+            f"capacity: {fig['tasks']} tasks of {fig['clients']} clients on devstack "
+            f"(time scale 0.02; {statuses})",
+            f"{fig['tasks_per_second']:.2f} tasks/s ({fig['seconds']:.0f} s)",
+            "-",
+            "-",
+            "all succeed",
+            _met(fig["all_succeeded"]),
+        ),
+        (
+            "capacity: where a task's time went at volume (before its provider / after), "
+            f"limit: {limit}",
+            f"{before['median']:.1f} / {after['median']:.1f} s" if before and after else "-",
+            f"idle stack {idle_before['median']:.1f} / {idle_after['median']:.1f} s"
+            if idle_before and idle_after
+            else "-",
+            "-",
+            "-",
+            "-",
+        ),
+        (
+            "capacity: devstack's longest pause (moto, simulator: an answer every 100 ms)",
+            f"{fig['worst_pause_seconds']:.2f} s ({fig['answers_over_limit']} over 1 s)",
+            "-",
+            "-",
+            f"none over {fig['pause_limit_seconds']:.0f} s",
+            _met(fig["pause_met"]),
+        ),
+        (
+            "capacity: devstack main process memory growth per task",
+            f"{fig['memory_mb_per_task']:.3f} MB ({fig['rss_mb']['before']:.0f} -> "
+            f"{fig['rss_mb']['after']:.0f} MB)",
+            "-",
+            "-",
+            f"< {fig['memory_target_mb_per_task']} MB",
+            _met(fig["memory_met"]),
+        ),
+        (
+            "capacity: AWS requests per task at volume (extra cost at least)",
+            f"{calls_volume:.1f} (+${fig['extra_usd_per_task_min']:.7f})",
+            f"idle stack {calls_idle:.1f}",
+            f"{calls_volume / calls_idle:.2f}x" if calls_idle else "-",
+            "-",
+            "-",
+        ),
+    ]
 
 
 def _fairness_rows(fair: dict[str, Any], *, target: bool) -> list[Row]:
@@ -218,6 +290,7 @@ def volume_rows(volume: dict[str, Any] | None) -> list[Row]:
             _met(ledger["met"]),
         )
     )
+    out += _volume_check_rows(volume)
     job = volume["client_job"]
     out.append(
         (
@@ -230,6 +303,51 @@ def volume_rows(volume: dict[str, Any] | None) -> list[Row]:
             _met(job["met"]),
         )
     )
+    return out
+
+
+def _volume_check_rows(volume: dict[str, Any]) -> list[Row]:
+    """The burst of one client's submits, the inbox drop and the largest item that is not a
+    task (issue 19's checks), when the run has them."""
+    out: list[Row] = []
+    if burst := volume.get("burst"):
+        answers = ", ".join(f"{n} x {code}" for code, n in sorted(burst["answers"].items()))
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(burst["statuses"].items()))
+        out.append(
+            (
+                f"volume: {burst['submits']} submits of one client from {burst['threads']} "
+                "threads, default limits",
+                f"{answers}; {statuses} ({burst['seconds']:.0f} s)",
+                "-",
+                "-",
+                "all 202, all succeed",
+                _met(burst["met"]),
+            )
+        )
+    if drop := volume.get("inbox_drop"):
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(drop["statuses"].items()))
+        out.append(
+            (
+                f"volume: {drop['photos']} photos dropped into the inbox at once",
+                f"{drop['tasks']} tasks: {statuses or 'none'} ({drop['seconds']:.0f} s)",
+                "-",
+                "-",
+                "all succeed",
+                _met(drop["met"]),
+            )
+        )
+    if items := volume.get("open_items"):
+        out.append(
+            (
+                f"volume: largest item that is not a task, {items['open_tasks']} tasks of one "
+                "client open at a provider",
+                f"{items['largest_other_bytes']:,} bytes ({items['largest_other_key']})",
+                "-",
+                "-",
+                f"<= {items['limit_bytes']:,} bytes",
+                _met(items["met"]),
+            )
+        )
     return out
 
 
@@ -289,6 +407,8 @@ def markdown(results: dict[str, Any]) -> str:
                 + (f" First event: {fig['first_event']}." if fig.get("first_event") else "")
             )
         parts.append("")
+    if results.get("scale"):
+        parts += _scale_details(results["scale"])
     parts += [
         "## Prices",
         "",
@@ -301,6 +421,35 @@ def markdown(results: dict[str, Any]) -> str:
         parts.append(f"| {name} | {p.usd:g} | {p.per:,.0f} {p.unit} | {p.source} |")
     parts += ["", "## Caveats", ""] + [f"- {c}" for c in results.get("caveats", [])]
     return "\n".join(parts) + "\n"
+
+
+def _scale_details(fig: dict[str, Any]) -> list[str]:
+    """Capacity at volume: each queue's backlog, the probe's answers, the requests that grew."""
+    out = [
+        f"## Capacity at volume: {fig['tasks']} tasks of {fig['clients']} clients",
+        "",
+        "Waiting messages per queue (sampled every second): "
+        + ", ".join(
+            f"{name} mean {b['mean']:.1f}, max {b['max']}"
+            for name, b in sorted(fig["queue_backlog"].items())
+        )
+        + ".",
+        "",
+        "Pause probe (answers, slowest, p99, over 1 s): "
+        + "; ".join(
+            f"{url} {p['answers']}, {p['max_seconds']:.2f} s, {p['p99_seconds']:.2f} s, "
+            f"{p['over_limit']}"
+            for url, p in fig["pauses"].items()
+        )
+        + ".",
+        "",
+        "Requests per task that changed at volume (volume minus idle stack; devstack's SQS "
+        "polling is listed but not priced): "
+        + ", ".join(f"{name} {n:+.2f}" for name, n in fig["extra_calls_per_task"].items())
+        + ".",
+        "",
+    ]
+    return out
 
 
 def _cold_details(cold: dict[str, Any], dev: dict[str, Any] | None) -> list[str]:

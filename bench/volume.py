@@ -34,8 +34,11 @@ stack's default.
 
 from __future__ import annotations
 
+import io
+import json
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -49,7 +52,9 @@ from typing import Any
 import boto3
 import httpx
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
 from imagegw import Gateway
+from PIL import Image, ImageDraw
 
 from bench.cost import item_size, write_units
 from bench.stack import TERMINAL, BenchStack, stored_task
@@ -81,11 +86,13 @@ class Stack:
 
 
 @contextmanager
-def parallel_stack() -> Iterator[Stack]:
-    """devstack as ``make devstack`` runs it (worker processes, schedules on, time scale 0.02),
-    with its state file out of the way of a developer's running devstack."""
+def parallel_stack(time_scale: float = StackConfig.time_scale) -> Iterator[Stack]:
+    """devstack as ``make devstack`` runs it (worker processes, schedules on, time scale 0.02
+    unless told), with its state file out of the way of a developer's running devstack."""
     state = Path(tempfile.mkdtemp(prefix="bench-volume-")) / "stack.json"
-    config = StackConfig(log_level="ERROR", state_file=state, runtime="process")
+    config = StackConfig(
+        log_level="ERROR", state_file=state, runtime="process", time_scale=time_scale
+    )
     with DevStack(config) as devstack:
         assert devstack.info is not None
         yield Stack(devstack.info, boto3.client("dynamodb"))
@@ -325,4 +332,159 @@ def client_job(bench: Stack, *, images: int, progress: Any) -> dict[str, Any]:
         "threads": THREADS,
         "target_failed": 0,
         "met": succeeded == images,
+    }
+
+
+def _photo(i: int) -> bytes:
+    """A real 512x512 PNG photo, each one different."""
+    image = Image.new("RGB", (512, 512), (40 + i % 200, 90, 160))
+    ImageDraw.Draw(image).rectangle((100 + i % 50, 120, 380, 400), fill=(230, 200, 60))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def inbox_drop(bench: Stack, *, photos: int, progress: Any) -> dict[str, Any]:
+    """``photos`` photos dropped into the inbox at once under the stack's own rules (client
+    ``inbox``, its default limits): each must become a task that succeeds."""
+    s3 = boto3.client("s3")
+    bucket = bench.info.outputs["InboxBucketName"]
+    folder = f"products/volume-{uuid.uuid4().hex[:8]}/"
+    store = DynamoDBTaskStore(bench.ddb, bench.info.table_name)
+    started = time.monotonic()
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(
+            pool.map(
+                lambda i: s3.put_object(
+                    Bucket=bucket,
+                    Key=f"{folder}p{i:03d}.png",
+                    Body=_photo(i),
+                    ContentType="image/png",
+                ),
+                range(photos),
+            )
+        )
+    progress(f"  {photos} photos uploaded in {time.monotonic() - started:.1f} s")
+    deadline = time.monotonic() + 300 + photos * 2.0
+    while True:
+        found = _inbox_tasks(store, folder)
+        done = [t for t in found if t.status.value in TERMINAL]
+        if len(done) >= photos or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    seconds = time.monotonic() - started
+    statuses: dict[str, int] = {}
+    for task in found:
+        statuses[task.status.value] = statuses.get(task.status.value, 0) + 1
+    progress(f"  inbox drop: {statuses} after {seconds:.0f} s")
+    return {
+        "photos": photos,
+        "tasks": len(found),
+        "statuses": statuses,
+        "seconds": seconds,
+        "met": statuses.get("succeeded", 0) == photos and len(found) == photos,
+    }
+
+
+def _inbox_tasks(store: DynamoDBTaskStore, folder: str) -> list[Any]:
+    """The inbox client's tasks made from objects under ``folder``."""
+    found: list[Any] = []
+    cursor: str | None = None
+    while True:
+        page = store.list_for_client("inbox", limit=100, cursor=cursor)
+        found += [t for t in page.tasks if t.source is not None and t.source.key.startswith(folder)]
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+OPEN_ITEM_LIMIT_BYTES = 8 * 1024
+
+
+def open_items(*, open_tasks: int, progress: Any) -> dict[str, Any]:
+    """One client's ``open_tasks`` tasks held open at a provider (a simulated task that never
+    finishes, on a stack at time scale 1 so no deadline ends them during the count, with the
+    provider's concurrency and the client's running limit raised to hold them all), then every
+    item of the table that is not a task: the largest must stay under 8 KB."""
+    with parallel_stack(time_scale=1.0) as bench:
+        ssm = boto3.client("ssm")
+        name = bench.info.outputs["ProvidersParameterName"]
+        document = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        document["concurrency"] = {**document.get("concurrency", {}), PROVIDER: open_tasks + 100}
+        ssm.put_parameter(Name=name, Value=json.dumps(document), Type="String", Overwrite=True)
+        client = _Client(
+            bench, "volume-open", max_running_tasks=open_tasks, requests_per_minute=LIFTED_RATE
+        )
+        started = time.monotonic()
+        ids = client.submit_many([f"held open {i} [sim:never]" for i in range(open_tasks)])
+        deadline = time.monotonic() + 300 + open_tasks
+        while True:
+            at_provider = sum(1 for t in ids if bench.task(t).get("submitted_at"))
+            if at_provider == len(ids) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        progress(
+            f"  {at_provider} of {open_tasks} tasks open at {PROVIDER} after "
+            f"{time.monotonic() - started:.0f} s"
+        )
+        largest: dict[str, tuple[int, str]] = {}
+        for page in bench.ddb.get_paginator("scan").paginate(TableName=bench.info.table_name):
+            for item in page["Items"]:
+                pk = item["pk"]["S"]
+                kind = pk.split("#", 1)[0] + "#"
+                size = item_size(item)
+                if size > largest.get(kind, (-1, ""))[0]:
+                    largest[kind] = (size, f"{pk} / {item['sk']['S']}")
+    others = {k: v for k, v in largest.items() if k != "TASK#"}
+    worst_size, worst_key = max(others.values())
+    progress(f"  largest item that is not a task: {worst_key}, {worst_size} bytes")
+    return {
+        "open_tasks": open_tasks,
+        "at_provider": at_provider,
+        "largest_by_kind": {k: {"bytes": v[0], "key": v[1]} for k, v in sorted(largest.items())},
+        "largest_other_bytes": worst_size,
+        "largest_other_key": worst_key,
+        "limit_bytes": OPEN_ITEM_LIMIT_BYTES,
+        "met": at_provider == open_tasks and worst_size <= OPEN_ITEM_LIMIT_BYTES,
+    }
+
+
+BURST_THREADS = 16
+
+
+def burst(bench: Stack, *, submits: int, progress: Any) -> dict[str, Any]:
+    """One client's ``submits`` submits from ``BURST_THREADS`` threads at its default limits
+    (its per-minute rate lifted only): every answer must be 202 and every task succeed."""
+    client = _Client(bench, "volume-burst", requests_per_minute=LIFTED_RATE)
+    answers: dict[str, int] = {}
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        with httpx.Client(
+            base_url=bench.info.api_url,
+            headers={"Authorization": f"Bearer {client.key}"},
+            timeout=120,
+        ) as http:
+            answer = http.post("/v1/images", json=_body(f"burst {i}"))
+        with lock:
+            code = str(answer.status_code)
+            answers[code] = answers.get(code, 0) + 1
+            if answer.status_code == 202:
+                ids.append(str(answer.json()["task_id"]))
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(BURST_THREADS) as pool:
+        list(pool.map(one, range(submits)))
+    docs = _views(bench, ids, 300 + submits * 1.0)
+    seconds = time.monotonic() - started
+    statuses = _statuses(docs)
+    progress(f"  burst: answers {answers}, tasks {statuses} after {seconds:.0f} s")
+    return {
+        "submits": submits,
+        "threads": BURST_THREADS,
+        "answers": answers,
+        "statuses": statuses,
+        "seconds": seconds,
+        "met": answers == {"202": submits} and statuses.get("succeeded", 0) == submits,
     }

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 
@@ -43,6 +45,56 @@ class AtomicDynamoDB:
             return list(self._app(environ, start_response))
 
 
+_TARGET_SERVICES = {
+    "DynamoDB_20120810": "dynamodb",
+    "AmazonSQS": "sqs",
+    "AWSEvents": "events",
+    "AWSStepFunctions": "states",
+    "secretsmanager": "secretsmanager",
+    "AmazonSSM": "ssm",
+    "TrentService": "kms",
+}
+
+
+def request_name(environ: dict[str, Any]) -> str:
+    """``service:Operation`` of one AWS request, as far as its headers and URL tell without
+    reading its body (JSON protocols name it in ``X-Amz-Target``; S3 is ``s3:<METHOD>``)."""
+    if "HTTP_X_BENCH_PROBE" in environ:  # bench/scale.py's pause probe
+        return "bench:probe"
+    target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+    if target:
+        prefix, _, operation = target.partition(".")
+        return f"{_TARGET_SERVICES.get(prefix, prefix)}:{operation}"
+    action = parse_qs(str(environ.get("QUERY_STRING", ""))).get("Action")
+    if action:
+        return f"query:{action[0]}"
+    if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
+        return "moto-api"
+    return f"s3:{environ.get('REQUEST_METHOD', '?')}"
+
+
+class RequestCounter:
+    """WSGI middleware: how many requests of each ``service:Operation`` moto answered (the
+    bench's calls per task at volume); a dict increment under a lock per request."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """Count the request, then answer it."""
+        name = request_name(environ)
+        with self._lock:
+            self._counts[name] += 1
+        return self._app(environ, start_response)
+
+    def snapshot(self) -> Counter[str]:
+        """The counts so far (a copy: subtract two snapshots for a span of work)."""
+        with self._lock:
+            return Counter(self._counts)
+
+
 class LocalAws:
     """moto's server on a free port of 127.0.0.1, and the variables that point clients at it."""
 
@@ -51,6 +103,8 @@ class LocalAws:
         self.port = free_port()
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self.requests: RequestCounter | None = None
+        """Requests answered, by ``service:Operation`` (set by :meth:`start`)."""
 
     @property
     def url(self) -> str:
@@ -81,7 +135,8 @@ class LocalAws:
 
         moto_patches.apply()  # transactions that cost the same whatever the table holds
         moto_patches.apply_server()  # a request's service found once per host, not each time
-        app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
+        app = RequestCounter(AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)))
+        self.requests = app
         self._server = make_server(
             "127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler
         )

@@ -100,3 +100,44 @@ def test_a_figure_rerun_alone_replaces_only_its_own_results_and_is_listed() -> N
     assert merged["cost"] == {"x": 1} and merged["volume"] == {"new": 2}
     assert merged["meta"]["finished_at"] == "day 1"
     assert merged["meta"]["reruns"] == [rerun["meta"]]
+
+
+def test_issue_19s_checks_are_rows_with_their_targets() -> None:
+    # Given a run with the burst, the inbox drop and the largest other item, one of them missed
+    volume = _volume(beside_s=3.0, large_wru=8.0, failed=0)
+    volume["burst"] = {
+        "submits": 300,
+        "threads": 16,
+        "answers": {"202": 300},
+        "statuses": {"succeeded": 300},
+        "seconds": 160.0,
+        "met": True,
+    }
+    volume["inbox_drop"] = {
+        "photos": 150,
+        "tasks": 150,
+        "statuses": {"succeeded": 149, "expired": 1},
+        "seconds": 90.0,
+        "met": False,
+    }
+    volume["open_items"] = {
+        "open_tasks": 400,
+        "largest_other_bytes": 612,
+        "largest_other_key": "LIMITS#a / COUNTS",
+        "limit_bytes": 8192,
+        "met": True,
+    }
+    # When the rows are made
+    rows = volume_rows(volume)
+    checks = {r[0].split(",")[0]: r for r in rows}
+    # Then each says what it saw against its target
+    burst = checks["volume: 300 submits of one client from 16 threads"]
+    assert (burst[1], burst[5]) == ("300 x 202; 300 succeeded (160 s)", "met")
+    drop = checks["volume: 150 photos dropped into the inbox at once"]
+    assert (drop[1], drop[5]) == ("150 tasks: 1 expired, 149 succeeded (90 s)", "**missed**")
+    items = checks["volume: largest item that is not a task"]
+    assert (items[1], items[4], items[5]) == (
+        "612 bytes (LIMITS#a / COUNTS)",
+        "<= 8,192 bytes",
+        "met",
+    )
