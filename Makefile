@@ -153,7 +153,7 @@ COVERAGE_GATE := --cov=image_gateway.service --cov-report=term --cov-fail-under=
 
 test: lint typecheck template-check docs tools browser $(RUNTIMEVENV)/.installed
 	$(PY) -m pytest tests/unit -p no:cacheprovider $(COVERAGE_GATE)
-	$(PY) -m pytest tests -p no:cacheprovider --ignore=tests/unit
+	$(PY) -m pytest tests -p no:cacheprovider --ignore=tests/unit --durations=25
 
 # Least privilege, the other way round: each permission of each function's role, taken out in
 # turn on one IAM-enforced devstack, fails the scenario mapped to it (devstack/iam_mutations.py).

@@ -185,6 +185,8 @@ def _run_volume_on_parallel_stack(
     held = VOLUME_QUICK if quick else VOLUME_HELD_OPEN
     progress("starting devstack with worker processes for figure 'volume' (fairness, job)")
     with volume.parallel_stack() as stack:
+        progress("  warming every function's workers (a cold stack would slow B's baseline)")
+        volume.warm_up(stack)
         sized = volume.DEVSTACK_RUNNING_LIMIT
         progress(f"figure 7: volume, {count} tasks of one client (limit {sized}) beside 20")
         fair = volume.fairness(
