@@ -180,7 +180,12 @@ class LocalHttpApi:
                 except Exception:
                     self._reply(500, {"message": "Internal Server Error"})
                     raise
-                self._reply_lambda(result)
+                try:
+                    self._reply_lambda(result)
+                except (BrokenPipeError, ConnectionResetError):  # its caller gave up waiting
+                    _log.warning(
+                        "%s %s: the caller hung up before the answer", self.command, route.path
+                    )
 
             def _reply(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()

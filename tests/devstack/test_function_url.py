@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
+import struct
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,3 +134,39 @@ def test_a_failed_callback_invocation_is_logged_without_its_token(
     logged = [r.getMessage() for r in caplog.records if r.name.startswith("devstack")]
     assert logged, "the failure is logged"
     assert all(token not in line for line in logged)
+
+
+class SlowRuntime(EchoRuntime):
+    """Answers a large body once its caller has hung up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hung_up = threading.Event()
+
+    def invoke(self, name: str, event: Any) -> Any:
+        self.hung_up.wait(10)
+        return {"statusCode": 200, "body": "x" * 4_000_000}
+
+
+def test_a_caller_that_hangs_up_is_a_warning_and_the_next_request_is_served(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a function that answers after its caller has gone
+    runtime = SlowRuntime()
+    url = LocalFunctionUrl(runtime, "imagegw-dev-OpenAiCompatFunction")  # type: ignore[arg-type]
+    url.start()
+    try:
+        host, port = url.base_url.removeprefix("http://").split(":")
+        caller = socket.create_connection((host, int(port)))
+        caller.sendall(b"GET /openai/v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        # When the caller hangs up (a reset, as a timed-out client's socket) before the answer
+        caller.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        caller.close()
+        with caplog.at_level(logging.WARNING, logger="devstack"):
+            runtime.hung_up.set()
+            # Then the next caller is answered, and the hang-up was one warning line
+            answer = httpx.get(f"{url.base_url}/again", timeout=30)
+    finally:
+        url.stop()
+    assert answer.status_code == 200
+    assert any("hung up before the answer" in r.getMessage() for r in caplog.records)
