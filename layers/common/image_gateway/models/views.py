@@ -242,6 +242,8 @@ class TaskSummary(RequestFields):
     cost_estimate_usd: float | None = None
     duration_ms: int | None = None
     error: TaskError | None = None
+    n: int = Field(default=1, description="images asked for (1-10; docs/images-n.md)")
+    images: int = Field(default=0, description="images made so far (outputs)")
     output_url: str | None = Field(
         default=None, description="a short-lived download URL of the first image, once made"
     )
@@ -270,6 +272,8 @@ class TaskSummary(RequestFields):
             cost_estimate_usd=task.cost_estimate_usd,
             duration_ms=task.duration_ms(),
             error=task.error,
+            n=task.request.n,
+            images=len(task.outputs),
             output_url=None if first is None or presign is None else presign(first.key),
             thumbnail_url=None if thumbnail is None or presign is None else presign(thumbnail),
         )
