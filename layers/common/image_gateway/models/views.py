@@ -243,14 +243,11 @@ class TaskSummary(RequestFields):
     duration_ms: int | None = None
     error: TaskError | None = None
     n: int = Field(default=1, description="images asked for (1-10; docs/images-n.md)")
-    images: int = Field(default=0, description="images made so far (outputs)")
-    output_url: str | None = Field(
-        default=None, description="a short-lived download URL of the first image, once made"
-    )
+    output_url: str | None = Field(None, description="a short-lived URL of the first image")
     thumbnail_url: str | None = Field(
-        default=None,
-        description="a short-lived URL of the first image's small preview (JPEG, at most "
-        f"{THUMBNAIL_EDGE} px a side), once made; None until then (use output_url)",
+        None,
+        description="a short-lived URL of the first image's "
+        f"small preview (JPEG, at most {THUMBNAIL_EDGE} px a side), once made; else output_url",
     )
 
     @classmethod
@@ -273,7 +270,6 @@ class TaskSummary(RequestFields):
             duration_ms=task.duration_ms(),
             error=task.error,
             n=task.request.n,
-            images=len(task.outputs),
             output_url=None if first is None or presign is None else presign(first.key),
             thumbnail_url=None if thumbnail is None or presign is None else presign(thumbnail),
         )
