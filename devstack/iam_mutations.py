@@ -973,6 +973,57 @@ def batch_edit(ctx: Context) -> None:
     _results(_batch(ctx, [{"custom_id": "edit", "body": body}]))
 
 
+def batch_input_file(ctx: Context) -> None:
+    """A batch whose lines are an uploaded JSONL file: the batch function reads it and stores
+    its lines (BatchWriteItem), then makes the tasks; the batch completes."""
+    data = "".join(
+        json.dumps(
+            {"custom_id": f"f{n}", "body": {"prompt": "a tray", "provider": "mountsea-compat"}}
+        )
+        + "\n"
+        for n in range(2)
+    ).encode()
+    slots = ctx.api.post(
+        "/v1/uploads",
+        json={"files": [{"content_type": "application/x-ndjson", "bytes": len(data)}]},
+    )
+    if slots.status_code != 201:
+        raise ScenarioFailed(f"POST /v1/uploads answered {slots.status_code}")
+    (slot,) = slots.json()["uploads"]
+    httpx.put(slot["url"], content=data, headers=slot["headers"], timeout=30).raise_for_status()
+    answer = ctx.api.post("/v1/batches", json={"input_file": slot["ref"]})
+    if answer.status_code != 202:
+        raise ScenarioFailed(f"POST /v1/batches answered {answer.status_code}: {answer.text[:200]}")
+    batch_id = str(answer.json()["batch_id"])
+
+    def final() -> dict[str, Any] | None:
+        doc: dict[str, Any] = ctx.api.get(f"/v1/batches/{batch_id}").json()
+        return doc if doc["status"] in ("completed", "cancelled", "expired", "failed") else None
+
+    doc = ctx.wait(final, f"file batch {batch_id} final")
+    if doc["status"] != "completed" or doc["counts"]["succeeded"] != 2:
+        raise ScenarioFailed(f"file batch {batch_id} {doc['status']}: {doc['counts']}")
+
+
+def inbox_manifest(ctx: Context) -> None:
+    """A JSONL manifest dropped into the inbox under batches/: the upload-edit function
+    queues its batch's reading; the batch completes and announces itself."""
+    key = f"batches/{uuid.uuid4().hex}.jsonl"
+    line = {"custom_id": "m0", "body": {"prompt": "a bowl", "provider": "mountsea-compat"}}
+    boto3.client("s3").put_object(
+        Bucket=ctx.info.outputs["InboxBucketName"], Key=key, Body=json.dumps(line).encode()
+    )
+    s3 = boto3.client("s3")
+    bucket = ctx.info.outputs["ImagesBucketName"]
+
+    def results() -> bool:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix="batches/")
+        stem = key.removeprefix("batches/").removesuffix(".jsonl")
+        return any(stem in str(o["Key"]) for o in listed.get("Contents", []))
+
+    ctx.wait(results, f"the results file of the manifest {key}")
+
+
 def batch_uploaded_input(ctx: Context) -> None:
     """A batch line naming an uploaded input (s3:// ref): the batch function reads it whole
     (it checks the image) before the task is made."""
@@ -1203,6 +1254,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("UploadEditFunction", "s3:DeleteObject", "ImagesBucket/inputs/*"): inbox_mask_refused,
     ("UploadEditFunction", "ssm:GetParameter", "InboxRulesParameter"): inbox_upload,
     ("UploadEditFunction", "sqs:SendMessage", "DispatchQueue"): inbox_upload,
+    ("UploadEditFunction", "sqs:SendMessage", "BatchQueue"): inbox_manifest,
     ("UploadEditFunction", "events:PutEvents", "EventBus"): inbox_mask_refused,
     # batches (WebhookQueue and BatchQueue are statements of their own: each taken out alone)
     ("ApiFunction", "sqs:SendMessage", "BatchQueue"): batch_task,
@@ -1222,6 +1274,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("BatchFunction", "dynamodb:UpdateItem", "TasksTable"): batch_task,
     ("BatchFunction", "dynamodb:DeleteItem", "TasksTable"): batch_cancel,
     ("BatchFunction", "dynamodb:BatchGetItem", "TasksTable"): batch_task,
+    ("BatchFunction", "dynamodb:BatchWriteItem", "TasksTable"): batch_input_file,
     ("BatchFunction", "s3:PutObject", "ImagesBucket/inputs/*"): batch_edit,
     ("BatchFunction", "s3:DeleteObject", "ImagesBucket/inputs/*"): batch_refused_input_deleted,
     ("BatchFunction", "s3:GetObject", "ImagesBucket/inputs/*"): batch_uploaded_input,

@@ -37,7 +37,10 @@ from imagegw.files import VerifiedWriter
 if TYPE_CHECKING:
     from imagegw.client import Gateway
 
-FINISHED = frozenset({"completed", "cancelled", "expired"})
+FINISHED = frozenset({"completed", "cancelled", "expired", "failed"})
+MAX_INLINE_REQUESTS = 1_000
+"""The most requests ``POST /v1/batches`` takes inline; more go as an uploaded file."""
+BATCH_FILE_TYPE = "application/x-ndjson"
 """Batch statuses after which nothing changes (the results file exists)."""
 LOOK_EVERY = 2.0
 """Seconds between two looks at a batch (one small GET each, whatever the batch's size)."""
@@ -83,7 +86,8 @@ class BatchInfo:
 
     @property
     def finished(self) -> bool:
-        """True once the batch has ended (completed, cancelled or expired)."""
+        """True once the batch has ended (completed, cancelled, expired, or failed: its input
+        file was refused, see ``raw["error"]``)."""
         return self.status in FINISHED
 
     @classmethod

@@ -25,7 +25,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from imagegw.batch import Batch, BatchWaitTimeout, read_requests, requests_digest
+from imagegw.batch import (
+    MAX_INLINE_REQUESTS,
+    Batch,
+    BatchWaitTimeout,
+    read_requests,
+    requests_digest,
+)
 from imagegw.client import Gateway, Task
 from imagegw.errors import (
     ApiError,
@@ -282,18 +288,23 @@ class Cli:
         state = folder / STATE_FILE
         batch = self._resumed(gateway, state, digest)
         if batch is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            source: dict[str, Any] = {"requests": requests}
+            if len(requests) > MAX_INLINE_REQUESTS:  # too many inline: uploaded, then named
+                ref = _saved(state, digest).get("input_file") or gateway.upload_batch_file(requests)
+                _write_state(state, {"requests_sha256": digest, "input_file": ref})
+                source = {"input_file": ref}
             batch = gateway.batch(
-                requests,
+                **source,
                 metadata=_key_values(self.args.metadata),
                 callback_url=self.args.callback_url,
                 idempotency_key=f"imagegw-batch-{digest[:48]}",
             )
-            folder.mkdir(parents=True, exist_ok=True)
-            state.write_text(
-                json.dumps({"batch_id": batch.id, "requests_sha256": digest}) + "\n",
-                encoding="utf-8",
+            _write_state(
+                state, {**_saved(state, digest), "batch_id": batch.id, "requests_sha256": digest}
             )
-            self.say(f"batch {batch.id}: {len(requests):,} requests sent ({batch.info.status})")
+            how = "uploaded as a file" if "input_file" in source else "sent"
+            self.say(f"batch {batch.id}: {len(requests):,} requests {how} ({batch.info.status})")
         if self.args.no_wait:
             self.emit(batch.info.raw, batch.id)
             return EXIT_OK
@@ -311,6 +322,11 @@ class Cli:
             self.emit(exc.batch.raw, batch.id)
             return EXIT_TIMEOUT
         progress.close()
+        if info.status == "failed":  # its file was refused: nothing ran, nothing was spent
+            error = info.raw.get("error") or {}
+            self.say(f"batch {info.batch_id} failed: {error.get('code')}: {error.get('message')}")
+            self.emit(info.raw, batch.id)
+            return EXIT_TASK_FAILED
         document: dict[str, Any] = {"batch": info.raw, "saved": [], "kept": [], "failed": []}
         failed = []
         if self.args.no_download:
@@ -345,11 +361,8 @@ class Cli:
 
     def _resumed(self, gateway: Gateway, state: Path, digest: str) -> Batch | None:
         """The batch an earlier run of the same file sent into this folder, if any."""
-        try:
-            saved = json.loads(state.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(saved, dict) or saved.get("requests_sha256") != digest:
+        saved = _saved(state, digest)
+        if "batch_id" not in saved:
             return None
         try:
             info = gateway.get_batch(str(saved["batch_id"]))
@@ -580,3 +593,18 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _saved(state: Path, digest: str) -> dict[str, Any]:
+    """What an earlier run of the same file wrote into the folder's state file (or nothing)."""
+    try:
+        saved = json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(saved, dict) or saved.get("requests_sha256") != digest:
+        return {}
+    return saved
+
+
+def _write_state(state: Path, saved: dict[str, Any]) -> None:
+    state.write_text(json.dumps(saved) + "\n", encoding="utf-8")

@@ -10,6 +10,7 @@ with Gateway() as gw:                      # IMAGEGW_URL / IMAGEGW_KEY, or a run
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from typing import Any, Unpack
 
 import httpx
 
-from imagegw.batch import Batch, BatchInfo
+from imagegw.batch import BATCH_FILE_TYPE, Batch, BatchInfo
 from imagegw.config import resolve
 from imagegw.errors import (
     ApiError,
@@ -254,18 +255,24 @@ class Gateway:
     # -- batches (imagegw.batch) -------------------------------------------------------------
     def batch(
         self,
-        requests: list[dict[str, Any]],
+        requests: list[dict[str, Any]] | None = None,
         *,
+        input_file: str | None = None,
         metadata: dict[str, str] | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
     ) -> Batch:
-        """``POST /v1/batches`` with ``requests`` (``{"custom_id", "body"}`` each) inline.
+        """``POST /v1/batches`` with ``requests`` (``{"custom_id", "body"}`` each) inline, or
+        with ``input_file``: the ref :meth:`upload_batch_file` gave (over 1,000 lines).
 
         With ``idempotency_key``, sending the same batch again answers the batch made the first
         time (``imagegw batch`` passes a digest of the file: a re-run resumes it).
         """
-        body: dict[str, Any] = {"requests": requests}
+        if (requests is None) == (input_file is None):
+            raise TypeError("batch() takes requests or input_file, not both or neither")
+        body: dict[str, Any] = (
+            {"requests": requests} if requests is not None else {"input_file": input_file}
+        )
         if metadata:
             body["metadata"] = metadata
         if callback_url:
@@ -273,6 +280,25 @@ class Gateway:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return Batch(self, BatchInfo.parse(self.call("POST", "/v1/batches", json=body,
                                                      headers=headers)))  # fmt: skip
+
+    def upload_batch_file(self, requests: list[dict[str, Any]]) -> str:
+        """Upload ``requests`` as a JSONL file (``POST /v1/uploads``, a presigned PUT); the
+        ref to send as ``input_file`` of :meth:`batch`."""
+        data = "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in requests)
+        raw = data.encode()
+        files = {"files": [{"content_type": BATCH_FILE_TYPE, "bytes": len(raw)}]}
+        (slot,) = self.call("POST", "/v1/uploads", json=files)["uploads"]
+        try:
+            answer = self._storage.put(slot["url"], content=raw, headers=slot["headers"])
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"upload of the batch file: {exc!r}") from None
+        if not answer.is_success:
+            raise ApiError(
+                answer.status_code,
+                "upload_failed",
+                f"the bucket refused the batch file: HTTP {answer.status_code}",
+            )
+        return str(slot["ref"])
 
     def get_batch(self, batch_id: str) -> BatchInfo:
         """``GET /v1/batches/{id}``."""

@@ -2,7 +2,9 @@
 tasks, or write a finished batch's results file and announce it.
 
 Each record of ``BatchQueue`` is ``{"kind": "create", "batch_id", "start"}``,
-``{"kind": "cancel", "batch_id"}`` or ``{"kind": "finish", "batch_id"}``. Every step is safe to
+``{"kind": "cancel", "batch_id"}``, ``{"kind": "finish", "batch_id"}`` or
+``{"kind": "ingest", "batch_id", "line", "offset", "invalid", "estimate_usd"}`` (a segment of
+an input file). Every step is safe to
 repeat (fixed task ids, counters with per-task markers, a conditional final status), so a record
 that raises is simply delivered again; after ``maxReceiveCount`` it rests in
 ``BatchDeadLetterQueue`` (alarmed).
@@ -16,6 +18,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway.adapters.aws import lazy_dependencies
+from image_gateway.batches.ports import IngestProgress
+from image_gateway.service.batch_input import ingest_batch
 from image_gateway.service.batch_results import finish_batch
 from image_gateway.service.batches import cancel_queued, create_lines
 from image_gateway.sqs_batch import SqsRecord, process_batch
@@ -30,7 +34,8 @@ def record_handler(record: SqsRecord) -> None:
         message = json.loads(record.body)
         kind, batch_id = str(message["kind"]), str(message["batch_id"])
         start = int(message.get("start", 0))
-    except (ValueError, KeyError, TypeError):
+        progress = IngestProgress.model_validate(message) if kind == "ingest" else None
+    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
         logger.error("malformed batch message dropped", extra={"message_id": record.message_id})
         return
     logger.append_keys(batch_id=batch_id, kind=kind)
@@ -41,6 +46,8 @@ def record_handler(record: SqsRecord) -> None:
         cancel_queued(deps, batch_id)
     elif kind == "finish":
         finish_batch(deps, batch_id)
+    elif progress is not None:
+        ingest_batch(deps, batch_id, progress)
     else:
         logger.error("unknown batch message dropped", extra={"message_id": record.message_id})
 

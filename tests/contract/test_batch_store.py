@@ -20,6 +20,7 @@ from image_gateway.batches.ports import (
     Batch,
     BatchCounters,
     BatchExists,
+    BatchInput,
     BatchLine,
     BatchStatus,
     BatchStore,
@@ -248,3 +249,70 @@ def test_a_clients_batches_are_listed_newest_first_in_pages(store: BatchStore) -
     assert [b.batch_id for b in first.batches] == ["batch_2", "batch_1"]
     assert [b.batch_id for b in second.batches] == ["batch_0"]
     assert second.next_cursor is None
+
+
+def a_file_batch(store: BatchStore, batch_id: str = "batch_f") -> Batch:
+    """Store a batch whose lines are still in its input file (validating, no lines)."""
+    batch = Batch(
+        batch_id=batch_id,
+        client_id="c1",
+        created_at=CREATED,
+        input_file=BatchInput(key="inputs/c1/uploads/u/0.jsonl", ref="s3://b/inputs/c1/x"),
+    )
+    store.create(batch, [])
+    return batch
+
+
+def test_an_input_files_counts_and_estimate_are_set_once(store: BatchStore) -> None:
+    # GIVEN a file batch whose two lines (one bad) are stored
+    a_file_batch(store)
+    store.add_lines(
+        "batch_f",
+        [
+            BatchLine(index=0, custom_id="a", body={"prompt": "x"}, estimate_usd=0.04),
+            BatchLine(index=1, custom_id="b", error=TaskError(code="c", message="m")),
+        ],
+    )
+
+    # WHEN its counts are committed twice (a repeated message)
+    first = store.commit_input(
+        "batch_f", total=2, invalid=1, estimate_usd=0.04, prepaid_day="2026-12-01"
+    )
+    second = store.commit_input(
+        "batch_f", total=9, invalid=9, estimate_usd=9.0, prepaid_day="2026-12-02"
+    )
+
+    # THEN the first set them, the second changed nothing, and the line is not yet done
+    batch = store.get("batch_f")
+    assert (first, second) == (True, False)
+    assert batch is not None and batch.ingested and batch.lines_counted
+    assert (batch.counts.total, batch.counts.invalid, batch.prepaid_day) == (2, 1, "2026-12-01")
+    assert batch.estimated_cost_usd == pytest.approx(0.04)
+    assert not store.claim_finish("batch_f", "t")
+    # AND once its one good line is a task that ended, the batch can finish
+    store.record_created("batch_f", 0, "tsk_1")
+    store.record_ended("batch_f", "tsk_1", TaskStatus.SUCCEEDED, started=True, cost_usd=0.04)
+    assert store.claim_finish("batch_f", "t")
+
+
+def test_a_batch_fails_with_its_error_only_before_its_input_is_counted(
+    store: BatchStore,
+) -> None:
+    # GIVEN a file batch still validating, and another whose input is counted
+    a_file_batch(store)
+    a_file_batch(store, "batch_g")
+    store.commit_input("batch_g", total=1, invalid=1, estimate_usd=0, prepaid_day=None)
+    error = TaskError(code="invalid_input_file", message="line 1: not JSON")
+
+    # WHEN both are failed
+    failed = store.fail("batch_f", error, completed_at=CREATED)
+    refused = store.fail("batch_g", error, completed_at=CREATED)
+
+    # THEN only the first is failed, with its error and time, and it cannot fail again
+    batch = store.get("batch_f")
+    assert (failed, refused) == (True, False)
+    assert batch is not None and batch.status is BatchStatus.FAILED and batch.status.final
+    assert (batch.error, batch.completed_at) == (error, CREATED)
+    assert not store.fail("batch_f", error, completed_at=CREATED)
+    other = store.get("batch_g")
+    assert other is not None and other.status is BatchStatus.VALIDATING and other.error is None

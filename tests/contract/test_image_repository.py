@@ -267,6 +267,21 @@ def test_given_no_object_when_asked_then_it_does_not_exist(images: ImagesUnderTe
     assert images.store.exists("inputs/missing.png") is False
 
 
+def test_given_a_start_when_streamed_then_the_bytes_from_there_on(
+    images: ImagesUnderTest,
+) -> None:
+    # GIVEN a file of 200,000 bytes
+    data = bytes(range(256)) * 781 + b"tail"
+    images.store.put_file("inputs/c/uploads/u/0.jsonl", data, content_type="application/x-ndjson")
+
+    # WHEN it is streamed from byte 150,000, and from its end
+    rest = b"".join(images.store.open_stream("inputs/c/uploads/u/0.jsonl", start=150_000))
+    nothing = b"".join(images.store.open_stream("inputs/c/uploads/u/0.jsonl", start=len(data)))
+
+    # THEN the bytes from there on, and none
+    assert (rest, nothing) == (data[150_000:], b"")
+
+
 def test_given_no_object_when_streamed_then_not_found(images: ImagesUnderTest) -> None:
     with pytest.raises(NotFound):
         list(images.store.open_stream("inputs/missing.png"))

@@ -44,6 +44,7 @@ RULES = {
             "prompt": "Combine the references into one poster",
             "providers": ["apimart"],
         },
+        {"prefix": "batches/team/", "prompt": "(manifests carry their own)", "client": "team-b"},
     ],
 }
 
@@ -311,3 +312,56 @@ def test_masks_and_references_on_their_own_are_skipped_without_a_task(
     # Then none of them made a task
     for key in ("products/solo.mask.png", "products/solo.ref1.png", "products/folder/"):
         assert _tasks_for(tasks, key) == []
+
+
+def _results_file(s3: Any, bucket: str, prefix: str) -> dict[str, Any] | None:
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    keys = [str(o["Key"]) for o in listed if str(o["Key"]).endswith(".results.jsonl")]
+    if not keys:
+        return None
+    (key,) = keys
+    text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    return {"key": key, "rows": [json.loads(line) for line in text.splitlines()]}
+
+
+def test_a_manifest_dropped_under_batches_produces_its_results_file(
+    inbox: str, s3: Any, info: StackInfo
+) -> None:
+    # Given a JSONL manifest of two lines dropped under batches/team/ (the rule names team-b)
+    lines = [
+        {
+            "custom_id": f"shelf-{n}",
+            "body": {"prompt": f"a shelf {n}", "provider": "mountsea-compat"},
+        }
+        for n in range(2)
+    ]
+    key = "batches/team/week-49.jsonl"
+    s3.put_object(Bucket=inbox, Key=key, Body="".join(json.dumps(x) + "\n" for x in lines))
+    # When the batch runs
+    found = wait_until(
+        lambda: _results_file(s3, info.bucket_name, "batches/team-b/inbox/team/week-49."),
+        timeout=180,
+    )
+    # Then its results file lists both lines succeeded, with their images in the images bucket
+    assert [(r["custom_id"], r["status"]) for r in found["rows"]] == [
+        ("shelf-0", "succeeded"),
+        ("shelf-1", "succeeded"),
+    ]
+    output = found["rows"][0]["outputs"][0]
+    assert output["bucket"] == info.bucket_name
+    assert open_image(s3.get_object(Bucket=output["bucket"], Key=output["key"])["Body"].read())
+
+
+def test_a_bad_manifest_becomes_a_failed_batch_with_its_event(
+    inbox: str, s3: Any, events: EventLog
+) -> None:
+    # Given a manifest that is not JSONL
+    key = "batches/team/not-jsonl.jsonl"
+    s3.put_object(Bucket=inbox, Key=key, Body=b"sku,prompt\n1,a mug\n")
+    # When it is handled
+    event = events.wait_for_other(
+        "Image Batch Completed", {"metadata": {"inbox_key": key}}, timeout=60
+    )
+    # Then its batch failed with invalid_input_file, announced on the bus
+    assert event["detail"]["status"] == "failed"
+    assert event["detail"]["error"]["code"] == "invalid_input_file"

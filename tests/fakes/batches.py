@@ -16,9 +16,10 @@ from image_gateway.batches.ports import (
     BatchLine,
     BatchPage,
     BatchStatus,
+    IngestProgress,
 )
 from image_gateway.errors import InvalidRequest
-from image_gateway.models.task import TaskStatus
+from image_gateway.models.task import TaskError, TaskStatus
 from image_gateway.ports import EventPublishError
 
 
@@ -169,6 +170,40 @@ class InMemoryBatchStore:
                 batch.results_key = results_key
         return True
 
+    def commit_input(
+        self,
+        batch_id: str,
+        *,
+        total: int,
+        invalid: int,
+        estimate_usd: float,
+        prepaid_day: str | None,
+    ) -> bool:
+        """The input file's counts, once."""
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            if batch is None or batch.ingested:
+                return False
+            batch.ingested = True
+            batch.counts.total = total
+            batch.counts.invalid = invalid
+            batch.estimated_cost_usd = round(estimate_usd, 6)
+            if prepaid_day is not None:
+                batch.prepaid_day = prepaid_day
+        return True
+
+    def fail(self, batch_id: str, error: TaskError, *, completed_at: datetime) -> bool:
+        """Failed with its error, if validating or cancelling and not ingested."""
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            open_ = (BatchStatus.VALIDATING, BatchStatus.CANCELLING)
+            if batch is None or batch.ingested or batch.status not in open_:
+                return False
+            batch.status = BatchStatus.FAILED
+            batch.error = error
+            batch.completed_at = completed_at
+        return True
+
 
 @dataclass
 class InMemoryBatchQueue:
@@ -187,6 +222,10 @@ class InMemoryBatchQueue:
     def cancel(self, batch_id: str) -> None:
         """Record a cancel message."""
         self.sent.append({"kind": "cancel", "batch_id": batch_id})
+
+    def ingest(self, batch_id: str, progress: IngestProgress) -> None:
+        """Record an ingest message."""
+        self.sent.append({"kind": "ingest", "batch_id": batch_id, **progress.model_dump()})
 
 
 @dataclass

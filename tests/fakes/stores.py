@@ -273,14 +273,14 @@ class InMemoryImageStore:
         with self._lock:
             return key in self.objects
 
-    def open_stream(self, key: str) -> Iterator[bytes]:
-        """The object's bytes in 64 KiB chunks."""
+    def open_stream(self, key: str, *, start: int = 0) -> Iterator[bytes]:
+        """The object's bytes from ``start``, in 64 KiB chunks."""
         with self._lock:
             data = self.objects.get(key)
         if data is None:
             raise NotFound(f"stored image {key} does not exist")
-        for start in range(0, len(data), 64 * 1024):
-            yield data[start : start + 64 * 1024]
+        for first in range(start, len(data), 64 * 1024):
+            yield data[first : first + 64 * 1024]
 
     def sha256(self, key: str) -> str:
         """The stored object's digest (for assertions)."""

@@ -137,8 +137,8 @@ class ImageRepository(Protocol):
     def exists(self, key: str) -> bool:
         """Whether an object is stored at ``key``."""
 
-    def open_stream(self, key: str) -> Iterator[bytes]:
-        """The object's bytes in chunks (NotFound when absent)."""
+    def open_stream(self, key: str, *, start: int = 0) -> Iterator[bytes]:
+        """The object's bytes from byte ``start`` on, in chunks (NotFound when absent)."""
 
 
 # -- events ------------------------------------------------------------------------------------

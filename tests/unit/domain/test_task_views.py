@@ -40,6 +40,17 @@ def test_a_list_row_carries_sizes_cost_timing_error_and_a_link_to_the_image() ->
     assert row.output_url == "https://signed/outputs/c/1.png"
 
 
+def test_a_list_row_says_how_many_images_were_asked() -> None:
+    # GIVEN a task of three images, two made so far
+    task = _task(request=fox(n=3), outputs=[OUTPUT, OUTPUT])
+
+    # WHEN it is a row of GET /v1/tasks
+    row = TaskSummary.from_task(task, presign=str)
+
+    # THEN the row has n
+    assert row.n == 3
+
+
 def test_a_failed_row_has_its_error_and_no_image() -> None:
     error = TaskError(code="provider_task_failed", message="no")
 

@@ -30,6 +30,7 @@ ELSEWHERE = {
     "batch_not_found": "GET /v1/batches/{id} (docs/batches.md)",
     "batch_not_cancellable": "POST /v1/batches/{id}/cancel (docs/batches.md)",
     "line_too_large": "a line of POST /v1/batches: an error row (docs/batches.md)",
+    "input_file_too_large": "POST /v1/uploads of a batch file (docs/batches.md)",
     "bad_cursor": "GET /v1/tasks (listing)",
     "no_delivery": "POST /v1/tasks/{id}/webhooks/redeliver",
     "task_not_cancellable": "POST /v1/tasks/{id}/cancel",

@@ -13,10 +13,11 @@ import json
 from typing import Any
 
 import pytest
-from image_gateway.batches.ports import BatchStatus
+from image_gateway.batches.ports import BatchStatus, IngestProgress
 from image_gateway.errors import Conflict, TooManyRequests
 from image_gateway.models.batches import BatchCreateRequest
 from image_gateway.models.task import TaskStatus
+from image_gateway.service.batch_input import ingest_batch
 from image_gateway.service.batch_results import finish_batch
 from image_gateway.service.batches import (
     CHUNK_LINES,
@@ -62,6 +63,8 @@ def run_batch_work(deps: FakeDependencies, rounds: int = 50) -> None:
                 create_lines(deps, batch_id, int(message["start"]))  # type: ignore[call-overload]
             elif message["kind"] == "cancel":
                 cancel_queued(deps, batch_id)
+            elif message["kind"] == "ingest":
+                ingest_batch(deps, batch_id, IngestProgress.model_validate(message))
             else:
                 finish_batch(deps, batch_id)
     raise AssertionError("batch work did not settle")

@@ -8,12 +8,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from image_gateway.errors import PayloadTooLarge
 from image_gateway.models.task import utc_now
-from image_gateway.models.uploads import UploadRequest
+from image_gateway.models.uploads import MAX_BATCH_FILE_BYTES, UploadRequest
 from image_gateway.service.submit import submit_task
 from image_gateway.service.uploads import plan_uploads
 from pydantic import ValidationError
 
 from tests.fakes import FakeDependencies
+from tests.unit.service.conftest import DepsFactory
 from tests.unit.service.support import drain, fox, png
 
 
@@ -48,6 +49,22 @@ def test_a_slots_url_is_signed_for_its_type_and_size_for_fifteen_minutes(
         "content-type": ["image/webp"], "content-length": ["1234"], "expires_in": ["900"],
     }  # fmt: skip
     assert abs(slot.expires_at - (utc_now() + timedelta(seconds=900))) < timedelta(seconds=5)
+
+
+def test_a_batch_file_gets_a_jsonl_slot_and_the_batch_file_limit(make_deps: DepsFactory) -> None:
+    # GIVEN a stack whose image limit is 1 MB
+    deps = make_deps(max_image_bytes=1_000_000)
+
+    # WHEN a 20 MB JSONL file asks for a slot, and a file one byte over 50 MiB
+    plan = plan_uploads(deps, _request(("application/x-ndjson", 20_000_000)), client_id="c")
+    with pytest.raises(PayloadTooLarge) as caught:
+        plan_uploads(
+            deps, _request(("application/x-ndjson", MAX_BATCH_FILE_BYTES + 1)), client_id="c"
+        )
+
+    # THEN the first gets a .jsonl slot (the image limit is not its), the second none
+    assert plan.uploads[0].ref.endswith("/0.jsonl")
+    assert caught.value.code == "input_file_too_large"
 
 
 def test_a_file_over_the_image_limit_gets_no_slot(deps: FakeDependencies) -> None:

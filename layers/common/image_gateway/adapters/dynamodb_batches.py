@@ -4,7 +4,9 @@ Item layout (one partition per batch):
 - ``BATCH#<id>`` / ``BATCH``: ``status``, the counters (numbers, see ``batches.ports``) with
   ``resolved`` (lines that are a task or an error row) and ``ended``, so that "every task has
   ended" is a condition on the item itself (``resolved = total AND ended = created``);
-  ``final_cost_usd``; ``finished_by``, ``completed_at``, ``results_key``; ``doc`` (the rest as
+  ``final_cost_usd``; ``finished_by``, ``completed_at``, ``results_key``; an input file's
+  ``ingested``, ``estimated_cost_usd`` and ``prepaid_day`` once its lines are counted, or a
+  failed batch's ``error``; ``doc`` (the rest as
   JSON); ``gsi1pk=BATCHES#<client>``, ``gsi1sk=<created iso>#<id>`` (the ByClient index lists a
   client's batches apart from its tasks);
 - ``BATCH#<id>`` / ``LINE#<index>``: ``custom_id``, ``body``, ``estimate_usd``, ``task_id`` (the
@@ -22,6 +24,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from image_gateway.adapters import dynamodb_batch_status as status_writes
 from image_gateway.adapters.dynamodb_batch_lines import (
     batch_key,
     line_from_item,
@@ -45,9 +48,11 @@ from image_gateway.batches.ports import (
     BatchStatus,
 )
 from image_gateway.errors import InvalidRequest, ServiceBusy
-from image_gateway.models.task import TaskStatus
+from image_gateway.models.task import TaskError, TaskStatus
 
 _COUNTERS = tuple(BatchCounters.model_fields)
+_NOT_IN_DOC = {"status", "counts", "final_cost_usd", "finished_by", "completed_at", "ingested"}
+_NOT_IN_DOC |= {"error"}  # attributes of their own, each written by its own change
 _WRITE_BATCH = 25  # BatchWriteItem's most items per call
 _NOT_MADE = "attribute_not_exists(task_id) AND attribute_not_exists(skipped)"
 
@@ -104,10 +109,7 @@ class DynamoDBBatchStore:
 
     def _to_item(self, batch: Batch) -> dict[str, Any]:
         counts = batch.counts
-        doc = batch.model_dump(
-            mode="json",
-            exclude={"status", "counts", "final_cost_usd", "finished_by", "completed_at"},
-        )
+        doc = batch.model_dump(mode="json", exclude=_NOT_IN_DOC)
         item: dict[str, Any] = {
             **batch_key(batch.batch_id),
             "status": {"S": batch.status.value},
@@ -138,9 +140,14 @@ class DynamoDBBatchStore:
         doc["status"] = item["status"]["S"]
         doc["counts"] = {n: int(item.get(n, {}).get("N", "0")) for n in _COUNTERS}
         doc["final_cost_usd"] = float(Decimal(item.get("final_cost_usd", {}).get("N", "0")))
-        for name in ("finished_by", "completed_at", "results_key"):
+        for name in ("finished_by", "completed_at", "results_key", "prepaid_day"):
             if name in item:
                 doc[name] = item[name]["S"]
+        if "estimated_cost_usd" in item:  # an input file's, set when its lines were counted
+            doc["estimated_cost_usd"] = float(Decimal(item["estimated_cost_usd"]["N"]))
+        doc["ingested"] = "ingested" in item
+        if "error" in item:
+            doc["error"] = json.loads(item["error"]["S"])
         return Batch.model_validate(doc)
 
     def list_for_client(self, client_id: str, *, limit: int, cursor: str | None) -> BatchPage:
@@ -272,33 +279,41 @@ class DynamoDBBatchStore:
         results_key: str | None = None,
     ) -> bool:
         """A conditional update of ``status`` (and the completion's fields)."""
-        values: dict[str, Any] = {":t": {"S": target.value}}
-        sets = ["#s = :t"]
-        for n, (name, value) in enumerate(
-            (
-                ("completed_at", completed_at and completed_at.isoformat()),
-                ("results_key", results_key),
-            )
-        ):
-            if value is not None:
-                sets.append(f"{name} = :v{n}")
-                values[f":v{n}"] = {"S": value}
-        allowed = []
-        for n, status in enumerate(sorted(allowed_from)):
-            allowed.append(f":f{n}")
-            values[f":f{n}"] = {"S": status.value}
-        try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=batch_key(batch_id),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=f"#s IN ({', '.join(allowed)})",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values,
-            )
-        except self._ddb.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return status_writes.set_status(
+            self._ddb,
+            self._table,
+            batch_id,
+            target,
+            allowed_from=allowed_from,
+            completed_at=completed_at,
+            results_key=results_key,
+        )
+
+    def commit_input(
+        self,
+        batch_id: str,
+        *,
+        total: int,
+        invalid: int,
+        estimate_usd: float,
+        prepaid_day: str | None,
+    ) -> bool:
+        """The input file's counts and estimate, if not set before."""
+        return status_writes.commit_input(
+            self._ddb,
+            self._table,
+            batch_id,
+            total=total,
+            invalid=invalid,
+            estimate_usd=estimate_usd,
+            prepaid_day=prepaid_day,
+        )
+
+    def fail(self, batch_id: str, error: TaskError, *, completed_at: datetime) -> bool:
+        """``failed`` with ``error``, if the input is not counted yet."""
+        return status_writes.fail(
+            self._ddb, self._table, batch_id, error, completed_at=completed_at
+        )
 
     # -- pieces ---------------------------------------------------------------------------------
     def _once(self, *items: dict[str, Any]) -> bool:

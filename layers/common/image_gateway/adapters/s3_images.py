@@ -156,15 +156,21 @@ class S3ImageStore:
             raise
         return True
 
-    def open_stream(self, key: str) -> Iterator[bytes]:
-        """Yield a stored object's bytes in 1 MiB chunks (the request starts on first use).
+    def open_stream(self, key: str, *, start: int = 0) -> Iterator[bytes]:
+        """Yield a stored object's bytes from byte ``start`` in 1 MiB chunks (the request
+        starts on first use; a ``start`` at or past the end yields nothing).
 
         Raises:
             NotFound: there is no object at ``key``.
         """
+        extra = {"Range": f"bytes={start}-"} if start else {}
         try:
-            response = self._s3.get_object(Bucket=self._bucket, Key=key)
+            response = self._s3.get_object(Bucket=self._bucket, Key=key, **extra)
         except Exception as error:
+            if aws_error_code(error) == "InvalidRange":  # start is at or past the end
+                if self.exists(key):
+                    return
+                raise NotFound(f"stored object {key} does not exist") from None
             if aws_error_code(error) in {"NoSuchKey", "404", "NotFound"}:
                 raise NotFound(f"stored image {key} does not exist") from None
             raise

@@ -7,11 +7,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from image_gateway.batches.ports import IngestProgress
 from image_gateway.ports import QueueUnavailable
 
 
 class SqsBatchQueue:
-    """One message per piece of work: ``{"kind": "create" | "finish" | "cancel", ...}``."""
+    """One message per piece of work: ``{"kind": "create" | "finish" | "cancel" | "ingest",
+    ...}``."""
 
     def __init__(self, sqs_client: Any, queue_url: str | None) -> None:
         self._sqs = sqs_client
@@ -28,6 +30,10 @@ class SqsBatchQueue:
     def cancel(self, batch_id: str) -> None:
         """Queue the cancellation of a batch's queued tasks."""
         self._send({"kind": "cancel", "batch_id": batch_id}, 0)
+
+    def ingest(self, batch_id: str, progress: IngestProgress) -> None:
+        """Queue the reading of a segment of the batch's input file."""
+        self._send({"kind": "ingest", "batch_id": batch_id, **progress.model_dump()}, 0)
 
     def _send(self, body: dict[str, Any], delay_seconds: int) -> None:
         if not self._url:

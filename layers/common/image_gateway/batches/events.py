@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from image_gateway.batches.ports import Batch, BatchQueue, BatchStatus, BatchStore
-from image_gateway.models.batches import BatchCountsView, BatchView
+from image_gateway.models.batches import BatchCountsView, BatchErrorView, BatchView
 
 BATCH_DETAIL_TYPE = "Image Batch Completed"
 BATCH_WEBHOOK_TYPE = "batch.completed"
@@ -24,7 +24,7 @@ class BatchResultsFile(BaseModel):
 
 
 class BatchEventDetail(BaseModel):
-    """``detail`` of ``Image Batch Completed`` (cancelled and expired batches too)."""
+    """``detail`` of ``Image Batch Completed`` (cancelled, expired and failed batches too)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -32,18 +32,27 @@ class BatchEventDetail(BaseModel):
     event_id: str = Field(description="batch_id:completed; subscribers deduplicate on it")
     batch_id: str
     client_id: str
-    status: BatchStatus = Field(description="completed, cancelled or expired")
+    status: BatchStatus = Field(description="completed, cancelled, expired or failed")
     counts: BatchCountsView
     metadata: dict[str, str]
     estimated_cost_usd: float
     final_cost_usd: float
     created_at: datetime
     completed_at: datetime
-    results: BatchResultsFile
+    results: BatchResultsFile | None = Field(
+        description="its results file (none for a failed batch: its input file was refused)"
+    )
+    error: BatchErrorView | None = Field(
+        default=None, description="why a failed batch failed (code, message)"
+    )
 
     @classmethod
     def of(
-        cls, batch: Batch, status: BatchStatus, completed_at: datetime, results: BatchResultsFile
+        cls,
+        batch: Batch,
+        status: BatchStatus,
+        completed_at: datetime,
+        results: BatchResultsFile | None,
     ) -> BatchEventDetail:
         """The event of a batch that has just ended in ``status``."""
         view = BatchView.from_batch(batch, presign=lambda key: key)
@@ -59,6 +68,7 @@ class BatchEventDetail(BaseModel):
             created_at=batch.created_at,
             completed_at=completed_at,
             results=results,
+            error=view.error,
         )
 
 

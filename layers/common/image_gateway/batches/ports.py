@@ -44,11 +44,17 @@ class BatchStatus(StrEnum):
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    FAILED = "failed"
 
     @property
     def final(self) -> bool:
-        """True once its results file is written."""
-        return self in (BatchStatus.COMPLETED, BatchStatus.CANCELLED, BatchStatus.EXPIRED)
+        """True once its results file is written (or, failed, once its input was refused)."""
+        return self in (
+            BatchStatus.COMPLETED,
+            BatchStatus.CANCELLED,
+            BatchStatus.EXPIRED,
+            BatchStatus.FAILED,
+        )
 
 
 ENDED_COUNTERS: dict[TaskStatus, str] = {
@@ -96,6 +102,14 @@ class BatchCounters(BaseModel):
         return self.created + self.invalid == self.total and self.ended == self.created
 
 
+class BatchInput(BaseModel):
+    """A JSONL file of lines in the images bucket, read by the batch function (``input_file``
+    of ``POST /v1/batches``, or an inbox manifest copied there)."""
+
+    key: str
+    ref: str = Field(description="how the caller named it (s3://bucket/key)")
+
+
 class Batch(BaseModel):
     """A batch as stored."""
 
@@ -116,6 +130,21 @@ class Batch(BaseModel):
     completed_at: datetime | None = None
     finished_by: str | None = None
     results_key: str | None = None
+    input_file: BatchInput | None = Field(
+        default=None, description="its lines are in this file (read after the batch is made)"
+    )
+    ingested: bool = Field(
+        default=False, description="its input file's lines are stored and counted"
+    )
+    results_to: str | None = Field(
+        default=None, description="where its results file goes (an inbox manifest's batch)"
+    )
+    error: TaskError | None = Field(default=None, description="why a failed batch failed")
+
+    @property
+    def lines_counted(self) -> bool:
+        """Its lines are stored and ``total`` is known (inline: from the start)."""
+        return self.input_file is None or self.ingested
 
 
 class BatchLine(BaseModel):
@@ -150,6 +179,16 @@ def new_batch_id() -> str:
 def line_task_id(batch_id: str, index: int) -> str:
     """The task id of a batch's line: fixed, so a retried creation finds the task it made."""
     return f"tsk_{batch_id.removeprefix('batch_')}{index:05d}"
+
+
+class IngestProgress(BaseModel):
+    """How far the batch function has read a batch's input file: the next line's index and
+    byte offset, and the sums of the lines before it (carried from segment to segment)."""
+
+    line: int = 0
+    offset: int = 0
+    invalid: int = 0
+    estimate_usd: float = 0.0
 
 
 class BatchStore(Protocol):
@@ -205,6 +244,22 @@ class BatchStore(Protocol):
         """Move the batch to ``target`` if it is in one of ``allowed_from``; True when this
         call moved it."""
 
+    def commit_input(
+        self,
+        batch_id: str,
+        *,
+        total: int,
+        invalid: int,
+        estimate_usd: float,
+        prepaid_day: str | None,
+    ) -> bool:
+        """The input file's lines are all stored: set ``total``, ``invalid``, the estimate and
+        the day it is prepaid in, once (True for the one caller that did)."""
+
+    def fail(self, batch_id: str, error: TaskError, *, completed_at: datetime) -> bool:
+        """Move a batch whose input was refused to ``failed`` with ``error``, if it is still
+        validating or cancelling and its input is not committed (True when this call did)."""
+
 
 class BatchQueue(Protocol):
     """Work of the batch function: make a chunk of lines into tasks, or write the results."""
@@ -214,6 +269,10 @@ class BatchQueue(Protocol):
 
     def cancel(self, batch_id: str) -> None:
         """Cancel the queued tasks of a cancelling batch (running ones finish)."""
+
+    def ingest(self, batch_id: str, progress: IngestProgress) -> None:
+        """Read the batch's input file on from ``progress`` (a segment; the worker queues the
+        next)."""
 
     def finish(self, batch_id: str) -> None:
         """Write the results file of a batch whose tasks have all ended, and announce it."""

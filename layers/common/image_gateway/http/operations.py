@@ -154,7 +154,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         body=UploadRequest,
         description="One slot per file (up to 17: sixteen images and a mask): PUT the file's "
         "exact bytes to `url` with `headers`, then name it by `ref` in `images` or `mask` of "
-        "`POST /v1/images`.",
+        "`POST /v1/images`, or, for a JSONL file of batch lines (`application/x-ndjson`), in "
+        "`input_file` of `POST /v1/batches`.",
     ),
     ("get", "/v1/providers"): Operation(
         "listProviders",
@@ -255,7 +256,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "the client's daily budget at once: over it, 429 `budget_exceeded` with "
         "`estimated_cost_usd` and nothing is made. Each good line becomes an ordinary task "
         "(`batch_id`, `custom_id`), with the same routing, fallback and limits; over the "
-        "client's running limit tasks wait their turn. docs/batches.md.",
+        "client's running limit tasks wait their turn. Or `input_file`: the `ref` of a JSONL "
+        "file of up to 50,000 lines uploaded through `POST /v1/uploads` (content_type "
+        "`application/x-ndjson`). It is read after the answer (the batch starts "
+        "`validating`), its lines checked the same way; a file that cannot be a batch's lines "
+        "(`input_file_not_found`, `input_file_too_large`, `input_file_too_many_lines`, "
+        "`invalid_input_file`, `duplicate_custom_id`) or over the budget (`budget_exceeded`) "
+        "makes the batch `failed` with that `error`, and spends nothing. docs/batches.md.",
     ),
     ("get", "/v1/batches"): Operation(
         "listBatches",

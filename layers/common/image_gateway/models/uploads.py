@@ -1,5 +1,8 @@
 """Presigned uploads of input images: ``POST /v1/uploads`` asks, the caller PUTs, a request refers.
 
+A batch's JSONL file (``application/x-ndjson``) is uploaded the same way and named in
+``input_file`` of ``POST /v1/batches``.
+
 A request body is small (API Gateway takes 10 MB, a Lambda event 6 MB), so a caller with large
 input images asks for one upload slot per file, PUTs each file's bytes to its slot's URL, and
 names it in ``images`` or ``mask`` of ``POST /v1/images`` by the slot's ``ref``
@@ -15,10 +18,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from image_gateway.models.request import MAX_REFERENCE_IMAGES
 
-UploadContentType = Literal["image/png", "image/jpeg", "image/webp"]
-EXTENSIONS: dict[str, str] = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+UploadContentType = Literal["image/png", "image/jpeg", "image/webp", "application/x-ndjson"]
+EXTENSIONS: dict[str, str] = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "application/x-ndjson": "jsonl",
+}
+BATCH_FILE_TYPE = "application/x-ndjson"
+"""A JSONL file of batch lines (``input_file`` of ``POST /v1/batches``), not an image."""
 DEFAULT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
 """The input image limit of a stack that does not set another (``Settings.max_image_bytes``)."""
+MAX_BATCH_FILE_BYTES = 50 * 1024 * 1024
+"""The largest batch input file (50,000 lines of about 1 KB)."""
 MAX_UPLOAD_FILES = MAX_REFERENCE_IMAGES + 1
 """Sixteen reference images and a mask."""
 
@@ -31,8 +43,9 @@ class UploadFile(BaseModel):
     content_type: UploadContentType
     bytes: int = Field(
         gt=0,
-        description="its exact size: the URL accepts this many bytes only (at most the stack's "
-        "input image limit, 50 MiB by default: else 413 image_too_large)",
+        description="its exact size: the URL accepts this many bytes only (an image at most "
+        "the stack's input image limit, 50 MiB by default: else 413 image_too_large; a batch "
+        "file at most 50 MiB: else 413 input_file_too_large)",
         json_schema_extra={"maximum": DEFAULT_MAX_IMAGE_BYTES},
     )
 

@@ -242,13 +242,12 @@ class TaskSummary(RequestFields):
     cost_estimate_usd: float | None = None
     duration_ms: int | None = None
     error: TaskError | None = None
-    output_url: str | None = Field(
-        default=None, description="a short-lived download URL of the first image, once made"
-    )
+    n: int = Field(default=1, description="images asked for (1-10; docs/images-n.md)")
+    output_url: str | None = Field(None, description="a short-lived URL of the first image")
     thumbnail_url: str | None = Field(
-        default=None,
-        description="a short-lived URL of the first image's small preview (JPEG, at most "
-        f"{THUMBNAIL_EDGE} px a side), once made; None until then (use output_url)",
+        None,
+        description="a short-lived URL of the first image's "
+        f"small preview (JPEG, at most {THUMBNAIL_EDGE} px a side), once made; else output_url",
     )
 
     @classmethod
@@ -270,6 +269,7 @@ class TaskSummary(RequestFields):
             cost_estimate_usd=task.cost_estimate_usd,
             duration_ms=task.duration_ms(),
             error=task.error,
+            n=task.request.n,
             output_url=None if first is None or presign is None else presign(first.key),
             thumbnail_url=None if thumbnail is None or presign is None else presign(thumbnail),
         )

@@ -36,8 +36,9 @@ def _announce(
 
 
 def results_key(batch: Batch) -> str:
-    """Where a batch's results file is stored in the images bucket."""
-    return f"batches/{batch.client_id}/{batch.batch_id}/results.jsonl"
+    """Where a batch's results file is stored in the images bucket (an inbox manifest's batch
+    names its own place, next to its outputs)."""
+    return batch.results_to or f"batches/{batch.client_id}/{batch.batch_id}/results.jsonl"
 
 
 def finish_batch(deps: Dependencies, batch_id: str) -> Batch | None:

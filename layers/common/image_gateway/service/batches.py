@@ -13,33 +13,30 @@ made and cancels the queued tasks; running ones finish.
 
 from __future__ import annotations
 
-import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
-from pydantic import ValidationError
 
 from image_gateway.batches.ports import (
     Batch,
     BatchCounters,
+    BatchInput,
     BatchLine,
     BatchStatus,
+    IngestProgress,
     line_task_id,
     new_batch_id,
 )
 from image_gateway.errors import Conflict, GatewayError, NotFound, TooManyRequests
 from image_gateway.idempotency import check_key, fingerprint
-from image_gateway.limits.ports import LimitKind, next_utc_day, seconds_until
 from image_gateway.models.batches import BatchCreateRequest
 from image_gateway.models.request import ImageRequest
-from image_gateway.models.task import TaskError, TaskStatus, utc_now
+from image_gateway.models.task import TaskStatus, utc_now
 from image_gateway.ports import Dependencies, TaskExists
 from image_gateway.service.batch_counts import finish_when_done
+from image_gateway.service.batch_lines import prepay, validate_line
 from image_gateway.service.lifecycle import change_status
-from image_gateway.service.limits import client_limits, reserved_estimate
-from image_gateway.service.routing import route
 from image_gateway.service.submit import submit_task
 from image_gateway.webhooks.delivery import check_callback_url
 
@@ -50,8 +47,6 @@ CHUNK_LINES = 50
 batch's chunks are queued at once, so several environments make them in parallel."""
 LINE_MAKERS = 8
 """Lines of a chunk made at once (threads): the batch function waits on I/O, not CPU."""
-MAX_LINE_BODY_BYTES = 300_000
-"""A line's body is kept in one DynamoDB item (400 KB): images go by URL or upload."""
 
 
 @dataclass(frozen=True)
@@ -60,17 +55,6 @@ class BatchSubmission:
 
     batch: Batch
     replayed: bool = False
-
-
-def _error_of(exc: Exception) -> TaskError:
-    if isinstance(exc, ValidationError):
-        parts = [
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        ]
-        return TaskError(code="validation_error", message="; ".join(parts)[:1000])
-    if isinstance(exc, GatewayError):
-        return TaskError(code=exc.code, message=str(exc)[:1000])
-    raise exc
 
 
 def create_batch(
@@ -106,6 +90,18 @@ def create_batch(
         raise
 
 
+def queue_chunks(deps: Dependencies, batch_id: str, lines: list[BatchLine]) -> None:
+    """Queue every chunk holding a good line at once (the batch function makes them in
+    parallel), or, when no line is good, finish the batch: its results are the error rows."""
+    queued = False
+    for start in range(0, len(lines), CHUNK_LINES):
+        if any(line.error is None for line in lines[start : start + CHUNK_LINES]):
+            deps.batches.queue.create_lines(batch_id, start)
+            queued = True
+    if not queued:
+        finish_when_done(deps, batch_id, by="submit")
+
+
 def _create(
     deps: Dependencies,
     body: BatchCreateRequest,
@@ -114,48 +110,23 @@ def _create(
     idempotency_key: str | None,
     request_id: str | None,
 ) -> Batch:
-    lines: list[BatchLine] = []
-    for index, line in enumerate(body.requests):
-        try:
-            if len(json.dumps(line.body)) > MAX_LINE_BODY_BYTES:
-                raise _TooLarge
-            request = ImageRequest.model_validate(line.body)
-            # which providers qualify and the dearest estimate: the order among them (the
-            # client's routing policy, read per task when it is made) changes neither
-            routed = route(deps, request, token=line_task_id(batch_id, index))
-            check_callback_url(deps, request.callback_url)
-            estimate = reserved_estimate(deps, request, routed.candidates)
-            lines.append(
-                BatchLine(
-                    index=index,
-                    custom_id=line.custom_id,
-                    body=request.model_dump(mode="json", exclude_unset=True),
-                    estimate_usd=estimate,
-                )
-            )
-        except _TooLarge:
-            error = TaskError(
-                code="line_too_large",
-                message=f"a line's body may be at most {MAX_LINE_BODY_BYTES} bytes: send images "
-                "as https URLs or uploads (POST /v1/uploads, s3://), not data URLs",
-            )
-            lines.append(BatchLine(index=index, custom_id=line.custom_id, error=error))
-        except (ValidationError, GatewayError) as exc:
-            lines.append(BatchLine(index=index, custom_id=line.custom_id, error=_error_of(exc)))
-    estimate = round(sum(line.estimate_usd for line in lines), 6)
-    limits = client_limits(deps, client_id)
-    day = deps.usage.prepay(client_id, limits=limits, cost_usd=estimate) if estimate else None
-    if estimate and day is None:
-        deps.metrics.put("RequestsThrottled", 1, "Count", {"Code": LimitKind.BUDGET.value})
-        now = time.time()
-        raise TooManyRequests(
-            f"this batch's estimated ${estimate} would take the client past its daily budget "
-            f"of ${limits.daily_budget_usd}: nothing was submitted; send fewer or cheaper "
-            "requests, retry after midnight UTC (Retry-After), or ask the operator to raise it",
-            code=LimitKind.BUDGET.value,
-            retry_after_seconds=seconds_until(now, next_utc_day(now)),
-            estimated_cost_usd=estimate,
+    if body.input_file is not None:  # read by the batch function, never here
+        return new_file_batch(
+            deps,
+            client_id=client_id,
+            batch_id=batch_id,
+            ref=body.input_file,
+            metadata=body.metadata,
+            callback_url=body.callback_url,
+            idempotency_key=idempotency_key,
+            request_id=request_id,
         )
+    lines = [
+        validate_line(deps, batch_id, index, line.custom_id, line.body)
+        for index, line in enumerate(body.requests)
+    ]
+    estimate = round(sum(line.estimate_usd for line in lines), 6)
+    day = prepay(deps, client_id, estimate)
     invalid = sum(1 for line in lines if line.error is not None)
     batch = Batch(
         batch_id=batch_id,
@@ -171,12 +142,7 @@ def _create(
     )
     try:
         deps.batches.store.create(batch, lines)
-        if invalid == len(lines):  # nothing to run: its results are the error rows
-            finish_when_done(deps, batch_id, by="submit")
-        else:  # every chunk at once: the batch function makes them in parallel
-            for start in range(0, len(lines), CHUNK_LINES):
-                if any(line.error is None for line in lines[start : start + CHUNK_LINES]):
-                    deps.batches.queue.create_lines(batch_id, start)
+        queue_chunks(deps, batch_id, lines)
     except Exception:
         if day is not None:
             deps.usage.refund(client_id, day, estimate)
@@ -188,8 +154,37 @@ def _create(
     return batch
 
 
-class _TooLarge(Exception):
-    """A line's body over MAX_LINE_BODY_BYTES."""
+def new_file_batch(
+    deps: Dependencies,
+    *,
+    client_id: str,
+    batch_id: str,
+    ref: str,
+    metadata: dict[str, str] | None = None,
+    callback_url: str | None = None,
+    idempotency_key: str | None = None,
+    request_id: str | None = None,
+    results_to: str | None = None,
+) -> Batch:
+    """Store a batch whose lines are in the file ``ref`` (``s3://bucket/key``) and queue its
+    reading. The file is checked to be in the images bucket under ``inputs/`` only by the
+    batch function (a bad one fails the batch, with its error)."""
+    _, _, key = ref.removeprefix("s3://").partition("/")
+    batch = Batch(
+        batch_id=batch_id,
+        client_id=client_id,
+        metadata=metadata or {},
+        callback_url=callback_url,
+        idempotency_key=idempotency_key,
+        request_id=request_id,
+        created_at=utc_now(),
+        input_file=BatchInput(key=key, ref=ref),
+        results_to=results_to,
+    )
+    deps.batches.store.create(batch, [])
+    deps.batches.queue.ingest(batch_id, IngestProgress())
+    logger.info("batch created from a file", extra={"batch_id": batch_id, "client_id": client_id})
+    return batch
 
 
 def create_lines(deps: Dependencies, batch_id: str, start: int) -> None:
@@ -310,8 +305,8 @@ def cancel_batch(deps: Dependencies, client_id: str, batch_id: str) -> Batch:
 def cancel_queued(deps: Dependencies, batch_id: str) -> None:
     """The batch function's part of a cancel: skip unmade lines, cancel tasks still queued."""
     batch = deps.batches.store.get(batch_id)
-    if batch is None:
-        return
+    if batch is None or not batch.lines_counted:
+        return  # its input file is still being read: the reader cancels once it has counted
     _skip_rest(deps, batch, 0)
     ids = [line.task_id for line in deps.batches.store.lines(batch_id) if line.task_id]
     for start in range(0, len(ids), 100):

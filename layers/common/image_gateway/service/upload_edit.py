@@ -1,6 +1,8 @@
 """edit_upload: one S3 inbox upload -> exactly one edit task, through the API's submit path.
 
-Every upload that is meant to be edited ends as a task: submitted (then finalised like any other)
+A JSONL manifest under ``batches/`` becomes a batch instead
+(:mod:`image_gateway.service.inbox_batches`). Every upload that is meant to be edited ends as a
+task: submitted (then finalised like any other)
 or failed at once with a clear error and its ``Image Task Failed`` event. Masks, references and
 folder markers are skipped (logged and counted). The upload's identity (bucket, key, ETag) is
 claimed in the idempotency store first, so a duplicate notification or the same bytes uploaded
@@ -31,6 +33,7 @@ from image_gateway.inbox.ports import InboxDependencies
 from image_gateway.inbox.rules import InboxRule
 from image_gateway.models.request import MAX_PROMPT_CHARS, ImageRequest, Operation
 from image_gateway.models.task import SourceObject, TaskError, TaskStatus
+from image_gateway.service.inbox_batches import batch_from_manifest, is_manifest
 from image_gateway.service.lifecycle import fail_task
 from image_gateway.service.staging import discarded_on_failure
 from image_gateway.service.submit import new_task_id, reject_task, submit_task
@@ -50,6 +53,7 @@ class UploadOutcome(StrEnum):
     SKIPPED = "skipped"
     SUPERSEDED = "superseded"
     IGNORED = "ignored"
+    BATCHED = "batched"
 
 
 class UploadMustWait(Exception):
@@ -60,10 +64,11 @@ class UploadMustWait(Exception):
 
 @dataclass(frozen=True)
 class UploadResult:
-    """The outcome, and the task it made or found (if any)."""
+    """The outcome, and the task (or a manifest's batch) it made or found (if any)."""
 
     outcome: UploadOutcome
     task_id: str | None = None
+    batch_id: str | None = None
 
 
 def upload_identity(bucket: str, key: str, etag: str | None, version_id: str | None) -> str:
@@ -84,6 +89,8 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
     if created.bucket != inbox.settings.bucket_name:
         logger.warning("notification for another bucket ignored", extra=log)
         return UploadResult(UploadOutcome.IGNORED)
+    if is_manifest(created.key):
+        return _batch(inbox, created)
     kind = classify_key(created.key)
     if not kind.edited:
         logger.info("upload skipped: not a photo", extra={**log, "kind": kind.value})
@@ -144,6 +151,17 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
         )
     logger.info("upload submitted", extra={**log, "task_id": task_id})
     return UploadResult(UploadOutcome.SUBMITTED, task_id)
+
+
+def _batch(inbox: InboxDependencies, created: ObjectCreated) -> UploadResult:
+    """A manifest under ``batches/``: one batch (:mod:`image_gateway.service.inbox_batches`)."""
+    identity = upload_identity(created.bucket, created.key, created.etag, created.version_id)
+    try:
+        batch_id, duplicate = batch_from_manifest(inbox, created, identity)
+    except SourceSuperseded:
+        return UploadResult(UploadOutcome.SUPERSEDED)
+    outcome = UploadOutcome.DUPLICATE if duplicate else UploadOutcome.BATCHED
+    return UploadResult(outcome, batch_id=batch_id)
 
 
 def _passes_with_time(error: GatewayError) -> bool:
