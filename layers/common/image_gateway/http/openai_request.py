@@ -42,6 +42,7 @@ GATEWAY_OPTIONS = (
     "provider",
     "providers",
     "routing",
+    "hedge",
     "size_policy",
     "aspect_ratio",
     "resolution",
