@@ -56,6 +56,10 @@ class ProviderAttempt(BaseModel):
         default=None, description="when the attempt ended (None while submitted)"
     )
     error: TaskError | None = None
+    slot_wait_seconds: float | None = Field(
+        default=None,
+        description="how long it waited for one of the provider's slots (from its hand-off)",
+    )
     hedge: bool = Field(
         default=False,
         description="started as a hedge, beside the attempt before it (docs/routing.md)",

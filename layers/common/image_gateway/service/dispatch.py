@@ -115,10 +115,11 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
     if slot is None:  # the provider is at its concurrency limit: wait in the queue
         release(deps, gate)
         return _provider_busy(deps, task, provider, circuits)
+    waited = max(0.0, (utc_now() - waiting_since(task)).total_seconds())  # queueing at slots
     try:
         if candidate.provider.mode(task.request) is Mode.SYNC:
-            return _call_sync(deps, task, candidate, gate)
-        return _create(deps, task, candidate, gate)
+            return _call_sync(deps, task, candidate, gate, waited)
+        return _create(deps, task, candidate, gate, waited)
     finally:
         release(deps, gate)
         deps.slots.release(slot)
@@ -181,7 +182,9 @@ def call_timeout(deps: Dependencies, candidate: Candidate, task: Task) -> float:
     return deps.settings.provider_timeout_seconds
 
 
-def _create(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate) -> Task:
+def _create(
+    deps: Dependencies, task: Task, candidate: Candidate, gate: Gate, waited: float
+) -> Task:
     """An async provider's create call; submitted (poll loop started) or on to the next one."""
     provider = candidate.provider
     url = callback_url(deps, task, candidate)
@@ -201,6 +204,7 @@ def _create(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate) ->
         path="callback" if url else "poll",
         provider_task_id=provider_task_id,
         expected_seconds=expected,
+        slot_wait_seconds=waited,
     )
     if recorded and url is None:
         deps.poll_loops.start(task.task_id, max(1, round(deps.settings.scaled(expected))))
@@ -213,7 +217,9 @@ def _create(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate) ->
     return submitted
 
 
-def _call_sync(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate) -> Task:
+def _call_sync(
+    deps: Dependencies, task: Task, candidate: Candidate, gate: Gate, waited: float
+) -> Task:
     """A sync provider's one long call; the image is stored like a callback's would be."""
     provider = candidate.provider.name
     task, recorded = record_accepted(deps, task, candidate, path="sync")
@@ -249,7 +255,11 @@ def _call_sync(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate)
         if status.state is not ProviderState.SUCCEEDED:  # parse_sync only returns successes
             raise RuntimeError(f"{provider} sync answer in state {status.state}")
         attempt = ProviderAttempt(
-            provider=provider, at=called_at, finished_at=utc_now(), outcome="completed"
+            provider=provider,
+            at=called_at,
+            finished_at=utc_now(),
+            outcome="completed",
+            slot_wait_seconds=waited,
         )
 
         def record(t: Task) -> None:

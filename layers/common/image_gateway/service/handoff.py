@@ -70,6 +70,7 @@ def record_accepted(
     path: FinishPath,
     provider_task_id: str | None = None,
     expected_seconds: float | None = None,
+    slot_wait_seconds: float | None = None,
 ) -> tuple[Task, bool]:
     """The provider took the task: ``submitted`` (with its event), or in place for a task that
     already was (a fallback after a sync call). The task, and False when it ended meanwhile."""
@@ -79,6 +80,7 @@ def record_accepted(
         provider_task_id=provider_task_id,
         at=utc_now(),
         outcome="submitted",
+        slot_wait_seconds=slot_wait_seconds,
     )
 
     def record(t: Task) -> None:

@@ -112,7 +112,15 @@ def record_measurements(deps: Dependencies, task: Task) -> int:
             if attempt.outcome == "completed"
             else None
         )
-        sample = Sample(attempt.provider, task.operation, tier, now, answered, seconds)
+        sample = Sample(
+            attempt.provider,
+            task.operation,
+            tier,
+            now,
+            answered,
+            seconds,
+            slot_wait_seconds=attempt.slot_wait_seconds,
+        )
         try:
             deps.health.measurements.add(sample)
         except Exception:  # routing loses one sample; the task is unaffected
