@@ -293,3 +293,93 @@ def test_two_finalisers_racing_make_one_winner_and_delete_the_losers_image(
     winner = next(a for a in done.attempts if a.outcome == "completed")
     assert winner.provider == done.provider
     assert deps.events.for_task(task.task_id).count("Image Task Succeeded") == 1
+
+
+def test_a_hedge_at_a_sync_provider_finishes_the_task_in_its_own_call(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a hedging task at apimart with mountsea-compat (sync) next, priced
+    deps.configure(prices={**PRICES, "mountsea-compat": {"per_image": {"1K": {"medium": 0.03}}}})
+    submitted = submit_task(
+        deps, fox(providers=["apimart", "mountsea-compat"], hedge=True), client_id="c"
+    ).task
+    drain(deps)
+
+    # WHEN the hedge message comes while apimart still works
+    done = start_the_hedge(deps, deps.tasks.require(submitted.task_id))
+
+    # THEN the sync call's image is the task's, apimart's attempt superseded, both prices
+    assert (done.status, done.provider, done.path) == (
+        TaskStatus.SUCCEEDED,
+        "mountsea-compat",
+        "sync",
+    )
+    assert [(a.provider, a.outcome, a.hedge) for a in done.attempts] == [
+        ("apimart", "superseded", False),
+        ("mountsea-compat", "completed", True),
+    ]
+    assert done.cost_estimate_usd == 0.07
+
+
+def test_a_hedge_that_outruns_a_sync_call_wins_and_the_calls_image_is_not_stored(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a hedging task whose first provider is sync (mountsea-compat), mountsea-async next;
+    # while the sync call is at its provider, the hedge starts and its poll finds the image
+    deps.configure(prices={**PRICES, "mountsea-compat": {"per_image": {"1K": {"medium": 0.03}}}})
+
+    def hedge_meanwhile() -> None:
+        ((task_id, provider, _),) = deps.dispatch_queue.hedges
+        dispatch_hedge(deps, task_id, provider)
+        refresh_task(deps, task_id, by="poll")
+
+    deps.providers.script("mountsea-compat").while_working = hedge_meanwhile
+
+    # WHEN the task is dispatched (the sync call returns after the hedge won)
+    submitted = submit_task(
+        deps, fox(providers=["mountsea-compat", "mountsea-async"], hedge=True), client_id="c"
+    ).task
+    drain(deps)
+
+    # THEN the hedge's image is the task's; the sync call is recorded as superseded and its
+    # image was never stored; the cost is both prices
+    done = deps.tasks.require(submitted.task_id)
+    assert (done.status, done.provider) == (TaskStatus.SUCCEEDED, "mountsea-async")
+    assert [(a.provider, a.outcome) for a in done.attempts] == [
+        ("mountsea-compat", "superseded"),
+        ("mountsea-async", "completed"),
+    ]
+    assert [k for k in deps.images.objects if k.endswith(".png")] == [done.outputs[0].key]
+    assert done.cost_estimate_usd == 0.05
+
+
+def test_a_sync_call_failing_while_the_hedge_runs_hands_the_task_to_the_hedge(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a hedging task at mountsea-compat (sync) whose call fails with a 503 after the
+    # hedge at mountsea-async started
+    compat = deps.providers.script("mountsea-compat")
+    compat.sync_error = unavailable("mountsea-compat")
+
+    def hedge_meanwhile() -> None:
+        ((task_id, provider, _),) = deps.dispatch_queue.hedges
+        dispatch_hedge(deps, task_id, provider)
+
+    compat.while_working = hedge_meanwhile
+
+    # WHEN the task is dispatched THEN no fallback attempt is queued: the hedge carries it
+    submitted = submit_task(
+        deps, fox(providers=["mountsea-compat", "mountsea-async"], hedge=True), client_id="c"
+    ).task
+    drain(deps)
+    carried = deps.tasks.require(submitted.task_id)
+    assert (carried.status, carried.provider) == (TaskStatus.RUNNING, "mountsea-async")
+    assert len(deps.providers.calls_to("mountsea-async", "create")) == 1
+
+    # AND the hedge's poll finishes it, both attempts recorded
+    done = refresh_task(deps, submitted.task_id, by="poll").task
+    assert (done.status, done.provider) == (TaskStatus.SUCCEEDED, "mountsea-async")
+    assert [(a.provider, a.outcome) for a in done.attempts] == [
+        ("mountsea-compat", "failed"),
+        ("mountsea-async", "completed"),
+    ]

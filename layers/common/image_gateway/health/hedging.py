@@ -128,8 +128,9 @@ def win_with(task: Task, provider: str) -> None:
         a.provider == first and a.outcome in ("submitted", "completed") for a in task.attempts
     ):
         # a sync call records its attempt when it returns: record the one it lost now
-        task.attempts.append(
-            ProviderAttempt(provider=first, at=first_started(task), outcome="submitted")
+        task.attempts.insert(
+            task.attempts.index(hedge),
+            ProviderAttempt(provider=first, at=first_started(task), outcome="submitted"),
         )
     cost = add_costs(task.cost_estimate_usd, hedge.cost_estimate_usd)
     task.provider = hedge.provider
@@ -163,14 +164,15 @@ def promote(task: Task, error_at: datetime, error: TaskError) -> bool:
             )
             closed = True
     if not closed:  # a sync call that failed: its attempt was never recorded
-        task.attempts.append(
+        task.attempts.insert(
+            task.attempts.index(hedge),
             ProviderAttempt(
                 provider=first,
                 at=first_started(task),
                 finished_at=error_at,
                 outcome="failed",
                 error=error,
-            )
+            ),
         )
     task.provider = hedge.provider
     task.provider_task_id = hedge.provider_task_id
