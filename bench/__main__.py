@@ -19,6 +19,7 @@ from bench import (
     costrun,
     memory,
     overhead,
+    routing,
     scale,
     throughput,
     volume,
@@ -38,6 +39,7 @@ FIGURES = (
     "memory",
     "volume",
     "scale",
+    "routing",
 )
 # The volume figure runs at devstack's default time scale (what a user of devstack gets: its
 # queueing must never expire a task there); the others at 0.1, so their timings are not cut
@@ -58,6 +60,9 @@ VOLUME_PHOTOS = 150
 VOLUME_HELD_OPEN = 400
 SCALE_QUICK = 200
 """Issue 20's run is 2,000 tasks of 4 clients (``scale.TASKS``); a smoke run does a tenth."""
+ROUTING_TASKS = 200
+"""Issue 23's count: tasks per measured run of the routing figure (``--routing-tasks``)."""
+ROUTING_QUICK = 20
 
 CAVEATS = [
     "Handlers run in-process on this x86-64 machine against moto and a local simulator: "
@@ -213,6 +218,16 @@ def _run_volume_on_parallel_stack(
     }
 
 
+def _run_routing_on_parallel_stack(
+    results: dict[str, Any], *, tasks: int, progress: Callable[[str], None]
+) -> None:
+    """Figure 8 (routing.py), on devstack with worker processes, like figure 7."""
+    progress("starting devstack with worker processes for figure 'routing'")
+    with volume.parallel_stack() as stack:
+        progress(f"figure 8: routing policies and hedging, {tasks} tasks per run")
+        results["routing"] = routing.run(stack, tasks=tasks, progress=progress)
+
+
 def merge_results(previous: dict[str, Any], rerun: dict[str, Any]) -> dict[str, Any]:
     """``previous`` with the figures of ``rerun`` replaced; the full run's meta is kept and
     the re-run is listed in it (``meta.reruns``), so the report says which figure is newer."""
@@ -231,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
     parser.add_argument("--only", nargs="*", choices=FIGURES, default=list(FIGURES))
     parser.add_argument("--no-readme", action="store_true", help="leave docs/performance.md alone")
+    parser.add_argument(
+        "--routing-tasks",
+        type=int,
+        default=None,
+        help=f"tasks per measured run of the routing figure (default {ROUTING_TASKS}; "
+        f"{ROUTING_QUICK} with --quick)",
+    )
     parser.add_argument("--output", type=Path, default=HERE)
     parser.add_argument(
         "--merge",
@@ -255,8 +277,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if figure == "scale":  # a devstack of its own, as `make devstack` runs it
             tasks = SCALE_QUICK if quick else scale.TASKS
-            progress(f"figure 8: capacity, {tasks} tasks of {scale.CLIENTS} clients on devstack")
+            progress(f"figure 9: capacity, {tasks} tasks of {scale.CLIENTS} clients on devstack")
             results["scale"] = scale.run(tasks=tasks, progress=progress)
+            continue
+        if figure == "routing":  # on a stack that runs functions in parallel, alone
+            tasks = args.routing_tasks or (ROUTING_QUICK if quick else ROUTING_TASKS)
+            _run_routing_on_parallel_stack(results, tasks=tasks, progress=progress)
             continue
         progress(f"starting devstack for figure '{figure}' (moto, provider simulator, local API)")
         with bench_stack(time_scale=TIME_SCALES.get(figure, 0.1)) as bench:

@@ -160,7 +160,57 @@ def rows(results: dict[str, Any]) -> list[Row]:
         )
     out += volume_rows(results.get("volume"))
     out += scale_rows(results.get("scale"))
+    out += routing_rows(results.get("routing"))
     return out
+
+
+def routing_rows(routing: dict[str, Any] | None) -> list[Row]:
+    """Routing rows: latency vs order after a provider slowed, price vs order, hedging."""
+    if not routing:
+        return []
+    n, lat, price, hedge = (
+        routing["tasks"],
+        routing["latency"],
+        routing["price"],
+        routing["hedging"],
+    )
+    rows: list[Row] = [
+        (
+            f"routing: median time to done of {n} tasks under latency, apimart's latency "
+            f"tripled (order: {lat['order_seconds']['median']:.1f} s)",
+            f"{lat['latency_seconds']['median']:.1f} s",
+            f"the faster provider's own {lat['faster_provider_seconds']['median']:.1f} s",
+            f"{lat['ratio_latency_to_faster']:.2f}x",
+            f"<= {lat['target_ratio']}x",
+            _met(lat["met"]),
+        ),
+        (
+            f"routing: cost of {n} tasks under price",
+            _usd(price["price_usd"]),
+            f"order {_usd(price['order_usd'])}",
+            f"{price['ratio_price_to_order']:.2f}x" if price["ratio_price_to_order"] else "-",
+            "-",
+            "-",
+        ),
+        (
+            f"routing: p90 time to done of {n} hedged tasks, apimart slowed 1 s -> 6 s "
+            f"({hedge['hedges_won']} of {hedge['hedges_started']} hedges won)",
+            f"{hedge['hedged_seconds']['p90']:.1f} s",
+            f"unhedged {hedge['unhedged_seconds']['p90']:.1f} s",
+            f"{1 - hedge['p90_cut']:.2f}x",
+            "-",
+            "-",
+        ),
+        (
+            f"routing: cost of {n} hedged tasks",
+            _usd(hedge["hedged_usd"]),
+            f"unhedged {_usd(hedge['unhedged_usd'])}",
+            f"{1 + hedge['extra_cost']:.2f}x" if hedge["extra_cost"] is not None else "-",
+            "-",
+            "-",
+        ),
+    ]
+    return rows
 
 
 def scale_rows(fig: dict[str, Any] | None) -> list[Row]:

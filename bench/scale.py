@@ -1,4 +1,4 @@
-"""Figure 8: capacity at volume. 2,000 tasks across 4 clients on devstack as ``make devstack``
+"""Figure 9: capacity at volume. 2,000 tasks across 4 clients on devstack as ``make devstack``
 runs it: every function in worker processes of its own, schedules on, IAM enforced, the
 default time scale (0.02) and the default provider order (the providers' documented latencies,
 scaled).

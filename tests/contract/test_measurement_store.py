@@ -99,3 +99,20 @@ def test_given_older_minutes_and_other_providers_then_a_window_reads_only_its_ow
     buckets = store.window("apimart", MINUTE - BUCKET_SECONDS)
 
     assert [(b.provider, b.start) for b in buckets] == [("apimart", MINUTE)]
+
+
+def test_given_slot_waits_then_their_record_holds_their_histogram(
+    store: MeasurementStore,
+) -> None:
+    # Given two attempts that waited 0.05 s and 40 s for a provider slot, and one not known
+    for wait in (0.05, 40.0, None):
+        store.add(
+            Sample("apimart", Operation.GENERATE, "1K", NOW, True, 2.0, slot_wait_seconds=wait)
+        )
+
+    # When the window is read Then the waits are in their buckets, the unknown one nowhere
+    [bucket] = store.window("apimart", MINUTE)
+    assert bucket.slot_wait[latency_bucket(0.05)] == 1
+    assert bucket.slot_wait[latency_bucket(40.0)] == 1
+    assert sum(bucket.slot_wait) == 2
+    assert summarise([bucket]).slot_wait_p90_seconds == pytest.approx(40.0, abs=15)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from image_gateway.adapters.dynamodb_slots import DynamoDBProviderSlots
-from image_gateway.ports import ProviderSlots
+from image_gateway.health.ports import ProviderSlots
 
 from tests.fakes import InMemoryProviderSlots
 

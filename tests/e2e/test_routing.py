@@ -136,3 +136,40 @@ def test_latency_routing_prefers_the_measured_faster_provider(api: httpx.Client)
         measured["apimart"]["latency_p50_seconds"]
         > measured["mountsea-async"]["latency_p50_seconds"]
     )
+
+
+@pytest.fixture
+def apimart_very_slow(info: StackInfo) -> Iterator[None]:
+    """apimart takes 8 s and mountsea-async 0.3 s (real seconds), both unmeasured."""
+    profile = f"{info.simulator_url}/_sim/profile"
+    _forget_measurements(info, PAIR)
+    httpx.post(profile, json={"provider": "apimart", "latency_seconds": 8}).raise_for_status()
+    httpx.post(profile, json={"provider": "mountsea-async", "latency_seconds": 0.3})
+    try:
+        yield
+    finally:
+        httpx.delete(profile).raise_for_status()
+        _forget_measurements(info, PAIR)
+
+
+@pytest.mark.usefixtures("apimart_very_slow")
+def test_a_hedge_at_the_faster_provider_wins_and_both_attempts_are_recorded(
+    api: httpx.Client,
+) -> None:
+    # Given apimart first in the list and slow (8 s), unmeasured: hedged after 2 x its expected
+    # latency (2 x 40 s at the e2e time scale: about 2 s)
+    # When a task asks to hedge
+    task = submit(api, {"prompt": "a hare, hedged", "providers": PAIR, "hedge": True})
+    done = wait_terminal(api, task["task_id"])
+
+    # Then the hedge at mountsea-async made the image first and the task is its
+    assert (done["status"], done["provider"]) == ("succeeded", "mountsea-async"), done
+    assert done["routing"]["hedge"] is True
+    assert done["outputs"][0]["key"].endswith("/0-hedge.png")
+    # And both attempts are on the task: apimart's superseded, the hedge completed
+    attempts = [(a["provider"], a["outcome"], a["hedge"]) for a in done["attempts"]]
+    assert attempts == [
+        ("apimart", "superseded", False),
+        ("mountsea-async", "completed", True),
+    ]
+    assert done["attempts"][1]["note"].startswith("hedge: apimart had not finished")

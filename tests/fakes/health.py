@@ -94,11 +94,15 @@ class InMemoryMeasurementStore:
             latency = list(old.latency)
             if sample.answered and sample.seconds is not None:
                 latency[latency_bucket(sample.seconds)] += 1
+            waits = list(old.slot_wait)
+            if sample.slot_wait_seconds is not None:
+                waits[latency_bucket(sample.slot_wait_seconds)] += 1
             self._buckets[key] = replace(
                 old,
                 answers=old.answers + int(sample.answered),
                 failures=old.failures + int(not sample.answered),
                 latency=tuple(latency),
+                slot_wait=tuple(waits),
             )
 
     def window(self, provider: str, since: int) -> list[Bucket]:

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from image_gateway.errors import DownloadFailed, PayloadTooLarge, UnsafeUrl
+from image_gateway.health.ports import Slot
 from image_gateway.models.events import TaskEventDetail
 from image_gateway.models.task import Task
-from image_gateway.ports import EventPublishError, QueueUnavailable, Slot
+from image_gateway.ports import EventPublishError, QueueUnavailable
 
 
 class RecordingEventPublisher:
@@ -45,12 +46,19 @@ class InMemoryDispatchQueue:
         self.messages: list[tuple[str, str]] = []
         self.delays: list[int] = []
         """The delay each message was sent with, in order (SQS DelaySeconds)."""
+        self.hedges: list[tuple[str, str, int]] = []
+        """Hedge messages: task id, provider, delay (``service.hedging``)."""
         self.unavailable = False
 
-    def send(self, task_id: str, provider: str, *, delay_seconds: int = 0) -> None:
-        """Queue one attempt."""
+    def send(
+        self, task_id: str, provider: str, *, delay_seconds: int = 0, hedge: bool = False
+    ) -> None:
+        """Queue one attempt (a hedge's goes to ``hedges``, with its delay)."""
         if self.unavailable:
             raise QueueUnavailable("the queue is unavailable")
+        if hedge:
+            self.hedges.append((task_id, provider, delay_seconds))
+            return
         self.messages.append((task_id, provider))
         self.delays.append(delay_seconds)
 
@@ -155,12 +163,14 @@ class InMemoryPollLoops:
         self.inputs: dict[str, dict[str, object]] = {}
         """The execution input each loop started with (what the state machine receives)."""
 
-    def start(self, task_id: str, first_wait_seconds: int) -> None:
-        """Start the task's loop; a second start of the same task starts nothing."""
-        if task_id in self.started:
+    def start(self, task_id: str, first_wait_seconds: int, *, hedge: bool = False) -> None:
+        """Start the task's loop; a second start of the same task starts nothing (a hedge's
+        loop is named ``{task_id}-hedge``)."""
+        name = f"{task_id}-hedge" if hedge else task_id
+        if name in self.started:
             return
-        self.started[task_id] = first_wait_seconds
-        self.inputs[task_id] = {
+        self.started[name] = first_wait_seconds
+        self.inputs[name] = {
             "task_id": task_id,
             "wait_seconds": first_wait_seconds,
             "attempt": 0,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from image_gateway.auth import WebhookSigner
     from image_gateway.batches.events import BatchPorts
     from image_gateway.config import Settings
-    from image_gateway.health.ports import HealthPorts
+    from image_gateway.health.ports import HealthPorts, ProviderSlots
     from image_gateway.images.inputs import ImageCheck
     from image_gateway.images.store import StoredImage
     from image_gateway.limits.ports import UsageLedger
@@ -161,29 +161,11 @@ class QueueUnavailable(Exception):
 class DispatchQueue(Protocol):
     """Hand-offs to providers: each message is one attempt, made by the dispatch function."""
 
-    def send(self, task_id: str, provider: str, *, delay_seconds: int = 0) -> None:
-        """Queue one attempt at ``provider`` (QueueUnavailable when the queue refused)."""
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One held unit of a provider's concurrency (released after the call)."""
-
-    provider: str
-    index: int
-    holder: str
-
-
-class ProviderSlots(Protocol):
-    """Per-provider concurrency: at most ``limit`` calls in flight, leases that expire."""
-
-    def acquire(
-        self, provider: str, holder: str, *, limit: int, lease_seconds: float
-    ) -> Slot | None:
-        """A free slot (or one whose lease ran out), or None when all ``limit`` are held."""
-
-    def release(self, slot: Slot) -> None:
-        """Free the slot (if ``slot.holder`` still holds it)."""
+    def send(
+        self, task_id: str, provider: str, *, delay_seconds: int = 0, hedge: bool = False
+    ) -> None:
+        """Queue one attempt at ``provider`` (QueueUnavailable when the queue refused);
+        ``hedge``: a hedge beside the task's own attempt (``service.hedging``)."""
 
 
 class FinalizeQueue(Protocol):
@@ -199,9 +181,9 @@ class FinalizeQueue(Protocol):
 
 
 class PollLoops(Protocol):
-    """One poll loop per task (a Step Functions execution named after it)."""
+    """One poll loop per task (a Step Functions execution named after it; a hedge's: -hedge)."""
 
-    def start(self, task_id: str, first_wait_seconds: int) -> None:
+    def start(self, task_id: str, first_wait_seconds: int, *, hedge: bool = False) -> None:
         """Start the task's loop; starting it again never makes a second one."""
 
 

@@ -200,6 +200,23 @@ def test_multipart_routing_options_are_typed() -> None:
     assert (compat.request.routing_policy, compat.request.max_price_usd) == ("latency", 0.05)
 
 
+def test_hedge_rides_in_the_body(deps: FakeDependencies, key: str) -> None:
+    # GIVEN extra_body hedge: true WHEN generated THEN the task's routing hedges
+    result = generate(deps, key, prompt="a fox", providers=["apimart", "pmock"], hedge=True)
+
+    task = deps.tasks.require(result["headers"]["x-task-id"])
+    assert task.routing is not None and task.routing.hedge
+
+
+def test_a_multipart_hedge_is_typed() -> None:
+    # GIVEN an edit's multipart body with hedge=true WHEN parsed THEN a boolean
+    raw, content_type = multipart([("image", png(64, 64))], prompt="x", hedge="true")
+
+    compat = edit_from_parts(parse_multipart(raw, content_type.split("boundary=")[1]))
+
+    assert compat.request.hedge is True
+
+
 def test_a_wrong_key_is_a_401_in_openais_shape_and_writes_nothing(
     deps: FakeDependencies,
 ) -> None:

@@ -3,6 +3,8 @@ failures, time to done), by the writer that won the terminal status; the figures
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from image_gateway.errors import ProviderRejected
 from image_gateway.health.measure import (
@@ -14,14 +16,15 @@ from image_gateway.health.measure import (
     summarise,
 )
 from image_gateway.models.request import Operation
-from image_gateway.models.task import TaskStatus
+from image_gateway.models.task import Task, TaskStatus, utc_now
 from image_gateway.providers.base import ProviderState
 from image_gateway.service.health import measured
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.poll import poll_step
+from image_gateway.service.submit import submit_task
 
 from tests.fakes import FakeDependencies, unavailable
-from tests.unit.service.support import fox, submit_and_dispatch
+from tests.unit.service.support import drain, fox, submit_and_dispatch
 
 
 def histogram(*seconds: float) -> tuple[int, ...]:
@@ -136,3 +139,25 @@ def test_a_sample_leaves_the_window_after_it(deps: FakeDependencies) -> None:
     deps.health.advance(WINDOW_SECONDS + BUCKET_SECONDS)
 
     assert measured(deps, "mountsea-async").samples == 0
+
+
+def test_an_attempts_wait_for_a_provider_slot_is_measured(deps: FakeDependencies) -> None:
+    # GIVEN a mountsea-async task handed to its provider 30 s ago (it waited for a slot)
+    deps.providers.script("mountsea-async").statuses = [ProviderState.SUCCEEDED]
+    task = submit_task(deps, fox(provider="mountsea-async"), client_id="c").task
+
+    def handed_earlier(t: Task) -> None:
+        t.admitted_at = utc_now() - timedelta(seconds=30)
+
+    deps.tasks.update(task.task_id, handed_earlier)
+
+    # WHEN its attempt gets a slot and the task ends
+    drain(deps)
+    poll_step(deps, task.task_id, 0)
+
+    # THEN its attempt says how long it waited, and the provider's figures hold it (read from
+    # the histogram: within the bucket of 30-45 s)
+    (attempt,) = deps.tasks.require(task.task_id).attempts
+    assert attempt.slot_wait_seconds is not None and 30 <= attempt.slot_wait_seconds < 31
+    figures = measured(deps, "mountsea-async")
+    assert figures.slot_wait_p50_seconds is not None and 30 < figures.slot_wait_p50_seconds <= 45

@@ -12,7 +12,7 @@ from image_gateway.service.refresh import refresh_task
 from image_gateway.service.sweep import OVERDUE_METRIC, sweep
 from image_gateway.webhooks.delivery import deliver
 
-from tests.fakes import FakeDependencies
+from tests.fakes import FakeDependencies, unavailable
 from tests.unit.service.support import fox, make_due, make_overdue, submit_and_dispatch
 
 BROKEN = TaskError(code="provider_task_failed", message="the provider gave up")
@@ -31,6 +31,24 @@ def test_a_succeeded_task_is_counted_with_its_cost_and_latency(deps: FakeDepende
     assert deps.metrics.values("CostEstimateUsd", Provider="mountsea-compat") == [0.04]
     [latency] = deps.metrics.values("ProviderLatencySeconds", Provider="mountsea-compat")
     assert latency >= 0
+
+
+def test_each_attempt_of_an_ended_task_feeds_the_measured_widgets(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN apimart failing with a 503 and mountsea-compat (sync) making the image
+    deps.providers.script("apimart").create_error = unavailable("apimart")
+
+    # WHEN the task ends
+    submit_and_dispatch(deps, fox(providers=["apimart", "mountsea-compat"]), client_id="c")
+
+    # THEN per provider: answered 1 or 0, the time to done and the slot wait of the answer
+    assert deps.metrics.values("ProviderAttemptAnswered", Provider="apimart") == [0.0]
+    assert deps.metrics.values("ProviderAttemptAnswered", Provider="mountsea-compat") == [1.0]
+    [seconds] = deps.metrics.values("ProviderAttemptSeconds", Provider="mountsea-compat")
+    [waited] = deps.metrics.values("ProviderSlotWaitSeconds", Provider="mountsea-compat")
+    assert seconds >= 0 and waited >= 0
+    assert deps.metrics.values("ProviderAttemptSeconds", Provider="apimart") == []
 
 
 def test_a_failed_task_is_counted_once_with_its_error_code(deps: FakeDependencies) -> None:

@@ -3,8 +3,8 @@
 
 Item layout (every item a fixed size: none grows with a client's open work):
 - ``LIMITS#<client>`` / ``LIMITS``: the operator's ``requests_per_minute``,
-  ``max_running_tasks``, ``max_queued_tasks``, ``daily_budget_usd``, ``routing`` (a string;
-  each optional; set with ``aws dynamodb update-item``, README);
+  ``max_running_tasks``, ``max_queued_tasks``, ``daily_budget_usd``, ``routing`` (a string),
+  ``hedge`` (a boolean; each optional; set with ``aws dynamodb update-item``, README);
 - ``LIMITS#<client>`` / ``RATE#<window start, epoch s>``: ``request_count`` (TTL an hour after);
 - ``LIMITS#<client>`` / ``COUNTS``: ``running`` and ``queued``, two numbers;
 - ``LIMITS#<client>`` / ``DAY#<YYYY-MM-DD>``: ``spent_usd`` (TTL a week after the day);
@@ -104,21 +104,15 @@ class DynamoDBUsageLedger:
             value = item.get(name, {}).get("N")
             return None if value is None else Decimal(value)
 
-        rate, running, queued, budget = (
-            number(n)
-            for n in (
-                "requests_per_minute",
-                "max_running_tasks",
-                "max_queued_tasks",
-                "daily_budget_usd",
-            )
-        )
+        names = ("requests_per_minute", "max_running_tasks", "max_queued_tasks", "daily_budget_usd")
+        rate, running, queued, budget = (number(n) for n in names)
         return LimitOverrides(
             requests_per_minute=None if rate is None else int(rate),
             max_running_tasks=None if running is None else int(running),
             max_queued_tasks=None if queued is None else int(queued),
             daily_budget_usd=None if budget is None else float(budget),
             routing=item.get("routing", {}).get("S"),
+            hedge=item.get("hedge", {}).get("BOOL"),
         )
 
     # -- reserve --------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ class DynamoDBMeasurementStore:
         adds = ["answers :one" if sample.answered else "failures :one"]
         if sample.answered and sample.seconds is not None:
             adds.append(f"l{latency_bucket(sample.seconds)} :one")
+        if sample.slot_wait_seconds is not None:
+            adds.append(f"q{latency_bucket(sample.slot_wait_seconds)} :one")
         self._ddb.update_item(
             TableName=self._table,
             Key={
@@ -84,4 +86,5 @@ def _load(provider: str, item: dict[str, Any]) -> Bucket:
         answers=count("answers"),
         failures=count("failures"),
         latency=tuple(count(f"l{i}") for i in range(HISTOGRAM_SIZE)),
+        slot_wait=tuple(count(f"q{i}") for i in range(HISTOGRAM_SIZE)),
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from image_gateway.ports import Slot
+from image_gateway.health.ports import Slot
 
 _TTL_MARGIN_SECONDS = 86400
 

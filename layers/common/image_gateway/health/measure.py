@@ -8,9 +8,10 @@ Design (docs/routing.md says the same):
   provider answered with a moderation refusal or an invalid-input error: the request's fault,
   not the provider's), ``failures`` (retryable failures, answers that break its documentation,
   a deadline passed while it worked) and a fixed latency histogram (``LATENCY_BOUNDS``: one
-  counter per bucket) of the made images' time to done. A finished task adds to one record per
-  attempt with one atomic increment (no read, no condition: increments commute), so a task
-  costs O(1) writes whatever the traffic.
+  counter per bucket) of the made images' time to done; a second one of the same bounds holds
+  the attempts' waits for one of the provider's slots (queueing at its concurrency limit).
+  A finished task adds to one record per attempt with one atomic increment (no read, no
+  condition: increments commute), so a task costs O(1) writes whatever the traffic.
 - **The window** is the last ``WINDOW_SECONDS`` (15 minutes: 15 records per provider, operation
   and tier at most); a record is forgotten (TTL) a day after its minute. Reading the window is
   one query per provider over its current records only (the sort key starts with the minute).
@@ -58,6 +59,8 @@ class Sample:
     at: float = field(metadata={"doc": "epoch seconds when the attempt ended"})
     answered: bool
     seconds: float | None = None
+    slot_wait_seconds: float | None = None
+    """How long the attempt waited for one of the provider's slots (None: not known)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class Bucket:
     answers: int = 0
     failures: int = 0
     latency: tuple[int, ...] = (0,) * HISTOGRAM_SIZE
+    slot_wait: tuple[int, ...] = (0,) * HISTOGRAM_SIZE
+    """The same histogram of the attempts' waits for a provider slot."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ class Measured:
     latency_p90_seconds: float | None
     latencies: int
     window: str = WINDOW_LABEL
+    slot_wait_p50_seconds: float | None = None
+    slot_wait_p90_seconds: float | None = None
 
 
 def bucket_start(at: float) -> int:
@@ -126,6 +133,7 @@ def summarise(buckets: list[Bucket]) -> Measured:
     answers = sum(b.answers for b in buckets)
     failures = sum(b.failures for b in buckets)
     histogram = [sum(b.latency[i] for b in buckets) for i in range(HISTOGRAM_SIZE)]
+    waits = [sum(b.slot_wait[i] for b in buckets) for i in range(HISTOGRAM_SIZE)]
     samples = answers + failures
     return Measured(
         samples=samples,
@@ -133,6 +141,8 @@ def summarise(buckets: list[Bucket]) -> Measured:
         latency_p50_seconds=quantile(histogram, 0.5),
         latency_p90_seconds=quantile(histogram, 0.9),
         latencies=sum(histogram),
+        slot_wait_p50_seconds=quantile(waits, 0.5),
+        slot_wait_p90_seconds=quantile(waits, 0.9),
     )
 
 

@@ -4,17 +4,40 @@ Like :mod:`image_gateway.ports`: one AWS adapter each (``adapters/dynamodb_circu
 ``adapters/dynamodb_measurements.py``, ``adapters/eventbridge.py``), one in-memory fake in
 ``tests/fakes/health.py``, one contract suite in ``tests/contract``. The rules that change a
 circuit are pure functions of :mod:`image_gateway.health.breaker`; the store only keeps
-circuits, with a conditional write; the measurements are counters (``health.measure``).
+circuits, with a conditional write; the measurements are counters (``health.measure``);
+the provider slots hold its concurrency (``adapters/dynamodb_slots.py``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from image_gateway.health.circuit import Circuit
     from image_gateway.health.measure import Bucket, Sample
     from image_gateway.models.circuits import CircuitChangedDetail
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One held unit of a provider's concurrency (released after the call)."""
+
+    provider: str
+    index: int
+    holder: str
+
+
+class ProviderSlots(Protocol):
+    """Per-provider concurrency: at most ``limit`` calls in flight, leases that expire."""
+
+    def acquire(
+        self, provider: str, holder: str, *, limit: int, lease_seconds: float
+    ) -> Slot | None:
+        """A free slot (or one whose lease ran out), or None when all ``limit`` are held."""
+
+    def release(self, slot: Slot) -> None:
+        """Free the slot (if ``slot.holder`` still holds it)."""
 
 
 class CircuitStore(Protocol):

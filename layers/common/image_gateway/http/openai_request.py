@@ -3,11 +3,12 @@
 ``POST /openai/v1/images/generations`` takes OpenAI's JSON body, ``.../edits`` its multipart
 upload (``image`` or ``image[]``, up to 16 files, and ``mask``), with OpenAI's field names.
 Gateway options ride in the SDK's ``extra_body``: ``provider``, ``providers``, ``routing`` (a
-policy, or an object with ``policy``, ``max_price_usd``, ``max_seconds``), ``size_policy``,
-``aspect_ratio`` + ``resolution``, ``metadata``, ``callback_url``, ``callback_events`` (in a
-multipart body the SDK sends lists as ``name[]`` and objects as ``name[key]``). The result is
-an ordinary :class:`ImageRequest`, validated by the same model as ``POST /v1/images``; every
-refusal is an ``InvalidRequest`` whose ``param`` names the OpenAI field.
+policy, or an object with ``policy``, ``max_price_usd``, ``max_seconds``), ``hedge``,
+``size_policy``, ``aspect_ratio`` + ``resolution``, ``metadata``, ``callback_url``,
+``callback_events`` (in a multipart body the SDK sends lists as ``name[]`` and objects as
+``name[key]``). The result is an ordinary :class:`ImageRequest`, validated by the same model
+as ``POST /v1/images``; every refusal is an ``InvalidRequest`` whose ``param`` names the
+OpenAI field.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ GATEWAY_OPTIONS = (
     "provider",
     "providers",
     "routing",
+    "hedge",
     "size_policy",
     "aspect_ratio",
     "resolution",

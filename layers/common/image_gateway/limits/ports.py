@@ -55,6 +55,8 @@ class LimitOverrides:
     daily_budget_usd: float | None = None
     routing: str | None = None
     """The client's routing policy (``service.routing`` checks the name)."""
+    hedge: bool | None = None
+    """Whether the client's requests hedge by default (a request's ``hedge`` wins)."""
 
 
 @dataclass(frozen=True)

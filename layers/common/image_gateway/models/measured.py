@@ -21,6 +21,12 @@ class MeasuredFigures(BaseModel):
         description="answers over samples: moderation and invalid input count as answers; "
         "retryable failures, broken answers and deadlines passed as failures"
     )
+    slot_wait_p50_seconds: float | None = Field(
+        default=None,
+        description="median wait of the attempts for one of the provider's slots (queueing at "
+        "its concurrency limit), from the attempt's hand-off to its call",
+    )
+    slot_wait_p90_seconds: float | None = Field(default=None, description="its 90th percentile")
     samples: int = Field(description="attempts that ended in the window")
     window: str = Field(description="the rolling window, e.g. 15m")
 
@@ -31,6 +37,8 @@ class MeasuredFigures(BaseModel):
             latency_p50_seconds=figures.latency_p50_seconds,
             latency_p90_seconds=figures.latency_p90_seconds,
             success_rate=figures.success_rate,
+            slot_wait_p50_seconds=figures.slot_wait_p50_seconds,
+            slot_wait_p90_seconds=figures.slot_wait_p90_seconds,
             samples=figures.samples,
             window=figures.window,
         )

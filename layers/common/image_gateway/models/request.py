@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from image_gateway.models.routing import Routing
+from image_gateway.models.routing import RoutingPolicy as RoutingPolicy
+
 if TYPE_CHECKING:
     from pydantic.config import JsonDict, JsonValue
 
@@ -48,8 +51,6 @@ AspectRatio = Literal[
     "2:1", "1:2", "3:1", "1:3", "21:9", "9:21",
 ]  # fmt: skip
 Resolution = Literal["1K", "2K", "4K"]
-RoutingPolicy = Literal["order", "price", "latency", "reliability", "balanced"]
-"""How the providers a request may use are ranked (docs/routing.md)."""
 
 
 class Operation(StrEnum):
@@ -132,29 +133,6 @@ RULES_BETWEEN_FIELDS: list[JsonValue] = [
 """The rules between fields :meth:`ImageRequest._check_combinations` enforces, for the document."""
 
 
-class Routing(BaseModel):
-    """A routing policy with bounds (``routing`` of a request, as an object)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    policy: RoutingPolicy | None = Field(
-        default=None, description="the policy; default: the client's, the stack's, or order"
-    )
-    max_price_usd: float | None = Field(
-        default=None,
-        gt=0,
-        le=100,
-        description="a provider whose price for this request is higher (or unknown) is never "
-        "used, not even as a fallback; 422 price_limit_exceeded naming the cheapest if none fits",
-    )
-    max_seconds: float | None = Field(
-        default=None,
-        gt=0,
-        le=86400,
-        description="providers whose measured p90 time to done is within this go first",
-    )
-
-
 class ImageRequest(BaseModel):
     """A generation or edit request, as callers send it to ``POST /v1/images``."""
 
@@ -209,6 +187,12 @@ class ImageRequest(BaseModel):
         "(cheapest among the reliable and fast enough); or an object with `policy` and the "
         "bounds `max_price_usd`, `max_seconds`; default: the client's, else the stack's, else "
         "`order`",
+    )
+    hedge: bool | None = Field(
+        default=None,
+        description="start the next provider too when the first has not finished by its "
+        "measured p90 (docs/routing.md); the first image stored wins, the other's price is "
+        "added to the cost; default: the client's, else off",
     )
     callback_url: str | None = Field(
         default=None,

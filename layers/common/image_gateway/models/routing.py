@@ -1,5 +1,6 @@
 """A task's routing decision as it is stored and shown (``routing`` of ``GET /v1/tasks/{id}``):
-which policy chose its provider, from where, and the ranking it saw."""
+which policy chose its provider, from where, and the ranking it saw; and what a request may ask
+of routing (``Routing``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,34 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from image_gateway.models.request import RoutingPolicy
+RoutingPolicy = Literal["order", "price", "latency", "reliability", "balanced"]
+"""How the providers a request may use are ranked (docs/routing.md)."""
 
 PolicySource = Literal["request", "client", "stack", "default"]
 """Where the policy came from: the request wins, then the client's limits, then the stack."""
+
+
+class Routing(BaseModel):
+    """A routing policy with bounds (``routing`` of a request, as an object)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: RoutingPolicy | None = Field(
+        default=None, description="the policy; default: the client's, the stack's, or order"
+    )
+    max_price_usd: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="a provider whose price for this request is higher (or unknown) is never "
+        "used, not even as a fallback; 422 price_limit_exceeded naming the cheapest if none fits",
+    )
+    max_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=86400,
+        description="providers whose measured p90 time to done is within this go first",
+    )
 
 
 class RankingRow(BaseModel):
@@ -45,6 +70,11 @@ class RoutingDecision(BaseModel):
     chosen_by: PolicySource = Field(description="request, client, stack, or default (order)")
     max_price_usd: float | None = None
     max_seconds: float | None = None
+    hedge: bool = Field(
+        default=False,
+        description="whether the next provider is started too when the first has not finished "
+        "by its measured p90 (the request's hedge, else the client's)",
+    )
     ranking: list[RankingRow] = Field(
         description="the usable providers in the order they are tried, then those skipped"
     )

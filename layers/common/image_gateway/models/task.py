@@ -9,8 +9,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from image_gateway.errors import ProviderError
 from image_gateway.limits.ports import UsageHold
+from image_gateway.models.attempts import AttemptOutcome as AttemptOutcome
+from image_gateway.models.attempts import FinishPath as FinishPath
+from image_gateway.models.attempts import ProviderAttempt as ProviderAttempt
+from image_gateway.models.attempts import TaskError as TaskError
 from image_gateway.models.request import ImageRequest, Operation
 from image_gateway.models.routing import RoutingDecision
 
@@ -92,22 +95,32 @@ ATTEMPT_OUTCOMES: dict[TaskStatus, AttemptOutcome] = {
 """The outcome an open attempt is closed with when its task ends in each terminal status."""
 
 
+OTHER_ATTEMPT_OUTCOMES: dict[TaskStatus, AttemptOutcome] = {
+    TaskStatus.SUCCEEDED: "superseded",
+    TaskStatus.FAILED: "superseded",
+    TaskStatus.CANCELLED: "cancelled",
+    TaskStatus.EXPIRED: "expired",
+}
+"""The outcome of an attempt still open at another provider (a hedge, or the attempt a hedge
+outran) when the task ends in each terminal status."""
+
+
 def close_open_attempt(task: Task, now: datetime) -> None:
-    """Close the attempt still ``submitted`` at the task's provider with the task's own end
-    (every path ends a task through ``move_task``, so none is left open)."""
-    for index in range(len(task.attempts) - 1, -1, -1):
-        attempt = task.attempts[index]
-        if attempt.outcome != "submitted" or attempt.provider != task.provider:
+    """Close the attempts still ``submitted`` with the task's own end: the one at the task's
+    provider with its status, another one (hedging: at most one) as ``OTHER_ATTEMPT_OUTCOMES``
+    says (every path ends a task through ``move_task``, so none is left open)."""
+    for index, attempt in enumerate(task.attempts):
+        if attempt.outcome != "submitted":
             continue
-        failed = task.status is not TaskStatus.SUCCEEDED
+        own = attempt.provider == task.provider
+        failed = own and task.status is not TaskStatus.SUCCEEDED
         task.attempts[index] = attempt.model_copy(
             update={
-                "outcome": ATTEMPT_OUTCOMES[task.status],
+                "outcome": (ATTEMPT_OUTCOMES if own else OTHER_ATTEMPT_OUTCOMES)[task.status],
                 "finished_at": now,
                 "error": task.error if failed else None,
             }
         )
-        return
 
 
 def change_task(task: Task, change: Callable[[Task], None]) -> Task:
@@ -147,27 +160,6 @@ class ImageOutput(BaseModel):
     sha256: str
 
 
-class TaskError(BaseModel):
-    """Why a task failed, in the gateway's error model."""
-
-    model_config = ConfigDict(frozen=True)
-
-    code: str
-    message: str
-    provider: str | None = None
-    retryable: bool = False
-
-    @classmethod
-    def from_provider_error(cls, error: ProviderError) -> TaskError:
-        """The task's record of a classified provider error."""
-        return cls(
-            code=error.code,
-            message=error.message,
-            provider=error.provider,
-            retryable=error.retryable,
-        )
-
-
 class SourceObject(BaseModel):
     """The S3 object a task was made from (S3 inbox uploads; None for API tasks)."""
 
@@ -187,27 +179,6 @@ class StatusChange(BaseModel):
     status: TaskStatus
     at: datetime
     by: str = Field(description="what caused it: api, callback, poll, sweeper, cancel")
-
-
-AttemptOutcome = Literal["submitted", "completed", "failed", "cancelled", "expired"]
-"""Where one try at one provider ended (``submitted`` while the provider still works on it)."""
-
-
-class ProviderAttempt(BaseModel):
-    """One try at one provider."""
-
-    provider: str
-    provider_task_id: str | None = None
-    at: datetime = Field(description="when the provider was called")
-    outcome: AttemptOutcome = Field(
-        description="submitted: the provider took the task and is working on it; completed: "
-        "it made the image; failed: see error; cancelled / expired: the task was cancelled or "
-        "passed its deadline while the provider worked"
-    )
-    finished_at: datetime | None = Field(
-        default=None, description="when the attempt ended (None while submitted)"
-    )
-    error: TaskError | None = None
 
 
 class DeliveryRecord(BaseModel):
@@ -235,10 +206,6 @@ class PartRecord(BaseModel):
     outputs: list[ImageOutput] = Field(default_factory=list)
     error: TaskError | None = None
     cost_estimate_usd: float | None = None
-
-
-FinishPath = Literal["callback", "poll", "sync"]
-"""How a task is finished: provider callback, poll loop, or one sync call (dispatch queue)."""
 
 
 class Task(BaseModel):

@@ -38,7 +38,13 @@ from image_gateway.errors import (
 )
 from image_gateway.health.circuit import Circuit
 from image_gateway.log_context import working_on
-from image_gateway.models.task import ProviderAttempt, Task, TaskError, TaskStatus, utc_now
+from image_gateway.models.task import (
+    ProviderAttempt,
+    Task,
+    TaskError,
+    TaskStatus,
+    utc_now,
+)
 from image_gateway.ports import Dependencies
 from image_gateway.providers.base import Mode, ProviderState
 from image_gateway.service.handoff import (
@@ -48,6 +54,7 @@ from image_gateway.service.handoff import (
     record_accepted,
 )
 from image_gateway.service.health import Gate, admit, read_circuits, record_call, release
+from image_gateway.service.hedging import schedule_hedge
 from image_gateway.service.lifecycle import change_status, fail_task
 from image_gateway.service.refresh import RetryLater, count_download_failure, finalize_success
 from image_gateway.service.routing import Candidate, qualify
@@ -86,7 +93,7 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
         )
         return after_failure(deps, task, error, circuits)
     candidate = usable[0]
-    lease = _call_timeout(deps, candidate, task) + deps.timing.slot_lease_margin_seconds
+    lease = call_timeout(deps, candidate, task) + deps.timing.slot_lease_margin_seconds
     gate = admit(
         deps,
         task,
@@ -108,10 +115,11 @@ def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
     if slot is None:  # the provider is at its concurrency limit: wait in the queue
         release(deps, gate)
         return _provider_busy(deps, task, provider, circuits)
+    waited = max(0.0, (utc_now() - waiting_since(task)).total_seconds())  # queueing at slots
     try:
         if candidate.provider.mode(task.request) is Mode.SYNC:
-            return _call_sync(deps, task, candidate, gate)
-        return _create(deps, task, candidate, gate)
+            return _call_sync(deps, task, candidate, gate, waited)
+        return _create(deps, task, candidate, gate, waited)
     finally:
         release(deps, gate)
         deps.slots.release(slot)
@@ -167,13 +175,16 @@ def _attempt_due(task: Task, provider: str) -> bool:
     return task.path == "sync" and task.provider_task_id is None
 
 
-def _call_timeout(deps: Dependencies, candidate: Candidate, task: Task) -> float:
+def call_timeout(deps: Dependencies, candidate: Candidate, task: Task) -> float:
+    """How long the call to ``candidate`` may take (a sync call's long timeout)."""
     if candidate.provider.mode(task.request) is Mode.SYNC:
         return deps.settings.provider_sync_timeout_seconds
     return deps.settings.provider_timeout_seconds
 
 
-def _create(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate) -> Task:
+def _create(
+    deps: Dependencies, task: Task, candidate: Candidate, gate: Gate, waited: float
+) -> Task:
     """An async provider's create call; submitted (poll loop started) or on to the next one."""
     provider = candidate.provider
     url = callback_url(deps, task, candidate)
@@ -193,9 +204,12 @@ def _create(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate) ->
         path="callback" if url else "poll",
         provider_task_id=provider_task_id,
         expected_seconds=expected,
+        slot_wait_seconds=waited,
     )
     if recorded and url is None:
         deps.poll_loops.start(task.task_id, max(1, round(deps.settings.scaled(expected))))
+    if recorded:
+        schedule_hedge(deps, submitted)
     logger.info(
         "handed to provider",
         extra={"task_id": task.task_id, "provider": provider.name, "path": submitted.path},
@@ -203,7 +217,9 @@ def _create(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate) ->
     return submitted
 
 
-def _call_sync(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate) -> Task:
+def _call_sync(
+    deps: Dependencies, task: Task, candidate: Candidate, gate: Gate, waited: float
+) -> Task:
     """A sync provider's one long call; the image is stored like a callback's would be."""
     provider = candidate.provider.name
     task, recorded = record_accepted(deps, task, candidate, path="sync")
@@ -214,6 +230,7 @@ def _call_sync(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate)
         if not running.changed:  # cancelled meanwhile
             return running.task
         task = running.task
+    schedule_hedge(deps, task)
 
     inputs = provider_inputs(deps, task.request)
     opener = input_opener(deps, task.request)
@@ -238,9 +255,21 @@ def _call_sync(deps: Dependencies, task: Task, candidate: Candidate, gate: Gate)
         if status.state is not ProviderState.SUCCEEDED:  # parse_sync only returns successes
             raise RuntimeError(f"{provider} sync answer in state {status.state}")
         attempt = ProviderAttempt(
-            provider=provider, at=called_at, finished_at=utc_now(), outcome="completed"
+            provider=provider,
+            at=called_at,
+            finished_at=utc_now(),
+            outcome="completed",
+            slot_wait_seconds=waited,
         )
-        recorded_task = deps.tasks.update(task.task_id, lambda t: t.attempts.append(attempt))
+
+        def record(t: Task) -> None:
+            if not t.status.terminal:  # a hedge won meanwhile: it recorded this attempt
+                t.attempts.append(attempt)
+
+        recorded_task = deps.tasks.update(task.task_id, record)
+        if recorded_task.status.terminal:
+            logger.info("sync result discarded: the task ended meanwhile (a hedge won)")
+            return recorded_task
         return finalize_success(deps, recorded_task, status.images, by="dispatch")
 
 

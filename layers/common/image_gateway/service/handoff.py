@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 
 from image_gateway.errors import ProviderError
 from image_gateway.health.circuit import Circuit
+from image_gateway.health.hedging import wants_hedge
 from image_gateway.models.task import (
     FinishPath,
     ProviderAttempt,
@@ -25,6 +26,7 @@ from image_gateway.models.task import (
 )
 from image_gateway.ports import Dependencies, QueueUnavailable
 from image_gateway.service.health import order_by_health
+from image_gateway.service.hedging import promote_hedge
 from image_gateway.service.lifecycle import change_status, fail_task
 from image_gateway.service.routing import Candidate, qualify
 
@@ -68,6 +70,7 @@ def record_accepted(
     path: FinishPath,
     provider_task_id: str | None = None,
     expected_seconds: float | None = None,
+    slot_wait_seconds: float | None = None,
 ) -> tuple[Task, bool]:
     """The provider took the task: ``submitted`` (with its event), or in place for a task that
     already was (a fallback after a sync call). The task, and False when it ended meanwhile."""
@@ -77,6 +80,7 @@ def record_accepted(
         provider_task_id=provider_task_id,
         at=utc_now(),
         outcome="submitted",
+        slot_wait_seconds=slot_wait_seconds,
     )
 
     def record(t: Task) -> None:
@@ -130,11 +134,16 @@ def after_failure(
     circuits: dict[str, Circuit] | None = None,
 ) -> Task:
     """Record a failed attempt; a retryable one moves on to the next provider, if any is left
-    (those whose breaker lets a call through first; ``circuits`` if already read)."""
+    (those whose breaker lets a call through first; ``circuits`` if already read). With a
+    hedge running, the hedge becomes the task's attempt instead (``service.hedging``)."""
     logger.warning(
         "provider attempt failed",
         extra={"task_id": task.task_id, "provider": task.provider, "code": error.code},
     )
+    if wants_hedge(task):  # a hedge running beside it carries the task on instead
+        promoted = promote_hedge(deps, task.task_id, TaskError.from_provider_error(error))
+        if promoted is not None:
+            return promoted
     attempts = [*task.attempts, failed_attempt(task.provider, error)]
     # the providers left that are (still) enabled and able to honour the request, in order
     usable = [c.provider.name for c in qualify(deps, task.fallbacks, task.request)[0]]

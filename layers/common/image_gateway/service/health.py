@@ -112,7 +112,16 @@ def record_measurements(deps: Dependencies, task: Task) -> int:
             if attempt.outcome == "completed"
             else None
         )
-        sample = Sample(attempt.provider, task.operation, tier, now, answered, seconds)
+        sample = Sample(
+            attempt.provider,
+            task.operation,
+            tier,
+            now,
+            answered,
+            seconds,
+            slot_wait_seconds=attempt.slot_wait_seconds,
+        )
+        _emit(deps, sample)
         try:
             deps.health.measurements.add(sample)
         except Exception:  # routing loses one sample; the task is unaffected
@@ -120,6 +129,17 @@ def record_measurements(deps: Dependencies, task: Task) -> int:
             continue
         written += 1
     return written
+
+
+def _emit(deps: Dependencies, sample: Sample) -> None:
+    """The dashboard's view of one sample (per provider only: few series): answered as 1 or 0
+    (its average is the success rate), time to done and slot wait."""
+    provider = {"Provider": sample.provider}
+    deps.metrics.put("ProviderAttemptAnswered", int(sample.answered), "Count", provider)
+    if sample.seconds is not None:
+        deps.metrics.put("ProviderAttemptSeconds", sample.seconds, "Seconds", provider)
+    if sample.slot_wait_seconds is not None:
+        deps.metrics.put("ProviderSlotWaitSeconds", sample.slot_wait_seconds, "Seconds", provider)
 
 
 def measured(

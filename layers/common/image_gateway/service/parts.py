@@ -38,7 +38,7 @@ from image_gateway.models.task import SourceObject, Task, TaskError, TaskStatus,
 from image_gateway.ports import Dependencies
 from image_gateway.service.lifecycle import change_status, fail_task, finish_parent
 from image_gateway.service.limits import client_limits, reserved_estimate
-from image_gateway.service.refresh import output_key_stem as stem_of_output
+from image_gateway.service.outputs import output_key_stem as stem_of_output
 from image_gateway.service.routing import Candidate, route
 from image_gateway.service.staging import stage_inputs
 

@@ -7,10 +7,8 @@ conditional status change emits the event, so duplicate or late callbacks are ha
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
 
@@ -21,11 +19,26 @@ from image_gateway.errors import (
     ProviderError,
     UnsafeUrl,
 )
+from image_gateway.health.hedging import (
+    cost_with_open_hedge,
+    open_hedge,
+    wants_hedge,
+    win_with,
+)
 from image_gateway.log_context import working_on
-from image_gateway.models.task import ImageOutput, Task, TaskError, TaskStatus, utc_now
+from image_gateway.models.task import (
+    ImageOutput,
+    ProviderAttempt,
+    Task,
+    TaskError,
+    TaskStatus,
+    utc_now,
+)
 from image_gateway.ports import Dependencies, TaskNotFound
 from image_gateway.providers.base import ProviderState, ProviderStatus, ResultImage
+from image_gateway.service.hedging import end_hedge, promote_hedge
 from image_gateway.service.lifecycle import change_status, fail_task, publish_pending_event
+from image_gateway.service.outputs import discard_unnamed, output_metadata, store_output
 
 logger = Logger(child=True)
 
@@ -76,7 +89,9 @@ def refresh_task(
     if task.status.terminal or task.provider_task_id is None:
         if status is not None:
             status.close()
-        return RefreshResult(task)
+        if task.status.terminal:
+            return RefreshResult(task)
+        return RefreshResult(_refresh_hedge(deps, task, by=by, learned_at=learned_at))
 
     if status is None:
         try:
@@ -88,17 +103,45 @@ def refresh_task(
         if task.bad_responses:  # the limit counts garbage answers in a row
             task = deps.tasks.update(task_id, _reset_bad_responses)
         if status.state is ProviderState.PENDING:
-            return RefreshResult(task)
+            return RefreshResult(_refresh_hedge(deps, task, by=by, learned_at=learned_at))
         if status.state is ProviderState.RUNNING:
-            if task.status is TaskStatus.RUNNING:
-                return RefreshResult(task)
-            return RefreshResult(change_status(deps, task_id, TaskStatus.RUNNING, by=by).task)
+            if task.status is not TaskStatus.RUNNING:
+                task = change_status(deps, task_id, TaskStatus.RUNNING, by=by).task
+            return RefreshResult(_refresh_hedge(deps, task, by=by, learned_at=learned_at))
         if status.state is ProviderState.FAILED:
             assert status.error is not None
             failure = TaskError.from_provider_error(status.error)
+            promoted = promote_hedge(deps, task_id, failure) if wants_hedge(task) else None
+            if promoted is not None:  # the hedge carries the task on
+                return RefreshResult(_refresh_hedge(deps, promoted, by=by, learned_at=learned_at))
             return RefreshResult(fail_task(deps, task_id, failure, by=by).task)
         return RefreshResult(
             finalize_success(deps, task, status.images, by=by, learned_at=learned_at)
+        )
+
+
+def _refresh_hedge(deps: Dependencies, task: Task, *, by: str, learned_at: datetime | None) -> Task:
+    """Ask a hedge running beside the task's provider (``service.hedging``), if any, and
+    finalise the task with its image when it is done. A provider error is only logged: the
+    next look (poll loop, callback, sweeper) asks again; a hedge's failure closes its attempt."""
+    hedge = open_hedge(task)
+    if task.status.terminal or hedge is None or hedge.provider_task_id is None:
+        return task
+    try:
+        status = deps.providers.client(hedge.provider).status(hedge.provider_task_id)
+    except ProviderError as error:
+        logger.warning(
+            "hedge status not read", extra={"task_id": task.task_id, "error": error.message}
+        )
+        return task
+    with status:
+        if status.state in (ProviderState.PENDING, ProviderState.RUNNING):
+            return task
+        if status.state is ProviderState.FAILED:
+            assert status.error is not None
+            return end_hedge(deps, task.task_id, hedge.provider, status.error)
+        return finalize_success(
+            deps, task, status.images, by=by, learned_at=learned_at, attempt=hedge
         )
 
 
@@ -109,8 +152,14 @@ def finalize_success(
     *,
     by: str,
     learned_at: datetime | None = None,
+    attempt: ProviderAttempt | None = None,
 ) -> Task:
     """Store the provider's images in S3 and mark the task succeeded (one event).
+
+    ``attempt``: the hedge that made the images (``service.hedging``; None: the task's own
+    provider). A hedge's images are stored at their own keys (``HEDGE_STEM_SUFFIX``), so two
+    attempts finishing at once never write the same object; the one that wins the conditional
+    status change names its outputs and provider on the task, the other's objects are deleted.
 
     ``learned_at`` (default: now) is when the gateway learned the provider was done; the time
     from it to the published event is the ``GatewayOverheadSeconds`` metric.
@@ -123,9 +172,10 @@ def finalize_success(
     """
     learned_at = learned_at or utc_now()
     stored: list[ImageOutput] = []
+    hedged = attempt is not None and attempt.hedge
     try:
         for index, image in enumerate(images):
-            stored.append(_store_output(deps, task, index, image))
+            stored.append(store_output(deps, task, index, image, hedge=attempt if hedged else None))
     except (InvalidImage, PayloadTooLarge, UnsafeUrl) as exc:
         code = {
             InvalidImage: "provider_bad_image",
@@ -133,7 +183,7 @@ def finalize_success(
             UnsafeUrl: "provider_unsafe_url",
         }[type(exc)]
         error = TaskError(code=code, message=exc.message, provider=task.provider)
-        return _discard_unnamed(deps, fail_task(deps, task.task_id, error, by=by).task, stored)
+        return discard_unnamed(deps, fail_task(deps, task.task_id, error, by=by).task, stored)
     except DownloadFailed as exc:
         message = exc.message
         if exc.retryable:
@@ -142,18 +192,22 @@ def finalize_success(
                 raise RetryLater(exc.message) from exc
             message = f"{exc.message} ({failures} tries)"
         error = TaskError(code="provider_download_failed", message=message, provider=task.provider)
-        return _discard_unnamed(deps, fail_task(deps, task.task_id, error, by=by).task, stored)
+        return discard_unnamed(deps, fail_task(deps, task.task_id, error, by=by).task, stored)
 
     def record(t: Task) -> None:
         t.outputs = stored
         t.finalized_by = by
+        if attempt is not None and attempt.provider != t.provider:
+            win_with(t, attempt.provider)  # the hedge was first: the task is its attempt's
+        else:
+            t.cost_estimate_usd = cost_with_open_hedge(t)
 
     finished = change_status(deps, task.task_id, TaskStatus.SUCCEEDED, by=by, change=record)
     if finished.changed:
         _measure_overhead(deps, finished.task, learned_at)
         return add_thumbnail(deps, finished.task)
     logger.info("already finalised elsewhere", extra={"task_id": task.task_id, "by": by})
-    return _discard_unnamed(deps, finished.task, stored)
+    return discard_unnamed(deps, finished.task, stored)
 
 
 def add_thumbnail(deps: Dependencies, task: Task) -> Task:
@@ -203,84 +257,6 @@ def _measure_overhead(deps: Dependencies, task: Task, learned_at: datetime) -> N
     seconds = max(0.0, (utc_now() - learned_at).total_seconds())
     dimensions = {"Provider": task.provider, "Path": task.path or "none"}
     deps.metrics.put("GatewayOverheadSeconds", seconds, "Seconds", dimensions)
-
-
-def _discard_unnamed(deps: Dependencies, task: Task, stored: list[ImageOutput]) -> Task:
-    """Delete the outputs this writer stored that the task, as it ended, does not name.
-
-    Keys are fixed per task and index, so a duplicate finaliser that lost to the winner wrote
-    the winner's own objects: those stay. A failed, cancelled or expired task names none.
-    A delete that fails is logged (the object stays, with its task id in its metadata).
-    """
-    named = {output.key for output in task.outputs}
-    for output in stored:
-        if output.key in named:
-            continue
-        try:
-            deps.images.delete(output.key)
-        except Exception:
-            logger.warning(
-                "could not delete an output no task names",
-                extra={"task_id": task.task_id, "key": output.key},
-                exc_info=True,
-            )
-            continue
-        logger.info(
-            "output deleted: the task ended without it",
-            extra={"task_id": task.task_id, "key": output.key, "status": task.status},
-        )
-    return task
-
-
-def output_key_stem(task: Task, index: int) -> str:
-    """Where output ``index`` goes (the extension follows the format).
-
-    ``outputs/{client}/{yyyy}/{mm}/{dd}/{taskId}/{n}``, or the task's own ``output_key_stem``
-    (inbox rules), with ``-{n}`` after the first output.
-    """
-    if task.output_key_stem is not None:
-        return task.output_key_stem if index == 0 else f"{task.output_key_stem}-{index}"
-    day = task.created_at
-    return f"outputs/{task.client_id}/{day:%Y}/{day:%m}/{day:%d}/{task.task_id}/{index}"
-
-
-def output_metadata(task: Task) -> dict[str, str]:
-    """S3 user metadata that links an output to its task (and its inbox source, if any)."""
-    metadata = {"task-id": task.task_id, "client-id": task.client_id, "provider": task.provider}
-    if task.source is not None:  # S3 metadata is ASCII: the key is percent-encoded
-        metadata["source-bucket"] = task.source.bucket
-        metadata["source-key"] = quote(task.source.key, safe="/")
-        if task.source.version_id:
-            metadata["source-version-id"] = task.source.version_id
-    return metadata
-
-
-def _store_output(deps: Dependencies, task: Task, index: int, image: ResultImage) -> ImageOutput:
-    metadata = output_metadata(task)
-    stem = output_key_stem(task, index)
-    with ExitStack() as stack:
-        if image.url is not None:
-            chunks = stack.enter_context(deps.fetcher.stream(image.url))
-            stored = deps.images.store(chunks, stem, metadata=metadata)
-        elif isinstance(image.b64, str):
-            stored = deps.images.store_base64([image.b64], stem, metadata=metadata)
-        elif image.b64 is not None:
-            stored = deps.images.store_base64(image.b64.iter_chunks(), stem, metadata=metadata)
-        else:
-            raise InvalidImage("the provider result had no image")
-    logger.info(
-        "image stored",
-        extra={"task_id": task.task_id, "key": stored.key, "bytes": stored.size_bytes},
-    )
-    return ImageOutput(
-        bucket=stored.bucket,
-        key=stored.key,
-        content_type=stored.content_type,
-        width=stored.width,
-        height=stored.height,
-        bytes=stored.size_bytes,
-        sha256=stored.sha256,
-    )
 
 
 def _reset_bad_responses(task: Task) -> None:

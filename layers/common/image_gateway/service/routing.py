@@ -4,12 +4,14 @@ Capability and size checks run here, before anything is written or spent. The pr
 to make the request are then ranked by the routing policy (``health.ranking``: the request's,
 else the client's, else the stack's, else ``order``), within the caller's ``provider`` /
 ``providers`` when given; the breaker has the last word (providers it would refuse go last).
-The decision, with the ranking it saw, is stored on the task (``routing`` of its view).
+The decision, with the ranking it saw and whether the task hedges, is stored on the task
+(``routing`` of its view).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast, get_args
 
@@ -19,6 +21,7 @@ from image_gateway.errors import Unprocessable
 from image_gateway.health.breaker import usable as breaker_usable
 from image_gateway.health.circuit import Circuit
 from image_gateway.health.ranking import MEASURED_POLICIES, Contender, Ranked, explores, rank
+from image_gateway.limits.ports import LimitOverrides
 from image_gateway.models.request import ImageRequest, RoutingPolicy
 from image_gateway.models.routing import PolicySource, RankingRow, RoutingDecision
 from image_gateway.ports import Dependencies
@@ -90,20 +93,52 @@ def route(
 
 
 def routing_policy(
-    deps: Dependencies, request: ImageRequest, client_id: str | None
+    deps: Dependencies,
+    request: ImageRequest,
+    client_id: str | None,
+    *,
+    client: Callable[[], LimitOverrides] | None = None,
 ) -> tuple[RoutingPolicy, PolicySource]:
-    """The policy in force: the request's, else the client's (its limits item), else the
-    stack's (the providers parameter), else ``order``."""
+    """The policy in force: the request's, else the client's (its limits item, read by
+    ``client`` when given), else the stack's (the providers parameter), else ``order``."""
     if request.routing_policy is not None:
         return request.routing_policy, "request"
     if client_id is not None:
-        chosen = deps.usage.overrides(client_id).routing
+        chosen = (client or (lambda: deps.usage.overrides(client_id)))().routing
         if chosen in get_args(RoutingPolicy):
             return cast(RoutingPolicy, chosen), "client"
         if chosen is not None:  # an operator's typo must not refuse the client's requests
             logger.warning("unknown routing policy in a client's limits", extra={"policy": chosen})
     stack = deps.directory.config.routing
     return (stack, "stack") if stack is not None else ("order", "default")
+
+
+def hedging(
+    deps: Dependencies,
+    request: ImageRequest,
+    client_id: str | None,
+    *,
+    client: Callable[[], LimitOverrides] | None = None,
+) -> bool:
+    """Whether the task hedges (``health.hedging``): the request's ``hedge``, else its
+    client's (its limits item, read by ``client`` when given), else not."""
+    if request.hedge is not None:
+        return request.hedge
+    if client_id is None:
+        return False
+    return (client or (lambda: deps.usage.overrides(client_id)))().hedge is True
+
+
+def _client_limits(deps: Dependencies, client_id: str | None) -> Callable[[], LimitOverrides]:
+    """The client's limits item, read at most once (policy and hedging both may need it)."""
+    read: list[LimitOverrides] = []
+
+    def get() -> LimitOverrides:
+        if not read:
+            read.append(deps.usage.overrides(client_id) if client_id else LimitOverrides())
+        return read[0]
+
+    return get
 
 
 def _ranked(
@@ -115,7 +150,8 @@ def _ranked(
     client_id: str | None,
     token: str,
 ) -> Route:
-    policy, source = routing_policy(deps, request, client_id)
+    client = _client_limits(deps, client_id)
+    policy, source = routing_policy(deps, request, client_id, client=client)
     reads = policy in MEASURED_POLICIES or request.max_seconds is not None
     contenders = [
         Contender(
@@ -146,6 +182,7 @@ def _ranked(
     decision = RoutingDecision(
         policy=policy,
         chosen_by=source,
+        hedge=hedging(deps, request, client_id, client=client),
         max_price_usd=request.max_price_usd,
         max_seconds=request.max_seconds,
         ranking=[rows[n] for n in ordered]
