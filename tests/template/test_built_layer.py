@@ -232,6 +232,15 @@ def test_the_layer_holds_only_what_the_runtime_imports(layer: Path) -> None:
     assert [n for n in native if not n.endswith(".cpython-313-aarch64-linux-gnu.so")] == []
 
 
+def test_the_layer_ships_certifis_roots_one_per_file_under_their_hash_names(layer: Path) -> None:
+    # Given the layer / When its hashed roots are counted (image_gateway/tls_roots.py)
+    roots = sorted((layer / "image_gateway" / "hashed_roots").iterdir())
+    bundle = (layer / "certifi" / "cacert.pem").read_text()
+    # Then every root of the bundle it ships has its file, named <subject hash>.<n>
+    assert len(roots) == bundle.count("-----BEGIN CERTIFICATE-----") > 100
+    assert all(len(p.name.split(".")[0]) == 8 and p.suffix[1:].isdigit() for p in roots)
+
+
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
 def test_each_function_imports_from_the_read_only_artefact_without_compiling_the_layer(
     logical_id: str, read_only: ReadOnlyArtefact, runtime: artefact.Interpreter

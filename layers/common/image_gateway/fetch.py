@@ -21,6 +21,7 @@ from typing import Self
 import httpx
 
 from image_gateway.errors import DownloadFailed, PayloadTooLarge, UnsafeUrl
+from image_gateway.tls_roots import context_for
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -34,14 +35,14 @@ _NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
 
 @cache
 def tls_context() -> ssl.SSLContext:
-    """The TLS context every HTTP client of the process shares (certifi's CA bundle, as httpx
-    builds by default, without the environment's SSL_CERT_FILE, as the fetcher always had).
+    """The TLS context every HTTP client of the process shares: certifi's roots, as httpx
+    trusts by default, without the environment's SSL_CERT_FILE, as the fetcher always had.
 
-    httpx builds one per client, loading the bundle each time: about 25 ms of CPU on the built
-    layer with Python 3.13, and a finaliser's first event has two clients (the provider's and
-    the download's); a function sending webhooks, a third.
+    httpx builds one per client, loading the bundle each time, and a finaliser's first event
+    has two clients (the provider's and the download's); a function sending webhooks, a third.
+    On the built layer the roots are read lazily (:mod:`image_gateway.tls_roots`).
     """
-    return httpx.create_ssl_context(trust_env=False)
+    return context_for()
 
 
 class SafeFetcher:

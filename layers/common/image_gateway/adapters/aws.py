@@ -2,10 +2,11 @@
 
 Handlers keep one per execution environment (:func:`lazy_dependencies`, built at the first
 event, never at import); every client is built on first use, so a function pays only for the
-clients its route touches. The same goes for imports: the provider clients (httpx and every
-provider adapter), the URL fetcher, the provider directory and the inbox's pieces are imported
-by the property that builds them, so a route that never calls a provider (reading a task,
-listing tasks) does not import them. Tests use ``tests/fakes`` instead, or this against moto.
+clients its route touches. The same goes for imports: every adapter (the DynamoDB stores, the
+queues, the bus, the provider clients with httpx, the URL fetcher, the provider directory, the
+inbox's pieces) is imported by the property that builds it, so a function imports only the
+adapters its events use (a route that never calls a provider does not import httpx; the poll
+function never imports the batch store). Tests use ``tests/fakes`` instead, or this against moto.
 """
 
 from __future__ import annotations
@@ -18,31 +19,27 @@ from typing import TYPE_CHECKING, Any
 import botocore.session
 
 from image_gateway.adapters.boto import PerEnvironment, SecretCache, client_config, new_session
-from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
-from image_gateway.adapters.dynamodb_batches import DynamoDBBatchStore
-from image_gateway.adapters.dynamodb_circuits import AwsHealth
-from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
-from image_gateway.adapters.dynamodb_limits import DynamoDBUsageLedger
-from image_gateway.adapters.dynamodb_slots import DynamoDBProviderSlots
-from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
-from image_gateway.adapters.emf_metrics import EmfMetrics
-from image_gateway.adapters.eventbridge import (
-    EventBridgeBatchEvents,
-    EventBridgeCircuitEvents,
-    EventBridgePublisher,
-)
-from image_gateway.adapters.s3_images import S3ImageStore
-from image_gateway.adapters.sqs_batches import SqsBatchQueue
-from image_gateway.adapters.sqs_dispatch import SqsDispatchQueue
-from image_gateway.adapters.stepfunctions_poll import StepFunctionsPollLoops
-from image_gateway.auth import WebhookSigner
 from image_gateway.config import Settings
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
 if TYPE_CHECKING:  # imported where they are built (see the module docstring)
     from image_gateway.adapters.aws_webhooks import AwsWebhooks
+    from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+    from image_gateway.adapters.dynamodb_batches import DynamoDBBatchStore
+    from image_gateway.adapters.dynamodb_circuits import AwsHealth
+    from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
+    from image_gateway.adapters.dynamodb_limits import DynamoDBUsageLedger
+    from image_gateway.adapters.dynamodb_slots import DynamoDBProviderSlots
+    from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
+    from image_gateway.adapters.emf_metrics import EmfMetrics
+    from image_gateway.adapters.eventbridge import EventBridgeBatchEvents, EventBridgePublisher
     from image_gateway.adapters.http_providers import HttpProviderClients
+    from image_gateway.adapters.s3_images import S3ImageStore
     from image_gateway.adapters.s3_inbox import S3InboxObjects
+    from image_gateway.adapters.sqs_batches import SqsBatchQueue
+    from image_gateway.adapters.sqs_dispatch import SqsDispatchQueue
+    from image_gateway.adapters.stepfunctions_poll import StepFunctionsPollLoops
+    from image_gateway.auth import WebhookSigner
     from image_gateway.fetch import SafeFetcher
     from image_gateway.inbox.rules import RulesSource
     from image_gateway.inbox.settings import InboxSettings
@@ -105,6 +102,8 @@ class AwsDependencies:
     @cached_property
     def tasks(self) -> DynamoDBTaskStore:
         """The task table."""
+        from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore
+
         return DynamoDBTaskStore(
             self.dynamodb, self.settings.table_name, write_attempts=self.timing.task_write_attempts
         )
@@ -112,16 +111,22 @@ class AwsDependencies:
     @cached_property
     def api_keys(self) -> DynamoDBApiKeyStore:
         """Hashed caller API keys."""
+        from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
+
         return DynamoDBApiKeyStore(self.dynamodb, self.settings.table_name)
 
     @cached_property
     def idempotency(self) -> DynamoDBIdempotencyStore:
         """Idempotency-Key records."""
+        from image_gateway.adapters.dynamodb_idempotency import DynamoDBIdempotencyStore
+
         return DynamoDBIdempotencyStore(self.dynamodb, self.settings.table_name)
 
     @cached_property
     def usage(self) -> DynamoDBUsageLedger:
         """Per-client limits and counters (in the tasks table)."""
+        from image_gateway.adapters.dynamodb_limits import DynamoDBUsageLedger
+
         return DynamoDBUsageLedger(
             self.dynamodb,
             self.settings.table_name,
@@ -131,6 +136,8 @@ class AwsDependencies:
     @cached_property
     def images(self) -> S3ImageStore:
         """The output/input bucket."""
+        from image_gateway.adapters.s3_images import S3ImageStore
+
         return S3ImageStore(
             self.s3, self.settings.bucket_name, max_bytes=self.settings.max_image_bytes
         )
@@ -138,6 +145,8 @@ class AwsDependencies:
     @cached_property
     def events(self) -> EventBridgePublisher:
         """The custom event bus."""
+        from image_gateway.adapters.eventbridge import EventBridgePublisher
+
         return EventBridgePublisher(
             self.client("events"), self.settings.event_bus_name, self.settings.event_source
         )
@@ -145,16 +154,24 @@ class AwsDependencies:
     @cached_property
     def dispatch_queue(self) -> SqsDispatchQueue:
         """The dispatch queue of sync provider calls."""
+        from image_gateway.adapters.sqs_dispatch import SqsDispatchQueue
+
         return SqsDispatchQueue(self.client("sqs"), self.settings.dispatch_queue_url)
 
     @cached_property
     def slots(self) -> DynamoDBProviderSlots:
         """Per-provider concurrency leases (in the tasks table)."""
+        from image_gateway.adapters.dynamodb_slots import DynamoDBProviderSlots
+
         return DynamoDBProviderSlots(self.dynamodb, self.settings.table_name)
 
     @cached_property
     def batches(self) -> AwsBatches:
         """Batches (in the tasks table) and the batch function's queue."""
+        from image_gateway.adapters.dynamodb_batches import DynamoDBBatchStore
+        from image_gateway.adapters.eventbridge import EventBridgeBatchEvents
+        from image_gateway.adapters.sqs_batches import SqsBatchQueue
+
         return AwsBatches(
             DynamoDBBatchStore(self.dynamodb, self.settings.table_name),
             SqsBatchQueue(self.client("sqs"), self.settings.batch_queue_url),
@@ -166,6 +183,9 @@ class AwsDependencies:
     @cached_property
     def health(self) -> AwsHealth:
         """Every provider's circuit breaker (in the tasks table) and its events."""
+        from image_gateway.adapters.dynamodb_circuits import AwsHealth
+        from image_gateway.adapters.eventbridge import EventBridgeCircuitEvents
+
         return AwsHealth(
             self.dynamodb,
             self.settings.table_name,
@@ -177,6 +197,8 @@ class AwsDependencies:
     @cached_property
     def poll_loops(self) -> StepFunctionsPollLoops:
         """The poll state machine."""
+        from image_gateway.adapters.stepfunctions_poll import StepFunctionsPollLoops
+
         return StepFunctionsPollLoops(self.client("stepfunctions"), self.settings.state_machine_arn)
 
     @cached_property
@@ -239,12 +261,16 @@ class AwsDependencies:
     def metrics(self) -> EmfMetrics:
         """Operator metrics as EMF lines (the template's POWERTOOLS_METRICS_NAMESPACE), none
         when POWERTOOLS_METRICS_DISABLED is true."""
+        from image_gateway.adapters.emf_metrics import EmfMetrics
+
         namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ImageTaskGateway")
         return EmfMetrics.from_environment(namespace)
 
     @cached_property
     def signer(self) -> WebhookSigner:
         """Per-task webhook tokens."""
+        from image_gateway.auth import WebhookSigner
+
         return WebhookSigner(self.secrets.get(self.settings.webhook_secret_arn).encode())
 
     @cached_property
@@ -299,6 +325,8 @@ class AwsInboxDependencies:
     @cached_property
     def staging(self) -> S3ImageStore:
         """The images bucket, refusing inputs over the inbox's byte limit."""
+        from image_gateway.adapters.s3_images import S3ImageStore
+
         return S3ImageStore(
             self.core.s3, self.core.settings.bucket_name, max_bytes=self.settings.max_image_bytes
         )
