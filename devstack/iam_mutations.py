@@ -1007,21 +1007,27 @@ def batch_input_file(ctx: Context) -> None:
 
 def inbox_manifest(ctx: Context) -> None:
     """A JSONL manifest dropped into the inbox under batches/: the upload-edit function
-    queues its batch's reading; the batch completes and announces itself."""
-    key = f"batches/{uuid.uuid4().hex}.jsonl"
+    queues its batch's reading; the batch completes and writes its results file in the images
+    bucket, and its results and errors files next to the manifest in the inbox."""
+    stem = f"batches/{uuid.uuid4().hex}"
     line = {"custom_id": "m0", "body": {"prompt": "a bowl", "provider": "mountsea-compat"}}
-    boto3.client("s3").put_object(
-        Bucket=ctx.info.outputs["InboxBucketName"], Key=key, Body=json.dumps(line).encode()
-    )
     s3 = boto3.client("s3")
+    inbox = ctx.info.outputs["InboxBucketName"]
+    s3.put_object(Bucket=inbox, Key=f"{stem}.jsonl", Body=json.dumps(line).encode())
     bucket = ctx.info.outputs["ImagesBucketName"]
 
     def results() -> bool:
         listed = s3.list_objects_v2(Bucket=bucket, Prefix="batches/")
-        stem = key.removeprefix("batches/").removesuffix(".jsonl")
-        return any(stem in str(o["Key"]) for o in listed.get("Contents", []))
+        name = stem.removeprefix("batches/")
+        return any(name in str(o["Key"]) for o in listed.get("Contents", []))
 
-    ctx.wait(results, f"the results file of the manifest {key}")
+    def beside() -> bool:
+        listed = s3.list_objects_v2(Bucket=inbox, Prefix=stem)
+        keys = {str(o["Key"]) for o in listed.get("Contents", [])}
+        return {f"{stem}.results.jsonl", f"{stem}.errors.jsonl"} <= keys
+
+    ctx.wait(results, f"the results file of the manifest {stem}.jsonl")
+    ctx.wait(beside, f"the results and errors files next to the manifest {stem}.jsonl")
 
 
 def batch_uploaded_input(ctx: Context) -> None:
@@ -1279,6 +1285,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("BatchFunction", "s3:DeleteObject", "ImagesBucket/inputs/*"): batch_refused_input_deleted,
     ("BatchFunction", "s3:GetObject", "ImagesBucket/inputs/*"): batch_uploaded_input,
     ("BatchFunction", "s3:PutObject", "ImagesBucket/batches/*"): batch_task,
+    ("BatchFunction", "s3:PutObject", "InboxBucket/batches/*"): inbox_manifest,
     ("BatchFunction", "sqs:SendMessage", "DispatchQueue,BatchQueue,WebhookQueue"): batch_task,
     ("BatchFunction", "events:PutEvents", "EventBus"): batch_task,
 }
@@ -1331,6 +1338,13 @@ NOT_ON_DEMAND: Final[dict[Key, str]] = {
     ("DispatchFunction", "s3:AbortMultipartUpload", "ImagesBucket/outputs/*"): _ABORT,
     ("DispatchFunction", "s3:DeleteObject", "ImagesBucket/outputs/*"): _DISCARD,
     ("UploadEditFunction", "s3:AbortMultipartUpload", "ImagesBucket/inputs/*"): _ABORT,
+    ("UploadEditFunction", "s3:PutObject", "InboxBucket/batches/*"): (
+        "writes the errors file of a manifest the inbox refuses before reading it: one over"
+        " 50 MiB (too slow to drop in a scenario) or under a broken rules document (which would"
+        " break every other inbox scenario running meanwhile)"
+        " (tests/unit/service/test_inbox_batches.py"
+        "::test_a_manifest_refused_by_the_inbox_gets_its_errors_file)"
+    ),
     ("SweeperFunction", "dynamodb:BatchGetItem", "TasksTable"): (
         "parts.check_parent reads an open parent's parts in one BatchGetItem to record a part"
         " never made (a crash mid-submit), 5 minutes after the parent: too slow, and a crash"

@@ -325,16 +325,18 @@ def _results_file(s3: Any, bucket: str, prefix: str) -> dict[str, Any] | None:
 
 
 def test_a_manifest_dropped_under_batches_produces_its_results_file(
-    inbox: str, s3: Any, info: StackInfo
+    inbox: str, s3: Any, info: StackInfo, stack: DevStack
 ) -> None:
-    # Given a JSONL manifest of two lines dropped under batches/team/ (the rule names team-b)
-    lines = [
+    # Given a JSONL manifest of two lines and one without a prompt, dropped under batches/team/
+    # (the rule names team-b)
+    lines: list[dict[str, Any]] = [
         {
             "custom_id": f"shelf-{n}",
             "body": {"prompt": f"a shelf {n}", "provider": "mountsea-compat"},
         }
         for n in range(2)
     ]
+    lines.append({"custom_id": "shelf-bad", "body": {"provider": "mountsea-compat"}})
     key = "batches/team/week-49.jsonl"
     s3.put_object(Bucket=inbox, Key=key, Body="".join(json.dumps(x) + "\n" for x in lines))
     # When the batch runs
@@ -342,14 +344,28 @@ def test_a_manifest_dropped_under_batches_produces_its_results_file(
         lambda: _results_file(s3, info.bucket_name, "batches/team-b/inbox/team/week-49."),
         timeout=180,
     )
-    # Then its results file lists both lines succeeded, with their images in the images bucket
+    # Then its results file lists the good lines succeeded, with their images in the images
+    # bucket, and the bad one invalid
     assert [(r["custom_id"], r["status"]) for r in found["rows"]] == [
         ("shelf-0", "succeeded"),
         ("shelf-1", "succeeded"),
+        ("shelf-bad", "invalid"),
     ]
     output = found["rows"][0]["outputs"][0]
     assert output["bucket"] == info.bucket_name
     assert open_image(s3.get_object(Bucket=output["bucket"], Key=output["key"])["Body"].read())
+    # And next to the manifest in the inbox: the same results, and an errors file of the bad line
+    beside = _results_file(s3, inbox, "batches/team/week-49.")
+    assert beside is not None and beside["key"] == "batches/team/week-49.results.jsonl"
+    assert beside["rows"] == found["rows"]
+    errors = s3.get_object(Bucket=inbox, Key="batches/team/week-49.errors.jsonl")["Body"].read()
+    (error,) = [json.loads(row) for row in errors.decode().splitlines()]
+    assert (error["custom_id"], error["status"]) == ("shelf-bad", "invalid")
+    assert error["error"]["code"] == "validation_error"
+    # And once their own notifications are handled, they made no batch of their own
+    _drained(stack)
+    again = _results_file(s3, info.bucket_name, "batches/team-b/inbox/team/week-49.")
+    assert again is not None and again["key"] == found["key"]
 
 
 def test_a_bad_manifest_becomes_a_failed_batch_with_its_event(
@@ -365,3 +381,7 @@ def test_a_bad_manifest_becomes_a_failed_batch_with_its_event(
     # Then its batch failed with invalid_input_file, announced on the bus
     assert event["detail"]["status"] == "failed"
     assert event["detail"]["error"]["code"] == "invalid_input_file"
+    # And an errors file next to it says why
+    errors = s3.get_object(Bucket=inbox, Key="batches/team/not-jsonl.errors.jsonl")["Body"]
+    (error,) = [json.loads(row) for row in errors.read().decode().splitlines()]
+    assert (error["status"], error["error"]["code"]) == ("failed", "invalid_input_file")

@@ -243,6 +243,17 @@ class RecordingBatchEvents:
         self.published.append(detail)
 
 
+class InMemoryManifestFiles:
+    """Files written next to inbox manifests, by (bucket, key)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        """Store (or replace) the file."""
+        self.objects[(bucket, key)] = body
+
+
 @dataclass(frozen=True)
 class FakeBatches:
     """The batch ports in memory (satisfies ``batches.events.BatchPorts``)."""
@@ -250,3 +261,4 @@ class FakeBatches:
     store: InMemoryBatchStore
     queue: InMemoryBatchQueue
     events: RecordingBatchEvents = field(default_factory=RecordingBatchEvents)
+    files: InMemoryManifestFiles = field(default_factory=InMemoryManifestFiles)

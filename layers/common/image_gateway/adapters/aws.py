@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # imported where they are built (see the module docstring)
     from image_gateway.adapters.eventbridge import EventBridgeBatchEvents, EventBridgePublisher
     from image_gateway.adapters.http_providers import HttpProviderClients
     from image_gateway.adapters.s3_images import S3ImageStore
-    from image_gateway.adapters.s3_inbox import S3InboxObjects
+    from image_gateway.adapters.s3_inbox import S3InboxObjects, S3ManifestFiles
     from image_gateway.adapters.sqs_batches import SqsBatchQueue
     from image_gateway.adapters.sqs_dispatch import SqsDispatchQueue
     from image_gateway.adapters.stepfunctions_poll import StepFunctionsPollLoops
@@ -53,6 +53,7 @@ class AwsBatches:
     store: DynamoDBBatchStore
     queue: SqsBatchQueue
     events: EventBridgeBatchEvents
+    files: S3ManifestFiles
 
 
 class AwsDependencies:
@@ -167,9 +168,11 @@ class AwsDependencies:
 
     @cached_property
     def batches(self) -> AwsBatches:
-        """Batches (in the tasks table) and the batch function's queue."""
+        """Batches (in the tasks table), the batch function's queue, and the files written next
+        to an inbox manifest."""
         from image_gateway.adapters.dynamodb_batches import DynamoDBBatchStore
         from image_gateway.adapters.eventbridge import EventBridgeBatchEvents
+        from image_gateway.adapters.s3_inbox import S3ManifestFiles
         from image_gateway.adapters.sqs_batches import SqsBatchQueue
 
         return AwsBatches(
@@ -178,6 +181,7 @@ class AwsDependencies:
             EventBridgeBatchEvents(
                 self.client("events"), self.settings.event_bus_name, self.settings.event_source
             ),
+            S3ManifestFiles(self.s3),
         )
 
     @cached_property

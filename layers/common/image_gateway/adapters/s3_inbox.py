@@ -1,4 +1,5 @@
-"""S3InboxObjects: reading the inbox bucket (adapter of ``inbox.ports.InboxBucket``)."""
+"""S3InboxObjects: reading the inbox bucket (adapter of ``inbox.ports.InboxBucket``), and
+S3ManifestFiles: writing a manifest batch's files next to it (``batches.events.ManifestFiles``)."""
 
 from __future__ import annotations
 
@@ -104,3 +105,14 @@ def _read_failure(error: Exception, key: str) -> Exception | None:
     if code in {"AccessDenied", "403", "KMS.AccessDeniedException", "InvalidObjectState"}:
         return UploadRejected(f"{key} cannot be read ({code})", code="source_unreadable")
     return None
+
+
+class S3ManifestFiles:
+    """Writes the results and errors files of an inbox manifest's batch beside the manifest."""
+
+    def __init__(self, s3_client: Any) -> None:
+        self._s3 = s3_client
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        """One PutObject of JSONL (the bucket's default encryption applies)."""
+        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")

@@ -95,8 +95,17 @@ class BatchEvents(Protocol):
         """Emit the event; ``ports.EventPublishError`` when the bus refuses it."""
 
 
+class ManifestFiles(Protocol):
+    """The inbox, for the results and errors files of a manifest's batch (written next to
+    the manifest, under ``batches/``)."""
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        """Store ``body`` (JSONL) at ``key`` of ``bucket``, replacing what was there."""
+
+
 class BatchPorts(Protocol):
-    """What batches use: their store, the batch function's queue and the bus."""
+    """What batches use: their store, the batch function's queue, the bus and the inbox's
+    manifest files."""
 
     @property
     def events(self) -> BatchEvents:
@@ -109,3 +118,7 @@ class BatchPorts(Protocol):
     @property
     def queue(self) -> BatchQueue:
         """Work of the batch function."""
+
+    @property
+    def files(self) -> ManifestFiles:
+        """Files written next to an inbox manifest."""

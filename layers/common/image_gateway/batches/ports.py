@@ -110,6 +110,28 @@ class BatchInput(BaseModel):
     ref: str = Field(description="how the caller named it (s3://bucket/key)")
 
 
+class InboxManifest(BaseModel):
+    """The inbox manifest a batch was made from: its results and errors files are written
+    next to it (``<path>.results.jsonl``, ``<path>.errors.jsonl``)."""
+
+    bucket: str
+    key: str = Field(description="batches/<path>.jsonl")
+
+    @property
+    def results_key(self) -> str:
+        """``batches/<path>.results.jsonl``, beside the manifest."""
+        return f"{self._stem}.results.jsonl"
+
+    @property
+    def errors_key(self) -> str:
+        """``batches/<path>.errors.jsonl``: its lines that did not succeed."""
+        return f"{self._stem}.errors.jsonl"
+
+    @property
+    def _stem(self) -> str:
+        return self.key[: -len(".jsonl")] if self.key.lower().endswith(".jsonl") else self.key
+
+
 class Batch(BaseModel):
     """A batch as stored."""
 
@@ -138,6 +160,9 @@ class Batch(BaseModel):
     )
     results_to: str | None = Field(
         default=None, description="where its results file goes (an inbox manifest's batch)"
+    )
+    inbox_manifest: InboxManifest | None = Field(
+        default=None, description="made from this inbox manifest: its files go next to it"
     )
     error: TaskError | None = Field(default=None, description="why a failed batch failed")
 

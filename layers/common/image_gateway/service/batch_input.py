@@ -37,6 +37,7 @@ from image_gateway.models.uploads import MAX_BATCH_FILE_BYTES
 from image_gateway.ports import Dependencies
 from image_gateway.service.batch_counts import finish_when_done
 from image_gateway.service.batch_lines import prepay, validate_line
+from image_gateway.service.batch_results import write_manifest_files
 from image_gateway.service.batches import CHUNK_LINES, cancel_queued
 from image_gateway.webhooks.batch_delivery import announce_batch
 
@@ -129,6 +130,8 @@ def fail_batch(deps: Dependencies, batch: Batch, error: TaskError) -> None:
         return
     logger.warning("batch failed", extra={"batch_id": batch.batch_id, "code": error.code})
     failed = deps.batches.store.get(batch.batch_id) or batch
+    why = {"custom_id": None, "task_id": None, "status": "failed", "error": error.model_dump()}
+    write_manifest_files(deps, failed, None, [why])  # a manifest's batch: why, next to it
     deps.batches.events.publish(BatchEventDetail.of(failed, BatchStatus.FAILED, completed_at, None))
     announce_batch(deps, failed)
 

@@ -3,15 +3,20 @@
 ``finish_batch`` runs in the batch function when the change that ended a batch's last task won
 its finish (``service.batch_counts``). It writes ``results.jsonl`` (one line per request, in
 order, read 100 tasks a call), emits ``Image Batch Completed`` and queues the signed
-``batch.completed`` webhook, then moves the batch to its final status. A crash before that
-last write makes the queue deliver the message again: the file is written again (the same
-lines) and the event sent again with the same ``event_id`` (at least once, as task events).
+``batch.completed`` webhook, then moves the batch to its final status. A batch made from an
+inbox manifest also gets ``<path>.results.jsonl`` and ``<path>.errors.jsonl`` (its lines that
+did not succeed: ``custom_id``, ``task_id``, ``status``, ``error``) next to the manifest in the
+inbox (``write_manifest_files``). A crash before that last write makes the queue deliver the
+message again: the files are written again (the same lines) and the event sent again with the
+same ``event_id`` (at least once, as task events).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -23,6 +28,7 @@ from image_gateway.ports import Dependencies
 from image_gateway.webhooks.batch_delivery import announce_batch
 
 logger = Logger(child=True)
+_SUCCEEDED = TaskStatus.SUCCEEDED.value
 
 
 def _announce(
@@ -47,9 +53,12 @@ def finish_batch(deps: Dependencies, batch_id: str) -> Batch | None:
     batch = deps.batches.store.get(batch_id)
     if batch is None or batch.status.final:
         return None
-    body = b"".join(row.model_dump_json().encode() + b"\n" for row in _result_rows(deps, batch))
+    rows = list(_result_rows(deps, batch))
+    body = b"".join(row.model_dump_json().encode() + b"\n" for row in rows)
     key = results_key(batch)
     deps.images.put_file(key, body, content_type="application/x-ndjson")
+    errors = [_error_row(row) for row in rows if row.status != _SUCCEEDED]
+    write_manifest_files(deps, batch, body, errors)
     counts = batch.counts
     if batch.status is BatchStatus.CANCELLING:
         final = BatchStatus.CANCELLED
@@ -72,6 +81,38 @@ def finish_batch(deps: Dependencies, batch_id: str) -> Batch | None:
         return None
     logger.info("batch completed", extra={"batch_id": batch_id, "status": final.value})
     return deps.batches.store.get(batch_id)
+
+
+def _error_row(row: BatchResultLine) -> dict[str, Any]:
+    return {
+        "custom_id": row.custom_id,
+        "task_id": row.task_id,
+        "status": row.status,
+        "error": row.error,
+    }
+
+
+def write_manifest_files(
+    deps: Dependencies, batch: Batch, results: bytes | None, errors: list[dict[str, Any]]
+) -> None:
+    """Beside an inbox manifest (nothing for other batches): its results file (none for a
+    failed batch, which has no results) and its errors file (one line per request that did not
+    succeed, empty when all did; a failed batch's one line says why)."""
+    manifest = batch.inbox_manifest
+    if manifest is None:
+        return
+    files = deps.batches.files
+    if results is not None:
+        files.put(manifest.bucket, manifest.results_key, results)
+    files.put(manifest.bucket, manifest.errors_key, b"".join(_jsonl(row) for row in errors))
+    logger.info(
+        "manifest files written",
+        extra={"batch_id": batch.batch_id, "key": manifest.key, "errors": len(errors)},
+    )
+
+
+def _jsonl(row: dict[str, Any]) -> bytes:
+    return json.dumps(row, separators=(",", ":")).encode() + b"\n"
 
 
 def _result_rows(deps: Dependencies, batch: Batch) -> Iterator[BatchResultLine]:

@@ -24,6 +24,7 @@ from image_gateway.batches.ports import (
     BatchInput,
     BatchLine,
     BatchStatus,
+    InboxManifest,
     IngestProgress,
     line_task_id,
     new_batch_id,
@@ -165,6 +166,7 @@ def new_file_batch(
     idempotency_key: str | None = None,
     request_id: str | None = None,
     results_to: str | None = None,
+    inbox_manifest: InboxManifest | None = None,
 ) -> Batch:
     """Store a batch whose lines are in the file ``ref`` (``s3://bucket/key``) and queue its
     reading. The file is checked to be in the images bucket under ``inputs/`` only by the
@@ -180,6 +182,7 @@ def new_file_batch(
         created_at=utc_now(),
         input_file=BatchInput(key=key, ref=ref),
         results_to=results_to,
+        inbox_manifest=inbox_manifest,
     )
     deps.batches.store.create(batch, [])
     deps.batches.queue.ingest(batch_id, IngestProgress())

@@ -4,19 +4,22 @@ The manifest (``batches/<path>.jsonl``, one ``{"custom_id", "body"}`` line per i
 ``input_file`` of ``POST /v1/batches``) belongs to the client the inbox rules name for its key
 (the rule with the longest matching prefix, its ``client``), else to the inbox's own client.
 It is copied into the images bucket (``inputs/<client>/batches/<batch_id>.jsonl``) and read by
-the batch function like an uploaded file; its results file is written to
-``batches/<client>/inbox/<path>.<batch_id>.results.jsonl`` in the images bucket (never into
-the inbox, where it would be a manifest again). A manifest that cannot be a batch (too large,
-not JSONL...) ends as a ``failed`` batch with its ``Image Batch Completed`` event, never as a
-retried notification. The same bytes dropped again (or a notification delivered twice) find
-the batch they made.
+the batch function like an uploaded file. When the batch ends, its results file is written to
+``batches/<client>/inbox/<path>.<batch_id>.results.jsonl`` in the images bucket (the batch's
+``results_url``) and, for the drop-folder user, next to the manifest in the inbox:
+``batches/<path>.results.jsonl`` (the same lines) and ``batches/<path>.errors.jsonl`` (the lines
+that did not succeed: ``custom_id``, ``task_id``, ``status``, ``error``). Those two are not
+manifests (``is_manifest``): their own notifications are skipped. A manifest that cannot be a
+batch (too large, not JSONL...) ends as a ``failed`` batch with its ``Image Batch Completed``
+event and an errors file saying why, never as a retried notification. The same bytes dropped
+again (or a notification delivered twice) find the batch they made.
 """
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from image_gateway.batches.ports import Batch, new_batch_id
+from image_gateway.batches.ports import Batch, InboxManifest, new_batch_id
 from image_gateway.errors import GatewayError, PayloadTooLarge
 from image_gateway.inbox.objects import ObjectCreated
 from image_gateway.inbox.ports import InboxDependencies
@@ -31,9 +34,24 @@ MANIFEST_PREFIX = "batches/"
 MANIFEST_SUFFIX = ".jsonl"
 
 
+REPLY_SUFFIXES = (".results.jsonl", ".errors.jsonl")  # written next to a manifest, by us
+
+
 def is_manifest(key: str) -> bool:
-    """A batch manifest: ``batches/...jsonl`` (any other key is a photo, a mask...)."""
-    return key.startswith(MANIFEST_PREFIX) and key.lower().endswith(MANIFEST_SUFFIX)
+    """A batch manifest: ``batches/...jsonl`` (any other key is a photo, a mask...), but not a
+    results or errors file a manifest's batch wrote next to it."""
+    lower = key.lower()
+    return (
+        key.startswith(MANIFEST_PREFIX)
+        and lower.endswith(MANIFEST_SUFFIX)
+        and not (is_manifest_reply(key))
+    )
+
+
+def is_manifest_reply(key: str) -> bool:
+    """A results or errors file written next to a manifest (``batches/...results.jsonl``):
+    neither a manifest nor a photo."""
+    return key.startswith(MANIFEST_PREFIX) and key.lower().endswith(REPLY_SUFFIXES)
 
 
 def results_key_of(manifest_key: str, *, client_id: str, batch_id: str) -> str:
@@ -64,6 +82,7 @@ def batch_from_manifest(
     log = {"key": created.key, "batch_id": batch_id, "client_id": owner}
     copy = f"inputs/{owner}/batches/{batch_id}.jsonl"
     results_to = results_key_of(created.key, client_id=owner, batch_id=batch_id)
+    manifest = InboxManifest(bucket=created.bucket, key=created.key)
     if problem is None and obj.size > MAX_BATCH_FILE_BYTES:
         problem = PayloadTooLarge(
             f"the manifest is {obj.size} bytes; a batch file may have {MAX_BATCH_FILE_BYTES}: "
@@ -78,6 +97,7 @@ def batch_from_manifest(
             metadata={"inbox_key": created.key[:256]},
             request_id=created.event_id,
             results_to=results_to,
+            inbox_manifest=manifest,
         )
         deps.batches.store.create(batch, [])
         fail_batch(deps, batch, TaskError(code=problem.code, message=problem.message))
@@ -93,6 +113,7 @@ def batch_from_manifest(
         metadata={"inbox_key": created.key[:256]},
         request_id=created.event_id,
         results_to=results_to,
+        inbox_manifest=manifest,
     )
     logger.info("inbox manifest became a batch", extra=log)
     return batch_id, False

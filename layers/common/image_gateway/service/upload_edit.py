@@ -1,7 +1,8 @@
 """edit_upload: one S3 inbox upload -> exactly one edit task, through the API's submit path.
 
 A JSONL manifest under ``batches/`` becomes a batch instead
-(:mod:`image_gateway.service.inbox_batches`). Every upload that is meant to be edited ends as a
+(:mod:`image_gateway.service.inbox_batches`); the results and errors files its batch writes next
+to it are skipped. Every upload that is meant to be edited ends as a
 task: submitted (then finalised like any other)
 or failed at once with a clear error and its ``Image Task Failed`` event. Masks, references and
 folder markers are skipped (logged and counted). The upload's identity (bucket, key, ETag) is
@@ -33,7 +34,11 @@ from image_gateway.inbox.ports import InboxDependencies
 from image_gateway.inbox.rules import InboxRule
 from image_gateway.models.request import MAX_PROMPT_CHARS, ImageRequest, Operation
 from image_gateway.models.task import SourceObject, TaskError, TaskStatus
-from image_gateway.service.inbox_batches import batch_from_manifest, is_manifest
+from image_gateway.service.inbox_batches import (
+    batch_from_manifest,
+    is_manifest,
+    is_manifest_reply,
+)
 from image_gateway.service.lifecycle import fail_task
 from image_gateway.service.staging import discarded_on_failure
 from image_gateway.service.submit import new_task_id, reject_task, submit_task
@@ -91,6 +96,9 @@ def edit_upload(inbox: InboxDependencies, created: ObjectCreated) -> UploadResul
         return UploadResult(UploadOutcome.IGNORED)
     if is_manifest(created.key):
         return _batch(inbox, created)
+    if is_manifest_reply(created.key):  # written by a manifest's batch: nothing to do
+        logger.info("upload skipped: a manifest's results or errors file", extra=log)
+        return UploadResult(UploadOutcome.SKIPPED)
     kind = classify_key(created.key)
     if not kind.edited:
         logger.info("upload skipped: not a photo", extra={**log, "kind": kind.value})
