@@ -15,6 +15,7 @@ from typing import Any
 
 from bench import (
     artefact,
+    batchrun,
     coldstart,
     costrun,
     memory,
@@ -38,6 +39,7 @@ FIGURES = (
     "memory",
     "volume",
     "scale",
+    "batch",
 )
 # The volume figure runs at devstack's default time scale (what a user of devstack gets: its
 # queueing must never expire a task there); the others at 0.1, so their timings are not cut
@@ -58,6 +60,9 @@ VOLUME_PHOTOS = 150
 VOLUME_HELD_OPEN = 400
 SCALE_QUICK = 200
 """Issue 20's run is 2,000 tasks of 4 clients (``scale.TASKS``); a smoke run does a tenth."""
+BATCH_QUICK = 200
+"""Issue 21's batch is 2,000 lines (``batchrun.LINES``, an input_file); a smoke run does a
+tenth (inline)."""
 
 CAVEATS = [
     "Handlers run in-process on this x86-64 machine against moto and a local simulator: "
@@ -257,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             tasks = SCALE_QUICK if quick else scale.TASKS
             progress(f"figure 8: capacity, {tasks} tasks of {scale.CLIENTS} clients on devstack")
             results["scale"] = scale.run(tasks=tasks, progress=progress)
+            continue
+        if figure == "batch":  # a devstack of its own too
+            lines = BATCH_QUICK if quick else batchrun.LINES
+            progress(f"figure 9: a {lines}-line batch through imagegw batch, then resumed")
+            results["batch"] = batchrun.run(lines=lines, progress=progress)
             continue
         progress(f"starting devstack for figure '{figure}' (moto, provider simulator, local API)")
         with bench_stack(time_scale=TIME_SCALES.get(figure, 0.1)) as bench:
