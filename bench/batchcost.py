@@ -239,13 +239,16 @@ def ingest_counts(b: Scenario, s: Sizes) -> RequestCounts:
     if not b.input_file:
         return RequestCounts()
     segments = math.ceil(b.lines / INGEST_LINES)
-    per_segment = _message() + RequestCounts(dynamodb_rru=1.0, s3_get_class=1.0)
+    # each message received and deleted; the first was sent by the create, each next by the
+    # segment before it
+    per_segment = RequestCounts(sqs_requests=2.0, dynamodb_rru=1.0, s3_get_class=1.0)
     seconds = segments * SECONDS["ingest_segment"] + b.lines * (
         SECONDS["validate_line"] + SECONDS["survey_line"]
     )
     commit = _prepay() + _batch_update(s) + RequestCounts(dynamodb_rru=2.0)
     return (
         per_segment.scaled(segments)
+        + RequestCounts(sqs_requests=float(segments - 1))  # the next segments' messages sent
         + RequestCounts(s3_get_class=1.0)  # the survey's read of the whole file
         + _validated_and_stored(b.lines, s)
         + _invocations("BatchFunction", seconds / segments, float(segments))

@@ -104,3 +104,16 @@ def test_the_overhead_per_line_is_a_fraction_of_a_cent() -> None:
     for scenario in SCENARIOS:
         total = sum(price(c).total for c in phases(scenario).values())
         assert 0 < total / scenario.lines < 0.0001
+
+
+def test_each_sqs_message_is_sent_once_and_received_and_deleted_once() -> None:
+    # GIVEN the 50,000-line file: 10 segment messages (the first sent by the create) and 1,000
+    # chunk messages (sent by the last segment's commit)
+    (_, big) = SCENARIOS
+    by_phase = phases(big)
+
+    # THEN the create sends 1; ingest receives and deletes 10, sends 9 and the 1,000 chunks;
+    # the chunks receive and delete theirs
+    assert by_phase["create"].sqs_requests == 1
+    assert by_phase["ingest"].sqs_requests == 10 * 2 + 9 + 1_000
+    assert by_phase["chunks"].sqs_requests == 1_000 * 2
