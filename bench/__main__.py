@@ -15,6 +15,7 @@ from typing import Any
 
 from bench import (
     artefact,
+    batchrun,
     coldstart,
     costrun,
     memory,
@@ -40,6 +41,7 @@ FIGURES = (
     "volume",
     "scale",
     "routing",
+    "batch",
 )
 # The volume figure runs at devstack's default time scale (what a user of devstack gets: its
 # queueing must never expire a task there); the others at 0.1, so their timings are not cut
@@ -63,6 +65,9 @@ SCALE_QUICK = 200
 ROUTING_TASKS = 200
 """Issue 23's count: tasks per measured run of the routing figure (``--routing-tasks``)."""
 ROUTING_QUICK = 20
+BATCH_QUICK = 200
+"""Issue 21's batch is 2,000 lines (``batchrun.LINES``, an input_file); a smoke run does a
+tenth (inline)."""
 
 CAVEATS = [
     "Handlers run in-process on this x86-64 machine against moto and a local simulator: "
@@ -283,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         if figure == "routing":  # on a stack that runs functions in parallel, alone
             tasks = args.routing_tasks or (ROUTING_QUICK if quick else ROUTING_TASKS)
             _run_routing_on_parallel_stack(results, tasks=tasks, progress=progress)
+            continue
+        if figure == "batch":  # a devstack of its own too
+            lines = BATCH_QUICK if quick else batchrun.LINES
+            progress(f"figure 10: a {lines}-line batch through imagegw batch, then resumed")
+            results["batch"] = batchrun.run(lines=lines, progress=progress)
             continue
         progress(f"starting devstack for figure '{figure}' (moto, provider simulator, local API)")
         with bench_stack(time_scale=TIME_SCALES.get(figure, 0.1)) as bench:

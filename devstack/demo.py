@@ -7,7 +7,8 @@ It prints each task's status changes with timestamps, a table (provider, path, s
 produced, seconds, cost estimate, S3 key), the EventBridge events as a subscriber queue received
 them, and saves every image under ``demo-output/``. Last, the ``imagegw`` command makes one
 image the way a person would, the official ``openai`` SDK makes one through the gateway's
-OpenAI-compatible surface, and the demo ends with the console's URL and a command to try.
+OpenAI-compatible surface, a batch of three requests (one asking for two images) runs to its
+results file, and the demo ends with the console's URL and a command to try.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import boto3
 import httpx
 from PIL import Image, ImageDraw
 
+from devstack.demo_batch import run_batch_demo
 from devstack.demo_openai import run_openai_demo
 from devstack.stack import DevStack, StackConfig, StackInfo
 from devstack.template import ROOT
@@ -220,6 +222,7 @@ def run_demo(info: StackInfo) -> int:
     failures += run_webhook_demo(info)
     failures += run_cli_demo(info)
     failures += run_openai_demo(info)
+    failures += run_batch_demo(info)
     _say("demo finished" + (" with failures" if failures else ": all tasks succeeded"))
     print(f"console  {info.console_url}   (API key {info.api_key}; this stack stops with the demo)")
     print(f"try      make devstack   (keeps a stack running), then: {TRY_COMMAND}", flush=True)

@@ -556,3 +556,17 @@ def test_a_hundred_ids_are_read_in_one_store_call(
     assert status == 200
     assert len(body["tasks"]) == 100
     assert reads == [100]
+
+
+@pytest.mark.parametrize("input_file", ["null", "5", '"s3://images/inputs/' + "a" * 1100 + '"'])
+def test_a_batch_with_an_input_file_not_a_ref_is_a_400_not_a_500(
+    api: ModuleType, deps: FakeDependencies, key: str, input_file: str
+) -> None:
+    # GIVEN inline requests beside an input_file that is null, a number, or over 1,024 characters
+    body = '{"requests": [{"custom_id": "a", "body": {"prompt": "x"}}], "input_file": %s}'
+
+    # WHEN it is posted THEN 400 validation_error, and no batch is stored
+    answer = error_of(api, event("POST /v1/batches", key=key, body=body % input_file))
+
+    assert answer == (400, "validation_error")
+    assert deps.batches.store.list_for_client("c", limit=10, cursor=None).batches == []

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import pytest
-from image_gateway.batches.ports import BatchStatus, IngestProgress
+from image_gateway.batches.ports import BatchStatus, IngestProgress, line_task_id
 from image_gateway.errors import Conflict, TooManyRequests
 from image_gateway.models.batches import BatchCreateRequest
 from image_gateway.models.task import TaskStatus
@@ -21,6 +21,7 @@ from image_gateway.service.batch_input import ingest_batch
 from image_gateway.service.batch_results import finish_batch
 from image_gateway.service.batches import (
     CHUNK_LINES,
+    CHUNK_RESERVE_SECONDS,
     _make_task,
     cancel_batch,
     cancel_queued,
@@ -228,6 +229,36 @@ def test_a_retried_chunk_makes_no_task_twice(priced: FakeDependencies) -> None:
 
     assert len(priced.tasks.all()) == 2
     assert priced.batches.store.get(batch.batch_id).counts.created == 2  # type: ignore[union-attr]
+
+
+def test_a_chunk_short_of_time_makes_one_line_and_queues_the_rest_at_once(
+    priced: FakeDependencies,
+) -> None:
+    # GIVEN a batch of three lines, its chunk run with less than the reserve left
+    batch = create_batch(priced, body(line(0), line(1), line(2)), client_id="c").batch
+    priced.batches.queue.sent.clear()
+
+    # WHEN the chunk runs
+    create_lines(priced, batch.batch_id, 0, seconds_left=lambda: CHUNK_RESERVE_SECONDS - 1)
+
+    # THEN its first line became a task and the rest is queued from the next line
+    assert [t.task_id for t in priced.tasks.all()] == [line_task_id(batch.batch_id, 0)]
+    assert priced.batches.queue.sent == [{"kind": "create", "batch_id": batch.batch_id, "start": 1}]
+    # AND the next message, with time, makes the rest: every line succeeds, once
+    run_batch_work(priced)
+    done = priced.batches.store.get(batch.batch_id)
+    assert done is not None and done.status is BatchStatus.COMPLETED
+    assert (done.counts.created, done.counts.succeeded) == (3, 3)
+
+
+def test_a_chunk_with_time_left_makes_every_line_at_once(priced: FakeDependencies) -> None:
+    batch = create_batch(priced, body(line(0), line(1), line(2)), client_id="c").batch
+    priced.batches.queue.sent.clear()
+
+    create_lines(priced, batch.batch_id, 0, seconds_left=lambda: CHUNK_RESERVE_SECONDS + 60)
+
+    assert len(priced.tasks.all()) == 3
+    assert [m["kind"] for m in priced.batches.queue.sent] == []
 
 
 def test_a_large_batch_is_made_in_chunks_queued_at_once(priced: FakeDependencies) -> None:

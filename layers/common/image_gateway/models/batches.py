@@ -91,6 +91,13 @@ class BatchCreateRequest(BaseModel):
             raise ValueError(f"custom_id must be unique in a batch; repeated: {repeated}")
         return lines
 
+    @field_validator("input_file", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:  # before the length check, which a null would make a TypeError (500)
+            raise ValueError("input_file must be a string: the ref of an upload, or left out")
+        return value
+
     @field_validator("input_file")
     @classmethod
     def _a_ref(cls, value: str | None) -> str | None:

@@ -13,6 +13,7 @@ made and cancels the queued tasks; running ones finish.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -48,6 +49,11 @@ CHUNK_LINES = 50
 batch's chunks are queued at once, so several environments make them in parallel."""
 LINE_MAKERS = 8
 """Lines of a chunk made at once (threads): the batch function waits on I/O, not CPU."""
+CHUNK_RESERVE_SECONDS = 40.0
+"""A line is begun only with more than this left of the invocation: a chunk slowed down (a
+throttled table; devstack's moto under load took over 120 s for 50 lines) ends early and
+queues its untried lines at once, instead of timing out and being redelivered whole."""
+_UNTRIED = -1
 
 
 @dataclass(frozen=True)
@@ -190,14 +196,21 @@ def new_file_batch(
     return batch
 
 
-def create_lines(deps: Dependencies, batch_id: str, start: int) -> None:
+def create_lines(
+    deps: Dependencies,
+    batch_id: str,
+    start: int,
+    *,
+    seconds_left: Callable[[], float] | None = None,
+) -> None:
     """Make the lines of the chunk holding line ``start`` (from it to the chunk's end) into
     tasks.
 
     A retried message finds the lines it made (their fixed task ids) and counts nothing twice.
     A limit that passes with time (the minute's rate, a full client queue) leaves the rest of
-    the chunk to a later message from the line it stopped at. A cancelled batch skips what is
-    left.
+    the chunk to a later message from the line it stopped at, and so does the invocation's
+    time running short (``seconds_left`` under ``CHUNK_RESERVE_SECONDS``: the rest at once).
+    A cancelled batch skips what is left.
     """
     batch = deps.batches.store.get(batch_id)
     if batch is None or batch.status.final:
@@ -211,14 +224,20 @@ def create_lines(deps: Dependencies, batch_id: str, start: int) -> None:
         for line in deps.batches.store.lines(batch_id, start=start, limit=end - start)
         if line.error is None and line.task_id is None and not line.skipped
     ]
+
     # the first alone (it builds every client: botocore sessions are not thread-safe), then
     # the rest a few at a time: each line is ~9 sequential DynamoDB and SQS calls
-    waits = [_make_task(deps, batch, line) for line in todo[:1]]
+    def attempt(line: BatchLine) -> int | None:
+        if seconds_left is not None and seconds_left() < CHUNK_RESERVE_SECONDS:
+            return _UNTRIED
+        return _make_task(deps, batch, line)
+
+    waits = [_make_task(deps, batch, line) for line in todo[:1]]  # always some progress
     with ThreadPoolExecutor(max_workers=LINE_MAKERS) as pool:
-        waits += pool.map(lambda line: _make_task(deps, batch, line), todo[1:])
-    refused = [(line.index, wait) for line, wait in zip(todo, waits, strict=True) if wait]
-    if refused:  # the rest of the chunk later, from the first line refused
-        index, wait = min(refused)
+        waits += pool.map(attempt, todo[1:])
+    later = [(line.index, max(wait, 0)) for line, wait in zip(todo, waits, strict=True) if wait]
+    if later:  # the rest of the chunk later, from the first line refused or not tried
+        index, wait = min(later)
         deps.batches.queue.create_lines(batch_id, index, delay_seconds=wait)
         return
     deps.batches.store.set_status(
