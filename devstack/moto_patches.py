@@ -14,7 +14,17 @@ removed). The answer (``CancellationReasons``, validation errors) is moto's, unc
 ``tests/devstack/test_moto_patches.py`` pins the behaviour on the moto version in
 ``requirements-dev.txt``.
 
-A second patch (:func:`apply_server`) is for moto's server: it finds the service of every
+A second patch, in :func:`apply` too: moto answers a ``Query`` of the table by a partition key
+by listing and sorting *every* item of the table and keeping those of that key (``Table.query``
+calls ``Table.all_items()``): about 10 us per stored item, so 0.2 s a query at 20,000 items,
+under the lock that makes devstack's DynamoDB requests atomic (``local_aws.AtomicDynamoDB``).
+Every client queue, slot, measurement and batch read is such a query, so devstack slowed down
+and paused as its table grew (issue 20's audit; a 2,000-task run and a 2,000-line batch did not
+finish in 40 minutes). DynamoDB reads one partition; so does the patch: during a base-table
+query, ``all_items()`` of that table yields only the partition's items (moto keeps them in
+``items[hash_key]``), in the same order. Queries of an index still read every item.
+
+A third patch (:func:`apply_server`) is for moto's server: it finds the service of every
 request by listing moto's package folder (``os.listdir`` plus an ``isdir`` for each of about
 150 services) and then matching hundreds of URL patterns, under one lock that every request
 takes: 0.75-0.9 ms of CPU per request on this machine (DynamoDB, SQS), one request at a time,
@@ -27,6 +37,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
+import threading
 from typing import Any
 
 _PATCHED = "_image_gateway_cheap_transactions"
@@ -70,7 +82,45 @@ def apply() -> None:
             raise
 
     backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    _patch_partition_queries(Table)
     setattr(backend, _PATCHED, True)
+
+
+_querying = threading.local()  # the (table, partition key) a base-table query reads now
+
+
+def _patch_partition_queries(table_type: Any) -> None:
+    """``Table.query`` by partition key reads that partition, not every item of the table."""
+    original_query = table_type.query
+    original_all_items = table_type.all_items
+    signature = inspect.signature(original_query)
+
+    @functools.wraps(original_query)
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        # moto's backend passes index_name by position: read it as the signature binds it
+        index_name = signature.bind(self, hash_key, *args, **kwargs).arguments.get("index_name")
+        if index_name or hash_key is None:
+            return original_query(self, hash_key, *args, **kwargs)
+        _querying.partition = (self, hash_key)
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _querying.partition = None
+
+    @functools.wraps(original_all_items)
+    def all_items(self: Any) -> Any:
+        partition = getattr(_querying, "partition", None)
+        if partition is None or partition[0] is not self:
+            return original_all_items(self)
+        found = self.items.get(partition[1])
+        if found is None:
+            return []
+        if not self.range_key_attr:
+            return [found]
+        return sorted(found.values(), key=lambda x: (x.hash_key, x.range_key))
+
+    table_type.query = query
+    table_type.all_items = all_items
 
 
 def _save_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

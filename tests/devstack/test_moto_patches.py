@@ -152,3 +152,126 @@ def test_the_server_finds_each_hosts_backend_as_moto_does_and_only_once(
     monkeypatch.setattr(backends, "list_of_moto_modules", listing)
     assert {host: app.get_backend_for_host(host) for host in HOSTS} == unpatched
     assert app.get_backend_for_host(None) is None
+
+
+@pytest.fixture
+def partitions() -> Iterator[tuple[Any, str]]:
+    """A pk/sk table with a GSI on in-process moto (patched), 3 partitions of 30 items each."""
+    moto_patches.apply()
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="p",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "g", "gs")
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by-g",
+                    "KeySchema": [
+                        {"AttributeName": "g", "KeyType": "HASH"},
+                        {"AttributeName": "gs", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for part in ("A", "B", "C"):
+            for i in reversed(range(30)):  # stored out of order: the answer must be sorted
+                ddb.put_item(
+                    TableName="p",
+                    Item={
+                        "pk": {"S": f"QUEUE#{part}"},
+                        "sk": {"S": f"{i:04d}"},
+                        "g": {"S": f"G#{i % 2}"},
+                        "gs": {"S": f"{part}{i:04d}"},
+                    },
+                )
+        yield ddb, "p"
+
+
+def _sks(answer: dict[str, Any]) -> list[str]:
+    return [i["sk"]["S"] for i in answer["Items"]]
+
+
+def test_a_partition_query_answers_as_dynamodb_does(partitions: tuple[Any, str]) -> None:
+    ddb, name = partitions
+    key = "pk = :p"
+    values = {":p": {"S": "QUEUE#B"}}
+    # the whole partition, in order; and newest first
+    assert _sks(
+        ddb.query(TableName=name, KeyConditionExpression=key, ExpressionAttributeValues=values)
+    ) == [f"{i:04d}" for i in range(30)]
+    backwards = ddb.query(
+        TableName=name,
+        KeyConditionExpression=key,
+        ExpressionAttributeValues=values,
+        ScanIndexForward=False,
+        Limit=3,
+    )
+    assert _sks(backwards) == ["0029", "0028", "0027"]
+    # a sort key condition, paged by Limit and ExclusiveStartKey
+    ranged = {**values, ":lo": {"S": "0010"}, ":hi": {"S": "0019"}}
+    pages: list[str] = []
+    start: dict[str, Any] | None = None
+    while True:
+        extra = {"ExclusiveStartKey": start} if start else {}
+        page = ddb.query(
+            TableName=name,
+            KeyConditionExpression="pk = :p AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues=ranged,
+            Limit=4,
+            **extra,
+        )
+        pages += _sks(page)
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    assert pages == [f"{i:04d}" for i in range(10, 20)]
+    # a partition with nothing in it
+    empty = {":p": {"S": "QUEUE#none"}}
+    assert (
+        ddb.query(TableName=name, KeyConditionExpression=key, ExpressionAttributeValues=empty)[
+            "Items"
+        ]
+        == []
+    )
+
+
+def test_a_partition_query_reads_only_its_partition(
+    partitions: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ddb, name = partitions
+    from moto.dynamodb.models.table import Table
+
+    seen: list[int] = []
+    patched = Table.all_items
+
+    def counting(self: Any) -> Any:
+        found = patched(self)
+        seen.append(len(found))
+        return found
+
+    monkeypatch.setattr(Table, "all_items", counting)
+    ddb.query(
+        TableName=name,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "QUEUE#A"}},
+    )
+    assert seen == [30]  # the partition's 30 items, not the table's 90
+
+
+def test_an_index_query_still_finds_items_of_every_partition(partitions: tuple[Any, str]) -> None:
+    ddb, name = partitions
+    answer = ddb.query(
+        TableName=name,
+        IndexName="by-g",
+        KeyConditionExpression="g = :g AND begins_with(gs, :c)",
+        ExpressionAttributeValues={":g": {"S": "G#0"}, ":c": {"S": "C"}},
+    )
+    assert [i["gs"]["S"] for i in answer["Items"]] == [f"C{i:04d}" for i in range(0, 30, 2)]
