@@ -65,6 +65,7 @@ def test_limits_set_then_show_gives_the_clients_own_limits() -> None:
         "max_queued_tasks": None,
         "daily_budget_usd": None,
         "routing": None,
+        "hedge": None,
     }
 
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 
-from devstack.stack import StackInfo, wait_until
+from devstack.stack import DevStack, StackInfo, wait_until
 from tests.e2e.support import wait_terminal
 from tests.hostile_images import png_bomb, png_header, real_png, truncated_png
 
@@ -228,42 +228,39 @@ def test_the_checks_above_see_what_an_accepted_edit_writes(info: StackInfo) -> N
 
 
 def test_a_result_delivered_after_a_cancel_is_not_left_in_outputs(
-    api: httpx.Client, info: StackInfo
+    api: httpx.Client, info: StackInfo, stack: DevStack
 ) -> None:
-    # GIVEN a versioned images bucket (so a delete leaves a marker to see), and a sync task
-    # whose provider call takes 3 s
+    # GIVEN a versioned images bucket (so even a stored-then-deleted image leaves a version to
+    # see), and a sync task whose provider call takes 3 s
     s3 = boto3.client("s3")
     s3.put_bucket_versioning(Bucket=info.bucket_name, VersioningConfiguration={"Status": "Enabled"})
     try:
+        marker = f"slow {uuid.uuid4().hex[:8]} [sim:latency=3]"
         created = api.post(
-            "/v1/images",
-            json={"prompt": "slow [sim:latency=3]", "provider": "mountsea-compat"},
+            "/v1/images", json={"prompt": marker, "provider": "mountsea-compat"}
         ).json()
         task_id = created["task_id"]
         wait_until(
             lambda: api.get(f"/v1/tasks/{task_id}").json()["status"] == "running", timeout=15
         )
-        # WHEN the client cancels while the provider draws
+        # WHEN the client cancels while the provider draws, and the provider then answers
         assert api.post(f"/v1/tasks/{task_id}/cancel").status_code == 200
 
-        # THEN the image the provider then delivers is stored, found unwanted and deleted
-        def versions() -> dict[str, Any]:
-            listed: dict[str, Any] = s3.list_object_versions(
-                Bucket=info.bucket_name, Prefix=f"outputs/{info.client_id}/"
-            )
-            return {
-                "stored": [v for v in listed.get("Versions", []) if task_id in v["Key"]],
-                "deleted": [m for m in listed.get("DeleteMarkers", []) if task_id in m["Key"]],
-            }
+        def answered() -> bool:
+            journal = httpx.get(f"{info.simulator_url}/_sim/requests").raise_for_status().json()
+            return any(marker in json.dumps(r["body"]) and r.get("status") for r in journal)
 
-        def deleted() -> dict[str, Any] | None:
-            found = versions()
-            return found if found["deleted"] else None
+        wait_until(answered, timeout=20)
+        wait_until(lambda: stack.queue_idle("DispatchQueue"), timeout=20)
 
-        seen = wait_until(deleted, timeout=20)
-        assert len(seen["stored"]) == 1 and len(seen["deleted"]) == 1
-        current = s3.list_objects_v2(Bucket=info.bucket_name, Prefix=f"outputs/{info.client_id}/")
-        assert [o["Key"] for o in current.get("Contents", []) if task_id in o["Key"]] == []
+        # THEN the delivered image is dropped unstored (the dispatch sees the task ended): no
+        # version of any object of the task was ever written, and the task stays cancelled
+        listed = s3.list_object_versions(
+            Bucket=info.bucket_name, Prefix=f"outputs/{info.client_id}/"
+        )
+        stored = [v["Key"] for v in listed.get("Versions", []) if task_id in v["Key"]]
+        deleted = [m["Key"] for m in listed.get("DeleteMarkers", []) if task_id in m["Key"]]
+        assert (stored, deleted) == ([], [])
         task = api.get(f"/v1/tasks/{task_id}").json()
         assert (task["status"], task["outputs"]) == ("cancelled", [])
     finally:

@@ -260,3 +260,21 @@ def test_given_routing_options_when_validated_then_they_are_kept() -> None:
         0.05,
         30,
     )
+
+
+@pytest.mark.parametrize("value", [0, 1, "true", "yes"])
+def test_hedge_is_true_or_false_and_nothing_that_looks_like_it(value: Any) -> None:
+    # Given a hedge that is not a JSON boolean (the fuzzer sent 0 and it was taken as false)
+    error = rejected(prompt="a fox", hedge=value)
+    # Then the request is refused, naming hedge
+    assert names_field(error, "hedge")
+    assert ImageRequest(prompt="a fox", hedge=True).hedge is True
+
+
+def test_an_explicit_null_hedge_is_refused_and_an_omitted_one_is_the_clients_default() -> None:
+    # Given hedge: null (the document says boolean)
+    assert names_field(rejected(prompt="a fox", hedge=None), "hedge")
+    # Then omitted it is None: the client's default applies
+    assert ImageRequest(prompt="a fox").hedge is None
+    schema = ImageRequest.model_json_schema()["properties"]["hedge"]
+    assert schema["type"] == "boolean" and "anyOf" not in schema

@@ -56,6 +56,7 @@ IGNORED = ("user",)
 """OpenAI fields accepted and not used (``user``: OpenAI's end-user id for abuse reports)."""
 _INTEGERS = frozenset({"n", "output_compression", "partial_images"})
 _LISTS = frozenset({"providers", "callback_events"})
+_BOOLEANS = frozenset({"hedge"})
 _FILES = frozenset({"image", "image[]", "mask"})
 _KEYED = re.compile(r"^([a-z_]+)\[([^\[\]]*)\]$")
 _FIELD_TO_PARAM = {"images": "image"}
@@ -174,6 +175,8 @@ def _add_field(fields: dict[str, Any], name: str, value: str) -> None:
         fields[name] = int(value)
     elif name == "stream":
         fields[name] = value.lower() == "true" or value
+    elif name in _BOOLEANS and value.lower() in ("true", "false"):  # a form's words, typed
+        fields[name] = value.lower() == "true"
     else:
         fields[name] = value
 

@@ -7,11 +7,19 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
-from image_gateway.models.routing import Routing
+from image_gateway.models.routing import Hedge, Routing
 from image_gateway.models.routing import RoutingPolicy as RoutingPolicy
 
 if TYPE_CHECKING:
@@ -188,12 +196,7 @@ class ImageRequest(BaseModel):
         "bounds `max_price_usd`, `max_seconds`; default: the client's, else the stack's, else "
         "`order`",
     )
-    hedge: bool | None = Field(
-        default=None,
-        description="start the next provider too when the first has not finished by its "
-        "measured p90 (docs/routing.md); the first image stored wins, the other's price is "
-        "added to the cost; default: the client's, else off",
-    )
+    hedge: Hedge = None  # omitted: the client's default (models/routing.py)
     callback_url: str | None = Field(
         default=None,
         max_length=2048,
@@ -216,6 +219,14 @@ class ImageRequest(BaseModel):
             "additionalProperties": {"type": "string", "maxLength": 256},
         },
     )
+
+    @model_serializer(mode="wrap")
+    def _without_an_unset_hedge(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a stored request read back must validate: an unset hedge is left out, not null
+        data: dict[str, Any] = handler(self)
+        if data.get("hedge", False) is None:
+            del data["hedge"]
+        return data
 
     @field_validator("size")
     @classmethod

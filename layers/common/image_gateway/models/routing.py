@@ -4,9 +4,9 @@ of routing (``Routing``)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
 
 RoutingPolicy = Literal["order", "price", "latency", "reliability", "balanced"]
 """How the providers a request may use are ranked (docs/routing.md)."""
@@ -78,3 +78,27 @@ class RoutingDecision(BaseModel):
     ranking: list[RankingRow] = Field(
         description="the usable providers in the order they are tried, then those skipped"
     )
+
+
+def _given_is_a_boolean(value: object) -> object:
+    if value is None:  # only an explicit null reaches this (omitted is the default)
+        raise ValueError("hedge must be true or false; omit it for the client's default")
+    return value
+
+
+Hedge = Annotated[
+    StrictBool | None,
+    BeforeValidator(_given_is_a_boolean),
+    # The document says boolean, not boolean-or-null (schemathesis cannot draw the negation of
+    # that union, and a null is refused); 0, 1 or "true" are refused too (strict).
+    WithJsonSchema(
+        {
+            "type": "boolean",
+            "title": "Hedge",
+            "description": "start the next provider too when the first has not finished by "
+            "its measured p90 (docs/routing.md); the first image stored wins, the other's price "
+            "is added to the cost; default: the client's, else off",
+        }
+    ),
+]
+"""A request's ``hedge``: true or false when given, None when omitted."""
