@@ -62,8 +62,9 @@ VOLUME_PHOTOS = 150
 VOLUME_HELD_OPEN = 400
 SCALE_QUICK = 200
 """Issue 20's run is 2,000 tasks of 4 clients (``scale.TASKS``); a smoke run does a tenth."""
-ROUTING_TASKS = 200
-"""Issue 23's count: tasks per measured run of the routing figure (``--routing-tasks``)."""
+ROUTING_TASKS = 100
+"""Tasks per measured run of the routing figure (``--routing-tasks``): 100 keeps a full
+make bench near two hours on 2 cores (four runs at 0.5 tasks/s); issue 23 names no count."""
 ROUTING_QUICK = 20
 BATCH_QUICK = 200
 """Issue 21's batch is 2,000 lines (``batchrun.LINES``, an input_file); a smoke run does a
@@ -277,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     # it: moto keeps every task of earlier figures (and copies a whole table for every
     # TransactWriteItems, which the client limits' reservation at submit is), and the bench
     # client's usage item grows with its open tasks. A fresh stack costs about 15 s.
+    # A full run takes about two hours: each finished figure is kept in results.partial.json
+    # (not tracked), so a run that dies later loses only the figure it was in.
+    partial = args.output / "results.partial.json"
+    args.output.mkdir(parents=True, exist_ok=True)
     for figure in FIGURES:
         if figure not in args.only:
             continue
@@ -284,21 +289,21 @@ def main(argv: list[str] | None = None) -> int:
             tasks = SCALE_QUICK if quick else scale.TASKS
             progress(f"figure 9: capacity, {tasks} tasks of {scale.CLIENTS} clients on devstack")
             results["scale"] = scale.run(tasks=tasks, progress=progress)
-            continue
-        if figure == "routing":  # on a stack that runs functions in parallel, alone
+        elif figure == "routing":  # on a stack that runs functions in parallel, alone
             tasks = args.routing_tasks or (ROUTING_QUICK if quick else ROUTING_TASKS)
             _run_routing_on_parallel_stack(results, tasks=tasks, progress=progress)
-            continue
-        if figure == "batch":  # a devstack of its own too
+        elif figure == "batch":  # a devstack of its own too
             lines = BATCH_QUICK if quick else batchrun.LINES
             progress(f"figure 10: a {lines}-line batch through imagegw batch, then resumed")
             results["batch"] = batchrun.run(lines=lines, progress=progress)
-            continue
-        progress(f"starting devstack for figure '{figure}' (moto, provider simulator, local API)")
-        with bench_stack(time_scale=TIME_SCALES.get(figure, 0.1)) as bench:
-            _run_figure(figure, bench, results, quick=quick, progress=progress)
-        if figure == "volume":  # its fairness and job on a stack that runs functions in parallel
-            _run_volume_on_parallel_stack(results, quick=quick, progress=progress)
+        else:
+            progress(f"starting devstack for figure '{figure}' (moto, simulator, local API)")
+            with bench_stack(time_scale=TIME_SCALES.get(figure, 0.1)) as bench:
+                _run_figure(figure, bench, results, quick=quick, progress=progress)
+            if figure == "volume":  # fairness and job on a stack running functions in parallel
+                _run_volume_on_parallel_stack(results, quick=quick, progress=progress)
+        partial.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
+        progress(f"figure '{figure}' done, kept in {partial}")
     results["caveats"] = CAVEATS
     results["meta"] = {
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -309,7 +314,6 @@ def main(argv: list[str] | None = None) -> int:
         "quick": quick,
         "figures": args.only,
     }
-    args.output.mkdir(parents=True, exist_ok=True)
     previous = args.output / "results.json"
     if args.merge and previous.exists():
         results = merge_results(json.loads(previous.read_text()), results)
@@ -317,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.output / "RESULTS.md").write_text(markdown(results))
     if not args.no_readme:
         update_readme(HERE.parent / "docs" / "performance.md", results)
+    partial.unlink(missing_ok=True)
     print()
     print(console(results))
     progress(f"done: {args.output / 'results.json'}, {args.output / 'RESULTS.md'}")

@@ -22,7 +22,11 @@ Every client queue, slot, measurement and batch read is such a query, so devstac
 and paused as its table grew (issue 20's audit; a 2,000-task run and a 2,000-line batch did not
 finish in 40 minutes). DynamoDB reads one partition; so does the patch: during a base-table
 query, ``all_items()`` of that table yields only the partition's items (moto keeps them in
-``items[hash_key]``), in the same order. Queries of an index still read every item.
+``items[hash_key]``), in the same order. A query of an index gets, in the same way, only the
+items whose index key attributes equal the query's (one pass over the table's items with a
+dict look-up each, no sort: 321 ms a query at 20,000 items before, a few ms after; moto then
+checks and sorts those few as before). DynamoDB keeps the index; moto has none to read, and
+keeping one in step with every write path of moto would be a much larger patch.
 
 A third patch (:func:`apply_server`) is for moto's server: it finds the service of every
 request by listing moto's package folder (``os.listdir`` plus an ``isdir`` for each of about
@@ -86,11 +90,43 @@ def apply() -> None:
     setattr(backend, _PATCHED, True)
 
 
-_querying = threading.local()  # the (table, partition key) a base-table query reads now
+# What the query running on this thread reads: (table, partition key) for a base-table query,
+# (table, ((attribute, value), ...)) for an index query.
+_querying = threading.local()
+
+
+def _index_key(table: Any, index_name: str, hash_key: Any, arguments: dict[str, Any]) -> Any:
+    """The (attribute, value) pairs an index query's items must have, or None when unsure."""
+    conditions = arguments.get("hash_key_conditions")
+    if conditions:
+        return tuple((name, value) for name, value in conditions)
+    for index in table.all_indexes():
+        if index.name == index_name:
+            hashes = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+            return ((hashes[0], hash_key),) if len(hashes) == 1 else None
+    return None  # an unknown index: moto's own query says so
+
+
+def _matching_items(table: Any, pairs: tuple[tuple[str, Any], ...]) -> list[Any]:
+    """The table's items whose attributes equal every pair's value, in no particular order."""
+    wanted = [(name, value.type, value.value) for name, value in pairs]
+    parts = table.items.values() if table.range_key_attr else [table.items]
+    found = []
+    for part in parts:
+        for item in part.values():
+            attrs = item.attrs
+            for name, kind, raw in wanted:
+                got = attrs.get(name)
+                if got is None or got.type != kind or got.value != raw:
+                    break
+            else:
+                found.append(item)
+    return found
 
 
 def _patch_partition_queries(table_type: Any) -> None:
-    """``Table.query`` by partition key reads that partition, not every item of the table."""
+    """``Table.query`` reads the items of its key (a partition, or an index key's items), not
+    every item of the table sorted."""
     original_query = table_type.query
     original_all_items = table_type.all_items
     signature = inspect.signature(original_query)
@@ -98,21 +134,28 @@ def _patch_partition_queries(table_type: Any) -> None:
     @functools.wraps(original_query)
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         # moto's backend passes index_name by position: read it as the signature binds it
-        index_name = signature.bind(self, hash_key, *args, **kwargs).arguments.get("index_name")
-        if index_name or hash_key is None:
-            return original_query(self, hash_key, *args, **kwargs)
-        _querying.partition = (self, hash_key)
+        arguments = signature.bind(self, hash_key, *args, **kwargs).arguments
+        index_name = arguments.get("index_name")
+        if index_name:
+            pairs = _index_key(self, index_name, hash_key, arguments)
+            reading = None if pairs is None else (self, ("index", pairs))
+        else:
+            reading = None if hash_key is None else (self, ("partition", hash_key))
+        _querying.reading = reading
         try:
             return original_query(self, hash_key, *args, **kwargs)
         finally:
-            _querying.partition = None
+            _querying.reading = None
 
     @functools.wraps(original_all_items)
     def all_items(self: Any) -> Any:
-        partition = getattr(_querying, "partition", None)
-        if partition is None or partition[0] is not self:
+        reading = getattr(_querying, "reading", None)
+        if reading is None or reading[0] is not self:
             return original_all_items(self)
-        found = self.items.get(partition[1])
+        kind, key = reading[1]
+        if kind == "index":  # moto filters and sorts these as it did the whole table
+            return _matching_items(self, key)
+        found = self.items.get(key)
         if found is None:
             return []
         if not self.range_key_attr:

@@ -275,3 +275,62 @@ def test_an_index_query_still_finds_items_of_every_partition(partitions: tuple[A
         ExpressionAttributeValues={":g": {"S": "G#0"}, ":c": {"S": "C"}},
     )
     assert [i["gs"]["S"] for i in answer["Items"]] == [f"C{i:04d}" for i in range(0, 30, 2)]
+
+
+def test_an_index_query_reads_only_the_items_of_its_key(
+    partitions: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ddb, name = partitions
+    from moto.dynamodb.models.table import Table
+
+    seen: list[int] = []
+    patched = Table.all_items
+
+    def counting(self: Any) -> Any:
+        found = patched(self)
+        seen.append(len(found))
+        return found
+
+    monkeypatch.setattr(Table, "all_items", counting)
+    # an item without the index's attributes is not in the index
+    ddb.put_item(TableName=name, Item={"pk": {"S": "QUEUE#D"}, "sk": {"S": "0000"}})
+    # nor is one whose key attribute has another type
+    ddb.put_item(
+        TableName=name,
+        Item={"pk": {"S": "QUEUE#E"}, "sk": {"S": "0"}, "g": {"N": "1"}, "gs": {"S": "E"}},
+    )
+    answer = ddb.query(
+        TableName=name,
+        IndexName="by-g",
+        KeyConditionExpression="g = :g",
+        ExpressionAttributeValues={":g": {"S": "G#1"}},
+        ScanIndexForward=False,
+        Limit=5,
+    )
+    assert seen == [45]  # G#1's 45 items of the table's 92
+    assert [i["gs"]["S"] for i in answer["Items"]] == ["C0029", "C0027", "C0025", "C0023", "C0021"]
+    # paging on from there, to the end, finds each of the 45 once, in order
+    start = answer["LastEvaluatedKey"]
+    rest: list[str] = []
+    while start:
+        page = ddb.query(
+            TableName=name,
+            IndexName="by-g",
+            KeyConditionExpression="g = :g",
+            ExpressionAttributeValues={":g": {"S": "G#1"}},
+            ScanIndexForward=False,
+            Limit=7,
+            ExclusiveStartKey=start,
+        )
+        rest += [i["gs"]["S"] for i in page["Items"]]
+        start = page.get("LastEvaluatedKey")
+    everything = sorted(f"{p}{i:04d}" for p in "ABC" for i in range(1, 30, 2))
+    assert ["C0029", "C0027", "C0025", "C0023", "C0021", *rest] == everything[::-1]
+    # a key nothing has
+    none = ddb.query(
+        TableName=name,
+        IndexName="by-g",
+        KeyConditionExpression="g = :g",
+        ExpressionAttributeValues={":g": {"S": "G#9"}},
+    )
+    assert none["Items"] == []
