@@ -191,3 +191,19 @@ def test_the_api_cold_path_imports_neither_the_document_nor_what_its_routes_do_n
 
     # THEN none of them is loaded
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_each_not_found_names_the_code_its_route_answers(doc: dict[str, Any]) -> None:
+    # a batch route's 404 is batch_not_found (service/batches.py), a submit's input_not_found
+    # (an images ref that is not the client's upload), a task route's task_not_found
+    for method, path, operation in _operations(doc):
+        if "404" not in operation["responses"]:
+            continue
+        example = operation["responses"]["404"]["content"]["application/json"]["example"]
+        if "{batch_id}" in path:
+            wanted = "batch_not_found"
+        elif path == "/v1/images":
+            wanted = "input_not_found"
+        else:
+            wanted = "task_not_found"
+        assert example["error"]["code"] == wanted, (method, path)

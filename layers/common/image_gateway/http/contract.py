@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from image_gateway.http.examples import TASK_ID
+from image_gateway.http.examples import BATCH_ID, TASK_ID
 from image_gateway.http.operations import (
     DESCRIPTION,
     OPERATIONS,
@@ -75,6 +75,25 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
         "the gateway failed unexpectedly; try again, and quote request_id if it persists",
     ),
 }
+# A 404 names what was not found: a batch route's is batch_not_found (service/batches.py), a
+# submit's an input ref that is not the client's upload (service/staging.py), else the task's.
+_NOT_FOUND: dict[tuple[str, str], tuple[str, str, str]] = {
+    ("post", "/v1/images"): (
+        "An `images` or `mask` ref that is not one of your uploads (or does not exist)",
+        "input_not_found",
+        "s3://bucket/inputs/other/a.png is not one of your inputs: refer to "
+        "s3://bucket/inputs/<you>/... (a ref from POST /v1/uploads)",
+    ),
+    **{
+        (method, path): (
+            "No such batch (or another client's)",
+            "batch_not_found",
+            f"no batch {BATCH_ID}",
+        )
+        for method, path in OPERATIONS
+        if "{batch_id}" in path
+    },
+}
 
 
 class ErrorDetail(BaseModel):
@@ -103,7 +122,7 @@ def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for (method, path), spec in OPERATIONS.items():
         operation = _request_side(path, spec)
-        _describe(operation, spec)
+        _describe(operation, spec, not_found=_NOT_FOUND.get((method, path), _ERRORS[404]))
         paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",
@@ -196,7 +215,9 @@ def response_schemas() -> dict[str, Any]:
     return dict(top.get("$defs", {}))
 
 
-def _describe(operation: dict[str, Any], spec: Operation) -> None:
+def _describe(
+    operation: dict[str, Any], spec: Operation, *, not_found: tuple[str, str, str]
+) -> None:
     operation.update(
         operationId=spec.operation_id,
         tags=[spec.tag],
@@ -224,7 +245,7 @@ def _describe(operation: dict[str, Any], spec: Operation) -> None:
             "content": {"application/json": {"schema": schema, "example": example}},
         }
     for status in spec.errors:
-        text, code, message = _ERRORS[status]
+        text, code, message = not_found if status == 404 else _ERRORS[status]
         responses[str(status)] = {
             "description": text,
             "content": {

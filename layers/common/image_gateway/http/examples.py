@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 TASK_ID = "tsk_01JH2Z6Q8K3F4V5W6X7Y8Z9A0B"
+BATCH_ID = "batch_0123456789abcdef0123456789abcdef"
 TIME = "2026-12-01T12:02:10.929000Z"
 TASK_EXAMPLE: dict[str, Any] = {
     "task_id": TASK_ID,
@@ -137,7 +138,7 @@ USAGE_EXAMPLE: dict[str, Any] = {
 # One error per status a route can answer: (code, message) of a typical one.
 
 BATCH_EXAMPLE: dict[str, Any] = {
-    "batch_id": "batch_0123456789abcdef0123456789abcdef",
+    "batch_id": BATCH_ID,
     "status": "in_progress",
     "counts": {
         "total": 120,
