@@ -33,6 +33,9 @@ _DEVSTACK_CREDENTIALS = ("devstack", "devstack")  # devstack's administrator (de
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 LIMIT_NAMES = ("requests_per_minute", "max_running_tasks", "max_queued_tasks", "daily_budget_usd")
+# The client's routing policy (models/routing.py's RoutingPolicy; checked against it when set)
+# and its hedging default: a string and a boolean in its LIMITS item (docs/routing.md).
+_HEDGE_WORDS = {"on": True, "true": True, "off": False, "false": False}
 
 
 def duration(text: str) -> timedelta:
@@ -85,6 +88,17 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
             metavar="N|default",
             help="a number, or 'default' for the stack's",
         )
+    set_limits.add_argument(
+        "--routing",
+        metavar="POLICY|default",
+        help="the client's routing policy (order, price, latency, reliability, balanced), "
+        "or 'default' for the stack's (docs/routing.md)",
+    )
+    set_limits.add_argument(
+        "--hedge",
+        metavar="on|off|default",
+        help="whether the client's tasks hedge unless a request says (docs/routing.md)",
+    )
 
     providers = groups.add_parser("providers", parents=[common], help="provider settings")
     provider_actions = providers.add_subparsers(
@@ -266,10 +280,13 @@ class Admin:
         return 0
 
     def limits_set(self) -> int:
-        """``limits set CLIENT --NAME N|default``: in force at the client's next request."""
+        """``limits set CLIENT --NAME N|default`` (and ``--routing``, ``--hedge``): in force at the
+        client's next request."""
         from image_gateway.adapters.dynamodb_client_queue import limits_key
 
-        sets, removes, values = [], [], {}
+        sets: list[str] = []
+        removes: list[str] = []
+        values: dict[str, dict[str, Any]] = {}
         for name in LIMIT_NAMES:
             given = getattr(self.args, name)
             if given is None:
@@ -279,8 +296,21 @@ class Admin:
                 continue
             values[f":{name}"] = {"N": str(_limit_value(name, given))}
             sets.append(f"{name} = :{name}")
+        for name, value in (
+            ("routing", _routing(self.args.routing)),
+            ("hedge", _hedge(self.args.hedge)),
+        ):
+            if value is None:
+                continue
+            if value == "default":
+                removes.append(name)
+                continue
+            values[f":{name}"] = {"BOOL": value} if name == "hedge" else {"S": value}
+            sets.append(f"{name} = :{name}")
         if not sets and not removes:
-            raise InputError("nothing to set: give --requests-per-minute N and/or the others")
+            raise InputError(
+                "nothing to set: give --requests-per-minute N, --routing POLICY, --hedge on, ..."
+            )
         update = " ".join(
             part
             for part in (
@@ -372,6 +402,29 @@ def _limit_value(name: str, text: str) -> int | float:
     if value < 0:  # 0 is allowed: a running limit of 0 pauses the client (docs/limits.md)
         raise InputError(f"--{name.replace('_', '-')} must be 0 or more, got {text!r}")
     return value
+
+
+def _routing(text: str | None) -> str | None:
+    """``--routing``: a policy the functions accept, or 'default'."""
+    from typing import get_args
+
+    from image_gateway.models.routing import RoutingPolicy
+
+    if text is None or text == "default":
+        return text
+    policies = get_args(RoutingPolicy)
+    if text not in policies:
+        raise InputError(f"--routing wants one of {', '.join(policies)} or 'default', got {text!r}")
+    return text
+
+
+def _hedge(text: str | None) -> bool | str | None:
+    """``--hedge``: on or off (true/false), or 'default'."""
+    if text is None or text == "default":
+        return text
+    if text.lower() not in _HEDGE_WORDS:
+        raise InputError(f"--hedge wants on, off or 'default', got {text!r}")
+    return _HEDGE_WORDS[text.lower()]
 
 
 def _changed(mine: dict[str, Any], args: argparse.Namespace, defaults: str) -> dict[str, Any]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import httpx
+from image_gateway.adapters.dynamodb_limits import DynamoDBUsageLedger
 
 from devstack.stack import StackInfo
 from devstack.template import ROOT
@@ -67,6 +69,24 @@ def test_limits_set_then_show_gives_the_clients_own_limits() -> None:
         "routing": None,
         "hedge": None,
     }
+
+
+def test_limits_set_routing_and_hedge_then_default_removes_them(info: StackInfo) -> None:
+    set_code, _, _ = admin("limits", "set", "bars-route", "--routing", "price", "--hedge", "on")
+    _, shown, _ = admin("limits", "show", "bars-route", "--json")
+    ledger = DynamoDBUsageLedger(boto3.client("dynamodb"), info.table_name)
+    in_force = ledger.overrides("bars-route")  # as the functions read the item
+    back_code, _, _ = admin(
+        "limits", "set", "bars-route", "--routing", "default", "--hedge", "default"
+    )
+    _, after, _ = admin("limits", "show", "bars-route", "--json")
+    bad_code, _, said = admin("limits", "set", "bars-route", "--routing", "cheapest")
+
+    assert (set_code, back_code) == (0, 0)
+    assert (json.loads(shown)["routing"], json.loads(shown)["hedge"]) == ("price", True)
+    assert (in_force.routing, in_force.hedge) == ("price", True)
+    assert (json.loads(after)["routing"], json.loads(after)["hedge"]) == (None, None)
+    assert bad_code == 2 and "--routing wants one of order, price" in said
 
 
 def test_providers_set_refuses_an_unknown_provider_and_writes_nothing() -> None:

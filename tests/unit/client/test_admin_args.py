@@ -8,7 +8,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from imagegw.admin import _changed, _limit_value, duration
+from imagegw.admin import _changed, _hedge, _limit_value, _routing, duration
 from imagegw.cli import build_parser
 from imagegw.errors import InputError
 
@@ -43,6 +43,29 @@ def test_a_limit_that_is_not_a_number_is_refused() -> None:
 
 def test_a_budget_may_be_a_decimal() -> None:
     assert _limit_value("daily_budget_usd", "2.50") == 2.5
+
+
+@pytest.mark.parametrize("policy", ["order", "price", "latency", "reliability", "balanced"])
+def test_a_routing_policy_the_functions_accept_is_taken(policy: str) -> None:
+    assert _routing(policy) == policy
+
+
+def test_an_unknown_routing_policy_is_refused_naming_the_policies() -> None:
+    with pytest.raises(InputError, match=r"--routing wants one of order, price, .* got 'cheap'"):
+        _routing("cheap")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("on", True), ("TRUE", True), ("off", False), ("false", False)]
+)
+def test_hedge_is_on_or_off(text: str, value: bool) -> None:
+    assert _hedge(text) is value
+
+
+def test_hedge_default_removes_it_and_anything_else_is_refused() -> None:
+    assert (_hedge("default"), _routing("default")) == ("default", "default")
+    with pytest.raises(InputError, match="--hedge wants on, off or 'default', got 'yes'"):
+        _hedge("yes")
 
 
 def set_args(*argv: str) -> argparse.Namespace:
