@@ -48,11 +48,6 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 
 [[operations]]
 include-name = "POST /v1/images"
-# No fuzzing or stateful phase here: schemathesis 4.32.5 cannot draw a random valid body of
-# this schema since its 22nd property (any 22nd: a boolean named zz did the same) and reports a
-# Schema Error. Its positive and negative bodies come from the examples and coverage phases.
-phases.fuzzing.enabled = false
-phases.stateful.enabled = false
 # 422: well-formed, but refused once looked at: no enabled provider makes that size or takes
 # that many images (the stack's providers decide), or callback_url's host does not resolve
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422",

@@ -207,3 +207,33 @@ def test_each_not_found_names_the_code_its_route_answers(doc: dict[str, Any]) ->
         else:
             wanted = "task_not_found"
         assert example["error"]["code"] == wanted, (method, path)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [(m.upper(), p) for (m, p), spec in OPERATIONS.items() if spec.body]
+)
+def test_the_fuzzer_can_draw_a_valid_body_of_every_route(
+    doc: dict[str, Any], method: str, path: str
+) -> None:
+    # schemathesis (tests/e2e/test_contract.py) gives up on a schema its canonicaliser cannot
+    # expand ("Schema Error": POST /v1/images' rules between fields, at 22 properties): caught
+    # here, in a second, rather than as a route the fuzzer quietly stops drawing bodies for
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    operation = schemathesis.openapi.from_dict(doc)[path][method]
+    drawn: list[Any] = []
+
+    @settings(
+        max_examples=1,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(operation.as_strategy())
+    def draw(case: Any) -> None:
+        drawn.append(case.body)
+
+    draw()
+
+    assert drawn and isinstance(drawn[0], dict)
