@@ -51,7 +51,8 @@ SWEEP_TASK_SECONDS = 0.05  # one due task: a read, a provider status call or an 
 COUNTS_WRU_PER_TASK = 6  # the per-client COUNTS item: admit, start and settle, transactional
 TASK_WRITES = 8  # writes of a task's item over its life (create, admit, submit, run, end, ...)
 TASK_ITEM_KB = 2  # a task item's size: each ByClient (projection ALL) copy costs 2 WCU
-OPEN_INDEX_WRU_PER_TASK = 4  # KEYS_ONLY index: put at create, moves of check_ts, delete
+OPEN_INDEX_WRU_PER_TASK = 6  # KEYS_ONLY index: the task (put at create, moves of check_ts,
+# delete) and its client hold (put at reservation, delete at settlement; HOLDS# partitions)
 PARTITION_WCU = 1_000
 LAMBDA_ACCOUNT_CONCURRENCY = 1_000
 LAMBDA_UNRESERVED_MINIMUM = 100
@@ -377,7 +378,7 @@ def _dynamodb(t: Template) -> list[Hop]:
             ),
         ),
         Hop(
-            "DynamoDB index `OpenByCheckTime` (the sweeper's; key OPEN#<shard>)",
+            "DynamoDB index `OpenByCheckTime` (the sweeper's; keys OPEN#<shard> and HOLDS#<shard>)",
             f"{PARTITION_WCU:,} write units/s per index partition",
             URL["ddb_gsi"],
             f"{OPEN_SHARDS} shards (`OPEN_SHARDS`, was 4), KEYS_ONLY, "

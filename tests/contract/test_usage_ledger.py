@@ -411,3 +411,77 @@ def test_a_refund_takes_back_part_of_a_prepayment(under_test: LedgerUnderTest) -
     under_test.ledger.refund("c1", day, 0.25)
 
     assert under_test.ledger.usage("c1").spent_usd == 0.35
+
+
+HOLD_CHECK = 1800.0  # the sweeper's hold_check_seconds
+
+
+def _unclaimed(under_test: LedgerUnderTest) -> list[tuple[str, str]]:
+    found = under_test.ledger.unclaimed_holds(older_than_seconds=HOLD_CHECK, limit=100)
+    return sorted((u.client_id, u.hold.task_id) for u in found)
+
+
+def test_a_hold_is_unclaimed_once_old_enough_until_claimed(under_test: LedgerUnderTest) -> None:
+    # Given a running and a queued hold of two clients, reserved now
+    running = under_test.reserve("t1", limits(running=1), cost=0.25)
+    queued = under_test.reserve("t2", limits(running=1), cost=0.25)
+    other = under_test.reserve("t3", cost=0.5, client="c2")
+    assert isinstance(running, UsageHold) and isinstance(queued, UsageHold)
+
+    # Then none is due before the check time, and each once it has passed, whole
+    under_test.clock.advance(HOLD_CHECK - 5)
+    assert _unclaimed(under_test) == []
+    under_test.clock.advance(5)
+    assert _unclaimed(under_test) == [("c1", "t1"), ("c1", "t2"), ("c2", "t3")]
+    [found] = [
+        u.hold
+        for u in under_test.ledger.unclaimed_holds(older_than_seconds=HOLD_CHECK, limit=100)
+        if u.hold.task_id == "t3"
+    ]
+    assert found == other
+
+    # When one is claimed (its task exists) THEN it is never listed again, and still counts
+    under_test.ledger.claim("t1")
+    assert _unclaimed(under_test) == [("c1", "t2"), ("c2", "t3")]
+    assert under_test.ledger.is_running("c1", running) is True
+    # and a claimed hold starts and settles as any other
+    assert under_test.ledger.settle("c1", running, cost_usd=0.25) is Settlement.RUNNING
+
+
+def test_a_settled_hold_is_never_unclaimed_and_claiming_it_brings_nothing_back(
+    under_test: LedgerUnderTest,
+) -> None:
+    hold = under_test.reserve("t1")
+    assert isinstance(hold, UsageHold)
+    under_test.ledger.settle("c1", hold, cost_usd=0.0)
+
+    under_test.ledger.claim("t1")  # a sweeper that read the hold before it was settled
+    under_test.ledger.claim("never-reserved")
+    under_test.clock.advance(HOLD_CHECK + 1)
+
+    assert _unclaimed(under_test) == []
+    assert under_test.ledger.is_running("c1", hold) is None
+    assert under_test.ledger.usage("c1").running == 0
+
+
+def test_an_unclaimed_hold_settled_at_no_cost_gives_its_place_and_estimate_back(
+    under_test: LedgerUnderTest,
+) -> None:
+    # Given a client at its running limit whose first hold's submit died, and one queued
+    dead = under_test.reserve("t1", limits(running=1), cost=0.4)
+    waiting = under_test.reserve("t2", limits(running=1), cost=0.1)
+    assert isinstance(dead, UsageHold) and isinstance(waiting, UsageHold)
+    under_test.clock.advance(HOLD_CHECK)
+
+    # When the sweeper settles what it found unclaimed (t1: no task)
+    [first, *_] = under_test.ledger.unclaimed_holds(older_than_seconds=HOLD_CHECK, limit=100)
+    assert first.hold == dead
+    assert under_test.ledger.settle(first.client_id, first.hold, cost_usd=0.0) is (
+        Settlement.RUNNING
+    )
+
+    # Then its place goes to the queued task and its estimate is no longer spent
+    assert under_test.ledger.start_next("c1", limits=limits(running=1)) == ["t2"]
+    usage = under_test.ledger.usage("c1")
+    assert (usage.running, usage.queued) == (1, 0)
+    assert usage.spent_usd == pytest.approx(0.1)

@@ -15,6 +15,7 @@ from image_gateway.limits.ports import (
     LimitKind,
     LimitOverrides,
     Settlement,
+    UnclaimedHold,
     UsageCounts,
     UsageHold,
     refusal,
@@ -46,6 +47,8 @@ class _Hold:
     client_id: str
     hold: UsageHold
     running: bool
+    reserved_at: float
+    claimed: bool = False
 
 
 @dataclass
@@ -117,7 +120,7 @@ class InMemoryUsageLedger:
                 return refusal(LimitKind.BUDGET, now)
             self._rate[rate_key] = self._rate.get(rate_key, 0) + 1
             self._spent[(client_id, hold.day)] = spent + (0 if prepaid else usd(cost_usd))
-            self._holds[task_id] = _Hold(client_id, hold, running=start)
+            self._holds[task_id] = _Hold(client_id, hold, running=start, reserved_at=now)
             if start:
                 counts.running += 1
             else:
@@ -198,3 +201,20 @@ class InMemoryUsageLedger:
                 window_seconds=RATE_WINDOW_SECONDS,
                 window_requests=self._rate.get((client_id, window_start(now)), 0),
             )
+
+    def unclaimed_holds(self, *, older_than_seconds: float, limit: int) -> list[UnclaimedHold]:
+        """Holds reserved before the cut-off and not claimed, oldest first (one partition)."""
+        cutoff = int(self.clock() - older_than_seconds)
+        with self._lock:
+            due = sorted(
+                (h for h in self._holds.values() if not h.claimed and int(h.reserved_at) <= cutoff),
+                key=lambda h: h.reserved_at,
+            )
+            return [UnclaimedHold(h.client_id, h.hold) for h in due[:limit]]
+
+    def claim(self, task_id: str) -> None:
+        """Off the check list (nothing for a settled hold)."""
+        with self._lock:
+            held = self._holds.get(task_id)
+            if held is not None:
+                held.claimed = True

@@ -105,6 +105,11 @@ class TimingPolicy:
     """A task still queued this long after it was submitted (or last looked at) is looked at
     by the sweeper: started if its client has a free place, its attempt sent again if it was
     started but never reached a provider (a crash between two writes loses nothing)."""
+    hold_check_seconds: float = 1800.0
+    """A client's hold (its running or queued place) still unclaimed this long after its
+    reservation is checked by the sweeper: given back when its task was never written (the
+    submit died between the two writes), else claimed. Longer than any function's timeout
+    (15 min at most), so a submit still at work is never taken for a dead one."""
 
     # -- provider health: the circuit breaker (each provider may override in the parameter) ----
     breaker_failures: int = 5

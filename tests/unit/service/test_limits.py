@@ -279,6 +279,61 @@ def test_a_submit_that_fails_after_its_reservation_gives_it_back(deps: FakeDepen
     assert submit(deps).task.admitted_at is not None
 
 
+class _Killed(BaseException):
+    """The function's end in the middle of a request (a timeout, a crash): no handler runs."""
+
+
+def _die(*_: object) -> None:
+    raise _Killed
+
+
+def test_a_place_held_by_a_submit_that_died_before_writing_its_task_is_given_back(
+    deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a client allowed 1 running task whose submit died after its reservation, before
+    # its task was written; and a task of it waiting behind that place
+    deps.usage.set_limits("c", max_running_tasks=1)
+    deps.configure(prices=APIMODELS_PRICES)
+    with monkeypatch.context() as dying:
+        dying.setattr(deps.tasks, "create", _die)
+        with pytest.raises(_Killed):
+            submit(deps)
+    waiting = submit(deps).task
+    assert waiting.admitted_at is None
+    check = deps.settings.scaled(deps.timing.hold_check_seconds)
+
+    # WHEN the sweeper runs before the hold's check time THEN the place stays taken
+    deps.clock.advance(check - 1)
+    sweep(deps)
+    assert deps.dispatch_queue.messages == []
+
+    # WHEN it runs after THEN the place is given back (the waiting task starts in it) at no cost
+    deps.clock.advance(1)
+    sweep(deps)
+    assert deps.dispatch_queue.messages == [(waiting.task_id, "mountsea-compat")]
+    usage = deps.usage.usage("c")
+    assert (usage.running, usage.queued) == (1, 0)
+    assert usage.spent_usd == pytest.approx(0.01)  # the waiting task's estimate alone
+    assert deps.metrics.values("UnclaimedHoldsGivenBack") == [0.0, 1.0]
+
+
+def test_a_hold_whose_task_exists_is_claimed_once_and_keeps_its_place(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a task running for longer than the hold check time
+    deps.usage.set_limits("c", max_running_tasks=1)
+    running = submit(deps).task
+    deps.clock.advance(deps.settings.scaled(deps.timing.hold_check_seconds))
+
+    # WHEN the sweeper runs THEN the hold is claimed, not given back: the place stays the task's
+    sweep(deps)
+    assert deps.usage.is_running("c", running.usage_hold) is True  # type: ignore[arg-type]
+    assert deps.usage.usage("c").running == 1
+    assert deps.metrics.values("UnclaimedHoldsGivenBack") == [0.0]
+    # and it is not checked again
+    assert deps.usage.unclaimed_holds(older_than_seconds=0, limit=100) == []
+
+
 # -- the budget ----------------------------------------------------------------------------------
 def test_a_budget_admits_the_estimates_that_fit_and_refuses_the_next(
     deps: FakeDependencies,

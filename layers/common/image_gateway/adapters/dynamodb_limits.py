@@ -9,7 +9,8 @@ Item layout (every item a fixed size: none grows with a client's open work):
 - ``LIMITS#<client>`` / ``COUNTS``: ``running`` and ``queued``, two numbers;
 - ``LIMITS#<client>`` / ``DAY#<YYYY-MM-DD>``: ``spent_usd`` (TTL a week after the day);
 - ``HOLD#<task id>`` / ``HOLD``: the task's marker: ``client_id``, ``state`` (running or
-  queued), ``ticket``, ``day``, ``reserved_usd``;
+  queued), ``ticket``, ``day``, ``reserved_usd``; and ``open_pk``, ``check_ts`` until the
+  sweeper has seen its task (the holds' check list: ``dynamodb_hold_checks.py``);
 - ``QUEUE#<client>`` / ``<ticket>``: a queued task's place in its client's queue; a query reads
   the oldest first.
 
@@ -44,6 +45,7 @@ from image_gateway.adapters.dynamodb_client_queue import (
     read_counts,
     read_item,
 )
+from image_gateway.adapters.dynamodb_hold_checks import HoldCheckList, hold_check_attributes
 from image_gateway.adapters.dynamodb_transactions import Conflict, Transactions
 from image_gateway.limits.ports import (
     RATE_WINDOW_SECONDS,
@@ -66,7 +68,7 @@ _RATE_TTL_SECONDS = 3600
 _DAY_TTL_SECONDS = 8 * 86400
 
 
-class DynamoDBUsageLedger:
+class DynamoDBUsageLedger(HoldCheckList):
     """The ledger on DynamoDB; ``clock`` (epoch seconds) and ``pause`` are injectable."""
 
     def __init__(
@@ -216,6 +218,7 @@ class DynamoDBUsageLedger:
                     "day": {"S": hold.day},
                     "reserved_usd": {"N": str(usd(cost_usd))},
                     "expires_at": {"N": str(int(now) + HOLD_TTL_SECONDS)},
+                    **hold_check_attributes(hold.task_id, now),
                 },
                 ConditionExpression="attribute_not_exists(pk)",
             ),

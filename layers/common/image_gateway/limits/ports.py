@@ -200,6 +200,15 @@ def refusal(kind: LimitKind, now: float) -> Admission:
     return Admission(hold=None, refused=kind, retry_after_seconds=retry)
 
 
+@dataclass(frozen=True)
+class UnclaimedHold:
+    """A hold reserved a while ago whose task was never seen written (see
+    :meth:`UsageLedger.unclaimed_holds`)."""
+
+    client_id: str
+    hold: UsageHold
+
+
 class UsageLedger(Protocol):
     """Per-client counters: reserve at submit (all or nothing), start queued tasks in order,
     settle each task once at its end."""
@@ -253,4 +262,16 @@ class UsageLedger(Protocol):
 
     def usage(self, client_id: str) -> UsageCounts:
         """The client's counters now: today's spend, running and queued, the rate window."""
+        ...
+
+    def unclaimed_holds(self, *, older_than_seconds: float, limit: int) -> list[UnclaimedHold]:
+        """Holds reserved over ``older_than_seconds`` ago, neither settled nor claimed: at most
+        ``limit`` per partition of the ledger's check list. A submit that died between its
+        reservation and its task's write leaves such a hold, and its place would stay taken
+        for ever; the sweeper settles those whose task does not exist and claims the rest."""
+        ...
+
+    def claim(self, task_id: str) -> None:
+        """The hold's task exists: take the hold off the check list for good (a settled or
+        unknown hold stays absent)."""
         ...

@@ -121,11 +121,8 @@ def _given(field: str, then: JsonDict) -> JsonDict:
 
 
 _NOT_NULL: JsonDict = {"not": {"type": "null"}}
-# "images: a list of one or more" (not null either: the model refuses a mask beside images: null).
-# Typed, it also keeps the schema within what schemathesis' canonicaliser (jsonschema_rs 0.60)
-# can expand: with a bare minItems every rule doubled the nullable images' branches, and since
-# the 22nd property the whole schema came back "raw" (no fuzzing of POST /v1/images).
-# tests/unit/api/test_openapi_document.py fails when a change takes it over that budget again.
+# Typed (the model refuses images: null beside a mask), it also keeps the schema within what
+# schemathesis can expand (tests/unit/api/test_openapi_document.py: a valid body is drawn).
 _SOME_IMAGES: JsonDict = {
     "required": ["images"],
     "properties": {"images": {"type": "array", "minItems": 1}},

@@ -28,7 +28,14 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import ServiceBusy, TooManyRequests
-from image_gateway.limits.ports import Admission, ClientLimits, LedgerBusy, LimitKind, Settlement
+from image_gateway.limits.ports import (
+    Admission,
+    ClientLimits,
+    LedgerBusy,
+    LimitKind,
+    Settlement,
+    UsageHold,
+)
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task, utc_now
 from image_gateway.models.usage import RateWindowView, UsageView
@@ -121,10 +128,10 @@ def hold_usage(
     raise refusal
 
 
-def release_usage(deps: Dependencies, client_id: str, admission: Admission) -> None:
-    """Give the hold back: the submit failed before its task was written (costs nothing)."""
-    if admission.hold is not None:
-        settled = deps.usage.settle(client_id, admission.hold, cost_usd=0.0)
+def release_usage(deps: Dependencies, client_id: str, hold: UsageHold | None) -> None:
+    """Give the hold back: its submit failed before its task was written (costs nothing)."""
+    if hold is not None:
+        settled = deps.usage.settle(client_id, hold, cost_usd=0.0)
         if settled is Settlement.RUNNING:
             start_queued(deps, client_id)
 

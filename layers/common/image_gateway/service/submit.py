@@ -171,7 +171,7 @@ def submit_task(
     except TaskExists:  # made meanwhile by a retried delivery: the hold is that task's own
         raise
     except Exception:  # refused (or failed) before its task exists: a retry must not be blocked
-        release_usage(deps, client_id, admission)
+        release_usage(deps, client_id, admission.hold)
         _release_key(deps, client_id, idempotency_key, task_id)
         raise
     if not admission.started:

@@ -17,7 +17,12 @@ from image_gateway.models.task import Task, TaskStatus, utc_now
 from image_gateway.ports import Dependencies, TaskNotFound
 from image_gateway.providers.base import ProviderStatus
 from image_gateway.service.lifecycle import expire_task
-from image_gateway.service.limits import dispatch_admitted, send_attempt, start_queued
+from image_gateway.service.limits import (
+    dispatch_admitted,
+    release_usage,
+    send_attempt,
+    start_queued,
+)
 from image_gateway.service.parts import check_parent
 from image_gateway.service.refresh import RetryLater, refresh_task
 
@@ -47,7 +52,36 @@ def sweep(deps: Dependencies, *, clock: Callable[[], float] = time.monotonic) ->
         if not more or clock() - started >= deps.timing.sweep_run_seconds:
             break
     deps.metrics.put(OVERDUE_METRIC, max(overdue, default=0.0), "Seconds", {})
+    given_back = give_back_unclaimed_holds(deps)
+    deps.metrics.put(HOLDS_GIVEN_BACK_METRIC, float(given_back), "Count", {})
     return seen
+
+
+HOLDS_GIVEN_BACK_METRIC = "UnclaimedHoldsGivenBack"
+"""Published every sweep: places of clients that a submit took and died before using."""
+
+
+def give_back_unclaimed_holds(deps: Dependencies) -> int:
+    """A hold whose task was never written (its submit died between the reservation and the
+    task's write: a timeout, a crash) holds its client's place for ever: settled here, at no
+    cost, once ``hold_check_seconds`` have passed; a hold whose task exists is claimed and
+    never checked again. How many were given back."""
+    older_than = deps.settings.scaled(deps.timing.hold_check_seconds)
+    given_back = 0
+    for unclaimed in deps.usage.unclaimed_holds(
+        older_than_seconds=older_than, limit=deps.timing.sweep_due_per_shard
+    ):
+        task_id = unclaimed.hold.task_id
+        if deps.tasks.get(task_id) is not None:
+            deps.usage.claim(task_id)
+            continue
+        logger.warning(
+            "a submit ended between its reservation and its task: its place is given back",
+            extra={"task_id": task_id, "client_id": unclaimed.client_id},
+        )
+        release_usage(deps, unclaimed.client_id, unclaimed.hold)
+        given_back += 1
+    return given_back
 
 
 def _sweep_page(deps: Dependencies, due: list[Task]) -> list[str]:
