@@ -13,25 +13,29 @@ from moto import mock_aws
 from devstack import moto_patches
 
 
+def _create(name: str, **more: Any) -> Any:
+    """A pk/sk table (``more``: its indexes) on in-process moto, patched; its client."""
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    attributes = {"pk", "sk", *more.pop("index_attributes", ())}
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
+        BillingMode="PAY_PER_REQUEST",
+        **more,
+    )
+    return ddb
+
+
 @pytest.fixture
 def table() -> Iterator[tuple[Any, str]]:
     """A pk/sk table on in-process moto with the patch applied."""
     moto_patches.apply()
     with mock_aws():
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName="t",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield ddb, "t"
+        yield _create("t"), "t"
 
 
 def _key(pk: str) -> dict[str, Any]:
@@ -159,16 +163,9 @@ def partitions() -> Iterator[tuple[Any, str]]:
     """A pk/sk table with a GSI on in-process moto (patched), 3 partitions of 30 items each."""
     moto_patches.apply()
     with mock_aws():
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName="p",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "g", "gs")
-            ],
+        ddb = _create(
+            "p",
+            index_attributes=("g", "gs"),
             GlobalSecondaryIndexes=[
                 {
                     "IndexName": "by-g",
@@ -179,7 +176,6 @@ def partitions() -> Iterator[tuple[Any, str]]:
                     "Projection": {"ProjectionType": "ALL"},
                 }
             ],
-            BillingMode="PAY_PER_REQUEST",
         )
         for part in ("A", "B", "C"):
             for i in reversed(range(30)):  # stored out of order: the answer must be sorted
@@ -243,10 +239,9 @@ def test_a_partition_query_answers_as_dynamodb_does(partitions: tuple[Any, str])
     )
 
 
-def test_a_partition_query_reads_only_its_partition(
-    partitions: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ddb, name = partitions
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many items each ``Table.all_items()`` call (of the patched moto) hands a query."""
     from moto.dynamodb.models.table import Table
 
     seen: list[int] = []
@@ -258,12 +253,19 @@ def test_a_partition_query_reads_only_its_partition(
         return found
 
     monkeypatch.setattr(Table, "all_items", counting)
+    return seen
+
+
+def test_a_partition_query_reads_only_its_partition(
+    partitions: tuple[Any, str], reads: list[int]
+) -> None:
+    ddb, name = partitions
     ddb.query(
         TableName=name,
         KeyConditionExpression="pk = :p",
         ExpressionAttributeValues={":p": {"S": "QUEUE#A"}},
     )
-    assert seen == [30]  # the partition's 30 items, not the table's 90
+    assert reads == [30]  # the partition's 30 items, not the table's 90
 
 
 def test_an_index_query_still_finds_items_of_every_partition(partitions: tuple[Any, str]) -> None:
@@ -278,20 +280,9 @@ def test_an_index_query_still_finds_items_of_every_partition(partitions: tuple[A
 
 
 def test_an_index_query_reads_only_the_items_of_its_key(
-    partitions: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+    partitions: tuple[Any, str], reads: list[int]
 ) -> None:
     ddb, name = partitions
-    from moto.dynamodb.models.table import Table
-
-    seen: list[int] = []
-    patched = Table.all_items
-
-    def counting(self: Any) -> Any:
-        found = patched(self)
-        seen.append(len(found))
-        return found
-
-    monkeypatch.setattr(Table, "all_items", counting)
     # an item without the index's attributes is not in the index
     ddb.put_item(TableName=name, Item={"pk": {"S": "QUEUE#D"}, "sk": {"S": "0000"}})
     # nor is one whose key attribute has another type
@@ -299,38 +290,30 @@ def test_an_index_query_reads_only_the_items_of_its_key(
         TableName=name,
         Item={"pk": {"S": "QUEUE#E"}, "sk": {"S": "0"}, "g": {"N": "1"}, "gs": {"S": "E"}},
     )
-    answer = ddb.query(
-        TableName=name,
-        IndexName="by-g",
-        KeyConditionExpression="g = :g",
-        ExpressionAttributeValues={":g": {"S": "G#1"}},
-        ScanIndexForward=False,
-        Limit=5,
-    )
-    assert seen == [45]  # G#1's 45 items of the table's 92
+
+    def newest_first(key: str, limit: int, **start: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = ddb.query(
+            TableName=name,
+            IndexName="by-g",
+            KeyConditionExpression="g = :g",
+            ExpressionAttributeValues={":g": {"S": key}},
+            ScanIndexForward=False,
+            Limit=limit,
+            **start,
+        )
+        return answer
+
+    answer = newest_first("G#1", 5)
+    assert reads[0] == 45  # G#1's 45 items of the table's 92
     assert [i["gs"]["S"] for i in answer["Items"]] == ["C0029", "C0027", "C0025", "C0023", "C0021"]
     # paging on from there, to the end, finds each of the 45 once, in order
     start = answer["LastEvaluatedKey"]
     rest: list[str] = []
     while start:
-        page = ddb.query(
-            TableName=name,
-            IndexName="by-g",
-            KeyConditionExpression="g = :g",
-            ExpressionAttributeValues={":g": {"S": "G#1"}},
-            ScanIndexForward=False,
-            Limit=7,
-            ExclusiveStartKey=start,
-        )
+        page = newest_first("G#1", 7, ExclusiveStartKey=start)
         rest += [i["gs"]["S"] for i in page["Items"]]
         start = page.get("LastEvaluatedKey")
     everything = sorted(f"{p}{i:04d}" for p in "ABC" for i in range(1, 30, 2))
     assert ["C0029", "C0027", "C0025", "C0023", "C0021", *rest] == everything[::-1]
     # a key nothing has
-    none = ddb.query(
-        TableName=name,
-        IndexName="by-g",
-        KeyConditionExpression="g = :g",
-        ExpressionAttributeValues={":g": {"S": "G#9"}},
-    )
-    assert none["Items"] == []
+    assert newest_first("G#9", 10)["Items"] == []

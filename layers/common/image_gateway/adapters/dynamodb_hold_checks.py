@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from image_gateway.adapters.dynamodb_client_queue import hold_key, read_item
-from image_gateway.adapters.dynamodb_tasks import OPEN_BY_CHECK_INDEX, OPEN_SHARDS
+from image_gateway.adapters.dynamodb_tasks import OPEN_SHARDS, due_keys
 from image_gateway.limits.ports import UnclaimedHold, UsageHold
 
 _SHARD = "HOLDS#"
@@ -40,17 +40,7 @@ class HoldCheckList:
         cutoff = int(self._clock() - older_than_seconds)
         found: list[UnclaimedHold] = []
         for shard in range(OPEN_SHARDS):
-            answer = self._ddb.query(
-                TableName=self._table,
-                IndexName=OPEN_BY_CHECK_INDEX,
-                KeyConditionExpression="open_pk = :p AND check_ts <= :cutoff",
-                ExpressionAttributeValues={
-                    ":p": {"S": f"{_SHARD}{shard}"},
-                    ":cutoff": {"N": str(cutoff)},
-                },
-                Limit=limit,
-            )
-            for key in answer.get("Items", []):
+            for key in due_keys(self._ddb, self._table, f"{_SHARD}{shard}", cutoff, limit):
                 item = read_item(self._ddb, self._table, {"pk": key["pk"], "sk": key["sk"]})
                 if item.get("open_pk"):  # neither settled nor claimed since the index was read
                     found.append(_unclaimed(item))

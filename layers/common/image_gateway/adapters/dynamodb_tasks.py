@@ -50,6 +50,25 @@ def _open_shard(task_id: str) -> str:
     return f"OPEN#{digest[0] % OPEN_SHARDS}"
 
 
+def due_keys(
+    dynamodb_client: Any, table: str, partition: str, cutoff: float, limit: int
+) -> list[dict[str, Any]]:
+    """The keys of one partition of the ``OpenByCheckTime`` index (``OPEN#<shard>`` for tasks,
+    ``HOLDS#<shard>`` for client holds) whose check time is ``cutoff`` or earlier, oldest first."""
+    answer = dynamodb_client.query(
+        TableName=table,
+        IndexName=OPEN_BY_CHECK_INDEX,
+        KeyConditionExpression="open_pk = :p AND check_ts <= :cutoff",
+        ExpressionAttributeValues={
+            ":p": {"S": partition},
+            ":cutoff": {"N": str(int(cutoff))},
+        },
+        Limit=limit,
+    )
+    keys: list[dict[str, Any]] = answer.get("Items", [])
+    return keys
+
+
 class DynamoDBTaskStore:
     """Reads and writes tasks; the only code that knows the table's item layout."""
 
@@ -118,18 +137,8 @@ class DynamoDBTaskStore:
     def tasks_due(self, now: datetime, *, limit: int = 100) -> Iterator[str]:
         """Ids of tasks the sweeper should look at now (check_at passed), across all shards."""
         for shard in range(OPEN_SHARDS):
-            answer = self._ddb.query(
-                TableName=self._table,
-                IndexName=OPEN_BY_CHECK_INDEX,
-                KeyConditionExpression="open_pk = :p AND check_ts <= :now",
-                ExpressionAttributeValues={
-                    ":p": {"S": f"OPEN#{shard}"},
-                    ":now": {"N": str(int(now.timestamp()))},
-                },
-                Limit=limit,
-            )
-            for item in answer.get("Items", []):
-                yield item["pk"]["S"].removeprefix("TASK#")
+            for key in due_keys(self._ddb, self._table, f"OPEN#{shard}", now.timestamp(), limit):
+                yield key["pk"]["S"].removeprefix("TASK#")
 
     # -- writing -----------------------------------------------------------------------------
     def create(self, task: Task) -> None:
