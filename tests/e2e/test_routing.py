@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -66,18 +67,28 @@ def priced(stack: DevStack) -> Iterator[None]:
         time.sleep(cache)
 
 
-@pytest.fixture
-def apimart_slow(info: StackInfo) -> Iterator[None]:
-    """apimart takes 6 s and mountsea-async 0.3 s (real seconds), measured from scratch."""
+@contextmanager
+def _latencies(info: StackInfo, apimart_seconds: float) -> Iterator[None]:
+    """apimart takes ``apimart_seconds`` and mountsea-async 0.3 s (real seconds), both
+    measured from scratch; the simulator's profile and the measurements reset after."""
     profile = f"{info.simulator_url}/_sim/profile"
     _forget_measurements(info, PAIR)
-    httpx.post(profile, json={"provider": "apimart", "latency_seconds": 6}).raise_for_status()
-    httpx.post(profile, json={"provider": "mountsea-async", "latency_seconds": 0.3})
+    for provider, seconds in (("apimart", apimart_seconds), ("mountsea-async", 0.3)):
+        httpx.post(
+            profile, json={"provider": provider, "latency_seconds": seconds}
+        ).raise_for_status()
     try:
         yield
     finally:
         httpx.delete(profile).raise_for_status()
         _forget_measurements(info, PAIR)
+
+
+@pytest.fixture
+def apimart_slow(info: StackInfo) -> Iterator[None]:
+    """apimart takes 6 s and mountsea-async 0.3 s (real seconds), measured from scratch."""
+    with _latencies(info, 6):
+        yield
 
 
 def _run(api: httpx.Client, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -141,15 +152,8 @@ def test_latency_routing_prefers_the_measured_faster_provider(api: httpx.Client)
 @pytest.fixture
 def apimart_very_slow(info: StackInfo) -> Iterator[None]:
     """apimart takes 8 s and mountsea-async 0.3 s (real seconds), both unmeasured."""
-    profile = f"{info.simulator_url}/_sim/profile"
-    _forget_measurements(info, PAIR)
-    httpx.post(profile, json={"provider": "apimart", "latency_seconds": 8}).raise_for_status()
-    httpx.post(profile, json={"provider": "mountsea-async", "latency_seconds": 0.3})
-    try:
+    with _latencies(info, 8):
         yield
-    finally:
-        httpx.delete(profile).raise_for_status()
-        _forget_measurements(info, PAIR)
 
 
 @pytest.mark.usefixtures("apimart_very_slow")

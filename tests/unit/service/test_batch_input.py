@@ -165,39 +165,29 @@ def test_a_missing_or_foreign_file_fails_the_batch_as_not_found(priced: FakeDepe
         assert (batch.status, batch.error.code) == (BatchStatus.FAILED, "input_file_not_found")
 
 
-def test_a_file_over_the_line_limit_fails_the_batch(
-    priced: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("limit", "value", "code"),
+    [
+        ("MAX_BATCH_LINES", 3, "input_file_too_many_lines"),
+        ("MAX_BATCH_FILE_BYTES", 100, "input_file_too_large"),
+    ],
+)
+def test_a_file_over_a_limit_fails_the_batch_and_stores_no_line(
+    priced: FakeDependencies, monkeypatch: pytest.MonkeyPatch, limit: str, value: int, code: str
 ) -> None:
-    # GIVEN a limit of three lines and a file of four
-    monkeypatch.setattr(batch_input, "MAX_BATCH_LINES", 3)
+    # GIVEN a limit of three lines (or 100 bytes) and a file of four lines (over 100 bytes)
+    monkeypatch.setattr(batch_input, limit, value)
     upload(priced, [line(n) for n in range(4)])
     batch_id = submit(priced)
 
     # WHEN the batch function reads it
     run_batch_work(priced)
 
-    # THEN it failed input_file_too_many_lines, and no line was stored
+    # THEN it failed with the limit's code, and no line was stored
     batch = priced.batches.store.get(batch_id)
     assert batch is not None and batch.error is not None
-    assert batch.error.code == "input_file_too_many_lines"
+    assert batch.error.code == code
     assert list(priced.batches.store.lines(batch_id)) == []
-
-
-def test_a_file_over_the_size_limit_fails_the_batch(
-    priced: FakeDependencies, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN a limit of 100 bytes and a larger file
-    monkeypatch.setattr(batch_input, "MAX_BATCH_FILE_BYTES", 100)
-    upload(priced, [line(n) for n in range(4)])
-    batch_id = submit(priced)
-
-    # WHEN the batch function reads it
-    run_batch_work(priced)
-
-    # THEN it failed input_file_too_large
-    batch = priced.batches.store.get(batch_id)
-    assert batch is not None and batch.error is not None
-    assert batch.error.code == "input_file_too_large"
 
 
 def test_a_file_batch_over_the_budget_fails_with_its_estimate_and_spends_nothing(
