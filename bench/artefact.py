@@ -239,12 +239,15 @@ def _environment(
     env = {
         k: v
         for k, v in os.environ.items()
-        if k.startswith(("AWS_", "HOME", "LANG", "LC_")) or k == "PATH"
+        if (k.startswith(("AWS_", "HOME", "LANG", "LC_")) or k == "PATH")
+        and k not in coldstart.CREDENTIAL_VARIABLES
     }
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # /var/task and /opt are read-only on Lambda
     if function is not None:
         spec = bench.devstack.runtime.get(function)
-        env.update(spec.environment)
+        # as the stack runs it, with its role's credentials: never this process's own AWS_*
+        # variables, which hold another function's while the stack runs one in this process
+        env.update(bench.devstack.runtime.function_environment(spec))
         env.update(
             {
                 "AWS_LAMBDA_FUNCTION_NAME": spec.name,

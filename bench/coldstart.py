@@ -128,15 +128,22 @@ print(json.dumps({
 """
 
 
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+"""Never copied from this process into a child: a function child gets its role's."""
+
+
 def _environment(bench: BenchStack, function: str | None) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if k.startswith(("AWS_", "PATH", "HOME", "LANG", "PYTHON", "VIRTUAL_ENV"))
+        and k not in CREDENTIAL_VARIABLES
     }
     if function is not None:
         spec = bench.devstack.runtime.get(function)
-        env.update(spec.environment)
+        # as the stack runs it, with its role's credentials: never this process's own AWS_*
+        # variables, which hold another function's while the stack runs one in this process
+        env.update(bench.devstack.runtime.function_environment(spec))
         env.update(
             {
                 "AWS_LAMBDA_FUNCTION_NAME": spec.name,

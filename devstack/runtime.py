@@ -116,6 +116,10 @@ class FunctionRuntime(Protocol):
         """Run the function on ``event``; its result, or :class:`Exception` when it failed."""
         ...
 
+    def function_environment(self, function: LocalFunction) -> dict[str, str]:
+        """The variables an invocation of ``function`` sees, its role's credentials included."""
+        ...
+
     def stop(self) -> None:
         """Stop running functions (in-flight invocations fail)."""
         ...
