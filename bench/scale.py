@@ -41,7 +41,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,6 +64,7 @@ IDLE_TASKS = 20
 PAUSE_SECONDS = 1.0
 MEMORY_TARGET_MB_PER_TASK = 0.5
 SAMPLE_SECONDS = 1.0
+PROGRESS_SECONDS = 60.0  # a progress line of the 2,000-task run (about 25 min) this often
 QUIET_SECONDS = 20.0
 """The stack's requests with no task (sweeper runs, SQS long polls) are counted this long first
 and taken off each span at that rate: what is left is the tasks' own."""
@@ -116,6 +117,13 @@ class _Sampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+
+    def latest(self) -> str:
+        """The last sample, for a progress line: CPU and the queues with messages waiting."""
+        waiting = {n: v[-1] for n, v in self.backlog.items() if v and v[-1]}
+        cpu = f"CPU {self.cpu[-1]:.0%}" if self.cpu else "CPU -"
+        queues = ", ".join(f"{n} {c}" for n, c in sorted(waiting.items())) or "no queue backlog"
+        return f"{cpu}; waiting: {queues}"
 
     def _run(self) -> None:
         busy, total = _cpu_times()
@@ -325,6 +333,8 @@ def run(*, tasks: int = TASKS, clients: int = CLIENTS, progress: Any) -> dict[st
                     pool.submit(c.run, [f"scale {n}.{i}" for i in range(share)], timeout)
                     for n, c in enumerate(members)
                 ]
+                while wait(futures, timeout=PROGRESS_SECONDS).not_done:  # a line a minute
+                    progress(f"  {time.monotonic() - started:.0f} s: {sampler.latest()}")
                 ids = [t for f in futures for t in f.result()]
             seconds = time.monotonic() - started
             counts3 = counter.snapshot()

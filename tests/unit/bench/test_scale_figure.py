@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import scale_rows
-from bench.scale import _pauses, _per_task, _price_min
+from bench.scale import _pauses, _per_task, _price_min, _Sampler
 from devstack.local_aws import RequestCounter, request_name
 
 
@@ -144,3 +144,13 @@ def test_the_stacks_background_requests_are_taken_off_each_task() -> None:
     calls = _per_task(before, after, 2, seconds=10, background={"dynamodb:Query": 1.0})
     # Then each task made 10 queries and 7 writes, and the probe is not the stack's
     assert calls == {"dynamodb:PutItem": 7.0, "dynamodb:Query": 10.0}
+
+
+def test_a_progress_line_gives_the_last_cpu_sample_and_the_queues_with_a_backlog() -> None:
+    sampler = _Sampler(sqs=None, queues={})
+    assert sampler.latest() == "CPU -; waiting: no queue backlog"
+
+    sampler.cpu += [0.5, 0.97]
+    sampler.backlog.update({"FinalizeQueue": [3, 0], "DispatchQueue": [10, 25]})
+
+    assert sampler.latest() == "CPU 97%; waiting: DispatchQueue 25"
