@@ -485,3 +485,17 @@ def test_an_unclaimed_hold_settled_at_no_cost_gives_its_place_and_estimate_back(
     usage = under_test.ledger.usage("c1")
     assert (usage.running, usage.queued) == (1, 0)
     assert usage.spent_usd == pytest.approx(0.1)
+
+
+def test_unclaimed_holds_come_at_most_limit_at_a_time(under_test: LedgerUnderTest) -> None:
+    for i in range(5):
+        under_test.reserve(f"t{i}", client=f"c{i}")  # spread over the check list's partitions
+    under_test.clock.advance(HOLD_CHECK)
+
+    first = under_test.ledger.unclaimed_holds(older_than_seconds=HOLD_CHECK, limit=2)
+    for unclaimed in first:
+        under_test.ledger.claim(unclaimed.hold.task_id)
+    rest = under_test.ledger.unclaimed_holds(older_than_seconds=HOLD_CHECK, limit=10)
+
+    assert len(first) == 2
+    assert sorted(u.hold.task_id for u in [*first, *rest]) == [f"t{i}" for i in range(5)]

@@ -109,7 +109,8 @@ class TimingPolicy:
     """A client's hold (its running or queued place) still unclaimed this long after its
     reservation is checked by the sweeper: given back when its task was never written (the
     submit died between the two writes), else claimed. Longer than any function's timeout
-    (15 min at most), so a submit still at work is never taken for a dead one."""
+    (15 min at most), so a submit still at work is never taken for a dead one; real seconds
+    (not scaled by ``Settings.time_scale``: function timeouts are not)."""
 
     # -- provider health: the circuit breaker (each provider may override in the parameter) ----
     breaker_failures: int = 5

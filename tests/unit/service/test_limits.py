@@ -9,6 +9,7 @@ hand, never slept on.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from image_gateway.service.limits import client_usage
 from image_gateway.service.submit import Submission, submit_task
 from image_gateway.service.sweep import sweep
 from image_gateway.service.upload_edit import UploadMustWait, UploadOutcome, edit_upload
+from image_gateway.timing import DEFAULT_TIMING
 
 from tests.fakes import FakeDependencies, FakeInboxDependencies
 from tests.unit.service.conftest import DepsFactory
@@ -287,20 +289,26 @@ def _die(*_: object) -> None:
     raise _Killed
 
 
-def test_a_place_held_by_a_submit_that_died_before_writing_its_task_is_given_back(
-    deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN a client allowed 1 running task whose submit died after its reservation, before
-    # its task was written; and a task of it waiting behind that place
-    deps.usage.set_limits("c", max_running_tasks=1)
-    deps.configure(prices=APIMODELS_PRICES)
+def _die_submitting(deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submit whose function ends after its reservation, before its task is written."""
     with monkeypatch.context() as dying:
         dying.setattr(deps.tasks, "create", _die)
         with pytest.raises(_Killed):
             submit(deps)
+
+
+def test_a_place_held_by_a_submit_that_died_before_writing_its_task_is_given_back(
+    make_deps: DepsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN (at devstack's time scale) a client allowed 1 running task whose submit died after
+    # its reservation, before its task was written; and a task of it waiting behind that place
+    deps = make_deps(time_scale=0.02)
+    deps.usage.set_limits("c", max_running_tasks=1)
+    deps.configure(prices=APIMODELS_PRICES)
+    _die_submitting(deps, monkeypatch)
     waiting = submit(deps).task
     assert waiting.admitted_at is None
-    check = deps.settings.scaled(deps.timing.hold_check_seconds)
+    check = deps.timing.hold_check_seconds  # real seconds: function timeouts are not scaled
 
     # WHEN the sweeper runs before the hold's check time THEN the place stays taken
     deps.clock.advance(check - 1)
@@ -317,13 +325,30 @@ def test_a_place_held_by_a_submit_that_died_before_writing_its_task_is_given_bac
     assert deps.metrics.values("UnclaimedHoldsGivenBack") == [0.0, 1.0]
 
 
+def test_a_sweep_gives_back_at_most_its_page_of_holds_and_the_next_one_the_rest(
+    make_deps: DepsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN three submits of a client that died after their reservations, a sweep page of 2
+    deps = make_deps(timing=dataclasses.replace(DEFAULT_TIMING, sweep_due_per_shard=2))
+    for _ in range(3):
+        _die_submitting(deps, monkeypatch)
+    deps.clock.advance(deps.timing.hold_check_seconds)
+
+    # WHEN the sweeper runs twice THEN two places come back, then the third
+    sweep(deps)
+    assert deps.usage.usage("c").running == 1
+    sweep(deps)
+    assert deps.usage.usage("c").running == 0
+    assert deps.metrics.values("UnclaimedHoldsGivenBack") == [2.0, 1.0]
+
+
 def test_a_hold_whose_task_exists_is_claimed_once_and_keeps_its_place(
     deps: FakeDependencies,
 ) -> None:
     # GIVEN a task running for longer than the hold check time
     deps.usage.set_limits("c", max_running_tasks=1)
     running = submit(deps).task
-    deps.clock.advance(deps.settings.scaled(deps.timing.hold_check_seconds))
+    deps.clock.advance(deps.timing.hold_check_seconds)
 
     # WHEN the sweeper runs THEN the hold is claimed, not given back: the place stays the task's
     sweep(deps)

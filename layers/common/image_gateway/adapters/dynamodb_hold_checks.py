@@ -36,11 +36,15 @@ class HoldCheckList:
     _clock: Callable[[], float]
 
     def unclaimed_holds(self, *, older_than_seconds: float, limit: int) -> list[UnclaimedHold]:
-        """Each shard read up to the cut-off (keys only), then each hold found read whole."""
+        """Shard after shard read up to the cut-off (keys only) until ``limit`` are found, each
+        hold found read whole."""
         cutoff = int(self._clock() - older_than_seconds)
         found: list[UnclaimedHold] = []
         for shard in range(OPEN_SHARDS):
-            for key in due_keys(self._ddb, self._table, f"{_SHARD}{shard}", cutoff, limit):
+            room = limit - len(found)
+            if room <= 0:
+                break
+            for key in due_keys(self._ddb, self._table, f"{_SHARD}{shard}", cutoff, room):
                 item = read_item(self._ddb, self._table, {"pk": key["pk"], "sk": key["sk"]})
                 if item.get("open_pk"):  # neither settled nor claimed since the index was read
                     found.append(_unclaimed(item))

@@ -266,9 +266,10 @@ class UsageLedger(Protocol):
 
     def unclaimed_holds(self, *, older_than_seconds: float, limit: int) -> list[UnclaimedHold]:
         """Holds reserved over ``older_than_seconds`` ago, neither settled nor claimed: at most
-        ``limit`` per partition of the ledger's check list. A submit that died between its
-        reservation and its task's write leaves such a hold, and its place would stay taken
-        for ever; the sweeper settles those whose task does not exist and claims the rest."""
+        ``limit`` in all, the oldest of each partition of the check list first. A submit that
+        died between its reservation and its task's write leaves such a hold, and its place
+        would stay taken for ever; the sweeper settles those whose task does not exist and
+        claims the rest."""
         ...
 
     def claim(self, task_id: str) -> None:
