@@ -203,6 +203,33 @@ def _restore_items(backend: Any, saved: list[tuple[Any, ...]]) -> None:
             table.items[hash_key] = item
 
 
+_ATOMIC_PATCHED = "_image_gateway_atomic_requests"
+
+
+def apply_atomic_requests() -> None:
+    """In this process, moto answers one DynamoDB request at a time (idempotent).
+
+    DynamoDB applies each request atomically; moto does not: two threads' conditional writes
+    of one item can both pass their condition, and one write is lost. devstack's server takes
+    a lock per DynamoDB request (``local_aws.AtomicDynamoDB``); this is the same for moto used
+    in-process (``mock_aws``), where the contract tests race threads on one item.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler, _ATOMIC_PATCHED, False):
+        return
+    original = DynamoHandler.call_action
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    setattr(DynamoHandler, _ATOMIC_PATCHED, True)
+
+
 def apply_server() -> None:
     """Patch moto's server in this process to find a host's backend once (idempotent)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication

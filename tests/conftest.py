@@ -20,3 +20,4 @@ def pytest_configure(config: pytest.Config) -> None:
     from devstack import moto_patches
 
     moto_patches.apply()
+    moto_patches.apply_atomic_requests()  # one DynamoDB request at a time, as DynamoDB applies
