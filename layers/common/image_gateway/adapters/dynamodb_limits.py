@@ -4,7 +4,7 @@
 Item layout (every item a fixed size: none grows with a client's open work):
 - ``LIMITS#<client>`` / ``LIMITS``: the operator's ``requests_per_minute``,
   ``max_running_tasks``, ``max_queued_tasks``, ``daily_budget_usd``, ``routing`` (a string),
-  ``hedge`` (a boolean; each optional; set with ``aws dynamodb update-item``, README);
+  ``hedge`` (a boolean; each optional; set with ``imagegw admin limits set``, docs/limits.md);
 - ``LIMITS#<client>`` / ``RATE#<window start, epoch s>``: ``request_count`` (TTL an hour after);
 - ``LIMITS#<client>`` / ``COUNTS``: ``running`` and ``queued``, two numbers;
 - ``LIMITS#<client>`` / ``DAY#<YYYY-MM-DD>``: ``spent_usd`` (TTL a week after the day);
