@@ -101,7 +101,7 @@ def _create_table(p: Provisioning, logical_id: str, props: dict[str, Any]) -> No
         TableName=name,
         AttributeDefinitions=props["AttributeDefinitions"],
         KeySchema=props["KeySchema"],
-        GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
+        GlobalSecondaryIndexes=p.resolver.resolve(props.get("GlobalSecondaryIndexes", [])),
         BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
         SSESpecification={"Enabled": bool(props.get("SSESpecification", {}).get("SSEEnabled"))},
     )

@@ -247,6 +247,7 @@ class DevStack:
             parameters=self.parameters(),
             # Locally PUBLIC_BASE_URL (the local API) wins over any URL built from the API's id.
             physical_ids={"HttpApi": "devstack"},
+            conditions=self.template.get("Conditions", {}),
             pseudo={
                 "AWS::StackName": STACK_NAME,
                 "AWS::Region": REGION,

@@ -60,6 +60,10 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     return data
 
 
+NO_VALUE = object()
+"""What ``Ref AWS::NoValue`` resolves to before it is left out."""
+
+
 @dataclass
 class Resolver:
     """Resolves intrinsics against parameter values and the physical ids devstack created."""
@@ -70,17 +74,25 @@ class Resolver:
     pseudo: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, str] = field(default_factory=dict)
     """Other ``GetAtt`` values by ``Logical.Attribute`` (a function URL's ``FunctionUrl``)."""
+    conditions: dict[str, Any] = field(default_factory=dict)
+    """The template's ``Conditions`` (``Fn::Equals``, ``Fn::Not`` of parameters), for ``Fn::If``."""
 
     def resolve(self, value: Any) -> Any:
-        """Resolve every intrinsic inside ``value``."""
+        """Resolve every intrinsic inside ``value``; ``Ref AWS::NoValue`` leaves the list item or
+        the property out, as CloudFormation does."""
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [r for v in value if (r := self.resolve(v)) is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             ((key, arg),) = value.items()
+            if key == "Ref" and arg == "AWS::NoValue":
+                return NO_VALUE
             if key == "Ref":
                 return self._ref(str(arg))
+            if key == "Fn::If":
+                name, if_true, if_false = arg
+                return self.resolve(if_true if self.condition(str(name)) else if_false)
             if key == "Fn::GetAtt":
                 logical, attr = arg if isinstance(arg, list) else str(arg).split(".", 1)
                 return self._get_att(logical, attr)
@@ -88,7 +100,25 @@ class Resolver:
                 return self._sub(arg)
             if key.startswith("Fn::"):
                 raise NotImplementedError(f"devstack does not resolve {key}")
-        return {k: self.resolve(v) for k, v in value.items()}
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+
+    def condition(self, name: str) -> bool:
+        """The value of the template's condition ``name`` for these parameters."""
+        if name not in self.conditions:
+            raise KeyError(f"condition {name} is not in the template's Conditions")
+        return self._truth(self.conditions[name])
+
+    def _truth(self, value: Any) -> bool:
+        ((key, arg),) = value.items()
+        if key == "Fn::Equals":
+            left, right = (str(self.resolve(a)) for a in arg)
+            return left == right
+        if key == "Fn::Not":
+            return not self._truth(arg[0])
+        if key == "Condition":
+            return self.condition(str(arg))
+        raise NotImplementedError(f"devstack does not evaluate {key} in a condition")
 
     def _ref(self, name: str) -> str:
         if name in self.parameters:
@@ -126,6 +156,23 @@ def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
     return {
         name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()
     }
+
+
+def with_defaults(template: dict[str, Any], value: Any) -> Any:
+    """``value`` (a part of ``template`` that refers to parameters and conditions only, such as a
+    table's indexes) as a stack deployed with every parameter's default would have it."""
+    resolver = Resolver(
+        parameters=parameter_defaults(template), conditions=template.get("Conditions", {})
+    )
+    return resolver.resolve(value)
+
+
+def table_indexes(template: dict[str, Any], table: str = "TasksTable") -> list[dict[str, Any]]:
+    """The table's global secondary indexes as deployed with the parameters' defaults (an index
+    kept only through an upgrade, under a condition, left out)."""
+    props = template["Resources"][table]["Properties"]
+    indexes: list[dict[str, Any]] = with_defaults(template, props.get("GlobalSecondaryIndexes", []))
+    return indexes
 
 
 def references(value: Any) -> Iterator[str]:
