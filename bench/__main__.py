@@ -124,7 +124,8 @@ def _findings(results: dict[str, Any]) -> list[str]:
             wru = fig["counts_per_task"]["dynamodb_wru"]
             extra = (
                 f" Of its {wru:.0f} DynamoDB write units, {index_wru:.0f} go to the global "
-                "secondary indexes (ByClient projects ALL, so every task write is written twice)."
+                "secondary indexes (an entry made or removed, or its key changed: a task's"
+                " check time on OpenByCheckTime; ByClientKeys holds keys only)."
             )
         lines.append(f"- **{name}**: ${total:.6f}, of which {parts}.{extra}{verdict}")
     return lines

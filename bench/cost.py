@@ -215,8 +215,8 @@ def webhook_attempt_counts(
 ) -> RequestCounts:
     """One webhook attempt: its SQS message (send, receive, delete), one WebhookDeliveryFunction
     invocation, the task read, the client's secret read and KMS decrypt, and the attempt
-    recorded on the task (a consistent read and a put of the whole item, which the ByClient
-    index copies). ``chained_hops``
+    recorded on the task (a consistent read and a put of the whole item; the listing index
+    holds keys only, which the attempt does not change). ``chained_hops``
     adds the empty hops of a wait longer than SQS's 15 minutes (each a message and a short
     invocation)."""
     item_reads = math.ceil(task_item_bytes / (4 * KB))  # strongly consistent: 1 RRU per 4 KB
@@ -231,7 +231,7 @@ def webhook_attempt_counts(
         lambda_invocations=1.0,
         lambda_gb_seconds=billed_gb_seconds(duration_ms, memory_mb),
         dynamodb_rru=2 * item_reads + 1.0,  # the task, the update's read, the secret's item
-        dynamodb_wru=2.0 * item_writes,  # the table, and ByClient (projects ALL) again
+        dynamodb_wru=float(item_writes),  # the table only (ByClientKeys: keys unchanged)
         kms_requests=1.0,
     )
 

@@ -24,6 +24,7 @@ from devstack.provisioning import REGION
 from devstack.runtime import InlineRuntime
 from devstack.stack import DevStack, StackConfig, StackInfo
 from devstack.template import load_template
+from devstack.template import table_indexes as deployed_indexes
 from devstack.waiting import wait_until
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
@@ -31,8 +32,9 @@ ZERO_LATENCY = "[sim:latency=0]"
 
 
 def table_indexes() -> list[GlobalIndex]:
-    """The task table's GSIs, from template.yaml."""
-    props = load_template()["Resources"]["TasksTable"]["Properties"]
+    """The task table's GSIs, from template.yaml (with its parameters' defaults)."""
+    template = load_template()
+    props = template["Resources"]["TasksTable"]["Properties"]
     table_keys = tuple(k["AttributeName"] for k in props["KeySchema"])
     return [
         GlobalIndex(
@@ -42,7 +44,7 @@ def table_indexes() -> list[GlobalIndex]:
             table_keys=table_keys,
             included=tuple(index["Projection"].get("NonKeyAttributes", [])),
         )
-        for index in props.get("GlobalSecondaryIndexes", [])
+        for index in deployed_indexes(template)
     ]
 
 

@@ -23,7 +23,7 @@ from image_gateway.models.request import ImageRequest, Operation
 from image_gateway.models.task import Task, TaskStatus
 from moto import mock_aws
 
-from devstack.template import load_template
+from devstack.template import load_template, table_indexes
 
 REGION = "us-east-1"
 IMPLEMENTATIONS = ["memory", "aws"]
@@ -89,8 +89,18 @@ def template_resources() -> dict[str, Any]:
     return resources
 
 
+@pytest.fixture(scope="session")
+def tasks_table_indexes() -> list[dict[str, Any]]:
+    """The tasks table's indexes as a new stack has them (template.yaml's defaults)."""
+    return table_indexes(load_template())
+
+
 @pytest.fixture
-def tasks_table(request: pytest.FixtureRequest, template_resources: dict[str, Any]) -> str:
+def tasks_table(
+    request: pytest.FixtureRequest,
+    template_resources: dict[str, Any],
+    tasks_table_indexes: list[dict[str, Any]],
+) -> str:
     """A fresh tasks table on moto with template.yaml's keys and indexes (name returned)."""
     dynamodb = request.getfixturevalue("dynamodb")
     properties = template_resources["TasksTable"]["Properties"]
@@ -100,7 +110,7 @@ def tasks_table(request: pytest.FixtureRequest, template_resources: dict[str, An
         BillingMode=properties["BillingMode"],
         AttributeDefinitions=properties["AttributeDefinitions"],
         KeySchema=properties["KeySchema"],
-        GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
+        GlobalSecondaryIndexes=tasks_table_indexes,
     )
     return name
 

@@ -209,6 +209,29 @@ def test_given_an_unknown_key_id_when_disabled_then_not_found(under_test: KeysUn
         under_test.keys.set_disabled("key_0000000000000000", True)
 
 
+@pytest.mark.parametrize(
+    "key_id", ["key_", "key_0", "", "0123456789abcdef", "key_ABCDEF0123456789"]
+)
+def test_given_keys_when_an_id_that_is_not_a_whole_key_id_is_asked_then_not_found(
+    under_test: KeysUnderTest, key_id: str
+) -> None:
+    # GIVEN keys (a prefix of any key's id would match its stored hash)
+    under_test.keys.create_key("client-a")
+    under_test.keys.create_key("client-b")
+    # THEN a partial or malformed id finds none of them
+    with pytest.raises(NotFound):
+        under_test.keys.get(key_id)
+
+
+def test_given_keys_when_each_is_asked_by_id_then_its_own_record_answers(
+    under_test: KeysUnderTest,
+) -> None:
+    for client in ("client-a", "client-b", "client-c"):
+        under_test.keys.create_key(client)
+    for record in under_test.keys.list_keys():
+        assert under_test.keys.get(record.key_id) == record
+
+
 def test_given_a_rotated_key_when_the_grace_passes_then_the_old_stops_and_the_new_works(
     under_test: KeysUnderTest,
 ) -> None:

@@ -279,7 +279,7 @@ def test_each_work_queue_has_an_age_alarm(queue: str) -> None:
     assert ALARMS[watching[0]]["Properties"]["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
 
 
-@pytest.mark.parametrize("index", [None, "ByClient", "OpenByCheckTime"])
+@pytest.mark.parametrize("index", [None, "ByClientKeys", "OpenByCheckTime"])
 def test_dynamodb_throttles_of_the_table_and_each_index_raise_an_alarm(index: str | None) -> None:
     read = _metric_stats(ALARMS["DynamoDbThrottlesAlarm"])
     for name in ("ReadThrottleEvents", "WriteThrottleEvents"):

@@ -17,7 +17,7 @@ import pytest
 from image_gateway.adapters.dynamodb_tasks import BY_CLIENT_INDEX, OPEN_BY_CHECK_INDEX
 from moto import mock_aws
 
-from devstack.template import ROOT, load_template
+from devstack.template import ROOT, load_template, table_indexes
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
@@ -82,8 +82,18 @@ def test_the_table_is_on_demand_with_pitr_ttl_and_the_indexes_the_code_queries()
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    indexes = {i["IndexName"] for i in table["GlobalSecondaryIndexes"]}
-    assert indexes == {BY_CLIENT_INDEX, OPEN_BY_CHECK_INDEX}
+    indexes = {i["IndexName"]: i for i in table_indexes(TEMPLATE)}
+    assert set(indexes) == {BY_CLIENT_INDEX, OPEN_BY_CHECK_INDEX}
+    # keys only: a task's status writes are not copied into either (docs/capacity.md)
+    assert {i["Projection"]["ProjectionType"] for i in indexes.values()} == {"KEYS_ONLY"}
+
+
+def test_the_old_listing_index_is_kept_only_while_a_stack_is_upgraded() -> None:
+    upgrading = {**TEMPLATE, "Parameters": {**TEMPLATE["Parameters"]}}
+    upgrading["Parameters"]["LegacyByClientIndex"] = {"Default": "true"}
+    indexes = {i["IndexName"]: i for i in table_indexes(upgrading)}
+    assert set(indexes) == {"ByClient", BY_CLIENT_INDEX, OPEN_BY_CHECK_INDEX}
+    assert indexes["ByClient"]["Projection"] == {"ProjectionType": "ALL"}
 
 
 def test_the_bucket_is_private_encrypted_and_tls_only() -> None:

@@ -28,7 +28,7 @@ from moto import mock_aws
 
 from devstack.runtime import FakeContext
 from devstack.simulator import ProviderSimulator
-from devstack.template import ROOT, load_template
+from devstack.template import ROOT, load_template, table_indexes
 
 REGION = "us-east-1"
 SIM_KEY = "sim-key"
@@ -106,7 +106,7 @@ def test_given_a_dispatch_that_crashes_on_every_delivery_then_the_dlq_fails_the_
         BillingMode=table["BillingMode"],
         AttributeDefinitions=table["AttributeDefinitions"],
         KeySchema=table["KeySchema"],
-        GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
+        GlobalSecondaryIndexes=table_indexes(load_template()),
     )
     s3.create_bucket(Bucket="images")
     events.create_event_bus(Name="bus")
@@ -207,7 +207,7 @@ def test_given_the_dispatch_queue_is_unreachable_when_submitting_then_the_task_f
         BillingMode=table["BillingMode"],
         AttributeDefinitions=table["AttributeDefinitions"],
         KeySchema=table["KeySchema"],
-        GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
+        GlobalSecondaryIndexes=table_indexes(load_template()),
     )
     boto3.client("events").create_event_bus(Name="bus")
     env = {

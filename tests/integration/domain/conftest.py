@@ -18,7 +18,7 @@ from image_gateway.models.request import ImageRequest, Operation
 from image_gateway.models.task import Task, TaskStatus
 from moto import mock_aws
 
-from devstack.template import load_template
+from devstack.template import load_template, table_indexes
 
 REGION = "us-east-1"
 CREATED_AT = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
@@ -61,7 +61,7 @@ def table_name(dynamodb: Any, tasks_table_properties: dict[str, Any]) -> str:
         BillingMode=tasks_table_properties["BillingMode"],
         AttributeDefinitions=tasks_table_properties["AttributeDefinitions"],
         KeySchema=tasks_table_properties["KeySchema"],
-        GlobalSecondaryIndexes=tasks_table_properties["GlobalSecondaryIndexes"],
+        GlobalSecondaryIndexes=table_indexes(load_template()),
     )
     return name
 

@@ -2,7 +2,7 @@
 
 What every task store does (the status machine, conditional writes, listing, what is due) is
 the contract in tests/contract/test_task_repository.py; this pins what only DynamoDB has: the
-item's attributes, the ByClient index keys, the TTL attribute and the sparse sweeper index.
+item's attributes, the ByClientKeys index keys, the TTL attribute and the sparse sweeper index.
 """
 
 from __future__ import annotations

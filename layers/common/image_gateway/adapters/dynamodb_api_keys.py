@@ -3,18 +3,21 @@
 Item ``pk=APIKEY#<sha256 of the key>``, ``sk=APIKEY``: ``client_id``, ``name``, ``created_at``,
 ``key_id`` (``key_`` + the hash's first 16 hex digits, what an operator types), and when set
 ``disabled``, ``disabled_after`` (a rotation's end of grace) and ``last_used_at``. The key itself
-is never stored. Every key is also on the ``ByClient`` index under ``gsi1pk=APIKEYS``,
-``gsi1sk=<client>#<created>#<key id>``: one small partition that lists keys without a scan.
+is never stored. Every key is also on the keys-only ``ByClientKeys`` index under
+``gsi1pk=APIKEYS``, ``gsi1sk=<client>#<created>#<key id>``: one small partition that lists keys
+without a scan (then the items are read).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from image_gateway.adapters.dynamodb_tasks import BY_CLIENT_INDEX, items_by_keys, table_keys
 from image_gateway.auth import (
     LAST_USED_EVERY_SECONDS,
     ApiKeyRecord,
@@ -26,8 +29,8 @@ from image_gateway.auth import (
 from image_gateway.errors import Conflict, NotFound, Unauthorized
 from image_gateway.models.task import utc_now
 
-_INDEX = "ByClient"
 _LIST_PK = "APIKEYS"
+_KEY_ID = re.compile(r"key_[0-9a-f]{16}")  # auth.key_id_of
 
 
 def _key(digest: str) -> dict[str, Any]:
@@ -131,7 +134,7 @@ class DynamoDBApiKeyStore:
         """Every key, or ``client_id``'s, by client then creation time."""
         query: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": _INDEX,
+            "IndexName": BY_CLIENT_INDEX,
             "KeyConditionExpression": "gsi1pk = :p",
             "ExpressionAttributeValues": {":p": {"S": _LIST_PK}},
         }
@@ -140,7 +143,8 @@ class DynamoDBApiKeyStore:
             query["ExpressionAttributeValues"][":c"] = {"S": f"{client_id}#"}
         records: list[ApiKeyRecord] = []
         for page in self._ddb.get_paginator("query").paginate(**query):
-            records += [_record(item) for item in page.get("Items", [])]
+            keys = table_keys(page.get("Items", []))
+            records += [_record(item) for item in items_by_keys(self._ddb, self._table, keys)]
         return records
 
     def get(self, key_id: str) -> ApiKeyRecord:
@@ -178,14 +182,19 @@ class DynamoDBApiKeyStore:
         return api_key, record, self.get(key_id)
 
     def _item(self, key_id: str) -> dict[str, Any]:
+        """The key's item: its id is the start of its hash, so of its table key (the index holds
+        keys only: the filter is on ``pk``, then the item is read)."""
+        if not _KEY_ID.fullmatch(key_id):  # a shorter prefix would match other keys
+            raise NotFound(f"no API key {key_id!r}: `imagegw admin keys list` shows the ids")
+        prefix = f"APIKEY#{key_id.removeprefix('key_')}"
         pages = self._ddb.get_paginator("query").paginate(
             TableName=self._table,
-            IndexName=_INDEX,
+            IndexName=BY_CLIENT_INDEX,
             KeyConditionExpression="gsi1pk = :p",
-            FilterExpression="key_id = :k",
-            ExpressionAttributeValues={":p": {"S": _LIST_PK}, ":k": {"S": key_id}},
+            FilterExpression="begins_with(pk, :k)",
+            ExpressionAttributeValues={":p": {"S": _LIST_PK}, ":k": {"S": prefix}},
         )
         for page in pages:
-            for item in page.get("Items", []):
+            for item in items_by_keys(self._ddb, self._table, table_keys(page.get("Items", []))):
                 return dict(item)
         raise NotFound(f"no API key {key_id!r}: `imagegw admin keys list` shows the ids")

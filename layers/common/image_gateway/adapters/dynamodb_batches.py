@@ -7,7 +7,7 @@ Item layout (one partition per batch):
   ``final_cost_usd``; ``finished_by``, ``completed_at``, ``results_key``; an input file's
   ``ingested``, ``estimated_cost_usd`` and ``prepaid_day`` once its lines are counted, or a
   failed batch's ``error``; ``doc`` (the rest as
-  JSON); ``gsi1pk=BATCHES#<client>``, ``gsi1sk=<created iso>#<id>`` (the ByClient index lists a
+  JSON); ``gsi1pk=BATCHES#<client>``, ``gsi1sk=<created iso>#<id>`` (the ByClientKeys index lists a
   client's batches apart from its tasks);
 - ``BATCH#<id>`` / ``LINE#<index>``: ``custom_id``, ``body``, ``estimate_usd``, ``task_id`` (the
   creation's marker), ``error``, ``skipped``;
@@ -36,6 +36,8 @@ from image_gateway.adapters.dynamodb_tasks import (
     TASK_RETENTION,
     _decode_cursor,
     _encode_cursor,
+    items_by_keys,
+    table_keys,
 )
 from image_gateway.adapters.dynamodb_transactions import Conflict, Transactions
 from image_gateway.batches.ports import (
@@ -151,7 +153,7 @@ class DynamoDBBatchStore:
         return Batch.model_validate(doc)
 
     def list_for_client(self, client_id: str, *, limit: int, cursor: str | None) -> BatchPage:
-        """A page of the client's batches, newest first (the ByClient index)."""
+        """A page of the client's batches, newest first (the keys-only index, then the items)."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": BY_CLIENT_INDEX,
@@ -166,9 +168,10 @@ class DynamoDBBatchStore:
                 raise InvalidRequest("cursor does not belong to this listing", code="bad_cursor")
             kwargs["ExclusiveStartKey"] = start
         answer = self._ddb.query(**kwargs)
+        items = items_by_keys(self._ddb, self._table, table_keys(answer.get("Items", [])))
         last = answer.get("LastEvaluatedKey")
         return BatchPage(
-            batches=[self._from_item(i) for i in answer.get("Items", [])],
+            batches=[self._from_item(i) for i in items],
             next_cursor=_encode_cursor(last) if last else None,
         )
 

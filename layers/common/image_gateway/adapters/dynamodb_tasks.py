@@ -3,7 +3,7 @@
 Item layout (one table, see template.yaml):
 - ``pk=TASK#<id>, sk=TASK``: ``status``, ``client_id``, ``version``, ``doc`` (the Task as JSON);
   ``gsi1pk=CLIENT#<client>``, ``gsi1sk=<created iso>#<id>`` for listing a client's tasks
-  (not on the parts of a task of n images: sparse);
+  (the keys-only ``ByClientKeys`` index; not on the parts of a task of n images: sparse);
   ``open_pk=OPEN#<shard>``, ``check_ts`` only while the task is open or its terminal event
   is not yet published (sparse GSI: what the sweeper looks at, and when);
   ``expires_at`` (TTL).
@@ -37,7 +37,8 @@ from image_gateway.ports import TaskExists, TaskNotFound, TaskPage
 OPEN_SHARDS = 16  # the open-task index: 16 partitions of 1,000 WCU/s each (docs/capacity.md)
 BATCH_GET_KEYS = 100  # BatchGetItem's most keys per call
 TASK_RETENTION = timedelta(days=90)
-BY_CLIENT_INDEX = "ByClient"
+BY_CLIENT_INDEX = "ByClientKeys"
+"""A client's tasks, batches, and every API key, newest first; keys only (docs/capacity.md)."""
 OPEN_BY_CHECK_INDEX = "OpenByCheckTime"
 
 
@@ -69,6 +70,35 @@ def due_keys(
     return keys
 
 
+def table_keys(index_items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table keys (``pk``, ``sk``) of items read from a keys-only index."""
+    return [{"pk": i["pk"], "sk": i["sk"]} for i in index_items]
+
+
+def items_by_keys(
+    dynamodb_client: Any, table: str, keys: Sequence[dict[str, Any]], *, attempts: int = 5
+) -> list[dict[str, Any]]:
+    """The items of ``keys`` that exist, in the order of ``keys``: BatchGetItem in chunks of 100
+    keys (its limit), read consistently; unprocessed keys (throttling) are asked for again."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        ask = list(keys[start : start + BATCH_GET_KEYS])
+        for attempt in range(attempts):
+            answer = dynamodb_client.batch_get_item(
+                RequestItems={table: {"Keys": ask, "ConsistentRead": True}}
+            )
+            for item in answer.get("Responses", {}).get(table, []):
+                found[(item["pk"]["S"], item["sk"]["S"])] = item
+            ask = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+            if not ask:
+                break
+            time.sleep(min(0.05 * 2**attempt, 1.0))  # back off as DynamoDB asks
+        else:
+            raise RuntimeError(f"{len(ask)} keys of {table} stayed unprocessed (throttled)")
+    ordered = (found.get((k["pk"]["S"], k["sk"]["S"])) for k in keys)
+    return [item for item in ordered if item is not None]
+
+
 class DynamoDBTaskStore:
     """Reads and writes tasks; the only code that knows the table's item layout."""
 
@@ -93,29 +123,17 @@ class DynamoDBTaskStore:
         return task
 
     def get_many(self, task_ids: Sequence[str]) -> dict[str, Task]:
-        """The tasks that exist, by id: BatchGetItem in chunks of 100 keys (its limit), read
-        consistently like :meth:`get`; unprocessed keys (throttling) are asked for again."""
-        found: dict[str, Task] = {}
-        unique = list(dict.fromkeys(task_ids))
-        for start in range(0, len(unique), BATCH_GET_KEYS):
-            keys = [_task_key(i) for i in unique[start : start + BATCH_GET_KEYS]]
-            for attempt in range(self._write_attempts):
-                answer = self._ddb.batch_get_item(
-                    RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
-                )
-                for item in answer.get("Responses", {}).get(self._table, []):
-                    task = self._from_item(item)
-                    found[task.task_id] = task
-                keys = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
-                if not keys:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))  # back off as DynamoDB asks
-            else:
-                raise RuntimeError(f"{len(keys)} task keys stayed unprocessed (throttled)")
-        return found
+        """The tasks that exist, by id (:func:`items_by_keys`: read consistently like
+        :meth:`get`)."""
+        keys = [_task_key(i) for i in dict.fromkeys(task_ids)]
+        items = items_by_keys(self._ddb, self._table, keys, attempts=self._write_attempts)
+        return {(task := self._from_item(item)).task_id: task for item in items}
 
     def list_for_client(self, client_id: str, *, limit: int, cursor: str | None) -> TaskPage:
-        """A page of the client's tasks, newest first; ``cursor`` comes from the previous page."""
+        """A page of the client's tasks, newest first; ``cursor`` comes from the previous page.
+
+        The index holds keys only (a task's many writes do not copy it there); the page's tasks
+        are read from the table. A task gone between the two reads is left out."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": BY_CLIENT_INDEX,
@@ -130,9 +148,12 @@ class DynamoDBTaskStore:
                 raise InvalidRequest("cursor does not belong to this listing", code="bad_cursor")
             kwargs["ExclusiveStartKey"] = start
         answer = self._ddb.query(**kwargs)
-        tasks = [self._from_item(i) for i in answer.get("Items", [])]
+        items = items_by_keys(self._ddb, self._table, table_keys(answer.get("Items", [])))
         last = answer.get("LastEvaluatedKey")
-        return TaskPage(tasks=tasks, next_cursor=_encode_cursor(last) if last else None)
+        return TaskPage(
+            tasks=[self._from_item(i) for i in items],
+            next_cursor=_encode_cursor(last) if last else None,
+        )
 
     def tasks_due(self, now: datetime, *, limit: int = 100) -> Iterator[str]:
         """Ids of tasks the sweeper should look at now (check_at passed), across all shards."""
