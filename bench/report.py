@@ -495,6 +495,7 @@ def _scale_details(fig: dict[str, Any]) -> list[str]:
         )
         + ".",
         "",
+        *_collections(fig),
         "Requests per task that changed at volume (volume minus idle stack; devstack's SQS "
         "polling is listed but not priced): "
         + ", ".join(f"{name} {n:+.2f}" for name, n in fig["extra_calls_per_task"].items())
@@ -502,6 +503,24 @@ def _scale_details(fig: dict[str, Any]) -> list[str]:
         "",
     ]
     return out
+
+
+def _collections(fig: dict[str, Any]) -> list[str]:
+    """The main process's garbage collections during the run (each holds every thread of it:
+    a slow full collection is a pause), and how many objects it walked and had frozen."""
+    collections = fig.get("garbage_collections")
+    if not collections:
+        return []
+    per_gen = "; ".join(
+        f"{gen} {c['collections']} (slowest {c['max_seconds']:.2f} s, {c['total_seconds']:.1f} s "
+        "in all)"
+        for gen, c in collections.items()
+    )
+    frozen = fig.get("heap_objects_frozen")
+    heap = f"{fig['heap_objects_tracked']:,} objects walked by a full collection at the end" + (
+        f", {frozen:,} frozen out of its reach (devstack.heap)" if frozen else ""
+    )
+    return [f"devstack's garbage collections: {per_gen}; {heap}.", ""]
 
 
 def _cold_details(cold: dict[str, Any], dev: dict[str, Any] | None) -> list[str]:

@@ -31,6 +31,7 @@ scaled).
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import subprocess
@@ -137,6 +138,43 @@ class _Sampler:
             if total2 > total:
                 self.cpu.append((busy2 - busy) / (total2 - total))
             busy, total = busy2, total2
+
+
+@dataclass
+class _GcWatch:
+    """Every garbage collection of this process (devstack's main one) while installed: its
+    generation and how long it held the interpreter (a full collection of moto's heap stops
+    every thread of it, the probe's answers included)."""
+
+    seconds: dict[int, list[float]] = field(default_factory=dict)
+    _t0: float = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            took = time.perf_counter() - self._t0
+            self.seconds.setdefault(info["generation"], []).append(took)
+
+    @contextmanager
+    def installed(self) -> Iterator[_GcWatch]:
+        gc.callbacks.append(self)
+        try:
+            yield self
+        finally:
+            gc.callbacks.remove(self)
+
+    def report(self) -> dict[str, Any]:
+        """Per generation: collections, total and slowest seconds, those over the pause limit."""
+        return {
+            f"gen{gen}": {
+                "collections": len(s),
+                "total_seconds": sum(s),
+                "max_seconds": max(s),
+                "over_limit": sum(1 for x in s if x > PAUSE_SECONDS),
+            }
+            for gen, s in sorted(self.seconds.items())
+        }
 
 
 def _cpu_times() -> tuple[float, float]:
@@ -324,7 +362,7 @@ def run(*, tasks: int = TASKS, clients: int = CLIENTS, progress: Any) -> dict[st
         rss_before = _rss_mb()
         sampler = _Sampler(sqs, queues)
         urls = [f"{info.moto_url}/", f"{info.simulator_url}/_sim/profile"]
-        with _probe(urls) as record:
+        with _probe(urls) as record, _GcWatch().installed() as collections:
             sampler.start()
             started = time.monotonic()
             counts2 = counter.snapshot()
@@ -339,6 +377,8 @@ def run(*, tasks: int = TASKS, clients: int = CLIENTS, progress: Any) -> dict[st
             seconds = time.monotonic() - started
             counts3 = counter.snapshot()
             sampler.stop()
+            heap = len(gc.get_objects())  # objects the collector walks, at the run's end
+            frozen = gc.get_freeze_count()  # and those devstack.heap froze out of its reach
         rss_after = _rss_mb()
         progress(f"  {len(ids)} tasks of {clients} clients done in {seconds:.0f} s")
         docs = [stored_task(ddb, info.table_name, t) for t in ids]
@@ -377,6 +417,9 @@ def run(*, tasks: int = TASKS, clients: int = CLIENTS, progress: Any) -> dict[st
         "cpu_busy": summary(sampler.cpu) if sampler.cpu else None,
         "cpus": os.cpu_count(),
         "pauses": pauses,
+        "garbage_collections": collections.report(),
+        "heap_objects_tracked": heap,
+        "heap_objects_frozen": frozen,
         "worst_pause_seconds": worst,
         "answers_over_limit": over,
         "pause_limit_seconds": PAUSE_SECONDS,

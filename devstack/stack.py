@@ -18,6 +18,7 @@ from typing import Any, Literal
 import boto3
 
 from devstack.event_sources import EventSources
+from devstack.heap import HeapFreezer
 from devstack.iam import (
     create_admin,
     patch_moto_resources,
@@ -78,6 +79,10 @@ class StackConfig:
     log_sink: LogSink | None = None
     """Where the functions' output lines go (``process`` runtime); None: this process's
     stdout and stderr. ``devstack.iam_mutations`` reads the refusals they log."""
+    freeze_heap: bool | None = None
+    """Freeze this process's surviving objects every 30 s (``devstack.heap``: short collector
+    pauses with moto's store in this interpreter). None: with the ``process`` runtime (a
+    devstack that runs volume), not ``inline`` (a test process's own objects stay collectable)."""
 
 
 @dataclass
@@ -135,6 +140,10 @@ class DevStack:
         self.queue_urls: dict[str, str] = {}
         self.policies: dict[str, list[dict[str, Any]]] = {}
         """Logical id -> the policy documents of each function's role (with ``iam``)."""
+        freeze = self.config.freeze_heap
+        if freeze is None:
+            freeze = self.config.runtime == "process"
+        self.heap: HeapFreezer | None = HeapFreezer() if freeze else None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> StackInfo:
@@ -178,6 +187,8 @@ class DevStack:
             schedules=provisioning.schedules if self.config.run_schedules else (),
         )
         self.event_sources.start()
+        if self.heap is not None:
+            self.heap.start()
         self._write_state(self.info)
         return self.info
 
@@ -196,6 +207,8 @@ class DevStack:
         if self.simulator is not None:
             self.simulator.stop()
         self.aws.stop()
+        if self.heap is not None:
+            self.heap.stop()
 
     def __enter__(self) -> DevStack:
         try:
