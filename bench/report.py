@@ -496,13 +496,34 @@ def _scale_details(fig: dict[str, Any]) -> list[str]:
         + ".",
         "",
         *_collections(fig),
-        "Requests per task that changed at volume (volume minus idle stack; devstack's SQS "
-        "polling is listed but not priced): "
+        "Requests per task that changed at volume (volume minus idle stack, the sweeper's "
+        "apart; devstack's SQS polling is listed but not priced): "
         + ", ".join(f"{name} {n:+.2f}" for name, n in fig["extra_calls_per_task"].items())
         + ".",
         "",
+        *_sweeper(fig),
     ]
     return out
+
+
+def _sweeper(fig: dict[str, Any]) -> list[str]:
+    """The sweeper's requests: its background with no task, and per task at volume."""
+    if "sweeper_calls_per_task" not in fig:
+        return []
+
+    def listed(calls: dict[str, float], unit: str) -> str:
+        return ", ".join(f"{name} {n:.2f}" for name, n in calls.items()) + f" {unit}"
+
+    volume = fig["sweeper_calls_per_task"]["volume"]
+    usd = fig["sweeper_usd_per_task_min"]["volume"]
+    return [
+        "The sweeper's requests (on its schedule whatever the tasks do): with no task "
+        + listed(fig["sweeper_calls_per_second_idle"], "a second")
+        + "; at volume "
+        + listed(volume, "a task")
+        + f" (at least ${usd:.7f} a task).",
+        "",
+    ]
 
 
 def _collections(fig: dict[str, Any]) -> list[str]:

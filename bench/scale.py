@@ -21,12 +21,15 @@ scaled).
 - **Memory**: the main process's resident set before the clients submit and after every task
   is done, per task. Target: under 0.5 MB a task.
 - **Requests per task at volume**: every request moto answered during the run, by
-  ``service:Operation`` (``devstack.local_aws.RequestCounter``), less the stack's background
-  (its requests a second with no task, counted first), per task, against the same for the 20
-  idle-stack tasks: what the provider slots, the client ledger and the breaker add when
-  many tasks run at once. Priced at the smallest billing unit of each request (a DynamoDB
-  write 1 WRU, 2 in a transaction; a read 1 RRU; bench/prices.py) as a lower bound of the extra
-  cost per task, beside the cost figure's per-task total.
+  ``service:Operation`` and by the access key that signed it (each function signs with its own
+  role's: ``devstack.local_aws.RequestCounter``), per task, against the same for the 20
+  idle-stack tasks: what the provider slots, the client ledger and the breaker add when many
+  tasks run at once. The sweeper runs on its schedule whatever the tasks do, and less often on
+  a busy machine, so its requests are counted apart: per second on the idle stack (no task, its
+  background) and per task at volume (its background plus the tasks it recovered). Priced at
+  the smallest billing unit of each request (a DynamoDB write 1 WRU, 2 in a transaction; a read
+  1 RRU; bench/prices.py) as a lower bound of the extra cost per task, beside the cost figure's
+  per-task total.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ MEMORY_TARGET_MB_PER_TASK = 0.5
 SAMPLE_SECONDS = 1.0
 PROGRESS_SECONDS = 60.0  # a progress line of the 2,000-task run (about 25 min) this often
 QUIET_SECONDS = 20.0
-"""The stack's requests with no task (sweeper runs, SQS long polls) are counted this long first
-and taken off each span at that rate: what is left is the tasks' own."""
+"""The sweeper's requests with no task are counted this long first (its background rate)."""
+SWEEPER = "SweeperFunction"
 LIFTED_RATE = 1_000_000
 BODY: dict[str, Any] = {"size": "1024x1024"}  # the default order: apimart first (callbacks)
 
@@ -305,27 +308,45 @@ class _Client:
         return ids
 
 
-def _per_task(
-    before: Counter[str],
-    after: Counter[str],
-    tasks: int,
-    *,
-    seconds: float = 0.0,
-    background: dict[str, float] | None = None,
-) -> dict[str, float]:
-    """Requests per task between two snapshots, the bench's own left out and the stack's
-    background (``background`` requests a second, e.g. the sweeper's and the SQS pollers',
-    over ``seconds``) taken off."""
-    span = after - before
-    idle = background or {}
-    out: dict[str, float] = {}
-    for name, n in sorted(span.items()):
+Counts = Counter[tuple[str, str]]
+"""Requests by (access key id, ``service:Operation``): ``RequestCounter.snapshot_by_key``."""
+
+
+def _callers(devstack: DevStack) -> dict[str, str]:
+    """Each function's access key id -> its logical id (its role's key, with IAM on)."""
+    out: dict[str, str] = {}
+    for resource, spec in devstack.template["Resources"].items():
+        if spec["Type"] == "AWS::Serverless::Function":
+            key = devstack.runtime.get(resource).credentials.get("AWS_ACCESS_KEY_ID")
+            if key:
+                out[key] = resource
+    return out
+
+
+def _split_calls(
+    span: Counts, callers: dict[str, str], apart: str = SWEEPER
+) -> tuple[Counter[str], Counter[str]]:
+    """A span's requests by ``service:Operation``: those of every caller but ``apart``, and
+    ``apart``'s own (the bench's measuring requests left out of both)."""
+    rest: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    for (key, name), n in span.items():
         if name in MEASURING:
             continue
-        per_task = (n - idle.get(name, 0.0) * seconds) / tasks
-        if abs(per_task) >= 0.005:
-            out[name] = per_task
-    return out
+        (own if callers.get(key) == apart else rest)[name] += n
+    return rest, own
+
+
+def _per_task(before: Counts, after: Counts, tasks: int, callers: dict[str, str]) -> dict[str, Any]:
+    """Requests per task between two snapshots: the stack's but the sweeper's (``tasks``), and
+    the sweeper's apart (``sweeper``)."""
+    rest, sweeper = _split_calls(after - before, callers)
+    return {"tasks": _per(rest, tasks), "sweeper": _per(sweeper, tasks)}
+
+
+def _per(calls: Counter[str], divisor: float) -> dict[str, float]:
+    """``calls`` divided by ``divisor``, those under 0.005 left out."""
+    return {name: n / divisor for name, n in sorted(calls.items()) if n / divisor >= 0.005}
 
 
 def run(*, tasks: int = TASKS, clients: int = CLIENTS, progress: Any) -> dict[str, Any]:
@@ -345,15 +366,14 @@ def run(*, tasks: int = TASKS, clients: int = CLIENTS, progress: Any) -> dict[st
         }
         timeout = 600 + tasks * 2.0
 
-        quiet = counter.snapshot()
+        callers = _callers(devstack)
+        quiet = counter.snapshot_by_key()
         time.sleep(QUIET_SECONDS)
-        background = {n: c / QUIET_SECONDS for n, c in (counter.snapshot() - quiet).items()}
+        _, sweeping = _split_calls(counter.snapshot_by_key() - quiet, callers)
         idle = _Client(devstack, ddb, "scale-idle")
-        counts0 = counter.snapshot()
-        idle_started = time.monotonic()
+        counts0 = counter.snapshot_by_key()
         idle_ids = idle.run([f"idle {i}" for i in range(IDLE_TASKS)], timeout)
-        idle_seconds = time.monotonic() - idle_started
-        counts1 = counter.snapshot()
+        counts1 = counter.snapshot_by_key()
         idle_docs = [stored_task(ddb, info.table_name, t) for t in idle_ids]
         progress(f"  {IDLE_TASKS} tasks on the idle stack: done")
 
@@ -365,7 +385,7 @@ def run(*, tasks: int = TASKS, clients: int = CLIENTS, progress: Any) -> dict[st
         with _probe(urls) as record, _GcWatch().installed() as collections:
             sampler.start()
             started = time.monotonic()
-            counts2 = counter.snapshot()
+            counts2 = counter.snapshot_by_key()
             with ThreadPoolExecutor(clients) as pool:
                 futures = [
                     pool.submit(c.run, [f"scale {n}.{i}" for i in range(share)], timeout)
@@ -375,7 +395,7 @@ def run(*, tasks: int = TASKS, clients: int = CLIENTS, progress: Any) -> dict[st
                     progress(f"  {time.monotonic() - started:.0f} s: {sampler.latest()}")
                 ids = [t for f in futures for t in f.result()]
             seconds = time.monotonic() - started
-            counts3 = counter.snapshot()
+            counts3 = counter.snapshot_by_key()
             sampler.stop()
             heap = len(gc.get_objects())  # objects the collector walks, at the run's end
             frozen = gc.get_freeze_count()  # and those devstack.heap froze out of its reach
@@ -384,10 +404,9 @@ def run(*, tasks: int = TASKS, clients: int = CLIENTS, progress: Any) -> dict[st
         docs = [stored_task(ddb, info.table_name, t) for t in ids]
 
     statuses = Counter(d["status"] for d in docs)
-    idle_calls = _per_task(
-        counts0, counts1, IDLE_TASKS, seconds=idle_seconds, background=background
-    )
-    volume_calls = _per_task(counts2, counts3, len(ids), seconds=seconds, background=background)
+    idle_split = _per_task(counts0, counts1, IDLE_TASKS, callers)
+    volume_split = _per_task(counts2, counts3, len(ids), callers)
+    idle_calls, volume_calls = idle_split["tasks"], volume_split["tasks"]
     extra = {
         name: volume_calls.get(name, 0.0) - idle_calls.get(name, 0.0)
         for name in sorted(set(idle_calls) | set(volume_calls))
@@ -429,7 +448,15 @@ def run(*, tasks: int = TASKS, clients: int = CLIENTS, progress: Any) -> dict[st
         "memory_target_mb_per_task": MEMORY_TARGET_MB_PER_TASK,
         "memory_met": growth < MEMORY_TARGET_MB_PER_TASK,
         "calls_per_task": {"idle": idle_calls, "volume": volume_calls},
-        "background_calls_per_second": {k: v for k, v in background.items() if k not in MEASURING},
+        "sweeper_calls_per_second_idle": _per(sweeping, QUIET_SECONDS),
+        "sweeper_calls_per_task": {
+            "idle": idle_split["sweeper"],
+            "volume": volume_split["sweeper"],
+        },
+        "sweeper_usd_per_task_min": {
+            "idle": _price_min(idle_split["sweeper"]),
+            "volume": _price_min(volume_split["sweeper"]),
+        },
         "extra_calls_per_task": {k: v for k, v in extra.items() if abs(v) >= 0.005},
         "extra_usd_per_task_min": _price_min({k: v for k, v in extra.items() if v > 0}),
         "calls_usd_per_task_min": {

@@ -73,24 +73,46 @@ def request_name(environ: dict[str, Any]) -> str:
     return f"s3:{environ.get('REQUEST_METHOD', '?')}"
 
 
+def access_key(environ: dict[str, Any]) -> str:
+    """The access key id that signed a request (SigV4's ``Credential=`` in its Authorization
+    header, or a presigned URL's ``X-Amz-Credential``); ``-`` when unsigned. With IAM on, each
+    function signs with its own role's key, so this says which function made the request."""
+    header = str(environ.get("HTTP_AUTHORIZATION", ""))
+    _, found, rest = header.partition("Credential=")
+    if found:
+        return rest.split("/", 1)[0]
+    presigned = parse_qs(str(environ.get("QUERY_STRING", ""))).get("X-Amz-Credential")
+    return presigned[0].split("/", 1)[0] if presigned else "-"
+
+
 class RequestCounter:
-    """WSGI middleware: how many requests of each ``service:Operation`` moto answered (the
-    bench's calls per task at volume); a dict increment under a lock per request."""
+    """WSGI middleware: how many requests of each ``service:Operation`` moto answered, by the
+    access key that signed them (the bench's calls per task at volume, and whose); a dict
+    increment under a lock per request."""
 
     def __init__(self, app: WsgiApp) -> None:
         self._app = app
         self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
+        self._counts: Counter[tuple[str, str]] = Counter()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         """Count the request, then answer it."""
-        name = request_name(environ)
+        key = (access_key(environ), request_name(environ))
         with self._lock:
-            self._counts[name] += 1
+            self._counts[key] += 1
         return self._app(environ, start_response)
 
     def snapshot(self) -> Counter[str]:
-        """The counts so far (a copy: subtract two snapshots for a span of work)."""
+        """The counts so far by ``service:Operation`` (a copy: subtract two snapshots for a
+        span of work)."""
+        with self._lock:
+            out: Counter[str] = Counter()
+            for (_, name), n in self._counts.items():
+                out[name] += n
+            return out
+
+    def snapshot_by_key(self) -> Counter[tuple[str, str]]:
+        """The counts so far by (access key id, ``service:Operation``), a copy."""
         with self._lock:
             return Counter(self._counts)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.report import scale_rows
 from bench.scale import _pauses, _per_task, _price_min, _Sampler
-from devstack.local_aws import RequestCounter, request_name
+from devstack.local_aws import RequestCounter, access_key, request_name
 
 
 def _spread(median: float) -> dict[str, float]:
@@ -46,13 +46,26 @@ def test_the_counter_counts_each_request_it_passes_on() -> None:
         return [b"{}"]
 
     counter = RequestCounter(app)
-    before = counter.snapshot()
-    # When two requests pass through
+    before = counter.snapshot_by_key()
+    # When two requests pass through, signed by one key
+    signed = "AWS4-HMAC-SHA256 Credential=AKIDAPI/20261207/us-east-1/dynamodb/aws4_request, x=y"
     for target in ("DynamoDB_20120810.GetItem", "DynamoDB_20120810.GetItem"):
-        assert counter({"HTTP_X_AMZ_TARGET": target}, None) == [b"{}"]
-    # Then the app answered both and the span counts them, the bench's own left out
+        environ = {"HTTP_X_AMZ_TARGET": target, "HTTP_AUTHORIZATION": signed}
+        assert counter(environ, None) == [b"{}"]
+    # Then the app answered both and the span counts them, by name and by key
     assert seen == ["DynamoDB_20120810.GetItem"] * 2
-    assert _per_task(before, counter.snapshot(), 2) == {"dynamodb:GetItem": 1.0}
+    assert counter.snapshot() == Counter({"dynamodb:GetItem": 2})
+    assert counter.snapshot_by_key() - before == Counter({("AKIDAPI", "dynamodb:GetItem"): 2})
+    per_task = _per_task(before, counter.snapshot_by_key(), 2, {"AKIDAPI": "ApiFunction"})
+    assert per_task == {"tasks": {"dynamodb:GetItem": 1.0}, "sweeper": {}}
+
+
+def test_a_request_is_told_by_the_key_that_signed_it_in_its_header_or_its_url() -> None:
+    header = "AWS4-HMAC-SHA256 Credential=ASIAFN/20261207/us-east-1/sqs/aws4_request, S=1"
+    presigned = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAURL%2F20261207%2Fus"
+    assert access_key({"HTTP_AUTHORIZATION": header}) == "ASIAFN"
+    assert access_key({"QUERY_STRING": presigned}) == "ASIAURL"
+    assert access_key({"QUERY_STRING": "Action=ListQueues"}) == "-"
 
 
 def test_the_probe_record_gives_each_targets_slowest_answer_and_pauses(tmp_path: Path) -> None:
@@ -136,14 +149,27 @@ def test_a_pause_memory_growth_or_a_failure_is_missed() -> None:
     assert rows[2][1] == "3.00 s (1 over 1 s)"
 
 
-def test_the_stacks_background_requests_are_taken_off_each_task() -> None:
-    # Given 10 s in which 2 tasks made 30 queries while the sweeper alone makes 1 a second
-    before: Counter[str] = Counter()
-    after = Counter({"dynamodb:Query": 30, "bench:probe": 100, "dynamodb:PutItem": 14})
-    # When counted per task with that background taken off
-    calls = _per_task(before, after, 2, seconds=10, background={"dynamodb:Query": 1.0})
-    # Then each task made 10 queries and 7 writes, and the probe is not the stack's
-    assert calls == {"dynamodb:PutItem": 7.0, "dynamodb:Query": 10.0}
+def test_the_sweepers_requests_are_counted_apart_from_the_tasks() -> None:
+    # Given a span in which the functions made 20 queries and 14 writes, the sweeper 10 queries,
+    # and the bench probed moto 100 times (unsigned)
+    before: Counter[tuple[str, str]] = Counter()
+    after = Counter(
+        {
+            ("K-API", "dynamodb:Query"): 12,
+            ("K-FIN", "dynamodb:Query"): 8,
+            ("K-FIN", "dynamodb:PutItem"): 14,
+            ("K-SWEEP", "dynamodb:Query"): 10,
+            ("-", "bench:probe"): 100,
+        }
+    )
+    callers = {"K-API": "ApiFunction", "K-FIN": "FinalizeFunction", "K-SWEEP": "SweeperFunction"}
+    # When counted per task (2 tasks)
+    calls = _per_task(before, after, 2, callers)
+    # Then the tasks' requests and the sweeper's are apart, and the probe is in neither
+    assert calls == {
+        "tasks": {"dynamodb:PutItem": 7.0, "dynamodb:Query": 10.0},
+        "sweeper": {"dynamodb:Query": 5.0},
+    }
 
 
 def test_a_progress_line_gives_the_last_cpu_sample_and_the_queues_with_a_backlog() -> None:
