@@ -60,6 +60,9 @@ ON_AWS = {
     "run here against devstack (docs/api.md, docs/quickstart.md)",
     "make delete": "deletes a stack on AWS and its retained data; what is retained is checked "
     "by tests/template/test_deletion_policies.py",
+    'make deploy DEPLOY_FLAGS="--parameter-overrides LegacyByClientIndex=true"': "upgrades a "
+    "deployed stack's table indexes; devstack's table is new (the legacy index under its "
+    "condition: tests/template/test_template.py)",
 }
 UNFILLED = re.compile(r"PORT|XXXX|<[^>]+>|itg_\.\.\.|tsk_\.\.\.|batch_\.\.\.|base64,\.\.\.")
 
