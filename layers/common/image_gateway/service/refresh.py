@@ -202,7 +202,9 @@ def finalize_success(
         else:
             t.cost_estimate_usd = cost_with_open_hedge(t)
 
-    finished = change_status(deps, task.task_id, TaskStatus.SUCCEEDED, by=by, change=record)
+    finished = change_status(
+        deps, task.task_id, TaskStatus.SUCCEEDED, by=by, change=record, known=task
+    )
     if finished.changed:
         _measure_overhead(deps, finished.task, learned_at)
         return add_thumbnail(deps, finished.task)
