@@ -162,7 +162,7 @@ def start_queued(deps: Dependencies, client_id: str) -> list[str]:
     on the dispatch queue. A failure here loses nothing: the sweeper looks at every queued task
     again (``timing.queue_recheck_seconds``). The ids started."""
     try:
-        started = deps.usage.start_next(client_id, limits=client_limits(deps, client_id))
+        started = deps.usage.start_next(client_id, limits=lambda: client_limits(deps, client_id))
     except Exception:  # LedgerBusy or an AWS error: the sweeper's look at queued tasks retries
         logger.exception("queued tasks not started now", extra={"client_id": client_id})
         return []
