@@ -25,6 +25,8 @@ the ledger settles a hold only once, so a retry or a duplicate never frees a pla
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import ServiceBusy, TooManyRequests
@@ -40,7 +42,9 @@ from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task, utc_now
 from image_gateway.models.usage import RateWindowView, UsageView
 from image_gateway.ports import Dependencies, QueueUnavailable
-from image_gateway.service.routing import Candidate
+
+if TYPE_CHECKING:  # routing is the submit path's: a finaliser settling a hold never imports it
+    from image_gateway.service.routing import Candidate
 
 logger = Logger(child=True)
 
