@@ -244,7 +244,7 @@ def add_thumbnail(deps: Dependencies, task: Task) -> Task:
     def name(t: Task) -> None:
         t.thumbnail_key = stored.key
 
-    return deps.tasks.update(task.task_id, name)
+    return deps.tasks.update(task.task_id, name, known=task)  # as finishing it wrote it
 
 
 def count_download_failure(deps: Dependencies, task: Task) -> int:
