@@ -242,6 +242,57 @@ def test_given_a_concurrent_update_when_updating_then_neither_change_is_lost(
     assert (stored.polls, stored.bad_responses, stored.version) == (1, 1, 2)
 
 
+def test_given_the_task_as_just_written_when_written_again_from_it_then_it_is_saved(
+    task_store: TaskRepository, make_task: TaskFactory
+) -> None:
+    task = make_task(status=RUN)
+    task_store.create(task)
+    written = task_store.update(task.task_id, lambda t: setattr(t, "polls", 1))
+
+    finished = task_store.transition(task.task_id, OK, by="callback", known=written)
+    marked = task_store.update(task.task_id, lambda t: setattr(t, "polls", 2), known=finished)
+
+    stored = task_store.require(task.task_id)
+    assert stored == marked
+    assert (stored.status, stored.polls, stored.version) == (OK, 2, 3)
+
+
+def test_given_a_stale_known_copy_when_updating_from_it_then_no_other_change_is_lost(
+    task_store: TaskRepository, make_task: TaskFactory
+) -> None:
+    # Given a copy read before another writer changed the task
+    task = make_task(status=RUN)
+    task_store.create(task)
+    stale = task_store.require(task.task_id)
+    task_store.update(task.task_id, lambda t: setattr(t, "bad_responses", 1))
+
+    # When updating from the stale copy, then its write is refused and the task read again
+    task_store.update(task.task_id, lambda t: setattr(t, "polls", t.polls + 1), known=stale)
+
+    stored = task_store.require(task.task_id)
+    assert (stored.polls, stored.bad_responses, stored.version) == (1, 1, 2)
+
+
+def test_given_a_known_copy_with_a_stale_status_when_transitioning_then_the_fresh_one_decides(
+    task_store: TaskRepository, make_task: TaskFactory
+) -> None:
+    # Given a copy read while the task was queued, and the task submitted since
+    task = make_task(status=Q)
+    task_store.create(task)
+    stale = task_store.require(task.task_id)
+    task_store.transition(task.task_id, SUB, by="dispatch")
+    task_store.transition(task.task_id, RUN, by="poll")
+
+    # When a transition the stale status forbids (queued -> running) is asked from it, the
+    # stored status decides: running -> succeeded is allowed
+    finished = task_store.transition(task.task_id, OK, by="poll", known=stale)
+    assert finished.status is OK
+    # and one the stored status forbids is refused as without the copy
+    with pytest.raises(ForbiddenTransition):
+        task_store.transition(task.task_id, RUN, by="poll", known=finished)
+    assert task_store.require(task.task_id) == finished
+
+
 def test_given_a_status_change_when_updating_then_it_is_refused_and_nothing_changes(
     task_store: TaskRepository, make_task: TaskFactory
 ) -> None:

@@ -147,7 +147,27 @@ def test_while_tasks_wait_a_new_one_queues_behind_them_even_with_a_free_place(
     third = under_test.admit("t3", given)
 
     assert third.started is False  # oldest first: t2 gets the place, not the newcomer
-    assert under_test.ledger.start_next("c1", limits=given) == ["t2"]
+    assert under_test.ledger.start_next("c1", limits=lambda: given) == ["t2"]
+
+
+def test_a_client_with_nothing_queued_starts_nothing_without_reading_its_limits(
+    under_test: LedgerUnderTest,
+) -> None:
+    given = limits(running=1)
+    first = under_test.admit("t1", given)
+    assert first.hold is not None
+    under_test.ledger.settle("c1", first.hold, cost_usd=0.0)
+    asked: list[int] = []
+
+    def counted() -> ClientLimits:
+        asked.append(1)
+        return given
+
+    assert under_test.ledger.start_next("c1", limits=counted) == []
+    assert asked == []  # a finishing task's client usually has no queue: one read, not two
+    under_test.admit("t2", limits(running=0))  # queued (no place)
+    assert under_test.ledger.start_next("c1", limits=counted) == ["t2"]
+    assert asked == [1]
 
 
 def test_queued_tasks_start_oldest_first_as_places_free(under_test: LedgerUnderTest) -> None:
@@ -156,14 +176,14 @@ def test_queued_tasks_start_oldest_first_as_places_free(under_test: LedgerUnderT
     for i in range(5):
         under_test.clock.advance(0.01)
         assert under_test.admit(f"q{i}", given).started is False
-    assert under_test.ledger.start_next("c1", limits=given) == []  # no place is free
+    assert under_test.ledger.start_next("c1", limits=lambda: given) == []  # no place is free
 
     for admission in running:
         assert admission.hold is not None
         assert under_test.ledger.settle("c1", admission.hold, cost_usd=0.0) is Settlement.RUNNING
 
-    assert under_test.ledger.start_next("c1", limits=given) == ["q0", "q1"]
-    assert under_test.ledger.start_next("c1", limits=given) == []
+    assert under_test.ledger.start_next("c1", limits=lambda: given) == ["q0", "q1"]
+    assert under_test.ledger.start_next("c1", limits=lambda: given) == []
     usage = under_test.ledger.usage("c1")
     assert (usage.running, usage.queued) == (2, 3)
 
@@ -175,7 +195,7 @@ def test_a_queued_task_starts_once_however_many_ask(under_test: LedgerUnderTest)
     assert first.hold is not None and queued.hold is not None
     under_test.ledger.settle("c1", first.hold, cost_usd=0.0)
 
-    starts = [under_test.ledger.start_next("c1", limits=given) for _ in range(3)]
+    starts = [under_test.ledger.start_next("c1", limits=lambda: given) for _ in range(3)]
 
     assert starts == [["t2"], [], []]
     assert under_test.ledger.is_running("c1", queued.hold) is True
@@ -206,7 +226,7 @@ def test_a_queued_task_settled_before_it_started_leaves_the_queue(
     assert under_test.ledger.settle("c1", cancelled.hold, cost_usd=0.0) is Settlement.QUEUED
     under_test.ledger.settle("c1", first.hold, cost_usd=0.0)
 
-    assert under_test.ledger.start_next("c1", limits=given) == ["t3"]
+    assert under_test.ledger.start_next("c1", limits=lambda: given) == ["t3"]
     usage = under_test.ledger.usage("c1")
     assert (usage.running, usage.queued) == (1, 0)
 
@@ -302,8 +322,8 @@ def test_a_running_limit_of_zero_queues_everything(under_test: LedgerUnderTest) 
     admission = under_test.admit("t1", paused)
 
     assert admission.hold is not None and admission.started is False
-    assert under_test.ledger.start_next("c1", limits=paused) == []
-    assert under_test.ledger.start_next("c1", limits=limits(running=1)) == ["t1"]
+    assert under_test.ledger.start_next("c1", limits=lambda: paused) == []
+    assert under_test.ledger.start_next("c1", limits=lambda: limits(running=1)) == ["t1"]
 
 
 def test_the_operators_limits_are_read_back(under_test: LedgerUnderTest) -> None:
@@ -331,7 +351,7 @@ def test_each_client_has_its_own_counters_and_queue(under_test: LedgerUnderTest)
     b = under_test.admit("b1", given, client="b")
 
     assert b.started is True  # a's waiting task does not hold b back
-    assert under_test.ledger.start_next("b", limits=given) == []
+    assert under_test.ledger.start_next("b", limits=lambda: given) == []
 
 
 def test_a_day_later_the_spend_starts_at_zero_and_old_holds_settle_on_their_day(
@@ -368,7 +388,7 @@ def test_no_item_grows_with_a_clients_open_tasks(
     if largest is not None:
         assert largest < 1024
     # and they still start in order and settle
-    assert under_test.ledger.start_next("c1", limits=limits(running=101)) == ["t00100"]
+    assert under_test.ledger.start_next("c1", limits=lambda: limits(running=101)) == ["t00100"]
 
 
 def test_a_batch_prepays_its_estimate_and_its_tasks_hold_it_without_counting_it_again(
@@ -481,7 +501,7 @@ def test_an_unclaimed_hold_settled_at_no_cost_gives_its_place_and_estimate_back(
     )
 
     # Then its place goes to the queued task and its estimate is no longer spent
-    assert under_test.ledger.start_next("c1", limits=limits(running=1)) == ["t2"]
+    assert under_test.ledger.start_next("c1", limits=lambda: limits(running=1)) == ["t2"]
     usage = under_test.ledger.usage("c1")
     assert (usage.running, usage.queued) == (1, 0)
     assert usage.spent_usd == pytest.approx(0.1)

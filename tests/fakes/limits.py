@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -128,13 +129,16 @@ class InMemoryUsageLedger:
                 self._queues.setdefault(client_id, {})[hold.ticket] = task_id
         return Admission(hold=hold, started=start)
 
-    def start_next(self, client_id: str, *, limits: ClientLimits) -> list[str]:
-        """The oldest queued tasks, while places are free."""
+    def start_next(self, client_id: str, *, limits: Callable[[], ClientLimits]) -> list[str]:
+        """The oldest queued tasks, while places are free (``limits`` asked only if any)."""
         started: list[str] = []
         with self._lock:
             counts = self._counts.setdefault(client_id, _Counts())
             queue = self._queues.setdefault(client_id, {})
-            while counts.running < limits.max_running_tasks and queue:
+            if not queue:
+                return started
+            in_force = limits()
+            while counts.running < in_force.max_running_tasks and queue:
                 oldest = min(queue)
                 task_id = queue.pop(oldest)
                 self._holds[task_id].running = True

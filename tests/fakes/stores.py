@@ -125,35 +125,54 @@ class InMemoryTaskStore:
         *,
         by: str,
         change: Callable[[Task], None] | None = None,
+        known: Task | None = None,
     ) -> Task:
         """Move the task to ``target`` or raise ForbiddenTransition."""
         racer, self._racer = self._racer, None
         if racer is not None:
             racer()
-        return self._update(task_id, lambda task: move_task(task, target, by=by, change=change))
+        return self._update(
+            task_id, lambda task: move_task(task, target, by=by, change=change), known
+        )
 
-    def update(self, task_id: str, change: Callable[[Task], None]) -> Task:
+    def update(
+        self, task_id: str, change: Callable[[Task], None], *, known: Task | None = None
+    ) -> Task:
         """Change fields without changing the status."""
 
-        return self._update(task_id, lambda task: change_task(task, change))
+        return self._update(task_id, lambda task: change_task(task, change), known)
 
-    def _update(self, task_id: str, mutate: Callable[[Task], Task]) -> Task:
+    def _update(
+        self, task_id: str, mutate: Callable[[Task], Task], known: Task | None = None
+    ) -> Task:
+        # As the DynamoDB store: a ``known`` copy saves the first read; stale, it is refused.
+        if known is not None and known.task_id == task_id:
+            try:
+                updated = mutate(known.model_copy(deep=True))
+            except Exception:  # decided on a copy that may be stale: decide on a fresh read
+                updated = None
+            if updated is not None and self._write(updated, known.version, known.status):
+                return updated
         for _ in range(self._write_attempts):
             current = self.require(task_id)
-            read_version, read_status = current.version, current.status
             updated = mutate(current.model_copy(deep=True))
-            updated.version = read_version + 1
-            updated.updated_at = utc_now()
-            with self._lock:  # the conditional write: same version and status as read
-                stored_version, stored_doc = self._docs[task_id]
-                if (
-                    stored_version == read_version
-                    and _load(stored_version, stored_doc).status == read_status
-                ):
-                    self._docs[task_id] = (updated.version, updated.model_dump_json())
-                    self.writes += 1
-                    return updated
+            if self._write(updated, current.version, current.status):
+                return updated
         raise RuntimeError(f"task {task_id}: too much write contention")
+
+    def _write(self, updated: Task, read_version: int, read_status: TaskStatus) -> bool:
+        updated.version = read_version + 1
+        updated.updated_at = utc_now()
+        with self._lock:  # the conditional write: same version and status as read
+            stored_version, stored_doc = self._docs[updated.task_id]
+            if (
+                stored_version == read_version
+                and _load(stored_version, stored_doc).status == read_status
+            ):
+                self._docs[updated.task_id] = (updated.version, updated.model_dump_json())
+                self.writes += 1
+                return True
+        return False
 
 
 def _load(version: int, doc: str) -> Task:

@@ -76,14 +76,21 @@ class TaskRepository(Protocol):
         *,
         by: str,
         change: Callable[[Task], None] | None = None,
+        known: Task | None = None,
     ) -> Task:
         """Move the task to ``target`` (applying ``change``).
 
         Raises ``models.task.ForbiddenTransition`` when the status machine does not allow it.
+        ``known``: the task exactly as this caller last read or wrote it (never changed since):
+        the first conditional write starts from it instead of a read; if it is stale, the write's
+        condition fails (or the change refuses it) and the task is read as without it.
         """
 
-    def update(self, task_id: str, change: Callable[[Task], None]) -> Task:
-        """Change fields of a task without changing its status."""
+    def update(
+        self, task_id: str, change: Callable[[Task], None], *, known: Task | None = None
+    ) -> Task:
+        """Change fields of a task without changing its status (``known``: as for
+        :meth:`transition`)."""
 
 
 # -- images ------------------------------------------------------------------------------------

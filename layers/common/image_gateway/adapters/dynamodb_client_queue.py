@@ -77,13 +77,21 @@ class DynamoDBClientQueue:
         self._ddb = dynamodb_client
         self._tx = transactions
 
-    def start_next(self, client_id: str, *, limits: ClientLimits) -> list[str]:
-        """Oldest queued first, one transaction each, while a place is free (see the module)."""
+    def start_next(self, client_id: str, *, limits: Callable[[], ClientLimits]) -> list[str]:
+        """Oldest queued first, one transaction each, while a place is free (see the module).
+
+        ``limits`` is read once, and only when the client has a queued task: a finishing task
+        of a client with nothing queued costs one read (the counts), not two."""
         started: list[str] = []
+        in_force: ClientLimits | None = None
         for _ in range(_START_ROUNDS):  # bounded: each round starts one or rereads moved state
             running, queued = read_counts(self._ddb, self._tx.table, client_id)
-            room = limits.max_running_tasks - running
-            if room <= 0 or queued <= 0:
+            if queued <= 0:
+                return started
+            if in_force is None:
+                in_force = limits()
+            room = in_force.max_running_tasks - running
+            if room <= 0:
                 return started
             entries = self._ddb.query(
                 TableName=self._tx.table,
@@ -96,7 +104,7 @@ class DynamoDBClientQueue:
                 return started
             for entry in entries:  # one taken by another starter is skipped: read again after
                 ticket_ = entry["sk"]["S"]
-                outcome = self._start(client_id, ticket_, limits)
+                outcome = self._start(client_id, ticket_, in_force)
                 if outcome is _FULL:
                     return started
                 if outcome is _STARTED:

@@ -252,7 +252,7 @@ class DynamoDBUsageLedger(HoldCheckList):
         return self._tx.put({**queue_key(client_id, ticket_), "expires_at": ttl})
 
     # -- start queued tasks (the client's queue) --------------------------------------------
-    def start_next(self, client_id: str, *, limits: ClientLimits) -> list[str]:
+    def start_next(self, client_id: str, *, limits: Callable[[], ClientLimits]) -> list[str]:
         """Oldest queued first, while a place is free (``DynamoDBClientQueue``)."""
         return self._queue.start_next(client_id, limits=limits)
 

@@ -182,45 +182,71 @@ class DynamoDBTaskStore:
         *,
         by: str,
         change: Callable[[Task], None] | None = None,
+        known: Task | None = None,
     ) -> Task:
         """Move the task to ``target`` (applying ``change`` to it first) or raise.
 
         Raises :class:`ForbiddenTransition` when the current status does not allow it, which is
         how a duplicate callback or a second poller learns that someone else already finished.
+        ``known``: the task as this caller last read or wrote it; the first write starts from
+        it instead of a GetItem (see :meth:`_update`).
         """
-        return self._update(task_id, lambda task: move_task(task, target, by=by, change=change))
+        return self._update(
+            task_id, lambda task: move_task(task, target, by=by, change=change), known
+        )
 
-    def update(self, task_id: str, change: Callable[[Task], None]) -> Task:
+    def update(
+        self, task_id: str, change: Callable[[Task], None], *, known: Task | None = None
+    ) -> Task:
         """Change fields of a task without changing its status (optimistic concurrency)."""
 
-        return self._update(task_id, lambda task: change_task(task, change))
+        return self._update(task_id, lambda task: change_task(task, change), known)
 
-    def _update(self, task_id: str, mutate: Callable[[Task], Task]) -> Task:
+    def _update(
+        self, task_id: str, mutate: Callable[[Task], Task], known: Task | None = None
+    ) -> Task:
+        """Read, change, write on condition that nobody wrote in between; again if someone did.
+
+        With ``known`` (the task as the caller last read or wrote it) the first round skips the
+        read: the finaliser re-read a task it had just read or written twice per finalisation.
+        The write's condition is the same, so a stale copy only costs a refused write, and a
+        change that refuses the copy (a stale status) is decided again on a fresh read.
+        """
+        if known is not None and known.task_id == task_id:
+            try:
+                updated = mutate(known.model_copy(deep=True))
+            except Exception:  # decided on a copy that may be stale: decide on a fresh read
+                updated = None
+            if updated is not None and self._write(updated, known.version, known.status):
+                return updated
         for _ in range(self._write_attempts):
             current = self.require(task_id)
-            read_version = current.version
-            read_status = current.status
             updated = mutate(current.model_copy(deep=True))
-            updated.version = read_version + 1
-            updated.updated_at = utc_now()
-            item = self._to_item(updated)
-            try:
-                self._ddb.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression="version = :v AND #s = :s",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues={
-                        ":v": {"N": str(read_version)},
-                        ":s": {"S": read_status.value},
-                    },
-                )
+            if self._write(updated, current.version, current.status):
                 return updated
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
-                # Someone else wrote in between: read again and re-check the transition.
+            # Someone else wrote in between: read again and re-check the transition.
         raise RuntimeError(f"task {task_id}: too much write contention")
+
+    def _write(self, updated: Task, read_version: int, read_status: TaskStatus) -> bool:
+        """Put ``updated`` as the next version if the item is still as read; False if not."""
+        updated.version = read_version + 1
+        updated.updated_at = utc_now()
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=self._to_item(updated),
+                ConditionExpression="version = :v AND #s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":v": {"N": str(read_version)},
+                    ":s": {"S": read_status.value},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     # -- mapping -----------------------------------------------------------------------------
     def _to_item(self, task: Task) -> dict[str, Any]:

@@ -23,6 +23,7 @@ client's open work and a submit or a settlement costs the same at 10 and at 50,0
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -236,9 +237,10 @@ class UsageLedger(Protocol):
         window's end, or the next UTC day; None for a full queue. Raises :class:`LedgerBusy`."""
         ...
 
-    def start_next(self, client_id: str, *, limits: ClientLimits) -> list[str]:
+    def start_next(self, client_id: str, *, limits: Callable[[], ClientLimits]) -> list[str]:
         """Move the client's oldest queued tasks to running while it has free places; the ids
-        moved (each by exactly one caller, however many ask at once)."""
+        moved (each by exactly one caller, however many ask at once). ``limits`` is asked only
+        when the client has a queued task (most ending tasks' clients have none)."""
         ...
 
     def is_running(self, client_id: str, hold: UsageHold) -> bool | None:

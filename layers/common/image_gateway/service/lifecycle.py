@@ -46,10 +46,13 @@ def change_status(
     *,
     by: str,
     change: Callable[[Task], None] | None = None,
+    known: Task | None = None,
 ) -> Transition:
     """Move a task and announce it; ``changed`` is False when someone else was first.
 
     A failed task costs nothing (providers do not bill failures): its estimate becomes 0.
+    ``known``: the task as the caller just read it, unchanged (the store's write starts from
+    it instead of reading it again; a stale one is read again).
     """
     if target is TaskStatus.FAILED:
         change = _free(change)
@@ -60,7 +63,7 @@ def change_status(
         )
         change = _recheck_after(change, recheck)
     try:
-        task = deps.tasks.transition(task_id, target, by=by, change=change)
+        task = deps.tasks.transition(task_id, target, by=by, change=change, known=known)
     except ForbiddenTransition as refused:
         logger.info(
             "transition refused",
@@ -164,7 +167,7 @@ def _mark_published(deps: Dependencies, task: Task) -> Task:
         if status not in t.events_published:
             t.events_published.append(status)
 
-    return deps.tasks.update(task.task_id, mark)
+    return deps.tasks.update(task.task_id, mark, known=task)  # as just written or read
 
 
 def fail_task(deps: Dependencies, task_id: str, error: TaskError, *, by: str) -> Transition:

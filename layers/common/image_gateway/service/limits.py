@@ -25,6 +25,8 @@ the ledger settles a hold only once, so a retry or a duplicate never frees a pla
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import ServiceBusy, TooManyRequests
@@ -40,7 +42,9 @@ from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task, utc_now
 from image_gateway.models.usage import RateWindowView, UsageView
 from image_gateway.ports import Dependencies, QueueUnavailable
-from image_gateway.service.routing import Candidate
+
+if TYPE_CHECKING:  # routing is the submit path's: a finaliser settling a hold never imports it
+    from image_gateway.service.routing import Candidate
 
 logger = Logger(child=True)
 
@@ -162,7 +166,7 @@ def start_queued(deps: Dependencies, client_id: str) -> list[str]:
     on the dispatch queue. A failure here loses nothing: the sweeper looks at every queued task
     again (``timing.queue_recheck_seconds``). The ids started."""
     try:
-        started = deps.usage.start_next(client_id, limits=client_limits(deps, client_id))
+        started = deps.usage.start_next(client_id, limits=lambda: client_limits(deps, client_id))
     except Exception:  # LedgerBusy or an AWS error: the sweeper's look at queued tasks retries
         logger.exception("queued tasks not started now", extra={"client_id": client_id})
         return []

@@ -38,7 +38,7 @@ def poll_step(deps: Dependencies, task_id: str, attempt: int) -> PollDecision:
     if task.deadline_at is not None and now >= task.deadline_at:
         expired = expire_task(deps, task_id, by="poll").task
         return PollDecision(done=expired.status.terminal, wait_seconds=0)
-    deps.tasks.update(task_id, _count_poll)
+    deps.tasks.update(task_id, _count_poll, known=task)  # as refresh_task left it: no re-read
     base = deps.directory.provider(task.provider).poll_interval_seconds
     wait = deps.settings.scaled(deps.timing.poll_wait(base, attempt))
     if task.deadline_at is not None:  # wake up at the deadline at the latest

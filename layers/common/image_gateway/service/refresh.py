@@ -3,6 +3,10 @@
 Callbacks, the poll loop and the sweeper all come here; the body of a callback is never trusted.
 Storing is idempotent (a fixed key per task and index), and only the writer that wins the
 conditional status change emits the event, so duplicate or late callbacks are harmless.
+
+``service.hedging`` (and the routing it qualifies hedges with) is imported only on the paths
+that meet a hedge: the finaliser and the poll step import this module at start, and most tasks
+have none.
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ from image_gateway.models.task import (
 )
 from image_gateway.ports import Dependencies, TaskNotFound
 from image_gateway.providers.base import ProviderState, ProviderStatus, ResultImage
-from image_gateway.service.hedging import end_hedge, promote_hedge
 from image_gateway.service.lifecycle import change_status, fail_task, publish_pending_event
 from image_gateway.service.outputs import discard_unnamed, output_metadata, store_output
 
@@ -111,7 +114,11 @@ def refresh_task(
         if status.state is ProviderState.FAILED:
             assert status.error is not None
             failure = TaskError.from_provider_error(status.error)
-            promoted = promote_hedge(deps, task_id, failure) if wants_hedge(task) else None
+            promoted = None
+            if wants_hedge(task):
+                from image_gateway.service.hedging import promote_hedge  # see the module
+
+                promoted = promote_hedge(deps, task_id, failure)
             if promoted is not None:  # the hedge carries the task on
                 return RefreshResult(_refresh_hedge(deps, promoted, by=by, learned_at=learned_at))
             return RefreshResult(fail_task(deps, task_id, failure, by=by).task)
@@ -139,6 +146,8 @@ def _refresh_hedge(deps: Dependencies, task: Task, *, by: str, learned_at: datet
             return task
         if status.state is ProviderState.FAILED:
             assert status.error is not None
+            from image_gateway.service.hedging import end_hedge  # see the module
+
             return end_hedge(deps, task.task_id, hedge.provider, status.error)
         return finalize_success(
             deps, task, status.images, by=by, learned_at=learned_at, attempt=hedge
@@ -202,7 +211,9 @@ def finalize_success(
         else:
             t.cost_estimate_usd = cost_with_open_hedge(t)
 
-    finished = change_status(deps, task.task_id, TaskStatus.SUCCEEDED, by=by, change=record)
+    finished = change_status(
+        deps, task.task_id, TaskStatus.SUCCEEDED, by=by, change=record, known=task
+    )
     if finished.changed:
         _measure_overhead(deps, finished.task, learned_at)
         return add_thumbnail(deps, finished.task)
@@ -233,7 +244,7 @@ def add_thumbnail(deps: Dependencies, task: Task) -> Task:
     def name(t: Task) -> None:
         t.thumbnail_key = stored.key
 
-    return deps.tasks.update(task.task_id, name)
+    return deps.tasks.update(task.task_id, name, known=task)  # as finishing it wrote it
 
 
 def count_download_failure(deps: Dependencies, task: Task) -> int:
