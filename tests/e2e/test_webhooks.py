@@ -188,6 +188,9 @@ def test_redeliver_sends_the_latest_delivery_again_with_its_webhook_id(
     task_id = _task_with_callback(api, receiver, path)
     receiver.wait(path, 1)
     wait_terminal(api, task_id)
+    # the receiver has it a moment before the gateway has recorded it: a caller redelivers what
+    # GET /v1/tasks/{id} lists
+    _deliveries(api, task_id, count=1)
 
     answer = api.post(f"/v1/tasks/{task_id}/webhooks/redeliver")
 
