@@ -36,6 +36,7 @@ from image_gateway.models.task import (
     change_task,
     move_task,
     utc_now,
+    write_optimistically,
 )
 from image_gateway.ports import TaskExists, TaskNotFound, TaskPage
 
@@ -145,20 +146,14 @@ class InMemoryTaskStore:
     def _update(
         self, task_id: str, mutate: Callable[[Task], Task], known: Task | None = None
     ) -> Task:
-        # As the DynamoDB store: a ``known`` copy saves the first read; stale, it is refused.
-        if known is not None and known.task_id == task_id:
-            try:
-                updated = mutate(known.model_copy(deep=True))
-            except Exception:  # decided on a copy that may be stale: decide on a fresh read
-                updated = None
-            if updated is not None and self._write(updated, known.version, known.status):
-                return updated
-        for _ in range(self._write_attempts):
-            current = self.require(task_id)
-            updated = mutate(current.model_copy(deep=True))
-            if self._write(updated, current.version, current.status):
-                return updated
-        raise RuntimeError(f"task {task_id}: too much write contention")
+        return write_optimistically(
+            task_id,
+            mutate,
+            read=self.require,
+            write=self._write,
+            known=known,
+            attempts=self._write_attempts,
+        )
 
     def _write(self, updated: Task, read_version: int, read_status: TaskStatus) -> bool:
         updated.version = read_version + 1

@@ -114,3 +114,41 @@ def test_given_a_forbidden_transition_when_refused_then_the_raw_item_is_untouche
         task_store.transition(task.task_id, TaskStatus.SUCCEEDED, by="callback")
 
     assert read_raw(task.task_id) == before
+
+
+def _calls(dynamodb: Any) -> list[str]:
+    """The names of the requests ``dynamodb`` makes from now on."""
+    made: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        made.append(model.name)
+
+    dynamodb.meta.events.register("before-call.dynamodb.*", record)
+    return made
+
+
+def test_given_the_task_as_last_written_when_written_from_it_then_it_is_not_read_again(
+    task_store: TaskStore, make_task: TaskFactory, dynamodb: Any
+) -> None:
+    task = make_task(status=TaskStatus.RUNNING)
+    task_store.create(task)
+    written = task_store.update(task.task_id, lambda t: setattr(t, "polls", 1))
+    made = _calls(dynamodb)
+
+    task_store.transition(task.task_id, TaskStatus.SUCCEEDED, by="callback", known=written)
+
+    assert made == ["PutItem"]
+
+
+def test_given_a_stale_copy_when_written_from_it_then_the_refused_write_is_followed_by_a_read(
+    task_store: TaskStore, make_task: TaskFactory, dynamodb: Any
+) -> None:
+    task = make_task(status=TaskStatus.RUNNING)
+    task_store.create(task)
+    stale = task_store.require(task.task_id)
+    task_store.update(task.task_id, lambda t: setattr(t, "bad_responses", 1))
+    made = _calls(dynamodb)
+
+    task_store.update(task.task_id, lambda t: setattr(t, "polls", 1), known=stale)
+
+    assert made == ["PutItem", "GetItem", "PutItem"]

@@ -31,6 +31,7 @@ from image_gateway.models.task import (
     change_task,
     move_task,
     utc_now,
+    write_optimistically,
 )
 from image_gateway.ports import TaskExists, TaskNotFound, TaskPage
 
@@ -205,27 +206,17 @@ class DynamoDBTaskStore:
     def _update(
         self, task_id: str, mutate: Callable[[Task], Task], known: Task | None = None
     ) -> Task:
-        """Read, change, write on condition that nobody wrote in between; again if someone did.
-
-        With ``known`` (the task as the caller last read or wrote it) the first round skips the
-        read: the finaliser re-read a task it had just read or written twice per finalisation.
-        The write's condition is the same, so a stale copy only costs a refused write, and a
-        change that refuses the copy (a stale status) is decided again on a fresh read.
-        """
-        if known is not None and known.task_id == task_id:
-            try:
-                updated = mutate(known.model_copy(deep=True))
-            except Exception:  # decided on a copy that may be stale: decide on a fresh read
-                updated = None
-            if updated is not None and self._write(updated, known.version, known.status):
-                return updated
-        for _ in range(self._write_attempts):
-            current = self.require(task_id)
-            updated = mutate(current.model_copy(deep=True))
-            if self._write(updated, current.version, current.status):
-                return updated
-            # Someone else wrote in between: read again and re-check the transition.
-        raise RuntimeError(f"task {task_id}: too much write contention")
+        """:func:`write_optimistically` with this table's consistent read and conditional put
+        (the finaliser passes ``known``: it re-read a task it had just read or written twice
+        per finalisation)."""
+        return write_optimistically(
+            task_id,
+            mutate,
+            read=self.require,
+            write=self._write,
+            known=known,
+            attempts=self._write_attempts,
+        )
 
     def _write(self, updated: Task, read_version: int, read_status: TaskStatus) -> bool:
         """Put ``updated`` as the next version if the item is still as read; False if not."""

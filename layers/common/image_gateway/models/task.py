@@ -132,6 +132,40 @@ def change_task(task: Task, change: Callable[[Task], None]) -> Task:
     return task
 
 
+def write_optimistically(
+    task_id: str,
+    mutate: Callable[[Task], Task],
+    *,
+    read: Callable[[str], Task],
+    write: Callable[[Task, int, TaskStatus], bool],
+    known: Task | None,
+    attempts: int,
+) -> Task:
+    """Read, change, write on condition that nobody wrote in between; again if someone did:
+    every task repository's ``transition`` and ``update`` (``mutate`` is :func:`move_task` or
+    :func:`change_task` on a copy; ``write(updated, read_version, read_status)`` is the store's
+    conditional write, False when the stored task is no longer as read).
+
+    With ``known`` (the task as the caller last read or wrote it) the first round skips the
+    read. The write's condition is the same, so a stale copy only costs a refused write, and a
+    change that refuses the copy (a stale status) is decided again on a fresh read.
+    """
+    if known is not None and known.task_id == task_id:
+        try:
+            updated: Task | None = mutate(known.model_copy(deep=True))
+        except Exception:  # decided on a copy that may be stale: decide on a fresh read
+            updated = None
+        if updated is not None and write(updated, known.version, known.status):
+            return updated
+    for _ in range(attempts):
+        current = read(task_id)
+        updated = mutate(current.model_copy(deep=True))
+        if write(updated, current.version, current.status):
+            return updated
+        # Someone else wrote in between: read again and re-check the change.
+    raise RuntimeError(f"task {task_id}: too much write contention")
+
+
 def can_transition(current: TaskStatus, target: TaskStatus) -> bool:
     """Whether the status machine allows ``current -> target``."""
     return current in ALLOWED_PREVIOUS[target]
