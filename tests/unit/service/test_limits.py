@@ -342,6 +342,43 @@ def test_a_sweep_gives_back_at_most_its_page_of_holds_and_the_next_one_the_rest(
     assert deps.metrics.values("UnclaimedHoldsGivenBack") == [2.0, 1.0]
 
 
+def test_a_hold_that_fails_to_be_checked_stops_neither_the_others_nor_the_sweep(
+    make_deps: DepsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN two dead submits' holds, and a ledger whose settlement fails once (an AWS error)
+    deps = make_deps()
+    for _ in range(2):
+        _die_submitting(deps, monkeypatch)
+    deps.clock.advance(deps.timing.hold_check_seconds)
+    settle, failures = deps.usage.settle, [RuntimeError("throttled")]
+
+    def settle_failing_once(*args: object, **kwargs: object) -> object:
+        if failures:
+            raise failures.pop()
+        return settle(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(deps.usage, "settle", settle_failing_once)
+
+    # WHEN the sweeper runs THEN it ends normally with the other place given back
+    sweep(deps)
+    assert deps.usage.usage("c").running == 1
+    # and the next run gives back the one that failed
+    sweep(deps)
+    assert deps.usage.usage("c").running == 0
+    assert deps.metrics.values("UnclaimedHoldsGivenBack") == [1.0, 1.0]
+
+
+def test_a_sweep_whose_read_of_the_holds_fails_ends_normally(
+    deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreadable(**_: object) -> list[object]:
+        raise RuntimeError("throttled")
+
+    monkeypatch.setattr(deps.usage, "unclaimed_holds", unreadable)
+    assert sweep(deps) == []
+    assert deps.metrics.values("UnclaimedHoldsGivenBack") == [0.0]
+
+
 def test_a_hold_whose_task_exists_is_claimed_once_and_keeps_its_place(
     deps: FakeDependencies,
 ) -> None:

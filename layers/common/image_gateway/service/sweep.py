@@ -70,19 +70,31 @@ def give_back_unclaimed_holds(deps: Dependencies) -> int:
     stretching any. How many were given back."""
     # real seconds, not scaled: what it waits out is a function's timeout, which devstack
     # does not scale either (scaled, devstack's queued holds were all checked within a minute)
-    given_back = 0
-    for unclaimed in deps.usage.unclaimed_holds(
-        older_than_seconds=deps.timing.hold_check_seconds, limit=deps.timing.sweep_due_per_shard
-    ):
-        task_id = unclaimed.hold.task_id
-        if deps.tasks.get(task_id) is not None:
-            deps.usage.claim(task_id)
-            continue
-        logger.warning(
-            "a submit ended between its reservation and its task: its place is given back",
-            extra={"task_id": task_id, "client_id": unclaimed.client_id},
+    try:
+        unclaimed_holds = deps.usage.unclaimed_holds(
+            older_than_seconds=deps.timing.hold_check_seconds,
+            limit=deps.timing.sweep_due_per_shard,
         )
-        release_usage(deps, unclaimed.client_id, unclaimed.hold)
+    except Exception:  # an AWS error: nothing lost, the next run reads them again
+        logger.exception("unclaimed holds not read now; the next sweep reads them")
+        return 0
+    given_back = 0
+    for unclaimed in unclaimed_holds:
+        task_id = unclaimed.hold.task_id
+        try:
+            if deps.tasks.get(task_id) is not None:
+                deps.usage.claim(task_id)
+                continue
+            logger.warning(
+                "a submit ended between its reservation and its task: its place is given back",
+                extra={"task_id": task_id, "client_id": unclaimed.client_id},
+            )
+            release_usage(deps, unclaimed.client_id, unclaimed.hold)
+        except Exception:  # one hold's failure stops neither the others nor the sweep
+            logger.exception(
+                "hold not checked now; the next sweep looks again", extra={"task_id": task_id}
+            )
+            continue
         given_back += 1
     return given_back
 
