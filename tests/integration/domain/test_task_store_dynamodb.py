@@ -7,6 +7,7 @@ item's attributes, the ByClientKeys index keys, the TTL attribute and the sparse
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -152,3 +153,30 @@ def test_given_a_stale_copy_when_written_from_it_then_the_refused_write_is_follo
     task_store.update(task.task_id, lambda t: setattr(t, "polls", 1), known=stale)
 
     assert made == ["PutItem", "GetItem", "PutItem"]
+
+
+def test_given_a_sweep_when_it_reads_what_is_due_then_every_shard_is_queried_at_once(
+    task_store: TaskStore, make_task: TaskFactory, dynamodb: Any
+) -> None:
+    # GIVEN a task due, and a hook that holds each Query until all the shards' have started
+    # (one after another, the first would wait alone and the barrier break after 5 s)
+    task = make_task(status=TaskStatus.SUBMITTED, check_at=utc_now() - timedelta(minutes=1))
+    task_store.create(task)
+    started = threading.Barrier(OPEN_SHARDS, timeout=5)
+    queried: list[str] = []
+
+    def together(params: dict[str, Any], **_: Any) -> None:
+        queried.append(params["ExpressionAttributeValues"][":p"]["S"])
+        started.wait()
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.Query", together)
+    try:
+        # WHEN the sweeper asks what is due
+        due = list(task_store.tasks_due(utc_now()))
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.Query", together)
+
+    # THEN the sixteen queries ran at once (none broke the barrier) and found the task
+    assert sorted(queried) == sorted(f"OPEN#{shard}" for shard in range(OPEN_SHARDS))
+    assert not started.broken
+    assert due == [task.task_id]

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from image_gateway.adapters.dynamodb_client_queue import hold_key, read_item
-from image_gateway.adapters.dynamodb_tasks import OPEN_SHARDS, due_keys
+from image_gateway.adapters.dynamodb_tasks import OPEN_SHARDS, due_keys_of_shards
 from image_gateway.limits.ports import UnclaimedHold, UsageHold
 
 _SHARD = "HOLDS#"
@@ -36,18 +36,19 @@ class HoldCheckList:
     _clock: Callable[[], float]
 
     def unclaimed_holds(self, *, older_than_seconds: float, limit: int) -> list[UnclaimedHold]:
-        """Shard after shard read up to the cut-off (keys only) until ``limit`` are found, each
-        hold found read whole."""
+        """Up to ``limit`` holds reserved before the cut-off, shard after shard (the shards'
+        keys read at once, keys only), each hold found read whole."""
         cutoff = int(self._clock() - older_than_seconds)
+        keys = [
+            key
+            for shard_keys in due_keys_of_shards(self._ddb, self._table, _SHARD, cutoff, limit)
+            for key in shard_keys
+        ][:limit]
         found: list[UnclaimedHold] = []
-        for shard in range(OPEN_SHARDS):
-            room = limit - len(found)
-            if room <= 0:
-                break
-            for key in due_keys(self._ddb, self._table, f"{_SHARD}{shard}", cutoff, room):
-                item = read_item(self._ddb, self._table, {"pk": key["pk"], "sk": key["sk"]})
-                if item.get("open_pk"):  # neither settled nor claimed since the index was read
-                    found.append(_unclaimed(item))
+        for key in keys:
+            item = read_item(self._ddb, self._table, {"pk": key["pk"], "sk": key["sk"]})
+            if item.get("open_pk"):  # neither settled nor claimed since the index was read
+                found.append(_unclaimed(item))
         return found
 
     def claim(self, task_id: str) -> None:

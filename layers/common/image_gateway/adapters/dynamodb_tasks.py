@@ -19,6 +19,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,6 +70,24 @@ def due_keys(
     )
     keys: list[dict[str, Any]] = answer.get("Items", [])
     return keys
+
+
+SHARD_QUERY_THREADS = OPEN_SHARDS
+"""Shards queried at once. Botocore's clients are thread-safe, and its connection pool keeps 10
+connections (``max_pool_connections``): the rest wait for one, they are not refused."""
+
+
+def due_keys_of_shards(
+    dynamodb_client: Any, table: str, prefix: str, cutoff: float, limit: int
+) -> list[list[dict[str, Any]]]:
+    """:func:`due_keys` of every shard (``<prefix><shard>``), in shard order, the queries made
+    at once: a sweep waits for one round trip instead of sixteen (an idle sweep on devstack:
+    32 queries one after another were most of its first event's 107 ms)."""
+    partitions = [f"{prefix}{shard}" for shard in range(OPEN_SHARDS)]
+    with ThreadPoolExecutor(max_workers=SHARD_QUERY_THREADS) as pool:
+        return list(
+            pool.map(lambda p: due_keys(dynamodb_client, table, p, cutoff, limit), partitions)
+        )
 
 
 def table_keys(index_items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,9 +176,11 @@ class DynamoDBTaskStore:
         )
 
     def tasks_due(self, now: datetime, *, limit: int = 100) -> Iterator[str]:
-        """Ids of tasks the sweeper should look at now (check_at passed), across all shards."""
-        for shard in range(OPEN_SHARDS):
-            for key in due_keys(self._ddb, self._table, f"OPEN#{shard}", now.timestamp(), limit):
+        """Ids of tasks the sweeper should look at now (check_at passed), across all shards
+        (up to ``limit`` of each, shard after shard; the shards are queried at once)."""
+        cutoff = now.timestamp()
+        for keys in due_keys_of_shards(self._ddb, self._table, "OPEN#", cutoff, limit):
+            for key in keys:
                 yield key["pk"]["S"].removeprefix("TASK#")
 
     # -- writing -----------------------------------------------------------------------------
