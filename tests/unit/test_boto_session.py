@@ -9,10 +9,12 @@ import pytest
 from botocore import xform_name
 from botocore.exceptions import UnknownServiceError
 from botocore.loaders import Loader
+from image_gateway.adapters.aws import AwsDependencies
 from image_gateway.adapters.boto import MODELS_DIR, OPERATIONS, SERVICES, new_session
 from image_gateway.adapters.trimmed_models import build
 
 from devstack.template import ROOT
+from tests.fakes import fake_settings
 
 ADAPTERS = ROOT / "layers" / "common" / "image_gateway" / "adapters"
 
@@ -98,3 +100,30 @@ def test_a_client_has_exactly_the_listed_operations(monkeypatch: pytest.MonkeyPa
     client = new_session().create_client("dynamodb")
 
     assert set(client.meta.service_model.operation_names) == OPERATIONS["dynamodb"]
+
+
+def test_the_s3_client_is_built_at_its_first_call_not_when_the_image_store_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a function's dependencies on a session that counts the clients it builds
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # presigning signs, offline
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    session = new_session()
+    built: list[str] = []
+    create_client = session.create_client
+
+    def counted(service: str, **kwargs: object) -> object:
+        built.append(service)
+        return create_client(service, **kwargs)
+
+    monkeypatch.setattr(session, "create_client", counted)
+    deps = AwsDependencies(fake_settings(bucket_name="images"), session=session)
+
+    # WHEN a route only names the bucket (a queued task's view)
+    assert deps.images.bucket == "images"
+    # THEN no S3 client was built; the first call builds it, once
+    assert built == []
+    url = deps.images.presigned_get_url("outputs/a.png", 60)
+    deps.images.presigned_get_url("outputs/b.png", 60)
+    assert url.startswith("https://images.s3.") and built == ["s3"]

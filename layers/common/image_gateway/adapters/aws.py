@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 
-from image_gateway.adapters.boto import PerEnvironment, SecretCache, client_config, new_session
+from image_gateway.adapters.boto import (
+    LazyClient,
+    PerEnvironment,
+    SecretCache,
+    client_config,
+    new_session,
+)
 from image_gateway.config import Settings
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
@@ -92,8 +98,8 @@ class AwsDependencies:
 
     @cached_property
     def s3(self) -> Any:
-        """S3 client."""
-        return self.client("s3")
+        """S3 client, built at its first call (see :class:`LazyClient`)."""
+        return LazyClient(lambda: self.client("s3"))
 
     @cached_property
     def ssm(self) -> Any:

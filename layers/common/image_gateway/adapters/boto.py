@@ -40,6 +40,22 @@ class PerEnvironment(Generic[T]):
         return self._built
 
 
+class LazyClient:
+    """A botocore client built at its first use (a method call or attribute), not when an
+    adapter that holds it is made: a route that only names the bucket (a queued task's view)
+    never builds the S3 client, the costliest to build (its endpoint rules: about 20 ms of a
+    cold start on Python 3.13, profiled on the built layer)."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._build()
+        return getattr(self._client, name)
+
+
 OPERATIONS: dict[str, frozenset[str]] = {
     "dynamodb": frozenset(
         {
