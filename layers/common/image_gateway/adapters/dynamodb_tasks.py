@@ -19,7 +19,6 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -83,6 +82,9 @@ def due_keys_of_shards(
     """:func:`due_keys` of every shard (``<prefix><shard>``), in shard order, the queries made
     at once: a sweep waits for one round trip instead of sixteen (an idle sweep on devstack:
     32 queries one after another were most of its first event's 107 ms)."""
+    # imported here: only the sweeper queries the shards, every task store user imports this
+    from concurrent.futures import ThreadPoolExecutor
+
     partitions = [f"{prefix}{shard}" for shard in range(OPEN_SHARDS)]
     with ThreadPoolExecutor(max_workers=SHARD_QUERY_THREADS) as pool:
         return list(
