@@ -99,8 +99,8 @@ CAVEATS = [
     "Cold start imports what `sam build` made (.aws-sam/build: the handlers and the layer's "
     "python/ folder), on Python 3.13 with PYTHONDONTWRITEBYTECODE=1 as on Lambda's read-only "
     "/opt. The layer is built for arm64; to import it on this x86-64 machine, a copy gets the "
-    "x86-64 build of the same pydantic_core version's native module (bench/artefact.py); every "
-    ".py and .pyc is the built one.",
+    "x86-64 build of the same versions' native modules, pydantic_core's and Pillow's (with the "
+    "libraries Pillow's wheel bundles; bench/artefact.py); every .py and .pyc is the built one.",
 ]
 
 

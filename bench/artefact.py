@@ -5,12 +5,13 @@ What Lambda runs is ``.aws-sam/build``: each function's folder (``/var/task``) a
 runtime's boto3. Here that is ``.venv-runtime`` (Python 3.13 + boto3 at the dev pin, made by
 the Makefile) with ``PYTHONPATH=<function>:<layer>``.
 
-One honest difference: the layer is built for arm64 (``pydantic_core``'s native module is an
-aarch64 ELF file), and this machine may be another. :func:`host_layer` copies the built layer
-and adds, next to the arm64 file, the host's build of the *same* pydantic_core version, taken
-from its wheel on the package index. Nothing else changes: every ``.py`` and ``.pyc`` is the
-built one (pydantic_core's Python files are the same in every wheel of a version). The build
-output itself is never touched.
+One honest difference: the layer is built for arm64 (``pydantic_core``'s and Pillow's native
+modules are aarch64 ELF files), and this machine may be another. :func:`host_layer` copies the
+built layer and adds, next to each arm64 file, the host's build of the *same* version, taken
+from its wheel on the package index, with the shared libraries the wheel bundles
+(``pillow.libs/``). Nothing else changes: every ``.py`` and ``.pyc`` is the built one (their
+Python files are the same in every wheel of a version). The build output itself is never
+touched.
 
 Figure 1 (cold start) measures the built handlers this way, with ``PYTHONDONTWRITEBYTECODE=1``
 like a read-only ``/opt``: a layer without bytecode is compiled at every import.
@@ -38,12 +39,12 @@ RUNTIME_VENV = ROOT / ".venv-runtime"
 LAYER = "CommonLayer"
 # Wheels of native packages for this machine (only used to import the arm64 layer here).
 WHEEL_CACHE = ROOT / ".aws-sam" / "host-wheels"
-# The layer's packages with native code: the one the host copy swaps. A new one must be added
-# here, or host_layer refuses (the import would fail in a less obvious way).
-NATIVE_PACKAGES = ("pydantic_core",)
-LAZY_NATIVE_PACKAGES = ("PIL",)
-"""Native code no cold path loads (Pillow: a finaliser imports it to make a thumbnail, after
-its event): left as the arm64 build, never imported by the cold-start probes here."""
+# The layer's packages with native code, by import name: their distribution, whose wheel for
+# this machine the host copy takes them from. A new one must be added here, or host_layer
+# refuses (the import would fail in a less obvious way). Pillow: the finaliser's thumbnail,
+# part of the finalize and poll functions' first events (before, left as the arm64 build, its
+# import failed here and the first events skipped the thumbnail, which Lambda makes).
+NATIVE_PACKAGES = {"pydantic_core": "pydantic_core", "PIL": "pillow"}
 
 
 def runtime_python() -> Path:
@@ -186,14 +187,13 @@ def host_layer(build_dir: Path, dest: Path, runtime: Interpreter | None = None) 
     wheels: list[str] = []
     for native in sorted(dest.rglob("*.so")):
         package = native.relative_to(dest).parts[0]
-        if package in LAZY_NATIVE_PACKAGES:
-            continue
         if package not in NATIVE_PACKAGES:
             raise RuntimeError(f"{native} is native code of an unexpected package: see bench")
         if native.name.endswith(suffixes[:1]):
             continue  # already built for this machine
-        version = _dist_version(dest, package)
-        wheel = _host_wheel(package, version, runtime)
+        distribution = NATIVE_PACKAGES[package]
+        version = _dist_version(dest, distribution)
+        wheel = _host_wheel(distribution, version, runtime)
         module = native.name.split(".", 1)[0]
         with zipfile.ZipFile(wheel) as archive:
             members = [
@@ -208,8 +208,16 @@ def host_layer(build_dir: Path, dest: Path, runtime: Interpreter | None = None) 
             target = dest / members[0]
             target.write_bytes(archive.read(members[0]))
             target.chmod(native.stat().st_mode)
+            # the libraries it links to, under names of this machine's build (next to the
+            # arm64 ones, whose names differ: auditwheel names them by their hash)
+            for name in archive.namelist():
+                if name.startswith(f"{distribution}.libs/") and not (dest / name).exists():
+                    (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                    (dest / name).write_bytes(archive.read(name))
+                    (dest / name).chmod(0o755)
         added.append(str(target.relative_to(dest)))
-        wheels.append(wheel.name)
+        if wheel.name not in wheels:
+            wheels.append(wheel.name)
     return HostLayer(python_dir=dest, added=added, wheels=wheels)
 
 

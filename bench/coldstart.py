@@ -52,8 +52,9 @@ FIRST_EVENTS = {
     "ApiFunction": "POST /v1/images by a client of its own (apimart, callback path): 202",
     "WebhookFunction": "apimart's callback for a task: token checked, queued, 202",
     "FinalizeFunction": "the queued callback: provider asked, image downloaded and stored, "
-    "task succeeded, event published",
-    "PollFunction": "one poll step of a mountsea-async task that is done: finalised",
+    "task succeeded, event published, thumbnail made",
+    "PollFunction": "one poll step of a mountsea-async task that is done: finalised (with its "
+    "thumbnail)",
     "SweeperFunction": "the schedule, on a stack with nothing due (an idle sweep)",
     "UploadEditFunction": "the repository's sample inbox event (an upload it cannot use)",
     "DispatchFunction": "a task just submitted, taken off the dispatch queue: apimart's create "

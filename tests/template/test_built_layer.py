@@ -4,8 +4,8 @@ runtime does not import, and every function imports from it read-only without co
 The fixtures run ``make build`` (``sam build`` with python3.13 on PATH, layers/common/Makefile)
 into a temporary folder and import with ``.venv-runtime`` (Python 3.13 + boto3, as Lambda's
 runtime). The layer is built for arm64; to import it on this machine a copy gets this machine's
-build of pydantic_core's native module (bench/artefact.py, ``host_layer``): every ``.py`` and
-``.pyc`` stays the built one. Read-only means ``chmod -R a-w`` and, when the tests run as root
+build of its native modules, pydantic_core's and Pillow's (bench/artefact.py, ``host_layer``):
+every ``.py`` and ``.pyc`` stays the built one. Read-only means ``chmod -R a-w`` and, when the tests run as root
 (whom file modes do not stop), a read-only bind mount in a private mount namespace.
 """
 
@@ -225,7 +225,7 @@ def test_the_layer_holds_only_what_the_runtime_imports(layer: Path) -> None:
     assert not [p for p in layer.rglob("*") if p.is_dir() and p.name in ("tests", "test")]
     assert not list(layer.glob("*.egg-info"))
     # Built for Lambda's arm64 python3.13: every native module is aarch64's (pydantic_core's,
-    # and Pillow's, which only a finaliser making a thumbnail imports)
+    # and Pillow's, which a finaliser making a thumbnail imports)
     native = sorted(str(p.relative_to(layer)) for p in layer.rglob("*.so"))
     assert "pydantic_core/_pydantic_core.cpython-313-aarch64-linux-gnu.so" in native
     assert "PIL/_imaging.cpython-313-aarch64-linux-gnu.so" in native
