@@ -5,8 +5,9 @@ The fixtures run ``make build`` (``sam build`` with python3.13 on PATH, layers/c
 into a temporary folder and import with ``.venv-runtime`` (Python 3.13 + boto3, as Lambda's
 runtime). The layer is built for arm64; to import it on this machine a copy gets this machine's
 build of its native modules, pydantic_core's and Pillow's (bench/artefact.py, ``host_layer``):
-every ``.py`` and ``.pyc`` stays the built one. Read-only means ``chmod -R a-w`` and, when the tests run as root
-(whom file modes do not stop), a read-only bind mount in a private mount namespace.
+every ``.py`` and ``.pyc`` stays the built one. Read-only means ``chmod -R a-w`` and, when the
+tests run as root (whom file modes do not stop), a read-only bind mount in a private mount
+namespace.
 """
 
 from __future__ import annotations
