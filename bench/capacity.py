@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from image_gateway.adapters.dynamodb_tasks import BY_CLIENT_INDEX, OPEN_SHARDS
+from image_gateway.adapters.dynamodb_due import OPEN_SHARDS
+from image_gateway.adapters.dynamodb_tasks import BY_CLIENT_INDEX
 from image_gateway.timing import DEFAULT_TIMING
 
 from devstack.template import ROOT, load_template, table_indexes

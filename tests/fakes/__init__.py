@@ -35,6 +35,7 @@ from tests.fakes.metrics import MetricPoint, RecordingMetrics
 from tests.fakes.providers import ProviderScript, ScriptedProviders, unavailable
 from tests.fakes.stores import (
     InMemoryApiKeys,
+    InMemoryDueIndex,
     InMemoryIdempotencyStore,
     InMemoryImageStore,
     InMemoryTaskStore,
@@ -54,6 +55,7 @@ __all__ = [
     "InMemoryApiKeys",
     "InMemoryCircuitStore",
     "InMemoryDispatchQueue",
+    "InMemoryDueIndex",
     "InMemoryFetcher",
     "InMemoryFinalizeQueue",
     "InMemoryIdempotencyStore",
@@ -197,6 +199,11 @@ class FakeDependencies:
     def api_keys(self) -> InMemoryApiKeys:
         """API keys."""
         return self._api_keys
+
+    @property
+    def due(self) -> InMemoryDueIndex:
+        """What the sweeper's first look reads (over ``tasks`` and ``usage``)."""
+        return InMemoryDueIndex(self._tasks, self._usage)
 
     @property
     def usage(self) -> InMemoryUsageLedger:

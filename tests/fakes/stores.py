@@ -40,6 +40,8 @@ from image_gateway.models.task import (
 )
 from image_gateway.ports import TaskExists, TaskNotFound, TaskPage
 
+from tests.fakes.limits import InMemoryUsageLedger
+
 
 class InMemoryTaskStore:
     """Tasks in a dict, stored as JSON (so callers never share objects with the store)."""
@@ -411,3 +413,19 @@ class InMemoryApiKeys:
             if record.key_id == key_id:
                 return digest
         raise NotFound(f"no API key {key_id!r}")
+
+
+class InMemoryDueIndex:
+    """``sweep_ports.DueIndex`` over the fake task store and ledger: what they would give the sweep
+    (the ledger's clock stands for ``now`` on the holds' side, as its own reads use it)."""
+
+    def __init__(self, tasks: InMemoryTaskStore, usage: InMemoryUsageLedger) -> None:
+        self._tasks = tasks
+        self._usage = usage
+
+    def anything_due(self, now: datetime, *, holds_older_than_seconds: float) -> bool:
+        """A task due at ``now``, or an unclaimed hold older than the given age."""
+        if next(iter(self._tasks.tasks_due(now, limit=1)), None) is not None:
+            return True
+        holds = self._usage.unclaimed_holds(older_than_seconds=holds_older_than_seconds, limit=1)
+        return bool(holds)

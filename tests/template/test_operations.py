@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from image_gateway.providers.registry import PROVIDER_NAMES
 from image_gateway.service.lifecycle import TERMINAL_METRICS
-from image_gateway.service.sweep import OVERDUE_METRIC
+from image_gateway.service.sweep_check import OVERDUE_METRIC
 
 from devstack.template import ROOT, load_template
 

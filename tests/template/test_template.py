@@ -14,7 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
-from image_gateway.adapters.dynamodb_tasks import BY_CLIENT_INDEX, OPEN_BY_CHECK_INDEX
+from image_gateway.adapters.dynamodb_due import OPEN_BY_CHECK_INDEX
+from image_gateway.adapters.dynamodb_tasks import BY_CLIENT_INDEX
 from moto import mock_aws
 
 from devstack.template import ROOT, load_template, table_indexes

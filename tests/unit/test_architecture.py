@@ -118,7 +118,7 @@ def test_each_handler_imports_the_flow_named_after_its_job() -> None:
         "dispatch": "image_gateway.service.dispatch",
         "finalize": "image_gateway.service.refresh",
         "poll": "image_gateway.service.poll",
-        "sweeper": "image_gateway.service.sweep",
+        "sweeper": "image_gateway.service.sweep_check",  # the sweep itself when there is work
         "upload_edit": "image_gateway.service.upload_edit",
         "webhook": "image_gateway.service.callback",
     }
@@ -135,9 +135,9 @@ def test_no_module_of_the_layer_is_far_over_three_hundred_lines() -> None:
     assert long == {}
 
 
-def test_the_webhook_imports_only_its_cold_path() -> None:
-    # The webhook answers providers at once: importing its handler must not pull in the rest of
-    # the gateway (pydantic settings and models, httpx, provider adapters, boto3, Powertools).
+def _imported_by(function: str) -> set[str]:
+    """Top-level packages and image_gateway modules a fresh interpreter has after ``import
+    app`` of ``functions/<function>``."""
     code = (
         "import json, sys, app; "
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} | "
@@ -147,10 +147,26 @@ def test_the_webhook_imports_only_its_cold_path() -> None:
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "functions" / "webhook")},
+        env={**os.environ, "PYTHONPATH": str(ROOT / "functions" / function)},
         check=True,
     )
-    imported = set(json.loads(done.stdout))
+    return set(json.loads(done.stdout))
+
+
+def test_the_sweeper_imports_only_what_an_idle_run_needs() -> None:
+    # Most sweeps find nothing due: importing the handler must not pull in the settings, the
+    # task model and pydantic, which only a run with work imports (service/sweep_check.py)
+    imported = _imported_by("sweeper")
+
+    assert imported & {"pydantic", "httpx", "boto3", "s3transfer"} == set()
+    assert "image_gateway.service.sweep" not in imported
+    assert "image_gateway.config" not in imported
+
+
+def test_the_webhook_imports_only_its_cold_path() -> None:
+    # The webhook answers providers at once: importing its handler must not pull in the rest of
+    # the gateway (pydantic settings and models, httpx, provider adapters, boto3, Powertools).
+    imported = _imported_by("webhook")
 
     forbidden = {"pydantic", "httpx", "boto3", "s3transfer", "aws_lambda_powertools"}
     assert imported & forbidden == set()

@@ -13,7 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from image_gateway.adapters.dynamodb_tasks import OPEN_SHARDS, TASK_RETENTION
+from image_gateway.adapters.dynamodb_due import OPEN_SHARDS
+from image_gateway.adapters.dynamodb_tasks import TASK_RETENTION
 from image_gateway.adapters.dynamodb_tasks import DynamoDBTaskStore as TaskStore
 from image_gateway.models.task import ForbiddenTransition, Task, TaskStatus, utc_now
 

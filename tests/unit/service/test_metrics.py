@@ -9,10 +9,16 @@ from image_gateway.models.task import TaskError, TaskStatus, utc_now
 from image_gateway.providers.base import ProviderState
 from image_gateway.service.lifecycle import change_status, fail_task
 from image_gateway.service.refresh import refresh_task
-from image_gateway.service.sweep import OVERDUE_METRIC, sweep
+from image_gateway.service.sweep import sweep
+from image_gateway.service.sweep_check import (
+    HOLDS_GIVEN_BACK_METRIC,
+    OVERDUE_METRIC,
+    nothing_due,
+)
 from image_gateway.webhooks.delivery import deliver
 
 from tests.fakes import FakeDependencies, unavailable
+from tests.unit.service.conftest import DepsFactory
 from tests.unit.service.support import fox, make_due, make_overdue, submit_and_dispatch
 
 BROKEN = TaskError(code="provider_task_failed", message="the provider gave up")
@@ -83,6 +89,35 @@ def test_the_sweep_publishes_zero_when_no_open_task_is_overdue(deps: FakeDepende
     sweep(deps)
 
     assert deps.metrics.values(OVERDUE_METRIC) == [0.0]
+
+
+def test_an_idle_run_publishes_what_a_sweep_that_found_nothing_publishes(
+    deps: FakeDependencies, make_deps: DepsFactory
+) -> None:
+    # GIVEN a stack with nothing due: the first look ends the run, with the sweep's metrics
+    assert nothing_due(deps) is True
+    idle = (deps.metrics.values(OVERDUE_METRIC), deps.metrics.values(HOLDS_GIVEN_BACK_METRIC))
+
+    # THEN they are those the sweep itself publishes when it finds nothing (the alarm reads
+    # the overdue age every minute, and its absence)
+    swept = make_deps()
+    assert sweep(swept) == []
+    assert idle == ([0.0], [0.0])
+    assert idle == (
+        swept.metrics.values(OVERDUE_METRIC),
+        swept.metrics.values(HOLDS_GIVEN_BACK_METRIC),
+    )
+
+
+def test_a_run_with_a_task_due_goes_on_to_the_sweep_and_publishes_nothing_first(
+    deps: FakeDependencies,
+) -> None:
+    deps.providers.script("mountsea-async").statuses = [ProviderState.RUNNING]
+    task = submit_and_dispatch(deps, fox(provider="mountsea-async"), client_id="c").task
+    make_due(deps, task.task_id)
+
+    assert nothing_due(deps) is False
+    assert deps.metrics.values(OVERDUE_METRIC) == []
 
 
 def test_the_sweep_publishes_how_far_past_its_deadline_the_oldest_open_task_is(

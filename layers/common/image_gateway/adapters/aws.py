@@ -11,7 +11,6 @@ function never imports the batch store). Tests use ``tests/fakes`` instead, or t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -273,8 +272,7 @@ class AwsDependencies:
         when POWERTOOLS_METRICS_DISABLED is true."""
         from image_gateway.adapters.emf_metrics import EmfMetrics
 
-        namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ImageTaskGateway")
-        return EmfMetrics.from_environment(namespace)
+        return EmfMetrics.from_environment()
 
     @cached_property
     def signer(self) -> WebhookSigner:

@@ -15,16 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from image_gateway.adapters.dynamodb_client_queue import hold_key, read_item
-from image_gateway.adapters.dynamodb_tasks import OPEN_SHARDS, due_keys_of_shards
+from image_gateway.adapters.dynamodb_due import HOLD_SHARD, OPEN_SHARDS, due_keys_of_shards
 from image_gateway.limits.ports import UnclaimedHold, UsageHold
-
-_SHARD = "HOLDS#"
 
 
 def hold_check_attributes(task_id: str, now: float) -> dict[str, Any]:
     """The index attributes a new hold is written with."""
     shard = hashlib.sha256(task_id.encode()).digest()[0] % OPEN_SHARDS
-    return {"open_pk": {"S": f"{_SHARD}{shard}"}, "check_ts": {"N": str(int(now))}}
+    return {"open_pk": {"S": f"{HOLD_SHARD}{shard}"}, "check_ts": {"N": str(int(now))}}
 
 
 class HoldCheckList:
@@ -41,7 +39,10 @@ class HoldCheckList:
         cutoff = int(self._clock() - older_than_seconds)
         keys = [
             key
-            for shard_keys in due_keys_of_shards(self._ddb, self._table, _SHARD, cutoff, limit)
+            for shards in due_keys_of_shards(
+                self._ddb, self._table, (HOLD_SHARD,), (cutoff,), limit
+            )
+            for shard_keys in shards
             for key in shard_keys
         ][:limit]
         found: list[UnclaimedHold] = []

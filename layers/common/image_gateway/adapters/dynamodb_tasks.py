@@ -24,6 +24,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from image_gateway.adapters.dynamodb_due import OPEN_SHARDS, TASK_SHARD, due_keys_of_shards
 from image_gateway.errors import InvalidRequest
 from image_gateway.models.task import (
     Task,
@@ -35,12 +36,10 @@ from image_gateway.models.task import (
 )
 from image_gateway.ports import TaskExists, TaskNotFound, TaskPage
 
-OPEN_SHARDS = 16  # the open-task index: 16 partitions of 1,000 WCU/s each (docs/capacity.md)
 BATCH_GET_KEYS = 100  # BatchGetItem's most keys per call
 TASK_RETENTION = timedelta(days=90)
 BY_CLIENT_INDEX = "ByClientKeys"
 """A client's tasks, batches, and every API key, newest first; keys only (docs/capacity.md)."""
-OPEN_BY_CHECK_INDEX = "OpenByCheckTime"
 
 
 def _task_key(task_id: str) -> dict[str, Any]:
@@ -49,47 +48,7 @@ def _task_key(task_id: str) -> dict[str, Any]:
 
 def _open_shard(task_id: str) -> str:
     digest = hashlib.sha256(task_id.encode()).digest()
-    return f"OPEN#{digest[0] % OPEN_SHARDS}"
-
-
-def due_keys(
-    dynamodb_client: Any, table: str, partition: str, cutoff: float, limit: int
-) -> list[dict[str, Any]]:
-    """The keys of one partition of the ``OpenByCheckTime`` index (``OPEN#<shard>`` for tasks,
-    ``HOLDS#<shard>`` for client holds) whose check time is ``cutoff`` or earlier, oldest first."""
-    answer = dynamodb_client.query(
-        TableName=table,
-        IndexName=OPEN_BY_CHECK_INDEX,
-        KeyConditionExpression="open_pk = :p AND check_ts <= :cutoff",
-        ExpressionAttributeValues={
-            ":p": {"S": partition},
-            ":cutoff": {"N": str(int(cutoff))},
-        },
-        Limit=limit,
-    )
-    keys: list[dict[str, Any]] = answer.get("Items", [])
-    return keys
-
-
-SHARD_QUERY_THREADS = OPEN_SHARDS
-"""Shards queried at once. Botocore's clients are thread-safe, and its connection pool keeps 10
-connections (``max_pool_connections``): the rest wait for one, they are not refused."""
-
-
-def due_keys_of_shards(
-    dynamodb_client: Any, table: str, prefix: str, cutoff: float, limit: int
-) -> list[list[dict[str, Any]]]:
-    """:func:`due_keys` of every shard (``<prefix><shard>``), in shard order, the queries made
-    at once: a sweep waits for one round trip instead of sixteen (an idle sweep on devstack:
-    32 queries one after another were most of its first event's 107 ms)."""
-    # imported here: only the sweeper queries the shards, every task store user imports this
-    from concurrent.futures import ThreadPoolExecutor
-
-    partitions = [f"{prefix}{shard}" for shard in range(OPEN_SHARDS)]
-    with ThreadPoolExecutor(max_workers=SHARD_QUERY_THREADS) as pool:
-        return list(
-            pool.map(lambda p: due_keys(dynamodb_client, table, p, cutoff, limit), partitions)
-        )
+    return f"{TASK_SHARD}{digest[0] % OPEN_SHARDS}"
 
 
 def table_keys(index_items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -180,8 +139,10 @@ class DynamoDBTaskStore:
     def tasks_due(self, now: datetime, *, limit: int = 100) -> Iterator[str]:
         """Ids of tasks the sweeper should look at now (check_at passed), across all shards
         (up to ``limit`` of each, shard after shard; the shards are queried at once)."""
-        cutoff = now.timestamp()
-        for keys in due_keys_of_shards(self._ddb, self._table, "OPEN#", cutoff, limit):
+        (shards,) = due_keys_of_shards(
+            self._ddb, self._table, (TASK_SHARD,), (now.timestamp(),), limit
+        )
+        for keys in shards:
             for key in keys:
                 yield key["pk"]["S"].removeprefix("TASK#")
 

@@ -9,11 +9,14 @@ functions, would then be four series and a per-provider alarm could not read one
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
 
 from image_gateway.metrics import MetricUnit
+
+DEFAULT_NAMESPACE = "ImageTaskGateway"
 
 
 def _stdout(line: str) -> None:
@@ -36,11 +39,14 @@ class EmfMetrics:
         self._enabled = enabled
 
     @classmethod
-    def from_environment(cls, namespace: str) -> EmfMetrics:
+    def from_environment(cls, namespace: str | None = None) -> EmfMetrics:
         """Enabled unless Powertools' metrics are disabled (its own rules: the
-        ``POWERTOOLS_METRICS_DISABLED`` and ``POWERTOOLS_DEV`` variables)."""
+        ``POWERTOOLS_METRICS_DISABLED`` and ``POWERTOOLS_DEV`` variables); the namespace, when
+        not given, the template's ``POWERTOOLS_METRICS_NAMESPACE`` (else ``ImageTaskGateway``)."""
         from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+        if namespace is None:
+            namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE)
         return cls(namespace, enabled=not is_metrics_disabled())
 
     def put(self, name: str, value: float, unit: MetricUnit, dimensions: Mapping[str, str]) -> None:

@@ -25,6 +25,7 @@ from image_gateway.service.limits import (
 )
 from image_gateway.service.parts import check_parent
 from image_gateway.service.refresh import RetryLater, refresh_task
+from image_gateway.service.sweep_check import HOLDS_GIVEN_BACK_METRIC, OVERDUE_METRIC
 
 logger = Logger(child=True)
 
@@ -55,10 +56,6 @@ def sweep(deps: Dependencies, *, clock: Callable[[], float] = time.monotonic) ->
     given_back = give_back_unclaimed_holds(deps)
     deps.metrics.put(HOLDS_GIVEN_BACK_METRIC, float(given_back), "Count", {})
     return seen
-
-
-HOLDS_GIVEN_BACK_METRIC = "UnclaimedHoldsGivenBack"
-"""Published every sweep: places of clients that a submit took and died before using."""
 
 
 def give_back_unclaimed_holds(deps: Dependencies) -> int:
@@ -110,10 +107,6 @@ def _sweep_page(deps: Dependencies, due: list[Task]) -> list[str]:
         for status in prefetched.values():
             status.close()
     return seen
-
-
-OVERDUE_METRIC = "OldestOpenTaskOverdueSeconds"
-"""Published every sweep (0 when none): the OverdueTaskAlarm reads it, and its absence."""
 
 
 def _overdue(due: list[Task]) -> list[float]:
