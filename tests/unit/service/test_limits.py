@@ -95,6 +95,29 @@ def test_an_idempotent_replay_is_not_counted_again(deps: FakeDependencies) -> No
 
 
 # -- running places and the client's queue -------------------------------------------------------
+def test_a_submit_reads_its_clients_limits_item_once(
+    deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a client whose operator set one submit a minute and a routing policy, and a ledger
+    # that counts the reads of that item
+    deps.usage.set_limits("c", requests_per_minute=1, routing="price")
+    reads: list[str] = []
+    overrides = deps.usage.overrides
+
+    def counted(client_id: str) -> object:
+        reads.append(client_id)
+        return overrides(client_id)
+
+    monkeypatch.setattr(deps.usage, "overrides", counted)
+
+    # WHEN it submits twice THEN routing (the policy) and the limits (the rate) shared one read
+    # each time, and both were applied: the first chosen by the client's policy, the second 429
+    first = submit(deps)
+    assert refusal(deps).code == "rate_limited"
+    assert reads == ["c", "c"]
+    assert first.task.routing is not None and first.task.routing.chosen_by == "client"
+
+
 def test_over_its_running_limit_a_task_is_accepted_and_waits_its_turn(
     deps: FakeDependencies,
 ) -> None:

@@ -25,6 +25,7 @@ the ledger settles a hold only once, so a retry or a duplicate never frees a pla
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
@@ -35,6 +36,7 @@ from image_gateway.limits.ports import (
     ClientLimits,
     LedgerBusy,
     LimitKind,
+    LimitOverrides,
     Settlement,
     UsageHold,
 )
@@ -60,8 +62,11 @@ _ADVICE = {
 }
 
 
-def client_limits(deps: Dependencies, client_id: str) -> ClientLimits:
-    """The limits in force for ``client_id``: the operator's, else the stack's defaults."""
+def client_limits(
+    deps: Dependencies, client_id: str, *, overrides: Callable[[], LimitOverrides] | None = None
+) -> ClientLimits:
+    """The limits in force for ``client_id``: the operator's, else the stack's defaults
+    (``overrides``: the operator's item as the caller read it, else read now)."""
     settings = deps.settings
     defaults = ClientLimits(
         requests_per_minute=settings.client_requests_per_minute,
@@ -69,7 +74,7 @@ def client_limits(deps: Dependencies, client_id: str) -> ClientLimits:
         max_queued_tasks=settings.client_max_queued_tasks,
         daily_budget_usd=settings.client_daily_budget_usd,
     )
-    return defaults.over(deps.usage.overrides(client_id))
+    return defaults.over(overrides() if overrides else deps.usage.overrides(client_id))
 
 
 def reserved_estimate(
@@ -88,11 +93,13 @@ def hold_usage(
     client_id: str,
     task_id: str,
     prepaid: bool = False,
+    overrides: Callable[[], LimitOverrides] | None = None,
 ) -> Admission:
     """Reserve the task's place (running, or queued) in the client's limits, or raise 429
     (``TooManyRequests``), or 503 (``ServiceBusy``) when the ledger kept conflicting.
-    ``prepaid``: its batch already put its estimate in the day's spend."""
-    limits = client_limits(deps, client_id)
+    ``prepaid``: its batch already put its estimate in the day's spend. ``overrides``: the
+    client's limits item as routing read it (see :func:`client_limits`)."""
+    limits = client_limits(deps, client_id, overrides=overrides)
     cost = reserved_estimate(deps, request, candidates)
     try:
         admission = deps.usage.reserve(

@@ -54,7 +54,12 @@ def candidate_providers(deps: Dependencies, request: ImageRequest) -> list[Candi
 
 
 def route(
-    deps: Dependencies, request: ImageRequest, *, client_id: str | None = None, token: str = ""
+    deps: Dependencies,
+    request: ImageRequest,
+    *,
+    client_id: str | None = None,
+    token: str = "",
+    client: Callable[[], LimitOverrides] | None = None,
 ) -> Route:
     """The providers to try, in order: enabled, able to honour the request, ranked by the
     routing policy, those whose circuit breaker is open last (by the end of their cool-down,
@@ -63,11 +68,16 @@ def route(
     A pinned provider or the caller's list, else the configured default order. When no provider
     qualifies, the 422 names every provider's reason (and, for sizes, what each one supports);
     when ``max_price_usd`` leaves none, 422 ``price_limit_exceeded`` names the cheapest.
+    ``client``: the client's limits item, read at most once (:func:`client_limits_once`), when
+    the caller reads it too.
     """
     names = [request.provider] if request.provider else request.providers or deps.directory.order()
     usable, refusals, disabled = qualify(deps, names, request)
     if usable:
-        return _ranked(deps, request, usable, refusals, client_id=client_id, token=token)
+        client = client or client_limits_once(deps, client_id)
+        return _ranked(
+            deps, request, usable, refusals, client_id=client_id, token=token, client=client
+        )
     if len(refusals) == 1 and not disabled:
         raise refusals[0]
     if refusals:
@@ -129,8 +139,9 @@ def hedging(
     return (client or (lambda: deps.usage.overrides(client_id)))().hedge is True
 
 
-def _client_limits(deps: Dependencies, client_id: str | None) -> Callable[[], LimitOverrides]:
-    """The client's limits item, read at most once (policy and hedging both may need it)."""
+def client_limits_once(deps: Dependencies, client_id: str | None) -> Callable[[], LimitOverrides]:
+    """The client's limits item, read at most once (a submit's policy, hedging and limits may
+    all need it: one GetItem, not three)."""
     read: list[LimitOverrides] = []
 
     def get() -> LimitOverrides:
@@ -149,8 +160,8 @@ def _ranked(
     *,
     client_id: str | None,
     token: str,
+    client: Callable[[], LimitOverrides],
 ) -> Route:
-    client = _client_limits(deps, client_id)
     policy, source = routing_policy(deps, request, client_id, client=client)
     reads = policy in MEASURED_POLICIES or request.max_seconds is not None
     contenders = [

@@ -29,7 +29,7 @@ from image_gateway.service.limits import (
     start_queued,
 )
 from image_gateway.service.parts import submit_parent
-from image_gateway.service.routing import route
+from image_gateway.service.routing import client_limits_once, route
 from image_gateway.service.staging import stage_inputs
 from image_gateway.webhooks.delivery import check_callback_url
 
@@ -85,7 +85,8 @@ def submit_task(
     batch's line, whose estimate the batch prepaid (its budget is not reserved again).
     """
     task_id = task_id or new_task_id()
-    routed = route(deps, request, client_id=client_id, token=task_id)
+    client = client_limits_once(deps, client_id)  # routing and limits read it once between them
+    routed = route(deps, request, client_id=client_id, token=task_id, client=client)
     candidates = routed.candidates
     check_callback_url(deps, request.callback_url)
     working_on(task_id, request_id)
@@ -133,6 +134,7 @@ def submit_task(
             client_id=client_id,
             task_id=task_id,
             prepaid=prepaid or batch is not None,
+            overrides=client,
         )
     except Exception:
         _release_key(deps, client_id, idempotency_key, task_id)
