@@ -182,8 +182,9 @@ def _child(bench: BenchStack, function: str | None, event: Any) -> dict[str, Any
     return result
 
 
-def _events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
-    """One real first event per function and round (each webhook/poll event has its own task)."""
+def _events(bench: BenchStack, rounds: int, receiver: WebhookReceiver) -> dict[str, list[Any]]:
+    """One real first event per function and round (each webhook/poll event has its own task);
+    the webhook deliveries go to ``receiver``, which must stay up while the children run."""
     callback_tasks, finalize_tasks = (
         [
             bench.submit(
@@ -242,7 +243,7 @@ def _events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
         api_key=DynamoDBApiKeyStore(bench.ddb, bench.info.table_name).create_key("coldcompat"),
     )
     return {
-        **_queued_events(bench, rounds),
+        **_queued_events(bench, rounds, receiver),
         "ApiFunction": [submit_event] * rounds,
         "WebhookFunction": [bench.callback_event("apimart", t)[1] for t in callback_tasks],
         "FinalizeFunction": [bench.finalize_event("apimart", t) for t in finalize_tasks],
@@ -254,7 +255,9 @@ def _events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
     }
 
 
-def _queued_events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
+def _queued_events(
+    bench: BenchStack, rounds: int, receiver: WebhookReceiver
+) -> dict[str, list[Any]]:
     """The first events of the functions behind a queue, taken off it before they see them.
 
     The dispatch function's: a task just submitted (queued, no provider call yet), to an async
@@ -275,16 +278,12 @@ def _queued_events(bench: BenchStack, rounds: int) -> dict[str, list[Any]]:
     dispatch = bench.held_messages(
         "DispatchFunction", dispatch_queue, rounds, lambda: bench.submit(body)
     )
-    receiver = WebhookReceiver(bench.info.webhook_secret)
-    try:
-        deliveries = bench.held_messages(
-            "WebhookDeliveryFunction",
-            webhook_queue,
-            rounds,
-            lambda: bench.submit({**body, "callback_url": receiver.url("/ok/coldstart")}),
-        )
-    finally:
-        receiver.close()
+    deliveries = bench.held_messages(
+        "WebhookDeliveryFunction",
+        webhook_queue,
+        rounds,
+        lambda: bench.submit({**body, "callback_url": receiver.url(DELIVERY_PATH)}),
+    )
     batch_queue = bench.devstack.runtime.get("BatchFunction").environment["BATCH_QUEUE_URL"]
 
     def one_line_batch() -> None:
@@ -353,7 +352,27 @@ def run(
     fresh children (each with its own event): on a machine shared with other work, a child can
     only be slowed down by it, so the fastest is the one least disturbed.
     """
-    events = _events(bench, rounds * tries)
+    receiver = WebhookReceiver(bench.info.webhook_secret)
+    try:
+        return _run(bench, rounds, progress, child, breakdown, tries, receiver)
+    finally:
+        receiver.close()
+
+
+DELIVERY_PATH = "/ok/coldstart"
+"""Where the webhook delivery children's webhooks go (the receiver verifies and answers 204)."""
+
+
+def _run(
+    bench: BenchStack,
+    rounds: int,
+    progress: Any,
+    child: Callable[[BenchStack, str | None, Any], dict[str, Any]],
+    breakdown: Callable[[BenchStack, str], list[dict[str, Any]]] | None,
+    tries: int,
+    receiver: WebhookReceiver,
+) -> dict[str, Any]:
+    events = _events(bench, rounds * tries, receiver)
     samples: dict[str, list[dict[str, Any]]] = {"floor": [], **{f: [] for f in FUNCTIONS}}
 
     def fastest(function: str | None, round_events: list[Any]) -> dict[str, Any]:
@@ -393,6 +412,15 @@ def run(
         progress(
             "  cold start, sweeper (idle): "
             + ", ".join(f"{s['total_ms']:.0f} ms" for s in samples["SweeperFunction"])
+        )
+    # each delivery child's first event is a webhook the receiver verified and took (204),
+    # not a failed connection and a retry queued (what a closed receiver would measure)
+    taken = [d for d in receiver.received(DELIVERY_PATH) if d.status == 204]
+    if len(taken) < len(samples["WebhookDeliveryFunction"]):
+        raise RuntimeError(
+            f"the webhook delivery children delivered {len(taken)} verified webhooks for "
+            f"{len(samples['WebhookDeliveryFunction'])} samples: their first event was not a "
+            "delivery"
         )
     floor = [s["total_ms"] for s in samples["floor"]]
     floor_cpu = [s["cpu_ms"] for s in samples["floor"]]
