@@ -43,7 +43,7 @@ class PerEnvironment(Generic[T]):
 class LazyClient:
     """A botocore client built at its first use (a method call or attribute), not when an
     adapter that holds it is made: a route that only names the bucket (a queued task's view)
-    never builds the S3 client, the costliest to build (its endpoint rules: about 20 ms of a
+    never builds the S3 client, the costliest to build (its endpoint rules: 10-20 ms of a
     cold start on Python 3.13, profiled on the built layer)."""
 
     def __init__(self, build: Callable[[], Any]) -> None:
