@@ -32,7 +32,7 @@ CHECKOVVENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
 .PHONY: help venv tools browser build deploy delete demo devstack docs test lint typecheck template-check unit \
-	e2e bench clean schema botocore-models iam-check
+	e2e bench clean schema botocore-models iam-check test-before-suite unit-gate
 
 help:
 	@echo "make demo      start devstack (moto + provider simulator + local API) and run the demo"
@@ -151,9 +151,20 @@ e2e: $(STAMP) tools browser
 # so tests/unit runs first with a coverage gate, then everything else.
 COVERAGE_GATE := --cov=image_gateway.service --cov-report=term --cov-fail-under=90
 
-test: lint typecheck template-check docs tools browser $(RUNTIMEVENV)/.installed
-	$(PY) -m pytest tests/unit -p no:cacheprovider $(COVERAGE_GATE)
+# What comes before the suite (the venvs' installs, the checks, the unit tests with their gate)
+# has no order among itself once .venv is there, and each step uses one core: make runs two at
+# a time (the 2-core machines), each step's output printed whole when it ends. A failure still
+# fails `make test` before the suite runs.
+test:
+	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-before-suite
 	$(PY) -m pytest tests -p no:cacheprovider --ignore=tests/unit --durations=25
+
+# unit-gate first: the longest step (~50 s) starts as soon as .venv is there.
+test-before-suite: unit-gate lint typecheck template-check docs tools browser \
+		$(RUNTIMEVENV)/.installed
+
+unit-gate: $(STAMP)
+	$(PY) -m pytest tests/unit -p no:cacheprovider $(COVERAGE_GATE)
 
 # Least privilege, the other way round: each permission of each function's role, taken out in
 # turn on one IAM-enforced devstack, fails the scenario mapped to it (devstack/iam_mutations.py).
