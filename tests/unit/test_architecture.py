@@ -188,3 +188,13 @@ def test_the_webhook_imports_only_its_cold_path() -> None:
         "image_gateway.webhooks",
         "image_gateway.webhooks.settings",
     }
+
+
+def test_the_inbox_imports_the_batch_modules_only_for_a_manifest() -> None:
+    # Most inbox uploads are photos: a manifest's batch (its input reader, the batch models) is
+    # imported when a manifest arrives (service/upload_edit.py, _batch), not at a cold start.
+    imported = _imported_by("upload_edit")
+
+    assert "image_gateway.service.inbox_batches" not in imported
+    assert {m for m in imported if m.startswith("image_gateway.batches")} == set()
+    assert "image_gateway.service.batch_input" not in imported

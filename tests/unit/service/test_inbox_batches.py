@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from image_gateway.batches.ports import BatchStatus
-from image_gateway.service.inbox_batches import is_manifest
+from image_gateway.inbox.naming import is_manifest
 from image_gateway.service.upload_edit import UploadOutcome, edit_upload
 
 from tests.fakes import FakeDependencies, FakeInboxDependencies

@@ -21,6 +21,36 @@ _REFERENCE_RE = re.compile(r"\.ref([1-9][0-9]?)\.(?:png|jpe?g|webp)$", re.IGNORE
 MAX_EXTRA_REFERENCES = MAX_REFERENCE_IMAGES - 1
 
 
+MANIFEST_PREFIX = "batches/"
+MANIFEST_SUFFIX = ".jsonl"
+
+
+REPLY_SUFFIXES = (".results.jsonl", ".errors.jsonl")  # written next to a manifest, by us
+
+
+def is_manifest(key: str) -> bool:
+    """A batch manifest: ``batches/...jsonl`` (any other key is a photo, a mask...), but not a
+    results or errors file a manifest's batch wrote next to it."""
+    lower = key.lower()
+    return (
+        key.startswith(MANIFEST_PREFIX)
+        and lower.endswith(MANIFEST_SUFFIX)
+        and not (is_manifest_reply(key))
+    )
+
+
+def is_manifest_reply(key: str) -> bool:
+    """A results or errors file written next to a manifest (``batches/...results.jsonl``):
+    neither a manifest nor a photo."""
+    return key.startswith(MANIFEST_PREFIX) and key.lower().endswith(REPLY_SUFFIXES)
+
+
+def results_key_of(manifest_key: str, *, client_id: str, batch_id: str) -> str:
+    """Where the batch of ``batches/<path>.jsonl`` writes its results (the images bucket)."""
+    path = manifest_key[len(MANIFEST_PREFIX) : -len(MANIFEST_SUFFIX)]
+    return f"batches/{client_id}/inbox/{path}.{batch_id}.results.jsonl"
+
+
 class UploadKind(StrEnum):
     """What an inbox object is, by its name."""
 

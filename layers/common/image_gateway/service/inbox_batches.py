@@ -9,10 +9,10 @@ the batch function like an uploaded file. When the batch ends, its results file 
 ``results_url``) and, for the drop-folder user, next to the manifest in the inbox:
 ``batches/<path>.results.jsonl`` (the same lines) and ``batches/<path>.errors.jsonl`` (the lines
 that did not succeed: ``custom_id``, ``task_id``, ``status``, ``error``). Those two are not
-manifests (``is_manifest``): their own notifications are skipped. A manifest that cannot be a
-batch (too large, not JSONL...) ends as a ``failed`` batch with its ``Image Batch Completed``
-event and an errors file saying why, never as a retried notification. The same bytes dropped
-again (or a notification delivered twice) find the batch they made.
+manifests (``inbox.naming.is_manifest``): their own notifications are skipped. A manifest that
+cannot be a batch (too large, not JSONL...) ends as a ``failed`` batch with its ``Image Batch
+Completed`` event and an errors file saying why, never as a retried notification. The same bytes
+dropped again (or a notification delivered twice) find the batch they made.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from aws_lambda_powertools import Logger
 
 from image_gateway.batches.ports import Batch, InboxManifest, new_batch_id
 from image_gateway.errors import GatewayError, PayloadTooLarge
+from image_gateway.inbox.naming import results_key_of
 from image_gateway.inbox.objects import ObjectCreated
 from image_gateway.inbox.ports import InboxDependencies
 from image_gateway.models.task import TaskError, utc_now
@@ -29,35 +30,6 @@ from image_gateway.service.batch_input import fail_batch
 from image_gateway.service.batches import new_file_batch
 
 logger = Logger(child=True)
-
-MANIFEST_PREFIX = "batches/"
-MANIFEST_SUFFIX = ".jsonl"
-
-
-REPLY_SUFFIXES = (".results.jsonl", ".errors.jsonl")  # written next to a manifest, by us
-
-
-def is_manifest(key: str) -> bool:
-    """A batch manifest: ``batches/...jsonl`` (any other key is a photo, a mask...), but not a
-    results or errors file a manifest's batch wrote next to it."""
-    lower = key.lower()
-    return (
-        key.startswith(MANIFEST_PREFIX)
-        and lower.endswith(MANIFEST_SUFFIX)
-        and not (is_manifest_reply(key))
-    )
-
-
-def is_manifest_reply(key: str) -> bool:
-    """A results or errors file written next to a manifest (``batches/...results.jsonl``):
-    neither a manifest nor a photo."""
-    return key.startswith(MANIFEST_PREFIX) and key.lower().endswith(REPLY_SUFFIXES)
-
-
-def results_key_of(manifest_key: str, *, client_id: str, batch_id: str) -> str:
-    """Where the batch of ``batches/<path>.jsonl`` writes its results (the images bucket)."""
-    path = manifest_key[len(MANIFEST_PREFIX) : -len(MANIFEST_SUFFIX)]
-    return f"batches/{client_id}/inbox/{path}.{batch_id}.results.jsonl"
 
 
 def batch_from_manifest(
