@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from image_gateway.errors import ProviderRejected
-from image_gateway.models.task import TaskStatus
+from image_gateway.models.task import Task, TaskStatus
 from image_gateway.service.dispatch import dispatch
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.submit import submit_task
@@ -275,3 +276,70 @@ def test_a_task_cancelled_while_its_provider_creates_stays_cancelled(
     assert task.status is TaskStatus.CANCELLED
     assert deps.poll_loops.started == {}
     assert deps.events.for_task(task.task_id) == ["Image Task Cancelled"]
+
+
+# -- what a hand-over reads ----------------------------------------------------------------------
+def queued_for(deps: FakeDependencies, provider: str) -> str:
+    """A task submitted to ``provider``, its first attempt taken off the dispatch queue."""
+    task = submit_task(deps, fox(provider=provider), client_id="c").task
+    assert deps.dispatch_queue.take() == [(task.task_id, provider)]
+    return task.task_id
+
+
+def test_a_hand_over_to_an_async_provider_reads_the_task_once(
+    deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a task queued for apimart, and a store that counts reads
+    task_id = queued_for(deps, "apimart")
+    reads: list[str] = []
+    get = deps.tasks.get
+
+    def counted(read_id: str) -> Task | None:
+        reads.append(read_id)
+        return get(read_id)
+
+    monkeypatch.setattr(deps.tasks, "get", counted)
+
+    # WHEN dispatched THEN it is submitted from the one read of the message's task (the writes
+    # start from it: three reads before)
+    done = dispatch(deps, task_id, "apimart")
+
+    assert done is not None and (done.status, done.path) == (TaskStatus.SUBMITTED, "callback")
+    assert reads == [task_id]
+
+
+def test_a_task_cancelled_during_the_create_call_stays_cancelled(deps: FakeDependencies) -> None:
+    # GIVEN the client cancelling while mountsea-async (a poll provider) takes the create call
+    task_id = queued_for(deps, "mountsea-async")
+    deps.providers.script("mountsea-async").while_working = lambda: cancel_task(
+        deps, deps.tasks.require(task_id)
+    )
+
+    # WHEN the provider's answer is recorded THEN the task stays cancelled: no Submitted event,
+    # no poll loop
+    after = dispatch(deps, task_id, "mountsea-async")
+
+    assert after is not None and after.status is TaskStatus.CANCELLED
+    assert "Image Task Submitted" not in deps.events.for_task(task_id)
+    assert deps.poll_loops.started == {}
+
+
+def test_a_task_submitted_by_another_attempt_meanwhile_gets_this_attempt_recorded(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN another attempt (a message delivered twice) marking the task submitted while this
+    # one's create call is at mountsea-async
+    task_id = queued_for(deps, "mountsea-async")
+    deps.providers.script("mountsea-async").while_working = lambda: deps.tasks.transition(
+        task_id, TaskStatus.SUBMITTED, by="dispatch"
+    )
+
+    # WHEN this attempt's answer is recorded THEN in place, as on a fresh read: its provider task
+    # id named, its attempt kept and its poll loop started
+    after = dispatch(deps, task_id, "mountsea-async")
+
+    assert len(deps.providers.calls_to("mountsea-async", "create")) == 1
+    assert after is not None and after.status is TaskStatus.SUBMITTED
+    assert after.provider_task_id is not None
+    assert [a.provider_task_id for a in after.attempts] == [after.provider_task_id]
+    assert task_id in deps.poll_loops.started

@@ -226,7 +226,9 @@ def _call_sync(
     if not recorded:  # cancelled meanwhile
         return task
     if task.status is TaskStatus.SUBMITTED:
-        running = change_status(deps, task.task_id, TaskStatus.RUNNING, by="dispatch")
+        running = change_status(
+            deps, task.task_id, TaskStatus.RUNNING, by="dispatch", known=task
+        )  # from the task just written (a stale one is read again)
         if not running.changed:  # cancelled meanwhile
             return running.task
         task = running.task

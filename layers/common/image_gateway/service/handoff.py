@@ -103,14 +103,23 @@ def record_accepted(
             )
             t.check_at = min(utc_now() + timedelta(seconds=grace), t.deadline_at or utc_now())
 
-    return _apply(deps, task.task_id, record)
+    return _apply(deps, task, record)
 
 
-def _apply(deps: Dependencies, task_id: str, record: Callable[[Task], None]) -> tuple[Task, bool]:
-    current = deps.tasks.require(task_id)
-    if current.status is TaskStatus.QUEUED:
-        outcome = change_status(deps, task_id, TaskStatus.SUBMITTED, by="dispatch", change=record)
-        return outcome.task, outcome.changed
+def _apply(deps: Dependencies, task: Task, record: Callable[[Task], None]) -> tuple[Task, bool]:
+    """``record`` on the task: ``submitted`` from ``queued``, else in place unless it ended.
+
+    ``task`` is the caller's last read; each write starts from it (no read first) and a stale one
+    is read again by the store, so a task moved on meanwhile ends where a fresh read would have
+    sent it: in place if it is still open, untouched (False) if it ended.
+    """
+    if task.status is TaskStatus.QUEUED:
+        outcome = change_status(
+            deps, task.task_id, TaskStatus.SUBMITTED, by="dispatch", change=record, known=task
+        )
+        if outcome.changed or outcome.task.status.terminal:
+            return outcome.task, outcome.changed
+        task = outcome.task  # submitted by another attempt meanwhile: recorded in place
 
     def guarded(t: Task) -> None:
         if t.status.terminal:
@@ -118,9 +127,9 @@ def _apply(deps: Dependencies, task_id: str, record: Callable[[Task], None]) -> 
         record(t)
 
     try:
-        return deps.tasks.update(task_id, guarded), True
+        return deps.tasks.update(task.task_id, guarded, known=task), True
     except _TaskEnded:
-        return deps.tasks.require(task_id), False
+        return deps.tasks.require(task.task_id), False
 
 
 class _TaskEnded(Exception):
