@@ -170,12 +170,14 @@ SUITE := MAKEFLAGS= $(PY) -m pytest -p no:cacheprovider --durations=25
 # write: it runs in the e2e run, first, before that stack starts (as in one pytest run).
 STATE_FILE_TEST := tests/devstack/test_state_file.py
 
+# The e2e tests marked own_devstack (the IAM ones: a devstack process each, ~30 s) use nothing of
+# the session's stack: they run in the other lane, which has time to spare.
 .PHONY: suite-e2e suite-rest
 suite-e2e: $(STAMP) tools browser
-	$(SUITE) $(STATE_FILE_TEST) tests/e2e
+	$(SUITE) $(STATE_FILE_TEST) tests/e2e -m "not own_devstack"
 
 suite-rest: test-before-suite
-	$(SUITE) tests --ignore=tests/unit --ignore=tests/e2e --ignore=$(STATE_FILE_TEST)
+	$(SUITE) tests --ignore=tests/unit --ignore=$(STATE_FILE_TEST) -m "not e2e or own_devstack"
 
 # Everything but the e2e tests needs these first; unit-gate first: the longest step (~50 s).
 test-before-suite: unit-gate lint typecheck template-check docs tools browser \

@@ -17,6 +17,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """moto's transactions as devstack runs them: without a copy of the whole table
     (``devstack/moto_patches.py``), so a test holding thousands of items stays linear."""
+    config.addinivalue_line(
+        "markers",
+        "own_devstack: an e2e test that runs a devstack process of its own and uses nothing of"
+        " the session's stack (make test runs it next to the e2e run, not in it)",
+    )
     from devstack import moto_patches
 
     moto_patches.apply()
