@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import pytest
 
+BUSIEST_E2E = frozenset(
+    {"test_batches.py", "test_concurrency.py", "test_contract.py", "test_many_tasks.py"}
+)
+"""e2e modules that keep the machine's two cores busy (hundreds of tasks, the API fuzzers): they
+run last, when the other lane of ``make test`` (checks, unit and other tests) is done."""
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Stable sort: everything else first, then tests/e2e."""
-    items.sort(key=lambda item: "/tests/e2e/" in str(item.path))
+    """Stable sort: everything else first, then tests/e2e, its busiest modules last."""
+    items.sort(key=lambda item: ("/tests/e2e/" in str(item.path), item.path.name in BUSIEST_E2E))
 
 
 def pytest_configure(config: pytest.Config) -> None:
