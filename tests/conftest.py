@@ -12,12 +12,26 @@ BUSIEST_E2E = frozenset(
     {"test_batches.py", "test_concurrency.py", "test_contract.py", "test_many_tasks.py"}
 )
 """e2e modules that keep the machine's two cores busy (hundreds of tasks, the API fuzzers): they
-run last, when the other lane of ``make test`` (checks, unit and other tests) is done."""
+run late, when the other lane of ``make test`` (checks, unit and other tests) is done."""
+
+
+README_E2E = "test_readme_commands.py"
+"""Last of all: docs/deploy.md's ``aws secretsmanager put-secret-value`` puts placeholder
+provider keys in the secret (the test puts the real ones back after), and a function caches the
+secret for 300 s: a worker that read it meanwhile has keys the simulator refuses (a task after it
+ended ``provider_rejected`` once, when the busiest modules came after it)."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Stable sort: everything else first, then tests/e2e, its busiest modules last."""
-    items.sort(key=lambda item: ("/tests/e2e/" in str(item.path), item.path.name in BUSIEST_E2E))
+    """Stable sort: everything else first, then tests/e2e, its busiest modules, then the README's
+    commands, last."""
+    items.sort(
+        key=lambda item: (
+            "/tests/e2e/" in str(item.path),
+            item.path.name == README_E2E,
+            item.path.name in BUSIEST_E2E,
+        )
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
