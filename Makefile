@@ -148,18 +148,38 @@ e2e: $(STAMP) tools browser
 	$(PY) -m pytest tests -m e2e
 
 # The service layer must be covered by the fast fake-based unit tests alone (tests/unit),
-# so tests/unit runs first with a coverage gate, then everything else.
+# so tests/unit runs on its own with a coverage gate, before the rest of the suite in its lane.
 COVERAGE_GATE := --cov=image_gateway.service --cov-report=term --cov-fail-under=90
 
-# What comes before the suite (the venvs' installs, the checks, the unit tests with their gate)
-# has no order among itself once .venv is there, and each step uses one core: make runs two at
-# a time (the 2-core machines), each step's output printed whole when it ends. A failure still
-# fails `make test` before the suite runs.
+# make test runs in two lanes side by side on the two cores; a failure in either fails make test
+# (each step's output is printed whole when it ends). The e2e tests, one devstack using ~1.1
+# cores for ~12 minutes, start as soon as .venv, the SAM/AWS CLIs and chromium are installed.
+# The other lane runs everything else one step at a time in the ~45% of the machine the e2e
+# run leaves idle: the other installs, lint, mypy, the template checks, the docs build, the
+# unit tests with their coverage gate (test-before-suite), then the rest of the suite
+# (contract, devstack, template, integration, docs: ~150 s). A failing check stops that lane;
+# make then waits for the e2e run before it fails.
 test:
-	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-before-suite
-	$(PY) -m pytest tests -p no:cacheprovider --ignore=tests/unit --durations=25
+	@$(MAKE) --no-print-directory --jobs=2 --output-sync=target suite-e2e suite-rest
 
-# unit-gate first: the longest step (~50 s) starts as soon as .venv is there.
+# Each suite run prints its 25 slowest tests. MAKEFLAGS is cleared for pytest: the make
+# commands tests run (the README's `make devstack`, `make build`) run as from a shell, not as
+# part of this parallel, output-synced make.
+SUITE := MAKEFLAGS= $(PY) -m pytest -p no:cacheprovider --durations=25
+# It reads the default .devstack/stack.json, which the e2e session's stack and the README test
+# write: it runs in the e2e run, first, before that stack starts (as in one pytest run).
+STATE_FILE_TEST := tests/devstack/test_state_file.py
+
+# The e2e tests marked own_devstack (the IAM ones: a devstack process each, ~30 s) use nothing of
+# the session's stack: they run in the other lane, which has time to spare.
+.PHONY: suite-e2e suite-rest
+suite-e2e: $(STAMP) tools browser
+	$(SUITE) $(STATE_FILE_TEST) tests/e2e -m "not own_devstack"
+
+suite-rest: test-before-suite
+	$(SUITE) tests --ignore=tests/unit --ignore=$(STATE_FILE_TEST) -m "not e2e or own_devstack"
+
+# Everything but the e2e tests needs these first; unit-gate first: the longest step (~50 s).
 test-before-suite: unit-gate lint typecheck template-check docs tools browser \
 		$(RUNTIMEVENV)/.installed
 

@@ -16,11 +16,14 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from devstack.iam import template_without
 from devstack.template import ROOT, load_template
 from devstack.waiting import wait_until
+
+pytestmark = pytest.mark.own_devstack
 
 
 class DevstackProcess:

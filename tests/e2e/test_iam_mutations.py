@@ -12,7 +12,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from devstack.template import ROOT
+
+pytestmark = pytest.mark.own_devstack
 
 
 def test_the_api_without_sqs_send_message_fails_its_submit_scenario_naming_the_action() -> None:
