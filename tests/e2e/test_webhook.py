@@ -20,9 +20,10 @@ from devstack.template import ROOT
 from tests.e2e.support import EventLog, submit, wait_terminal
 from tests.e2e.test_concurrency import all_at_once, settle, simulator_requests, terminal_events
 
-STALL_S = 0.6
-"""Held first download: well inside apimart's callback grace (2 x 40 s x 0.02 = 1.6 s), so the
-sweeper does not step in."""
+STALL_S = 1.2
+"""Held first download: inside apimart's callback grace (2 x 40 s x 0.02 = 1.6 s), so the
+sweeper does not step in; long enough that an answer which waited for it (>= 1.2 s) stands apart
+from one that did not (0.33 s seen on a loaded 2-core machine: 0.6 s was too close)."""
 
 
 def callback_url(info: StackInfo, marker: str) -> str:
@@ -55,7 +56,7 @@ def apimart_task(api: httpx.Client, marker: str, faults: str = "") -> dict[str, 
 def test_a_callback_is_answered_before_the_image_is_fetched(
     api: httpx.Client, info: StackInfo, events: EventLog
 ) -> None:
-    # Given a finished apimart task whose result download takes 0.6 s
+    # Given a finished apimart task whose result download takes 1.2 s
     marker = f"ack-{uuid.uuid4().hex}"
     created = apimart_task(api, marker, f"[sim:stall-first-file={STALL_S}]")
     # When the provider calls back
