@@ -79,3 +79,13 @@ def submit_and_dispatch(deps: FakeDependencies, request: ImageRequest, **options
     return Submission(
         task=deps.tasks.require(submission.task.task_id), replayed=submission.replayed
     )
+
+
+def queued(deps: FakeDependencies, request: ImageRequest) -> Task:
+    """A task submitted (queued) with its first attempt taken off the dispatch queue, not yet
+    dispatched."""
+    from image_gateway.service.submit import submit_task
+
+    task = submit_task(deps, request, client_id="c").task
+    assert deps.dispatch_queue.take() == [(task.task_id, task.provider)]
+    return task

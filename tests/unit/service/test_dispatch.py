@@ -12,20 +12,12 @@ from image_gateway.service.dispatch import busy_delay, dispatch, give_up
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.poll import poll_step
 from image_gateway.service.refresh import RetryLater
-from image_gateway.service.submit import submit_task
 from image_gateway.timing import TimingPolicy
 
 from tests.fakes import FakeDependencies, unavailable
-from tests.unit.service.support import data_url, fox, png, submit_and_dispatch
+from tests.unit.service.support import data_url, fox, png, queued, submit_and_dispatch
 
 PHOTO_URL = "https://photos.example/cat.png"
-
-
-def queued(deps: FakeDependencies, request: ImageRequest) -> Task:
-    """A task submitted (queued) with its first attempt taken off the dispatch queue."""
-    task = submit_task(deps, request, client_id="c").task
-    assert deps.dispatch_queue.take() == [(task.task_id, task.provider)]
-    return task
 
 
 def run(deps: FakeDependencies, task: Task) -> Task:

@@ -13,7 +13,7 @@ from image_gateway.service.submit import submit_task
 
 from tests.fakes import FakeDependencies, unavailable
 from tests.unit.service.conftest import DepsFactory
-from tests.unit.service.support import drain, fox, submit_and_dispatch
+from tests.unit.service.support import drain, fox, queued, submit_and_dispatch
 
 APIMART_1K_LATENCY = 40.0  # apimart's documented latency at 1K (the first wait)
 
@@ -279,18 +279,11 @@ def test_a_task_cancelled_while_its_provider_creates_stays_cancelled(
 
 
 # -- what a hand-over reads ----------------------------------------------------------------------
-def queued_for(deps: FakeDependencies, provider: str) -> str:
-    """A task submitted to ``provider``, its first attempt taken off the dispatch queue."""
-    task = submit_task(deps, fox(provider=provider), client_id="c").task
-    assert deps.dispatch_queue.take() == [(task.task_id, provider)]
-    return task.task_id
-
-
 def test_a_hand_over_to_an_async_provider_reads_the_task_once(
     deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a task queued for apimart, and a store that counts reads
-    task_id = queued_for(deps, "apimart")
+    task_id = queued(deps, fox(provider="apimart")).task_id
     reads: list[str] = []
     get = deps.tasks.get
 
@@ -308,28 +301,12 @@ def test_a_hand_over_to_an_async_provider_reads_the_task_once(
     assert reads == [task_id]
 
 
-def test_a_task_cancelled_during_the_create_call_stays_cancelled(deps: FakeDependencies) -> None:
-    # GIVEN the client cancelling while mountsea-async (a poll provider) takes the create call
-    task_id = queued_for(deps, "mountsea-async")
-    deps.providers.script("mountsea-async").while_working = lambda: cancel_task(
-        deps, deps.tasks.require(task_id)
-    )
-
-    # WHEN the provider's answer is recorded THEN the task stays cancelled: no Submitted event,
-    # no poll loop
-    after = dispatch(deps, task_id, "mountsea-async")
-
-    assert after is not None and after.status is TaskStatus.CANCELLED
-    assert "Image Task Submitted" not in deps.events.for_task(task_id)
-    assert deps.poll_loops.started == {}
-
-
 def test_a_task_submitted_by_another_attempt_meanwhile_gets_this_attempt_recorded(
     deps: FakeDependencies,
 ) -> None:
     # GIVEN another attempt (a message delivered twice) marking the task submitted while this
     # one's create call is at mountsea-async
-    task_id = queued_for(deps, "mountsea-async")
+    task_id = queued(deps, fox(provider="mountsea-async")).task_id
     deps.providers.script("mountsea-async").while_working = lambda: deps.tasks.transition(
         task_id, TaskStatus.SUBMITTED, by="dispatch"
     )
