@@ -32,7 +32,7 @@ CHECKOVVENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
 .PHONY: help venv tools browser build deploy delete demo devstack docs test lint typecheck template-check unit \
-	e2e bench clean schema botocore-models iam-check test-before-suite unit-gate
+	e2e bench clean schema botocore-models iam-check test-before-suite unit-gate suite-e2e suite-rest
 
 help:
 	@echo "make demo      start devstack (moto + provider simulator + local API) and run the demo"
@@ -172,7 +172,6 @@ STATE_FILE_TEST := tests/devstack/test_state_file.py
 
 # The e2e tests marked own_devstack (the IAM ones: a devstack process each, ~30 s) use nothing of
 # the session's stack: they run in the other lane, which has time to spare.
-.PHONY: suite-e2e suite-rest
 suite-e2e: $(STAMP) tools browser
 	$(SUITE) $(STATE_FILE_TEST) tests/e2e -m "not own_devstack"
 

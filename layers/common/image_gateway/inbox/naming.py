@@ -1,10 +1,13 @@
-"""Naming conventions of the inbox: which objects are photos, masks and extra references.
+"""Naming conventions of the inbox: which objects are photos, masks, extra references and batch
+manifests.
 
 Next to a photo ``dir/name.png``:
 - ``dir/name.mask.png`` is its mask (a PNG whose transparent pixels are repainted);
 - ``dir/name.ref1.jpg`` ... ``dir/name.ref15.webp`` are extra reference images, in number order.
 Masks and references are never edited themselves; upload them before the photo.
-Keys ending in ``/`` are folder markers and are skipped too.
+Keys ending in ``/`` are folder markers and are skipped too. A ``batches/<path>.jsonl`` is a
+batch manifest (:mod:`image_gateway.service.inbox_batches`), except the ``.results.jsonl`` and
+``.errors.jsonl`` its batch writes next to it.
 """
 
 from __future__ import annotations
@@ -23,19 +26,16 @@ MAX_EXTRA_REFERENCES = MAX_REFERENCE_IMAGES - 1
 
 MANIFEST_PREFIX = "batches/"
 MANIFEST_SUFFIX = ".jsonl"
-
-
 REPLY_SUFFIXES = (".results.jsonl", ".errors.jsonl")  # written next to a manifest, by us
 
 
 def is_manifest(key: str) -> bool:
     """A batch manifest: ``batches/...jsonl`` (any other key is a photo, a mask...), but not a
     results or errors file a manifest's batch wrote next to it."""
-    lower = key.lower()
     return (
         key.startswith(MANIFEST_PREFIX)
-        and lower.endswith(MANIFEST_SUFFIX)
-        and not (is_manifest_reply(key))
+        and key.lower().endswith(MANIFEST_SUFFIX)
+        and not is_manifest_reply(key)
     )
 
 
