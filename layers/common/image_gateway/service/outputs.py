@@ -6,12 +6,12 @@ objects; a hedge's images have keys of their own (``health.hedging.HEDGE_STEM_SU
 from __future__ import annotations
 
 from contextlib import ExitStack
-from urllib.parse import quote
 
 from aws_lambda_powertools import Logger
 
 from image_gateway.errors import InvalidImage
 from image_gateway.health.hedging import HEDGE_STEM_SUFFIX
+from image_gateway.images.metadata import task_object_metadata
 from image_gateway.models.task import ImageOutput, ProviderAttempt, Task
 from image_gateway.ports import Dependencies
 from image_gateway.providers.base import ResultImage
@@ -60,13 +60,15 @@ def output_key_stem(task: Task, index: int) -> str:
 
 def output_metadata(task: Task) -> dict[str, str]:
     """S3 user metadata that links an output to its task (and its inbox source, if any)."""
-    metadata = {"task-id": task.task_id, "client-id": task.client_id, "provider": task.provider}
-    if task.source is not None:  # S3 metadata is ASCII: the key is percent-encoded
-        metadata["source-bucket"] = task.source.bucket
-        metadata["source-key"] = quote(task.source.key, safe="/")
-        if task.source.version_id:
-            metadata["source-version-id"] = task.source.version_id
-    return metadata
+    source = task.source
+    return task_object_metadata(
+        task.task_id,
+        task.client_id,
+        task.provider,
+        source_bucket=None if source is None else source.bucket,
+        source_key=None if source is None else source.key,
+        source_version_id=None if source is None else source.version_id,
+    )
 
 
 def store_output(
