@@ -44,6 +44,7 @@ SECONDS = {
     "UploadEditFunction": 2.0,
     "ConsoleFunction": 0.05,
     "BatchFunction": 2.5,  # a chunk of 50 lines: 50 submits of ~0.05 s
+    "ThumbnailFunction": 0.15,  # one preview: the output read back, resized, two task calls
 }
 BATCH_CHUNK_LINES = 50  # service.batches.CHUNK_LINES
 BATCH_WRU_PER_TASK = 8  # a batch item's start and end transactions (2 x 2 units) and markers
@@ -265,6 +266,8 @@ def _lambda(t: Template) -> list[Hop]:
                 "L-B99A9384), then set `FinalisationReservedConcurrency` to "
                 f"{_n(STACK_FINALISATIONS * seconds)}",
             ),
+            "ThumbnailFunction": f"{_n(rate)} previews/s; over it, succeeded tasks wait in "
+            "`ThumbnailQueue` for theirs (no event, webhook or answer waits for one)",
             "BatchFunction": f"{_n(rate * BATCH_CHUNK_LINES)} batch lines/s made into tasks "
             "(chunks of 50, in parallel); over it, lines wait in `BatchQueue`",
             "DispatchFunction": _verdict(

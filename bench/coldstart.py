@@ -47,14 +47,14 @@ FUNCTIONS = (
     "WebhookDeliveryFunction",
     "ConsoleFunction",
     "BatchFunction",
+    "ThumbnailFunction",
 )
 FIRST_EVENTS = {
     "ApiFunction": "POST /v1/images by a client of its own (apimart, callback path): 202",
     "WebhookFunction": "apimart's callback for a task: token checked, queued, 202",
     "FinalizeFunction": "the queued callback: provider asked, image downloaded and stored, "
-    "task succeeded, event published, thumbnail made",
-    "PollFunction": "one poll step of a mountsea-async task that is done: finalised (with its "
-    "thumbnail)",
+    "task succeeded, event published",
+    "PollFunction": "one poll step of a mountsea-async task that is done: finalised",
     "SweeperFunction": "the schedule, on a stack with nothing due (an idle sweep)",
     "UploadEditFunction": "the repository's sample inbox event (an upload it cannot use)",
     "DispatchFunction": "a task just submitted, taken off the dispatch queue: apimart's create "
@@ -66,6 +66,8 @@ FIRST_EVENTS = {
     "ConsoleFunction": "GET /console (the page)",
     "BatchFunction": "the chunk of a one-line batch just created, taken off the batch queue: "
     "its task submitted",
+    "ThumbnailFunction": "a succeeded task's event, taken off the thumbnail queue: its "
+    "output read, the preview stored and named on the task",
 }
 """Each function's first event, as the report says it."""
 # The inbox function's first event: the repository's sample (an upload it cannot use, so the
@@ -263,7 +265,8 @@ def _queued_events(
     The dispatch function's: a task just submitted (queued, no provider call yet), to an async
     provider that calls back, the common case. The webhook delivery function's: the first
     attempt of a finished task's webhook to a local receiver that verifies it. The batch
-    function's: the chunk message of a one-line batch.
+    function's: the chunk message of a one-line batch. The thumbnail function's: the
+    succeeded event of a task the stack finished (its preview not yet made).
     """
     dispatch_queue = bench.devstack.runtime.get("ApiFunction").environment["DISPATCH_QUEUE_URL"]
     webhook_queue = bench.devstack.runtime.get("WebhookDeliveryFunction").environment[
@@ -294,10 +297,17 @@ def _queued_events(
             raise RuntimeError(f"batch answered {answer['statusCode']}: {answer['body']}")
 
     batches = bench.held_messages("BatchFunction", batch_queue, rounds, one_line_batch)
+    thumbnails = bench.held_messages(
+        "ThumbnailFunction",
+        bench.devstack.queue_urls["ThumbnailQueue"],
+        rounds,
+        lambda: bench.submit(body),  # called back at once, finalised: its succeeded event
+    )
     return {
         "DispatchFunction": dispatch,
         "WebhookDeliveryFunction": deliveries,
         "BatchFunction": batches,
+        "ThumbnailFunction": thumbnails,
     }
 
 

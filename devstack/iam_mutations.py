@@ -308,7 +308,7 @@ class Context:
         return task
 
     def thumbnail(self, task_id: str) -> None:
-        """Wait for the task's thumbnail (made by the finisher from its stored output)."""
+        """Wait for the task's thumbnail (made by the thumbnail function from its event)."""
 
         def listed() -> bool:
             answer = self.api.get("/v1/tasks")
@@ -564,31 +564,11 @@ def sweeper_webhook(ctx: Context) -> None:
     _delivered(ctx, {"prompt": "calm [sim:no-callback]", "provider": "apimart"}, finisher="sweeper")
 
 
-def callback_thumbnail(ctx: Context) -> None:
-    """The callback path's finaliser reads the stored output back to make its thumbnail."""
+def thumbnail_made(ctx: Context) -> None:
+    """A succeeded task's event reaches the thumbnail function, which reads the task and its
+    stored output, stores the preview next to it and names it on the task."""
     task_id = ctx.submit({"prompt": "a gull", "provider": "apimart"})
     ctx.succeeded(task_id, by="callback")
-    ctx.thumbnail(task_id)
-
-
-def poll_thumbnail(ctx: Context) -> None:
-    """The poll loop reads the stored output back to make its thumbnail."""
-    task_id = ctx.submit({"prompt": "a mast", "provider": "mountsea-async"})
-    ctx.succeeded(task_id, by="poll")
-    ctx.thumbnail(task_id)
-
-
-def sweeper_thumbnail(ctx: Context) -> None:
-    """The sweeper reads the stored output back to make its thumbnail."""
-    task_id = ctx.submit({"prompt": "still [sim:no-callback]", "provider": "apimart"})
-    ctx.succeeded(task_id, by="sweeper")
-    ctx.thumbnail(task_id)
-
-
-def sync_thumbnail(ctx: Context) -> None:
-    """The dispatch function (sync provider) reads its stored output back for the thumbnail."""
-    task_id = ctx.submit({"prompt": "a dune", "provider": "mountsea-compat"})
-    ctx.succeeded(task_id, by="dispatch")
     ctx.thumbnail(task_id)
 
 
@@ -1177,7 +1157,6 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("FinalizeFunction", "dynamodb:DeleteItem", "TasksTable"): callback_task,
     ("FinalizeFunction", "dynamodb:Query", "TasksTable"): callback_admits_queued,
     ("FinalizeFunction", "s3:PutObject", "ImagesBucket/outputs/*"): callback_task,
-    ("FinalizeFunction", "s3:GetObject", "ImagesBucket/outputs/*"): callback_thumbnail,
     ("FinalizeFunction", "sqs:SendMessage", "WebhookQueue"): callback_webhook,
     ("FinalizeFunction", "events:PutEvents", "EventBus"): callback_task,
     ("FinalizeFunction", "secretsmanager:GetSecretValue", "ProviderKeysSecret"): callback_task,
@@ -1195,7 +1174,6 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("PollFunction", "dynamodb:DeleteItem", "TasksTable"): poll_task,
     ("PollFunction", "dynamodb:Query", "TasksTable"): poll_admits_queued,
     ("PollFunction", "s3:PutObject", "ImagesBucket/outputs/*"): poll_task,
-    ("PollFunction", "s3:GetObject", "ImagesBucket/outputs/*"): poll_thumbnail,
     ("PollFunction", "events:PutEvents", "EventBus"): poll_task,
     ("PollFunction", "secretsmanager:GetSecretValue", "ProviderKeysSecret"): poll_task,
     # SweeperFunction
@@ -1213,7 +1191,6 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("SweeperFunction", "dynamodb:Query", "TasksTable"): sweeper_admits_queued,
     ("SweeperFunction", "dynamodb:Query", "TasksTable/index/OpenByCheckTime"): sweeper_task,
     ("SweeperFunction", "s3:PutObject", "ImagesBucket/outputs/*"): sweeper_task,
-    ("SweeperFunction", "s3:GetObject", "ImagesBucket/outputs/*"): sweeper_thumbnail,
     ("SweeperFunction", "events:PutEvents", "EventBus"): sweeper_task,
     ("SweeperFunction", "secretsmanager:GetSecretValue", "ProviderKeysSecret"): sweeper_task,
     # DispatchFunction
@@ -1230,12 +1207,16 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("DispatchFunction", "dynamodb:UpdateItem", "TasksTable"): sync_task,
     ("DispatchFunction", "s3:GetObject", "ImagesBucket/inputs/*"): sync_edit_task,
     ("DispatchFunction", "s3:PutObject", "ImagesBucket/outputs/*"): sync_task,
-    ("DispatchFunction", "s3:GetObject", "ImagesBucket/outputs/*"): sync_thumbnail,
     ("DispatchFunction", "states:StartExecution", "PollStateMachine"): poll_task,
     ("DispatchFunction", "sqs:SendMessage", "DispatchQueue"): fallback_task,
     ("DispatchFunction", "events:PutEvents", "EventBus"): sync_task,
     ("DispatchFunction", "secretsmanager:GetSecretValue", "WebhookSecret"): callback_task,
     ("DispatchFunction", "secretsmanager:GetSecretValue", "ProviderKeysSecret"): sync_task,
+    # ThumbnailFunction
+    ("ThumbnailFunction", "dynamodb:GetItem", "TasksTable"): thumbnail_made,
+    ("ThumbnailFunction", "dynamodb:UpdateItem", "TasksTable"): thumbnail_made,
+    ("ThumbnailFunction", "s3:GetObject", "ImagesBucket/outputs/*"): thumbnail_made,
+    ("ThumbnailFunction", "s3:PutObject", "ImagesBucket/outputs/*"): thumbnail_made,
     # WebhookDeliveryFunction
     ("WebhookDeliveryFunction", "dynamodb:GetItem", "TasksTable"): webhook_delivery,
     ("WebhookDeliveryFunction", "dynamodb:PutItem", "TasksTable"): webhook_delivery,

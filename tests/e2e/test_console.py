@@ -75,7 +75,7 @@ STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")
 
 
 def thumbnail_made(api: httpx.Client, task_id: str) -> str:
-    """The list row's thumbnail URL, once the finaliser stored it (bounded wait)."""
+    """The list row's thumbnail URL, once the thumbnail function stored it (bounded wait)."""
 
     def row() -> str | None:
         for task in api.get("/v1/tasks", params={"limit": 50}).json()["tasks"]:

@@ -121,6 +121,7 @@ def test_each_handler_imports_the_flow_named_after_its_job() -> None:
         "sweeper": "image_gateway.service.sweep_check",  # the sweep itself when there is work
         "upload_edit": "image_gateway.service.upload_edit",
         "webhook": "image_gateway.service.callback",
+        "thumbnail": "image_gateway.service.thumbnails",
     }
     for function, flow in expected.items():
         imports = _runtime_imports(ROOT / "functions" / function / "app.py")
@@ -188,6 +189,17 @@ def test_the_webhook_imports_only_its_cold_path() -> None:
         "image_gateway.webhooks",
         "image_gateway.webhooks.settings",
     }
+
+
+def test_the_thumbnail_function_imports_no_model_settings_or_http_client() -> None:
+    # Its cold start reads the task as JSON (adapters/dynamodb_thumbnails.py): importing its
+    # handler must not pull in pydantic, the task model, the settings or httpx; Pillow comes
+    # with the first preview.
+    imported = _imported_by("thumbnail")
+
+    assert imported & {"pydantic", "httpx", "boto3", "s3transfer", "PIL"} == set()
+    assert {m for m in imported if m.startswith("image_gateway.models")} == set()
+    assert "image_gateway.config" not in imported
 
 
 def test_the_inbox_imports_the_batch_modules_only_for_a_manifest() -> None:

@@ -1,7 +1,7 @@
 """Small JPEG previews of finished images, for the console's gallery.
 
 Pillow is imported when the first thumbnail is made, never when a function starts: the
-finaliser makes one after the task has succeeded and its event is out.
+thumbnail function (``service.thumbnails``) makes one for each succeeded task, from its event.
 """
 
 from __future__ import annotations
@@ -11,14 +11,20 @@ import tempfile
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from image_gateway.models.task import THUMBNAIL_EDGE
-
+THUMBNAIL_EDGE = 320
+"""A thumbnail's longest side, in pixels (the console's gallery shows them)."""
 THUMBNAIL_QUALITY = 80
 """JPEG quality of a thumbnail (a 320 px preview is about 10-20 kB)."""
 _SPOOL_BYTES = 4 * 1024 * 1024
 
 if TYPE_CHECKING:
     from PIL import Image
+
+
+def thumbnail_stem(output_key: str) -> str:
+    """Where the thumbnail of the output at ``output_key`` goes: next to it, ``.thumb`` added
+    to its name (the store adds ``.jpg``)."""
+    return f"{output_key.rsplit('.', 1)[0]}.thumb"
 
 
 def make_thumbnail(chunks: Iterable[bytes], edge: int = THUMBNAIL_EDGE) -> bytes:

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from image_gateway.images.thumbnail import THUMBNAIL_EDGE
 from image_gateway.limits.ports import UsageHold
 from image_gateway.models.attempts import AttemptOutcome as AttemptOutcome
 from image_gateway.models.attempts import FinishPath as FinishPath
@@ -174,10 +175,6 @@ def can_transition(current: TaskStatus, target: TaskStatus) -> bool:
 def utc_now() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
-
-
-THUMBNAIL_EDGE = 320
-"""A thumbnail's longest side, in pixels (the console's gallery shows them)."""
 
 
 class ImageOutput(BaseModel):

@@ -8,12 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from image_gateway.images.thumbnail import THUMBNAIL_EDGE
 from image_gateway.models.circuits import ProviderHealthView
 from image_gateway.models.measured import MeasuredView
 from image_gateway.models.request import parse_s3_ref
 from image_gateway.models.routing import RoutingDecision
 from image_gateway.models.task import (
-    THUMBNAIL_EDGE,
     DeliveryRecord,
     ImageOutput,
     ProviderAttempt,

@@ -41,7 +41,7 @@ from image_gateway.models.task import (
 from image_gateway.ports import Dependencies, TaskNotFound
 from image_gateway.providers.base import ProviderState, ProviderStatus, ResultImage
 from image_gateway.service.lifecycle import change_status, fail_task, publish_pending_event
-from image_gateway.service.outputs import discard_unnamed, output_metadata, store_output
+from image_gateway.service.outputs import discard_unnamed, store_output
 
 logger = Logger(child=True)
 
@@ -216,35 +216,9 @@ def finalize_success(
     )
     if finished.changed:
         _measure_overhead(deps, finished.task, learned_at)
-        return add_thumbnail(deps, finished.task)
+        return finished.task  # its thumbnail: the thumbnail function, from its event
     logger.info("already finalised elsewhere", extra={"task_id": task.task_id, "by": by})
     return discard_unnamed(deps, finished.task, stored)
-
-
-def add_thumbnail(deps: Dependencies, task: Task) -> Task:
-    """Store a small JPEG of the first output next to it (``{stem}.thumb.jpg``) and name it on
-    the task, once: only the writer that finished the task makes it, after its event is out.
-
-    The gallery falls back to the image itself without one, so a failure is only logged.
-    """
-    if not task.outputs or task.thumbnail_key is not None:
-        return task
-    from image_gateway.images.thumbnail import make_thumbnail
-
-    first = task.outputs[0]
-    try:
-        preview = make_thumbnail(deps.images.open_stream(first.key))
-        stored = deps.images.store(
-            [preview], f"{first.key.rsplit('.', 1)[0]}.thumb", metadata=output_metadata(task)
-        )
-    except Exception:  # best effort: the output and the task are already what they should be
-        logger.warning("thumbnail not made", extra={"task_id": task.task_id}, exc_info=True)
-        return task
-
-    def name(t: Task) -> None:
-        t.thumbnail_key = stored.key
-
-    return deps.tasks.update(task.task_id, name, known=task)  # as finishing it wrote it
 
 
 def count_download_failure(deps: Dependencies, task: Task) -> int:
