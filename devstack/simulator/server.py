@@ -239,6 +239,11 @@ class ProviderSimulator:
             raise ValueError(f"unknown provider {provider!r}; known: {sorted(self._mounts)}")
         return self.base_url + self._mounts[provider].prefix
 
+    def render_ahead(self, task_id: str) -> bool:
+        """Render now the result of a done task (any provider's task id): see
+        :meth:`TaskStore.render_ahead`."""
+        return self._store.render_ahead(task_id)
+
     def start(self) -> None:
         """Serve in a daemon thread."""
         if self._server is not None or self._stop.is_set():

@@ -292,3 +292,23 @@ def test_apimart_retries_a_failed_callback_delivery(
     log = wait_until(lambda: logged() if len(logged()) == 2 else None)
     assert [(c["attempt"], c["status_code"]) for c in log] == [(1, 500), (2, 200)]
     assert all(c["url"] == hook + "/callback" for c in log)
+
+
+def test_a_task_rendered_ahead_is_queried_without_rendering_again(
+    sim: ProviderSimulator, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a finished task whose image the simulator rendered ahead (make bench does, so that
+    # a child's first query measures the gateway, not Pillow)
+    task_id = apimart_task_id(http, sim, prompt=f"{INSTANT} a wren")
+    assert sim.render_ahead(task_id) is True
+    assert sim.render_ahead("task_unknown") is False
+
+    # When it is queried and its file fetched, nothing is rendered any more
+    rendered: list[object] = []
+    monkeypatch.setattr(sim._store, "_render", lambda task: rendered.append(task) or b"")
+    data = apimart_finished(http, sim, task_id)
+    image = apimart_image(http, data)
+
+    # Then the image is the one rendered ahead
+    assert rendered == []
+    assert image.format == "PNG" and image.size == (1024, 1024)
