@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import math
 import threading
 import time
@@ -219,7 +220,9 @@ class TaskStore:
         return Outcome("completed"), image
 
     def _render(self, task: SimTask) -> bytes:
-        return render_image(task.spec, self._load)
+        if task.spec.inputs or task.spec.noise:  # an edit draws on downloads; noise is large
+            return render_image(task.spec, self._load)
+        return _drawn(task.spec)
 
     def _expire_old_tasks(self) -> None:
         """Drop the oldest tasks beyond the limits; the caller holds self._lock."""
@@ -228,6 +231,18 @@ class TaskStore:
         ):
             key, _ = self._tasks.popitem(last=False)
             self._image_bytes -= len(self._images.pop(key, b""))
+
+
+@functools.lru_cache(maxsize=16)
+def _drawn(spec: RenderSpec) -> bytes:
+    """A text-to-image picture, drawn once per spec: the drawing is a pure function of it (the
+    prompt seeds it), and drawing and encoding a 1024x1024 PNG takes ~50 ms, which a zero-latency
+    provider (``[sim:latency=0]``) would otherwise still add to every request for it."""
+    return render_image(spec, _no_inputs)
+
+
+def _no_inputs(reference: str) -> bytes:
+    raise InputImageError(f"a text-to-image spec has no input to load ({reference[:40]})")
 
 
 def new_apimart_task_id() -> str:

@@ -479,3 +479,30 @@ def test_requests_are_journaled_under_the_provider_of_their_path(
     [entry] = [e for e in log if e["body"] and e["body"].get("prompt") == marker]
     # Then it is recorded under the provider that owns the path
     assert (entry["provider"], entry["path"]) == (provider, path)
+
+
+def test_the_same_text_to_image_request_is_drawn_once(
+    sim: ProviderSimulator, http: httpx.Client, provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the drawing of text-to-image pictures counted
+    from devstack.simulator import tasks
+
+    drawn: list[str] = []
+    real = tasks.render_image
+
+    def counting(spec: Any, load: Any) -> bytes:
+        drawn.append(spec.prompt)
+        return real(spec, load)
+
+    monkeypatch.setattr(tasks, "render_image", counting)
+    prompt = f"{INSTANT} a kestrel {uuid.uuid4().hex}"
+
+    # When the same generation is asked for twice, and another once
+    first = generate(http, sim, provider, prompt=prompt)
+    second = generate(http, sim, provider, prompt=prompt)
+    generate(http, sim, provider, prompt=f"{prompt} at night")
+
+    # Then each prompt is drawn once, and both answers carry the same picture
+    assert (first.status_code, second.status_code) == (200, 200), first.text
+    assert drawn == [prompt, f"{prompt} at night"]
+    assert first.json()["data"][0]["b64_json"] == second.json()["data"][0]["b64_json"]
