@@ -558,7 +558,9 @@ def _cold_details(cold: dict[str, Any], dev: dict[str, Any] | None) -> list[str]
             f"(`{cold['python']['executable']}`, boto3 {cold['python']['boto3']}), for the "
             "floor too. Each sample (floor and functions alike) is the fastest of "
             f"{cold.get('tries_per_sample', 1)} fresh children, each with its own event: other "
-            "work on the machine can only slow a child down.",
+            "work on the machine can only slow a child down. The providers are devstack's "
+            "simulator at zero latency, with each result drawn before a child asks for it (a "
+            "provider that says done has its image ready): a first event waits on no drawing.",
             "",
         ]
     bare = cold.get("without_bytecode")
