@@ -292,7 +292,7 @@ class Task(BaseModel):
     thumbnail_key: str | None = Field(
         default=None,
         description=f"the first output's JPEG preview (at most {THUMBNAIL_EDGE} px a side), "
-        "stored next to it by the finaliser once the task succeeded",
+        "stored next to it by the thumbnail function from the task's succeeded event",
     )
     error: TaskError | None = None
     history: list[StatusChange] = Field(default_factory=list)
