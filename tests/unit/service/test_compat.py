@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from image_gateway.errors import InvalidRequest
-from image_gateway.models.task import TaskStatus
+from image_gateway.models.task import Task, TaskStatus
 from image_gateway.providers.base import ProviderState
 from image_gateway.service.compat import Clock, CompatResult, create_and_wait, wait_budget
 from image_gateway.service.dispatch import dispatch
@@ -77,13 +77,36 @@ def test_a_sync_provider_is_called_by_the_compat_call_itself_and_never_waited_on
     assert deps.events.for_task(task.task_id).count("Image Task Succeeded") == 1
 
 
+def test_the_attempt_starts_from_the_task_its_submit_wrote(
+    deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a store that counts reads, up to the provider's sync call
+    reads: list[str] = []
+    get = deps.tasks.get
+
+    def counted(task_id: str) -> Task | None:
+        reads.append(task_id)
+        return get(task_id)
+
+    monkeypatch.setattr(deps.tasks, "get", counted)
+    at_call: list[list[str]] = []
+    deps.providers.script("mountsea-compat").while_working = lambda: at_call.append(list(reads))
+
+    # WHEN the compat call runs THEN the provider was called without the task read again
+    # (dispatch read it once before, right after the submit wrote it)
+    result = run(deps, FakeClock(), provider="mountsea-compat")
+
+    assert result.outcome.task.status is TaskStatus.SUCCEEDED
+    assert at_call == [[]]
+
+
 def test_a_compat_call_that_dies_mid_attempt_leaves_it_to_the_dispatch_function(
     deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the function dying inside the provider call (the task stays queued)
     import image_gateway.service.compat as compat
 
-    def crash(*_: object) -> None:
+    def crash(*_: object, **__: object) -> None:
         raise SystemExit("Lambda timed out")
 
     monkeypatch.setattr(compat, "dispatch", crash)
@@ -102,7 +125,7 @@ def test_a_failure_of_our_side_in_the_attempt_hands_it_to_the_dispatch_function_
     # GIVEN the attempt failing on our side (a bug, an input download cut)
     import image_gateway.service.compat as compat
 
-    def broken(*_: object) -> None:
+    def broken(*_: object, **__: object) -> None:
         raise RuntimeError("bug")
 
     monkeypatch.setattr(compat, "dispatch", broken)

@@ -128,7 +128,7 @@ def attempt_here(deps: Dependencies, task: Task) -> Task:
     function now, through the queue, instead of after the safety delay.
     """
     try:
-        return dispatch(deps, task.task_id, task.provider) or task
+        return dispatch(deps, task.task_id, task.provider, known=task) or task
     except RetryLater as transient:
         logger.info("compat attempt: queued again", extra={"why": str(transient)})
     except Exception:

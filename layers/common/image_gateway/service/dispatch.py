@@ -64,13 +64,19 @@ from image_gateway.timing import TimingPolicy
 logger = Logger(child=True)
 
 
-def dispatch(deps: Dependencies, task_id: str, provider: str) -> Task | None:
+def dispatch(
+    deps: Dependencies, task_id: str, provider: str, *, known: Task | None = None
+) -> Task | None:
     """Make the attempt of ``task_id`` at ``provider``; the task afterwards (None if unknown).
+
+    ``known``: the task as the caller just wrote it (the OpenAI-compatible call, right after its
+    submit), used instead of reading it again; every write of the attempt is conditional on the
+    version it starts from, so a stale one is only read again.
 
     Raises :class:`RetryLater` for a transient failure of our own side (input or result
     download) so that SQS delivers the message again.
     """
-    task = deps.tasks.get(task_id)
+    task = known if known is not None and known.task_id == task_id else deps.tasks.get(task_id)
     if task is None:
         logger.error("dispatch: unknown task", extra={"task_id": task_id})
         return None
