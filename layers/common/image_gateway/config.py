@@ -12,8 +12,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from image_gateway.images.inputs import DEFAULT_MAX_INPUT_PIXELS
-from image_gateway.models.uploads import DEFAULT_MAX_IMAGE_BYTES
+from image_gateway.images.inputs import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_INPUT_PIXELS
 from image_gateway.providers.registry import DEFAULT_BASE_URLS, PROVIDER_NAMES
 
 OPTIONAL_ENVIRONMENT: Final[dict[str, str]] = {

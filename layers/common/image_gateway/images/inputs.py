@@ -21,6 +21,8 @@ ImageCheck = Callable[[ImageInfo], None]
 
 DEFAULT_MAX_INPUT_PIXELS = 4096 * 4096
 """16,777,216: the API's limit and the inbox's default (``InboxMaxPixels``)."""
+DEFAULT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
+"""The input image limit of a stack that does not set another (``Settings.max_image_bytes``)."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from image_gateway.images.inputs import DEFAULT_MAX_IMAGE_BYTES
 from image_gateway.models.request import MAX_REFERENCE_IMAGES
 
 UploadContentType = Literal["image/png", "image/jpeg", "image/webp", "application/x-ndjson"]
@@ -27,8 +28,6 @@ EXTENSIONS: dict[str, str] = {
 }
 BATCH_FILE_TYPE = "application/x-ndjson"
 """A JSONL file of batch lines (``input_file`` of ``POST /v1/batches``), not an image."""
-DEFAULT_MAX_IMAGE_BYTES = 50 * 1024 * 1024
-"""The input image limit of a stack that does not set another (``Settings.max_image_bytes``)."""
 MAX_BATCH_FILE_BYTES = 50 * 1024 * 1024
 """The largest batch input file (50,000 lines of about 1 KB)."""
 MAX_UPLOAD_FILES = MAX_REFERENCE_IMAGES + 1
