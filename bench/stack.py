@@ -48,6 +48,12 @@ def table_indexes() -> list[GlobalIndex]:
     ]
 
 
+QUIESCED_QUEUES = ("FinalizeQueue", "ThumbnailQueue", "DispatchQueue")
+"""The queues whose work a child's event sets off in the stack (a callback's finalisation, a
+succeeded event's thumbnail, a submit's first attempt): :meth:`BenchStack.quiesce` waits for
+them."""
+
+
 class BenchStack:
     """A started devstack with a call recorder and observer clients."""
 
@@ -200,16 +206,20 @@ class BenchStack:
         return function.environment["WEBHOOK_SECRET_ARN"]
 
     def quiesce(self, timeout: float = 10.0) -> None:
-        """Wait until nothing runs in the stack: no finalize message queued or in flight, no
-        invocation running. A cold start child measured next then does not share the machine
-        with, say, the finalisation of the previous child's task (a provider's callback)."""
-        queue = self.devstack.runtime.get("WebhookFunction").environment["FINALIZE_QUEUE_URL"]
+        """Wait until nothing runs in the stack: no finalize, thumbnail or dispatch message
+        queued or in flight, no invocation running. A cold start child measured next then does
+        not share the machine with, say, the finalisation of the previous child's task (a
+        provider's callback), or the thumbnail its succeeded event asks for."""
+        queues = [self.devstack.queue_urls[q] for q in QUIESCED_QUEUES]
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         deadline = time.monotonic() + timeout
         time.sleep(0.05)  # a callback the simulator is about to send
         while time.monotonic() < deadline:
-            counts = self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=names)
-            if any(int(v) for v in counts["Attributes"].values()):
+            counts = [
+                self.sqs.get_queue_attributes(QueueUrl=q, AttributeNames=names)["Attributes"]
+                for q in queues
+            ]
+            if any(int(v) for c in counts for v in c.values()):
                 time.sleep(0.02)
                 continue
             runtime = self.devstack.runtime
