@@ -7,6 +7,7 @@ import io
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task, utc_now
 from PIL import Image
@@ -89,3 +90,16 @@ def queued(deps: FakeDependencies, request: ImageRequest) -> Task:
     task = submit_task(deps, request, client_id="c").task
     assert deps.dispatch_queue.take() == [(task.task_id, task.provider)]
     return task
+
+
+def counted_reads(deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of every task read (``deps.tasks.get``) from now on, in order."""
+    reads: list[str] = []
+    get = deps.tasks.get
+
+    def counted(task_id: str) -> Task | None:
+        reads.append(task_id)
+        return get(task_id)
+
+    monkeypatch.setattr(deps.tasks, "get", counted)
+    return reads

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from image_gateway.errors import InvalidRequest
-from image_gateway.models.task import Task, TaskStatus
+from image_gateway.models.task import TaskStatus
 from image_gateway.providers.base import ProviderState
 from image_gateway.service.compat import Clock, CompatResult, create_and_wait, wait_budget
 from image_gateway.service.dispatch import dispatch
@@ -16,7 +16,7 @@ from image_gateway.timing import TimingPolicy
 
 from tests.fakes import FakeDependencies, unavailable
 from tests.unit.service.conftest import DepsFactory
-from tests.unit.service.support import drain, fox
+from tests.unit.service.support import counted_reads, drain, fox
 
 MOUNTSEA_LATENCY = 30.0  # MountseaAsyncProvider / mountsea-compat, quality auto
 MOUNTSEA_INTERVAL = 3.0
@@ -81,14 +81,7 @@ def test_the_attempt_starts_from_the_task_its_submit_wrote(
     deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a store that counts reads, up to the provider's sync call
-    reads: list[str] = []
-    get = deps.tasks.get
-
-    def counted(task_id: str) -> Task | None:
-        reads.append(task_id)
-        return get(task_id)
-
-    monkeypatch.setattr(deps.tasks, "get", counted)
+    reads = counted_reads(deps, monkeypatch)
     at_call: list[list[str]] = []
     deps.providers.script("mountsea-compat").while_working = lambda: at_call.append(list(reads))
 

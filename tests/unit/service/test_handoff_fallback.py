@@ -6,14 +6,14 @@ from datetime import timedelta
 
 import pytest
 from image_gateway.errors import ProviderRejected
-from image_gateway.models.task import Task, TaskStatus
+from image_gateway.models.task import TaskStatus
 from image_gateway.service.dispatch import dispatch
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.submit import submit_task
 
 from tests.fakes import FakeDependencies, unavailable
 from tests.unit.service.conftest import DepsFactory
-from tests.unit.service.support import drain, fox, queued, submit_and_dispatch
+from tests.unit.service.support import counted_reads, drain, fox, queued, submit_and_dispatch
 
 APIMART_1K_LATENCY = 40.0  # apimart's documented latency at 1K (the first wait)
 
@@ -284,14 +284,7 @@ def test_a_hand_over_to_an_async_provider_reads_the_task_once(
 ) -> None:
     # GIVEN a task queued for apimart, and a store that counts reads
     task_id = queued(deps, fox(provider="apimart")).task_id
-    reads: list[str] = []
-    get = deps.tasks.get
-
-    def counted(read_id: str) -> Task | None:
-        reads.append(read_id)
-        return get(read_id)
-
-    monkeypatch.setattr(deps.tasks, "get", counted)
+    reads = counted_reads(deps, monkeypatch)
 
     # WHEN dispatched THEN it is submitted from the one read of the message's task (the writes
     # start from it: three reads before)
