@@ -503,6 +503,9 @@ def webhook_delivery(ctx: Context) -> None:
             {"prompt": "a bell", "provider": "mountsea-compat", "callback_url": receiver.url(path)}
         )
         ctx.wait(lambda: [d for d in receiver.received(path) if d.status == 204], "delivery")
+        # the receiver has it a moment before the gateway has recorded it on the task (its
+        # write may also meet the thumbnail's): a caller redelivers what GET /v1/tasks/{id} lists
+        ctx.wait(lambda: _deliveries_listed(ctx, task_id), "delivery recorded")
         answer = ctx.api.post(f"/v1/tasks/{task_id}/webhooks/redeliver")
         if answer.status_code != 202:
             raise ScenarioFailed(f"redeliver answered {answer.status_code}: {answer.text[:200]}")
@@ -511,6 +514,13 @@ def webhook_delivery(ctx: Context) -> None:
         )
     finally:
         receiver.close()
+
+
+def _deliveries_listed(ctx: Context, task_id: str) -> bool:
+    answer = ctx.api.get(f"/v1/tasks/{task_id}")
+    if answer.status_code != 200:
+        raise ScenarioFailed(f"GET /v1/tasks/{task_id} answered {answer.status_code}")
+    return bool(answer.json().get("deliveries"))
 
 
 def openai_generate(ctx: Context) -> None:
