@@ -39,8 +39,8 @@ def pytest_configure(config: pytest.Config) -> None:
     (``devstack/moto_patches.py``), so a test holding thousands of items stays linear."""
     config.addinivalue_line(
         "markers",
-        "own_devstack: an e2e test that runs a devstack process of its own and uses nothing of"
-        " the session's stack (make test runs it next to the e2e run, not in it)",
+        "own_devstack: an e2e test that runs a devstack of its own and uses nothing of the"
+        " session's stack (make test runs it in the other lane, next to the e2e run)",
     )
     from devstack import moto_patches
 

@@ -8,20 +8,15 @@ import httpx
 import pytest
 
 from devstack.demo import subscribe
-from devstack.stack import DevStack, StackConfig, StackInfo
-from tests.e2e.support import EventLog
+from devstack.stack import DevStack, StackInfo
+from tests.e2e.support import EventLog, e2e_stack_config
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
-    """The running local stack (deadline 500 s x 0.02 = 10 s: expiry is quick to test, and a
-    loaded 2-core machine still finishes ordinary tasks well inside it; a provider call that
-    hangs times out after 2 s, so failover fits in that deadline). Metrics on: test_metrics
-    reads the functions' EMF lines."""
-    config = StackConfig(
-        time_scale=0.02, task_deadline_seconds=500, provider_timeout_seconds=2, metrics=True
-    )
-    with DevStack(config) as running:
+    """The running local stack (``e2e_stack_config``), its state file where ``imagegw`` and
+    ``make`` look for it."""
+    with DevStack(e2e_stack_config()) as running:
         yield running
 
 

@@ -13,7 +13,24 @@ import boto3
 import httpx
 from PIL import Image
 
+from devstack.stack import StackConfig
+
 TERMINAL = {"succeeded", "failed", "cancelled", "expired"}
+
+
+def e2e_stack_config(**changes: Any) -> StackConfig:
+    """The e2e tests' devstack: deadline 500 s x 0.02 = 10 s (expiry is quick to test, and a
+    loaded 2-core machine still finishes ordinary tasks well inside it); a provider call that
+    hangs times out after 2 s, so failover fits in that deadline; metrics on (test_metrics reads
+    the functions' EMF lines). ``changes``: other fields (a stack of a module's own writes no
+    state file: ``state_file=None``)."""
+    settings: dict[str, Any] = {
+        "time_scale": 0.02,
+        "task_deadline_seconds": 500,
+        "provider_timeout_seconds": 2,
+        "metrics": True,
+    }
+    return StackConfig(**{**settings, **changes})
 
 
 class EventLog:

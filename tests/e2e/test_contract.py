@@ -1,5 +1,11 @@
 """The API's OpenAPI document tells the truth: a fuzzer finds no answer it does not describe,
-and a client generated from it parses what the gateway answers into its models."""
+and a client generated from it parses what the gateway answers into its models.
+
+The module runs on a devstack of its own (``own_devstack``): ``make test`` runs it in the lane
+that is not the e2e run's, once that lane's other tests are done, so the fuzzers' ~150 s are off
+the e2e run's path (the longest of the two lanes). The stack is the e2e one
+(``e2e_stack_config``), with no state file: the e2e run's stack keeps ``.devstack/stack.json``.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ import httpx
 import pytest
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 
-from devstack.stack import StackInfo
+from devstack.stack import DevStack, StackInfo
+from tests.e2e.support import e2e_stack_config
 
 BIN = Path(sys.executable).parent
 HOOKS = Path(__file__).with_name("contract_hooks.py")
@@ -75,6 +82,23 @@ include-name = "GET /v1/tasks"
 # validation_error: ids takes no limit or cursor, and at most 100 ids (each described)
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429"]
 """
+
+
+pytestmark = pytest.mark.own_devstack
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[DevStack]:
+    """This module's devstack (see the module docstring)."""
+    with DevStack(e2e_stack_config(state_file=None)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def info(stack: DevStack) -> StackInfo:
+    """Endpoints, names and the demo client's API key of this module's stack."""
+    assert stack.info is not None
+    return stack.info
 
 
 @pytest.fixture(scope="module")
