@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from types import ModuleType
@@ -11,15 +10,12 @@ from typing import Any
 import pytest
 
 from devstack.template import ROOT
+from tests.unit.handlers import load_file
 
 
 @pytest.fixture(scope="module")
 def console() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("console_app", ROOT / "functions/console/app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("functions/console/app.py", "console_app")
 
 
 def _get(console: ModuleType, file: str | None) -> dict[str, Any]:

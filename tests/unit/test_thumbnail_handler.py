@@ -4,49 +4,29 @@ a malformed record is dropped with a log line, a failing one is reported back to
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import pytest
 from image_gateway.service.refresh import refresh_task
 
-from devstack.template import ROOT
 from tests.fakes import FakeDependencies
 from tests.fakes.thumbnails import FakeThumbnailDependencies
+from tests.unit.handlers import FixedDependencies, LambdaContextStub, load_file
 from tests.unit.service.support import fox, png, submit_and_dispatch
 
-
-@dataclass
-class Context:
-    function_name: str = "ThumbnailFunction"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:Thumbnail"
-    aws_request_id: str = "lambda-request-1"
-
-
-class FixedDependencies:
-    """Stands in for ``lazy_thumbnail_dependencies``: always the same fakes."""
-
-    def __init__(self, deps: Any) -> None:
-        self.deps = deps
-
-    def get(self) -> Any:
-        return self.deps
+CONTEXT = LambdaContextStub(
+    function_name="ThumbnailFunction",
+    memory_limit_in_mb=512,
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:Thumbnail",
+)
 
 
 @pytest.fixture(scope="module")
 def handler() -> ModuleType:
     """functions/thumbnail/app.py, imported from its file as Lambda does."""
-    spec = importlib.util.spec_from_file_location(
-        "thumbnail_app", ROOT / "functions/thumbnail/app.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("functions/thumbnail/app.py", "thumbnail_app")
 
 
 @pytest.fixture
@@ -88,7 +68,7 @@ def test_each_succeeded_event_of_a_batch_gets_its_task_a_thumbnail(
         task = submit_and_dispatch(deps, fox(provider="apimart"), client_id="c").task
         ids.append(refresh_task(deps, task.task_id, by="callback").task.task_id)
 
-    answer = handler.lambda_handler(batch(*map(succeeded_event, ids)), Context())
+    answer = handler.lambda_handler(batch(*map(succeeded_event, ids)), CONTEXT)
 
     assert answer == {"batchItemFailures": []}
     for task_id in ids:
@@ -105,7 +85,7 @@ def test_a_record_that_is_not_a_task_event_is_dropped_with_a_log_line(
     body: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    answer = handler.lambda_handler(batch(body), Context())
+    answer = handler.lambda_handler(batch(body), CONTEXT)
 
     assert answer == {"batchItemFailures": []}
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -131,7 +111,7 @@ def test_a_record_whose_thumbnail_fails_is_received_again(
     monkeypatch.setattr(deps.images, "store", refuse)
 
     answer = handler.lambda_handler(
-        batch(succeeded_event(done.task_id), succeeded_event("tsk_gone")), Context()
+        batch(succeeded_event(done.task_id), succeeded_event("tsk_gone")), CONTEXT
     )
 
     # THEN only the failing record goes back to SQS (the unknown task is simply done)

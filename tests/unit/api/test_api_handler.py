@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib.util
 import io
 import json
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +15,7 @@ from image_gateway.errors import Conflict
 
 from devstack.template import ROOT
 from tests.fakes import FakeDependencies, fake_settings
+from tests.unit.handlers import FixedDependencies, LambdaContextStub, load_file
 from tests.unit.service.support import png
 
 SAMPLE = json.loads((ROOT / "events" / "api-create-image.json").read_text())
@@ -24,34 +23,10 @@ REQUEST_ID = SAMPLE["requestContext"]["requestId"]
 GOOD_BODY = '{"prompt": "a lighthouse", "provider": "mountsea-async"}'
 
 
-@dataclass
-class LambdaContextStub:
-    """What Powertools' Logger reads from the Lambda context."""
-
-    function_name: str = "ApiFunction"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-    aws_request_id: str = "lambda-request-1"
-
-
-class FixedDependencies:
-    """Stands in for ``lazy_dependencies``: always the same fakes."""
-
-    def __init__(self, deps: FakeDependencies) -> None:
-        self.deps = deps
-
-    def get(self) -> FakeDependencies:
-        return self.deps
-
-
 @pytest.fixture(scope="module")
 def api() -> ModuleType:
     """functions/api/app.py, imported from its file as Lambda does."""
-    spec = importlib.util.spec_from_file_location("api_under_test", ROOT / "functions/api/app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("functions/api/app.py", "api_under_test")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from image_gateway.models.views import (
 from pydantic import BaseModel
 
 from devstack.template import ROOT
+from tests.unit.handlers import load_file
 
 MODELS: dict[str, type[BaseModel]] = {
     m.__name__: m
@@ -45,11 +45,7 @@ MODELS: dict[str, type[BaseModel]] = {
 
 @pytest.fixture(scope="module")
 def api() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("api_contract", ROOT / "functions/api/app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file("functions/api/app.py", "api_contract")
 
 
 @pytest.fixture(scope="module")
