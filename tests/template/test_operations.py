@@ -103,17 +103,34 @@ def test_api_5xx_raise_an_alarm_at_the_parameter_threshold() -> None:
     assert props["Threshold"] == {"Ref": "Api5xxAlarmThreshold"}
 
 
-def test_the_throttles_alarm_adds_up_every_function() -> None:
-    props = _props("ThrottlesAlarm")
-    watched = {
-        m["Dimensions"][0]["Value"]["Ref"]
-        for m in _metric_stats(ALARMS["ThrottlesAlarm"])
-        if m["MetricName"] == "Throttles"
-    }
-    assert watched == set(FUNCTIONS)
-    expression = next(m["Expression"] for m in props["Metrics"] if m.get("ReturnData"))
-    assert expression.startswith("SUM(")
-    assert props["Threshold"] == {"Ref": "ThrottlesAlarmThreshold"}
+def test_the_two_throttles_alarms_add_up_every_function_between_them() -> None:
+    # GIVEN the alarm of the functions called directly and the alarm of the workers
+    watched: dict[str, list[str]] = {}
+    for name in ("ThrottlesAlarm", "WorkerThrottlesAlarm"):
+        props = _props(name)
+        watched[name] = [
+            m["Dimensions"][0]["Value"]["Ref"]
+            for m in _metric_stats(ALARMS[name])
+            if m["MetricName"] == "Throttles"
+        ]
+        expression = next(m["Expression"] for m in props["Metrics"] if m.get("ReturnData"))
+        assert expression.startswith("SUM(")
+        assert props["Threshold"] == {"Ref": "ThrottlesAlarmThreshold"}
+
+    # THEN every function is in exactly one of them
+    both = watched["ThrottlesAlarm"] + watched["WorkerThrottlesAlarm"]
+    assert sorted(both) == sorted(FUNCTIONS)
+    assert set(watched["ThrottlesAlarm"]) == {
+        "ApiFunction", "ConsoleFunction", "WebhookFunction", "OpenAiCompatFunction"
+    }  # fmt: skip
+
+
+def test_no_metric_math_alarm_reads_more_metrics_than_cloudwatch_allows() -> None:
+    # CloudWatch: "A math expression used for an alarm can include as many as 10 metrics"
+    # (a deploy fails on more; one alarm over the twelve functions' throttles once did)
+    for name, alarm in ALARMS.items():
+        queries = alarm["Properties"].get("Metrics", [])
+        assert sum("MetricStat" in q for q in queries) <= 10, name
 
 
 def test_an_overdue_open_task_or_a_silent_sweeper_raises_an_alarm() -> None:
