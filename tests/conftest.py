@@ -12,7 +12,8 @@ BUSIEST_E2E = frozenset(
     {"test_batches.py", "test_concurrency.py", "test_contract.py", "test_many_tasks.py"}
 )
 """e2e modules that keep the machine's two cores busy (hundreds of tasks, the API fuzzers): they
-run late, when the other lane of ``make test`` (checks, unit and other tests) is done."""
+run late in their lane of ``make test`` (the fuzzers and the batches, on a devstack of their own,
+in the lane of the checks, unit and other tests: after those)."""
 
 
 README_E2E = "test_readme_commands.py"

@@ -1,10 +1,9 @@
 """The API's OpenAPI document tells the truth: a fuzzer finds no answer it does not describe,
 and a client generated from it parses what the gateway answers into its models.
 
-The module runs on a devstack of its own (``own_devstack``): ``make test`` runs it in the lane
-that is not the e2e run's, once that lane's other tests are done, so the fuzzers' ~150 s are off
-the e2e run's path (the longest of the two lanes). The stack is the e2e one
-(``e2e_stack_config``), with no state file: the e2e run's stack keeps ``.devstack/stack.json``.
+The module runs on a devstack of its own (``support.own_stack``): ``make test`` runs it in the
+lane that is not the e2e run's, once that lane's other tests are done, so the fuzzers' ~150 s
+are off the e2e run's path (the longer of the two lanes).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import pytest
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 
 from devstack.stack import DevStack, StackInfo
-from tests.e2e.support import e2e_stack_config
+from tests.e2e.support import own_stack
 
 BIN = Path(sys.executable).parent
 HOOKS = Path(__file__).with_name("contract_hooks.py")
@@ -90,8 +89,7 @@ pytestmark = pytest.mark.own_devstack
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStack]:
     """This module's devstack (see the module docstring)."""
-    with DevStack(e2e_stack_config(state_file=None)) as running:
-        yield running
+    yield from own_stack()
 
 
 @pytest.fixture(scope="module")
