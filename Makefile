@@ -171,8 +171,8 @@ SUITE := MAKEFLAGS= $(PY) -m pytest -p no:cacheprovider --durations=25
 STATE_FILE_TEST := tests/devstack/test_state_file.py
 
 # The e2e tests marked own_devstack (the IAM ones: a devstack process each, ~30 s; the API fuzzers
-# of test_contract.py, ~175 s, and the batches of test_batches.py, ~110 s: a devstack of the
-# module's own) use nothing of the session's stack: they run in the other lane, last.
+# and the batches of tests/e2e/own_stack/, ~175 s and ~110 s: a devstack of the module's own)
+# use nothing of the session's stack: they run in the other lane, last.
 suite-e2e: $(STAMP) tools browser
 	$(SUITE) $(STATE_FILE_TEST) tests/e2e -m "not own_devstack"
 

@@ -7,14 +7,13 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import httpx
 from PIL import Image
 
-from devstack.stack import DevStack, StackConfig
+from devstack.stack import StackConfig
 
 TERMINAL = {"succeeded", "failed", "cancelled", "expired"}
 
@@ -32,14 +31,6 @@ def e2e_stack_config(**changes: Any) -> StackConfig:
         "metrics": True,
     }
     return StackConfig(**{**settings, **changes})
-
-
-def own_stack() -> Iterator[DevStack]:
-    """A devstack of a module's own (its tests marked ``own_devstack``, which ``make test`` runs
-    in the other lane, off the e2e run's path): the e2e settings, and no state file (the
-    session's stack keeps ``.devstack/stack.json``, where ``imagegw`` and ``make`` look)."""
-    with DevStack(e2e_stack_config(state_file=None)) as running:
-        yield running
 
 
 class EventLog:

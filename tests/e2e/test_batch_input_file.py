@@ -13,7 +13,7 @@ import pytest
 
 from devstack.stack import StackInfo
 from devstack.waiting import wait_until
-from tests.e2e.test_batches import _client, _line, _results
+from tests.e2e.own_stack.test_batches import _client, _line, _results
 
 FINAL = {"completed", "cancelled", "expired", "failed"}
 

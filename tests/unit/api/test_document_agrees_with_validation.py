@@ -1,6 +1,6 @@
 """The OpenAPI document's request schemas say what validation accepts: a body the document
 calls valid is accepted by the models, and one it calls invalid is refused (the fuzzer's
-positive and negative checks, tests/e2e/test_contract.py, rely on both)."""
+positive and negative checks, tests/e2e/own_stack/test_contract.py, rely on both)."""
 
 from __future__ import annotations
 

@@ -211,9 +211,9 @@ def test_each_not_found_names_the_code_its_route_answers(doc: dict[str, Any]) ->
 def test_the_fuzzer_can_draw_a_valid_body_of_every_route(
     doc: dict[str, Any], method: str, path: str
 ) -> None:
-    # schemathesis (tests/e2e/test_contract.py) gives up on a schema its canonicaliser cannot
-    # expand ("Schema Error": POST /v1/images' rules between fields, at 22 properties): caught
-    # here, in a second, rather than as a route the fuzzer quietly stops drawing bodies for
+    # schemathesis (tests/e2e/own_stack/test_contract.py) gives up on a schema its canonicaliser
+    # cannot expand ("Schema Error": POST /v1/images' rules between fields, at 22 properties):
+    # caught here, in a second, rather than as a route the fuzzer quietly stops drawing bodies for
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
 

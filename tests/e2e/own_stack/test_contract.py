@@ -1,9 +1,6 @@
 """The API's OpenAPI document tells the truth: a fuzzer finds no answer it does not describe,
 and a client generated from it parses what the gateway answers into its models.
-
-The module runs on a devstack of its own (``support.own_stack``): ``make test`` runs it in the
-lane that is not the e2e run's, once that lane's other tests are done, so the fuzzers' ~150 s
-are off the e2e run's path (the longer of the two lanes).
+On a devstack of the module's own (see this folder's conftest.py).
 """
 
 from __future__ import annotations
@@ -23,8 +20,7 @@ import httpx
 import pytest
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 
-from devstack.stack import DevStack, StackInfo
-from tests.e2e.support import own_stack
+from devstack.stack import StackInfo
 
 BIN = Path(sys.executable).parent
 HOOKS = Path(__file__).with_name("contract_hooks.py")
@@ -84,19 +80,6 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 
 
 pytestmark = pytest.mark.own_devstack
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    """This module's devstack (see the module docstring)."""
-    yield from own_stack()
-
-
-@pytest.fixture(scope="module")
-def info(stack: DevStack) -> StackInfo:
-    """Endpoints, names and the demo client's API key of this module's stack."""
-    assert stack.info is not None
-    return stack.info
 
 
 @pytest.fixture(scope="module")

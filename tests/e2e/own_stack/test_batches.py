@@ -2,9 +2,7 @@
 file lists every custom_id with a downloadable image; bad lines become error rows and spend
 nothing; repeated custom_ids are refused; a batch over the client's budget is refused whole;
 a cancelled batch cancels what is still queued. Each limited test has a client of its own.
-
-The module runs on a devstack of its own (``support.own_stack``): ``make test`` runs it in the
-lane that is not the e2e run's, so its ~110 s (the 120 tasks) are off the e2e run's path.
+On a devstack of the module's own (see this folder's conftest.py).
 """
 
 from __future__ import annotations
@@ -20,37 +18,15 @@ import httpx
 import pytest
 from image_gateway.adapters.dynamodb_api_keys import DynamoDBApiKeyStore
 
-from devstack.demo import subscribe
-from devstack.stack import DevStack, StackInfo
+from devstack.stack import StackInfo
 from devstack.waiting import wait_until
 from devstack.webhook_receiver import WebhookReceiver
-from tests.e2e.support import EventLog, download, open_image, own_stack
+from tests.e2e.support import EventLog, download, open_image
 
 SIZES = ["1024x1024", "1536x1024", "1024x1536"]
 FINAL = {"completed", "cancelled", "expired"}
 
 pytestmark = pytest.mark.own_devstack
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    """This module's devstack (see the module docstring)."""
-    yield from own_stack()
-
-
-@pytest.fixture(scope="module")
-def info(stack: DevStack) -> StackInfo:
-    """Endpoints, names and the demo client's API key of this module's stack."""
-    assert stack.info is not None
-    return stack.info
-
-
-@pytest.fixture(scope="module")
-def events(info: StackInfo) -> Iterator[EventLog]:
-    """Every event of this module's stack, as a subscriber queue received it."""
-    log = EventLog(subscribe(info))
-    yield log
-    log.close()
 
 
 def _client(info: StackInfo, **limits: float) -> httpx.Client:
