@@ -533,6 +533,9 @@ def openai_generate(ctx: Context) -> None:
     )
     if answer.status_code != 200 or not answer.json()["data"][0].get("b64_json"):
         raise ScenarioFailed(f"generations answered {answer.status_code}: {answer.text[:200]}")
+    # without s3:PutObject the function's own attempt fails after the provider's answer and the
+    # dispatch function makes the attempt again, often inside the caller's wait (CI: "unused")
+    _made_here(ctx)
 
 
 def inbox_upload(ctx: Context) -> None:
