@@ -1142,7 +1142,6 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
         "ImagesBucket/inputs/*",
     ): openai_refused_input_deleted,
     ("OpenAiCompatFunction", "s3:GetObject", "ImagesBucket/inputs/*"): openai_edit,
-    ("OpenAiCompatFunction", "s3:PutObject", "ImagesBucket/outputs/*"): openai_generate,
     ("OpenAiCompatFunction", "s3:GetObject", "ImagesBucket/outputs/*"): openai_generate,
     ("OpenAiCompatFunction", "sqs:SendMessage", "DispatchQueue"): openai_generate,
     ("OpenAiCompatFunction", "states:StartExecution", "PollStateMachine"): openai_poll,
@@ -1325,6 +1324,13 @@ _DISCARD = (
 )
 
 NOT_ON_DEMAND: Final[dict[Key, str]] = {
+    ("OpenAiCompatFunction", "s3:PutObject", "ImagesBucket/outputs/*"): (
+        "the function's own sync attempt stores the image (service/dispatch.py _call_sync ->"
+        " finalize_success -> images.store); taken out, the call still gets its image whenever"
+        " the attempt is not made here (the dispatch function makes it again, or the task goes"
+        " to an async provider), and two fresh-clone runs of three found it 'unused' on both"
+        " tries: not provable on demand until a scenario can pin the attempt to this function"
+    ),
     ("OpenAiCompatFunction", "s3:AbortMultipartUpload", "ImagesBucket/outputs/*"): _ABORT,
     ("OpenAiCompatFunction", "s3:DeleteObject", "ImagesBucket/outputs/*"): _DISCARD,
     ("FinalizeFunction", "s3:AbortMultipartUpload", "ImagesBucket/outputs/*"): _ABORT,
