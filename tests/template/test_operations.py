@@ -127,7 +127,7 @@ def test_the_two_throttles_alarms_add_up_every_function_between_them() -> None:
 
 def test_no_metric_math_alarm_reads_more_metrics_than_cloudwatch_allows() -> None:
     # CloudWatch: "A math expression used for an alarm can include as many as 10 metrics"
-    # (a deploy fails on more; one alarm over the twelve functions' throttles once did)
+    # (a deploy fails on more, as one alarm over the twelve functions' throttles would have)
     for name, alarm in ALARMS.items():
         queries = alarm["Properties"].get("Metrics", [])
         assert sum("MetricStat" in q for q in queries) <= 10, name
