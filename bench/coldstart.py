@@ -8,9 +8,10 @@ is left out. The floor child only runs ``import boto3``. Floor and functions alt
 round (each sample the fastest of ``tries`` children: other work on the machine can only slow
 a child down), and each child waits until the stack is idle (no finalisation of an earlier
 child's task running next to it). ``python -X importtime`` says which packages the import time
-goes to. Each child also reports its own CPU time: the ratio of those to the floor's
-(``cpu_ratio``) is what a busy shared machine disturbs least (the first event's waits on the
-stack are not in it); the targets are on the wall-clock ratio.
+goes to, and each child names and times the AWS calls its first event made (the same calls
+on AWS, each a network round trip). Each child also reports its own CPU time: the ratio of
+those to the floor's (``cpu_ratio``) is what a busy shared machine disturbs least (the first
+event's waits on the stack are not in it); the targets are on the wall-clock ratio.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -90,12 +92,34 @@ if spec_in["path"] is None:
     imported = time.perf_counter()
     served = imported
     outcome = None
+    aws_calls = None
 else:
     import importlib.util
     spec = importlib.util.spec_from_file_location("cold_handler", spec_in["path"])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     imported = time.perf_counter()
+    # The first event's AWS calls, each named, with when it started and ended (ms after the
+    # import; a list append per call: microseconds against milliseconds per call). None when
+    # the handler did not import botocore's client.
+    aws_calls = None
+    client_module = sys.modules.get("botocore.client")
+    if client_module is not None:
+        aws_calls = []
+        original = client_module.BaseClient._make_api_call
+
+        def counted(self, operation, params, _original=original, _calls=aws_calls):
+            at = time.perf_counter()
+            try:
+                return _original(self, operation, params)
+            finally:
+                _calls.append([
+                    self.meta.service_model.service_name + "." + operation,
+                    (at - imported) * 1000,
+                    (time.perf_counter() - imported) * 1000,
+                ])
+
+        client_module.BaseClient._make_api_call = counted
 
     class Context:
         function_name = spec_in["name"]
@@ -128,6 +152,7 @@ print(json.dumps({
     "cpu_ms": (time.process_time() - started_cpu) * 1000,
     "status": outcome,
     "maxrss_mb": peak_rss_mb(),
+    "aws_calls": aws_calls,
 }))
 """
 
@@ -480,5 +505,33 @@ def _run(
             "statuses": sorted({str(s["status"]) for s in samples[function]}),
             "maxrss_mb": summary([s["maxrss_mb"] for s in samples[function]]),
             "top_imports": breakdown(bench, function) if breakdown else [],
+            "aws_calls": first_event_calls(samples[function]),
         }
     return result
+
+
+def first_event_calls(samples: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The AWS calls the samples' first events made: how many, the milliseconds during which at
+    least one was in flight (the sweeper's concurrent queries count once), and the first
+    sample's operations by count, most first. None when a sample could not count them
+    (botocore not imported at import)."""
+    if not samples or any(s.get("aws_calls") is None for s in samples):
+        return None
+    counted: list[list[tuple[str, float, float]]] = [s["aws_calls"] for s in samples]
+    operations = Counter(call[0] for call in counted[0])
+    return {
+        "calls": summary([len(c) for c in counted]),
+        "ms": summary([in_flight_ms([(start, end) for _, start, end in c]) for c in counted]),
+        "operations": dict(sorted(operations.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
+
+
+def in_flight_ms(spans: list[tuple[float, float]]) -> float:
+    """How long at least one of the (start, end) spans was open: their union's length."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total

@@ -457,6 +457,7 @@ def markdown(results: dict[str, Any]) -> str:
                 + ". "
                 f"Imports: {top}."
                 + (f" First event: {fig['first_event']}." if fig.get("first_event") else "")
+                + _calls_text(fig.get("aws_calls"), cold["floor_boto3_import_ms"]["median"])
             )
         parts.append("")
     if results.get("scale"):
@@ -473,6 +474,20 @@ def markdown(results: dict[str, Any]) -> str:
         parts.append(f"| {name} | {p.usd:g} | {p.per:,.0f} {p.unit} | {p.source} |")
     parts += ["", "## Caveats", ""] + [f"- {c}" for c in results.get("caveats", [])]
     return "\n".join(parts) + "\n"
+
+
+def _calls_text(calls: dict[str, Any] | None, floor_ms: float) -> str:
+    """The first event's AWS calls, in a cold start's line of RESULTS.md: how many, how long at
+    least one was in flight, as a share of the floor too (what waiting on them adds to the
+    ratio), and which."""
+    if calls is None:
+        return ""
+    operations = ", ".join(f"{name} x{count}" for name, count in calls["operations"].items())
+    ms = calls["ms"]["median"]
+    return (
+        f" Its AWS calls: {calls['calls']['median']:.0f}, in flight {ms:.0f} ms "
+        f"({ms / floor_ms:.2f}x the floor)" + (f": {operations}." if operations else ".")
+    )
 
 
 def _scale_details(fig: dict[str, Any]) -> list[str]:

@@ -79,3 +79,20 @@ def test_results_md_gives_each_functions_cpu_ratio_and_first_event_when_measured
     # Then its line says both
     assert "CPU 1.80x (1.80-1.80) the floor's" in text
     assert "First event: POST /v1/images." in text
+
+
+def test_results_md_names_the_first_events_aws_calls_when_counted() -> None:
+    # Given a function whose first event made three AWS calls
+    results = _results()
+    results["coldstart"]["functions"]["ApiFunction"]["aws_calls"] = {
+        "calls": _spread(3),
+        "ms": _spread(21.4),
+        "operations": {"dynamodb.GetItem": 2, "sqs.SendMessage": 1},
+    }
+    # When RESULTS.md is made
+    text = markdown(results)
+    # Then the function's line says how many, how long, and which
+    assert (
+        "Its AWS calls: 3, in flight 21 ms (0.21x the floor): "
+        "dynamodb.GetItem x2, sqs.SendMessage x1." in text
+    )
