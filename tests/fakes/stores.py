@@ -51,6 +51,8 @@ class InMemoryTaskStore:
         self._lock = threading.Lock()
         self._write_attempts = write_attempts
         self.writes = 0
+        self.reads = 0
+        """Reads of one task (``get``, and the reads before writes that had no known version)."""
         self._racer: Callable[[], object] | None = None
 
     def before_next_transition(self, action: Callable[[], object]) -> None:
@@ -63,6 +65,7 @@ class InMemoryTaskStore:
         """The task, or None."""
         with self._lock:
             found = self._docs.get(task_id)
+            self.reads += 1
         return None if found is None else _load(*found)
 
     def require(self, task_id: str) -> Task:

@@ -49,6 +49,18 @@ def test_the_sync_call_finishes_the_task(deps: FakeDependencies) -> None:
     assert deps.events.for_task(task.task_id) == ["Image Task Submitted", "Image Task Succeeded"]
 
 
+def test_the_sync_call_reads_the_task_once(deps: FakeDependencies) -> None:
+    # GIVEN a task queued for mountsea-compat
+    task = queued(deps, fox(provider="mountsea-compat"))
+    before = deps.tasks.reads
+    # WHEN dispatched: every write after the message's read starts from the task just written
+    done = run(deps, task)
+    # THEN it succeeded with its attempt recorded, after one read of the task (one GetItem)
+    assert done.status is TaskStatus.SUCCEEDED
+    assert outcomes(done) == [("mountsea-compat", "completed")]
+    assert deps.tasks.reads - before == 1
+
+
 def test_an_edit_uploads_its_stored_inputs(deps: FakeDependencies) -> None:
     # GIVEN an edit whose photo was stored at submit WHEN dispatched
     # THEN the multipart call streams it from the bucket and the task succeeds

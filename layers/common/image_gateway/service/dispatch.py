@@ -274,7 +274,8 @@ def _call_sync(
             if not t.status.terminal:  # a hedge won meanwhile: it recorded this attempt
                 t.attempts.append(attempt)
 
-        recorded_task = deps.tasks.update(task.task_id, record)
+        # from the task as running wrote it (a hedge or a cancel meanwhile: read again)
+        recorded_task = deps.tasks.update(task.task_id, record, known=task)
         if recorded_task.status.terminal:
             logger.info("sync result discarded: the task ended meanwhile (a hedge won)")
             return recorded_task
