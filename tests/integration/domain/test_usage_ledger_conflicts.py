@@ -118,11 +118,10 @@ def test_a_conflict_that_never_ends_is_ledger_busy_with_growing_pauses(
 def test_a_settlement_that_met_another_is_tried_again(
     wired: tuple[DynamoDBUsageLedger, Stubber, list[float]],
 ) -> None:
-    ledger, stubber, _ = wired
+    ledger, stubber, pauses = wired
     hold = UsageHold(day="2026-12-01", reserved_usd=0.0, ticket="000000000000001#t1")
     held = {"Item": {"state": {"S": "running"}}}
-    stubber.add_response("get_item", held)
-    _cancelled(stubber, "None", "TransactionConflict", "None")
+    _cancelled(stubber, "None", "TransactionConflict", "None")  # the first try: no read
     stubber.add_response("get_item", held)
     stubber.add_response("transact_write_items", {})
 
@@ -130,3 +129,46 @@ def test_a_settlement_that_met_another_is_tried_again(
         settled = ledger.settle("c", hold, cost_usd=0.0)
 
     assert settled is Settlement.RUNNING
+    assert len(pauses) == 1
+    stubber.assert_no_pending_responses()
+
+
+def test_a_running_hold_is_settled_without_reading_it(
+    wired: tuple[DynamoDBUsageLedger, Stubber, list[float]],
+) -> None:
+    # Given a hold that is running (a task that ended at its provider)
+    ledger, stubber, pauses = wired
+    hold = UsageHold(day="2026-12-01", reserved_usd=0.0, ticket="000000000000001#t1")
+    stubber.add_response("transact_write_items", {})  # one call: no GetItem before it
+    # When it is settled
+    with stubber:
+        settled = ledger.settle("c", hold, cost_usd=0.0)
+    # Then the one transaction did it
+    assert settled is Settlement.RUNNING
+    assert pauses == []
+    stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [({"Item": {"state": {"S": "queued"}}}, Settlement.QUEUED), ({}, Settlement.NONE)],
+)
+def test_a_hold_that_is_not_running_is_read_and_settled_as_it_is(
+    wired: tuple[DynamoDBUsageLedger, Stubber, list[float]],
+    stored: dict[str, Any],
+    expected: Settlement,
+) -> None:
+    # Given a hold still queued (its task cancelled while it waited), or already settled
+    ledger, stubber, pauses = wired
+    hold = UsageHold(day="2026-12-01", reserved_usd=0.0, ticket="000000000000001#t1")
+    _cancelled(stubber, "ConditionalCheckFailed", "None", "None")  # not running: refused
+    stubber.add_response("get_item", stored)
+    if expected is Settlement.QUEUED:
+        stubber.add_response("transact_write_items", {})
+    # When it is settled
+    with stubber:
+        settled = ledger.settle("c", hold, cost_usd=0.0)
+    # Then its state was read and settled at once (a wrong guess is not a conflict: no pause)
+    assert settled is expected
+    assert pauses == []
+    stubber.assert_no_pending_responses()

@@ -61,6 +61,35 @@ def number(item: dict[str, Any], name: str) -> int:
     return 0 if value is None else int(Decimal(value))
 
 
+def settle_items(
+    tx: Transactions, client_id: str, hold: UsageHold, delta_usd: str, state: str
+) -> list[dict[str, Any]]:
+    """The settle of a hold in ``state`` (running or queued) as transaction items: the hold
+    deleted on condition of that state (item 0), its place given back, the day's spend moved by
+    ``delta_usd``, and a queued hold's queue entry deleted."""
+    items = [
+        tx.delete(
+            hold_key(hold.task_id),
+            ConditionExpression="#s = :state",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":state": {"S": state}},
+        ),
+        tx.update(
+            limits_key(client_id, "COUNTS"),
+            UpdateExpression=f"ADD {state} :minus",
+            ExpressionAttributeValues={":minus": {"N": "-1"}},
+        ),
+        tx.update(
+            limits_key(client_id, f"DAY#{hold.day}"),
+            UpdateExpression="ADD spent_usd :delta",
+            ExpressionAttributeValues={":delta": {"N": delta_usd}},
+        ),
+    ]
+    if state == QUEUED:
+        items.append(tx.delete(queue_key(client_id, hold.ticket)))
+    return items
+
+
 def busy(what: str) -> Callable[[int], Exception]:
     """The LedgerBusy a transaction that kept conflicting ends with."""
 

@@ -44,6 +44,7 @@ from image_gateway.adapters.dynamodb_client_queue import (
     queue_key,
     read_counts,
     read_item,
+    settle_items,
 )
 from image_gateway.adapters.dynamodb_hold_checks import HoldCheckList, hold_check_attributes
 from image_gateway.adapters.dynamodb_transactions import Conflict, Transactions
@@ -262,39 +263,27 @@ class DynamoDBUsageLedger(HoldCheckList):
 
     # -- settle ---------------------------------------------------------------------------------
     def settle(self, client_id: str, hold: UsageHold, *, cost_usd: float) -> Settlement:
-        """Delete the hold, give its place back, move the day's spend to ``cost_usd``."""
+        """Delete the hold, give its place back, move the day's spend to ``cost_usd``. The first
+        try takes the hold as running (nearly every settle) without reading it: one GetItem
+        fewer per task; the hold's condition refuses a wrong guess, and the hold is read."""
+        guess: list[str] = [RUNNING]  # popped by the first try
 
         def attempt() -> Settlement:
+            if guess and self._settle_as(client_id, hold, cost_usd, guess.pop()) is None:
+                return Settlement.RUNNING
             state = self._get(hold_key(hold.task_id)).get("state", {}).get("S")
             if state is None:
                 return Settlement.NONE
-            items = [
-                self._tx.delete(
-                    hold_key(hold.task_id),
-                    ConditionExpression="#s = :state",
-                    ExpressionAttributeNames={"#s": "state"},
-                    ExpressionAttributeValues={":state": {"S": state}},
-                ),
-                self._tx.update(
-                    limits_key(client_id, "COUNTS"),
-                    UpdateExpression=f"ADD {state} :minus",
-                    ExpressionAttributeValues={":minus": {"N": "-1"}},
-                ),
-                self._tx.update(
-                    limits_key(client_id, f"DAY#{hold.day}"),
-                    UpdateExpression="ADD spent_usd :delta",
-                    ExpressionAttributeValues={
-                        ":delta": {"N": str(usd(cost_usd) - usd(hold.reserved_usd))}
-                    },
-                ),
-            ]
-            if state == QUEUED:
-                items.append(self._tx.delete(queue_key(client_id, hold.ticket)))
-            if self._tx.write(items) is not None:
+            if self._settle_as(client_id, hold, cost_usd, state) is not None:
                 raise Conflict  # started or settled meanwhile: read the hold again
             return Settlement.RUNNING if state == RUNNING else Settlement.QUEUED
 
         return self._tx.retrying(attempt, busy(f"settling {hold.task_id}"))
+
+    def _settle_as(self, client_id: str, hold: UsageHold, cost: float, state: str) -> int | None:
+        """Settle a hold in ``state``: None, or the refusing item's index (see ``_tx.write``)."""
+        delta = str(usd(cost) - usd(hold.reserved_usd))
+        return self._tx.write(settle_items(self._tx, client_id, hold, delta, state))
 
     # -- batches --------------------------------------------------------------------------------
     def prepay(self, client_id: str, *, limits: ClientLimits, cost_usd: float) -> str | None:
