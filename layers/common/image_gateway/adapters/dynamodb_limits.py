@@ -266,11 +266,13 @@ class DynamoDBUsageLedger(HoldCheckList):
         """Delete the hold, give its place back, move the day's spend to ``cost_usd``. The first
         try takes the hold as running (nearly every settle) without reading it: one GetItem
         fewer per task; the hold's condition refuses a wrong guess, and the hold is read."""
-        guess: list[str] = [RUNNING]  # popped by the first try
+        try:
+            if self._settle_as(client_id, hold, cost_usd, RUNNING) is None:
+                return Settlement.RUNNING
+        except Conflict:
+            pass  # it met another transaction: read the hold and try again, below
 
         def attempt() -> Settlement:
-            if guess and self._settle_as(client_id, hold, cost_usd, guess.pop()) is None:
-                return Settlement.RUNNING
             state = self._get(hold_key(hold.task_id)).get("state", {}).get("S")
             if state is None:
                 return Settlement.NONE
