@@ -7,32 +7,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from devstack.demo import subscribe
-from devstack.stack import DevStack, StackInfo
-from tests.e2e.support import EventLog, e2e_stack_config
+from devstack.stack import StackInfo
+from tests.e2e.support import stack_fixtures
 
-
-@pytest.fixture(scope="session")
-def stack() -> Iterator[DevStack]:
-    """The running local stack (``e2e_stack_config``), its state file where ``imagegw`` and
-    ``make`` look for it."""
-    with DevStack(e2e_stack_config()) as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def info(stack: DevStack) -> StackInfo:
-    """Endpoints, names and the demo client's API key."""
-    assert stack.info is not None
-    return stack.info
-
-
-@pytest.fixture(scope="session")
-def events(info: StackInfo) -> Iterator[EventLog]:
-    """Every task event, as a subscriber queue received it."""
-    log = EventLog(subscribe(info))
-    yield log
-    log.close()
+# the running local stack, its state file where ``imagegw`` and ``make`` look for it
+stack, info, events = stack_fixtures("session")
 
 
 @pytest.fixture

@@ -7,13 +7,16 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import httpx
+import pytest
 from PIL import Image
 
-from devstack.stack import StackConfig
+from devstack.demo import subscribe
+from devstack.stack import DevStack, StackConfig, StackInfo
 
 TERMINAL = {"succeeded", "failed", "cancelled", "expired"}
 
@@ -31,6 +34,33 @@ def e2e_stack_config(**changes: Any) -> StackConfig:
         "metrics": True,
     }
     return StackConfig(**{**settings, **changes})
+
+
+def stack_fixtures(scope: str, **changes: Any) -> tuple[Callable[..., Any], ...]:
+    """The ``stack``, ``info`` and ``events`` fixtures of a devstack with the e2e settings
+    (``changes`` as for :func:`e2e_stack_config`), at ``scope``: the session's (tests/e2e), or
+    a module's own (tests/e2e/own_stack). A conftest assigns them to those three names."""
+
+    @pytest.fixture(scope=scope)  # type: ignore[call-overload]
+    def stack() -> Iterator[DevStack]:
+        """The running devstack."""
+        with DevStack(e2e_stack_config(**changes)) as running:
+            yield running
+
+    @pytest.fixture(scope=scope)  # type: ignore[call-overload]
+    def info(stack: DevStack) -> StackInfo:
+        """Endpoints, names and the demo client's API key."""
+        assert stack.info is not None
+        return stack.info
+
+    @pytest.fixture(scope=scope)  # type: ignore[call-overload]
+    def events(info: StackInfo) -> Iterator[EventLog]:
+        """Every task event, as a subscriber queue received it."""
+        log = EventLog(subscribe(info))
+        yield log
+        log.close()
+
+    return stack, info, events
 
 
 class EventLog:

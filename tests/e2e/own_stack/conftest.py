@@ -7,32 +7,6 @@ keeps ``.devstack/stack.json``, where ``imagegw`` and ``make`` look for it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from tests.e2e.support import stack_fixtures
 
-import pytest
-
-from devstack.demo import subscribe
-from devstack.stack import DevStack, StackInfo
-from tests.e2e.support import EventLog, e2e_stack_config
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    """The module's own devstack."""
-    with DevStack(e2e_stack_config(state_file=None)) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def info(stack: DevStack) -> StackInfo:
-    """Endpoints, names and the demo client's API key of the module's stack."""
-    assert stack.info is not None
-    return stack.info
-
-
-@pytest.fixture(scope="module")
-def events(info: StackInfo) -> Iterator[EventLog]:
-    """Every event of the module's stack, as a subscriber queue received it."""
-    log = EventLog(subscribe(info))
-    yield log
-    log.close()
+stack, info, events = stack_fixtures("module", state_file=None)
