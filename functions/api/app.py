@@ -35,13 +35,12 @@ from image_gateway.http.router import Reply, Request, Router
 from image_gateway.metrics import expect_invocations_without_metrics
 from image_gateway.models.circuits import ProviderHealthView
 from image_gateway.models.measured import MeasuredFigures, MeasuredTier, MeasuredView
+from image_gateway.models.provider_views import ProviderList, ProviderView
 from image_gateway.models.request import ImageRequest, Operation, Resolution
 from image_gateway.models.task import Task
 from image_gateway.models.task_query import MAX_TASK_ID_CHARS, TaskListQuery
 from image_gateway.models.uploads import UploadRequest
 from image_gateway.models.views import (
-    ProviderList,
-    ProviderView,
     TaskBatch,
     TaskList,
     TaskSummary,

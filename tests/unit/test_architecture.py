@@ -202,6 +202,35 @@ def test_the_thumbnail_function_imports_no_model_settings_or_http_client() -> No
     assert "image_gateway.config" not in imported
 
 
+def test_a_webhook_delivery_renders_without_the_provider_health_models() -> None:
+    # The delivery function's first event renders a task view (models.views) with the webhook
+    # ports: neither pulls in GET /v1/providers' models (the circuits, the measured figures and
+    # the health modules behind them) or the event bus adapter (a last failed attempt's only).
+    code = (
+        "import json, sys; import image_gateway.models.views, image_gateway.adapters.aws_webhooks; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('image_gateway'))))"
+    )
+    done = subprocess.run(  # noqa: S603 (this interpreter, our package)
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    imported = set(json.loads(done.stdout))
+
+    assert "image_gateway.models.views" in imported
+    assert (
+        imported
+        & {
+            "image_gateway.models.provider_views",
+            "image_gateway.models.circuits",
+            "image_gateway.models.measured",
+            "image_gateway.health.breaker",
+            "image_gateway.health.measure",
+            "image_gateway.adapters.eventbridge",
+            "image_gateway.models.events",
+        }
+        == set()
+    )
+
+
 def test_the_inbox_imports_the_batch_modules_only_for_a_manifest() -> None:
     # Most inbox uploads are photos: a manifest's batch (its input reader, the batch models) is
     # imported when a manifest arrives (service/upload_edit.py, _batch), not at a cold start.

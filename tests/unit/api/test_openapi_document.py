@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from image_gateway.http.contract import OPERATIONS, ErrorBody, document
 from image_gateway.models.batches import BatchList, BatchView
+from image_gateway.models.provider_views import ProviderList
 from image_gateway.models.uploads import UploadPlan
 from image_gateway.models.usage import UsageView
 from image_gateway.models.views import (
-    ProviderList,
     TaskList,
     TaskView,
     WebhookRedelivery,

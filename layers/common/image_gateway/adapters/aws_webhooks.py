@@ -6,13 +6,13 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from image_gateway.adapters.eventbridge import EventBridgeWebhookFailures
 from image_gateway.adapters.kms_webhook_secrets import KmsWebhookSecrets
 from image_gateway.adapters.sqs_webhooks import SqsWebhookDeliveries
 from image_gateway.config import Settings
 from image_gateway.timing import TimingPolicy
 
 if TYPE_CHECKING:  # httpx: imported by the delivery function only (see transport)
+    from image_gateway.adapters.eventbridge import EventBridgeWebhookFailures
     from image_gateway.webhooks.transport import SafePoster
 
 
@@ -67,7 +67,13 @@ class AwsWebhooks:
 
     @cached_property
     def failures(self) -> EventBridgeWebhookFailures:
-        """``Image Task Webhook Failed`` events on the stack's bus."""
+        """``Image Task Webhook Failed`` events on the stack's bus.
+
+        Imported here: only a delivery's last failed attempt publishes one, and the module (with
+        the event models) is no part of a delivery function's first event.
+        """
+        from image_gateway.adapters.eventbridge import EventBridgeWebhookFailures
+
         settings = self._settings
         return EventBridgeWebhookFailures(
             self._client("events"), settings.event_bus_name, settings.event_source

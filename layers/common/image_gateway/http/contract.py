@@ -27,10 +27,10 @@ from image_gateway.http.operations import (
     Operation,
 )
 from image_gateway.models.batches import BatchList, BatchView
+from image_gateway.models.provider_views import ProviderList
 from image_gateway.models.uploads import UploadPlan
 from image_gateway.models.usage import UsageView
 from image_gateway.models.views import (
-    ProviderList,
     TaskBatch,
     TaskList,
     TaskView,

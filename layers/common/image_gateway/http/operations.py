@@ -22,12 +22,12 @@ from image_gateway.http.examples import (
 )
 from image_gateway.idempotency import KEY_PATTERN, MAX_KEY_CHARS
 from image_gateway.models.batches import BatchCreateRequest, BatchList, BatchListQuery, BatchView
+from image_gateway.models.provider_views import ProviderList
 from image_gateway.models.request import ImageRequest
 from image_gateway.models.task_query import TaskListQuery
 from image_gateway.models.uploads import UploadPlan, UploadRequest
 from image_gateway.models.usage import UsageView
 from image_gateway.models.views import (
-    ProviderList,
     TaskBatch,
     TaskList,
     TaskView,

@@ -9,8 +9,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from image_gateway.images.thumbnail import THUMBNAIL_EDGE
-from image_gateway.models.circuits import ProviderHealthView
-from image_gateway.models.measured import MeasuredView
 from image_gateway.models.request import parse_s3_ref
 from image_gateway.models.routing import RoutingDecision
 from image_gateway.models.task import (
@@ -288,37 +286,6 @@ class TaskList(BaseModel):
 
     tasks: list[TaskSummary]
     next_cursor: str | None
-
-
-class ProviderView(BaseModel):
-    """One row of ``GET /v1/providers``."""
-
-    name: str
-    enabled: bool
-    default_rank: int | None = Field(description="its place in the default order (1 = first)")
-    capabilities: dict[str, Any] = Field(
-        description="modes, callback, batch_poll, max_images, mask, backgrounds, "
-        "output_formats, output_compression, sizes"
-    )
-    price: dict[str, Any] | None = Field(
-        description="USD per image by tier and quality (per_image) and its source, if configured"
-    )
-    health: ProviderHealthView = Field(
-        default_factory=lambda: ProviderHealthView(state="closed"),
-        description="its circuit breaker: state, until when it is open, recent success rate",
-    )
-    measured: MeasuredView | None = Field(
-        default=None,
-        description="latency and success measured over the rolling window (routing policies "
-        "latency, reliability and balanced read these); None when nothing was measured",
-    )
-
-
-class ProviderList(BaseModel):
-    """``GET /v1/providers``: every provider this gateway knows, and the default order."""
-
-    default_order: list[str]
-    providers: list[ProviderView]
 
 
 class WebhookSecretView(BaseModel):
