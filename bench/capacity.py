@@ -81,6 +81,7 @@ URL = {
     "s3": "https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance.html",
     "kms": "https://docs.aws.amazon.com/kms/latest/developerguide/requests-per-second.html",
     "secrets": "https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html",
+    "ssm": "https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-throughput.html",
 }
 
 
@@ -454,6 +455,21 @@ def _others(t: Template) -> list[Hop]:
             "-",
             "one read per new environment",
             "met",
+        ),
+        Hop(
+            "SSM Parameter Store (`ProvidersParameter` and its `/operator`, `InboxRulesParameter`)",
+            "GetParameter, GetParameters and GetParametersByPath share 40 transactions/s per "
+            "account and region (standard throughput); higher throughput is a paid setting",
+            URL["ssm"],
+            "both providers parameters in one GetParameters per execution environment, at its "
+            f"first event and every {DEFAULT_TIMING.providers_cache_seconds:g} s after (the "
+            f"inbox rules: one GetParameter, every {DEFAULT_TIMING.inbox_rules_cache_seconds:g} s)",
+            "-",
+            f"{40 * DEFAULT_TIMING.providers_cache_seconds:,.0f} busy execution environments "
+            "refreshing; 40 new environments a second",
+            "met at the goal once scaled (a few hundred environments refresh a few times a "
+            "second); a faster scale-up is throttled and backed off by botocore's retries: for "
+            "one, turn on higher throughput",
         ),
     ]
 

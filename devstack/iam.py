@@ -343,9 +343,22 @@ def _parameter_resource(response: Any) -> str:
     name = _json_param(response, "Name")
     if not name:
         return "*"
-    if str(name).startswith("arn:"):
-        return str(name)
+    return _parameter_arn(response, str(name))
+
+
+def _parameter_arn(response: Any, name: str) -> str:
+    if name.startswith("arn:"):
+        return name
     return _arn("ssm", response.region, response.current_account, f"parameter{name}")
+
+
+def _ssm_resources(response: Any) -> list[str]:
+    """The parameters an SSM request is authorised on: each of GetParameters' ``Names`` (IAM
+    refuses the call when any one is not allowed), else its ``Name``."""
+    names = _json_param(response, "Names")
+    if isinstance(names, list) and names:
+        return [_parameter_arn(response, str(name)) for name in names]
+    return [_parameter_resource(response)]
 
 
 def _key_resource(response: Any) -> str:
@@ -380,7 +393,8 @@ _PATCHED: dict[str, Any] = {}
 
 def patch_moto_resources() -> None:
     """Make moto authorise each request against its resource (moto 5.2.5 names only SQS's
-    and S3's): pinned to ``BaseResponse._determine_resource`` and the mixin's
+    and S3's), a DynamoDB transaction or batch and an SSM GetParameters against each of theirs:
+    pinned to ``BaseResponse._determine_resource`` and the mixin's
     ``_authenticate_and_authorize_normal_action``; ``tests/devstack/test_iam.py`` checks it."""
     if _PATCHED:
         return
@@ -442,6 +456,20 @@ def patch_moto_resources() -> None:
             lambda_original(self, resource)
 
     LambdaResponse._authenticate_and_authorize_normal_action = authorise_lambda  # type: ignore[method-assign]
+
+    ssm_original = SimpleSystemManagerResponse._authenticate_and_authorize_normal_action
+
+    def authorise_ssm(self: Any, resource: str = "*") -> None:
+        from moto import settings
+        from moto.core.authorization import ActionAuthenticatorMixin
+
+        if ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
+            ssm_original(self, resource)  # not enforcing: counted, nothing checked
+            return
+        for arn in _ssm_resources(self):
+            ssm_original(self, arn)
+
+    SimpleSystemManagerResponse._authenticate_and_authorize_normal_action = authorise_ssm  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

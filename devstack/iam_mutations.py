@@ -1105,7 +1105,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("ApiFunction", "sqs:SendMessage", "WebhookQueue"): webhook_delivery,
     (
         "ApiFunction",
-        "ssm:GetParameter",
+        "ssm:GetParameters",
         "ProvidersParameter,ProvidersParameter/operator",
     ): get_and_list,
     ("ApiFunction", "dynamodb:GetItem", "TasksTable,TasksTable/index/ByClientKeys"): get_and_list,
@@ -1126,7 +1126,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     # OpenAiCompatFunction
     (
         "OpenAiCompatFunction",
-        "ssm:GetParameter",
+        "ssm:GetParameters",
         "ProvidersParameter,ProvidersParameter/operator",
     ): openai_generate,
     ("OpenAiCompatFunction", "dynamodb:GetItem", "TasksTable"): openai_generate,
@@ -1160,7 +1160,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("FinalizeFunction", "sqs:SendMessage", "DispatchQueue"): callback_admits_queued,
     (
         "FinalizeFunction",
-        "ssm:GetParameter",
+        "ssm:GetParameters",
         "ProvidersParameter,ProvidersParameter/operator",
     ): callback_task,
     ("FinalizeFunction", "dynamodb:GetItem", "TasksTable"): callback_task,
@@ -1177,7 +1177,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("PollFunction", "sqs:SendMessage", "WebhookQueue"): poll_webhook,
     (
         "PollFunction",
-        "ssm:GetParameter",
+        "ssm:GetParameters",
         "ProvidersParameter,ProvidersParameter/operator",
     ): poll_task,
     ("PollFunction", "dynamodb:GetItem", "TasksTable"): poll_task,
@@ -1193,7 +1193,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("SweeperFunction", "sqs:SendMessage", "WebhookQueue"): sweeper_webhook,
     (
         "SweeperFunction",
-        "ssm:GetParameter",
+        "ssm:GetParameters",
         "ProvidersParameter,ProvidersParameter/operator",
     ): sweeper_task,
     ("SweeperFunction", "dynamodb:GetItem", "TasksTable"): sweeper_task,
@@ -1209,7 +1209,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("DispatchFunction", "sqs:SendMessage", "WebhookQueue"): webhook_delivery,
     (
         "DispatchFunction",
-        "ssm:GetParameter",
+        "ssm:GetParameters",
         "ProvidersParameter,ProvidersParameter/operator",
     ): sync_task,
     ("DispatchFunction", "dynamodb:GetItem", "TasksTable"): sync_task,
@@ -1242,7 +1242,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     # UploadEditFunction
     (
         "UploadEditFunction",
-        "ssm:GetParameter",
+        "ssm:GetParameters",
         "ProvidersParameter,ProvidersParameter/operator",
     ): inbox_upload,
     ("UploadEditFunction", "dynamodb:GetItem", "TasksTable"): inbox_upload,
@@ -1268,7 +1268,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("DispatchFunction", "sqs:SendMessage", "BatchQueue"): batch_task,
     (
         "BatchFunction",
-        "ssm:GetParameter",
+        "ssm:GetParameters",
         "ProvidersParameter,ProvidersParameter/operator",
     ): batch_task,
     ("BatchFunction", "dynamodb:GetItem", "TasksTable"): batch_task,

@@ -28,6 +28,7 @@ from devstack.template import load_template
 
 REGION = "us-east-1"
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/t"
+PARAMETER_ARN = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/p"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,8 @@ def _admin(aws: LocalAws, service: str) -> Any:
 @pytest.fixture(scope="module")
 def role_session(aws: LocalAws) -> Iterator[Any]:
     """A function's botocore session (the layer's) with the credentials of a role that may read
-    and write items of table ``t`` and query its ``ByClient`` index, and nothing else."""
+    and write items of table ``t``, query its ``ByClient`` index and read parameters ``/p/a`` and
+    ``/p/a/operator`` with GetParameters, and nothing else."""
     _admin(aws, "dynamodb").create_table(
         TableName="t",
         AttributeDefinitions=[
@@ -69,6 +71,8 @@ def role_session(aws: LocalAws) -> Iterator[Any]:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+    for name in ("/p/a", "/p/b"):
+        _admin(aws, "ssm").put_parameter(Name=name, Value="{}", Type="String")
     documents = [
         {
             "Version": "2012-10-17",
@@ -82,6 +86,11 @@ def role_session(aws: LocalAws) -> Iterator[Any]:
                     "Effect": "Allow",
                     "Action": ["dynamodb:Query"],
                     "Resource": f"{TABLE_ARN}/index/ByClient",
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["ssm:GetParameters"],
+                    "Resource": [f"{PARAMETER_ARN}/a", f"{PARAMETER_ARN}/a/operator"],
                 },
             ],
         }
@@ -169,6 +178,24 @@ def test_a_transaction_is_checked_item_by_item_as_dynamodb_does(
     # When one also updates, Then it is refused
     with pytest.raises(ClientError, match="AccessDenied"):
         ddb.transact_write_items(TransactItems=[update])
+
+
+def test_get_parameters_is_checked_on_each_parameter_it_names(
+    aws: LocalAws, role_session: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a role allowed ssm:GetParameters on /p/a and /p/a/operator only
+    ssm = role_session.create_client("ssm", region_name=REGION, endpoint_url=aws.url)
+    # When it reads both (the operator's does not exist), Then one comes back, one is invalid
+    answer = ssm.get_parameters(Names=["/p/a", "/p/a/operator"])
+    assert [p["Name"] for p in answer["Parameters"]] == ["/p/a"]
+    assert answer["InvalidParameters"] == ["/p/a/operator"]
+    # When one of the names is a parameter it may not read, Then the whole call is refused
+    with pytest.raises(ClientError, match="AccessDenied"):
+        ssm.get_parameters(Names=["/p/a", "/p/b"])
+    # And the log names the parameters it asked for
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "{" in line]
+    denied = next(line for line in lines if line.get("message") == "AWS access denied")
+    assert (denied["action"], denied["resource"]) == ("ssm:GetParameters", "/p/a, /p/b")
 
 
 def test_the_accounts_own_credentials_may_do_anything(aws: LocalAws, role_session: Any) -> None:

@@ -14,6 +14,8 @@ import boto3
 import pytest
 from image_gateway.adapters.aws import AwsDependencies
 from image_gateway.config import Settings
+from image_gateway.errors import GatewayError
+from image_gateway.providers.directory import DEFAULT_CONCURRENCY
 from image_gateway.providers.settings import operator_parameter
 from imagegw.admin import Admin, Stack
 from imagegw.cli import build_parser
@@ -84,3 +86,24 @@ def test_a_change_made_with_admin_providers_set_survives_a_redeploy(
     assert concurrency_in_force() == 5
     defaults = session.client("ssm").get_parameter(Name=f"/{STACK}/providers")["Parameter"]
     assert "concurrency" not in json.loads(defaults["Value"])  # the deploy did rewrite them
+
+
+def test_before_any_providers_set_the_defaults_alone_are_in_force(
+    session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    deploy(session)  # no operator parameter yet: GetParameters lists it as invalid
+
+    assert concurrency_in_force() == DEFAULT_CONCURRENCY  # neither parameter sets it
+
+
+def test_a_stack_without_its_providers_parameter_says_so(
+    session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # nothing deployed
+
+    with pytest.raises(GatewayError) as caught:
+        concurrency_in_force()
+
+    assert caught.value.code == "providers_config_invalid"
+    assert f"/{STACK}/providers does not exist" in caught.value.message

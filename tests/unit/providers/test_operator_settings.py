@@ -45,7 +45,14 @@ def test_the_loader_reads_both_parameters_by_name() -> None:
         "/gw/providers/operator": '{"order": ["pmock"]}',
     }
 
-    load = loader(parameters.__getitem__, parameters.get, "/gw/providers")
+    asked: list[tuple[str, str]] = []
+
+    def get_both(defaults: str, operator: str) -> tuple[str, str | None]:
+        asked.append((defaults, operator))
+        return parameters[defaults], parameters.get(operator)
+
+    load = loader(get_both, "/gw/providers")
 
     assert json.loads(load())["order"] == ["pmock"]
     assert json.loads(load())["disabled"] == ["openai"]
+    assert asked == [("/gw/providers", "/gw/providers/operator")] * 2

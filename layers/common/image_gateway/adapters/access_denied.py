@@ -46,6 +46,8 @@ def resource_of(service: str, params: Mapping[str, Any]) -> str:
     if "TableName" in params:
         index = params.get("IndexName")
         return str(params["TableName"]) + (f"/index/{index}" if index else "")
+    if "Names" in params:  # ssm:GetParameters: every parameter it asked for
+        return ", ".join(str(name) for name in params["Names"])
     if service == "events" and params.get("Entries"):
         return str(params["Entries"][0].get("EventBusName", "default"))
     for name in ("QueueUrl", "SecretId", "Name", "KeyId", "stateMachineArn", "executionArn"):

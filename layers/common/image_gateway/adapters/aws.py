@@ -25,6 +25,7 @@ from image_gateway.adapters.boto import (
     new_session,
 )
 from image_gateway.config import Settings
+from image_gateway.errors import GatewayError
 from image_gateway.timing import DEFAULT_TIMING, TimingPolicy
 
 if TYPE_CHECKING:  # imported where they are built (see the module docstring)
@@ -220,18 +221,22 @@ class AwsDependencies:
             return ProviderDirectory(self.settings, None)
         from image_gateway.providers.settings import loader
 
-        def get(parameter: str) -> str:
-            return str(self.ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
-
-        def get_optional(parameter: str) -> str | None:
-            try:
-                return get(parameter)
-            except self.ssm.exceptions.ParameterNotFound:
-                return None  # the operator has set nothing yet
+        def get_both(defaults: str, operator: str) -> tuple[str, str | None]:
+            # One GetParameters for both: one round trip at each cold start and cache refresh,
+            # not two. A name that does not exist comes back in InvalidParameters, not an error.
+            found = self.ssm.get_parameters(Names=[defaults, operator])["Parameters"]
+            values = {parameter["Name"]: str(parameter["Value"]) for parameter in found}
+            if defaults not in values:
+                raise GatewayError(
+                    f"the providers parameter {defaults} does not exist (the stack's "
+                    "ProvidersParameter: deploy the stack again)",
+                    code="providers_config_invalid",
+                )
+            return values[defaults], values.get(operator)  # None: the operator set nothing yet
 
         return ProviderDirectory(
             self.settings,
-            loader(get, get_optional, name),  # the operator's settings over the stack's defaults
+            loader(get_both, name),  # the operator's settings over the stack's defaults
             ttl_seconds=self.settings.scaled(self.timing.providers_cache_seconds),
         )
 

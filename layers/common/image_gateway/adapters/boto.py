@@ -86,7 +86,7 @@ OPERATIONS: dict[str, frozenset[str]] = {
     ),
     "secretsmanager": frozenset({"GetSecretValue"}),
     "sqs": frozenset({"SendMessage"}),
-    "ssm": frozenset({"GetParameter"}),
+    "ssm": frozenset({"GetParameter", "GetParameters"}),
     "stepfunctions": frozenset({"StartExecution"}),
 }
 """Every AWS operation the adapters call (presigned URLs included), by service; a test checks

@@ -49,14 +49,15 @@ def effective_document(defaults: str, operator: str | None) -> str:
 
 
 def loader(
-    get: Callable[[str], str], get_optional: Callable[[str], str | None], defaults_parameter: str
+    get_both: Callable[[str, str], tuple[str, str | None]], defaults_parameter: str
 ) -> Callable[[], str]:
-    """A ``ProviderDirectory`` loader reading both parameters: ``get`` raises when the stack's
-    is missing; ``get_optional`` returns None for the operator's until the first
-    ``providers set``."""
+    """A ``ProviderDirectory`` loader reading both parameters at once: ``get_both(defaults,
+    operator)`` returns the stack's value (raising when it is missing) and the operator's (None
+    until the first ``providers set``)."""
 
     def load() -> str:
-        defaults = get(defaults_parameter)
-        return effective_document(defaults, get_optional(operator_parameter(defaults_parameter)))
+        return effective_document(
+            *get_both(defaults_parameter, operator_parameter(defaults_parameter))
+        )
 
     return load
