@@ -9,6 +9,10 @@ fills from a parameter with a default is compared here.
 
 from __future__ import annotations
 
+import functools
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -74,3 +78,30 @@ def _environment(extra: dict[str, str]) -> dict[str, str]:
         "PROVIDER_KEYS_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:p",
     }
     return {**required, **extra}
+
+
+def test_the_functions_environment_turns_pydantic_plugin_discovery_off() -> None:
+    # pydantic looks for plugins among every installed distribution's entry points when the
+    # first model of a process is completed; the functions use none, and the template's value
+    # must be one pydantic reads as "all off" (so that the lookup is never made).
+    code = (
+        "import pydantic.plugin._loader as loader\n"
+        "calls = []\n"
+        "loader.entry_points = lambda **kw: calls.append(kw) or []\n"
+        "from pydantic import BaseModel\n"
+        "class M(BaseModel):\n"
+        "    x: int\n"
+        "print(len(calls), M(x=1).x)\n"
+    )
+    run = functools.partial(
+        subprocess.run, [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+
+    with_template = run(
+        env={**environment, "PYDANTIC_DISABLE_PLUGINS": VARIABLES["PYDANTIC_DISABLE_PLUGINS"]}
+    )
+    without = run(env=environment)
+
+    assert with_template.stdout.split() == ["0", "1"]
+    assert without.stdout.split() == ["1", "1"]  # the lookup this setting saves
