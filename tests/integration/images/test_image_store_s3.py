@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from image_gateway.adapters.s3_images import S3ImageStore as ImageStore
-from image_gateway.errors import InvalidImage
+from image_gateway.errors import InvalidImage, NotFound
 
 BUCKET = "image-gateway-images-test"
 MIB = 1024 * 1024
@@ -150,6 +150,45 @@ def test_open_stream_gives_the_stored_bytes_in_chunks(s3: Any, noise_png_4k: byt
 
     assert max(len(chunk) for chunk in chunks) == MIB
     assert b"".join(chunks) == noise_png_4k
+
+
+def test_the_image_just_stored_is_read_back_without_a_request(
+    s3: Any, s3_calls: list[str], small_jpeg: bytes
+) -> None:
+    """Given a small image this store just put, when it is read back (whole or from a byte),
+    then no GetObject is made and the bytes are the stored ones."""
+    store = ImageStore(s3, BUCKET)
+    stored = store.store([small_jpeg], "tasks/t1/output-0")
+
+    assert b"".join(store.open_stream(stored.key)) == small_jpeg
+    assert b"".join(store.open_stream(stored.key, start=10)) == small_jpeg[10:]
+    assert s3_calls == ["PutObject"]
+    assert object_bytes(s3, stored.key) == small_jpeg
+
+
+def test_only_the_last_small_image_is_kept_and_never_after_its_delete(
+    s3: Any, s3_calls: list[str], small_jpeg: bytes, noise_png_4k: bytes
+) -> None:
+    """Given images stored one after the other, when read back, then only the last one put
+    with one PutObject comes from memory; a deleted one is not found; a multipart one is
+    never kept (its bytes never were in memory at once)."""
+    store = ImageStore(s3, BUCKET)
+    first = store.store([small_jpeg], "tasks/t1/output-0")
+    second = store.store([small_jpeg], "tasks/t1/output-1")
+    s3_calls.clear()
+
+    assert b"".join(store.open_stream(first.key)) == small_jpeg  # from S3
+    assert b"".join(store.open_stream(second.key)) == small_jpeg  # from memory
+    assert s3_calls == ["GetObject"]
+
+    store.delete(second.key)
+    with pytest.raises(NotFound):
+        list(store.open_stream(second.key))
+
+    big = store.store(chunked(noise_png_4k, 64 * 1024), "tasks/t2/output-0")
+    s3_calls.clear()
+    assert b"".join(store.open_stream(big.key)) == noise_png_4k
+    assert s3_calls == ["GetObject"]
 
 
 def test_presigned_get_url_is_sigv4_with_the_expiry(s3: Any) -> None:

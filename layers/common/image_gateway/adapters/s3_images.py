@@ -2,7 +2,9 @@
 
 Images are spooled and checked first (:func:`~image_gateway.images.store.spooled_image`), then
 uploaded with one ``put_object`` or as a multipart upload of sequential parts, so memory stays
-around one part.
+around one part. The last image stored with one ``put_object`` stays in memory until the next
+store: reading it back at once (an OpenAI-compatible answer with ``b64_json``, which returns the
+image it just stored) needs no ``GetObject``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class S3ImageStore:
         self._bucket = bucket
         self._part_size = part_size
         self._max_bytes = max_bytes
+        self._last: tuple[str, bytes] | None = None
+        """The key and bytes of the last image stored with one PutObject (none after a
+        multipart upload, which never holds a whole image)."""
 
     def store(
         self,
@@ -70,8 +75,11 @@ class S3ImageStore:
             extra: dict[str, Any] = {"ContentType": info.content_type}
             if metadata:
                 extra["Metadata"] = dict(metadata)
+            self._last = None
             if image.size_bytes < self._part_size:
-                self._s3.put_object(Bucket=self._bucket, Key=key, Body=image.file.read(), **extra)
+                body = image.file.read()
+                self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, **extra)
+                self._last = (key, body)
             else:
                 self._upload_multipart(image.file, key, extra)
         return StoredImage(
@@ -86,6 +94,8 @@ class S3ImageStore:
 
     def put_file(self, key: str, body: bytes, *, content_type: str) -> None:
         """One PutObject (a batch's results: not an image, so not checked as one)."""
+        if self._last is not None and self._last[0] == key:
+            self._last = None
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
 
     def store_base64(
@@ -106,6 +116,8 @@ class S3ImageStore:
 
     def delete(self, key: str) -> None:
         """Remove the object at ``key`` (S3 answers a missing key like a deleted one)."""
+        if self._last is not None and self._last[0] == key:
+            self._last = None
         self._s3.delete_object(Bucket=self._bucket, Key=key)
 
     @property
@@ -160,9 +172,15 @@ class S3ImageStore:
         """Yield a stored object's bytes from byte ``start`` in 1 MiB chunks (the request
         starts on first use; a ``start`` at or past the end yields nothing).
 
+        The image this store just wrote at ``key`` (the last one, stored with one PutObject) is
+        handed back from memory, without a request.
+
         Raises:
             NotFound: there is no object at ``key``.
         """
+        if self._last is not None and self._last[0] == key:
+            yield from _chunks(self._last[1][start:])
+            return
         extra = {"Range": f"bytes={start}-"} if start else {}
         try:
             response = self._s3.get_object(Bucket=self._bucket, Key=key, **extra)
@@ -217,3 +235,8 @@ class S3ImageStore:
                 # Left for the bucket's AbortIncompleteMultipartUpload lifecycle rule.
                 logger.warning("could not abort multipart upload of %s", key, exc_info=True)
             raise
+
+
+def _chunks(data: bytes) -> Iterator[bytes]:
+    for offset in range(0, len(data), _READ_CHUNK):
+        yield data[offset : offset + _READ_CHUNK]
