@@ -22,8 +22,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from image_gateway import log_context
 from image_gateway.adapters.aws import lazy_dependencies
 from image_gateway.errors import GatewayError, NotFound
-from image_gateway.health.circuit import Circuit
-from image_gateway.health.measure import Bucket, Measured, summarise
 from image_gateway.http.gate import (
     RoutePolicy,
     admit,
@@ -33,10 +31,7 @@ from image_gateway.http.gate import (
 )
 from image_gateway.http.router import Reply, Request, Router
 from image_gateway.metrics import expect_invocations_without_metrics
-from image_gateway.models.circuits import ProviderHealthView
-from image_gateway.models.measured import MeasuredFigures, MeasuredTier, MeasuredView
-from image_gateway.models.provider_views import ProviderList, ProviderView
-from image_gateway.models.request import ImageRequest, Operation, Resolution
+from image_gateway.models.request import ImageRequest
 from image_gateway.models.task import Task
 from image_gateway.models.task_query import MAX_TASK_ID_CHARS, TaskListQuery
 from image_gateway.models.uploads import UploadRequest
@@ -47,8 +42,6 @@ from image_gateway.models.views import (
     TaskView,
     WebhookRedelivery,
 )
-from image_gateway.providers.registry import PROVIDER_TYPES
-from image_gateway.service.health import measured_by_tier, read_circuits
 from image_gateway.service.lifecycle import cancel_task
 from image_gateway.service.limits import client_usage
 from image_gateway.service.progress import expected_seconds
@@ -241,39 +234,9 @@ def create_uploads(request: Request) -> Reply:
 def list_providers(request: Request) -> Reply:
     """Every provider this gateway knows: enabled or not, default order, capabilities, prices,
     its circuit breaker's state and recent success rate, and what its calls measured."""
-    deps = DEPS.get()
-    directory = deps.directory
-    order = directory.order()
-    circuits, now = read_circuits(deps), deps.health.now()
-    rows = []
-    for name in PROVIDER_TYPES:
-        price = directory.price(name)
-        figures, buckets = measured_by_tier(deps, name)  # one query each
-        rows.append(
-            ProviderView(
-                name=name,
-                enabled=directory.enabled(name),
-                default_rank=order.index(name) + 1 if name in order else None,
-                capabilities=directory.provider(name).capabilities.describe(),
-                price=None if price is None else price.model_dump(),
-                health=ProviderHealthView.of(circuits.get(name) or Circuit(name), now),
-                measured=_measured_view(figures, buckets),
-            )
-        )
-    return Reply.of(200, ProviderList(default_order=order, providers=rows))
+    from image_gateway.service.provider_listing import provider_list  # see there: not at import
 
-
-def _measured_view(figures: Measured, buckets: list[Bucket]) -> MeasuredView | None:
-    if not figures.samples:
-        return None
-    tiers: dict[tuple[Operation, Resolution], list[Bucket]] = {}
-    for bucket in buckets:
-        tiers.setdefault((bucket.operation, bucket.tier), []).append(bucket)
-    by_tier = [
-        MeasuredTier(operation=op, tier=tier, **MeasuredFigures.of(summarise(group)).model_dump())
-        for (op, tier), group in sorted(tiers.items())
-    ]
-    return MeasuredView(**MeasuredFigures.of(figures).model_dump(), by_tier=by_tier)
+    return Reply.of(200, provider_list(DEPS.get()))
 
 
 @router.route("GET /v1/usage")

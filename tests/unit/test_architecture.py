@@ -231,6 +231,20 @@ def test_a_webhook_delivery_renders_without_the_provider_health_models() -> None
     )
 
 
+def test_the_api_imports_the_providers_views_only_for_their_route() -> None:
+    # GET /v1/providers' listing (service/provider_listing.py) and its views are imported when
+    # that route is called: a submit, the API's usual cold start, needs none of them.
+    imported = _imported_by("api")
+
+    assert "image_gateway.service.submit" in imported
+    assert imported & {
+        "image_gateway.service.provider_listing",
+        "image_gateway.models.provider_views",
+        "image_gateway.models.circuits",
+        "image_gateway.models.measured",
+    } == set()
+
+
 def test_the_inbox_imports_the_batch_modules_only_for_a_manifest() -> None:
     # Most inbox uploads are photos: a manifest's batch (its input reader, the batch models) is
     # imported when a manifest arrives (service/upload_edit.py, _batch), not at a cold start.
