@@ -1249,6 +1249,7 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
     ("UploadEditFunction", "dynamodb:PutItem", "TasksTable"): inbox_upload,
     ("UploadEditFunction", "dynamodb:UpdateItem", "TasksTable"): inbox_upload,
     ("UploadEditFunction", "dynamodb:DeleteItem", "TasksTable"): inbox_reupload,
+    ("UploadEditFunction", "dynamodb:BatchGetItem", "TasksTable"): inbox_upload,
     ("UploadEditFunction", "dynamodb:Query", "TasksTable"): inbox_upload,
     ("UploadEditFunction", "s3:GetObject", "InboxBucket/*"): inbox_upload,
     ("UploadEditFunction", "s3:ListBucket", "InboxBucket"): inbox_upload,

@@ -20,6 +20,7 @@ from image_gateway.adapters.dynamodb_limits import DynamoDBUsageLedger
 from image_gateway.limits.ports import (
     Admission,
     ClientLimits,
+    ClientState,
     LimitKind,
     LimitOverrides,
     Settlement,
@@ -341,6 +342,79 @@ def test_the_operators_limits_are_read_back(under_test: LedgerUnderTest) -> None
         routing="price",
     )
     assert under_test.ledger.overrides("c2") == LimitOverrides()
+
+
+def test_the_limits_item_and_the_counts_are_read_together(under_test: LedgerUnderTest) -> None:
+    assert under_test.ledger.client_state("c1") == ClientState(LimitOverrides(), 0, 0)
+    under_test.set_limits("c1", max_running_tasks=1, routing="latency")
+    under_test.admit("t1", limits(running=1))
+    under_test.admit("t2", limits(running=1))
+
+    state = under_test.ledger.client_state("c1")
+
+    assert state == ClientState(LimitOverrides(max_running_tasks=1, routing="latency"), 1, 1)
+
+
+def seen_reserve(
+    under_test: LedgerUnderTest, task_id: str, given: ClientLimits, seen: ClientState
+) -> Admission:
+    """Reserve ``task_id`` deciding on counts read before (``seen``)."""
+    return under_test.ledger.reserve("c1", task_id, limits=given, cost_usd=0.0, seen=seen)
+
+
+def test_a_reservation_decided_on_counts_read_before_starts_the_task_when_they_still_hold(
+    under_test: LedgerUnderTest,
+) -> None:
+    seen = under_test.ledger.client_state("c1")
+
+    admission = seen_reserve(under_test, "t1", limits(running=1), seen)
+
+    assert admission.hold is not None and admission.started is True
+    assert under_test.ledger.usage("c1").running == 1
+
+
+def test_counts_seen_free_but_taken_since_never_start_a_task_past_the_limit(
+    under_test: LedgerUnderTest,
+) -> None:
+    given = limits(running=1)
+    seen = under_test.ledger.client_state("c1")  # a free place...
+    assert under_test.admit("t1", given).started is True  # ...taken meanwhile
+
+    admission = seen_reserve(under_test, "t2", given, seen)
+
+    assert admission.hold is not None and admission.started is False  # it queues instead
+    usage = under_test.ledger.usage("c1")
+    assert (usage.running, usage.queued) == (1, 1)
+
+
+def test_counts_seen_full_but_freed_since_queue_the_task_for_the_next_start(
+    under_test: LedgerUnderTest,
+) -> None:
+    given = limits(running=1)
+    first = under_test.admit("t1", given)
+    seen = under_test.ledger.client_state("c1")  # every place taken...
+    assert first.hold is not None
+    under_test.ledger.settle("c1", first.hold, cost_usd=0.0)  # ...one freed meanwhile
+
+    admission = seen_reserve(under_test, "t2", given, seen)
+
+    # the decision taken on what was seen holds (the queue has room); the submit that queued
+    # a task starts its client's queue at once (service.submit), which gives it the place
+    assert admission.hold is not None and admission.started is False
+    assert under_test.ledger.start_next("c1", limits=lambda: given) == ["t2"]
+
+
+def test_a_queue_seen_full_is_read_again_before_a_refusal(under_test: LedgerUnderTest) -> None:
+    given = limits(running=1, queued=1)
+    under_test.admit("t1", given)
+    queued = under_test.admit("t2", given)
+    seen = under_test.ledger.client_state("c1")  # running 1, queued 1: full...
+    assert queued.hold is not None
+    under_test.ledger.settle("c1", queued.hold, cost_usd=0.0)  # ...the queued one cancelled
+
+    admission = seen_reserve(under_test, "t3", given, seen)
+
+    assert admission.hold is not None and admission.started is False
 
 
 def test_each_client_has_its_own_counters_and_queue(under_test: LedgerUnderTest) -> None:

@@ -12,6 +12,7 @@ from image_gateway.limits.ports import (
     RATE_WINDOW_SECONDS,
     Admission,
     ClientLimits,
+    ClientState,
     LedgerBusy,
     LimitKind,
     LimitOverrides,
@@ -84,6 +85,13 @@ class InMemoryUsageLedger:
         """The operator's limits for the client."""
         return self.limits.get(client_id, LimitOverrides())
 
+    def client_state(self, client_id: str) -> ClientState:
+        """The operator's limits and the counts, read together."""
+        with self._lock:
+            counts = self._counts.get(client_id, _Counts())
+            overrides = self.limits.get(client_id, LimitOverrides())
+            return ClientState(overrides, counts.running, counts.queued)
+
     def reserve(
         self,
         client_id: str,
@@ -92,8 +100,10 @@ class InMemoryUsageLedger:
         limits: ClientLimits,
         cost_usd: float,
         prepaid: bool = False,
+        seen: ClientState | None = None,
     ) -> Admission:
-        """All counters or none, as the adapter's transaction."""
+        """All counters or none, as the adapter's transaction (decided on ``seen`` when it
+        still holds on the counts as they are, as the transaction's conditions check it)."""
         now = self.clock()
         outright = limits.refused_outright(0.0 if prepaid else cost_usd)
         if outright is not None:
@@ -114,9 +124,11 @@ class InMemoryUsageLedger:
             room = None if prepaid else limits.budget_room(cost_usd)
             if self._rate.get(rate_key, 0) >= limits.requests_per_minute:
                 return refusal(LimitKind.RATE, now)
-            start = counts.running < limits.max_running_tasks and counts.queued == 0
-            if not start and counts.queued >= limits.max_queued_tasks:
-                return refusal(LimitKind.QUEUE_FULL, now)
+            start = _decided_on(seen, counts, limits)
+            if start is None:
+                start = counts.running < limits.max_running_tasks and counts.queued == 0
+                if not start and counts.queued >= limits.max_queued_tasks:
+                    return refusal(LimitKind.QUEUE_FULL, now)
             if room is not None and spent > room:
                 return refusal(LimitKind.BUDGET, now)
             self._rate[rate_key] = self._rate.get(rate_key, 0) + 1
@@ -222,3 +234,18 @@ class InMemoryUsageLedger:
             held = self._holds.get(task_id)
             if held is not None:
                 held.claimed = True
+
+
+def _decided_on(seen: ClientState | None, counts: _Counts, limits: ClientLimits) -> bool | None:
+    """Running (True) or queued (False) as decided on the counts ``seen`` before, if the
+    adapter's transaction would take that decision on ``counts`` as they are (a free place and
+    nobody waiting; a queue with room); None: decide on ``counts`` (nothing seen, the decision
+    no longer holds, or the queue was seen full)."""
+    if seen is None:
+        return None
+    if seen.running < limits.max_running_tasks and seen.queued == 0:
+        holds = counts.running < limits.max_running_tasks and counts.queued <= 0
+        return True if holds else None
+    if seen.queued >= limits.max_queued_tasks:
+        return None
+    return False if counts.queued < limits.max_queued_tasks else None

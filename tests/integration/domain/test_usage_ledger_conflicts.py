@@ -12,7 +12,15 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from image_gateway.adapters.dynamodb_limits import DynamoDBUsageLedger
-from image_gateway.limits.ports import ClientLimits, LedgerBusy, LimitKind, Settlement, UsageHold
+from image_gateway.limits.ports import (
+    ClientLimits,
+    ClientState,
+    LedgerBusy,
+    LimitKind,
+    LimitOverrides,
+    Settlement,
+    UsageHold,
+)
 
 from tests.fakes.limits import START
 
@@ -98,6 +106,40 @@ def test_counts_that_moved_since_they_were_read_are_read_again(
         admission = ledger.reserve("c", "t1", limits=LIMITS, cost_usd=0.0)
 
     assert admission.hold is not None and admission.started is False  # it queues instead
+
+
+def test_counts_seen_by_the_caller_save_the_read(
+    wired: tuple[DynamoDBUsageLedger, Stubber, list[float]],
+) -> None:
+    ledger, stubber, pauses = wired
+    stubber.add_response("transact_write_items", {})  # no get_item before it
+
+    with stubber:
+        admission = ledger.reserve(
+            "c", "t1", limits=LIMITS, cost_usd=0.0, seen=ClientState(LimitOverrides(), 0, 0)
+        )
+
+    assert admission.hold is not None and admission.started is True
+    assert pauses == []
+    stubber.assert_no_pending_responses()
+
+
+def test_counts_that_moved_since_they_were_seen_are_read_without_a_pause(
+    wired: tuple[DynamoDBUsageLedger, Stubber, list[float]],
+) -> None:
+    ledger, stubber, pauses = wired
+    _cancelled(stubber, "None", "ConditionalCheckFailed", "None", "None")  # the place went
+    _counts(stubber, running=10)
+    stubber.add_response("transact_write_items", {})
+
+    with stubber:
+        admission = ledger.reserve(
+            "c", "t1", limits=LIMITS, cost_usd=0.0, seen=ClientState(LimitOverrides(), 9, 0)
+        )
+
+    assert admission.hold is not None and admission.started is False  # it queues instead
+    assert pauses == []
+    stubber.assert_no_pending_responses()
 
 
 def test_a_conflict_that_never_ends_is_ledger_busy_with_growing_pauses(

@@ -99,22 +99,21 @@ def test_a_submit_reads_its_clients_limits_item_once(
     deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a client whose operator set one submit a minute and a routing policy, and a ledger
-    # that counts the reads of that item
+    # that counts the reads of that item (alone, or with the client's counts)
     deps.usage.set_limits("c", requests_per_minute=1, routing="price")
     reads: list[str] = []
-    overrides = deps.usage.overrides
+    for name in ("overrides", "client_state"):
+        read = getattr(deps.usage, name)
+        monkeypatch.setattr(
+            deps.usage, name, lambda c, _read=read, _name=name: reads.append(_name) or _read(c)
+        )
 
-    def counted(client_id: str) -> object:
-        reads.append(client_id)
-        return overrides(client_id)
-
-    monkeypatch.setattr(deps.usage, "overrides", counted)
-
-    # WHEN it submits twice THEN routing (the policy) and the limits (the rate) shared one read
-    # each time, and both were applied: the first chosen by the client's policy, the second 429
+    # WHEN it submits twice THEN routing (the policy), the limits (the rate) and the
+    # reservation shared one read each time (the item with the counts), and both were applied:
+    # the first chosen by the client's policy, the second 429
     first = submit(deps)
     assert refusal(deps).code == "rate_limited"
-    assert reads == ["c", "c"]
+    assert reads == ["client_state", "client_state"]
     assert first.task.routing is not None and first.task.routing.chosen_by == "client"
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from image_gateway.errors import Conflict, InvalidImage, InvalidRequest, Unprocessable
 from image_gateway.idempotency import fingerprint
+from image_gateway.limits.ports import ClientState, LimitOverrides
 from image_gateway.models.request import Operation
 from image_gateway.models.task import TaskError, TaskStatus
 from image_gateway.service.submit import reject_task, submit_task
@@ -173,3 +174,25 @@ def test_a_rejected_task_names_the_first_provider_it_would_have_used(
     )
 
     assert task.provider == "apimart"
+
+
+def test_the_reservation_decides_on_the_counts_the_submit_read(
+    deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a client whose limits item sets its routing WHEN it submits THEN the reservation
+    # is given the client's state as the submit read it (test_limits: read once), so that its
+    # first try needs no read of the counts of its own
+    deps.usage.set_limits("c", routing="price")
+    given: list[object] = []
+    reserve = deps.usage.reserve
+
+    def spy(*args: object, **kwargs: object) -> object:
+        given.append(kwargs.get("seen"))
+        return reserve(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(deps.usage, "reserve", spy)
+
+    submission = submit_task(deps, fox(), client_id="c")
+
+    assert submission.started is True
+    assert given == [ClientState(LimitOverrides(routing="price"), running=0, queued=0)]

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,18 +39,19 @@ from image_gateway.adapters.dynamodb_client_queue import (
     busy,
     hold_key,
     limits_key,
-    number,
     queue_key,
     read_counts,
     read_item,
     settle_items,
 )
+from image_gateway.adapters.dynamodb_client_reads import overrides_of, read_client_state, read_usage
 from image_gateway.adapters.dynamodb_hold_checks import HoldCheckList, hold_check_attributes
 from image_gateway.adapters.dynamodb_transactions import Conflict, Transactions
 from image_gateway.limits.ports import (
     RATE_WINDOW_SECONDS,
     Admission,
     ClientLimits,
+    ClientState,
     LimitKind,
     LimitOverrides,
     Settlement,
@@ -99,24 +99,12 @@ class DynamoDBUsageLedger(HoldCheckList):
 
     def overrides(self, client_id: str) -> LimitOverrides:
         """The operator's ``LIMITS`` item (absent attributes: None)."""
-        item = self._ddb.get_item(TableName=self._table, Key=limits_key(client_id, "LIMITS")).get(
-            "Item", {}
-        )
+        key = limits_key(client_id, "LIMITS")
+        return overrides_of(self._ddb.get_item(TableName=self._table, Key=key).get("Item", {}))
 
-        def number(name: str) -> Decimal | None:
-            value = item.get(name, {}).get("N")
-            return None if value is None else Decimal(value)
-
-        names = ("requests_per_minute", "max_running_tasks", "max_queued_tasks", "daily_budget_usd")
-        rate, running, queued, budget = (number(n) for n in names)
-        return LimitOverrides(
-            requests_per_minute=None if rate is None else int(rate),
-            max_running_tasks=None if running is None else int(running),
-            max_queued_tasks=None if queued is None else int(queued),
-            daily_budget_usd=None if budget is None else float(budget),
-            routing=item.get("routing", {}).get("S"),
-            hedge=item.get("hedge", {}).get("BOOL"),
-        )
+    def client_state(self, client_id: str) -> ClientState:
+        """The ``LIMITS`` and ``COUNTS`` items in one BatchGetItem (``read_client_state``)."""
+        return read_client_state(self._ddb, self._table, client_id)
 
     # -- reserve --------------------------------------------------------------------------------
     def reserve(
@@ -127,9 +115,11 @@ class DynamoDBUsageLedger(HoldCheckList):
         limits: ClientLimits,
         cost_usd: float,
         prepaid: bool = False,
+        seen: ClientState | None = None,
     ) -> Admission:
         """One transaction (see the module): running when a place is free and nobody of the
-        client waits, else queued; tried again after a conflict or a counter that moved."""
+        client waits, else queued; tried again after a conflict or a counter that moved.
+        ``seen``: the first try decides on these counts without reading them (the port)."""
         now = self._clock()
         outright = limits.refused_outright(0.0 if prepaid else cost_usd)
         if outright is not None:
@@ -138,10 +128,12 @@ class DynamoDBUsageLedger(HoldCheckList):
             day=utc_day(now), reserved_usd=float(usd(cost_usd)), ticket=ticket(now, task_id)
         )
 
-        def attempt() -> Admission:
-            running, queued = read_counts(self._ddb, self._table, client_id)
+        def attempt(counts: tuple[int, int] | None = None) -> Admission:
+            running, queued = counts or read_counts(self._ddb, self._table, client_id)
             start = running < limits.max_running_tasks and queued == 0
             if not start and queued >= limits.max_queued_tasks:
+                if counts is not None:
+                    raise Conflict  # a queue seen full: read it again before refusing
                 return refusal(LimitKind.QUEUE_FULL, now)
             refused = self._reserve(
                 client_id, hold, limits, cost_usd, now, start=start, prepaid=prepaid
@@ -152,6 +144,11 @@ class DynamoDBUsageLedger(HoldCheckList):
                 return refusal(refused, now)
             return Admission(hold=hold, started=start)
 
+        if seen is not None:  # one try on the counts seen, then the loop that reads them
+            try:
+                return attempt((seen.running, seen.queued))
+            except Conflict:
+                pass  # they moved since (or another transaction met this one): read them
         return self._tx.retrying(attempt, busy(f"reserving for {client_id}"))
 
     def _reserve(
@@ -325,24 +322,7 @@ class DynamoDBUsageLedger(HoldCheckList):
     # -- usage ----------------------------------------------------------------------------------
     def usage(self, client_id: str) -> UsageCounts:
         """One BatchGetItem of the counts, today's spend and the current window."""
-        now = self._clock()
-        day, window = utc_day(now), window_start(now)
-        keys = [limits_key(client_id, sk) for sk in ("COUNTS", f"DAY#{day}", f"RATE#{window}")]
-        answer = self._ddb.batch_get_item(
-            RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
-        )
-        items = {i["sk"]["S"]: i for i in answer.get("Responses", {}).get(self._table, [])}
-        spent = items.get(f"DAY#{day}", {}).get("spent_usd", {}).get("N", "0")
-        counts = items.get("COUNTS", {})
-        return UsageCounts(
-            day=day,
-            spent_usd=float(Decimal(spent)),
-            running=number(counts, "running"),
-            queued=number(counts, "queued"),
-            window_start=datetime.fromtimestamp(window, UTC),
-            window_seconds=RATE_WINDOW_SECONDS,
-            window_requests=number(items.get(f"RATE#{window}", {}), "request_count"),
-        )
+        return read_usage(self._ddb, self._table, client_id, self._clock())
 
 
 _HELD = object()

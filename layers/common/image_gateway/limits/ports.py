@@ -61,6 +61,15 @@ class LimitOverrides:
 
 
 @dataclass(frozen=True)
+class ClientState:
+    """A client's limits item and counts, read together (:meth:`UsageLedger.client_state`)."""
+
+    overrides: LimitOverrides
+    running: int
+    queued: int
+
+
+@dataclass(frozen=True)
 class ClientLimits:
     """The limits in force for one client: its overrides over the stack's defaults."""
 
@@ -218,6 +227,11 @@ class UsageLedger(Protocol):
         """The operator's limits for ``client_id`` (all None when none are set)."""
         ...
 
+    def client_state(self, client_id: str) -> ClientState:
+        """The operator's limits for ``client_id`` and its running and queued counts, read
+        together and strongly consistent: what a submit's routing and reservation decide on."""
+        ...
+
     def reserve(
         self,
         client_id: str,
@@ -226,9 +240,13 @@ class UsageLedger(Protocol):
         limits: ClientLimits,
         cost_usd: float,
         prepaid: bool = False,
+        seen: ClientState | None = None,
     ) -> Admission:
         """(``prepaid``: ``cost_usd`` is already in the day's spend, a batch's :meth:`prepay`;
-        it is held, neither added nor checked against the budget again.)
+        it is held, neither added nor checked against the budget again. ``seen``: the client's
+        state as the caller read it a moment ago (:meth:`client_state`): the first try decides
+        running or queued on its counts instead of reading them again; counts that moved since
+        so that the decision no longer holds, or a queue seen full, are read again first.)
 
         Count one request in the rate window, ``cost_usd`` of today's spend and the task as
         running (a place is free and nobody waits) or queued (``started`` False), or nothing at

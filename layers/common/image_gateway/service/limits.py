@@ -34,6 +34,7 @@ from image_gateway.errors import ServiceBusy, TooManyRequests
 from image_gateway.limits.ports import (
     Admission,
     ClientLimits,
+    ClientState,
     LedgerBusy,
     LimitKind,
     LimitOverrides,
@@ -60,6 +61,27 @@ _ADVICE = {
     "budget of ${budget}: retry after midnight UTC (Retry-After), or ask the operator to raise "
     "it; GET /v1/usage shows today's spend",
 }
+
+
+class ClientRead:
+    """A submit's read of its client: the limits item and the counts, read at most once and
+    together (one request, :meth:`UsageLedger.client_state`), when routing (the client's policy,
+    hedging), the limits or the reservation first need them."""
+
+    def __init__(self, deps: Dependencies, client_id: str) -> None:
+        self._deps = deps
+        self._client_id = client_id
+        self._state: ClientState | None = None
+
+    def state(self) -> ClientState:
+        """The limits item and the counts (read now, the first time)."""
+        if self._state is None:
+            self._state = self._deps.usage.client_state(self._client_id)
+        return self._state
+
+    def overrides(self) -> LimitOverrides:
+        """The operator's limits item."""
+        return self.state().overrides
 
 
 def client_limits(
@@ -93,17 +115,24 @@ def hold_usage(
     client_id: str,
     task_id: str,
     prepaid: bool = False,
-    overrides: Callable[[], LimitOverrides] | None = None,
+    client: ClientRead | None = None,
 ) -> Admission:
     """Reserve the task's place (running, or queued) in the client's limits, or raise 429
     (``TooManyRequests``), or 503 (``ServiceBusy``) when the ledger kept conflicting.
-    ``prepaid``: its batch already put its estimate in the day's spend. ``overrides``: the
-    client's limits item as routing read it (see :func:`client_limits`)."""
+    ``prepaid``: its batch already put its estimate in the day's spend. ``client``: the
+    client's limits item and counts as the submit read them (routing may have already), which
+    the reservation's first try decides on; else the limits item is read now."""
+    overrides = client.overrides if client is not None else None
     limits = client_limits(deps, client_id, overrides=overrides)
     cost = reserved_estimate(deps, request, candidates)
     try:
         admission = deps.usage.reserve(
-            client_id, task_id, limits=limits, cost_usd=cost, prepaid=prepaid
+            client_id,
+            task_id,
+            limits=limits,
+            cost_usd=cost,
+            prepaid=prepaid,
+            seen=client.state() if client is not None else None,
         )
     except LedgerBusy as busy:
         deps.metrics.put("LedgerBusy", 1, "Count", {"Step": "reserve"})

@@ -23,13 +23,14 @@ from image_gateway.ports import Dependencies, TaskExists
 from image_gateway.service.handoff import queue_attempt
 from image_gateway.service.lifecycle import change_status
 from image_gateway.service.limits import (
+    ClientRead,
     dispatch_admitted,
     hold_usage,
     release_usage,
     start_queued,
 )
 from image_gateway.service.parts import submit_parent
-from image_gateway.service.routing import client_limits_once, route
+from image_gateway.service.routing import route
 from image_gateway.service.staging import stage_inputs
 from image_gateway.webhooks.delivery import check_callback_url
 
@@ -85,8 +86,8 @@ def submit_task(
     batch's line, whose estimate the batch prepaid (its budget is not reserved again).
     """
     task_id = task_id or new_task_id()
-    client = client_limits_once(deps, client_id)  # routing and limits read it once between them
-    routed = route(deps, request, client_id=client_id, token=task_id, client=client)
+    client = ClientRead(deps, client_id)  # routing and limits read it once between them
+    routed = route(deps, request, client_id=client_id, token=task_id, client=client.overrides)
     candidates = routed.candidates
     check_callback_url(deps, request.callback_url)
     working_on(task_id, request_id)
@@ -134,7 +135,7 @@ def submit_task(
             client_id=client_id,
             task_id=task_id,
             prepaid=prepaid or batch is not None,
-            overrides=client,
+            client=client,
         )
     except Exception:
         _release_key(deps, client_id, idempotency_key, task_id)
