@@ -90,6 +90,39 @@ def test_a_delivery_verifies_with_the_clients_secret(deps: FakeDependencies) -> 
     assert len(body) < 20_000
 
 
+def test_an_attempt_reads_the_task_once(deps: FakeDependencies) -> None:
+    # GIVEN a finished task's delivery WHEN attempted THEN the record of the attempt is written
+    # from the task the attempt read (one GetItem, not two)
+    task_id = _finished_sync_task(deps)
+    before = deps.tasks.reads
+
+    _deliver_all(deps)
+
+    assert deps.tasks.reads - before == 1
+    assert [r.outcome for r in deps.tasks.require(task_id).deliveries] == ["delivered"]
+
+
+def test_an_attempt_whose_task_changed_meanwhile_is_recorded_on_the_task_as_it_now_is(
+    deps: FakeDependencies,
+) -> None:
+    # GIVEN a delivery, and a write of its task while the receiver is being called
+    task_id = _finished_sync_task(deps)
+    post = deps.webhooks.transport.post
+
+    def post_while_written(*args: object, **kwargs: object) -> int:
+        deps.tasks.update(task_id, lambda t: setattr(t, "thumbnail_key", "x.thumb.jpg"))
+        return post(*args, **kwargs)  # type: ignore[arg-type]
+
+    deps.webhooks.transport.post = post_while_written  # type: ignore[method-assign]
+
+    # WHEN the attempt is recorded THEN the other write is kept (the stale task was read again)
+    _deliver_all(deps)
+
+    task = deps.tasks.require(task_id)
+    assert task.thumbnail_key == "x.thumb.jpg"
+    assert [r.outcome for r in task.deliveries] == ["delivered"]
+
+
 def test_a_forged_body_fails_verification(deps: FakeDependencies) -> None:
     _finished_sync_task(deps)
     _deliver_all(deps)

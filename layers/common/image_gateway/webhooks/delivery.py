@@ -199,7 +199,7 @@ def deliver(
         deps, message, task.client_id, task.request.callback_url, body, started, draw
     )
     http_status = record.http_status
-    _record(deps, task.task_id, record)
+    _record(deps, task, record)
     deps.metrics.put("WebhookAttempts", 1, "Count", {"Outcome": record.outcome})
     if record.outcome == "delivered":  # the status change -> the receiver's 2xx
         seconds = max(0.0, (now() - status_at).total_seconds())
@@ -325,8 +325,11 @@ def _status_time(task: Task, status: TaskStatus) -> datetime | None:
     return None
 
 
-def _record(deps: Dependencies, task_id: str, record: DeliveryRecord) -> None:
+def _record(deps: Dependencies, known: Task, record: DeliveryRecord) -> None:
+    """Add the attempt's record to the task, written from the task as the attempt read it (a
+    task changed meanwhile, by a status change, is read again by the conditional write)."""
+
     def add(task: Task) -> None:
         task.deliveries = [*task.deliveries, record][-MAX_RECORDS:]
 
-    deps.tasks.update(task_id, add)
+    deps.tasks.update(known.task_id, add, known=known)
