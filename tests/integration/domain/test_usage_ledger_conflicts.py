@@ -213,3 +213,31 @@ def test_a_hold_that_is_not_running_is_read_and_settled_as_it_is(
     assert settled is expected
     assert pauses == []
     stubber.assert_no_pending_responses()
+
+
+def test_a_key_the_batch_read_left_unprocessed_is_read_on_its_own(
+    wired: tuple[DynamoDBUsageLedger, Stubber, list[float]],
+) -> None:
+    # DynamoDB may leave keys of a BatchGetItem unread (throttling): the client's counts come
+    # from a GetItem of their own, never taken as absent
+    ledger, stubber, _ = wired
+    counts_key = {"pk": {"S": "LIMITS#c"}, "sk": {"S": "COUNTS"}}
+    limits_item = {"pk": {"S": "LIMITS#c"}, "sk": {"S": "LIMITS"}, "routing": {"S": "price"}}
+    stubber.add_response(
+        "batch_get_item",
+        {
+            "Responses": {"tasks": [limits_item]},
+            "UnprocessedKeys": {"tasks": {"Keys": [counts_key], "ConsistentRead": True}},
+        },
+    )
+    stubber.add_response(
+        "get_item",
+        {"Item": {**counts_key, "running": {"N": "3"}, "queued": {"N": "1"}}},
+        {"TableName": "tasks", "Key": counts_key, "ConsistentRead": True},
+    )
+
+    with stubber:
+        state = ledger.client_state("c")
+
+    assert state == ClientState(LimitOverrides(routing="price"), running=3, queued=1)
+    stubber.assert_no_pending_responses()
