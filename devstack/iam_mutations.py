@@ -1245,7 +1245,9 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
         "ssm:GetParameters",
         "ProvidersParameter,ProvidersParameter/operator",
     ): inbox_upload,
-    ("UploadEditFunction", "dynamodb:GetItem", "TasksTable"): inbox_upload,
+    # a re-upload reads the earlier claim's task (a first upload reads its client in one
+    # BatchGetItem, and nothing with GetItem)
+    ("UploadEditFunction", "dynamodb:GetItem", "TasksTable"): inbox_reupload,
     ("UploadEditFunction", "dynamodb:PutItem", "TasksTable"): inbox_upload,
     ("UploadEditFunction", "dynamodb:UpdateItem", "TasksTable"): inbox_upload,
     ("UploadEditFunction", "dynamodb:DeleteItem", "TasksTable"): inbox_reupload,
