@@ -1142,7 +1142,9 @@ SCENARIOS: Final[dict[Key, Scenario]] = {
         "ImagesBucket/inputs/*",
     ): openai_refused_input_deleted,
     ("OpenAiCompatFunction", "s3:GetObject", "ImagesBucket/inputs/*"): openai_edit,
-    ("OpenAiCompatFunction", "s3:GetObject", "ImagesBucket/outputs/*"): openai_generate,
+    # an answer with images stored by another function (n=2: the parts go through the dispatch
+    # queue); a b64_json answer of one image hands back the one it just stored, from memory
+    ("OpenAiCompatFunction", "s3:GetObject", "ImagesBucket/outputs/*"): openai_two_images,
     ("OpenAiCompatFunction", "sqs:SendMessage", "DispatchQueue"): openai_generate,
     ("OpenAiCompatFunction", "states:StartExecution", "PollStateMachine"): openai_poll,
     ("OpenAiCompatFunction", "sqs:SendMessage", "WebhookQueue"): openai_callback,
