@@ -255,8 +255,10 @@ def compat_call_counts(
     One invocation of the compat function billed for the whole wait plus its answer (a
     function URL has no charge of its own, unlike an HTTP API request); each look reads the
     task consistently (a provider status call costs AWS nothing); a ``b64_json`` answer GETs
-    the image from S3 once. The submit the function makes is the task path's own (the
-    caller subtracts the HTTP API request and the API function's invocation it replaces).
+    the image from S3 once (``inline_image``; not when the function stored the image itself, a
+    sync provider's: ``S3ImageStore`` hands the last image it stored back from memory). The
+    submit the function makes is the task path's own (the caller subtracts the HTTP API
+    request and the API function's invocation it replaces).
     """
     item_reads = math.ceil(task_item_bytes / (4 * KB))
     return RequestCounts(

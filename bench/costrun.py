@@ -251,7 +251,9 @@ def modelled_compat_path(path: str, paths: dict[str, dict[str, Any]]) -> dict[st
     counts = RequestCounts(**base["counts_per_task"])
     counts.api_gateway_requests = max(0.0, counts.api_gateway_requests - 1)
     counts.lambda_invocations = max(0.0, counts.lambda_invocations - 1)
-    counts += compat_call_counts(wait_seconds=latency)
+    # b64_json: a sync answer hands back the image the compat function just stored (no GET);
+    # on the other paths another function stored it, and the answer GETs it from S3
+    counts += compat_call_counts(wait_seconds=latency, inline_image=path != "sync")
     breakdown = price(counts)
     return {
         "path": f"compat-{path}",
@@ -260,7 +262,8 @@ def modelled_compat_path(path: str, paths: dict[str, dict[str, Any]]) -> dict[st
             f"{path} task, minus the HTTP API request and the API function's invocation, plus "
             f"the compat function (192 MB arm64) waiting {latency:.0f} s, the provider's "
             "documented latency (a sync provider's call made by the compat function itself, "
-            "its dispatch function only reading the task), one look and one S3 GET for b64_json"
+            "its dispatch function only reading the task), one look, and for b64_json one S3 "
+            "GET (none on the sync path: the image it just stored is handed back from memory)"
         ),
         "usd": {"median": breakdown.total},
         "counts_per_task": counts.as_dict(),

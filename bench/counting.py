@@ -285,6 +285,16 @@ class CallRecorder:
             call.rru = read_units(
                 sum(item_size(i) for i in items), consistent=bool(params.get("ConsistentRead"))
             )
+        elif call.operation == "BatchGetItem":
+            # each key is billed as a GetItem of its own (an absent item: the minimum unit)
+            found = (response or {}).get("Responses") or {}
+            call.rru = 0.0
+            for name, request in params.get("RequestItems", {}).items():
+                consistent = bool(request.get("ConsistentRead"))
+                items = found.get(name) or []
+                absent = max(0, len(request.get("Keys", [])) - len(items))
+                call.rru += sum(read_units(item_size(i), consistent=consistent) for i in items)
+                call.rru += absent * read_units(0, consistent=consistent)
         elif call.operation == "PutItem":
             new = params["Item"]
             key = (table, str(new["pk"].get("S")), str(new.get("sk", {}).get("S")))

@@ -19,6 +19,7 @@ from bench.cost import (
     webhook_attempt_counts,
     write_units,
 )
+from bench.counting import AwsCall, CallRecorder
 from bench.prices import PRICES, PRICES_AS_OF
 
 BY_CLIENT = GlobalIndex("ByClientKeys", ("gsi1pk", "gsi1sk"), "KEYS_ONLY")
@@ -223,3 +224,17 @@ def test_compat_calls_on_every_path_meet_the_target_at_documented_latencies() ->
     )  # apimart 1K: 40 s documented; one HTTP API request and one invocation fewer, net
     # one HTTP API request fewer than the task path: the function URL replaces it
     assert paths["poll"]["counts_per_task"]["api_gateway_requests"] == 0
+
+
+def test_a_batch_read_is_billed_key_by_key() -> None:
+    # GIVEN a strongly consistent BatchGetItem of two keys, one found (small), one absent
+    recorder = CallRecorder([])
+    call = AwsCall(function="ApiFunction", service="dynamodb", operation="BatchGetItem")
+    keys = [{"pk": {"S": "LIMITS#c"}, "sk": {"S": s}} for s in ("LIMITS", "COUNTS")]
+    params = {"RequestItems": {"t": {"Keys": keys, "ConsistentRead": True}}}
+    response = {"Responses": {"t": [{**keys[1], "running": {"N": "3"}}]}}
+
+    recorder._dynamodb_units(call, params, response)
+
+    # THEN each key costs what a GetItem of it would: 1 unit each (the absent one: the minimum)
+    assert call.rru == 2.0
