@@ -237,12 +237,16 @@ def test_the_api_imports_the_providers_views_only_for_their_route() -> None:
     imported = _imported_by("api")
 
     assert "image_gateway.service.submit" in imported
-    assert imported & {
-        "image_gateway.service.provider_listing",
-        "image_gateway.models.provider_views",
-        "image_gateway.models.circuits",
-        "image_gateway.models.measured",
-    } == set()
+    assert (
+        imported
+        & {
+            "image_gateway.service.provider_listing",
+            "image_gateway.models.provider_views",
+            "image_gateway.models.circuits",
+            "image_gateway.models.measured",
+        }
+        == set()
+    )
 
 
 def test_the_inbox_imports_the_batch_modules_only_for_a_manifest() -> None:
