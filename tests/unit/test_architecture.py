@@ -139,16 +139,22 @@ def test_no_module_of_the_layer_is_far_over_three_hundred_lines() -> None:
 def _imported_by(function: str) -> set[str]:
     """Top-level packages and image_gateway modules a fresh interpreter has after ``import
     app`` of ``functions/<function>``."""
+    return _imported_after("app", {"PYTHONPATH": str(ROOT / "functions" / function)})
+
+
+def _imported_after(modules: str, env: dict[str, str] | None = None) -> set[str]:
+    """Top-level packages and image_gateway modules a fresh interpreter has after
+    ``import <modules>`` (comma-separated)."""
     code = (
-        "import json, sys, app; "
+        f"import json, sys, {modules}; "
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} | "
         "{m for m in sys.modules if m.startswith('image_gateway')})))"
     )
-    done = subprocess.run(  # noqa: S603 (this interpreter, our handler)
+    done = subprocess.run(  # noqa: S603 (this interpreter, our modules)
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "functions" / function)},
+        env={**os.environ, **(env or {})},
         check=True,
     )
     return set(json.loads(done.stdout))
@@ -206,14 +212,7 @@ def test_a_webhook_delivery_renders_without_the_provider_health_models() -> None
     # The delivery function's first event renders a task view (models.views) with the webhook
     # ports: neither pulls in GET /v1/providers' models (the circuits, the measured figures and
     # the health modules behind them) or the event bus adapter (a last failed attempt's only).
-    code = (
-        "import json, sys; import image_gateway.models.views, image_gateway.adapters.aws_webhooks; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('image_gateway'))))"
-    )
-    done = subprocess.run(  # noqa: S603 (this interpreter, our package)
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    imported = set(json.loads(done.stdout))
+    imported = _imported_after("image_gateway.models.views, image_gateway.adapters.aws_webhooks")
 
     assert "image_gateway.models.views" in imported
     assert (
